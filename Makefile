@@ -1,0 +1,67 @@
+# kerac: Keras in C. `make` builds the libraries and the examples into build/;
+# `make test` runs the Criterion suite; `make test-asan` runs it under ASan+UBSan.
+PREFIX ?= /usr/local
+CC ?= cc
+BUILD ?= build
+OPT ?= -O3 -march=native
+PKGS := openblas zlib libcurl libcrypto
+CFLAGS ?= $(OPT) -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp-simd \
+          -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
+LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+TEST_LIBS := $(shell pkg-config --libs criterion)
+
+SRC := $(sort $(wildcard src/*.c src/*/*.c))
+OBJ := $(SRC:%.c=$(BUILD)/obj/%.o)
+TESTS := $(sort $(wildcard tests/test_*.c))
+TEST_BINS := $(TESTS:tests/%.c=$(BUILD)/tests/%)
+EXAMPLES := $(sort $(wildcard examples/*.c))
+EXAMPLE_BINS := $(EXAMPLES:examples/%.c=$(BUILD)/%)
+
+all: $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(EXAMPLE_BINS) $(BUILD)/kerac.pc
+
+$(BUILD)/obj/%.o: %.c include/kerac.h src/internal.h $(wildcard src/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libkerac.a: $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libkerac.so: $(OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/%: examples/%.c $(BUILD)/libkerac.a
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libkerac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
+
+# Each test binary runs on its own; the plain summary line at the end counts them all.
+test: $(TEST_BINS)
+	@pass=0; fail=0; for t in $(TEST_BINS); do \
+	  echo "== $$t"; if $$t --jobs 1; then pass=$$((pass+1)); else fail=$$((fail+1)); fi; done; \
+	  echo "test binaries: $$pass passed, $$fail failed"; test $$fail -eq 0
+
+test-asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" test
+
+$(BUILD)/kerac.pc: Makefile
+	@mkdir -p $(BUILD)
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kerac\nDescription: Keras in C\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lkerac\nLibs.private: -lm -lpthread\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(PKGS)' > $@
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/kerac.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(BUILD)/kerac.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 $(EXAMPLE_BINS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all test test-asan install clean
+.SECONDARY:

@@ -1,0 +1,122 @@
+/* mnist_mlp.c: the networks of "Getting Started with Machine Learning Using Keras" in C:
+ * MNIST, 784 inputs, 0, 1 or 2 hidden Dense(512, relu) + Dropout(0.2) layers, softmax output,
+ * categorical crossentropy, RMSprop, accuracy, batch 128, 20 epochs. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kerac.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: mnist_mlp [options]\n"
+            "  --hidden 0|1|2     hidden Dense(512, relu) + Dropout(0.2) layers (default 2)\n"
+            "  --epochs N         training epochs (default 20)\n"
+            "  --batch-size N     samples per step (default 128)\n"
+            "  --seed N           random seed for weights, shuffling and dropout (default 1337)\n"
+            "  --data DIR         directory holding the four MNIST IDX files (raw or .gz);\n"
+            "                     default: $KERAC_DATA/mnist, the user cache, or a download\n"
+            "  --threads N        threads (default $KERAC_NUM_THREADS or all cores)\n"
+            "  --verbose 0|1|2    0 silent, 1 progress bar, 2 one line per epoch (default 1)\n"
+            "  --help             this text\n");
+}
+
+/* Parses a whole decimal number in [lo, hi] or fails with a message naming the option. */
+static int parse_int(const char *option, const char *text, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = text ? strtol(text, &end, 10) : 0;
+    if (!text || errno || *end || end == text || v < lo || v > hi) {
+        fprintf(stderr, "mnist_mlp: %s needs a whole number in [%ld, %ld], got '%s'\n", option,
+                lo, hi, text ? text : "");
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    long hidden = 2, epochs = 20, batch_size = 128, seed = 1337, threads = 0, verbose = 1;
+    const char *data_dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--hidden")) ok = parse_int(a, v, 0, 2, &hidden), i++;
+        else if (!strcmp(a, "--epochs")) ok = parse_int(a, v, 0, 100000, &epochs), i++;
+        else if (!strcmp(a, "--batch-size")) ok = parse_int(a, v, 1, 60000, &batch_size), i++;
+        else if (!strcmp(a, "--seed")) ok = parse_int(a, v, 0, LONG_MAX, &seed), i++;
+        else if (!strcmp(a, "--threads")) ok = parse_int(a, v, 1, 1024, &threads), i++;
+        else if (!strcmp(a, "--verbose")) ok = parse_int(a, v, 0, 2, &verbose), i++;
+        else if (!strcmp(a, "--data")) {
+            if (!v) {
+                fprintf(stderr, "mnist_mlp: --data needs a directory\n");
+                return 2;
+            }
+            data_dir = v, i++;
+        } else {
+            fprintf(stderr, "mnist_mlp: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (!ok) return 2;
+    }
+    kc_set_random_seed((uint64_t)seed);
+    kc_set_num_threads((int)threads);
+
+    /* (x_train, y_train), (x_test, y_test) = mnist.load_data() */
+    kc_dataset train, test;
+    if (kc_mnist_load(data_dir, &train, &test) != KC_OK) {
+        fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
+        return 1;
+    }
+    /* x = x.reshape(n, 784).astype('float32') / 255; y = to_categorical(y, 10) */
+    kc_dataset *sets[] = {&train, &test};
+    for (int s = 0; s < 2; s++) {
+        if (kc_dataset_reshape(sets[s], kc_shape1(784)) || kc_dataset_scale(sets[s], 1.0f / 255) ||
+            kc_to_categorical(sets[s], 10)) {
+            fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
+            return 1;
+        }
+    }
+    printf("%lld train samples\n%lld test samples\n", (long long)train.count,
+           (long long)test.count);
+
+    kc_model *model = kc_sequential(kc_shape1(784));
+    if (!model) {
+        fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
+        return 1;
+    }
+    for (int h = 0; h < hidden; h++) {
+        kc_add(model, kc_dense(512, KC_RELU));
+        kc_add(model, kc_dropout(0.2f));
+    }
+    kc_add(model, kc_dense(10, KC_SOFTMAX));
+    kc_summary(model, stdout);
+
+    int status = 1;
+    kc_metrics score;
+    if (kc_compile(model, KC_CATEGORICAL_CROSSENTROPY, kc_rmsprop(&(kc_rmsprop_opts){0}),
+                   KC_METRIC_ACCURACY) != KC_OK ||
+        (epochs > 0 && kc_fit(model, &train,
+               &(kc_fit_opts){.batch_size = (int)batch_size,
+                              .epochs = (int)epochs,
+                              .verbose = verbose ? (int)verbose : -1,
+                              .validation = &test},
+               NULL) != KC_OK) ||
+        kc_evaluate(model, &test, &(kc_evaluate_opts){.batch_size = (int)batch_size}, &score) !=
+            KC_OK) {
+        fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
+    } else {
+        printf("Test loss: %.6f\nTest accuracy: %.6f\n", score.loss, score.accuracy);
+        status = 0;
+    }
+    kc_model_free(model);
+    kc_dataset_free(&train);
+    kc_dataset_free(&test);
+    return status;
+}

@@ -1,0 +1,237 @@
+/* kerac.h: the one public header of kerac, Keras in C.
+ * Every name a user calls starts with kc_. Option structs are designated-initialiser friendly:
+ * their zero value means the Keras default, so &(kc_adam_opts){0} is Adam(). */
+#ifndef KERAC_H
+#define KERAC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KC_VERSION "0.1.0"
+
+/* ---- status and errors ------------------------------------------------------------------ */
+
+typedef enum {
+    KC_OK = 0,
+    KC_EINVAL,  /* a wrong argument: shape, value, option */
+    KC_EIO,     /* a file could not be opened, read or written */
+    KC_EFORMAT, /* a file's contents are not what they claim to be */
+    KC_ENOMEM,  /* an allocation failed */
+    KC_ESTATE,  /* a call in the wrong order (fit before compile, ...) */
+    KC_ENAN,    /* training produced a NaN or infinite loss */
+    KC_ENET     /* a download failed or did not verify */
+} kc_status;
+
+/* The message of the last error on this thread: names the file, offset, layer or shape. */
+const char *kc_last_error(void);
+const char *kc_status_name(kc_status status);
+
+/* ---- shapes and datasets ------------------------------------------------------------------ */
+
+#define KC_MAX_RANK 4
+typedef struct {
+    int rank;
+    int dims[KC_MAX_RANK];
+} kc_shape; /* the shape of one sample: the batch dimension is never part of it */
+
+kc_shape kc_shape1(int d0);
+kc_shape kc_shape2(int d0, int d1);
+kc_shape kc_shape3(int d0, int d1, int d2);
+int64_t kc_shape_size(kc_shape shape); /* product of the dims */
+/* "(28, 28)" into buf; returns buf */
+char *kc_shape_str(kc_shape shape, char *buf, size_t size);
+
+typedef enum { KC_UINT8 = 0, KC_FLOAT32, KC_INT32 } kc_dtype;
+
+/* A dataset: count samples of x (and optionally y), stored row after row. Images stay uint8 and
+ * are turned into float batch by batch as value * x_scale (x_scale 0 means 1). Labels may be
+ * class indices (uint8 or int32, a rank-0 per-sample shape) or float vectors (one-hot). The
+ * struct is public: fill it yourself to borrow your own arrays, or let a loader fill it. */
+typedef struct {
+    int64_t count;
+    kc_shape x_shape;
+    kc_dtype x_dtype;
+    void *x;
+    float x_scale;
+    kc_shape y_shape; /* rank 0 for class indices */
+    kc_dtype y_dtype;
+    void *y;
+    int num_classes; /* for class-index labels: values must lie in [0, num_classes); 0 = unknown */
+    void *owned_x, *owned_y; /* what kc_dataset_free releases; NULL when borrowed */
+} kc_dataset;
+
+void kc_dataset_free(kc_dataset *ds);
+/* x.reshape(count, *shape): same number of values per sample */
+kc_status kc_dataset_reshape(kc_dataset *ds, kc_shape shape);
+/* x.astype("float32") * scale, done lazily per batch: kc_dataset_scale(&d, 1.0f / 255) */
+kc_status kc_dataset_scale(kc_dataset *ds, float scale);
+/* y = keras.utils.to_categorical(y, num_classes): class indices become float one-hot rows */
+kc_status kc_to_categorical(kc_dataset *ds, int num_classes);
+/* the plain-array form: labels[n] (int32) into out[n * num_classes] */
+kc_status kc_to_categorical_array(const int32_t *labels, int64_t n, int num_classes, float *out);
+
+/* ---- data loading ------------------------------------------------------------------------ */
+
+/* An IDX file (raw or gzip) of unsigned bytes: dims[0..rank) and the data. */
+typedef struct {
+    int rank;
+    int64_t dims[KC_MAX_RANK];
+    uint8_t *data; /* malloc'd; free with kc_idx_free */
+    int64_t size;  /* number of bytes of data = product of dims */
+} kc_idx;
+
+kc_status kc_idx_read(const char *path, kc_idx *out);
+void kc_idx_free(kc_idx *idx);
+
+/* MNIST as keras.datasets.mnist.load_data(): x (count, 28, 28) uint8, y class indices uint8
+ * with num_classes 10. Looks in dir (when not NULL: there only), else $KERAC_DATA/mnist, else
+ * the user cache ($XDG_CACHE_HOME or ~/.cache)/kerac/mnist, else downloads the four files,
+ * checks their SHA-256 and only then moves them into the cache. */
+kc_status kc_mnist_load(const char *dir, kc_dataset *train, kc_dataset *test);
+
+/* ---- layers and models -------------------------------------------------------------------- */
+
+typedef enum { KC_LINEAR = 0, KC_RELU, KC_SOFTMAX, KC_SIGMOID, KC_TANH } kc_act;
+const char *kc_act_name(kc_act act);
+
+typedef struct kc_layer kc_layer;
+typedef struct kc_model kc_model;
+
+kc_layer *kc_dense(int units, kc_act activation); /* glorot_uniform kernel, zero bias */
+kc_layer *kc_dropout(float rate);                   /* inverted dropout, training only */
+kc_layer *kc_activation(kc_act activation);
+kc_layer *kc_flatten(void);
+
+/* Sets the seed that models created afterwards take (keras.utils.set_random_seed). */
+void kc_set_random_seed(uint64_t seed);
+/* Threads for matrix products and kernels; 0 = $KERAC_NUM_THREADS or all cores. */
+void kc_set_num_threads(int threads);
+int kc_get_num_threads(void);
+
+kc_model *kc_sequential(kc_shape input_shape); /* NULL only when out of memory */
+/* Takes ownership of layer (also on error). Shapes are checked here; an error is also kept
+ * and reported again by kc_compile, so a chain of kc_add calls may be checked once. */
+kc_status kc_add(kc_model *m, kc_layer *layer);
+void kc_model_free(kc_model *m);
+kc_status kc_summary(kc_model *m, FILE *out);
+
+int kc_layer_count(const kc_model *m);
+/* layer i's name ("dense_1"), and its output shape */
+const char *kc_layer_name(const kc_model *m, int i);
+kc_shape kc_output_shape(const kc_model *m);
+
+/* All weights in one flat buffer, in Keras's order (per layer: kernel (in, units) row-major,
+ * then bias). Creating the weights (glorot) happens on first need; these force it. */
+int64_t kc_count_params(kc_model *m);
+kc_status kc_get_weights(kc_model *m, float *out, int64_t count);
+kc_status kc_set_weights(kc_model *m, const float *values, int64_t count);
+
+/* ---- losses, optimizers, compile ---------------------------------------------------------- */
+
+typedef enum {
+    KC_LOSS_NONE = 0,
+    KC_CATEGORICAL_CROSSENTROPY,
+    KC_SPARSE_CATEGORICAL_CROSSENTROPY,
+    KC_BINARY_CROSSENTROPY,
+    KC_MEAN_SQUARED_ERROR
+} kc_loss;
+const char *kc_loss_name(kc_loss loss);
+
+enum { KC_METRIC_NONE = 0, KC_METRIC_ACCURACY = 1 };
+
+typedef struct kc_optimizer kc_optimizer;
+typedef struct {
+    float learning_rate; /* 0 -> 0.01 */
+    float momentum;      /* 0 */
+    int nesterov;        /* 0 */
+} kc_sgd_opts;
+typedef struct {
+    float learning_rate; /* 0 -> 0.001 */
+    float rho;           /* 0 -> 0.9 */
+    float momentum;      /* 0 */
+    float epsilon;       /* 0 -> 1e-7 */
+    int centered;        /* 0 */
+} kc_rmsprop_opts;
+typedef struct {
+    float learning_rate; /* 0 -> 0.001 */
+    float beta_1;        /* 0 -> 0.9 */
+    float beta_2;        /* 0 -> 0.999 */
+    float epsilon;       /* 0 -> 1e-7 */
+    int amsgrad;         /* 0 */
+} kc_adam_opts;
+
+/* NULL opts means defaults. NULL return only when out of memory or an option is invalid. */
+kc_optimizer *kc_sgd(const kc_sgd_opts *opts);
+kc_optimizer *kc_rmsprop(const kc_rmsprop_opts *opts);
+kc_optimizer *kc_adam(const kc_adam_opts *opts);
+void kc_optimizer_free(kc_optimizer *opt);
+float kc_optimizer_get_learning_rate(const kc_optimizer *opt);
+
+/* Takes ownership of the optimizer (also on error). metrics: KC_METRIC_* bits. */
+kc_status kc_compile(kc_model *m, kc_loss loss, kc_optimizer *opt, unsigned metrics);
+
+/* ---- training and evaluation -------------------------------------------------------------- */
+
+typedef struct {
+    double loss;
+    double accuracy; /* NaN when accuracy is not a metric */
+} kc_metrics;
+
+typedef struct {
+    int epochs;          /* number of epochs completed */
+    double *loss;        /* [epochs] */
+    double *accuracy;    /* [epochs], NaN if not tracked */
+    double *val_loss;    /* [epochs], NaN without validation */
+    double *val_accuracy;
+    double *seconds;     /* wall time of each epoch's training part */
+    int capacity;
+} kc_history;
+void kc_history_free(kc_history *h);
+
+typedef struct {
+    int batch_size;                 /* 0 -> 32 */
+    int epochs;                     /* 0 -> 1 */
+    int verbose;                    /* 0 -> 1: progress bar on a terminal, a line per epoch
+                                       otherwise; 2: a line per epoch; -1: silent (Keras 0) */
+    int no_shuffle;                 /* 0: shuffle every epoch, as Keras */
+    float validation_split;         /* fraction taken from the end, before shuffling */
+    const kc_dataset *validation;   /* validation_data; overrides validation_split */
+    int initial_epoch;              /* epochs are numbered from initial_epoch + 1 */
+    FILE *out;                      /* NULL -> stdout */
+} kc_fit_opts;
+
+/* Trains; history (optional) receives the per-epoch values, also when training stops early
+ * on a NaN loss (KC_ENAN, the message names the epoch and step). Free with kc_history_free. */
+kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
+                 kc_history **history);
+
+typedef struct {
+    int batch_size; /* 0 -> 32 */
+    int verbose;    /* 0: silent; 1: a line at the end */
+    FILE *out;
+} kc_evaluate_opts;
+kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opts *opts,
+                      kc_metrics *result);
+
+/* x: count samples of the input shape, out: count * output size floats. Inference mode. */
+kc_status kc_predict(kc_model *m, const float *x, int64_t count, float *out);
+
+/* One optimizer step on one batch (training mode). y: float one-hot / targets, or for sparse
+ * categorical crossentropy class indices stored as floats. result (optional): that batch's loss
+ * and accuracy before the step. */
+kc_status kc_train_on_batch(kc_model *m, const float *x, const float *y, int batch,
+                            kc_metrics *result);
+/* The loss and the gradient of every weight (flat, kc_get_weights order) for one batch, without
+ * a step. training != 0 runs dropout as in fit. */
+kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int batch,
+                               int training, double *loss, float *grads, int64_t count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,134 @@
+/* simple.c: the weightless layers: Dropout (inverted, training only), Activation, Flatten;
+ * and the shared layer constructor. */
+#include "layer.h"
+#include "../ops/ops.h"
+#include <stdlib.h>
+#include <string.h>
+
+kc_layer *kc_layer_new(const kc_layer_ops *ops) {
+    kc_layer *l = calloc(1, sizeof *l);
+    if (!l) {
+        kc_err(KC_ENOMEM, "out of memory creating a %s layer", ops->type_name);
+        return NULL;
+    }
+    l->ops = ops;
+    return l;
+}
+
+static kc_status same_shape_build(kc_layer *l) {
+    l->out_shape = l->in_shape;
+    l->param_count = 0;
+    return KC_OK;
+}
+
+static void no_init(kc_layer *l, kc_rng *rng) {}
+
+/* ---- Dropout ---- */
+
+static uint64_t dropout_key(const kc_layer *l, const kc_forward_ctx *ctx) {
+    return kc_mix64(l->seed ^ kc_mix64(ctx->step_key));
+}
+
+static void dropout_forward(kc_layer *l, const float *in, float *out, int batch,
+                            const kc_forward_ctx *ctx) {
+    int64_t n = (int64_t)batch * l->out_size;
+    if (ctx->training && l->rate > 0.0f)
+        kc_dropout_apply(out, in, n, l->rate, dropout_key(l, ctx));
+    else
+        memcpy(out, in, sizeof(float) * (size_t)n);
+}
+
+static void dropout_backward(kc_layer *l, const float *in, const float *out, float *dout,
+                             float *din, int batch, int dout_is_preactivation,
+                             const kc_forward_ctx *ctx) {
+    if (!din) return;
+    int64_t n = (int64_t)batch * l->out_size;
+    /* the same mask again: din = dout * mask / (1 - rate) */
+    if (ctx->training && l->rate > 0.0f)
+        kc_dropout_apply(din, dout, n, l->rate, dropout_key(l, ctx));
+    else
+        memcpy(din, dout, sizeof(float) * (size_t)n);
+}
+
+static kc_status dropout_build(kc_layer *l) {
+    if (!(l->rate >= 0.0f && l->rate < 1.0f))
+        return kc_err(KC_EINVAL, "layer %s (Dropout): rate must be in [0, 1), got %g", l->name,
+                      (double)l->rate);
+    return same_shape_build(l);
+}
+
+static const kc_layer_ops dropout_ops = {"Dropout", "dropout", dropout_build, no_init,
+                                         dropout_forward, dropout_backward};
+
+kc_layer *kc_dropout(float rate) {
+    kc_layer *l = kc_layer_new(&dropout_ops);
+    if (l) l->rate = rate;
+    return l;
+}
+
+/* ---- Activation ---- */
+
+static void activation_forward(kc_layer *l, const float *in, float *out, int batch,
+                               const kc_forward_ctx *ctx) {
+    int rows = batch, cols = (int)l->out_size;
+    /* softmax acts on the last axis; the others are elementwise */
+    if (l->act == KC_SOFTMAX) {
+        rows = (int)((int64_t)batch * l->out_size / l->out_shape.dims[l->out_shape.rank - 1]);
+        cols = l->out_shape.dims[l->out_shape.rank - 1];
+    }
+    memcpy(out, in, sizeof(float) * (size_t)batch * (size_t)l->out_size);
+    kc_act_forward(out, rows, cols, l->act);
+}
+
+static void activation_backward(kc_layer *l, const float *in, const float *out, float *dout,
+                                float *din, int batch, int dout_is_preactivation,
+                                const kc_forward_ctx *ctx) {
+    if (!din) return;
+    int cols = l->act == KC_SOFTMAX ? l->out_shape.dims[l->out_shape.rank - 1] : (int)l->out_size;
+    int rows = (int)((int64_t)batch * l->out_size / cols);
+    if (!dout_is_preactivation) kc_act_backward(out, dout, rows, cols, l->act);
+    memcpy(din, dout, sizeof(float) * (size_t)batch * (size_t)l->out_size);
+}
+
+static kc_status activation_build(kc_layer *l) {
+    if ((unsigned)l->act > KC_TANH)
+        return kc_err(KC_EINVAL, "layer %s (Activation): unknown activation %d", l->name,
+                      (int)l->act);
+    if (l->in_shape.rank < 1 && l->act == KC_SOFTMAX)
+        return kc_err(KC_EINVAL, "layer %s (Activation softmax) needs an input with an axis",
+                      l->name);
+    return same_shape_build(l);
+}
+
+static const kc_layer_ops activation_ops = {"Activation", "activation", activation_build, no_init,
+                                            activation_forward, activation_backward};
+
+kc_layer *kc_activation(kc_act activation) {
+    kc_layer *l = kc_layer_new(&activation_ops);
+    if (l) l->act = activation;
+    return l;
+}
+
+/* ---- Flatten ---- */
+
+static kc_status flatten_build(kc_layer *l) {
+    l->out_shape = kc_shape1((int)l->in_size);
+    l->param_count = 0;
+    return KC_OK;
+}
+
+static void flatten_forward(kc_layer *l, const float *in, float *out, int batch,
+                            const kc_forward_ctx *ctx) {
+    memcpy(out, in, sizeof(float) * (size_t)batch * (size_t)l->out_size);
+}
+
+static void flatten_backward(kc_layer *l, const float *in, const float *out, float *dout,
+                             float *din, int batch, int dout_is_preactivation,
+                             const kc_forward_ctx *ctx) {
+    if (din) memcpy(din, dout, sizeof(float) * (size_t)batch * (size_t)l->out_size);
+}
+
+static const kc_layer_ops flatten_ops = {"Flatten", "flatten", flatten_build, no_init,
+                                         flatten_forward, flatten_backward};
+
+kc_layer *kc_flatten(void) { return kc_layer_new(&flatten_ops); }

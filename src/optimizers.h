@@ -1,0 +1,21 @@
+/* optimizers.h: the optimizer struct and the two calls the model makes on it. */
+#ifndef KERAC_OPTIMIZERS_H
+#define KERAC_OPTIMIZERS_H
+#include "internal.h"
+
+typedef enum { KC_OPT_SGD, KC_OPT_RMSPROP, KC_OPT_ADAM } kc_opt_kind;
+
+struct kc_optimizer {
+    kc_opt_kind kind;
+    float learning_rate, momentum, rho, beta_1, beta_2, epsilon;
+    bool nesterov, centered, amsgrad;
+    float *slots[3]; /* state arrays, count floats each, parallel to the parameters */
+    int64_t count;
+    int64_t iterations;
+};
+
+/* Allocates zeroed state for n parameters. */
+kc_status kc_optimizer_bind(kc_optimizer *opt, int64_t n);
+/* w -= update(g), one loop over the flat buffers */
+void kc_optimizer_step(kc_optimizer *opt, float *w, const float *g);
+#endif

@@ -1,0 +1,44 @@
+/* error.c: the per-thread error message behind kc_last_error, and status names. */
+#include "../internal.h"
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char last_message[1024];
+
+const char *kc_last_error(void) { return last_message[0] ? last_message : "no error"; }
+
+kc_status kc_err(kc_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+kc_status kc_err_prefix(kc_status status, const char *fmt, ...) {
+    char prefix[512], old[sizeof last_message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, last_message, sizeof old);
+    size_t used = (size_t)snprintf(last_message, sizeof last_message, "%s: ", prefix);
+    if (used < sizeof last_message)
+        memcpy(last_message + used, old, strnlen(old, sizeof last_message - 1 - used) + 1),
+            last_message[sizeof last_message - 1] = 0;
+    return status;
+}
+
+const char *kc_status_name(kc_status status) {
+    switch (status) {
+    case KC_OK: return "KC_OK";
+    case KC_EINVAL: return "KC_EINVAL";
+    case KC_EIO: return "KC_EIO";
+    case KC_EFORMAT: return "KC_EFORMAT";
+    case KC_ENOMEM: return "KC_ENOMEM";
+    case KC_ESTATE: return "KC_ESTATE";
+    case KC_ENAN: return "KC_ENAN";
+    case KC_ENET: return "KC_ENET";
+    }
+    return "KC_UNKNOWN";
+}
