@@ -38,11 +38,9 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
 
-# Each test binary runs on its own; the plain summary line at the end counts them all.
+# Each test binary runs on its own; tests/run.sh ends with one line counting every test.
 test: $(TEST_BINS)
-	@pass=0; fail=0; for t in $(TEST_BINS); do \
-	  echo "== $$t"; if $$t --jobs 1; then pass=$$((pass+1)); else fail=$$((fail+1)); fi; done; \
-	  echo "test binaries: $$pass passed, $$fail failed"; test $$fail -eq 0
+	@bash tests/run.sh $(TEST_BINS)
 
 test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \

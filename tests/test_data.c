@@ -10,7 +10,7 @@
 /* ---- helpers -------------------------------------------------------------------------------- */
 
 static const char *path_in(char buf[512], const char *dir, const char *name) {
-    snprintf(buf, 512, "%s/%s", dir, name);
+    cr_assert_lt(snprintf(buf, 512, "%s/%s", dir, name), 512, "path too long");
     return buf;
 }
 
