@@ -183,7 +183,7 @@ typedef struct {
 } kc_metrics;
 
 typedef struct {
-    int epochs;          /* number of epochs completed */
+    int epochs;          /* number of epochs completed in this call */
     double *loss;        /* [epochs] */
     double *accuracy;    /* [epochs], NaN if not tracked */
     double *val_loss;    /* [epochs], NaN without validation */
@@ -201,7 +201,7 @@ typedef struct {
     int no_shuffle;                 /* 0: shuffle every epoch, as Keras */
     float validation_split;         /* fraction taken from the end, before shuffling */
     const kc_dataset *validation;   /* validation_data; overrides validation_split */
-    int initial_epoch;              /* epochs are numbered from initial_epoch + 1 */
+    int initial_epoch;              /* as Keras: runs epochs initial_epoch + 1 .. epochs */
     FILE *out;                      /* NULL -> stdout */
 } kc_fit_opts;
 

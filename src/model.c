@@ -97,7 +97,9 @@ kc_status kc_add(kc_model *m, kc_layer *layer) {
         free(layer);
         return kc_err(KC_EINVAL, "kc_add: model is NULL");
     }
-    if (!layer) return remember_add_error(m, kc_err_prefix(KC_ENOMEM, "kc_add: layer is NULL"));
+    if (!layer)
+        return remember_add_error(
+            m, kc_err(KC_EINVAL, "kc_add: layer is NULL (a layer constructor failed)"));
     if (m->add_error) {
         free(layer);
         return kc_err(m->add_error, "kc_add: an earlier error stands: %s", m->add_error_msg);
@@ -140,9 +142,10 @@ int kc_layer_count(const kc_model *m) { return m ? m->n_layers : 0; }
 const char *kc_layer_name(const kc_model *m, int i) {
     return m && i >= 0 && i < m->n_layers ? m->layers[i]->name : NULL;
 }
-kc_shape kc_output_shape(const kc_model *m) { return last_shape(m); }
+kc_shape kc_output_shape(const kc_model *m) { return m ? last_shape(m) : (kc_shape){0}; }
 
 static kc_status check_built(const kc_model *m, const char *what) {
+    if (!m) return kc_err(KC_EINVAL, "%s: model is NULL", what);
     if (m->add_error) return kc_err(m->add_error, "%s: %s", what, m->add_error_msg);
     if (m->n_layers == 0) return kc_err(KC_ESTATE, "%s: the model has no layers", what);
     return KC_OK;
@@ -177,9 +180,10 @@ static kc_status ensure_weights(kc_model *m, const char *what) {
 
 int64_t kc_count_params(kc_model *m) { return m ? m->n_params : 0; }
 
-static kc_status check_count(kc_model *m, int64_t count, const char *what) {
+static kc_status check_count(kc_model *m, const void *buffer, int64_t count, const char *what) {
     kc_status st = ensure_weights(m, what);
     if (st) return st;
+    if (!buffer) return kc_err(KC_EINVAL, "%s: the buffer is NULL", what);
     if (count != m->n_params)
         return kc_err(KC_EINVAL, "%s: the model has %lld weights, the buffer holds %lld", what,
                       (long long)m->n_params, (long long)count);
@@ -187,13 +191,13 @@ static kc_status check_count(kc_model *m, int64_t count, const char *what) {
 }
 
 kc_status kc_get_weights(kc_model *m, float *out, int64_t count) {
-    kc_status st = check_count(m, count, "kc_get_weights");
+    kc_status st = check_count(m, out, count, "kc_get_weights");
     if (!st) memcpy(out, m->params, sizeof(float) * (size_t)count);
     return st;
 }
 
 kc_status kc_set_weights(kc_model *m, const float *values, int64_t count) {
-    kc_status st = check_count(m, count, "kc_set_weights");
+    kc_status st = check_count(m, values, count, "kc_set_weights");
     if (st) return st;
     for (int64_t i = 0; i < count; i++)
         if (!isfinite(values[i]))
@@ -228,9 +232,9 @@ static void batch_shape_str(kc_shape shape, char *buf, size_t size) {
 }
 
 kc_status kc_summary(kc_model *m, FILE *out) {
-    if (!m) return kc_err(KC_EINVAL, "kc_summary: model is NULL");
     kc_status st = check_built(m, "kc_summary");
     if (st) return st;
+    if (!out) out = stdout;
     static const char rule[] = "_________________________________________________________________";
     static const char dbl[] = "=================================================================";
     fprintf(out, "Model: \"sequential\"\n%s\n", rule);
@@ -260,7 +264,7 @@ kc_status kc_compile(kc_model *m, kc_loss loss, kc_optimizer *opt, unsigned metr
         return kc_err(KC_EINVAL, "kc_compile: model is NULL");
     }
     kc_status st = KC_OK;
-    if (!opt) st = kc_err_prefix(KC_EINVAL, "kc_compile: optimizer is NULL (its constructor failed)");
+    if (!opt) st = kc_err(KC_EINVAL, "kc_compile: optimizer is NULL (its constructor failed)");
     else if (loss < KC_CATEGORICAL_CROSSENTROPY || loss > KC_MEAN_SQUARED_ERROR)
         st = kc_err(KC_EINVAL, "kc_compile: unknown loss %d", (int)loss);
     else if (metrics & ~(unsigned)KC_METRIC_ACCURACY)
@@ -442,7 +446,6 @@ static kc_status evaluate_range(kc_model *m, const kc_dataset *ds, int64_t start
 }
 
 static kc_status check_compiled(const kc_model *m, const char *what) {
-    if (!m) return kc_err(KC_EINVAL, "%s: model is NULL", what);
     kc_status st = check_built(m, what);
     if (st) return st;
     if (!m->opt) return kc_err(KC_ESTATE, "%s: the model is not compiled; call kc_compile first", what);
@@ -595,7 +598,9 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
     if (history) *history = NULL;
     kc_fit_opts o = opts ? *opts : (kc_fit_opts){0};
     int batch_size = o.batch_size > 0 ? o.batch_size : 32;
-    int epochs = o.epochs > 0 ? o.epochs : 1;
+    /* Keras: epochs is the index of the last epoch, training runs initial_epoch + 1 .. epochs */
+    int last_epoch = o.epochs > 0 ? o.epochs : 1;
+    int epochs = last_epoch - o.initial_epoch;
     kc_status st = check_compiled(m, "kc_fit");
     if (!st) st = check_data(m, train, "kc_fit", 1);
     if (st) return st;
@@ -623,6 +628,9 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         val_count = train->count - n_train;
     }
 
+    if (epochs <= 0)
+        return kc_err(KC_EINVAL, "kc_fit: initial_epoch %d leaves no epoch to run (epochs %d)",
+                      o.initial_epoch, last_epoch);
     if ((st = ensure_workspace(m, batch_size))) return st;
     int64_t *order = malloc(sizeof(int64_t) * (size_t)n_train);
     int64_t *scratch = malloc(sizeof(int64_t) * (size_t)batch_size);
@@ -638,7 +646,6 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
     kc_progress progress;
     kc_progress_init(&progress, o.out, o.verbose);
     int steps = (int)((n_train + batch_size - 1) / batch_size);
-    int last_epoch = o.initial_epoch + epochs;
     for (int e = 0; e < epochs && !st; e++) {
         if (!o.no_shuffle)
             for (int64_t i = n_train - 1; i > 0; i--) {

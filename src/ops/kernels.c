@@ -37,7 +37,7 @@ static void act_row(float *y, int cols, kc_act act) {
     case KC_LINEAR: break;
     case KC_RELU:
 #pragma omp simd
-        for (int j = 0; j < cols; j++) y[j] = y[j] > 0.0f ? y[j] : 0.0f;
+        for (int j = 0; j < cols; j++) y[j] = y[j] < 0.0f ? 0.0f : y[j]; /* NaN stays NaN */
         break;
     case KC_SIGMOID:
         for (int j = 0; j < cols; j++) y[j] = sigmoidf(y[j]);
