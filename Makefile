@@ -34,6 +34,13 @@ $(BUILD)/libkerac.so: $(OBJ)
 $(BUILD)/%: examples/%.c $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/bench: bench/bench.c $(BUILD)/libkerac.a
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
+
+# the benchmark: one JSON line per case (see docs/PERFORMANCE.md); needs MNIST via $$KERAC_DATA
+bench: $(BUILD)/bench
+	$(BUILD)/bench $(BENCH_ARGS)
+
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
@@ -61,5 +68,5 @@ install: all
 clean:
 	rm -rf build build-asan
 
-.PHONY: all test test-asan install clean
+.PHONY: all test test-asan bench install clean
 .SECONDARY:
