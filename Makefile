@@ -6,7 +6,7 @@ BUILD ?= build
 OPT ?= -O3 -march=native
 PKGS := openblas zlib libcurl libcrypto
 CFLAGS ?= $(OPT) -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp-simd \
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp-simd -fno-math-errno \
           -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
 LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 TEST_LIBS := $(shell pkg-config --libs criterion)
@@ -20,7 +20,7 @@ EXAMPLE_BINS := $(EXAMPLES:examples/%.c=$(BUILD)/%)
 
 all: $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(EXAMPLE_BINS) $(BUILD)/kerac.pc
 
-$(BUILD)/obj/%.o: %.c include/kerac.h src/internal.h $(wildcard src/*.h src/*/*.h)
+$(BUILD)/obj/%.o: %.c Makefile include/kerac.h src/internal.h $(wildcard src/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
