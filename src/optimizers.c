@@ -1,6 +1,7 @@
 /* optimizers.c: SGD (momentum, nesterov), RMSprop and Adam with Keras 3's defaults and update
  * rules, each one loop over the model's flat parameter and gradient buffers. */
 #include "optimizers.h"
+#include "util/threads.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -95,14 +96,15 @@ kc_status kc_optimizer_bind(kc_optimizer *o, int64_t n) {
     return KC_OK;
 }
 
-void kc_optimizer_step(kc_optimizer *o, float *w, const float *g) {
-    const int64_t n = o->count;
+/* The update of n parameters; s: the state arrays at the same offset. */
+static void update_range(const kc_optimizer *o, float *w, const float *g, float *const s[3],
+                         int64_t n, float adam_alpha) {
     const float lr = o->learning_rate;
     switch (o->kind) {
     case KC_OPT_SGD:
         if (o->momentum > 0.0f) {
             /* m = momentum * m - lr * g; w += m, or with nesterov w += momentum * m - lr * g */
-            float *m = o->slots[0], mu = o->momentum;
+            float *m = s[0], mu = o->momentum;
             if (o->nesterov) {
 #pragma omp simd
                 for (int64_t i = 0; i < n; i++) {
@@ -123,9 +125,9 @@ void kc_optimizer_step(kc_optimizer *o, float *w, const float *g) {
         break;
     case KC_OPT_RMSPROP: {
         /* v = rho v + (1 - rho) g^2; step = lr g / sqrt(v (- avg^2 if centered) + eps) */
-        float *v = o->slots[0], rho = o->rho, eps = o->epsilon;
-        float *avg = o->centered ? o->slots[1] : NULL;
-        float *mom = o->momentum > 0.0f ? o->slots[1 + o->centered] : NULL;
+        float *v = s[0], rho = o->rho, eps = o->epsilon;
+        float *avg = o->centered ? s[1] : NULL;
+        float *mom = o->momentum > 0.0f ? s[1 + o->centered] : NULL;
         if (!avg && !mom) {
 #pragma omp simd
             for (int64_t i = 0; i < n; i++) {
@@ -153,10 +155,8 @@ void kc_optimizer_step(kc_optimizer *o, float *w, const float *g) {
     case KC_OPT_ADAM: {
         /* alpha = lr sqrt(1 - b2^t) / (1 - b1^t); m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
          * w -= alpha m / (sqrt(v) + eps) */
-        float t = (float)(o->iterations + 1);
-        float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon;
-        float alpha = lr * sqrtf(1.0f - powf(b2, t)) / (1.0f - powf(b1, t));
-        float *m = o->slots[0], *v = o->slots[1], *vhat = o->slots[2];
+        float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon, alpha = adam_alpha;
+        float *m = s[0], *v = s[1], *vhat = s[2];
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
             m[i] += (g[i] - m[i]) * (1.0f - b1);
@@ -174,5 +174,30 @@ void kc_optimizer_step(kc_optimizer *o, float *w, const float *g) {
         break;
     }
     }
+}
+
+typedef struct {
+    kc_optimizer *opt;
+    float *w;
+    const float *g;
+    float adam_alpha;
+} step_job;
+
+static void step_task(void *arg, int t, int threads) {
+    step_job *job = arg;
+    int64_t begin, end;
+    kc_split(job->opt->count, t, threads, 16, &begin, &end);
+    float *s[3];
+    for (int i = 0; i < 3; i++) s[i] = job->opt->slots[i] ? job->opt->slots[i] + begin : NULL;
+    update_range(job->opt, job->w + begin, job->g + begin, s, end - begin, job->adam_alpha);
+}
+
+void kc_optimizer_step(kc_optimizer *o, float *w, const float *g) {
+    /* Adam's step size with bias correction: alpha = lr sqrt(1 - b2^t) / (1 - b1^t) */
+    float t = (float)(o->iterations + 1);
+    float alpha = o->kind == KC_OPT_ADAM ? o->learning_rate * sqrtf(1.0f - powf(o->beta_2, t)) /
+                                               (1.0f - powf(o->beta_1, t))
+                                         : 0.0f;
+    kc_parallel(step_task, &(step_job){o, w, g, alpha});
     o->iterations++;
 }

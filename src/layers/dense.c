@@ -31,8 +31,12 @@ static void dense_init(kc_layer *l, kc_rng *rng) {
 
 static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
                           const kc_forward_ctx *ctx) {
-    kc_gemm(0, 0, batch, l->units, (int)l->in_size, 1.0f, in, l->kernel, 0.0f, out);
-    kc_bias_act(out, l->bias, batch, l->units, l->act);
+    /* bias and relu (or linear) are fused into the product's last store */
+    kc_gemm_ex(&(kc_gemm_args){.m = batch, .n = l->units, .k = (int)l->in_size, .a = in,
+                               .a_rs = l->in_size, .a_cs = 1, .b = l->kernel, .b_rs = l->units,
+                               .b_cs = 1, .c = out, .ldc = l->units, .bias = l->bias,
+                               .relu = l->act == KC_RELU});
+    if (l->act != KC_RELU && l->act != KC_LINEAR) kc_act_forward(out, batch, l->units, l->act);
 }
 
 static void dense_backward(kc_layer *l, const float *in, const float *out, float *dout,
@@ -40,9 +44,9 @@ static void dense_backward(kc_layer *l, const float *in, const float *out, float
                            const kc_forward_ctx *ctx) {
     if (!dout_is_preactivation) kc_act_backward(out, dout, batch, l->units, l->act);
     /* dout is now dz (batch, units): dkernel = in^T @ dz, dbias = sum_rows dz, din = dz @ K^T */
-    kc_gemm(1, 0, (int)l->in_size, l->units, batch, 1.0f, in, dout, 0.0f, l->dkernel);
+    kc_gemm(1, 0, (int)l->in_size, l->units, batch, in, dout, l->dkernel);
     kc_colsum(dout, batch, l->units, l->dbias);
-    if (din) kc_gemm(0, 1, batch, (int)l->in_size, l->units, 1.0f, dout, l->kernel, 0.0f, din);
+    if (din) kc_gemm(0, 1, batch, (int)l->in_size, l->units, dout, l->kernel, din);
 }
 
 static const kc_layer_ops dense_ops = {"Dense", "dense", dense_build, dense_init, dense_forward,

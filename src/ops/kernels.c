@@ -1,17 +1,10 @@
-/* kernels.c: matrix products (OpenBLAS) and the memory-bound elementwise kernels around them:
+/* kernels.c: the memory-bound elementwise kernels around the matrix products:
  * bias + activation, activation derivatives, column sums, dropout, batch conversion. */
 #include "ops.h"
 #include "../internal.h"
-#include <cblas.h>
+#include "../util/threads.h"
 #include <math.h>
 #include <string.h>
-
-void kc_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-             const float *b, float beta, float *c) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, trans_a ? m : k, b,
-                trans_b ? k : n, beta, c, n);
-}
 
 static void softmax_row(float *y, int cols) {
     float max = y[0];
@@ -49,41 +42,64 @@ static void act_row(float *y, int cols, kc_act act) {
     }
 }
 
-void kc_bias_act(float *y, const float *bias, int rows, int cols, kc_act act) {
-    for (int i = 0; i < rows; i++) {
-        float *row = y + (int64_t)i * cols;
-        if (bias) {
+/* Every kernel below is split over the pool by rows or elements: the arguments travel in one
+ * struct, each thread takes its share of [0, n) from kc_parallel_range. */
+typedef struct {
+    float *y;
+    const float *x, *bias;
+    const void *src;
+    const int64_t *index;
+    int64_t rows, cols;
+    float scale, rate;
+    kc_act act;
+    uint64_t key;
+} kernel_args;
+
+static void bias_act_rows(void *arg, int64_t begin, int64_t end) {
+    const kernel_args *k = arg;
+    int cols = (int)k->cols;
+    for (int64_t i = begin; i < end; i++) {
+        float *row = k->y + i * cols;
+        if (k->bias) {
 #pragma omp simd
-            for (int j = 0; j < cols; j++) row[j] += bias[j];
+            for (int j = 0; j < cols; j++) row[j] += k->bias[j];
         }
-        act_row(row, cols, act);
+        act_row(row, cols, k->act);
     }
+}
+
+void kc_bias_act(float *y, const float *bias, int rows, int cols, kc_act act) {
+    kernel_args k = {.y = y, .bias = bias, .cols = cols, .act = act};
+    kc_parallel_range(rows, 1, cols, bias_act_rows, &k);
 }
 
 void kc_act_forward(float *y, int rows, int cols, kc_act act) {
     kc_bias_act(y, NULL, rows, cols, act);
 }
 
-void kc_act_backward(const float *y, float *dy, int rows, int cols, kc_act act) {
-    int64_t n = (int64_t)rows * cols;
-    switch (act) {
+static void act_backward_range(void *arg, int64_t begin, int64_t end) {
+    const kernel_args *k = arg;
+    const float *y = k->x;
+    float *dy = k->y;
+    int cols = (int)k->cols;
+    switch (k->act) {
     case KC_LINEAR: break;
     case KC_RELU:
 #pragma omp simd
-        for (int64_t i = 0; i < n; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = begin; i < end; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
         break;
     case KC_SIGMOID:
 #pragma omp simd
-        for (int64_t i = 0; i < n; i++) dy[i] *= y[i] * (1.0f - y[i]);
+        for (int64_t i = begin; i < end; i++) dy[i] *= y[i] * (1.0f - y[i]);
         break;
     case KC_TANH:
 #pragma omp simd
-        for (int64_t i = 0; i < n; i++) dy[i] *= 1.0f - y[i] * y[i];
+        for (int64_t i = begin; i < end; i++) dy[i] *= 1.0f - y[i] * y[i];
         break;
-    case KC_SOFTMAX:
-        for (int i = 0; i < rows; i++) {
-            const float *yr = y + (int64_t)i * cols;
-            float *dr = dy + (int64_t)i * cols;
+    case KC_SOFTMAX: /* here the range is of rows */
+        for (int64_t i = begin; i < end; i++) {
+            const float *yr = y + i * cols;
+            float *dr = dy + i * cols;
             float dot = 0.0f;
             for (int j = 0; j < cols; j++) dot += dr[j] * yr[j];
             for (int j = 0; j < cols; j++) dr[j] = yr[j] * (dr[j] - dot);
@@ -92,42 +108,76 @@ void kc_act_backward(const float *y, float *dy, int rows, int cols, kc_act act) 
     }
 }
 
-void kc_colsum(const float *x, int rows, int cols, float *out) {
-    memset(out, 0, sizeof(float) * (size_t)cols);
-    for (int i = 0; i < rows; i++) {
-        const float *row = x + (int64_t)i * cols;
+void kc_act_backward(const float *y, float *dy, int rows, int cols, kc_act act) {
+    kernel_args k = {.y = dy, .x = y, .cols = cols, .act = act};
+    if (act == KC_SOFTMAX) kc_parallel_range(rows, 1, cols, act_backward_range, &k);
+    else if (act != KC_LINEAR) kc_parallel_range((int64_t)rows * cols, 16, 1, act_backward_range, &k);
+}
+
+/* columns [begin, end) summed over all rows, in row order: the same sums on any thread count */
+static void colsum_range(void *arg, int64_t begin, int64_t end) {
+    const kernel_args *k = arg;
+    float *out = k->y;
+    for (int64_t j = begin; j < end; j++) out[j] = 0.0f;
+    for (int64_t i = 0; i < k->rows; i++) {
+        const float *row = k->x + i * k->cols;
 #pragma omp simd
-        for (int j = 0; j < cols; j++) out[j] += row[j];
+        for (int64_t j = begin; j < end; j++) out[j] += row[j];
+    }
+}
+
+void kc_colsum(const float *x, int rows, int cols, float *out) {
+    kernel_args k = {.y = out, .x = x, .rows = rows, .cols = cols};
+    kc_parallel_range(cols, 16, rows, colsum_range, &k);
+}
+
+static void dropout_range(void *arg, int64_t begin, int64_t end) {
+    const kernel_args *k = arg;
+    /* keep when the top 32 bits of the hash are >= rate * 2^32: P(keep) = 1 - rate */
+    uint32_t threshold = (uint32_t)fminf(k->rate * 4294967296.0f, 4294967295.0f);
+    float scale = 1.0f / (1.0f - k->rate);
+    float *y = k->y;
+    const float *x = k->x;
+#pragma omp simd
+    for (int64_t i = begin; i < end; i++) {
+        uint32_t bits = (uint32_t)(kc_mix64(k->key ^ (uint64_t)i) >> 32);
+        y[i] = bits >= threshold ? x[i] * scale : 0.0f;
     }
 }
 
 void kc_dropout_apply(float *y, const float *x, int64_t n, float rate, uint64_t key) {
-    /* keep when the top 32 bits of the hash are >= rate * 2^32: P(keep) = 1 - rate */
-    uint32_t threshold = (uint32_t)fminf(rate * 4294967296.0f, 4294967295.0f);
-    float scale = 1.0f / (1.0f - rate);
+    kernel_args k = {.y = y, .x = x, .rate = rate, .key = key};
+    kc_parallel_range(n, 16, 1, dropout_range, &k);
+}
+
+static void gather_u8_rows(void *arg, int64_t begin, int64_t end) {
+    const kernel_args *k = arg;
+    for (int64_t i = begin; i < end; i++) {
+        const uint8_t *row = (const uint8_t *)k->src + k->index[i] * k->cols;
+        float *o = k->y + i * k->cols;
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t bits = (uint32_t)(kc_mix64(key ^ (uint64_t)i) >> 32);
-        y[i] = bits >= threshold ? x[i] * scale : 0.0f;
+        for (int64_t j = 0; j < k->cols; j++) o[j] = (float)row[j] * k->scale;
+    }
+}
+
+static void gather_f32_rows(void *arg, int64_t begin, int64_t end) {
+    const kernel_args *k = arg;
+    for (int64_t i = begin; i < end; i++) {
+        const float *row = (const float *)k->src + k->index[i] * k->cols;
+        float *o = k->y + i * k->cols;
+#pragma omp simd
+        for (int64_t j = 0; j < k->cols; j++) o[j] = row[j] * k->scale;
     }
 }
 
 void kc_gather_rows_u8(float *out, const uint8_t *src, const int64_t *index, int count,
                        int64_t size, float scale) {
-    for (int i = 0; i < count; i++) {
-        const uint8_t *row = src + index[i] * size;
-        float *o = out + (int64_t)i * size;
-#pragma omp simd
-        for (int64_t j = 0; j < size; j++) o[j] = (float)row[j] * scale;
-    }
+    kernel_args k = {.y = out, .src = src, .index = index, .cols = size, .scale = scale};
+    kc_parallel_range(count, 1, size, gather_u8_rows, &k);
 }
 
 void kc_gather_rows_f32(float *out, const float *src, const int64_t *index, int count,
                         int64_t size, float scale) {
-    for (int i = 0; i < count; i++) {
-        const float *row = src + index[i] * size;
-        float *o = out + (int64_t)i * size;
-#pragma omp simd
-        for (int64_t j = 0; j < size; j++) o[j] = row[j] * scale;
-    }
+    kernel_args k = {.y = out, .src = src, .index = index, .cols = size, .scale = scale};
+    kc_parallel_range(count, 1, size, gather_f32_rows, &k);
 }

@@ -4,10 +4,26 @@
 #define KERAC_OPS_H
 #include "kerac.h"
 
-/* C (m, n) = alpha * op(A) @ op(B) + beta * C, row-major; trans_a/trans_b transpose A (m, k)
- * and B (k, n) as stored. Through BLAS. */
-void kc_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-             const float *b, float beta, float *c);
+/* C = A B (+ C), A (m, k) with A(i, p) = a[i*a_rs + p*a_cs], B (k, n) with
+ * B(p, j) = b[p*b_rs + j*b_cs], C row-major with row stride ldc. Optionally the epilogue
+ * C = relu?(C + bias) with bias (n). Runs on the pool (gemm.c). */
+typedef struct {
+    int m, n, k;
+    const float *a;
+    int64_t a_rs, a_cs;
+    const float *b;
+    int64_t b_rs, b_cs;
+    float *c;
+    int64_t ldc;
+    int accumulate;    /* C += A B instead of C = A B */
+    const float *bias; /* epilogue: + bias[j] */
+    int relu;          /* epilogue: max(0, .) */
+} kc_gemm_args;
+void kc_gemm_ex(const kc_gemm_args *g);
+/* C (m, n) = op(A) op(B) for row-major A (m, k) or, transposed, (k, m); B likewise. */
+void kc_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, const float *b,
+             float *c);
+const char *kc_gemm_backend(void); /* "kerac-avx512" or "openblas" */
 
 /* y (rows, cols) += bias (cols) then y = act(y), in one pass. */
 void kc_bias_act(float *y, const float *bias, int rows, int cols, kc_act act);

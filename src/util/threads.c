@@ -1,11 +1,93 @@
-/* threads.c: one thread count for the whole library: OpenBLAS's pool does the matrix products,
- * so kerac never runs a second pool against it on the same cores. */
+/* threads.c: kerac's one thread pool. Matrix products and the elementwise kernels both run
+ * on it, so no second pool fights it for the cores. Workers spin briefly for the next task
+ * (a training step issues one every few microseconds), then sleep on a futex, so an idle or
+ * loaded machine does not lose a core to spinning. */
 #include "../internal.h"
+#include "threads.h"
 #include <cblas.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#define SPIN_ROUNDS 20000 /* about 50-100 us of pause instructions before sleeping */
+
 static int num_threads = 0;
+
+static struct {
+    int workers; /* threads besides the caller */
+    pthread_t *ids;
+    _Atomic uint32_t generation; /* bumped for each task; workers wait for a change */
+    _Atomic int pending;         /* workers still running the current task */
+    _Atomic uint32_t done_seq;   /* bumped when pending reaches 0: the caller waits on it */
+    _Atomic int quit;
+    _Atomic int sleeping_workers, sleeping_caller; /* futex wakes only when someone sleeps */
+    kc_task_fn fn;
+    void *arg;
+} pool;
+
+static void futex_wait(_Atomic uint32_t *addr, uint32_t expected) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+static void futex_wake_all(_Atomic uint32_t *addr) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+}
+
+/* Spins, then sleeps, until *addr differs from seen. The sleeper count is raised before the
+ * last look at *addr (all seq_cst), so a waker that bumps *addr and then finds no sleeper
+ * cannot miss one: that sleeper will see the new value and not sleep. */
+static void wait_change(_Atomic uint32_t *addr, uint32_t seen, _Atomic int *sleepers) {
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        if (atomic_load_explicit(addr, memory_order_acquire) != seen) return;
+        __builtin_ia32_pause();
+    }
+    atomic_fetch_add(sleepers, 1);
+    while (atomic_load(addr) == seen) futex_wait(addr, seen);
+    atomic_fetch_sub(sleepers, 1);
+}
+
+static void bump_and_wake(_Atomic uint32_t *addr, _Atomic int *sleepers) {
+    atomic_fetch_add(addr, 1);
+    if (atomic_load(sleepers)) futex_wake_all(addr);
+}
+
+static void *worker_main(void *p) {
+    int tid = (int)(intptr_t)p;
+    uint32_t seen = 0;
+    for (;;) {
+        wait_change(&pool.generation, seen, &pool.sleeping_workers);
+        seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
+        if (atomic_load(&pool.quit)) return NULL;
+        pool.fn(pool.arg, tid, pool.workers + 1);
+        if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1)
+            bump_and_wake(&pool.done_seq, &pool.sleeping_caller);
+    }
+}
+
+static void pool_stop(void) {
+    if (!pool.ids) return;
+    atomic_store(&pool.quit, 1);
+    atomic_fetch_add(&pool.generation, 1);
+    futex_wake_all(&pool.generation); /* every worker, sleeping or about to */
+    for (int i = 0; i < pool.workers; i++) pthread_join(pool.ids[i], NULL);
+    free(pool.ids);
+    pool.ids = NULL;
+    pool.workers = 0;
+    atomic_store(&pool.quit, 0);
+}
+
+static void pool_start(int threads) {
+    pool_stop();
+    if (threads <= 1) return;
+    pool.ids = calloc((size_t)threads - 1, sizeof *pool.ids);
+    if (!pool.ids) return; /* no pool: tasks run on the caller alone */
+    for (int i = 0; i < threads - 1; i++) {
+        if (pthread_create(&pool.ids[i], NULL, worker_main, (void *)(intptr_t)(i + 1)) != 0) break;
+        pool.workers++;
+    }
+}
 
 static int default_threads(void) {
     const char *env = getenv("KERAC_NUM_THREADS");
@@ -17,9 +99,52 @@ static int default_threads(void) {
 void kc_set_num_threads(int threads) {
     num_threads = threads > 0 ? threads : default_threads();
     openblas_set_num_threads(num_threads);
+    pool_start(num_threads);
 }
 
 int kc_get_num_threads(void) {
     if (num_threads == 0) kc_set_num_threads(0);
     return num_threads;
+}
+
+void kc_parallel(kc_task_fn fn, void *arg) {
+    kc_get_num_threads();
+    if (pool.workers == 0) {
+        fn(arg, 0, 1);
+        return;
+    }
+    uint32_t done = atomic_load_explicit(&pool.done_seq, memory_order_acquire);
+    pool.fn = fn;
+    pool.arg = arg;
+    atomic_store_explicit(&pool.pending, pool.workers, memory_order_release);
+    bump_and_wake(&pool.generation, &pool.sleeping_workers);
+    fn(arg, 0, pool.workers + 1);
+    wait_change(&pool.done_seq, done, &pool.sleeping_caller);
+}
+
+int kc_pool_size(void) {
+    kc_get_num_threads();
+    return pool.workers + 1;
+}
+
+typedef struct {
+    int64_t n, align;
+    kc_range_fn fn;
+    void *arg;
+} range_job;
+
+static void range_task(void *arg, int t, int threads) {
+    const range_job *job = arg;
+    int64_t begin, end;
+    kc_split(job->n, t, threads, job->align, &begin, &end);
+    if (begin < end) job->fn(job->arg, begin, end);
+}
+
+void kc_parallel_range(int64_t n, int64_t align, int64_t cost, kc_range_fn fn, void *arg) {
+    if (n <= 0) return;
+    if (n * cost < 16384 || kc_pool_size() == 1) {
+        fn(arg, 0, n);
+        return;
+    }
+    kc_parallel(range_task, &(range_job){n, align, fn, arg});
 }

@@ -1,0 +1,182 @@
+/* gemm.c: matrix products on kerac's thread pool. On CPUs with AVX-512 an own kernel (8x32
+ * register tiles, B read in place or packed when transposed, bias + relu fused into the last
+ * store); elsewhere OpenBLAS. Each element of C is summed by one thread in a fixed order, so
+ * results do not depend on the thread count or on timing. */
+#include "ops.h"
+#include "../internal.h"
+#include "../util/threads.h"
+#include <cblas.h>
+#include <string.h>
+
+#define MR 8     /* rows of C per register tile */
+#define NR 32    /* columns: two 16-float vectors */
+#define KC 256   /* depth per block: a 32 x 256 panel of B is 32 KB, the size of L1 */
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma")
+#include <immintrin.h>
+
+/* C[0:mr, 0:32 masked] (+)= A[0:mr, 0:kc] B[0:kc, 0:32], with A(r, k) = a[r*a_rs + k*a_cs] and
+ * B(k, j) = b[k*b_rs + j]. With last set, adds bias and applies relu before the store.
+ * Inlined with constant mr and strides, so the 2*mr accumulators stay in registers. */
+static inline __attribute__((always_inline)) void tile(
+    const int mr, int kc, const float *a, const int64_t a_rs, const int64_t a_cs, const float *b,
+    int64_t b_rs, __mmask16 m0, __mmask16 m1, float *c, int64_t ldc, int load_c, int last,
+    const float *bias, int relu) {
+    __m512 acc0[MR], acc1[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + k * b_rs);
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + k * b_rs + 16);
+        const float *ak = a + k * a_cs;
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            __m512 ar = _mm512_set1_ps(ak[r * a_rs]);
+            acc0[r] = _mm512_fmadd_ps(ar, b0, acc0[r]);
+            acc1[r] = _mm512_fmadd_ps(ar, b1, acc1[r]);
+        }
+    }
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps(), zero = _mm512_setzero_ps();
+    if (last && bias) {
+        bias0 = _mm512_maskz_loadu_ps(m0, bias);
+        bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m512 v0 = acc0[r], v1 = acc1[r];
+        if (load_c) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        if (last) {
+            v0 = _mm512_add_ps(v0, bias0);
+            v1 = _mm512_add_ps(v1, bias1);
+            if (relu) {
+                v0 = _mm512_max_ps(zero, v0); /* NaN stays NaN: max returns its second operand */
+                v1 = _mm512_max_ps(zero, v1);
+            }
+        }
+        _mm512_mask_storeu_ps(cr, m0, v0);
+        _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    }
+}
+
+/* The row tiles of one column panel; A either row-major (a_cs == 1) or column-major
+ * (a_rs == 1), each its own specialisation of tile(). */
+#define TILE_CASES(A_RS, A_CS)                                                                   \
+    switch (mr) {                                                                                \
+    case 8: tile(8, kc, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c, last, bias, relu); break; \
+    case 7: tile(7, kc, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c, last, bias, relu); break; \
+    case 6: tile(6, kc, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c, last, bias, relu); break; \
+    case 5: tile(5, kc, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c, last, bias, relu); break; \
+    case 4: tile(4, kc, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c, last, bias, relu); break; \
+    case 3: tile(3, kc, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c, last, bias, relu); break; \
+    case 2: tile(2, kc, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c, last, bias, relu); break; \
+    default: tile(1, kc, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c, last, bias, relu); break; \
+    }
+
+static void tile_dispatch(int mr, int kc, const float *a, int64_t a_rs, int64_t a_cs,
+                          const float *b, int64_t b_rs, __mmask16 m0, __mmask16 m1, float *c,
+                          int64_t ldc, int load_c, int last, const float *bias, int relu) {
+    if (a_cs == 1) {
+        TILE_CASES(a_rs, 1)
+    } else {
+        TILE_CASES(1, a_cs)
+    }
+}
+
+/* One thread's block of C: rows [i0, i1), columns [j0, j1). */
+static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
+                              int64_t j1) {
+    static _Thread_local float packed[KC * NR] __attribute__((aligned(64)));
+    int blocks = (g->k + KC - 1) / KC;
+    int depth = (g->k + blocks - 1) / blocks; /* equal blocks: 784 = 4 x 196 */
+    for (int kb = 0; kb < g->k; kb += depth) {
+        int kc = g->k - kb < depth ? g->k - kb : depth;
+        int last = kb + kc >= g->k, load_c = g->accumulate || kb > 0;
+        for (int64_t j = j0; j < j1; j += NR) {
+            int nr = (int)(j1 - j < NR ? j1 - j : NR);
+            __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+            __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+            /* B's panel into contiguous rows of 32: read in place, rows of a wide B lie a
+             * power of two apart and thrash a few L1 sets */
+            const float *src = g->b + kb * g->b_rs + j * g->b_cs;
+            if (g->b_cs == 1) {
+                for (int k = 0; k < kc; k++)
+                    _mm512_store_ps(packed + k * NR, _mm512_maskz_loadu_ps(m0, src + k * g->b_rs)),
+                    _mm512_store_ps(packed + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + k * g->b_rs + 16));
+            } else {
+                for (int k = 0; k < kc; k++) memset(packed + k * NR + nr, 0, sizeof(float) * (NR - nr));
+                for (int jj = 0; jj < nr; jj++) {
+                    const float *col = src + jj * g->b_cs;
+                    for (int k = 0; k < kc; k++) packed[k * NR + jj] = col[k * g->b_rs];
+                }
+            }
+            const float *b = packed;
+            const int64_t b_rs = NR;
+            for (int64_t i = i0; i < i1; i += MR) {
+                int mr = (int)(i1 - i < MR ? i1 - i : MR);
+                tile_dispatch(mr, kc, g->a + i * g->a_rs + kb * g->a_cs, g->a_rs, g->a_cs, b, b_rs,
+                              m0, m1, g->c + i * g->ldc + j, g->ldc, load_c, last,
+                              g->bias ? g->bias + j : NULL, g->relu);
+            }
+        }
+    }
+}
+#pragma GCC pop_options
+
+static int have_avx512(void) {
+    static int cached = -1;
+    if (cached < 0)
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                 getenv("KERAC_GEMM_BLAS") == NULL;
+    return cached;
+}
+
+static void gemm_task(void *arg, int t, int threads) {
+    const kc_gemm_args *g = arg;
+    int64_t i0 = 0, i1 = g->m, j0 = 0, j1 = g->n;
+    /* split the columns in whole panels when there are enough, else the rows */
+    if (g->n >= 2 * NR * threads) kc_split(g->n, t, threads, NR, &j0, &j1);
+    else if (g->m >= 2 * MR * threads) kc_split(g->m, t, threads, MR, &i0, &i1);
+    else if (t) return;
+    if (i0 < i1 && j0 < j1) gemm_block_avx512(g, i0, i1, j0, j1);
+}
+
+void kc_gemm_ex(const kc_gemm_args *g) {
+    if (g->m <= 0 || g->n <= 0) return;
+    if (g->k <= 0) { /* an empty sum: C keeps its value or becomes 0, then the epilogue */
+        for (int i = 0; i < g->m && !g->accumulate; i++)
+            memset(g->c + i * g->ldc, 0, sizeof(float) * (size_t)g->n);
+        if (g->bias || g->relu) kc_bias_act(g->c, g->bias, g->m, g->n, g->relu ? KC_RELU : KC_LINEAR);
+        return;
+    }
+    if (have_avx512()) {
+        /* a product too small to be worth waking the pool runs on the caller */
+        if ((double)g->m * g->n * g->k < 1 << 17) gemm_task((void *)g, 0, 1);
+        else kc_parallel(gemm_task, (void *)g);
+        return;
+    }
+    /* BLAS: strides map to row-major (un)transposed operands */
+    int trans_a = g->a_cs != 1, trans_b = g->b_cs != 1;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, 1.0f, g->a,
+                (int)(trans_a ? g->a_cs : g->a_rs), g->b, (int)(trans_b ? g->b_cs : g->b_rs),
+                g->accumulate ? 1.0f : 0.0f, g->c, (int)g->ldc);
+    if (g->bias || g->relu) kc_bias_act(g->c, g->bias, g->m, g->n, g->relu ? KC_RELU : KC_LINEAR);
+}
+
+void kc_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, const float *b,
+             float *c) {
+    kc_gemm_args g = {.m = m, .n = n, .k = k, .a = a, .b = b, .c = c, .ldc = n};
+    g.a_rs = trans_a ? 1 : k;
+    g.a_cs = trans_a ? m : 1;
+    g.b_rs = trans_b ? 1 : n;
+    g.b_cs = trans_b ? k : 1;
+    kc_gemm_ex(&g);
+}
+
+const char *kc_gemm_backend(void) { return have_avx512() ? "kerac-avx512" : "openblas"; }

@@ -1,0 +1,27 @@
+/* threads.h: the library's one thread pool. A task runs once on every thread (the caller is
+ * thread 0) and splits its own work by thread index. */
+#ifndef KERAC_THREADS_H
+#define KERAC_THREADS_H
+#include <stdint.h>
+
+typedef void (*kc_task_fn)(void *arg, int thread, int threads);
+/* Runs fn(arg, t, T) for t = 0 .. T-1 and returns when all are done. Not reentrant. */
+void kc_parallel(kc_task_fn fn, void *arg);
+int kc_pool_size(void);
+
+typedef void (*kc_range_fn)(void *arg, int64_t begin, int64_t end);
+/* Runs fn over [0, n), split over the pool in multiples of align. cost: work per item, so a
+ * job too small to be worth waking the pool for runs on the caller alone. */
+void kc_parallel_range(int64_t n, int64_t align, int64_t cost, kc_range_fn fn, void *arg);
+
+/* The share [*begin, *end) of n items for thread t of T, in multiples of align (the last share
+ * takes the remainder). Contiguous and fixed for given (n, T): results do not depend on
+ * timing. */
+static inline void kc_split(int64_t n, int t, int threads, int64_t align, int64_t *begin,
+                            int64_t *end) {
+    int64_t units = (n + align - 1) / align;
+    int64_t lo = units * t / threads, hi = units * (t + 1) / threads;
+    *begin = lo * align < n ? lo * align : n;
+    *end = hi * align < n ? hi * align : n;
+}
+#endif
