@@ -87,6 +87,44 @@ static void tile_dispatch(int mr, int kc, const float *a, int64_t a_rs, int64_t 
     }
 }
 
+/* One row of C (a single sample: predict's latency case), columns [j0, j1): the row of A times
+ * B read row after row, 256 columns at a time in 16 accumulators, so the weights stream
+ * through memory in order. nv vectors of 16 columns, the last one masked. */
+static inline __attribute__((always_inline)) void row_chunk(const kc_gemm_args *g, int64_t j,
+                                                            const int nv, __mmask16 last_mask) {
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int v = 0; v < nv; v++) acc[v] = _mm512_setzero_ps();
+    for (int k = 0; k < g->k; k++) {
+        __m512 a = _mm512_set1_ps(g->a[k * g->a_cs]);
+        const float *brow = g->b + k * g->b_rs + j;
+#pragma GCC unroll 16
+        for (int v = 0; v < nv; v++)
+            acc[v] = _mm512_fmadd_ps(
+                a, v == nv - 1 ? _mm512_maskz_loadu_ps(last_mask, brow + 16 * v) : _mm512_loadu_ps(brow + 16 * v),
+                acc[v]);
+    }
+#pragma GCC unroll 16
+    for (int v = 0; v < nv; v++) {
+        __mmask16 m = v == nv - 1 ? last_mask : 0xFFFF;
+        float *c = g->c + j + 16 * v;
+        __m512 x = acc[v];
+        if (g->accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, c));
+        if (g->bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, g->bias + j + 16 * v));
+        if (g->relu) x = _mm512_max_ps(_mm512_setzero_ps(), x); /* NaN stays NaN */
+        _mm512_mask_storeu_ps(c, m, x);
+    }
+}
+
+static void gemm_row_avx512(const kc_gemm_args *g, int64_t j0, int64_t j1) {
+    int64_t j = j0;
+    for (; j + 256 <= j1; j += 256) row_chunk(g, j, 16, 0xFFFF);
+    for (; j < j1; j += 16) { /* the tail, 16 columns at a time */
+        int64_t left = j1 - j;
+        row_chunk(g, j, 1, (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1));
+    }
+}
+
 /* One thread's block of C: rows [i0, i1), columns [j0, j1). */
 static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
@@ -101,9 +139,16 @@ static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
             __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
             __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
             /* B's panel into contiguous rows of 32: read in place, rows of a wide B lie a
-             * power of two apart and thrash a few L1 sets */
+             * power of two apart and thrash a few L1 sets when the panel is reused for many
+             * row tiles. With a single row tile (predict on a few samples) there is no reuse
+             * and B is read where it lies. */
             const float *src = g->b + kb * g->b_rs + j * g->b_cs;
-            if (g->b_cs == 1) {
+            const float *b = packed;
+            int64_t b_rs = NR;
+            if (g->b_cs == 1 && i1 - i0 <= MR) {
+                b = src;
+                b_rs = g->b_rs;
+            } else if (g->b_cs == 1) {
                 for (int k = 0; k < kc; k++)
                     _mm512_store_ps(packed + k * NR, _mm512_maskz_loadu_ps(m0, src + k * g->b_rs)),
                     _mm512_store_ps(packed + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + k * g->b_rs + 16));
@@ -114,8 +159,6 @@ static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
                     for (int k = 0; k < kc; k++) packed[k * NR + jj] = col[k * g->b_rs];
                 }
             }
-            const float *b = packed;
-            const int64_t b_rs = NR;
             for (int64_t i = i0; i < i1; i += MR) {
                 int mr = (int)(i1 - i < MR ? i1 - i : MR);
                 tile_dispatch(mr, kc, g->a + i * g->a_rs + kb * g->a_cs, g->a_rs, g->a_cs, b, b_rs,
@@ -143,7 +186,50 @@ static void gemm_task(void *arg, int t, int threads) {
     if (g->n >= 2 * NR * threads) kc_split(g->n, t, threads, NR, &j0, &j1);
     else if (g->m >= 2 * MR * threads) kc_split(g->m, t, threads, MR, &i0, &i1);
     else if (t) return;
-    if (i0 < i1 && j0 < j1) gemm_block_avx512(g, i0, i1, j0, j1);
+    if (g->m == 1 && g->b_cs == 1) gemm_row_avx512(g, j0, j1);
+    else if (i0 < i1 && j0 < j1) gemm_block_avx512(g, i0, i1, j0, j1);
+}
+
+/* One sample (m == 1) on several threads: each thread takes a block of B's rows, which lie
+ * together in memory and fill every cache set (halves of each row would use half of the L2
+ * sets when rows are a power of two apart), into its own partial row; the caller then adds
+ * the partials in thread order. */
+static struct {
+    float *partial; /* threads x n */
+    int64_t capacity;
+} row_scratch;
+
+static void row_split_task(void *arg, int t, int threads) {
+    const kc_gemm_args *g = arg;
+    int64_t k0, k1;
+    kc_split(g->k, t, threads, 1, &k0, &k1);
+    kc_gemm_args part = {.m = 1, .n = g->n, .k = (int)(k1 - k0), .a = g->a + k0 * g->a_cs,
+                         .a_cs = g->a_cs, .b = g->b + k0 * g->b_rs, .b_rs = g->b_rs, .b_cs = 1,
+                         .c = row_scratch.partial + (int64_t)t * g->n, .ldc = g->n};
+    if (part.k > 0) gemm_row_avx512(&part, 0, g->n);
+    else memset(part.c, 0, sizeof(float) * (size_t)g->n);
+}
+
+static int gemm_row_split(const kc_gemm_args *g) {
+    int threads = kc_pool_size();
+    int64_t need = (int64_t)threads * g->n;
+    if (need > row_scratch.capacity) {
+        float *grown = kc_alloc(sizeof(float) * (size_t)need);
+        if (!grown) return 0; /* fall back to splitting the columns */
+        kc_free(row_scratch.partial);
+        row_scratch.partial = grown;
+        row_scratch.capacity = need;
+    }
+    kc_parallel(row_split_task, (void *)g);
+    for (int64_t j = 0; j < g->n; j++) {
+        float sum = row_scratch.partial[j];
+        for (int t = 1; t < threads; t++) sum += row_scratch.partial[(int64_t)t * g->n + j];
+        if (g->accumulate) sum += g->c[j];
+        if (g->bias) sum += g->bias[j];
+        if (g->relu) sum = sum < 0.0f ? 0.0f : sum;
+        g->c[j] = sum;
+    }
+    return 1;
 }
 
 void kc_gemm_ex(const kc_gemm_args *g) {
@@ -157,6 +243,7 @@ void kc_gemm_ex(const kc_gemm_args *g) {
     if (have_avx512()) {
         /* a product too small to be worth waking the pool runs on the caller */
         if ((double)g->m * g->n * g->k < 1 << 17) gemm_task((void *)g, 0, 1);
+        else if (g->m == 1 && g->b_cs == 1 && kc_pool_size() > 1 && gemm_row_split(g)) return;
         else kc_parallel(gemm_task, (void *)g);
         return;
     }
