@@ -15,11 +15,18 @@
 #include <unistd.h>
 
 #include "kerac.h"
+#include "ops/ops.h" /* kc_gemm and the name of the active backend */
 
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ", key: value" with null for a value that was not measured (JSON has no NaN) */
+static void json_number(const char *key, double value, int decimals) {
+    if (isfinite(value)) printf(", \"%s\": %.*f", key, decimals, value);
+    else printf(", \"%s\": null", key);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -32,25 +39,68 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* The fp32 GEMM peak this machine reaches through the library's BLAS: the best of a large
- * square product and the network's own shapes, in GFLOP/s. */
+/* The fp32 GEMM peak on this machine and thread count: the best GFLOP/s of the library's
+ * matrix product (kerac's kernel or OpenBLAS, whichever is active) over the network's own
+ * shapes (forward, weight gradient, input gradient) and a large square product. */
 static double gemm_peak(void) {
-    const int n = 1536;
-    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
-          *c = malloc(sizeof(float) * n * n);
-    for (int i = 0; i < n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
+    const int shapes[][5] = {{0, 0, 128, 512, 784}, {1, 0, 784, 512, 128}, {0, 0, 128, 512, 512},
+                             {1, 0, 512, 512, 128}, {0, 1, 128, 512, 512}, {0, 0, 1024, 1024, 1024}};
+    const int cap = 1024 * 1024;
+    float *a = malloc(sizeof(float) * cap), *b = malloc(sizeof(float) * cap),
+          *c = malloc(sizeof(float) * cap);
+    for (int i = 0; i < cap; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
     double best = 0.0;
-    for (int rep = 0; rep < 5; rep++) {
-        double t = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
-                    c, n);
-        t = now() - t;
-        if (rep && 2.0 * n * n * n / t / 1e9 > best) best = 2.0 * n * n * n / t / 1e9;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int m = shapes[s][2], n = shapes[s][3], k = shapes[s][4];
+        int reps = (int)(2e9 / (2.0 * m * n * k)) + 1;
+        for (int trial = 0; trial < 3; trial++) {
+            double t = now();
+            for (int r = 0; r < reps; r++) kc_gemm(shapes[s][0], shapes[s][1], m, n, k, a, b, c);
+            double gflops = 2.0 * m * n * k * reps / (now() - t) / 1e9;
+            best = gflops > best ? gflops : best;
+        }
     }
     free(a);
     free(b);
     free(c);
     return best;
+}
+
+/* The arithmetic limit: independent AVX-512 FMAs in registers, on every thread of the case. */
+#pragma GCC push_options
+#pragma GCC target("avx512f,fma")
+#include <immintrin.h>
+static void *fma_loop(void *out) {
+    __m512 a0 = _mm512_set1_ps(0.1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+    const __m512 m = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-6f);
+    const long iterations = 50000000;
+    double t = now();
+    for (long i = 0; i < iterations; i++) {
+#define FMA12(x) x = _mm512_fmadd_ps(x, m, c)
+        FMA12(a0); FMA12(a1); FMA12(a2); FMA12(a3); FMA12(a4); FMA12(a5);
+        FMA12(a6); FMA12(a7); FMA12(a8); FMA12(a9); FMA12(a10); FMA12(a11);
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5));
+        __asm__ volatile("" : "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+    }
+    t = now() - t;
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    *(double *)out = iterations * 12.0 * 32.0 / t / 1e9 + 0.0 * _mm512_reduce_add_ps(s);
+    return NULL;
+}
+#pragma GCC pop_options
+
+static double fma_peak(int threads) {
+    pthread_t ids[64];
+    double rates[64], total = 0.0;
+    for (int t = 0; t < threads && t < 64; t++) pthread_create(&ids[t], NULL, fma_loop, &rates[t]);
+    for (int t = 0; t < threads && t < 64; t++) {
+        pthread_join(ids[t], NULL);
+        total += rates[t];
+    }
+    return total;
 }
 
 /* Forward, weight-gradient and input-gradient (all but the first layer) products per sample. */
@@ -59,6 +109,16 @@ static double train_flops_per_sample(void) {
     double f = 0.0;
     for (int l = 0; l < 3; l++) f += 2.0 * in[l] * out[l] * (l ? 3 : 2);
     return f;
+}
+
+/* which matrix product ran: kerac's kernel, or OpenBLAS and its threading */
+static const char *gemm_name(void) {
+    if (strcmp(kc_gemm_backend(), "openblas")) return kc_gemm_backend();
+    switch (openblas_get_parallel()) {
+    case 1: return "openblas-pthread";
+    case 2: return "openblas-openmp";
+    default: return "openblas-serial";
+    }
 }
 
 static kc_model *build_model(void) {
@@ -105,6 +165,7 @@ static void run_case(int threads, int epochs, int loaded, const char *data_dir, 
         exit(1);
     }
     double peak = json_only ? NAN : gemm_peak();
+    double fma = json_only || !__builtin_cpu_supports("avx512f") ? NAN : fma_peak(threads);
     kc_model *m = build_model();
     if (loaded) setpgid(0, 0);
     pid_t load = loaded ? start_load() : 0;
@@ -141,14 +202,22 @@ static void run_case(int threads, int epochs, int loaded, const char *data_dir, 
         lat[r] = (now() - t) * 1e6;
     }
     double gflops = train_flops_per_sample() * (double)train.count / sec / 1e9;
-    printf("{\"case\": \"train_mlp_784_512_512_10\", \"threads\": %d, \"load\": \"%s\", "
-           "\"epochs\": %d, \"sec_per_epoch\": %.4f, \"samples_per_sec\": %.0f, "
-           "\"gflops\": %.1f, \"gemm_peak_gflops\": %.1f, \"share_of_peak\": %.3f, "
-           "\"inference_samples_per_sec\": %.0f, \"predict_1_latency_us\": %.2f, "
-           "\"train_peak_rss_mb\": %.1f, \"final_loss\": %.4f, \"final_accuracy\": %.4f}\n",
-           threads, loaded ? "busy_second_process" : "idle", epochs, sec,
-           (double)train.count / sec, gflops, peak, gflops / peak, median(inf, 5),
-           median(lat, CALLS), ru.ru_maxrss / 1024.0, final_loss, final_acc);
+    printf("{\"case\": \"train_mlp_784_512_512_10\", \"gemm\": \"%s\", \"threads\": %d, "
+           "\"load\": \"%s\", \"epochs\": %d",
+           gemm_name(), threads, loaded ? "busy_second_process" : "idle", epochs);
+    json_number("sec_per_epoch", sec, 4);
+    json_number("samples_per_sec", (double)train.count / sec, 0);
+    json_number("gflops", gflops, 1);
+    json_number("gemm_peak_gflops", peak, 1);
+    json_number("share_of_gemm_peak", gflops / peak, 3);
+    json_number("fma_peak_gflops", fma, 1);
+    json_number("share_of_fma_peak", gflops / fma, 3);
+    json_number("inference_samples_per_sec", median(inf, 5), 0);
+    json_number("predict_1_latency_us", median(lat, CALLS), 2);
+    json_number("train_peak_rss_mb", ru.ru_maxrss / 1024.0, 1);
+    json_number("final_loss", final_loss, 4);
+    json_number("final_accuracy", final_acc, 4);
+    printf("}\n");
     fflush(stdout);
     free(lat);
     free(x);

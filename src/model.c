@@ -327,9 +327,11 @@ static int output_cols(const kc_model *m) {
     return out.rank ? out.dims[out.rank - 1] : 1;
 }
 
-/* acts[0] and ybuf hold the batch. Returns the loss; fills m->grads. */
+/* acts[0] and ybuf hold the batch. Returns the loss; fills m->grads. With update set and a
+ * finite loss, takes the optimizer step too, layer by layer as the gradients appear (a layer's
+ * weights are no longer needed once its input gradient is computed). */
 static double forward_backward(kc_model *m, int batch, const kc_forward_ctx *ctx,
-                               double *correct) {
+                               double *correct, int update) {
     forward(m, batch, ctx);
     const float *pred = m->acts[m->n_layers];
     int cols = output_cols(m);
@@ -338,14 +340,19 @@ static double forward_backward(kc_model *m, int batch, const kc_forward_ctx *ctx
     float *dout = m->dbuf[0], *din = m->dbuf[1];
     double loss = kc_loss_compute(m->loss, pred, m->ybuf, rows, cols, dout, fused);
     if (correct) *correct = kc_accuracy_sum(m->loss, pred, m->ybuf, rows, cols);
+    update = update && isfinite(loss);
     for (int l = m->n_layers - 1; l >= 0; l--) {
         kc_layer *layer = m->layers[l];
         layer->ops->backward(layer, m->acts[l], m->acts[l + 1], dout, l ? din : NULL, batch,
                              l == m->n_layers - 1 && fused, ctx);
+        if (update && layer->param_count)
+            kc_optimizer_update(m->opt, m->params, m->grads, layer->param_offset,
+                                layer->param_count);
         float *t = dout;
         dout = din;
         din = t;
     }
+    if (update) kc_optimizer_finish_step(m->opt);
     return loss;
 }
 
@@ -537,7 +544,7 @@ kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int 
     if (!st) st = load_user_batch(m, x, y, batch, "kc_compute_gradients");
     if (st) return st;
     kc_forward_ctx ctx = {training, m->step};
-    double l = forward_backward(m, batch, &ctx, NULL);
+    double l = forward_backward(m, batch, &ctx, NULL, 0);
     if (loss) *loss = l;
     if (grads) memcpy(grads, m->grads, sizeof(float) * (size_t)count);
     return KC_OK;
@@ -546,9 +553,7 @@ kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int 
 /* One training step on the batch in the workspace. */
 static double train_step(kc_model *m, int batch, double *correct) {
     kc_forward_ctx ctx = {1, m->step++};
-    double loss = forward_backward(m, batch, &ctx, correct);
-    if (isfinite(loss)) kc_optimizer_step(m->opt, m->params, m->grads);
-    return loss;
+    return forward_backward(m, batch, &ctx, correct, 1);
 }
 
 kc_status kc_train_on_batch(kc_model *m, const float *x, const float *y, int batch,

@@ -181,23 +181,33 @@ typedef struct {
     float *w;
     const float *g;
     float adam_alpha;
+    int64_t offset, count;
 } step_job;
 
 static void step_task(void *arg, int t, int threads) {
     step_job *job = arg;
     int64_t begin, end;
-    kc_split(job->opt->count, t, threads, 16, &begin, &end);
+    kc_split(job->count, t, threads, 16, &begin, &end);
+    begin += job->offset;
+    end += job->offset;
     float *s[3];
     for (int i = 0; i < 3; i++) s[i] = job->opt->slots[i] ? job->opt->slots[i] + begin : NULL;
     update_range(job->opt, job->w + begin, job->g + begin, s, end - begin, job->adam_alpha);
 }
 
-void kc_optimizer_step(kc_optimizer *o, float *w, const float *g) {
+void kc_optimizer_update(kc_optimizer *o, float *w, const float *g, int64_t offset,
+                         int64_t count) {
     /* Adam's step size with bias correction: alpha = lr sqrt(1 - b2^t) / (1 - b1^t) */
     float t = (float)(o->iterations + 1);
     float alpha = o->kind == KC_OPT_ADAM ? o->learning_rate * sqrtf(1.0f - powf(o->beta_2, t)) /
                                                (1.0f - powf(o->beta_1, t))
                                          : 0.0f;
-    kc_parallel(step_task, &(step_job){o, w, g, alpha});
-    o->iterations++;
+    kc_parallel(step_task, &(step_job){o, w, g, alpha, offset, count});
+}
+
+void kc_optimizer_finish_step(kc_optimizer *o) { o->iterations++; }
+
+void kc_optimizer_step(kc_optimizer *o, float *w, const float *g) {
+    kc_optimizer_update(o, w, g, 0, o->count);
+    kc_optimizer_finish_step(o);
 }

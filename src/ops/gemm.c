@@ -153,10 +153,17 @@ static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
                     _mm512_store_ps(packed + k * NR, _mm512_maskz_loadu_ps(m0, src + k * g->b_rs)),
                     _mm512_store_ps(packed + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + k * g->b_rs + 16));
             } else {
-                for (int k = 0; k < kc; k++) memset(packed + k * NR + nr, 0, sizeof(float) * (NR - nr));
-                for (int jj = 0; jj < nr; jj++) {
-                    const float *col = src + jj * g->b_cs;
-                    for (int k = 0; k < kc; k++) packed[k * NR + jj] = col[k * g->b_rs];
+                /* transposed B: 32 columns gathered per k (zeros past nr); with b_rs == 1
+                 * consecutive k hit the same 32 cache lines */
+                const __m512i step = _mm512_mullo_epi32(
+                    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                    _mm512_set1_epi32((int)g->b_cs));
+                const float *src_hi = src + 16 * g->b_cs;
+                for (int k = 0; k < kc; k++) {
+                    _mm512_store_ps(packed + k * NR, _mm512_mask_i32gather_ps(
+                        _mm512_setzero_ps(), m0, step, src + k * g->b_rs, 4));
+                    _mm512_store_ps(packed + k * NR + 16, m1 ? _mm512_mask_i32gather_ps(
+                        _mm512_setzero_ps(), m1, step, src_hi + k * g->b_rs, 4) : _mm512_setzero_ps());
                 }
             }
             for (int64_t i = i0; i < i1; i += MR) {

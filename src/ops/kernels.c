@@ -133,15 +133,22 @@ void kc_colsum(const float *x, int rows, int cols, float *out) {
 
 static void dropout_range(void *arg, int64_t begin, int64_t end) {
     const kernel_args *k = arg;
-    /* keep when the top 32 bits of the hash are >= rate * 2^32: P(keep) = 1 - rate */
+    /* keep when a 32-bit hash of (key, i) is >= rate * 2^32: P(keep) = 1 - rate. The hash
+     * (Wang-style multiply-xorshift, 32-bit so that it vectorises) of a Weyl sequence in i */
     uint32_t threshold = (uint32_t)fminf(k->rate * 4294967296.0f, 4294967295.0f);
+    uint32_t key = (uint32_t)(k->key ^ (k->key >> 32));
     float scale = 1.0f / (1.0f - k->rate);
     float *y = k->y;
     const float *x = k->x;
 #pragma omp simd
     for (int64_t i = begin; i < end; i++) {
-        uint32_t bits = (uint32_t)(kc_mix64(k->key ^ (uint64_t)i) >> 32);
-        y[i] = bits >= threshold ? x[i] * scale : 0.0f;
+        uint32_t h = (uint32_t)i * 0x9e3779b9u + key;
+        h ^= h >> 16;
+        h *= 0x7feb352du;
+        h ^= h >> 15;
+        h *= 0x846ca68bu;
+        h ^= h >> 16;
+        y[i] = h >= threshold ? x[i] * scale : 0.0f;
     }
 }
 
