@@ -4,6 +4,9 @@
 #include "util/threads.h"
 #include <math.h>
 #include <stdlib.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 static kc_optimizer *opt_new(kc_opt_kind kind, float lr, float default_lr) {
     if (!(lr >= 0.0f) || !isfinite(lr)) {
@@ -129,8 +132,28 @@ static void update_range(const kc_optimizer *o, float *w, const float *g, float 
         float *avg = o->centered ? s[1] : NULL;
         float *mom = o->momentum > 0.0f ? s[1 + o->centered] : NULL;
         if (!avg && !mom) {
-#pragma omp simd
-            for (int64_t i = 0; i < n; i++) {
+            int64_t i = 0;
+#ifdef __AVX512F__
+            /* 1 / sqrt(v + eps) as rsqrt14 refined by one Newton step (within 2 ulp of the
+             * exact quotient): the exact sqrt and divide cost 20+ cycles per 16 weights and
+             * made this loop a tenth of a training step */
+            const __m512 rho_v = _mm512_set1_ps(rho), one_minus_rho = _mm512_set1_ps(1.0f - rho);
+            const __m512 eps_v = _mm512_set1_ps(eps), lr_v = _mm512_set1_ps(lr);
+            const __m512 half = _mm512_set1_ps(0.5f), three_halves = _mm512_set1_ps(1.5f);
+            for (; i + 16 <= n; i += 16) {
+                __m512 gi = _mm512_loadu_ps(g + i);
+                __m512 vi = _mm512_fmadd_ps(rho_v, _mm512_loadu_ps(v + i),
+                                            _mm512_mul_ps(one_minus_rho, _mm512_mul_ps(gi, gi)));
+                _mm512_storeu_ps(v + i, vi);
+                __m512 x = _mm512_add_ps(vi, eps_v);
+                __m512 y = _mm512_rsqrt14_ps(x);
+                y = _mm512_mul_ps(y, _mm512_fnmadd_ps(_mm512_mul_ps(half, x), _mm512_mul_ps(y, y),
+                                                      three_halves));
+                _mm512_storeu_ps(w + i, _mm512_fnmadd_ps(_mm512_mul_ps(lr_v, gi), y,
+                                                         _mm512_loadu_ps(w + i)));
+            }
+#endif
+            for (; i < n; i++) {
                 v[i] = rho * v[i] + (1.0f - rho) * g[i] * g[i];
                 w[i] -= lr * g[i] / sqrtf(v[i] + eps);
             }
