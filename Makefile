@@ -39,7 +39,7 @@ $(BUILD)/bench: bench/bench.c $(BUILD)/libkerac.a
 
 # the benchmark: one JSON line per case (see docs/PERFORMANCE.md); needs MNIST via $$KERAC_DATA
 bench: $(BUILD)/bench
-	$(BUILD)/bench $(BENCH_ARGS)
+	BENCH_ARGS="$(BENCH_ARGS)" bash bench/run.sh
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)

@@ -1,14 +1,17 @@
 /* threads.c: kerac's one thread pool. Matrix products and the elementwise kernels both run
- * on it, so no second pool fights it for the cores. Workers spin briefly for the next task
+ * on it, so no second pool fights it for the cores (where OpenBLAS does the products, its
+ * pool is the only one and kerac's kernels run on the caller). Workers spin briefly for the next task
  * (a training step issues one every few microseconds), then sleep on a futex, so an idle or
  * loaded machine does not lose a core to spinning. */
 #include "../internal.h"
 #include "threads.h"
+#include "../ops/ops.h"
 #include <cblas.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -99,7 +102,8 @@ static int default_threads(void) {
 void kc_set_num_threads(int threads) {
     num_threads = threads > 0 ? threads : default_threads();
     openblas_set_num_threads(num_threads);
-    pool_start(num_threads);
+    /* with OpenBLAS doing the products its pool has the cores: ours would spin against it */
+    pool_start(strcmp(kc_gemm_backend(), "openblas") ? num_threads : 1);
 }
 
 int kc_get_num_threads(void) {

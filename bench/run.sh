@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make bench: kerac's benchmark, each case a JSON line (see docs/PERFORMANCE.md).
+#   1. build/bench: kerac's own AVX-512 matrix products on 1 and 2 threads, idle, and on 2
+#      threads while a second process keeps both cores busy;
+#   2. the same network with the products through OpenBLAS instead (KERAC_GEMM_BLAS=1), its
+#      pthread build and, when installed (libopenblas0-openmp), its OpenMP build, idle and
+#      loaded: the candidates the engine was chosen from. OPENBLAS_CORETYPE names the kernel,
+#      since OpenBLAS 0.3.21 does not recognise this CPU and would fall back to SSE3 kernels.
+# BENCH_ARGS (e.g. "--epochs 5") is passed to every run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bench=build/bench
+args=${BENCH_ARGS:-}
+
+echo "# kerac's kernels"
+$bench $args
+
+blas_coretype=${OPENBLAS_CORETYPE:-$(grep -q avx512_bf16 /proc/cpuinfo && echo Cooperlake || echo Haswell)}
+multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+for flavour in pthread openmp; do
+    dir=/usr/lib/$multiarch/openblas-$flavour
+    if [ ! -e "$dir/libopenblas.so.0" ]; then
+        echo "# OpenBLAS $flavour: not installed, skipped"
+        continue
+    fi
+    echo "# OpenBLAS $flavour ($blas_coretype kernels)"
+    for threads in 1 2; do
+        KERAC_GEMM_BLAS=1 OPENBLAS_CORETYPE=$blas_coretype LD_LIBRARY_PATH=$dir \
+            $bench $args --no-peak --threads "$threads"
+    done
+    KERAC_GEMM_BLAS=1 OPENBLAS_CORETYPE=$blas_coretype LD_LIBRARY_PATH=$dir \
+        $bench $args --no-peak --loaded
+done
