@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -135,21 +136,29 @@ static kc_model *build_model(void) {
     return m;
 }
 
-/* A second process keeping every core busy, as another user's job would. */
+/* A second process keeping every core busy, as another user's job would: a process group of
+ * one spinner per core, which dies with the benchmark. */
 static pid_t start_load(void) {
     pid_t pid = fork();
-    if (pid) return pid;
+    if (pid) {
+        setpgid(pid, pid);
+        return pid;
+    }
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     for (long i = 1; i < cores; i++)
-        if (fork() == 0) break;
+        if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            break;
+        }
     volatile double x = 1.0;
     for (;;) x = x * 1.0000001 + 1e-9;
 }
 
 static void stop_load(pid_t pid) {
     if (pid <= 0) return;
-    kill(-pid, SIGKILL);
-    kill(pid, SIGKILL);
+    kill(-pid, SIGKILL); /* the whole group: the spinner and the ones it forked */
     waitpid(pid, NULL, 0);
 }
 
@@ -167,7 +176,6 @@ static void run_case(int threads, int epochs, int loaded, const char *data_dir, 
     double peak = json_only ? NAN : gemm_peak();
     double fma = json_only || !__builtin_cpu_supports("avx512f") ? NAN : fma_peak(threads);
     kc_model *m = build_model();
-    if (loaded) setpgid(0, 0);
     pid_t load = loaded ? start_load() : 0;
     kc_history *h = NULL;
     kc_status st = kc_fit(m, &train, &(kc_fit_opts){.batch_size = 128, .epochs = epochs, .verbose = -1}, &h);

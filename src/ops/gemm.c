@@ -87,9 +87,10 @@ static void tile_dispatch(int mr, int kc, const float *a, int64_t a_rs, int64_t 
     }
 }
 
-/* One row of C (a single sample: predict's latency case), columns [j0, j1): the row of A times
- * B read row after row, 256 columns at a time in 16 accumulators, so the weights stream
- * through memory in order. nv vectors of 16 columns, the last one masked. */
+/* One row of C (a single sample: predict's latency case): the row of A times B read row
+ * after row, 256 columns at a time in 16 accumulators, so the weights stream through memory
+ * in order. nv vectors of 16 columns, the last one masked. No epilogue: gemm_one_row adds the
+ * blocks, the bias and the activation. */
 static inline __attribute__((always_inline)) void row_chunk(const kc_gemm_args *g, int64_t j,
                                                             const int nv, __mmask16 last_mask) {
     __m512 acc[16];
@@ -100,37 +101,37 @@ static inline __attribute__((always_inline)) void row_chunk(const kc_gemm_args *
         const float *brow = g->b + k * g->b_rs + j;
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++)
-            acc[v] = _mm512_fmadd_ps(
-                a, v == nv - 1 ? _mm512_maskz_loadu_ps(last_mask, brow + 16 * v) : _mm512_loadu_ps(brow + 16 * v),
-                acc[v]);
+            acc[v] = _mm512_fmadd_ps(a, v == nv - 1 ? _mm512_maskz_loadu_ps(last_mask, brow + 16 * v)
+                                                    : _mm512_loadu_ps(brow + 16 * v),
+                                     acc[v]);
     }
 #pragma GCC unroll 16
-    for (int v = 0; v < nv; v++) {
-        __mmask16 m = v == nv - 1 ? last_mask : 0xFFFF;
-        float *c = g->c + j + 16 * v;
-        __m512 x = acc[v];
-        if (g->accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, c));
-        if (g->bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, g->bias + j + 16 * v));
-        if (g->relu) x = _mm512_max_ps(_mm512_setzero_ps(), x); /* NaN stays NaN */
-        _mm512_mask_storeu_ps(c, m, x);
+    for (int v = 0; v < nv; v++)
+        _mm512_mask_storeu_ps(g->c + j + 16 * v, v == nv - 1 ? last_mask : 0xFFFF, acc[v]);
+}
+
+static void gemm_row_avx512(const kc_gemm_args *g) {
+    int64_t j = 0;
+    for (; j + 256 <= g->n; j += 256) row_chunk(g, j, 16, 0xFFFF);
+    for (; j < g->n; j += 16) { /* the tail, 16 columns at a time */
+        int64_t left = g->n - j;
+        row_chunk(g, j, 1, (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1));
     }
 }
 
-static void gemm_row_avx512(const kc_gemm_args *g, int64_t j0, int64_t j1) {
-    int64_t j = j0;
-    for (; j + 256 <= j1; j += 256) row_chunk(g, j, 16, 0xFFFF);
-    for (; j < j1; j += 16) { /* the tail, 16 columns at a time */
-        int64_t left = j1 - j;
-        row_chunk(g, j, 1, (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1));
-    }
+/* The depth of the K blocks: equal blocks of at most KC (784 = 4 x 196). Every path sums each
+ * block from zero in k order and adds the blocks in order, so a sample's outputs are the same
+ * bits whichever kernel, batch or thread count computed them. */
+static int k_block_depth(int k) {
+    int blocks = (k + KC - 1) / KC;
+    return (k + blocks - 1) / blocks;
 }
 
 /* One thread's block of C: rows [i0, i1), columns [j0, j1). */
 static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
     static _Thread_local float packed[KC * NR] __attribute__((aligned(64)));
-    int blocks = (g->k + KC - 1) / KC;
-    int depth = (g->k + blocks - 1) / blocks; /* equal blocks: 784 = 4 x 196 */
+    int depth = k_block_depth(g->k);
     for (int kb = 0; kb < g->k; kb += depth) {
         int kc = g->k - kb < depth ? g->k - kb : depth;
         int last = kb + kc >= g->k, load_c = g->accumulate || kb > 0;
@@ -196,47 +197,49 @@ static void gemm_task(void *arg, int t, int threads) {
     else if (g->n >= 2 * NR * threads) kc_split(g->n, t, threads, NR, &j0, &j1);
     else if (g->m >= 2 * MR * threads) kc_split(g->m, t, threads, MR, &i0, &i1);
     else if (t) return;
-    if (g->m == 1 && g->b_cs == 1) gemm_row_avx512(g, j0, j1);
-    else if (i0 < i1 && j0 < j1) gemm_block_avx512(g, i0, i1, j0, j1);
+    if (i0 < i1 && j0 < j1) gemm_block_avx512(g, i0, i1, j0, j1);
 }
 
-/* One sample (m == 1) on several threads: each thread takes a block of B's rows, which lie
- * together in memory and fill every cache set (halves of each row would use half of the L2
- * sets when rows are a power of two apart), into its own partial row; the caller then adds
- * the partials in thread order. */
+/* One sample (m == 1): each K block's partial row by the streaming kernel, the blocks shared
+ * between threads (whole blocks of B's rows lie together in memory and fill every cache set;
+ * halves of each row would use half of the L2 sets when rows are a power of two apart), then
+ * the partials added in block order as the tiled kernel adds them. */
 static struct {
-    float *partial; /* threads x n */
+    float *partial; /* blocks x n */
     int64_t capacity;
 } row_scratch;
 
-static void row_split_task(void *arg, int t, int threads) {
+static void row_blocks_task(void *arg, int t, int threads) {
     const kc_gemm_args *g = arg;
-    int64_t k0, k1;
-    kc_split(g->k, t, threads, 1, &k0, &k1);
-    kc_gemm_args part = {.m = 1, .n = g->n, .k = (int)(k1 - k0), .a = g->a + k0 * g->a_cs,
-                         .a_cs = g->a_cs, .b = g->b + k0 * g->b_rs, .b_rs = g->b_rs, .b_cs = 1,
-                         .c = row_scratch.partial + (int64_t)t * g->n, .ldc = g->n};
-    if (part.k > 0) gemm_row_avx512(&part, 0, g->n);
-    else memset(part.c, 0, sizeof(float) * (size_t)g->n);
+    int depth = k_block_depth(g->k);
+    int64_t b0, b1;
+    kc_split((g->k + depth - 1) / depth, t, threads, 1, &b0, &b1);
+    for (int64_t b = b0; b < b1; b++) {
+        int k0 = (int)b * depth, kc = g->k - k0 < depth ? g->k - k0 : depth;
+        kc_gemm_args part = {.m = 1, .n = g->n, .k = kc, .a = g->a + k0 * g->a_cs,
+                             .a_cs = g->a_cs, .b = g->b + k0 * g->b_rs, .b_rs = g->b_rs,
+                             .b_cs = 1, .c = row_scratch.partial + b * g->n, .ldc = g->n};
+        gemm_row_avx512(&part);
+    }
 }
 
-static int gemm_row_split(const kc_gemm_args *g) {
-    int threads = kc_pool_size();
-    int64_t need = (int64_t)threads * g->n;
+static int gemm_one_row(const kc_gemm_args *g) {
+    int depth = k_block_depth(g->k), blocks = (g->k + depth - 1) / depth;
+    int64_t need = (int64_t)blocks * g->n;
     if (need > row_scratch.capacity) {
         float *grown = kc_alloc(sizeof(float) * (size_t)need);
-        if (!grown) return 0; /* fall back to splitting the columns */
+        if (!grown) return 0; /* the tiled kernel does it instead */
         kc_free(row_scratch.partial);
         row_scratch.partial = grown;
         row_scratch.capacity = need;
     }
-    kc_parallel(row_split_task, (void *)g);
+    if (blocks > 1 && (double)g->n * g->k >= 1 << 17) kc_parallel(row_blocks_task, (void *)g);
+    else row_blocks_task((void *)g, 0, 1);
     for (int64_t j = 0; j < g->n; j++) {
-        float sum = row_scratch.partial[j];
-        for (int t = 1; t < threads; t++) sum += row_scratch.partial[(int64_t)t * g->n + j];
-        if (g->accumulate) sum += g->c[j];
+        float sum = g->accumulate ? g->c[j] + row_scratch.partial[j] : row_scratch.partial[j];
+        for (int b = 1; b < blocks; b++) sum += row_scratch.partial[(int64_t)b * g->n + j];
         if (g->bias) sum += g->bias[j];
-        if (g->relu) sum = sum < 0.0f ? 0.0f : sum;
+        if (g->relu) sum = sum < 0.0f ? 0.0f : sum; /* NaN stays NaN */
         g->c[j] = sum;
     }
     return 1;
@@ -252,8 +255,8 @@ void kc_gemm_ex(const kc_gemm_args *g) {
     }
     if (have_avx512()) {
         /* a product too small to be worth waking the pool runs on the caller */
+        if (g->m == 1 && g->b_cs == 1 && gemm_one_row(g)) return;
         if ((double)g->m * g->n * g->k < 1 << 17) gemm_task((void *)g, 0, 1);
-        else if (g->m == 1 && g->b_cs == 1 && kc_pool_size() > 1 && gemm_row_split(g)) return;
         else kc_parallel(gemm_task, (void *)g);
         return;
     }

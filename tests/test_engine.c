@@ -1,0 +1,206 @@
+/* test_engine.c: the compute engine under the layers: matrix products against a plain triple
+ * loop (every transpose, tails, epilogues, thread counts), the thread pool's splits, and the
+ * promise that results do not depend on the thread count or on batching. */
+#include "testutil.h"
+#include "ops/ops.h"
+#include "util/threads.h"
+
+/* C = op(A) op(B) (+ C) (+ bias, relu) in double, the reference. */
+static void reference_gemm(const kc_gemm_args *g, const float *c_in, double *out) {
+    for (int i = 0; i < g->m; i++)
+        for (int j = 0; j < g->n; j++) {
+            double sum = g->accumulate ? c_in[i * g->ldc + j] : 0.0;
+            for (int p = 0; p < g->k; p++)
+                sum += (double)g->a[i * g->a_rs + p * g->a_cs] * g->b[p * g->b_rs + j * g->b_cs];
+            if (g->bias) sum += g->bias[j];
+            if (g->relu && sum < 0) sum = 0;
+            out[i * g->n + j] = sum;
+        }
+}
+
+static void fill(float *x, int64_t n, unsigned seed) {
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        x[i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+}
+
+/* One product of the given shape and layout, checked element by element: float sums of k
+ * terms of size ~1 are good to about k * 2^-24 relative to their magnitude. */
+static void check_gemm(int m, int n, int k, int trans_a, int trans_b, int accumulate,
+                       int with_bias, int relu) {
+    float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)k * n);
+    float *c = malloc(sizeof(float) * (size_t)m * n), *c0 = malloc(sizeof(float) * (size_t)m * n);
+    float *bias = malloc(sizeof(float) * (size_t)n);
+    double *want = malloc(sizeof(double) * (size_t)m * n);
+    fill(a, (int64_t)m * k, 1u + m);
+    fill(b, (int64_t)k * n, 2u + n);
+    fill(c0, (int64_t)m * n, 3u + k);
+    fill(bias, n, 4u);
+    memcpy(c, c0, sizeof(float) * (size_t)m * n);
+    kc_gemm_args g = {.m = m, .n = n, .k = k, .a = a, .b = b, .c = c, .ldc = n,
+                      .accumulate = accumulate, .bias = with_bias ? bias : NULL, .relu = relu};
+    g.a_rs = trans_a ? 1 : k;
+    g.a_cs = trans_a ? m : 1;
+    g.b_rs = trans_b ? 1 : n;
+    g.b_cs = trans_b ? k : 1;
+    reference_gemm(&g, c0, want);
+    kc_gemm_ex(&g);
+    double tol = 4e-7 * (k + 4);
+    for (int64_t i = 0; i < (int64_t)m * n; i++)
+        cr_assert(fabs(c[i] - want[i]) <= tol * fmax(1.0, fabs(want[i])),
+                  "gemm %dx%dx%d ta%d tb%d acc%d bias%d relu%d: C[%lld] = %.9g, want %.9g", m, n,
+                  k, trans_a, trans_b, accumulate, with_bias, relu, (long long)i, c[i], want[i]);
+    free(a);
+    free(b);
+    free(c);
+    free(c0);
+    free(bias);
+    free(want);
+}
+
+static const int shapes[][3] = {
+    {1, 1, 1},    {1, 10, 512},  {1, 512, 784}, {1, 300, 7},   {3, 5, 2},      {7, 33, 17},
+    {8, 32, 256}, {9, 31, 257},  {16, 64, 513}, {128, 10, 512}, {128, 512, 784}, {784, 512, 128},
+    {100, 70, 600}, {2, 1000, 3}, {65, 130, 260},
+};
+
+static void check_all_layouts(int threads) {
+    kc_set_num_threads(threads);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int layout = 0; layout < 4; layout++)
+            check_gemm(shapes[s][0], shapes[s][1], shapes[s][2], layout & 1, layout >> 1, 0, 0, 0);
+}
+
+Test(gemm, every_layout_one_thread) { check_all_layouts(1); }
+Test(gemm, every_layout_two_threads) { check_all_layouts(2); }
+Test(gemm, three_threads_uneven_splits) { check_all_layouts(3); }
+
+Test(gemm, epilogues) {
+    for (int threads = 1; threads <= 2; threads++) {
+        kc_set_num_threads(threads);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            check_gemm(shapes[s][0], shapes[s][1], shapes[s][2], 0, 0, 0, 1, 1);
+            check_gemm(shapes[s][0], shapes[s][1], shapes[s][2], 0, 0, 1, 1, 0);
+            check_gemm(shapes[s][0], shapes[s][1], shapes[s][2], 1, 1, 1, 0, 1);
+        }
+    }
+}
+
+Test(gemm, empty_sum_gives_zero_then_epilogue) {
+    float c[6] = {5, 5, 5, 5, 5, 5}, bias[3] = {1, -2, 3};
+    kc_gemm_ex(&(kc_gemm_args){.m = 2, .n = 3, .k = 0, .a = c, .b = c, .c = c, .ldc = 3,
+                               .bias = bias, .relu = 1});
+    const float want[6] = {1, 0, 3, 1, 0, 3};
+    for (int i = 0; i < 6; i++) cr_assert_eq(c[i], want[i], "C[%d] = %g", i, c[i]);
+}
+
+Test(gemm, relu_keeps_nan) {
+    float a[2] = {NAN, 1}, b[2] = {1, 1}, c[1];
+    kc_gemm_ex(&(kc_gemm_args){.m = 1, .n = 1, .k = 2, .a = a, .a_rs = 2, .a_cs = 1, .b = b,
+                               .b_rs = 1, .b_cs = 1, .c = c, .ldc = 1, .relu = 1});
+    cr_assert(isnan(c[0]), "relu(NaN) must stay NaN, got %g", c[0]);
+}
+
+/* ---- the pool ---------------------------------------------------------------------------- */
+
+static void count_range(void *arg, int64_t begin, int64_t end) {
+    int *seen = arg;
+    for (int64_t i = begin; i < end; i++) __atomic_add_fetch(&seen[i], 1, __ATOMIC_RELAXED);
+}
+
+Test(pool, every_index_exactly_once) {
+    static const int64_t sizes[] = {1, 15, 16, 17, 1000, 65536, 100003};
+    for (int threads = 1; threads <= 4; threads++) {
+        kc_set_num_threads(threads);
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+            for (int64_t align = 1; align <= 32; align *= 4) {
+                int *seen = calloc((size_t)sizes[s], sizeof(int));
+                kc_parallel_range(sizes[s], align, 1, count_range, seen);
+                for (int64_t i = 0; i < sizes[s]; i++)
+                    cr_assert_eq(seen[i], 1, "threads %d n %lld align %lld: index %lld ran %d times",
+                                 threads, (long long)sizes[s], (long long)align, (long long)i, seen[i]);
+                free(seen);
+            }
+    }
+}
+
+Test(pool, split_shares_are_contiguous_and_aligned) {
+    for (int threads = 1; threads <= 5; threads++) {
+        int64_t expect = 0;
+        for (int t = 0; t < threads; t++) {
+            int64_t begin, end;
+            kc_split(1000, t, threads, 32, &begin, &end);
+            cr_assert_eq(begin, expect);
+            cr_assert(begin % 32 == 0 || begin == 1000);
+            expect = end;
+        }
+        cr_assert_eq(expect, 1000);
+    }
+}
+
+/* ---- results independent of threads and batching ----------------------------------------- */
+
+static kc_model *mlp(void) {
+    kc_set_random_seed(7);
+    kc_model *m = kc_sequential(kc_shape1(20));
+    kc_add(m, kc_dense(300, KC_RELU));
+    kc_add(m, kc_dropout(0.3f));
+    kc_add(m, kc_dense(40, KC_TANH));
+    kc_add(m, kc_dense(5, KC_SOFTMAX));
+    return m;
+}
+
+static float *train_weights(int threads, int64_t *count) {
+    enum { N = 300 };
+    static float x[N * 20], y[N * 5];
+    fill(x, N * 20, 11);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < 5; j++) y[i * 5 + j] = (float)(j == i % 5);
+    kc_set_num_threads(threads);
+    kc_model *m = mlp();
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_rmsprop(NULL), KC_METRIC_ACCURACY));
+    kc_dataset d = {.count = N, .x_shape = kc_shape1(20), .x_dtype = KC_FLOAT32, .x = x,
+                    .y_shape = kc_shape1(5), .y_dtype = KC_FLOAT32, .y = y};
+    KC_CHECK(kc_fit(m, &d, &(kc_fit_opts){.batch_size = 32, .epochs = 3, .verbose = -1}, NULL));
+    *count = kc_count_params(m);
+    float *w = malloc(sizeof(float) * (size_t)*count);
+    KC_CHECK(kc_get_weights(m, w, *count));
+    kc_model_free(m);
+    return w;
+}
+
+/* kerac's own kernels promise this; OpenBLAS (CPUs without AVX-512) does not */
+static void skip_without_own_kernels(void) {
+    if (!strcmp(kc_gemm_backend(), "openblas"))
+        cr_skip_test("OpenBLAS products depend on the thread count and the batch");
+}
+
+Test(determinism, training_is_the_same_on_one_and_two_threads) {
+    skip_without_own_kernels();
+    int64_t n1, n2;
+    float *w1 = train_weights(1, &n1), *w2 = train_weights(2, &n2);
+    cr_assert_eq(n1, n2);
+    cr_assert(memcmp(w1, w2, sizeof(float) * (size_t)n1) == 0,
+              "weights after training differ between 1 and 2 threads");
+    free(w1);
+    free(w2);
+}
+
+Test(determinism, one_sample_predict_equals_its_row_in_a_batch) {
+    skip_without_own_kernels();
+    for (int threads = 1; threads <= 2; threads++) {
+        kc_set_num_threads(threads);
+        kc_model *m = mlp();
+        enum { N = 9 };
+        float x[N * 20], batch_out[N * 5], one_out[5];
+        fill(x, N * 20, 5);
+        KC_CHECK(kc_predict(m, x, N, batch_out));
+        for (int i = 0; i < N; i++) {
+            KC_CHECK(kc_predict(m, x + i * 20, 1, one_out));
+            cr_assert(memcmp(one_out, batch_out + i * 5, sizeof one_out) == 0,
+                      "threads %d: sample %d alone differs from its row in the batch", threads, i);
+        }
+        kc_model_free(m);
+    }
+}
