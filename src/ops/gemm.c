@@ -204,13 +204,19 @@ static void gemm_task(void *arg, int t, int threads) {
  * between threads (whole blocks of B's rows lie together in memory and fill every cache set;
  * halves of each row would use half of the L2 sets when rows are a power of two apart), then
  * the partials added in block order as the tiled kernel adds them. */
-static struct {
-    float *partial; /* blocks x n */
+static _Thread_local struct {
+    float *partial; /* blocks x n, the caller's: two threads may predict at once */
     int64_t capacity;
 } row_scratch;
 
+typedef struct {
+    const kc_gemm_args *g;
+    float *partial;
+} row_job;
+
 static void row_blocks_task(void *arg, int t, int threads) {
-    const kc_gemm_args *g = arg;
+    const kc_gemm_args *g = ((const row_job *)arg)->g;
+    float *partial = ((const row_job *)arg)->partial;
     int depth = k_block_depth(g->k);
     int64_t b0, b1;
     kc_split((g->k + depth - 1) / depth, t, threads, 1, &b0, &b1);
@@ -218,7 +224,7 @@ static void row_blocks_task(void *arg, int t, int threads) {
         int k0 = (int)b * depth, kc = g->k - k0 < depth ? g->k - k0 : depth;
         kc_gemm_args part = {.m = 1, .n = g->n, .k = kc, .a = g->a + k0 * g->a_cs,
                              .a_cs = g->a_cs, .b = g->b + k0 * g->b_rs, .b_rs = g->b_rs,
-                             .b_cs = 1, .c = row_scratch.partial + b * g->n, .ldc = g->n};
+                             .b_cs = 1, .c = partial + b * g->n, .ldc = g->n};
         gemm_row_avx512(&part);
     }
 }
@@ -233,8 +239,9 @@ static int gemm_one_row(const kc_gemm_args *g) {
         row_scratch.partial = grown;
         row_scratch.capacity = need;
     }
-    if (blocks > 1 && (double)g->n * g->k >= 1 << 17) kc_parallel(row_blocks_task, (void *)g);
-    else row_blocks_task((void *)g, 0, 1);
+    row_job job = {g, row_scratch.partial};
+    if (blocks > 1 && (double)g->n * g->k >= 1 << 17) kc_parallel(row_blocks_task, &job);
+    else row_blocks_task(&job, 0, 1);
     for (int64_t j = 0; j < g->n; j++) {
         float sum = g->accumulate ? g->c[j] + row_scratch.partial[j] : row_scratch.partial[j];
         for (int b = 1; b < blocks; b++) sum += row_scratch.partial[(int64_t)b * g->n + j];

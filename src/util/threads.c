@@ -18,11 +18,14 @@
 #define SPIN_ROUNDS 20000 /* about 50-100 us of pause instructions before sleeping */
 
 static int num_threads = 0;
+/* one task at a time: two user threads training two models take turns on the pool */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct {
     int workers; /* threads besides the caller */
     pthread_t *ids;
     _Atomic uint32_t generation; /* bumped for each task; workers wait for a change */
+    uint32_t start_generation;   /* the value when the workers were created */
     _Atomic int pending;         /* workers still running the current task */
     _Atomic uint32_t done_seq;   /* bumped when pending reaches 0: the caller waits on it */
     _Atomic int quit;
@@ -58,7 +61,9 @@ static void bump_and_wake(_Atomic uint32_t *addr, _Atomic int *sleepers) {
 
 static void *worker_main(void *p) {
     int tid = (int)(intptr_t)p;
-    uint32_t seen = 0;
+    /* not 0: after a restart the counter has moved on, and a new worker must not take the
+     * last task of the old pool for a new one */
+    uint32_t seen = pool.start_generation;
     for (;;) {
         wait_change(&pool.generation, seen, &pool.sleeping_workers);
         seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
@@ -86,6 +91,7 @@ static void pool_start(int threads) {
     if (threads <= 1) return;
     pool.ids = calloc((size_t)threads - 1, sizeof *pool.ids);
     if (!pool.ids) return; /* no pool: tasks run on the caller alone */
+    pool.start_generation = atomic_load(&pool.generation);
     for (int i = 0; i < threads - 1; i++) {
         if (pthread_create(&pool.ids[i], NULL, worker_main, (void *)(intptr_t)(i + 1)) != 0) break;
         pool.workers++;
@@ -100,10 +106,12 @@ static int default_threads(void) {
 }
 
 void kc_set_num_threads(int threads) {
+    pthread_mutex_lock(&pool_lock);
     num_threads = threads > 0 ? threads : default_threads();
     openblas_set_num_threads(num_threads);
     /* with OpenBLAS doing the products its pool has the cores: ours would spin against it */
     pool_start(strcmp(kc_gemm_backend(), "openblas") ? num_threads : 1);
+    pthread_mutex_unlock(&pool_lock);
 }
 
 int kc_get_num_threads(void) {
@@ -113,7 +121,9 @@ int kc_get_num_threads(void) {
 
 void kc_parallel(kc_task_fn fn, void *arg) {
     kc_get_num_threads();
+    pthread_mutex_lock(&pool_lock);
     if (pool.workers == 0) {
+        pthread_mutex_unlock(&pool_lock);
         fn(arg, 0, 1);
         return;
     }
@@ -124,6 +134,7 @@ void kc_parallel(kc_task_fn fn, void *arg) {
     bump_and_wake(&pool.generation, &pool.sleeping_workers);
     fn(arg, 0, pool.workers + 1);
     wait_change(&pool.done_seq, done, &pool.sleeping_caller);
+    pthread_mutex_unlock(&pool_lock);
 }
 
 int kc_pool_size(void) {
