@@ -132,6 +132,7 @@ kc_status kc_add(kc_model *m, kc_layer *layer) {
         m->cap = cap;
     }
     layer->param_offset = m->n_params;
+    layer->input_is_data = m->n_params == 0;
     layer->seed = kc_mix64(kc_default_seed() ^ (0x5eedull + (uint64_t)m->n_layers));
     m->n_params += layer->param_count;
     m->layers[m->n_layers++] = layer;

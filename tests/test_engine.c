@@ -87,6 +87,46 @@ Test(gemm, epilogues) {
     }
 }
 
+/* Skipping the k where a tile of A is zero must give the dense result's exact bits. */
+static void check_sparse_matches_dense(int m, int n, int k, int trans_a) {
+    float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)k * n);
+    float *dense = malloc(sizeof(float) * (size_t)m * n), *sparse = malloc(sizeof(float) * (size_t)m * n);
+    float bias[1024];
+    fill(a, (int64_t)m * k, 9);
+    fill(b, (int64_t)k * n, 10);
+    fill(bias, n, 11);
+    /* zeros in blocks, as in images: whole stretches of k, and some rows entirely */
+    for (int64_t i = 0; i < (int64_t)m * k; i++)
+        if ((i / 7) % 3 || (i / k) % 5 == 0) a[i] = 0.0f;
+    kc_gemm_args g = {.m = m, .n = n, .k = k, .a = a, .b = b, .c = dense, .ldc = n,
+                      .bias = bias, .relu = 1};
+    g.a_rs = trans_a ? 1 : k;
+    g.a_cs = trans_a ? m : 1;
+    g.b_rs = n;
+    g.b_cs = 1;
+    kc_gemm_ex(&g);
+    g.c = sparse;
+    g.a_sparse = 1;
+    kc_gemm_ex(&g);
+    cr_assert(memcmp(dense, sparse, sizeof(float) * (size_t)m * n) == 0,
+              "sparse and dense products differ for %dx%dx%d trans_a %d", m, n, k, trans_a);
+    free(a);
+    free(b);
+    free(dense);
+    free(sparse);
+}
+
+Test(gemm, sparse_a_gives_the_dense_bits) {
+    for (int threads = 1; threads <= 2; threads++) {
+        kc_set_num_threads(threads);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int trans_a = 0; trans_a < 2; trans_a++)
+                check_sparse_matches_dense(shapes[s][0], shapes[s][1], shapes[s][2], trans_a);
+        check_sparse_matches_dense(1100, 40, 300, 0); /* more rows than one chunk */
+        check_sparse_matches_dense(1100, 40, 300, 1);
+    }
+}
+
 Test(gemm, empty_sum_gives_zero_then_epilogue) {
     float c[6] = {5, 5, 5, 5, 5, 5}, bias[3] = {1, -2, 3};
     kc_gemm_ex(&(kc_gemm_args){.m = 2, .n = 3, .k = 0, .a = c, .b = c, .c = c, .ldc = 3,

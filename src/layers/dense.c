@@ -35,7 +35,7 @@ static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
     kc_gemm_ex(&(kc_gemm_args){.m = batch, .n = l->units, .k = (int)l->in_size, .a = in,
                                .a_rs = l->in_size, .a_cs = 1, .b = l->kernel, .b_rs = l->units,
                                .b_cs = 1, .c = out, .ldc = l->units, .bias = l->bias,
-                               .relu = l->act == KC_RELU});
+                               .relu = l->act == KC_RELU, .a_sparse = l->input_is_data});
     if (l->act != KC_RELU && l->act != KC_LINEAR) kc_act_forward(out, batch, l->units, l->act);
 }
 
@@ -44,7 +44,10 @@ static void dense_backward(kc_layer *l, const float *in, const float *out, float
                            const kc_forward_ctx *ctx) {
     if (!dout_is_preactivation) kc_act_backward(out, dout, batch, l->units, l->act);
     /* dout is now dz (batch, units): dkernel = in^T @ dz, dbias = sum_rows dz, din = dz @ K^T */
-    kc_gemm(1, 0, (int)l->in_size, l->units, batch, in, dout, l->dkernel);
+    kc_gemm_ex(&(kc_gemm_args){.m = (int)l->in_size, .n = l->units, .k = batch, .a = in,
+                               .a_rs = 1, .a_cs = l->in_size, .b = dout, .b_rs = l->units,
+                               .b_cs = 1, .c = l->dkernel, .ldc = l->units,
+                               .a_sparse = l->input_is_data});
     kc_colsum(dout, batch, l->units, l->dbias);
     if (din) kc_gemm(0, 1, batch, (int)l->in_size, l->units, dout, l->kernel, din);
 }

@@ -38,6 +38,7 @@ struct kc_layer {
     kc_act act; /* Dense's activation, or the Activation layer's */
     float rate; /* Dropout */
     uint64_t seed; /* per-layer stream for dropout masks */
+    int input_is_data; /* no weights before it: the input is the data (images: mostly zeros) */
 };
 
 kc_layer *kc_layer_new(const kc_layer_ops *ops);

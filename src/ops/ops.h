@@ -18,6 +18,8 @@ typedef struct {
     int accumulate;    /* C += A B instead of C = A B */
     const float *bias; /* epilogue: + bias[j] */
     int relu;          /* epilogue: max(0, .) */
+    int a_sparse;      /* A is mostly zeros (input data): skip the k where a tile of A is zero;
+                          the same bits as the dense sum while B is finite */
 } kc_gemm_args;
 void kc_gemm_ex(const kc_gemm_args *g);
 /* C (m, n) = op(A) op(B) for row-major A (m, k) or, transposed, (k, m); B likewise. */
