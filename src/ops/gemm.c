@@ -238,8 +238,10 @@ static void gemm_task(void *arg, int t, int threads) {
     int64_t i0 = 0, i1 = g->m, j0 = 0, j1 = g->n;
     /* split the columns in whole panels when there are enough, else the rows; a weight
      * gradient (A transposed, many rows) is split by rows, so that each thread's rows are
-     * the ones its share of the optimizer update reads next */
-    if (g->a_rs == 1 && g->m >= 8 * MR * threads) kc_split(g->m, t, threads, MR, &i0, &i1);
+     * the ones its share of the optimizer update reads next (unless A is sparse data, whose
+     * zeros are not spread evenly over the rows: there the columns share the work evenly) */
+    if (g->a_rs == 1 && !g->a_sparse && g->m >= 8 * MR * threads)
+        kc_split(g->m, t, threads, MR, &i0, &i1);
     else if (g->n >= 2 * NR * threads) kc_split(g->n, t, threads, NR, &j0, &j1);
     else if (g->m >= 2 * MR * threads) kc_split(g->m, t, threads, MR, &i0, &i1);
     else if (t) return;
