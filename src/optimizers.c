@@ -207,10 +207,10 @@ typedef struct {
     int64_t offset, count;
 } step_job;
 
-static void step_task(void *arg, int t, int threads) {
+static void step_task(void *arg, int part, int parts) {
     step_job *job = arg;
     int64_t begin, end;
-    kc_split(job->count, t, threads, 16, &begin, &end);
+    kc_split(job->count, part, parts, 16, &begin, &end);
     begin += job->offset;
     end += job->offset;
     float *s[3];

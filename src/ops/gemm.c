@@ -233,18 +233,18 @@ static int have_avx512(void) {
     return cached;
 }
 
-static void gemm_task(void *arg, int t, int threads) {
+static void gemm_task(void *arg, int part, int parts) {
     const kc_gemm_args *g = arg;
     int64_t i0 = 0, i1 = g->m, j0 = 0, j1 = g->n;
-    /* split the columns in whole panels when there are enough, else the rows; a weight
-     * gradient (A transposed, many rows) is split by rows, so that each thread's rows are
-     * the ones its share of the optimizer update reads next (unless A is sparse data, whose
-     * zeros are not spread evenly over the rows: there the columns share the work evenly) */
-    if (g->a_rs == 1 && !g->a_sparse && g->m >= 8 * MR * threads)
-        kc_split(g->m, t, threads, MR, &i0, &i1);
-    else if (g->n >= 2 * NR * threads) kc_split(g->n, t, threads, NR, &j0, &j1);
-    else if (g->m >= 2 * MR * threads) kc_split(g->m, t, threads, MR, &i0, &i1);
-    else if (t) return;
+    int64_t row_tiles = (g->m + MR - 1) / MR, panels = (g->n + NR - 1) / NR;
+    /* parts of whole column panels or whole row tiles, whichever there are more of (columns
+     * on a tie: the parts then share A and split B). A weight gradient (A transposed, many
+     * rows) goes by rows, so that a part's rows are the ones the optimizer reads next, unless A
+     * is sparse data, whose zeros are not spread evenly over the rows. */
+    if (g->a_rs == 1 && !g->a_sparse && row_tiles >= parts) kc_split(g->m, part, parts, MR, &i0, &i1);
+    else if (panels >= 2 && panels >= row_tiles) kc_split(g->n, part, parts, NR, &j0, &j1);
+    else if (row_tiles >= 2) kc_split(g->m, part, parts, MR, &i0, &i1);
+    else if (part) return;
     if (i0 < i1 && j0 < j1) gemm_block_avx512(g, i0, i1, j0, j1);
 }
 
@@ -262,12 +262,12 @@ typedef struct {
     float *partial;
 } row_job;
 
-static void row_blocks_task(void *arg, int t, int threads) {
+static void row_blocks_task(void *arg, int part, int parts) {
     const kc_gemm_args *g = ((const row_job *)arg)->g;
     float *partial = ((const row_job *)arg)->partial;
     int depth = k_block_depth(g->k);
     int64_t b0, b1;
-    kc_split((g->k + depth - 1) / depth, t, threads, 1, &b0, &b1);
+    kc_split((g->k + depth - 1) / depth, part, parts, 1, &b0, &b1);
     for (int64_t b = b0; b < b1; b++) {
         int k0 = (int)b * depth, kc = g->k - k0 < depth ? g->k - k0 : depth;
         kc_gemm_args part = {.m = 1, .n = g->n, .k = kc, .a = g->a + k0 * g->a_cs,

@@ -9,13 +9,27 @@
 #include <cblas.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SPIN_ROUNDS 20000 /* about 50-100 us of pause instructions before sleeping */
+#define SPIN_ROUNDS 2000 /* tens of microseconds of pause instructions, */
+#define YIELD_ROUNDS 64  /* then a few sched_yield()s (other work on the core runs), then sleep */
+/* Elementwise jobs smaller than this (items x cost) run on the caller: a batch's activations
+ * (128 x 512) take a few microseconds on one core, about what waking the pool and waiting at
+ * its barrier costs, and with another process on the cores a barrier can cost far more */
+#define PARALLEL_MIN_WORK (1 << 18)
+/* When the caller waits longer than this at a barrier, a worker was held back by the system
+ * (another process on the cores): the next SERIAL_TASKS tasks run on the caller alone, then
+ * the pool is tried again. Results are the same either way. */
+#define LATE_WORKER_SECONDS 1e-3
+#define SERIAL_TASKS 500
+#define PARTS_PER_THREAD 4 /* a task is cut into parts taken from a counter: a thread that the
+                              system holds back (another process on the cores) delays only the
+                              part it holds, the others take the rest */
 
 static int num_threads = 0;
 /* one task at a time: two user threads training two models take turns on the pool */
@@ -32,7 +46,20 @@ static struct {
     _Atomic int sleeping_workers, sleeping_caller; /* futex wakes only when someone sleeps */
     kc_task_fn fn;
     void *arg;
+    int parts;
+    _Atomic int next_part;
+    int serial_tasks_left;
 } pool;
+
+/* Runs parts of the current task until none is left. Each part is one fixed share of the work
+ * (kc_split of part of parts), so which thread runs it changes no result. */
+static void run_parts(void) {
+    for (;;) {
+        int part = atomic_fetch_add_explicit(&pool.next_part, 1, memory_order_relaxed);
+        if (part >= pool.parts) return;
+        pool.fn(pool.arg, part, pool.parts);
+    }
+}
 
 static void futex_wait(_Atomic uint32_t *addr, uint32_t expected) {
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
@@ -49,6 +76,10 @@ static void wait_change(_Atomic uint32_t *addr, uint32_t seen, _Atomic int *slee
         if (atomic_load_explicit(addr, memory_order_acquire) != seen) return;
         __builtin_ia32_pause();
     }
+    for (int i = 0; i < YIELD_ROUNDS; i++) {
+        if (atomic_load_explicit(addr, memory_order_acquire) != seen) return;
+        sched_yield();
+    }
     atomic_fetch_add(sleepers, 1);
     while (atomic_load(addr) == seen) futex_wait(addr, seen);
     atomic_fetch_sub(sleepers, 1);
@@ -60,7 +91,7 @@ static void bump_and_wake(_Atomic uint32_t *addr, _Atomic int *sleepers) {
 }
 
 static void *worker_main(void *p) {
-    int tid = (int)(intptr_t)p;
+    (void)p;
     /* not 0: after a restart the counter has moved on, and a new worker must not take the
      * last task of the old pool for a new one */
     uint32_t seen = pool.start_generation;
@@ -68,7 +99,7 @@ static void *worker_main(void *p) {
         wait_change(&pool.generation, seen, &pool.sleeping_workers);
         seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
         if (atomic_load(&pool.quit)) return NULL;
-        pool.fn(pool.arg, tid, pool.workers + 1);
+        run_parts();
         if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1)
             bump_and_wake(&pool.done_seq, &pool.sleeping_caller);
     }
@@ -93,7 +124,7 @@ static void pool_start(int threads) {
     if (!pool.ids) return; /* no pool: tasks run on the caller alone */
     pool.start_generation = atomic_load(&pool.generation);
     for (int i = 0; i < threads - 1; i++) {
-        if (pthread_create(&pool.ids[i], NULL, worker_main, (void *)(intptr_t)(i + 1)) != 0) break;
+        if (pthread_create(&pool.ids[i], NULL, worker_main, NULL) != 0) break;
         pool.workers++;
     }
 }
@@ -122,7 +153,8 @@ int kc_get_num_threads(void) {
 void kc_parallel(kc_task_fn fn, void *arg) {
     kc_get_num_threads();
     pthread_mutex_lock(&pool_lock);
-    if (pool.workers == 0) {
+    if (pool.workers == 0 || pool.serial_tasks_left > 0) {
+        if (pool.serial_tasks_left > 0) pool.serial_tasks_left--;
         pthread_mutex_unlock(&pool_lock);
         fn(arg, 0, 1);
         return;
@@ -130,10 +162,14 @@ void kc_parallel(kc_task_fn fn, void *arg) {
     uint32_t done = atomic_load_explicit(&pool.done_seq, memory_order_acquire);
     pool.fn = fn;
     pool.arg = arg;
+    pool.parts = (pool.workers + 1) * PARTS_PER_THREAD;
+    atomic_store_explicit(&pool.next_part, 0, memory_order_relaxed);
     atomic_store_explicit(&pool.pending, pool.workers, memory_order_release);
     bump_and_wake(&pool.generation, &pool.sleeping_workers);
-    fn(arg, 0, pool.workers + 1);
+    run_parts();
+    double waiting_since = kc_now();
     wait_change(&pool.done_seq, done, &pool.sleeping_caller);
+    if (kc_now() - waiting_since > LATE_WORKER_SECONDS) pool.serial_tasks_left = SERIAL_TASKS;
     pthread_mutex_unlock(&pool_lock);
 }
 
@@ -148,16 +184,16 @@ typedef struct {
     void *arg;
 } range_job;
 
-static void range_task(void *arg, int t, int threads) {
+static void range_task(void *arg, int part, int parts) {
     const range_job *job = arg;
     int64_t begin, end;
-    kc_split(job->n, t, threads, job->align, &begin, &end);
+    kc_split(job->n, part, parts, job->align, &begin, &end);
     if (begin < end) job->fn(job->arg, begin, end);
 }
 
 void kc_parallel_range(int64_t n, int64_t align, int64_t cost, kc_range_fn fn, void *arg) {
     if (n <= 0) return;
-    if (n * cost < 16384 || kc_pool_size() == 1) {
+    if (n * cost < PARALLEL_MIN_WORK || kc_pool_size() == 1) {
         fn(arg, 0, n);
         return;
     }

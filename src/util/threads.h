@@ -1,11 +1,13 @@
-/* threads.h: the library's one thread pool. A task runs once on every thread (the caller is
- * thread 0) and splits its own work by thread index. */
+/* threads.h: the library's one thread pool. A task is cut into parts: fn(arg, part, parts)
+ * runs once for each part, on whichever thread takes it (the caller takes parts too), and
+ * does the part-th share of the work (kc_split). */
 #ifndef KERAC_THREADS_H
 #define KERAC_THREADS_H
 #include <stdint.h>
 
 typedef void (*kc_task_fn)(void *arg, int thread, int threads);
-/* Runs fn(arg, t, T) for t = 0 .. T-1 and returns when all are done. Not reentrant. */
+/* Runs fn(arg, p, P) for p = 0 .. P-1 (P a few times the thread count) and returns when all
+ * are done. One task at a time; not to be called from inside a task. */
 void kc_parallel(kc_task_fn fn, void *arg);
 int kc_pool_size(void);
 
