@@ -313,7 +313,8 @@ void kc_gemm_ex(const kc_gemm_args *g) {
         /* a product too small to be worth waking the pool runs on the caller */
         if (g->m == 1 && g->b_cs == 1 && gemm_one_row(g)) return;
         if ((double)g->m * g->n * g->k < 1 << 17) gemm_task((void *)g, 0, 1);
-        else kc_parallel(gemm_task, (void *)g);
+        /* sparse A: every part scans its tiles of A for zeros, so fewer, larger parts */
+        else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse ? 1 : 4);
         return;
     }
     /* BLAS: strides map to row-major (un)transposed operands */

@@ -150,7 +150,9 @@ int kc_get_num_threads(void) {
     return num_threads;
 }
 
-void kc_parallel(kc_task_fn fn, void *arg) {
+void kc_parallel(kc_task_fn fn, void *arg) { kc_parallel_parts(fn, arg, PARTS_PER_THREAD); }
+
+void kc_parallel_parts(kc_task_fn fn, void *arg, int parts_per_thread) {
     kc_get_num_threads();
     pthread_mutex_lock(&pool_lock);
     if (pool.workers == 0 || pool.serial_tasks_left > 0) {
@@ -162,7 +164,7 @@ void kc_parallel(kc_task_fn fn, void *arg) {
     uint32_t done = atomic_load_explicit(&pool.done_seq, memory_order_acquire);
     pool.fn = fn;
     pool.arg = arg;
-    pool.parts = (pool.workers + 1) * PARTS_PER_THREAD;
+    pool.parts = (pool.workers + 1) * (parts_per_thread > 0 ? parts_per_thread : 1);
     atomic_store_explicit(&pool.next_part, 0, memory_order_relaxed);
     atomic_store_explicit(&pool.pending, pool.workers, memory_order_release);
     bump_and_wake(&pool.generation, &pool.sleeping_workers);

@@ -9,6 +9,9 @@ typedef void (*kc_task_fn)(void *arg, int thread, int threads);
 /* Runs fn(arg, p, P) for p = 0 .. P-1 (P a few times the thread count) and returns when all
  * are done. One task at a time; not to be called from inside a task. */
 void kc_parallel(kc_task_fn fn, void *arg);
+/* The same with parts_per_thread parts per thread: 1 for a task whose parts share set-up work
+ * that each part would otherwise repeat. */
+void kc_parallel_parts(kc_task_fn fn, void *arg, int parts_per_thread);
 int kc_pool_size(void);
 
 typedef void (*kc_range_fn)(void *arg, int64_t begin, int64_t end);
