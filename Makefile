@@ -53,16 +53,18 @@ test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 
+# the pkg-config file for a prefix: $(call write_pc,PREFIX,FILE)
+write_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kerac\nDescription: Keras in C\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lkerac\nLibs.private: -lm -lpthread\nCflags: -I$${includedir}\n' '$(1)' '$(PKGS)' > $(2)
+
 $(BUILD)/kerac.pc: Makefile
 	@mkdir -p $(BUILD)
-	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kerac\nDescription: Keras in C\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lkerac\nLibs.private: -lm -lpthread\nCflags: -I$${includedir}\n' \
-	  '$(PREFIX)' '$(PKGS)' > $@
+	@$(call write_pc,$(PREFIX),$@)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/kerac.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(BUILD)/kerac.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	$(call write_pc,$(PREFIX),$(DESTDIR)$(PREFIX)/lib/pkgconfig/kerac.pc)
 	install -m 755 $(EXAMPLE_BINS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
