@@ -1,11 +1,13 @@
 /* gemm.c: matrix products on kerac's thread pool. On CPUs with AVX-512 an own kernel (8x32
- * register tiles, B read in place or packed when transposed, bias + relu fused into the last
- * store); elsewhere OpenBLAS. Each element of C is summed by one thread in a fixed order, so
- * results do not depend on the thread count or on timing. */
+ * register tiles over B panels packed to fit L1, bias + relu fused into the last store, zero
+ * tiles of sparse input skipped, a streaming kernel for one row); elsewhere OpenBLAS. Each
+ * element of C is summed in one part in a fixed order, so results depend neither on the
+ * thread count nor on timing. */
 #include "ops.h"
 #include "../internal.h"
 #include "../util/threads.h"
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MR 8     /* rows of C per register tile */
@@ -179,10 +181,10 @@ static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
             int nr = (int)(j1 - j < NR ? j1 - j : NR);
             __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
             __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
-            /* B's panel into contiguous rows of 32: read in place, rows of a wide B lie a
-             * power of two apart and thrash a few L1 sets when the panel is reused for many
-             * row tiles. With a single row tile (predict on a few samples) there is no reuse
-             * and B is read where it lies. */
+            /* B's panel is copied into contiguous rows of 32: where it lies, the rows of a
+             * wide B are a power of two apart and thrash a few L1 sets while the panel is
+             * reused for every row tile. With a single row tile there is no reuse, and B is
+             * read where it lies. */
             const float *src = g->b + kb * g->b_rs + j * g->b_cs;
             const float *b = packed;
             int64_t b_rs = NR;
@@ -224,12 +226,18 @@ static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
 }
 #pragma GCC pop_options
 
+/* KERAC_GEMM_BLAS=1 (any value but empty or 0) sends the products to OpenBLAS */
+static int blas_requested(void) {
+    const char *env = getenv("KERAC_GEMM_BLAS");
+    return env && *env && strcmp(env, "0") != 0;
+}
+
 static int have_avx512(void) {
     static int cached = -1;
     if (cached < 0)
         cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                 getenv("KERAC_GEMM_BLAS") == NULL;
+                 !blas_requested();
     return cached;
 }
 
@@ -301,29 +309,50 @@ static int gemm_one_row(const kc_gemm_args *g) {
     return 1;
 }
 
+/* A (rows, cols) matrix given by strides as BLAS sees it: row-major, or transposed (stored
+ * cols x rows). A stride along a dimension of size 1 is never used, so BLAS gets the smallest
+ * leading dimension it accepts there. */
+static void blas_layout(int64_t rs, int64_t cs, int rows, int cols, int *trans, int *ld) {
+    if (cs == 1 && (rs >= cols || rows == 1)) {
+        *trans = 0;
+        *ld = (int)(rows == 1 ? (cols > 1 ? cols : 1) : rs);
+    } else {
+        *trans = 1;
+        *ld = (int)(cols == 1 ? (rows > 1 ? rows : 1) : cs);
+    }
+}
+
+/* C = relu?(C + bias), row by row (C's rows may be ldc apart): for the paths without a fused
+ * epilogue */
+static void epilogue_rows(const kc_gemm_args *g) {
+    if (!g->bias && !g->relu) return;
+    for (int i = 0; i < g->m; i++)
+        kc_bias_act(g->c + i * g->ldc, g->bias, 1, g->n, g->relu ? KC_RELU : KC_LINEAR);
+}
+
 void kc_gemm_ex(const kc_gemm_args *g) {
     if (g->m <= 0 || g->n <= 0) return;
     if (g->k <= 0) { /* an empty sum: C keeps its value or becomes 0, then the epilogue */
         for (int i = 0; i < g->m && !g->accumulate; i++)
             memset(g->c + i * g->ldc, 0, sizeof(float) * (size_t)g->n);
-        if (g->bias || g->relu) kc_bias_act(g->c, g->bias, g->m, g->n, g->relu ? KC_RELU : KC_LINEAR);
+        epilogue_rows(g);
         return;
     }
     if (have_avx512()) {
-        /* a product too small to be worth waking the pool runs on the caller */
         if (g->m == 1 && g->b_cs == 1 && gemm_one_row(g)) return;
+        /* a product too small to be worth waking the pool runs on the caller */
         if ((double)g->m * g->n * g->k < 1 << 17) gemm_task((void *)g, 0, 1);
         /* sparse A: every part scans its tiles of A for zeros, so fewer, larger parts */
         else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse ? 1 : 4);
         return;
     }
-    /* BLAS: strides map to row-major (un)transposed operands */
-    int trans_a = g->a_cs != 1, trans_b = g->b_cs != 1;
+    int trans_a, trans_b, lda, ldb;
+    blas_layout(g->a_rs, g->a_cs, g->m, g->k, &trans_a, &lda);
+    blas_layout(g->b_rs, g->b_cs, g->k, g->n, &trans_b, &ldb);
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, 1.0f, g->a,
-                (int)(trans_a ? g->a_cs : g->a_rs), g->b, (int)(trans_b ? g->b_cs : g->b_rs),
-                g->accumulate ? 1.0f : 0.0f, g->c, (int)g->ldc);
-    if (g->bias || g->relu) kc_bias_act(g->c, g->bias, g->m, g->n, g->relu ? KC_RELU : KC_LINEAR);
+                trans_b ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, 1.0f, g->a, lda, g->b,
+                ldb, g->accumulate ? 1.0f : 0.0f, g->c, (int)g->ldc);
+    epilogue_rows(g);
 }
 
 void kc_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, const float *b,
