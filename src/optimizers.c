@@ -229,8 +229,3 @@ void kc_optimizer_update(kc_optimizer *o, float *w, const float *g, int64_t offs
 }
 
 void kc_optimizer_finish_step(kc_optimizer *o) { o->iterations++; }
-
-void kc_optimizer_step(kc_optimizer *o, float *w, const float *g) {
-    kc_optimizer_update(o, w, g, 0, o->count);
-    kc_optimizer_finish_step(o);
-}

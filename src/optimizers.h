@@ -16,11 +16,9 @@ struct kc_optimizer {
 
 /* Allocates zeroed state for n parameters. */
 kc_status kc_optimizer_bind(kc_optimizer *opt, int64_t n);
-/* w -= update(g), one loop over the flat buffers */
-void kc_optimizer_step(kc_optimizer *opt, float *w, const float *g);
-/* The same in parts: update [offset, offset + count) with this step's rule (each parameter
- * once per step), then finish the step (Adam's step count). The model updates each layer's
- * weights as soon as their gradients exist, while they are still in cache. */
+/* w -= update(g) on [offset, offset + count) of the flat buffers, with this step's rule (each
+ * parameter once per step), then finish the step (Adam's step count). The model updates each
+ * layer's weights as soon as their gradients exist, while they are still in cache. */
 void kc_optimizer_update(kc_optimizer *opt, float *w, const float *g, int64_t offset,
                          int64_t count);
 void kc_optimizer_finish_step(kc_optimizer *opt);
