@@ -106,6 +106,41 @@ kc_layer *kc_dense(int units, kc_act activation); /* glorot_uniform kernel, zero
 kc_layer *kc_dropout(float rate);                   /* inverted dropout, training only */
 kc_layer *kc_activation(kc_act activation);
 kc_layer *kc_flatten(void);
+/* Reshape(target_shape): the same values per sample in another shape; one dim may be -1 */
+kc_layer *kc_reshape(kc_shape target_shape);
+
+/* Images are channels last: a sample is (height, width, channels), e.g. kc_shape3(28, 28, 1). */
+typedef enum { KC_VALID = 0, KC_SAME } kc_padding;
+typedef struct {
+    int kernel_size[2]; /* required; {3} means 3 x 3 */
+    int strides[2];     /* 0 -> 1; {2} means 2 x 2 */
+    kc_padding padding; /* KC_VALID */
+    kc_act activation;  /* KC_LINEAR */
+} kc_conv2d_opts;
+/* Conv2D(filters, kernel_size, activation=...): glorot_uniform kernel (kh, kw, in, filters),
+ * zero bias, strides 1, padding "valid" */
+kc_layer *kc_conv2d(int filters, int kernel_size, kc_act activation);
+kc_layer *kc_conv2d_ex(int filters, const kc_conv2d_opts *opts);
+
+typedef struct {
+    int pool_size[2];   /* 0 -> 2 x 2; {3} means 3 x 3 */
+    int strides[2];     /* 0 -> pool_size */
+    kc_padding padding; /* KC_VALID */
+} kc_pool2d_opts;
+kc_layer *kc_max_pooling2d(int pool_size); /* MaxPooling2D(pool_size) */
+kc_layer *kc_max_pooling2d_ex(const kc_pool2d_opts *opts);
+kc_layer *kc_average_pooling2d(int pool_size);
+kc_layer *kc_average_pooling2d_ex(const kc_pool2d_opts *opts);
+kc_layer *kc_global_average_pooling2d(void); /* (h, w, c) -> (c) */
+
+typedef struct {
+    float momentum; /* 0 -> 0.99 */
+    float epsilon;  /* 0 -> 1e-3 */
+} kc_batchnorm_opts;
+/* BatchNormalization over the last axis: batch statistics while training (and the moving
+ * averages updated), the moving mean and variance at inference. Weights in Keras's order:
+ * gamma, beta (trained), moving_mean, moving_variance (not trained). */
+kc_layer *kc_batch_normalization(const kc_batchnorm_opts *opts);
 
 /* Sets the seed that models created afterwards take (keras.utils.set_random_seed). */
 void kc_set_random_seed(uint64_t seed);
@@ -125,8 +160,10 @@ int kc_layer_count(const kc_model *m);
 const char *kc_layer_name(const kc_model *m, int i);
 kc_shape kc_output_shape(const kc_model *m);
 
-/* All weights in one flat buffer, in Keras's order (per layer: kernel (in, units) row-major,
- * then bias). Creating the weights (glorot) happens on first need; these force it. */
+/* All weights in one flat buffer, in Keras's order (per layer: kernel (in, units) or (kh, kw,
+ * in, filters) row-major, then bias; BatchNormalization's gamma, beta, moving_mean,
+ * moving_variance). Creating the weights (glorot) happens on first need; these force it.
+ * The count includes non-trainable weights, as Keras's count_params. */
 int64_t kc_count_params(kc_model *m);
 kc_status kc_get_weights(kc_model *m, float *out, int64_t count);
 kc_status kc_set_weights(kc_model *m, const float *values, int64_t count);

@@ -7,6 +7,7 @@
 #include "ops/ops.h"
 #include "optimizers.h"
 #include "util/progress.h"
+#include "util/threads.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct kc_model {
     float **acts;   /* acts[0] the input batch, acts[l + 1] layer l's output */
     float *dbuf[2]; /* gradient ping-pong, the largest activation each */
     float *ybuf;    /* the batch's targets */
+    int ws_parts;   /* the pool size the layers' scratch was sized for */
 };
 
 /* ---- construction ---------------------------------------------------------------------- */
@@ -64,6 +66,10 @@ static void free_workspace(kc_model *m) {
     kc_free(m->dbuf[0]);
     kc_free(m->dbuf[1]);
     kc_free(m->ybuf);
+    for (int l = 0; l < m->n_layers; l++) {
+        kc_free(m->layers[l]->scratch);
+        m->layers[l]->scratch = NULL;
+    }
     m->acts = NULL;
     m->dbuf[0] = m->dbuf[1] = m->ybuf = NULL;
     m->ws_batch = 0;
@@ -121,6 +127,7 @@ kc_status kc_add(kc_model *m, kc_layer *layer) {
         return remember_add_error(m, st);
     }
     layer->out_size = kc_shape_size(layer->out_shape);
+    if (layer->trainable_count < 0) layer->trainable_count = layer->param_count;
     if (m->n_layers == m->cap) {
         int cap = m->cap ? 2 * m->cap : 8;
         kc_layer **grown = realloc(m->layers, sizeof *grown * (size_t)cap);
@@ -168,11 +175,10 @@ static kc_status ensure_weights(kc_model *m, const char *what) {
     for (int l = 0; l < m->n_layers; l++) {
         kc_layer *layer = m->layers[l];
         if (layer->param_count) {
-            int64_t kernel_size = layer->param_count - layer->units;
             layer->kernel = m->params + layer->param_offset;
-            layer->bias = layer->kernel + kernel_size;
+            layer->bias = layer->kernel + layer->kernel_size;
             layer->dkernel = m->grads + layer->param_offset;
-            layer->dbias = layer->dkernel + kernel_size;
+            layer->dbias = layer->dkernel + layer->kernel_size;
         }
         layer->ops->init(layer, &m->rng);
     }
@@ -250,10 +256,14 @@ kc_status kc_summary(kc_model *m, FILE *out) {
         summary_row(out, name, shape, params);
         fprintf(out, "%s\n", l + 1 < m->n_layers ? rule : dbl);
     }
-    char total[32];
+    int64_t trainable = 0;
+    for (int l = 0; l < m->n_layers; l++) trainable += m->layers[l]->trainable_count;
+    char total[32], train[32], frozen[32];
     format_count(total, sizeof total, m->n_params);
-    fprintf(out, "Total params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", total,
-            total, rule);
+    format_count(train, sizeof train, trainable);
+    format_count(frozen, sizeof frozen, m->n_params - trainable);
+    fprintf(out, "Total params: %s\nTrainable params: %s\nNon-trainable params: %s\n%s\n", total,
+            train, frozen, rule);
     return KC_OK;
 }
 
@@ -296,7 +306,9 @@ kc_status kc_compile(kc_model *m, kc_loss loss, kc_optimizer *opt, unsigned metr
 /* ---- forward, loss, backward ------------------------------------------------------------- */
 
 static kc_status ensure_workspace(kc_model *m, int batch) {
-    if (batch <= m->ws_batch) return KC_OK;
+    int parts = kc_pool_size();
+    if (batch <= m->ws_batch && parts == m->ws_parts) return KC_OK;
+    if (batch < m->ws_batch) batch = m->ws_batch;
     free_workspace(m);
     m->acts = calloc((size_t)m->n_layers + 1, sizeof *m->acts);
     if (!m->acts) return kc_err(KC_ENOMEM, "out of memory for the batch workspace");
@@ -311,7 +323,14 @@ static kc_status ensure_workspace(kc_model *m, int batch) {
     m->dbuf[1] = kc_alloc(sizeof(float) * (size_t)(batch * largest));
     m->ybuf = kc_alloc(sizeof(float) * (size_t)(batch * m->layers[m->n_layers - 1]->out_size));
     if (!m->dbuf[0] || !m->dbuf[1] || !m->ybuf) goto fail;
+    for (int l = 0; l < m->n_layers; l++) {
+        kc_layer *layer = m->layers[l];
+        int64_t floats = layer->ops->scratch_size ? layer->ops->scratch_size(layer, batch, parts) : 0;
+        if (floats > 0 && !(layer->scratch = kc_alloc(sizeof(float) * (size_t)floats))) goto fail;
+        layer->scratch_parts = parts;
+    }
     m->ws_batch = batch;
+    m->ws_parts = parts;
     return KC_OK;
 fail:
     free_workspace(m);
@@ -346,9 +365,9 @@ static double forward_backward(kc_model *m, int batch, const kc_forward_ctx *ctx
         kc_layer *layer = m->layers[l];
         layer->ops->backward(layer, m->acts[l], m->acts[l + 1], dout, l ? din : NULL, batch,
                              l == m->n_layers - 1 && fused, ctx);
-        if (update && layer->param_count)
+        if (update && layer->trainable_count)
             kc_optimizer_update(m->opt, m->params, m->grads, layer->param_offset,
-                                layer->param_count);
+                                layer->trainable_count);
         float *t = dout;
         dout = din;
         din = t;
@@ -544,7 +563,7 @@ kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int 
                     (long long)m->n_params, (long long)count);
     if (!st) st = load_user_batch(m, x, y, batch, "kc_compute_gradients");
     if (st) return st;
-    kc_forward_ctx ctx = {training, m->step};
+    kc_forward_ctx ctx = {.training = training, .step_key = m->step};
     double l = forward_backward(m, batch, &ctx, NULL, 0);
     if (loss) *loss = l;
     if (grads) memcpy(grads, m->grads, sizeof(float) * (size_t)count);
@@ -553,7 +572,7 @@ kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int 
 
 /* One training step on the batch in the workspace. */
 static double train_step(kc_model *m, int batch, double *correct) {
-    kc_forward_ctx ctx = {1, m->step++};
+    kc_forward_ctx ctx = {.training = 1, .update_stats = 1, .step_key = m->step++};
     return forward_backward(m, batch, &ctx, correct, 1);
 }
 

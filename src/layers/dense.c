@@ -17,7 +17,8 @@ static kc_status dense_build(kc_layer *l) {
                       l->name, kc_shape_str(l->in_shape, buf, sizeof buf));
     }
     l->out_shape = kc_shape1(l->units);
-    l->param_count = l->in_size * l->units + l->units;
+    l->kernel_size = l->in_size * l->units;
+    l->param_count = l->kernel_size + l->units;
     return KC_OK;
 }
 
@@ -53,7 +54,7 @@ static void dense_backward(kc_layer *l, const float *in, const float *out, float
 }
 
 static const kc_layer_ops dense_ops = {"Dense", "dense", dense_build, dense_init, dense_forward,
-                                       dense_backward};
+                                       dense_backward, NULL};
 
 kc_layer *kc_dense(int units, kc_act activation) {
     kc_layer *l = kc_layer_new(&dense_ops);

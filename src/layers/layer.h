@@ -5,7 +5,8 @@
 #include "../internal.h"
 
 typedef struct {
-    int training;      /* dropout active */
+    int training;      /* dropout active, batch statistics in BatchNormalization */
+    int update_stats;  /* a training step: BatchNormalization updates its moving averages */
     uint64_t step_key; /* distinct per training step: seeds dropout masks */
 } kc_forward_ctx;
 
@@ -24,6 +25,9 @@ typedef struct {
      * the loss already folded this layer's activation into dout (softmax + crossentropy). */
     void (*backward)(kc_layer *layer, const float *in, const float *out, float *dout,
                      float *din, int batch, int dout_is_preactivation, const kc_forward_ctx *ctx);
+    /* optional: floats of workspace the layer needs for batches of up to batch samples with
+     * parts parallel parts (im2col buffers, pooling indices, batch statistics) */
+    int64_t (*scratch_size)(const kc_layer *layer, int batch, int parts);
 } kc_layer_ops;
 
 struct kc_layer {
@@ -32,14 +36,26 @@ struct kc_layer {
     kc_shape in_shape, out_shape;
     int64_t in_size, out_size; /* values per sample */
     int64_t param_count, param_offset;
+    int64_t trainable_count; /* the first trainable_count weights are trained, the rest
+                                (BatchNormalization's moving mean and variance) are not */
+    int64_t kernel_size;     /* floats before the bias: the bias is kernel + kernel_size */
     float *kernel, *bias;   /* views into the model's params: kernel (in, units), bias (units) */
     float *dkernel, *dbias; /* same views into the gradients */
-    int units;
-    kc_act act; /* Dense's activation, or the Activation layer's */
+    int units;  /* Dense's units, Conv2D's filters, BatchNormalization's channels */
+    kc_act act; /* Dense's or Conv2D's activation, or the Activation layer's */
+    int kh, kw, sh, sw;  /* Conv2D's kernel and strides; pooling's pool size and strides */
+    int pad_same;        /* padding "same" (else "valid") */
+    int pad_top, pad_left; /* "same": rows and columns of zeros before the input */
+    float momentum, epsilon; /* BatchNormalization */
+    float *scratch;      /* the layer's workspace (scratch_size floats), owned by the model */
+    int scratch_parts;   /* parts it was sized for */
     float rate; /* Dropout */
     uint64_t seed; /* per-layer stream for dropout masks */
     int input_is_data; /* no weights before it: the input is the data (images: mostly zeros) */
 };
 
 kc_layer *kc_layer_new(const kc_layer_ops *ops);
+/* The weightless layers' build and init: output shape = input shape, no weights. */
+kc_status kc_same_shape_build(kc_layer *layer);
+void kc_no_init(kc_layer *layer, kc_rng *rng);
 #endif

@@ -12,16 +12,17 @@ kc_layer *kc_layer_new(const kc_layer_ops *ops) {
         return NULL;
     }
     l->ops = ops;
+    l->trainable_count = -1; /* all of the weights, unless build says otherwise */
     return l;
 }
 
-static kc_status same_shape_build(kc_layer *l) {
+kc_status kc_same_shape_build(kc_layer *l) {
     l->out_shape = l->in_shape;
     l->param_count = 0;
     return KC_OK;
 }
 
-static void no_init(kc_layer *l, kc_rng *rng) {}
+void kc_no_init(kc_layer *l, kc_rng *rng) {}
 
 /* ---- Dropout ---- */
 
@@ -54,11 +55,11 @@ static kc_status dropout_build(kc_layer *l) {
     if (!(l->rate >= 0.0f && l->rate < 1.0f))
         return kc_err(KC_EINVAL, "layer %s (Dropout): rate must be in [0, 1), got %g", l->name,
                       (double)l->rate);
-    return same_shape_build(l);
+    return kc_same_shape_build(l);
 }
 
-static const kc_layer_ops dropout_ops = {"Dropout", "dropout", dropout_build, no_init,
-                                         dropout_forward, dropout_backward};
+static const kc_layer_ops dropout_ops = {"Dropout", "dropout", dropout_build, kc_no_init,
+                                         dropout_forward, dropout_backward, NULL};
 
 kc_layer *kc_dropout(float rate) {
     kc_layer *l = kc_layer_new(&dropout_ops);
@@ -97,11 +98,11 @@ static kc_status activation_build(kc_layer *l) {
     if (l->in_shape.rank < 1 && l->act == KC_SOFTMAX)
         return kc_err(KC_EINVAL, "layer %s (Activation softmax) needs an input with an axis",
                       l->name);
-    return same_shape_build(l);
+    return kc_same_shape_build(l);
 }
 
-static const kc_layer_ops activation_ops = {"Activation", "activation", activation_build, no_init,
-                                            activation_forward, activation_backward};
+static const kc_layer_ops activation_ops = {"Activation", "activation", activation_build, kc_no_init,
+                                            activation_forward, activation_backward, NULL};
 
 kc_layer *kc_activation(kc_act activation) {
     kc_layer *l = kc_layer_new(&activation_ops);
@@ -128,7 +129,7 @@ static void flatten_backward(kc_layer *l, const float *in, const float *out, flo
     if (din) memcpy(din, dout, sizeof(float) * (size_t)batch * (size_t)l->out_size);
 }
 
-static const kc_layer_ops flatten_ops = {"Flatten", "flatten", flatten_build, no_init,
-                                         flatten_forward, flatten_backward};
+static const kc_layer_ops flatten_ops = {"Flatten", "flatten", flatten_build, kc_no_init,
+                                         flatten_forward, flatten_backward, NULL};
 
 kc_layer *kc_flatten(void) { return kc_layer_new(&flatten_ops); }

@@ -339,9 +339,9 @@ void kc_gemm_ex(const kc_gemm_args *g) {
         return;
     }
     if (have_avx512()) {
-        if (g->m == 1 && g->b_cs == 1 && gemm_one_row(g)) return;
+        if (g->m == 1 && g->b_cs == 1 && !g->serial && gemm_one_row(g)) return;
         /* a product too small to be worth waking the pool runs on the caller */
-        if ((double)g->m * g->n * g->k < 1 << 17) gemm_task((void *)g, 0, 1);
+        if (g->serial || (double)g->m * g->n * g->k < 1 << 17) gemm_task((void *)g, 0, 1);
         /* sparse A: every part scans its tiles of A for zeros, so fewer, larger parts */
         else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse ? 1 : 4);
         return;

@@ -20,6 +20,7 @@ typedef struct {
     int relu;          /* epilogue: max(0, .) */
     int a_sparse;      /* A is mostly zeros (input data): skip the k where a tile of A is zero;
                           the same bits as the dense sum while B is finite */
+    int serial;        /* on the calling thread alone: for products inside a pool task */
 } kc_gemm_args;
 void kc_gemm_ex(const kc_gemm_args *g);
 /* C (m, n) = op(A) op(B) for row-major A (m, k) or, transposed, (k, m); B likewise. */
@@ -46,4 +47,33 @@ void kc_gather_rows_u8(float *out, const uint8_t *src, const int64_t *index, int
                        int64_t size, float scale);
 void kc_gather_rows_f32(float *out, const float *src, const int64_t *index, int count,
                         int64_t size, float scale);
+/* ---- convolution and pooling (conv.c): images are (n, h, w, c), channels last ---- */
+
+typedef struct {
+    int h, w, c;       /* input */
+    int kh, kw;        /* window */
+    int sh, sw;        /* strides */
+    int pad_t, pad_l;  /* zeros before the first row and column ("same" padding) */
+    int oh, ow;        /* output rows and columns */
+} kc_window;
+
+/* The output size along one axis, and the padding before it, as Keras (TensorFlow) computes
+ * them: "valid" floor((in - k) / s) + 1, "same" ceil(in / s) with the odd zero after. */
+void kc_window_axis(int in, int k, int s, int same, int *out, int *pad_before);
+
+/* col (n * oh * ow, kh * kw * c): row (image, oy, ox) holds the window at (oy, ox), in
+ * (ky, kx, channel) order, zeros where it reaches into the padding. */
+void kc_im2col(const kc_window *g, const float *in, int n, float *col);
+/* din (n, h, w, c) = the sum of col's windows put back where they came from */
+void kc_col2im(const kc_window *g, const float *col, int n, float *din);
+
+/* Max pooling of n images: out (n, oh, ow, c); arg[i] the input offset (within its image) of
+ * each output's maximum, for the backward pass. Padding is never the maximum. */
+void kc_max_pool(const kc_window *g, const float *in, int n, float *out, int32_t *arg);
+/* din = 0, then din[arg[i]] += dout[i] per image */
+void kc_max_pool_backward(const kc_window *g, const float *dout, const int32_t *arg, int n,
+                          float *din);
+/* Average pooling: the mean over the window's cells inside the image (padding not counted). */
+void kc_avg_pool(const kc_window *g, const float *in, int n, float *out);
+void kc_avg_pool_backward(const kc_window *g, const float *dout, int n, float *din);
 #endif

@@ -1,0 +1,210 @@
+/* conv.c: Conv2D(filters, kernel_size, strides, padding, activation), channels last.
+ * out = act(im2col(in) @ kernel + bias), kernel (kh, kw, in_channels, filters), which is the
+ * (kh * kw * in_channels, filters) matrix the product wants. The batch is split over the pool
+ * by images; each part unfolds a few images at a time into its own buffer (in L2) and runs a
+ * product on its own thread.
+ *
+ * The weight gradient is summed in CONV_GROUPS fixed groups of images, each into its own
+ * partial, and the partials are added in group order: the result is the same for any thread
+ * count. */
+#include "layer.h"
+#include "../ops/ops.h"
+#include "../util/threads.h"
+#include <math.h>
+#include <string.h>
+
+#define CONV_GROUPS 8     /* partial weight gradients per batch */
+#define CHUNK_ROWS 1024   /* unfolded rows per product: 1024 x (3*3*32) floats is 1.2 MB */
+
+static kc_window conv_window(const kc_layer *l) {
+    return (kc_window){l->in_shape.dims[0], l->in_shape.dims[1], l->in_shape.dims[2], l->kh,
+                       l->kw, l->sh, l->sw, l->pad_top, l->pad_left, l->out_shape.dims[0],
+                       l->out_shape.dims[1]};
+}
+
+static int64_t depth(const kc_layer *l) { return (int64_t)l->kh * l->kw * l->in_shape.dims[2]; }
+
+/* images per unfolded chunk */
+static int chunk_images(const kc_layer *l) {
+    int64_t rows = (int64_t)l->out_shape.dims[0] * l->out_shape.dims[1];
+    int64_t n = CHUNK_ROWS / (rows > 0 ? rows : 1);
+    return n > 0 ? (int)n : 1;
+}
+
+static kc_status conv_build(kc_layer *l) {
+    char buf[64];
+    if (l->units <= 0)
+        return kc_err(KC_EINVAL, "layer %s (Conv2D): filters must be positive, got %d", l->name,
+                      l->units);
+    if (l->kh <= 0 || l->kw <= 0 || l->sh <= 0 || l->sw <= 0)
+        return kc_err(KC_EINVAL,
+                      "layer %s (Conv2D): kernel_size and strides must be positive, got (%d, %d) "
+                      "and (%d, %d)",
+                      l->name, l->kh, l->kw, l->sh, l->sw);
+    if ((unsigned)l->act > KC_TANH)
+        return kc_err(KC_EINVAL, "layer %s (Conv2D): unknown activation %d", l->name, (int)l->act);
+    if ((unsigned)l->pad_same > 1)
+        return kc_err(KC_EINVAL, "layer %s (Conv2D): padding must be KC_VALID or KC_SAME, got %d",
+                      l->name, l->pad_same);
+    if (l->in_shape.rank != 3)
+        return kc_err(KC_EINVAL,
+                      "layer %s (Conv2D) needs an input of shape (height, width, channels), got "
+                      "%s: give the model kc_shape3(28, 28, 1) or add kc_reshape",
+                      l->name, kc_shape_str(l->in_shape, buf, sizeof buf));
+    int oh, ow;
+    kc_window_axis(l->in_shape.dims[0], l->kh, l->sh, l->pad_same, &oh, &l->pad_top);
+    kc_window_axis(l->in_shape.dims[1], l->kw, l->sw, l->pad_same, &ow, &l->pad_left);
+    if (oh <= 0 || ow <= 0)
+        return kc_err(KC_EINVAL,
+                      "layer %s (Conv2D): a %dx%d kernel does not fit the input %s with padding "
+                      "\"valid\"",
+                      l->name, l->kh, l->kw, kc_shape_str(l->in_shape, buf, sizeof buf));
+    l->out_shape = kc_shape3(oh, ow, l->units);
+    l->kernel_size = depth(l) * l->units;
+    l->param_count = l->kernel_size + l->units;
+    return KC_OK;
+}
+
+static void conv_init(kc_layer *l, kc_rng *rng) {
+    /* glorot_uniform with fan_in = kh*kw*in, fan_out = kh*kw*filters; zero bias */
+    int64_t area = (int64_t)l->kh * l->kw;
+    float limit = sqrtf(6.0f / (float)(area * l->in_shape.dims[2] + area * l->units));
+    for (int64_t i = 0; i < l->kernel_size; i++)
+        l->kernel[i] = (2.0f * kc_rng_uniform(rng) - 1.0f) * limit;
+    for (int i = 0; i < l->units; i++) l->bias[i] = 0.0f;
+}
+
+/* scratch: per part an unfolded chunk and its gradient; then the groups' partial gradients */
+static int64_t conv_scratch(const kc_layer *l, int batch, int parts) {
+    int64_t rows = (int64_t)chunk_images(l) * l->out_shape.dims[0] * l->out_shape.dims[1];
+    return parts * 2 * rows * depth(l) + CONV_GROUPS * (l->kernel_size + l->units);
+}
+
+typedef struct {
+    kc_layer *l;
+    const float *in, *out;
+    float *y, *dout, *din;
+    int batch, groups, relu_inline;
+} conv_job;
+
+static void conv_forward_task(void *arg, int part, int parts) {
+    const conv_job *j = arg;
+    kc_layer *l = j->l;
+    kc_window g = conv_window(l);
+    int64_t k = depth(l), rows_per = (int64_t)g.oh * g.ow;
+    int cn = chunk_images(l);
+    float *col = l->scratch + (int64_t)part * 2 * cn * rows_per * k;
+    int64_t s0, s1;
+    kc_split(j->batch, part, parts, 1, &s0, &s1);
+    for (int64_t s = s0; s < s1; s += cn) {
+        int n = (int)(s1 - s < cn ? s1 - s : cn);
+        kc_im2col(&g, j->in + s * l->in_size, n, col);
+        kc_gemm_ex(&(kc_gemm_args){.m = (int)(n * rows_per), .n = l->units, .k = (int)k,
+                                   .a = col, .a_rs = k, .a_cs = 1, .b = l->kernel,
+                                   .b_rs = l->units, .b_cs = 1, .c = j->y + s * l->out_size,
+                                   .ldc = l->units, .bias = l->bias, .relu = l->act == KC_RELU,
+                                   .serial = 1});
+    }
+}
+
+static int task_parts(const kc_layer *l) {
+    return kc_pool_size() <= l->scratch_parts ? 1 : 0;
+}
+
+static void conv_forward(kc_layer *l, const float *in, float *out, int batch,
+                         const kc_forward_ctx *ctx) {
+    conv_job job = {.l = l, .in = in, .y = out, .batch = batch};
+    if (task_parts(l)) kc_parallel_parts(conv_forward_task, &job, 1);
+    else conv_forward_task(&job, 0, 1);
+    if (l->act != KC_RELU && l->act != KC_LINEAR)
+        kc_act_forward(out, (int)(batch * (l->out_size / l->units)), l->units, l->act);
+}
+
+/* Each part takes whole groups of images; per group, the chunks' weight gradients add up in
+ * the group's partial, in image order. */
+static void conv_backward_task(void *arg, int part, int parts) {
+    const conv_job *j = arg;
+    kc_layer *l = j->l;
+    kc_window g = conv_window(l);
+    int64_t k = depth(l), rows_per = (int64_t)g.oh * g.ow, f = l->units;
+    int cn = chunk_images(l);
+    float *col = l->scratch + (int64_t)part * 2 * cn * rows_per * k;
+    float *dcol = col + cn * rows_per * k;
+    float *partials = l->scratch + (int64_t)l->scratch_parts * 2 * cn * rows_per * k;
+    int64_t g0, g1;
+    kc_split(j->groups, part, parts, 1, &g0, &g1);
+    for (int64_t grp = g0; grp < g1; grp++) {
+        float *dk = partials + grp * (l->kernel_size + f), *db = dk + l->kernel_size;
+        int64_t s0, s1;
+        kc_split(j->batch, (int)grp, j->groups, 1, &s0, &s1);
+        memset(db, 0, sizeof(float) * (size_t)f);
+        for (int64_t s = s0; s < s1; s += cn) {
+            int n = (int)(s1 - s < cn ? s1 - s : cn);
+            int64_t rows = n * rows_per;
+            float *dz = j->dout + s * l->out_size;
+            const float *y = j->out + s * l->out_size;
+            if (j->relu_inline)
+                for (int64_t i = 0; i < rows * f; i++) dz[i] = y[i] > 0.0f ? dz[i] : 0.0f;
+            for (int64_t r = 0; r < rows; r++)
+#pragma omp simd
+                for (int64_t c = 0; c < f; c++) db[c] += dz[r * f + c];
+            kc_im2col(&g, j->in + s * l->in_size, n, col);
+            /* dkernel (k, f) (+)= col^T dz */
+            kc_gemm_ex(&(kc_gemm_args){.m = (int)k, .n = (int)f, .k = (int)rows, .a = col,
+                                       .a_rs = 1, .a_cs = k, .b = dz, .b_rs = f, .b_cs = 1,
+                                       .c = dk, .ldc = f, .accumulate = s > s0, .serial = 1});
+            if (!j->din) continue;
+            /* dcol = dz kernel^T, then folded back onto the images */
+            kc_gemm_ex(&(kc_gemm_args){.m = (int)rows, .n = (int)k, .k = (int)f, .a = dz,
+                                       .a_rs = f, .a_cs = 1, .b = l->kernel, .b_rs = 1,
+                                       .b_cs = f, .c = dcol, .ldc = k, .serial = 1});
+            kc_col2im(&g, dcol, n, j->din + s * l->in_size);
+        }
+    }
+}
+
+static void conv_backward(kc_layer *l, const float *in, const float *out, float *dout,
+                          float *din, int batch, int dout_is_preactivation,
+                          const kc_forward_ctx *ctx) {
+    int relu_inline = !dout_is_preactivation && l->act == KC_RELU;
+    if (!dout_is_preactivation && !relu_inline)
+        kc_act_backward(out, dout, (int)(batch * (l->out_size / l->units)), l->units, l->act);
+    int groups = batch < CONV_GROUPS ? batch : CONV_GROUPS;
+    conv_job job = {.l = l, .in = in, .out = out, .dout = dout, .din = din, .batch = batch,
+                    .groups = groups, .relu_inline = relu_inline};
+    if (task_parts(l)) kc_parallel_parts(conv_backward_task, &job, 1);
+    else conv_backward_task(&job, 0, 1);
+    /* the partials added in group order */
+    int64_t cn = chunk_images(l), per = l->kernel_size + l->units;
+    const float *partials =
+        l->scratch + (int64_t)l->scratch_parts * 2 * cn * l->out_shape.dims[0] *
+                         l->out_shape.dims[1] * depth(l);
+    memcpy(l->dkernel, partials, sizeof(float) * (size_t)per); /* dkernel, dbias adjacent */
+    for (int grp = 1; grp < groups; grp++) {
+        const float *p = partials + grp * per;
+#pragma omp simd
+        for (int64_t i = 0; i < per; i++) l->dkernel[i] += p[i];
+    }
+}
+
+static const kc_layer_ops conv_ops = {"Conv2D", "conv2d", conv_build, conv_init, conv_forward,
+                                      conv_backward, conv_scratch};
+
+kc_layer *kc_conv2d_ex(int filters, const kc_conv2d_opts *opts) {
+    kc_conv2d_opts o = opts ? *opts : (kc_conv2d_opts){0};
+    kc_layer *l = kc_layer_new(&conv_ops);
+    if (!l) return NULL;
+    l->units = filters;
+    l->kh = o.kernel_size[0];
+    l->kw = o.kernel_size[1] ? o.kernel_size[1] : o.kernel_size[0];
+    l->sh = o.strides[0] ? o.strides[0] : 1;
+    l->sw = o.strides[1] ? o.strides[1] : l->sh;
+    l->pad_same = (int)o.padding;
+    l->act = o.activation;
+    return l;
+}
+
+kc_layer *kc_conv2d(int filters, int kernel_size, kc_act activation) {
+    return kc_conv2d_ex(filters, &(kc_conv2d_opts){.kernel_size = {kernel_size, kernel_size},
+                                                   .activation = activation});
+}

@@ -1,0 +1,222 @@
+/* pool.c: MaxPooling2D, AveragePooling2D (pool_size, strides = pool_size, padding), and
+ * GlobalAveragePooling2D, channels last; Reshape. Batches split over the pool by images. */
+#include "layer.h"
+#include "../ops/ops.h"
+#include "../util/threads.h"
+#include <string.h>
+
+static int is_max(const kc_layer *l); /* MaxPooling2D, not AveragePooling2D */
+
+static kc_window pool_window(const kc_layer *l) {
+    return (kc_window){l->in_shape.dims[0], l->in_shape.dims[1], l->in_shape.dims[2], l->kh,
+                       l->kw, l->sh, l->sw, l->pad_top, l->pad_left, l->out_shape.dims[0],
+                       l->out_shape.dims[1]};
+}
+
+static kc_status pool_build(kc_layer *l) {
+    char buf[64];
+    const char *type = l->ops->type_name;
+    if (l->kh <= 0 || l->kw <= 0 || l->sh <= 0 || l->sw <= 0)
+        return kc_err(KC_EINVAL,
+                      "layer %s (%s): pool_size and strides must be positive, got (%d, %d) and "
+                      "(%d, %d)",
+                      l->name, type, l->kh, l->kw, l->sh, l->sw);
+    if ((unsigned)l->pad_same > 1)
+        return kc_err(KC_EINVAL, "layer %s (%s): padding must be KC_VALID or KC_SAME, got %d",
+                      l->name, type, l->pad_same);
+    if (l->in_shape.rank != 3)
+        return kc_err(KC_EINVAL,
+                      "layer %s (%s) needs an input of shape (height, width, channels), got %s",
+                      l->name, type, kc_shape_str(l->in_shape, buf, sizeof buf));
+    int oh, ow;
+    kc_window_axis(l->in_shape.dims[0], l->kh, l->sh, l->pad_same, &oh, &l->pad_top);
+    kc_window_axis(l->in_shape.dims[1], l->kw, l->sw, l->pad_same, &ow, &l->pad_left);
+    if (oh <= 0 || ow <= 0)
+        return kc_err(KC_EINVAL,
+                      "layer %s (%s): a %dx%d pool does not fit the input %s with padding "
+                      "\"valid\"",
+                      l->name, type, l->kh, l->kw, kc_shape_str(l->in_shape, buf, sizeof buf));
+    l->out_shape = kc_shape3(oh, ow, l->in_shape.dims[2]);
+    return KC_OK;
+}
+
+/* MaxPooling2D keeps the position of each maximum: one int32 per output value */
+static int64_t pool_scratch(const kc_layer *l, int batch, int parts) {
+    return is_max(l) ? (int64_t)batch * l->out_size : 0;
+}
+
+typedef struct {
+    kc_layer *l;
+    const float *x;
+    float *y;
+    int backward;
+} pool_job;
+
+static void pool_range(void *arg, int64_t s0, int64_t s1) {
+    const pool_job *j = arg;
+    kc_layer *l = j->l;
+    kc_window g = pool_window(l);
+    int n = (int)(s1 - s0);
+    int32_t *index = l->scratch ? (int32_t *)l->scratch + s0 * l->out_size : NULL;
+    if (!j->backward) {
+        const float *in = j->x + s0 * l->in_size;
+        float *out = j->y + s0 * l->out_size;
+        if (is_max(l)) kc_max_pool(&g, in, n, out, index);
+        else kc_avg_pool(&g, in, n, out);
+    } else {
+        const float *dout = j->x + s0 * l->out_size;
+        float *din = j->y + s0 * l->in_size;
+        if (is_max(l)) kc_max_pool_backward(&g, dout, index, n, din);
+        else kc_avg_pool_backward(&g, dout, n, din);
+    }
+}
+
+static void pool_forward(kc_layer *l, const float *in, float *out, int batch,
+                         const kc_forward_ctx *ctx) {
+    pool_job job = {l, in, out, 0};
+    kc_parallel_range(batch, 1, l->in_size, pool_range, &job);
+}
+
+static void pool_backward(kc_layer *l, const float *in, const float *out, float *dout,
+                          float *din, int batch, int dout_is_preactivation,
+                          const kc_forward_ctx *ctx) {
+    if (!din) return;
+    pool_job job = {l, dout, din, 1};
+    kc_parallel_range(batch, 1, l->in_size, pool_range, &job);
+}
+
+static const kc_layer_ops max_pool_ops = {"MaxPooling2D", "max_pooling2d", pool_build,
+                                          kc_no_init, pool_forward, pool_backward, pool_scratch};
+static const kc_layer_ops avg_pool_ops = {"AveragePooling2D", "average_pooling2d", pool_build,
+                                          kc_no_init, pool_forward, pool_backward, pool_scratch};
+
+static int is_max(const kc_layer *l) { return l->ops == &max_pool_ops; }
+
+static kc_layer *pool_new(const kc_layer_ops *ops, const kc_pool2d_opts *opts) {
+    kc_pool2d_opts o = opts ? *opts : (kc_pool2d_opts){0};
+    kc_layer *l = kc_layer_new(ops);
+    if (!l) return NULL;
+    l->kh = o.pool_size[0] ? o.pool_size[0] : 2;
+    l->kw = o.pool_size[1] ? o.pool_size[1] : l->kh;
+    /* Keras: strides default to pool_size */
+    l->sh = o.strides[0] ? o.strides[0] : l->kh;
+    l->sw = o.strides[1] ? o.strides[1] : o.strides[0] ? o.strides[0] : l->kw;
+    l->pad_same = (int)o.padding;
+    return l;
+}
+
+kc_layer *kc_max_pooling2d_ex(const kc_pool2d_opts *opts) { return pool_new(&max_pool_ops, opts); }
+kc_layer *kc_average_pooling2d_ex(const kc_pool2d_opts *opts) {
+    return pool_new(&avg_pool_ops, opts);
+}
+kc_layer *kc_max_pooling2d(int pool_size) {
+    return pool_new(&max_pool_ops, &(kc_pool2d_opts){.pool_size = {pool_size, pool_size}});
+}
+kc_layer *kc_average_pooling2d(int pool_size) {
+    return pool_new(&avg_pool_ops, &(kc_pool2d_opts){.pool_size = {pool_size, pool_size}});
+}
+
+/* ---- GlobalAveragePooling2D: (h, w, c) -> (c), the mean over h and w ---- */
+
+static kc_status gap_build(kc_layer *l) {
+    char buf[64];
+    if (l->in_shape.rank != 3)
+        return kc_err(KC_EINVAL,
+                      "layer %s (GlobalAveragePooling2D) needs an input of shape (height, width, "
+                      "channels), got %s",
+                      l->name, kc_shape_str(l->in_shape, buf, sizeof buf));
+    l->out_shape = kc_shape1(l->in_shape.dims[2]);
+    return KC_OK;
+}
+
+static void gap_range(void *arg, int64_t s0, int64_t s1) {
+    const pool_job *j = arg;
+    const kc_layer *l = j->l;
+    int64_t c = l->out_size, cells = l->in_size / c;
+    float inv = 1.0f / (float)cells;
+    for (int64_t s = s0; s < s1; s++) {
+        if (!j->backward) {
+            const float *x = j->x + s * l->in_size;
+            float *y = j->y + s * c;
+            memset(y, 0, sizeof(float) * (size_t)c);
+            for (int64_t p = 0; p < cells; p++)
+#pragma omp simd
+                for (int64_t ch = 0; ch < c; ch++) y[ch] += x[p * c + ch];
+            for (int64_t ch = 0; ch < c; ch++) y[ch] *= inv;
+        } else {
+            const float *dy = j->x + s * c;
+            float *dx = j->y + s * l->in_size;
+            for (int64_t p = 0; p < cells; p++)
+#pragma omp simd
+                for (int64_t ch = 0; ch < c; ch++) dx[p * c + ch] = dy[ch] * inv;
+        }
+    }
+}
+
+static void gap_forward(kc_layer *l, const float *in, float *out, int batch,
+                        const kc_forward_ctx *ctx) {
+    pool_job job = {l, in, out, 0};
+    kc_parallel_range(batch, 1, l->in_size, gap_range, &job);
+}
+
+static void gap_backward(kc_layer *l, const float *in, const float *out, float *dout,
+                         float *din, int batch, int dout_is_preactivation,
+                         const kc_forward_ctx *ctx) {
+    if (!din) return;
+    pool_job job = {l, dout, din, 1};
+    kc_parallel_range(batch, 1, l->in_size, gap_range, &job);
+}
+
+static const kc_layer_ops gap_ops = {"GlobalAveragePooling2D", "global_average_pooling2d",
+                                     gap_build, kc_no_init, gap_forward, gap_backward, NULL};
+
+kc_layer *kc_global_average_pooling2d(void) { return kc_layer_new(&gap_ops); }
+
+/* ---- Reshape(target_shape): the same values, another per-sample shape (one dim may be -1) --- */
+
+static kc_status reshape_build(kc_layer *l) {
+    char a[64], b[64];
+    kc_shape t = l->out_shape; /* the target, set by the constructor */
+    int unknown = -1;
+    int64_t known = 1;
+    if (t.rank < 1 || t.rank > KC_MAX_RANK)
+        return kc_err(KC_EINVAL, "layer %s (Reshape): the target shape needs 1 to %d dims",
+                      l->name, KC_MAX_RANK);
+    for (int i = 0; i < t.rank; i++) {
+        if (t.dims[i] == -1 && unknown < 0) unknown = i;
+        else if (t.dims[i] > 0) known *= t.dims[i];
+        else
+            return kc_err(KC_EINVAL,
+                          "layer %s (Reshape): target dims must be positive, with at most one "
+                          "-1; got %s",
+                          l->name, kc_shape_str(t, a, sizeof a));
+    }
+    if (unknown >= 0 && l->in_size % known == 0) t.dims[unknown] = (int)(l->in_size / known);
+    if (kc_shape_size(t) != l->in_size || (unknown >= 0 && t.dims[unknown] <= 0))
+        return kc_err(KC_EINVAL,
+                      "layer %s (Reshape): cannot reshape an input of shape %s (%lld values) to %s",
+                      l->name, kc_shape_str(l->in_shape, a, sizeof a), (long long)l->in_size,
+                      kc_shape_str(l->out_shape, b, sizeof b));
+    l->out_shape = t;
+    return KC_OK;
+}
+
+static void copy_forward(kc_layer *l, const float *in, float *out, int batch,
+                         const kc_forward_ctx *ctx) {
+    memcpy(out, in, sizeof(float) * (size_t)batch * (size_t)l->out_size);
+}
+
+static void copy_backward(kc_layer *l, const float *in, const float *out, float *dout,
+                          float *din, int batch, int dout_is_preactivation,
+                          const kc_forward_ctx *ctx) {
+    if (din) memcpy(din, dout, sizeof(float) * (size_t)batch * (size_t)l->out_size);
+}
+
+static const kc_layer_ops reshape_ops = {"Reshape", "reshape", reshape_build, kc_no_init,
+                                         copy_forward, copy_backward, NULL};
+
+kc_layer *kc_reshape(kc_shape target_shape) {
+    kc_layer *l = kc_layer_new(&reshape_ops);
+    if (l) l->out_shape = target_shape;
+    return l;
+}

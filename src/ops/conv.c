@@ -1,0 +1,161 @@
+/* conv.c: the data movement of convolution and pooling on channels-last images: im2col and
+ * its adjoint col2im (the products themselves are gemm.c's), max and average pooling. Each
+ * call works on the images it is given, on the calling thread: the layers split batches
+ * over the pool. */
+#include "ops.h"
+#include <float.h>
+#include <string.h>
+
+void kc_window_axis(int in, int k, int s, int same, int *out, int *pad_before) {
+    if (same) {
+        *out = (in + s - 1) / s;
+        int total = (*out - 1) * s + k - in;
+        *pad_before = total > 0 ? total / 2 : 0;
+    } else {
+        *out = in >= k ? (in - k) / s + 1 : 0;
+        *pad_before = 0;
+    }
+}
+
+void kc_im2col(const kc_window *g, const float *in, int n, float *col) {
+    const int c = g->c, krow = g->kw * c; /* floats of one window row */
+    const int64_t image = (int64_t)g->h * g->w * c, k = (int64_t)g->kh * krow;
+    for (int s = 0; s < n; s++) {
+        const float *img = in + s * image;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++, col += k) {
+                int y0 = oy * g->sh - g->pad_t, x0 = ox * g->sw - g->pad_l;
+                /* the window's columns inside the image: [kx0, kx1) */
+                int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + g->kw > g->w ? g->w - x0 : g->kw;
+                for (int ky = 0; ky < g->kh; ky++) {
+                    float *dst = col + ky * krow;
+                    int y = y0 + ky;
+                    if (y < 0 || y >= g->h || kx0 >= kx1) {
+                        memset(dst, 0, sizeof(float) * (size_t)krow);
+                        continue;
+                    }
+                    if (kx0) memset(dst, 0, sizeof(float) * (size_t)(kx0 * c));
+                    memcpy(dst + kx0 * c, img + ((int64_t)y * g->w + x0 + kx0) * c,
+                           sizeof(float) * (size_t)((kx1 - kx0) * c));
+                    if (kx1 < g->kw)
+                        memset(dst + kx1 * c, 0, sizeof(float) * (size_t)((g->kw - kx1) * c));
+                }
+            }
+    }
+}
+
+void kc_col2im(const kc_window *g, const float *col, int n, float *din) {
+    const int c = g->c, krow = g->kw * c;
+    const int64_t image = (int64_t)g->h * g->w * c, k = (int64_t)g->kh * krow;
+    memset(din, 0, sizeof(float) * (size_t)(n * image));
+    for (int s = 0; s < n; s++) {
+        float *img = din + s * image;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++, col += k) {
+                int y0 = oy * g->sh - g->pad_t, x0 = ox * g->sw - g->pad_l;
+                int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + g->kw > g->w ? g->w - x0 : g->kw;
+                if (kx0 >= kx1) continue;
+                for (int ky = 0; ky < g->kh; ky++) {
+                    int y = y0 + ky;
+                    if (y < 0 || y >= g->h) continue;
+                    const float *src = col + ky * krow + kx0 * c;
+                    float *dst = img + ((int64_t)y * g->w + x0 + kx0) * c;
+                    int len = (kx1 - kx0) * c;
+#pragma omp simd
+                    for (int i = 0; i < len; i++) dst[i] += src[i];
+                }
+            }
+    }
+}
+
+/* The window of output (oy, ox) clipped to the image: rows [y0, y1), columns [x0, x1). */
+static inline void clip_window(const kc_window *g, int oy, int ox, int *y0, int *y1, int *x0,
+                               int *x1) {
+    *y0 = oy * g->sh - g->pad_t;
+    *x0 = ox * g->sw - g->pad_l;
+    *y1 = *y0 + g->kh < g->h ? *y0 + g->kh : g->h;
+    *x1 = *x0 + g->kw < g->w ? *x0 + g->kw : g->w;
+    if (*y0 < 0) *y0 = 0;
+    if (*x0 < 0) *x0 = 0;
+}
+
+void kc_max_pool(const kc_window *g, const float *in, int n, float *out, int32_t *arg) {
+    const int c = g->c;
+    const int64_t image = (int64_t)g->h * g->w * c;
+    for (int s = 0; s < n; s++) {
+        const float *img = in + s * image;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++, out += c, arg += c) {
+                int y0, y1, x0, x1;
+                clip_window(g, oy, ox, &y0, &y1, &x0, &x1);
+                int32_t first = (int32_t)(((int64_t)y0 * g->w + x0) * c);
+                for (int ch = 0; ch < c; ch++) {
+                    out[ch] = img[first + ch];
+                    arg[ch] = first + ch;
+                }
+                for (int y = y0; y < y1; y++)
+                    for (int x = x0; x < x1; x++) {
+                        int32_t at = (int32_t)(((int64_t)y * g->w + x) * c);
+                        /* the first maximum wins; a NaN is taken and kept */
+                        for (int ch = 0; ch < c; ch++) {
+                            float v = img[at + ch];
+                            if (v > out[ch] || (v != v && out[ch] == out[ch])) {
+                                out[ch] = v;
+                                arg[ch] = at + ch;
+                            }
+                        }
+                    }
+            }
+    }
+}
+
+void kc_max_pool_backward(const kc_window *g, const float *dout, const int32_t *arg, int n,
+                          float *din) {
+    const int64_t image = (int64_t)g->h * g->w * g->c, outs = (int64_t)g->oh * g->ow * g->c;
+    memset(din, 0, sizeof(float) * (size_t)(n * image));
+    for (int s = 0; s < n; s++, din += image, dout += outs, arg += outs)
+        for (int64_t i = 0; i < outs; i++) din[arg[i]] += dout[i];
+}
+
+void kc_avg_pool(const kc_window *g, const float *in, int n, float *out) {
+    const int c = g->c;
+    const int64_t image = (int64_t)g->h * g->w * c;
+    for (int s = 0; s < n; s++) {
+        const float *img = in + s * image;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++, out += c) {
+                int y0, y1, x0, x1;
+                clip_window(g, oy, ox, &y0, &y1, &x0, &x1);
+                for (int ch = 0; ch < c; ch++) out[ch] = 0.0f;
+                for (int y = y0; y < y1; y++)
+                    for (int x = x0; x < x1; x++) {
+                        const float *px = img + ((int64_t)y * g->w + x) * c;
+#pragma omp simd
+                        for (int ch = 0; ch < c; ch++) out[ch] += px[ch];
+                    }
+                float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
+                for (int ch = 0; ch < c; ch++) out[ch] *= inv;
+            }
+    }
+}
+
+void kc_avg_pool_backward(const kc_window *g, const float *dout, int n, float *din) {
+    const int c = g->c;
+    const int64_t image = (int64_t)g->h * g->w * c;
+    memset(din, 0, sizeof(float) * (size_t)(n * image));
+    for (int s = 0; s < n; s++) {
+        float *img = din + s * image;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++, dout += c) {
+                int y0, y1, x0, x1;
+                clip_window(g, oy, ox, &y0, &y1, &x0, &x1);
+                float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
+                for (int y = y0; y < y1; y++)
+                    for (int x = x0; x < x1; x++) {
+                        float *px = img + ((int64_t)y * g->w + x) * c;
+#pragma omp simd
+                        for (int ch = 0; ch < c; ch++) px[ch] += dout[ch] * inv;
+                    }
+            }
+    }
+}
