@@ -159,6 +159,9 @@ int kc_layer_count(const kc_model *m);
 /* layer i's name ("dense_1"), and its output shape */
 const char *kc_layer_name(const kc_model *m, int i);
 kc_shape kc_output_shape(const kc_model *m);
+/* layer i's number of weights, and how many of them (the first ones) are trained */
+int64_t kc_layer_param_count(const kc_model *m, int i);
+int64_t kc_layer_trainable_count(const kc_model *m, int i);
 
 /* All weights in one flat buffer, in Keras's order (per layer: kernel (in, units) or (kh, kw,
  * in, filters) row-major, then bias; BatchNormalization's gamma, beta, moving_mean,

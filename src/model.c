@@ -151,6 +151,12 @@ const char *kc_layer_name(const kc_model *m, int i) {
     return m && i >= 0 && i < m->n_layers ? m->layers[i]->name : NULL;
 }
 kc_shape kc_output_shape(const kc_model *m) { return m ? last_shape(m) : (kc_shape){0}; }
+int64_t kc_layer_param_count(const kc_model *m, int i) {
+    return m && i >= 0 && i < m->n_layers ? m->layers[i]->param_count : 0;
+}
+int64_t kc_layer_trainable_count(const kc_model *m, int i) {
+    return m && i >= 0 && i < m->n_layers ? m->layers[i]->trainable_count : 0;
+}
 
 static kc_status check_built(const kc_model *m, const char *what) {
     if (!m) return kc_err(KC_EINVAL, "%s: model is NULL", what);
