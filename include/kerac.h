@@ -204,13 +204,45 @@ typedef struct {
     float epsilon;       /* 0 -> 1e-7 */
     int amsgrad;         /* 0 */
 } kc_adam_opts;
+typedef struct {
+    float learning_rate; /* 0 -> 0.001 (the paper's form is 1.0) */
+    float rho;           /* 0 -> 0.95 */
+    float epsilon;       /* 0 -> 1e-7 */
+} kc_adadelta_opts;
+typedef struct {
+    float learning_rate;             /* 0 -> 0.001 */
+    float initial_accumulator_value; /* 0 -> 0.1 (the accumulators' starting value) */
+    float epsilon;                   /* 0 -> 1e-7 */
+} kc_adagrad_opts;
+typedef struct {
+    float learning_rate; /* 0 -> 0.001 */
+    float beta_1;        /* 0 -> 0.9 */
+    float beta_2;        /* 0 -> 0.999 */
+    float epsilon;       /* 0 -> 1e-7 */
+} kc_nadam_opts;
+typedef struct {
+    float learning_rate; /* 0 -> 0.001 */
+    float weight_decay;  /* 0 -> 0.004 (decoupled: w -= w * weight_decay * learning_rate first) */
+    float beta_1;        /* 0 -> 0.9 */
+    float beta_2;        /* 0 -> 0.999 */
+    float epsilon;       /* 0 -> 1e-7 */
+    int amsgrad;         /* 0 */
+} kc_adamw_opts;
 
 /* NULL opts means defaults. NULL return only when out of memory or an option is invalid. */
 kc_optimizer *kc_sgd(const kc_sgd_opts *opts);
 kc_optimizer *kc_rmsprop(const kc_rmsprop_opts *opts);
 kc_optimizer *kc_adam(const kc_adam_opts *opts);
+kc_optimizer *kc_adadelta(const kc_adadelta_opts *opts);
+kc_optimizer *kc_adagrad(const kc_adagrad_opts *opts);
+kc_optimizer *kc_nadam(const kc_nadam_opts *opts);
+kc_optimizer *kc_adamw(const kc_adamw_opts *opts);
 void kc_optimizer_free(kc_optimizer *opt);
 float kc_optimizer_get_learning_rate(const kc_optimizer *opt);
+/* Sets the learning rate used from the next step on (0 is taken as 0 here, not the default);
+ * AdamW's weight decay scales with it too. A NULL opt, or a negative or non-finite lr (which
+ * the constructors reject), changes nothing. */
+void kc_optimizer_set_learning_rate(kc_optimizer *opt, float lr);
 
 /* Takes ownership of the optimizer (also on error). metrics: KC_METRIC_* bits. */
 kc_status kc_compile(kc_model *m, kc_loss loss, kc_optimizer *opt, unsigned metrics);

@@ -21,7 +21,7 @@ Tensors: weights (flat, Keras order: per layer kernel (in, units) row-major, the
 (class indices as floats for the sparse loss), output (model(x, training=False)), loss (the
 batch mean, as compile's loss reduces), grads (d loss / d weights, same order as weights),
 train_loss (what the first train_on_batch returns: the loss before the step), and after_<opt>
-(the weights after one, or with a _2 suffix two, train_on_batch calls on the same batch).
+(the weights after one, or with a _<n> suffix n, train_on_batch calls on the same batch).
 """
 import os
 
@@ -63,6 +63,17 @@ OPTIMIZERS = [
      lambda: keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True), 2),
     ("after_rmsprop_2", lambda: keras.optimizers.RMSprop(), 2),
     ("after_adam_2", lambda: keras.optimizers.Adam(), 2),
+    # Three steps: Nadam's u_product and the step counts differ from step to step, and each
+    # layer of a step must use the same ones. Adadelta's default learning rate (0.001) moves a
+    # weight by ~1e-7 of itself, inside the tolerance; the paper's 1.0 shows its rule. AdamW's
+    # default decay (4e-6 of a weight a step) is close to the tolerance too, hence a second,
+    # stronger one.
+    ("after_adadelta_3", lambda: keras.optimizers.Adadelta(learning_rate=1.0), 3),
+    ("after_adagrad_3", lambda: keras.optimizers.Adagrad(), 3),
+    ("after_nadam_3", lambda: keras.optimizers.Nadam(), 3),
+    ("after_adamw_3", lambda: keras.optimizers.AdamW(), 3),
+    ("after_adamw_decay_3",
+     lambda: keras.optimizers.AdamW(learning_rate=0.01, weight_decay=0.1), 3),
 ]
 
 LOSS_CLASSES = {

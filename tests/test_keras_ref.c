@@ -329,6 +329,15 @@ static kc_optimizer *opt_nesterov(void) {
 }
 static kc_optimizer *opt_rmsprop(void) { return kc_rmsprop(&(kc_rmsprop_opts){0}); }
 static kc_optimizer *opt_adam(void) { return kc_adam(&(kc_adam_opts){0}); }
+static kc_optimizer *opt_adadelta(void) {
+    return kc_adadelta(&(kc_adadelta_opts){.learning_rate = 1.0f});
+}
+static kc_optimizer *opt_adagrad(void) { return kc_adagrad(&(kc_adagrad_opts){0}); }
+static kc_optimizer *opt_nadam(void) { return kc_nadam(&(kc_nadam_opts){0}); }
+static kc_optimizer *opt_adamw(void) { return kc_adamw(&(kc_adamw_opts){0}); }
+static kc_optimizer *opt_adamw_decay(void) {
+    return kc_adamw(&(kc_adamw_opts){.learning_rate = 0.01f, .weight_decay = 0.1f});
+}
 
 typedef struct {
     const char *name;   /* also the fixture tensor (after_<name>) for optimizer checks */
@@ -340,7 +349,9 @@ static const ref_check CHECKS[] = {
     {"output", NULL, 0},              {"grads", NULL, 0},
     {"sgd", opt_sgd, 1},              {"sgd_momentum_2", opt_momentum, 2},
     {"sgd_nesterov_2", opt_nesterov, 2}, {"rmsprop_2", opt_rmsprop, 2},
-    {"adam_2", opt_adam, 2},
+    {"adam_2", opt_adam, 2},          {"adadelta_3", opt_adadelta, 3},
+    {"adagrad_3", opt_adagrad, 3},    {"nadam_3", opt_nadam, 3},
+    {"adamw_3", opt_adamw, 3},        {"adamw_decay_3", opt_adamw_decay, 3},
 };
 #define N_CHECKS ((int)(sizeof CHECKS / sizeof CHECKS[0]))
 
