@@ -158,6 +158,7 @@ kc_status kc_summary(kc_model *m, FILE *out);
 int kc_layer_count(const kc_model *m);
 /* layer i's name ("dense_1"), and its output shape */
 const char *kc_layer_name(const kc_model *m, int i);
+kc_shape kc_input_shape(const kc_model *m);
 kc_shape kc_output_shape(const kc_model *m);
 /* layer i's number of weights, and how many of them (the first ones) are trained */
 int64_t kc_layer_param_count(const kc_model *m, int i);

@@ -150,6 +150,7 @@ int kc_layer_count(const kc_model *m) { return m ? m->n_layers : 0; }
 const char *kc_layer_name(const kc_model *m, int i) {
     return m && i >= 0 && i < m->n_layers ? m->layers[i]->name : NULL;
 }
+kc_shape kc_input_shape(const kc_model *m) { return m ? m->input_shape : (kc_shape){0}; }
 kc_shape kc_output_shape(const kc_model *m) { return m ? last_shape(m) : (kc_shape){0}; }
 int64_t kc_layer_param_count(const kc_model *m, int i) {
     return m && i >= 0 && i < m->n_layers ? m->layers[i]->param_count : 0;

@@ -143,11 +143,27 @@ static void run_case(const char *name, check what) {
         expect_close("grads", trainable, g->data, g->count, 2e-5);
         free(trainable);
     } else {
+        /* A bias right before a BatchNormalization has a gradient of exactly 0 in theory and
+         * of float noise (1e-9) in practice; Adam divides it by its own size, so the step's
+         * sign is noise. Those weights are left out of the Adam check. */
+        float *grads = malloc(sizeof(float) * (size_t)n), *want = malloc(sizeof(float) * (size_t)n);
+        KC_CHECK(kc_compute_gradients(m, x->data, y->data, batch, 1, NULL, grads, n));
         int steps = what == CHECK_ADAM ? 2 : 1;
         for (int s = 0; s < steps; s++) KC_CHECK(kc_train_on_batch(m, x->data, y->data, batch, NULL));
         KC_CHECK(kc_get_weights(m, buf, n));
-        expect_close(what == CHECK_ADAM ? "after_adam_2" : "after_sgd", buf,
-                     get(&fx, what == CHECK_ADAM ? "after_adam_2" : "after_sgd")->data, n, 2e-5);
+        const tensor *after = get(&fx, what == CHECK_ADAM ? "after_adam_2" : "after_sgd");
+        memcpy(want, after->data, sizeof(float) * (size_t)n);
+        int64_t pos = 0, skipped = 0;
+        for (int l = 0; l < kc_layer_count(m); l++) {
+            for (int64_t i = pos; i < pos + kc_layer_trainable_count(m, l); i++)
+                if (what == CHECK_ADAM && fabsf(grads[i]) < 1e-6f) want[i] = buf[i], skipped++;
+            pos += kc_layer_param_count(m, l);
+        }
+        cr_expect(skipped <= 4, "%s: %lld weights with a vanishing gradient", name,
+                  (long long)skipped);
+        expect_close(after->name, buf, want, n, 2e-5);
+        free(grads);
+        free(want);
     }
     free(buf);
     kc_model_free(m);
