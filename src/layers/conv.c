@@ -13,7 +13,8 @@
 #include <math.h>
 #include <string.h>
 
-#define CONV_GROUPS 8     /* partial weight gradients per batch */
+#define CONV_GROUPS 16    /* partial weight gradients per batch */
+#define PARTS_PER_THREAD 4 /* parts of a batch per thread: a delayed thread delays one part */
 #define CHUNK_ROWS 1024   /* unfolded rows per product: 1024 x (3*3*32) floats is 1.2 MB */
 
 static kc_window conv_window(const kc_layer *l) {
@@ -74,10 +75,20 @@ static void conv_init(kc_layer *l, kc_rng *rng) {
     for (int i = 0; i < l->units; i++) l->bias[i] = 0.0f;
 }
 
-/* scratch: per part an unfolded chunk and its gradient; then the groups' partial gradients */
+/* scratch: per part an unfolded chunk and its gradient; the groups' partial gradients; the
+ * kernel transposed (filters, k) for the input gradient's product */
+static int64_t chunk_floats(const kc_layer *l) {
+    return (int64_t)chunk_images(l) * l->out_shape.dims[0] * l->out_shape.dims[1] * depth(l);
+}
 static int64_t conv_scratch(const kc_layer *l, int batch, int parts) {
-    int64_t rows = (int64_t)chunk_images(l) * l->out_shape.dims[0] * l->out_shape.dims[1];
-    return parts * 2 * rows * depth(l) + CONV_GROUPS * (l->kernel_size + l->units);
+    return (int64_t)parts * PARTS_PER_THREAD * 2 * chunk_floats(l) +
+           CONV_GROUPS * (l->kernel_size + l->units) + l->kernel_size;
+}
+static float *partials_of(const kc_layer *l) {
+    return l->scratch + (int64_t)l->scratch_parts * PARTS_PER_THREAD * 2 * chunk_floats(l);
+}
+static float *kernel_t_of(const kc_layer *l) {
+    return partials_of(l) + CONV_GROUPS * (l->kernel_size + l->units);
 }
 
 typedef struct {
@@ -93,7 +104,7 @@ static void conv_forward_task(void *arg, int part, int parts) {
     kc_window g = conv_window(l);
     int64_t k = depth(l), rows_per = (int64_t)g.oh * g.ow;
     int cn = chunk_images(l);
-    float *col = l->scratch + (int64_t)part * 2 * cn * rows_per * k;
+    float *col = l->scratch + (int64_t)part * 2 * chunk_floats(l);
     int64_t s0, s1;
     kc_split(j->batch, part, parts, 1, &s0, &s1);
     for (int64_t s = s0; s < s1; s += cn) {
@@ -107,15 +118,16 @@ static void conv_forward_task(void *arg, int part, int parts) {
     }
 }
 
-static int task_parts(const kc_layer *l) {
-    return kc_pool_size() <= l->scratch_parts ? 1 : 0;
+/* runs the task on the pool, or on the caller when the scratch was sized for fewer threads */
+static void run_task(const kc_layer *l, kc_task_fn fn, conv_job *job) {
+    if (kc_pool_size() <= l->scratch_parts) kc_parallel_parts(fn, job, PARTS_PER_THREAD);
+    else fn(job, 0, 1);
 }
 
 static void conv_forward(kc_layer *l, const float *in, float *out, int batch,
                          const kc_forward_ctx *ctx) {
     conv_job job = {.l = l, .in = in, .y = out, .batch = batch};
-    if (task_parts(l)) kc_parallel_parts(conv_forward_task, &job, 1);
-    else conv_forward_task(&job, 0, 1);
+    run_task(l, conv_forward_task, &job);
     if (l->act != KC_RELU && l->act != KC_LINEAR)
         kc_act_forward(out, (int)(batch * (l->out_size / l->units)), l->units, l->act);
 }
@@ -128,9 +140,9 @@ static void conv_backward_task(void *arg, int part, int parts) {
     kc_window g = conv_window(l);
     int64_t k = depth(l), rows_per = (int64_t)g.oh * g.ow, f = l->units;
     int cn = chunk_images(l);
-    float *col = l->scratch + (int64_t)part * 2 * cn * rows_per * k;
-    float *dcol = col + cn * rows_per * k;
-    float *partials = l->scratch + (int64_t)l->scratch_parts * 2 * cn * rows_per * k;
+    float *col = l->scratch + (int64_t)part * 2 * chunk_floats(l);
+    float *dcol = col + chunk_floats(l);
+    float *partials = partials_of(l), *kernel_t = kernel_t_of(l);
     int64_t g0, g1;
     kc_split(j->groups, part, parts, 1, &g0, &g1);
     for (int64_t grp = g0; grp < g1; grp++) {
@@ -156,8 +168,8 @@ static void conv_backward_task(void *arg, int part, int parts) {
             if (!j->din) continue;
             /* dcol = dz kernel^T, then folded back onto the images */
             kc_gemm_ex(&(kc_gemm_args){.m = (int)rows, .n = (int)k, .k = (int)f, .a = dz,
-                                       .a_rs = f, .a_cs = 1, .b = l->kernel, .b_rs = 1,
-                                       .b_cs = f, .c = dcol, .ldc = k, .serial = 1});
+                                       .a_rs = f, .a_cs = 1, .b = kernel_t, .b_rs = k,
+                                       .b_cs = 1, .c = dcol, .ldc = k, .serial = 1});
             kc_col2im(&g, dcol, n, j->din + s * l->in_size);
         }
     }
@@ -172,13 +184,16 @@ static void conv_backward(kc_layer *l, const float *in, const float *out, float 
     int groups = batch < CONV_GROUPS ? batch : CONV_GROUPS;
     conv_job job = {.l = l, .in = in, .out = out, .dout = dout, .din = din, .batch = batch,
                     .groups = groups, .relu_inline = relu_inline};
-    if (task_parts(l)) kc_parallel_parts(conv_backward_task, &job, 1);
-    else conv_backward_task(&job, 0, 1);
+    if (din) { /* kernel (k, f) transposed once, so the products read it in rows */
+        float *kt = kernel_t_of(l);
+        int64_t k = depth(l), f = l->units;
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t c = 0; c < f; c++) kt[c * k + p] = l->kernel[p * f + c];
+    }
+    run_task(l, conv_backward_task, &job);
     /* the partials added in group order */
-    int64_t cn = chunk_images(l), per = l->kernel_size + l->units;
-    const float *partials =
-        l->scratch + (int64_t)l->scratch_parts * 2 * cn * l->out_shape.dims[0] *
-                         l->out_shape.dims[1] * depth(l);
+    int64_t per = l->kernel_size + l->units;
+    const float *partials = partials_of(l);
     memcpy(l->dkernel, partials, sizeof(float) * (size_t)per); /* dkernel, dbias adjacent */
     for (int grp = 1; grp < groups; grp++) {
         const float *p = partials + grp * per;

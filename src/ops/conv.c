@@ -27,18 +27,21 @@ void kc_im2col(const kc_window *g, const float *in, int n, float *col) {
                 int y0 = oy * g->sh - g->pad_t, x0 = ox * g->sw - g->pad_l;
                 /* the window's columns inside the image: [kx0, kx1) */
                 int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + g->kw > g->w ? g->w - x0 : g->kw;
+                /* plain loops: the pieces are short (3 floats for one channel) and a call
+                 * to memcpy per piece costs more than the copy */
                 for (int ky = 0; ky < g->kh; ky++) {
                     float *dst = col + ky * krow;
                     int y = y0 + ky;
                     if (y < 0 || y >= g->h || kx0 >= kx1) {
-                        memset(dst, 0, sizeof(float) * (size_t)krow);
+                        for (int i = 0; i < krow; i++) dst[i] = 0.0f;
                         continue;
                     }
-                    if (kx0) memset(dst, 0, sizeof(float) * (size_t)(kx0 * c));
-                    memcpy(dst + kx0 * c, img + ((int64_t)y * g->w + x0 + kx0) * c,
-                           sizeof(float) * (size_t)((kx1 - kx0) * c));
-                    if (kx1 < g->kw)
-                        memset(dst + kx1 * c, 0, sizeof(float) * (size_t)((g->kw - kx1) * c));
+                    const float *src = img + ((int64_t)y * g->w + x0) * c;
+                    int lo = kx0 * c, hi = kx1 * c;
+                    for (int i = 0; i < lo; i++) dst[i] = 0.0f;
+#pragma omp simd
+                    for (int i = lo; i < hi; i++) dst[i] = src[i];
+                    for (int i = hi; i < krow; i++) dst[i] = 0.0f;
                 }
             }
     }
@@ -97,12 +100,12 @@ void kc_max_pool(const kc_window *g, const float *in, int n, float *out, int32_t
                     for (int x = x0; x < x1; x++) {
                         int32_t at = (int32_t)(((int64_t)y * g->w + x) * c);
                         /* the first maximum wins; a NaN is taken and kept */
+#pragma omp simd
                         for (int ch = 0; ch < c; ch++) {
-                            float v = img[at + ch];
-                            if (v > out[ch] || (v != v && out[ch] == out[ch])) {
-                                out[ch] = v;
-                                arg[ch] = at + ch;
-                            }
+                            float v = img[at + ch], o = out[ch];
+                            int take = v > o || (v != v && o == o);
+                            out[ch] = take ? v : o;
+                            arg[ch] = take ? at + ch : arg[ch];
                         }
                     }
             }
