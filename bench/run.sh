@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: kerac's benchmark, each case a JSON line (see docs/PERFORMANCE.md).
 #   1. build/bench: kerac's own AVX-512 matrix products on 1 and 2 threads, idle, and on 2
-#      threads while a second process keeps both cores busy;
+#      threads while a second process keeps both cores busy; then the convnet on 1 and 2;
 #   2. the same network with the products through OpenBLAS instead (KERAC_GEMM_BLAS=1), its
 #      pthread build and, when installed (libopenblas0-openmp), its OpenMP build, idle and
 #      loaded: the candidates the engine was chosen from. OPENBLAS_CORETYPE names the kernel,
@@ -14,6 +14,10 @@ args=${BENCH_ARGS:-}
 
 echo "# kerac's kernels"
 $bench $args
+echo "# keras.io's simple MNIST convnet (Adam, batch 128, 54,000 images)"
+for threads in 1 2; do
+    $bench $args --model convnet --no-peak --threads "$threads"
+done
 
 blas_coretype=${OPENBLAS_CORETYPE:-$(grep -q avx512_bf16 /proc/cpuinfo && echo Cooperlake || echo Haswell)}
 multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
