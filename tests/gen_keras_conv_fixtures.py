@@ -27,6 +27,8 @@ import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from gen_keras_fixtures import flat, write_tensor  # noqa: E402  (same directory)
+
 if keras.backend.backend() != "jax":
     raise SystemExit("run with KERAS_BACKEND=jax")
 
@@ -86,17 +88,6 @@ def loss_and_grads(model, x, y):
 
     loss, grads = jax.value_and_grad(f)([v.value for v in model.trainable_variables])
     return np.float32(loss), np.concatenate([np.asarray(g).ravel() for g in grads])
-
-
-def write_tensor(f, name, values):
-    values = np.asarray(values, dtype=np.float32).ravel()
-    f.write(f"tensor {name} {values.size}\n")
-    for i in range(0, values.size, 8):
-        f.write(" ".join("%.9g" % v for v in values[i:i + 8]) + "\n")
-
-
-def flat(arrays):
-    return np.concatenate([np.asarray(a, dtype=np.float32).ravel() for a in arrays])
 
 
 def generate(seed, name):

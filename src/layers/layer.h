@@ -58,4 +58,9 @@ kc_layer *kc_layer_new(const kc_layer_ops *ops);
 /* The weightless layers' build and init: output shape = input shape, no weights. */
 kc_status kc_same_shape_build(kc_layer *layer);
 void kc_no_init(kc_layer *layer, kc_rng *rng);
+/* out = in, din = dout: layers that change only the shape (Flatten, Reshape) */
+void kc_copy_forward(kc_layer *layer, const float *in, float *out, int batch,
+                     const kc_forward_ctx *ctx);
+void kc_copy_backward(kc_layer *layer, const float *in, const float *out, float *dout,
+                      float *din, int batch, int dout_is_preactivation, const kc_forward_ctx *ctx);
 #endif

@@ -201,19 +201,8 @@ static kc_status reshape_build(kc_layer *l) {
     return KC_OK;
 }
 
-static void copy_forward(kc_layer *l, const float *in, float *out, int batch,
-                         const kc_forward_ctx *ctx) {
-    memcpy(out, in, sizeof(float) * (size_t)batch * (size_t)l->out_size);
-}
-
-static void copy_backward(kc_layer *l, const float *in, const float *out, float *dout,
-                          float *din, int batch, int dout_is_preactivation,
-                          const kc_forward_ctx *ctx) {
-    if (din) memcpy(din, dout, sizeof(float) * (size_t)batch * (size_t)l->out_size);
-}
-
 static const kc_layer_ops reshape_ops = {"Reshape", "reshape", reshape_build, kc_no_init,
-                                         copy_forward, copy_backward, NULL};
+                                         kc_copy_forward, kc_copy_backward, NULL};
 
 kc_layer *kc_reshape(kc_shape target_shape) {
     kc_layer *l = kc_layer_new(&reshape_ops);

@@ -118,18 +118,18 @@ static kc_status flatten_build(kc_layer *l) {
     return KC_OK;
 }
 
-static void flatten_forward(kc_layer *l, const float *in, float *out, int batch,
-                            const kc_forward_ctx *ctx) {
+/* the same values, another shape: Flatten and Reshape */
+void kc_copy_forward(kc_layer *l, const float *in, float *out, int batch,
+                     const kc_forward_ctx *ctx) {
     memcpy(out, in, sizeof(float) * (size_t)batch * (size_t)l->out_size);
 }
 
-static void flatten_backward(kc_layer *l, const float *in, const float *out, float *dout,
-                             float *din, int batch, int dout_is_preactivation,
-                             const kc_forward_ctx *ctx) {
+void kc_copy_backward(kc_layer *l, const float *in, const float *out, float *dout, float *din,
+                      int batch, int dout_is_preactivation, const kc_forward_ctx *ctx) {
     if (din) memcpy(din, dout, sizeof(float) * (size_t)batch * (size_t)l->out_size);
 }
 
 static const kc_layer_ops flatten_ops = {"Flatten", "flatten", flatten_build, kc_no_init,
-                                         flatten_forward, flatten_backward, NULL};
+                                         kc_copy_forward, kc_copy_backward, NULL};
 
 kc_layer *kc_flatten(void) { return kc_layer_new(&flatten_ops); }
