@@ -45,6 +45,11 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
 
+# helpers the fixture scripts run (tests/gen_keras_files.py), not part of the test run
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libkerac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
+
 # Each test binary runs on its own; tests/run.sh ends with one line counting every test.
 test: $(TEST_BINS)
 	@bash tests/run.sh $(TEST_BINS)
