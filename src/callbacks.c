@@ -549,10 +549,9 @@ kc_callback *kc_learning_rate_scheduler(kc_schedule_fn schedule, void *user, int
 /* ---- TerminateOnNaN ---- */
 
 static kc_status tn_batch_end(kc_callback *cb, kc_model *m, const kc_logs *logs) {
-    if (isnan(logs->loss) || isinf(logs->loss)) {
-        printf("Batch %d: Invalid loss, terminating training\n", logs->batch);
-        kc_stop_training(m);
-    }
+    /* Keras also prints "Batch N: Invalid loss, terminating training"; kerac's library
+     * prints nothing unless asked */
+    if (isnan(logs->loss) || isinf(logs->loss)) kc_stop_training(m);
     return KC_OK;
 }
 
