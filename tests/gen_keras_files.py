@@ -5,6 +5,14 @@ loads what kerac writes.
     KERAS_BACKEND=jax python3 tests/gen_keras_files.py keras3   # Keras 3 fixtures
     <python with tensorflow 2.15> tests/gen_keras_files.py tf2  # tf.keras 2 fixtures
     KERAS_BACKEND=jax python3 tests/gen_keras_files.py check    # Keras 3 loads kerac's files
+    KERAS_BACKEND=jax python3 tests/gen_keras_files.py mnist [EPOCHS]      # the done-when check
+    <python with tensorflow 2.15> tests/gen_keras_files.py mnist-tf2 [EPOCHS]
+
+mnist (MNIST from $KERAC_DATA/mnist, default /work/shared/datasets): trains the tutorial's
+784-512-512-10 network with build/mnist_mlp --save, evaluates the .keras file in Keras 3; then
+trains the same network in Keras 3, saves .keras and evaluates it with build/mnist_mlp --load
+--epochs 0. mnist-tf2 does the second half with tf.keras 2 and a legacy .h5 file. Each prints
+both accuracies and their difference.
 
 keras3 and tf2 rewrite tests/fixtures/saved/: for each model a file and <name>.json with the
 inputs x, Keras's predictions, and (models without Dropout) the weights after one more
@@ -140,12 +148,81 @@ def check():
     return worst < 1e-5
 
 
+def mnist_data():
+    import gzip
+
+    d = os.path.join(os.environ.get("KERAC_DATA", "/work/shared/datasets"), "mnist")
+
+    def idx(name, offset):
+        with gzip.open(os.path.join(d, name)) as f:
+            return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+    x_test = idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 784).astype("float32") / 255
+    y_test = np.eye(10, dtype="float32")[idx("t10k-labels-idx1-ubyte.gz", 8)]
+    x_train = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 784).astype("float32") / 255
+    y_train = np.eye(10, dtype="float32")[idx("train-labels-idx1-ubyte.gz", 8)]
+    return x_train, y_train, x_test, y_test
+
+
+def run_mlp(args):
+    env = dict(os.environ, KERAC_DATA=os.environ.get("KERAC_DATA", "/work/shared/datasets"))
+    out = subprocess.run([os.path.join(ROOT, "build", "mnist_mlp")] + args, env=env,
+                         check=True, capture_output=True, text=True).stdout
+    lines = out.strip().splitlines()
+    return float(lines[-1].split()[-1]), lines[-2:]
+
+
+def keras_mlp(keras):
+    L = keras.layers
+    m = keras.Sequential([L.Input((784,)), L.Dense(512, activation="relu"), L.Dropout(0.2),
+                          L.Dense(512, activation="relu"), L.Dropout(0.2),
+                          L.Dense(10, activation="softmax")])
+    m.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.RMSprop(),
+              metrics=["accuracy"])
+    return m
+
+
+def mnist(epochs, tf2_mode):
+    subprocess.run(["make", "-s", "-C", ROOT, "build/mnist_mlp"], check=True)
+    x_train, y_train, x_test, y_test = mnist_data()
+    d = tempfile.mkdtemp(prefix="kerac-mnist-")
+    if not tf2_mode:
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        import keras
+
+        path = os.path.join(d, "kerac.keras")
+        acc_c, lines = run_mlp(["--epochs", str(epochs), "--verbose", "0", "--save", path])
+        m = keras.saving.load_model(path)
+        loss_k, acc_k = m.evaluate(x_test, y_test, batch_size=128, verbose=0)
+        print(f"kerac trained, saved {path}: kerac {lines}; Keras {keras.__version__} "
+              f"evaluate: loss {loss_k:.6f} accuracy {acc_k:.6f}; |diff| {abs(acc_c - acc_k):.2g}")
+        keras.utils.set_random_seed(1337)
+        path = os.path.join(d, "keras3.keras")
+    else:
+        import tensorflow as tf
+
+        keras = tf.keras
+        keras.utils.set_random_seed(1337)
+        path = os.path.join(d, "tf2.h5")
+    m = keras_mlp(keras)
+    m.fit(x_train, y_train, batch_size=128, epochs=epochs, verbose=0,
+          validation_data=(x_test, y_test))
+    loss_k, acc_k = m.evaluate(x_test, y_test, batch_size=128, verbose=0)
+    m.save(path)
+    acc_c, lines = run_mlp(["--load", path, "--epochs", "0"])
+    print(f"Keras {keras.__version__} trained, saved {path}: Keras evaluate: loss {loss_k:.6f} "
+          f"accuracy {acc_k:.6f}; build/mnist_mlp --load {os.path.basename(path)} --epochs 0: "
+          f"{lines}; |diff| {abs(acc_c - acc_k):.2g}")
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "keras3"
     if what == "keras3":
         keras3()
     elif what == "tf2":
         tf2()
+    elif what in ("mnist", "mnist-tf2"):
+        mnist(int(sys.argv[2]) if len(sys.argv) > 2 else 3, what == "mnist-tf2")
     elif what == "check":
         sys.exit(0 if check() else 1)
     else:
