@@ -210,7 +210,7 @@ def mnist(epochs, tf2_mode):
     loss_k, acc_k = m.evaluate(x_test, y_test, batch_size=128, verbose=0)
     m.save(path)
     acc_c, lines = run_mlp(["--load", path, "--epochs", "0"])
-    print(f"Keras {keras.__version__} trained, saved {path}: Keras evaluate: loss {loss_k:.6f} "
+    print(f"Keras {getattr(keras, '__version__', None) or 'tf.keras ' + __import__('tensorflow').__version__} trained, saved {path}: Keras evaluate: loss {loss_k:.6f} "
           f"accuracy {acc_k:.6f}; build/mnist_mlp --load {os.path.basename(path)} --epochs 0: "
           f"{lines}; |diff| {abs(acc_c - acc_k):.2g}")
 
