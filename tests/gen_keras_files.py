@@ -5,6 +5,7 @@ loads what kerac writes.
     KERAS_BACKEND=jax python3 tests/gen_keras_files.py keras3   # Keras 3 fixtures
     <python with tensorflow 2.15> tests/gen_keras_files.py tf2  # tf.keras 2 fixtures
     KERAS_BACKEND=jax python3 tests/gen_keras_files.py check    # Keras 3 loads kerac's files
+    <python with tensorflow 2.15> tests/gen_keras_files.py check-tf2       # tf.keras 2 loads kerac's .h5
     KERAS_BACKEND=jax python3 tests/gen_keras_files.py mnist [EPOCHS]      # the done-when check
     <python with tensorflow 2.15> tests/gen_keras_files.py mnist-tf2 [EPOCHS]
 
@@ -148,6 +149,26 @@ def check():
     return worst < 1e-5
 
 
+def check_tf2():
+    import tensorflow as tf
+
+    subprocess.run(["make", "-s", "-C", ROOT, "build/tools/write_models"], check=True)
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run([os.path.join(ROOT, "build", "tools", "write_models"), d], check=True)
+        for name in ("kerac_rmsprop", "kerac_adam"):
+            e = json.load(open(os.path.join(d, name + ".json")))
+            x = np.array(e["x"], dtype=np.float32).reshape(e["x_shape"])
+            pred = np.array(e["pred"], dtype=np.float32).reshape(-1, 3)
+            m = tf.keras.models.load_model(os.path.join(d, name + ".h5"))
+            diff = float(np.abs(m.predict(x, verbose=0) - pred).max())
+            worst = max(worst, diff)
+            print(f"{name}.h5: tf.keras {tf.__version__} loads it ({type(m.optimizer).__name__}), "
+                  f"max |pred diff| {diff:.3g}")
+    print("check-tf2:", "PASS" if worst < 1e-5 else "FAIL", f"(worst {worst:.3g})")
+    return worst < 1e-5
+
+
 def mnist_data():
     import gzip
 
@@ -223,6 +244,8 @@ if __name__ == "__main__":
         tf2()
     elif what in ("mnist", "mnist-tf2"):
         mnist(int(sys.argv[2]) if len(sys.argv) > 2 else 3, what == "mnist-tf2")
+    elif what == "check-tf2":
+        sys.exit(0 if check_tf2() else 1)
     elif what == "check":
         sys.exit(0 if check() else 1)
     else:

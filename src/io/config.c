@@ -43,6 +43,17 @@ static cJSON *optimizer_config(const kc_optimizer *opt, kc_config_style style) {
     if (!io) return NULL;
     cJSON *cfg = cJSON_CreateObject();
     io->to_config(opt, cfg);
+    if (style == KC_CONFIG_LEGACY) {
+        /* tf.keras 2 rebuilds a legacy .h5's optimizer with its legacy optimizer classes,
+         * which refuse Keras 3's newer arguments; they take decay (Keras 3 ignores it) */
+        const char *newer[] = {"weight_decay", "clipnorm", "global_clipnorm", "clipvalue",
+                               "use_ema", "ema_momentum", "ema_overwrite_frequency",
+                               "loss_scale_factor", "gradient_accumulation_steps"};
+        for (size_t i = 0; i < sizeof newer / sizeof *newer; i++)
+            cJSON_DeleteItemFromObjectCaseSensitive(cfg, newer[i]);
+        cJSON_ReplaceItemInObjectCaseSensitive(cfg, "name", cJSON_CreateString(io->class_name));
+        cJSON_AddNumberToObject(cfg, "decay", 0.0);
+    }
     return wrap("keras.optimizers", io->class_name, cfg, style);
 }
 
@@ -74,9 +85,9 @@ cJSON *kc_config_build(const kc_model_view *v, int with_compile, kc_config_style
     cJSON_AddItemToObject(cfg, "dtype", dtype_policy(style));
     cJSON *layers = cJSON_AddArrayToObject(cfg, "layers");
     cJSON *in = cJSON_CreateObject();
-    cJSON_AddItemToObject(in, "batch_shape", batch_shape(v->input_shape));
-    if (style == KC_CONFIG_LEGACY)
-        cJSON_AddItemToObject(in, "batch_input_shape", batch_shape(v->input_shape));
+    /* Keras 3 says batch_shape; tf.keras 2 knows only batch_input_shape (Keras 3 reads both) */
+    cJSON_AddItemToObject(in, style == KC_CONFIG_LEGACY ? "batch_input_shape" : "batch_shape",
+                          batch_shape(v->input_shape));
     cJSON_AddStringToObject(in, "dtype", "float32");
     cJSON_AddFalseToObject(in, "sparse");
     cJSON_AddFalseToObject(in, "ragged");
