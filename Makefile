@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 CC ?= cc
 BUILD ?= build
 OPT ?= -O3 -march=native
-PKGS := openblas zlib libcurl libcrypto
+PKGS := openblas zlib libcurl libcrypto hdf5 libzip libcjson
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp-simd -fno-math-errno \
           -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
@@ -44,6 +44,11 @@ bench: $(BUILD)/bench
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
+
+# helpers the fixture scripts run (tests/gen_keras_files.py), not part of the test run
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libkerac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 
 # Each test binary runs on its own; tests/run.sh ends with one line counting every test.
 test: $(TEST_BINS)

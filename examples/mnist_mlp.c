@@ -20,6 +20,11 @@ static void usage(FILE *out) {
             "                     default: $KERAC_DATA/mnist, the user cache, or a download\n"
             "  --threads N        threads (default $KERAC_NUM_THREADS or all cores)\n"
             "  --verbose 0|1|2    0 silent, 1 progress bar, 2 one line per epoch (default 1)\n"
+            "  --load PATH        start from a saved model (.keras or .h5, from kerac or Keras)\n"
+            "                     instead of building one; it continues from the saved epoch\n"
+            "                     (with --epochs 0 it only evaluates)\n"
+            "  --save PATH        save the trained model; the format follows the extension:\n"
+            "                     .keras, .h5 (legacy full model) or .weights.h5\n"
             "  --help             this text\n");
 }
 
@@ -39,7 +44,7 @@ static int parse_int(const char *option, const char *text, long lo, long hi, lon
 
 int main(int argc, char **argv) {
     long hidden = 2, epochs = 20, batch_size = 128, seed = 1337, threads = 0, verbose = 1;
-    const char *data_dir = NULL;
+    const char *data_dir = NULL, *save_path = NULL, *load_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -52,7 +57,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_int(a, v, 0, LONG_MAX, &seed), i++;
         else if (!strcmp(a, "--threads")) ok = parse_int(a, v, 1, 1024, &threads), i++;
         else if (!strcmp(a, "--verbose")) ok = parse_int(a, v, 0, 2, &verbose), i++;
-        else if (!strcmp(a, "--data")) {
+        else if (!strcmp(a, "--save") || !strcmp(a, "--load")) {
+            if (!v) {
+                fprintf(stderr, "mnist_mlp: %s needs a file path\n", a);
+                return 2;
+            }
+            *(a[2] == 's' ? &save_path : &load_path) = v, i++;
+        } else if (!strcmp(a, "--data")) {
             if (!v) {
                 fprintf(stderr, "mnist_mlp: --data needs a directory\n");
                 return 2;
@@ -86,28 +97,43 @@ int main(int argc, char **argv) {
     printf("%lld train samples\n%lld test samples\n", (long long)train.count,
            (long long)test.count);
 
-    kc_model *model = kc_sequential(kc_shape1(784));
-    if (!model) {
-        fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
-        return 1;
+    kc_model *model = NULL;
+    if (load_path) {
+        if (kc_load(load_path, &model) != KC_OK) {
+            fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
+            return 1;
+        }
+        printf("loaded %s (epoch %d)\n", load_path, kc_model_epoch(model));
+    } else {
+        model = kc_sequential(kc_shape1(784));
+        if (!model) {
+            fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
+            return 1;
+        }
+        for (int h = 0; h < hidden; h++) {
+            kc_add(model, kc_dense(512, KC_RELU));
+            kc_add(model, kc_dropout(0.2f));
+        }
+        kc_add(model, kc_dense(10, KC_SOFTMAX));
     }
-    for (int h = 0; h < hidden; h++) {
-        kc_add(model, kc_dense(512, KC_RELU));
-        kc_add(model, kc_dropout(0.2f));
-    }
-    kc_add(model, kc_dense(10, KC_SOFTMAX));
     kc_summary(model, stdout);
 
     int status = 1;
     kc_metrics score;
-    if (kc_compile(model, KC_CATEGORICAL_CROSSENTROPY, kc_rmsprop(&(kc_rmsprop_opts){0}),
-                   KC_METRIC_ACCURACY) != KC_OK ||
+    /* a loaded model keeps its compile settings and optimizer state; one saved without them
+     * is compiled as the tutorial does */
+    int compiled = load_path && kc_get_learning_rate(model) > 0.0f;
+    int first = load_path ? kc_model_epoch(model) : 0;
+    if ((!compiled && kc_compile(model, KC_CATEGORICAL_CROSSENTROPY,
+                                 kc_rmsprop(&(kc_rmsprop_opts){0}), KC_METRIC_ACCURACY) != KC_OK) ||
         (epochs > 0 && kc_fit(model, &train,
                &(kc_fit_opts){.batch_size = (int)batch_size,
-                              .epochs = (int)epochs,
+                              .initial_epoch = first,
+                              .epochs = first + (int)epochs,
                               .verbose = verbose ? (int)verbose : -1,
                               .validation = &test},
                NULL) != KC_OK) ||
+        (save_path && kc_save(model, save_path) != KC_OK) ||
         kc_evaluate(model, &test, &(kc_evaluate_opts){.batch_size = (int)batch_size}, &score) !=
             KC_OK) {
         fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());

@@ -242,8 +242,8 @@ void kc_optimizer_free(kc_optimizer *opt);
 float kc_optimizer_get_learning_rate(const kc_optimizer *opt);
 /* Sets the learning rate used from the next step on (0 is taken as 0 here, not the default);
  * AdamW's weight decay scales with it too. A NULL opt, or a negative or non-finite lr (which
- * the constructors reject), changes nothing. */
-void kc_optimizer_set_learning_rate(kc_optimizer *opt, float lr);
+ * the constructors reject), changes nothing and is an error. */
+kc_status kc_optimizer_set_learning_rate(kc_optimizer *opt, float learning_rate);
 
 /* Takes ownership of the optimizer (also on error). metrics: KC_METRIC_* bits. */
 kc_status kc_compile(kc_model *m, kc_loss loss, kc_optimizer *opt, unsigned metrics);
@@ -266,6 +266,88 @@ typedef struct {
 } kc_history;
 void kc_history_free(kc_history *h);
 
+/* ---- callbacks ---------------------------------------------------------------------------- */
+
+/* What fit passes to callbacks, as Keras's logs dict. NaN means absent (no accuracy metric, no
+ * validation, or batch logs, which carry only loss and accuracy so far in the epoch). */
+typedef struct {
+    int epoch;            /* 0-based, as Keras passes it (the progress bar shows epoch + 1) */
+    int batch;            /* 0-based step within the epoch (on_batch_end), else -1 */
+    double loss, accuracy, val_loss, val_accuracy;
+    double learning_rate; /* the optimizer's current learning rate */
+} kc_logs;
+/* logs[key] for key "loss", "accuracy" (or "acc"), "val_loss", "val_accuracy", "learning_rate";
+ * returns 0 when the key is unknown or its value is absent (NaN) */
+int kc_logs_get(const kc_logs *logs, const char *key, double *value);
+
+/* A callback: any hook may be NULL. A hook returning a status other than KC_OK ends fit with
+ * that status. To stop training as Keras's model.stop_training = True does, call
+ * kc_stop_training(m); kc_set_learning_rate changes the rate for the next step. Write your own
+ * by filling the struct (kc_callback_free calls destroy, when set, instead of free). */
+typedef struct kc_callback kc_callback;
+typedef kc_status (*kc_callback_fn)(kc_callback *cb, kc_model *m, const kc_logs *logs);
+struct kc_callback {
+    kc_callback_fn on_train_begin, on_train_end, on_epoch_begin, on_epoch_end, on_batch_end;
+    void (*destroy)(kc_callback *cb);
+    void *user;
+};
+void kc_callback_free(kc_callback *cb);
+void kc_stop_training(kc_model *m);
+float kc_get_learning_rate(const kc_model *m); /* 0 when not compiled */
+kc_status kc_set_learning_rate(kc_model *m, float learning_rate);
+/* epochs completed so far (fit's last epoch index; kept in saved files): the initial_epoch
+ * to pass when resuming */
+int kc_model_epoch(const kc_model *m);
+
+typedef enum { KC_MODE_AUTO = 0, KC_MODE_MIN, KC_MODE_MAX } kc_monitor_mode;
+#define KC_ZERO (-1) /* for integer options whose 0 means "the default": the value 0 itself */
+
+typedef struct {
+    const char *monitor;      /* NULL -> "val_loss" */
+    double min_delta;         /* 0 */
+    int patience;             /* 0 */
+    kc_monitor_mode mode;     /* auto: max for accuracy, min otherwise */
+    int restore_best_weights; /* 0 */
+    int has_baseline;         /* 0: no baseline; 1: baseline below */
+    double baseline;
+    int start_from_epoch;     /* 0 */
+    int verbose;              /* 0; 1 prints "Epoch N: early stopping" to stdout */
+} kc_early_stopping_opts;
+kc_callback *kc_early_stopping(const kc_early_stopping_opts *opts);
+
+typedef struct {
+    const char *monitor;  /* NULL -> "val_loss" */
+    double factor;        /* 0 -> 0.1; must be < 1 */
+    int patience;         /* 0 -> 10; KC_ZERO for 0 */
+    kc_monitor_mode mode; /* auto */
+    double min_delta;     /* 0 -> 1e-4; negative -> 0 */
+    int cooldown;         /* 0 */
+    double min_lr;        /* 0 */
+    int verbose;          /* 0 */
+} kc_reduce_lr_on_plateau_opts;
+kc_callback *kc_reduce_lr_on_plateau(const kc_reduce_lr_on_plateau_opts *opts);
+
+typedef struct {
+    const char *monitor;   /* NULL -> "val_loss" */
+    kc_monitor_mode mode;  /* auto */
+    int save_best_only;    /* 0 */
+    int save_weights_only; /* 0: kc_save (the format from the extension); 1: kc_save_weights */
+    int has_initial_value_threshold;
+    double initial_value_threshold;
+    int verbose;           /* 0 */
+} kc_model_checkpoint_opts;
+/* filepath may hold {epoch}, {epoch:02d} and {<log key>:.4f} fields, as Keras's */
+kc_callback *kc_model_checkpoint(const char *filepath, const kc_model_checkpoint_opts *opts);
+
+/* CSVLogger(filename, separator=",", append=False): a header of "epoch" and the sorted log
+ * keys, then a row per epoch */
+kc_callback *kc_csv_logger(const char *filename, char separator, int append);
+/* LearningRateScheduler(schedule): schedule(epoch, current lr, user) gives the epoch's rate */
+typedef float (*kc_schedule_fn)(int epoch, float learning_rate, void *user);
+kc_callback *kc_learning_rate_scheduler(kc_schedule_fn schedule, void *user, int verbose);
+/* TerminateOnNaN: a NaN or infinite loss stops training (fit returns KC_OK) */
+kc_callback *kc_terminate_on_nan(void);
+
 typedef struct {
     int batch_size;                 /* 0 -> 32 */
     int epochs;                     /* 0 -> 1 */
@@ -276,6 +358,8 @@ typedef struct {
     const kc_dataset *validation;   /* validation_data; overrides validation_split */
     int initial_epoch;              /* as Keras: runs epochs initial_epoch + 1 .. epochs */
     FILE *out;                      /* NULL -> stdout */
+    kc_callback *const *callbacks;  /* n_callbacks of them, run in order; fit does not free them */
+    int n_callbacks;
 } kc_fit_opts;
 
 /* Trains; history (optional) receives the per-epoch values, also when training stops early
@@ -303,6 +387,30 @@ kc_status kc_train_on_batch(kc_model *m, const float *x, const float *y, int bat
  * a step. training != 0 runs dropout as in fit. */
 kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int batch,
                                int training, double *loss, float *grads, int64_t count);
+
+/* ---- saving and loading --------------------------------------------------------------------- */
+
+/* The format comes from path's extension:
+ *   .keras       Keras 3's zip (config.json, metadata.json, model.weights.h5): architecture,
+ *                weights, compile settings and optimizer state; keras.saving.load_model reads it
+ *   .weights.h5  weights (and optimizer state) only, Keras 3's layout (model.save_weights)
+ *   .h5, .hdf5   the legacy full-model HDF5 file (model_config, training_config, model_weights)
+ * Full-model files also hold kerac's own state (rng, dropout step, epoch) so that training
+ * resumes bit for bit. Saving writes a temporary file in the same directory, syncs it and
+ * renames it over path: path always holds the old or the new model, never half of one. */
+kc_status kc_save(kc_model *m, const char *path);
+/* Loads a .keras or legacy .h5 full model, written by kerac or by Keras (3, or tf.keras 2);
+ * compiled when the file holds compile settings. Errors name the file, layer and variable. */
+kc_status kc_load(const char *path, kc_model **out);
+/* Weights (and optimizer state when both sides have it) into a model of the same layers:
+ * .weights.h5 (Keras 3) or a legacy weights .h5 (Keras 2 save_weights) */
+kc_status kc_save_weights(kc_model *m, const char *path);
+kc_status kc_load_weights(kc_model *m, const char *path);
+/* The architecture as JSON, Keras's model.to_json() form; *json is malloc'd (free() it) */
+kc_status kc_model_to_json(kc_model *m, char **json);
+/* Builds an uncompiled model from model.to_json() text, a .keras file's config.json or a
+ * legacy file's model_config (compiled when the text holds a compile_config) */
+kc_status kc_model_from_json(const char *json, kc_model **out);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include "optimizers.h"
 #include "util/progress.h"
 #include "util/threads.h"
+#include "model_view.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ struct kc_model {
 
     kc_rng rng;    /* glorot init, then shuffling */
     uint64_t step; /* training steps taken: keys the dropout masks */
+    int epoch;         /* epochs completed (fit's last epoch index), saved with the model */
+    int stop_training; /* set by a callback (kc_stop_training): fit ends after this step */
 
     /* workspace for batches of up to ws_batch samples */
     int ws_batch;
@@ -673,12 +676,20 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         kc_history_free(h);
         return kc_err(KC_ENOMEM, "kc_fit: out of memory");
     }
-    for (int64_t i = 0; i < n_train; i++) order[i] = i;
 
     kc_progress progress;
     kc_progress_init(&progress, o.out, o.verbose);
     int steps = (int)((n_train + batch_size - 1) / batch_size);
-    for (int e = 0; e < epochs && !st; e++) {
+    m->stop_training = 0;
+    kc_logs logs = kc_logs_empty(m);
+    st = kc_callbacks_run(&o, KC_CB_TRAIN_BEGIN, m, &logs);
+    for (int e = 0; e < epochs && !st && !m->stop_training; e++) {
+        /* a fresh permutation of 0..n-1 each epoch (as Keras): it depends only on the rng
+         * state, so a run resumed from a saved model shuffles as the uninterrupted one */
+        for (int64_t i = 0; i < n_train; i++) order[i] = i;
+        logs = kc_logs_empty(m);
+        logs.epoch = o.initial_epoch + e;
+        if ((st = kc_callbacks_run(&o, KC_CB_EPOCH_BEGIN, m, &logs))) break;
         if (!o.no_shuffle)
             for (int64_t i = n_train - 1; i > 0; i--) {
                 int64_t j = (int64_t)kc_rng_below(&m->rng, (uint64_t)i + 1);
@@ -689,6 +700,7 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         kc_progress_epoch(&progress, o.initial_epoch + e + 1, last_epoch, steps);
         double start = kc_now(), loss_sum = 0.0, correct = 0.0;
         int64_t seen = 0;
+        int nan_stop = 0;
         for (int s = 0; s < steps; s++) {
             int b = (int)(n_train - seen < batch_size ? n_train - seen : batch_size);
             load_batch(m, train, order + seen, 0, b, scratch, 1);
@@ -696,6 +708,16 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
             double loss = train_step(m, b, &batch_correct);
             if (!isfinite(loss)) {
                 if (progress.mode == 1) fputc('\n', progress.out);
+                /* TerminateOnNaN (or a callback of one's own) may end training quietly */
+                logs = kc_logs_empty(m);
+                logs.epoch = o.initial_epoch + e;
+                logs.batch = s;
+                logs.loss = loss;
+                if ((st = kc_callbacks_run(&o, KC_CB_BATCH_END, m, &logs))) break;
+                if (m->stop_training) {
+                    nan_stop = 1;
+                    break;
+                }
                 st = kc_err(KC_ENAN,
                             "kc_fit: the loss became %s at epoch %d, step %d/%d; training "
                             "stopped (no step was taken on that batch)",
@@ -707,8 +729,17 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
             seen += b;
             kc_metrics so_far = batch_metrics(m, loss_sum / (double)seen, correct, (int)seen);
             kc_progress_step(&progress, s + 1, so_far.loss, so_far.accuracy);
+            if (o.n_callbacks) {
+                logs = kc_logs_empty(m);
+                logs.epoch = o.initial_epoch + e;
+                logs.batch = s;
+                logs.loss = so_far.loss;
+                logs.accuracy = so_far.accuracy;
+                if ((st = kc_callbacks_run(&o, KC_CB_BATCH_END, m, &logs))) break;
+                if (m->stop_training) break;
+            }
         }
-        if (st) break;
+        if (st || nan_stop) break; /* an error, or TerminateOnNaN */
         double seconds = kc_now() - start;
         kc_metrics epoch_metrics = batch_metrics(m, loss_sum / (double)seen, correct, (int)seen);
         kc_metrics val_metrics = {NAN, NAN};
@@ -721,6 +752,30 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         h->val_accuracy[e] = val_metrics.accuracy;
         h->seconds[e] = seconds;
         h->epochs = e + 1;
+        m->epoch = o.initial_epoch + e + 1;
+        logs = kc_logs_empty(m);
+        logs.epoch = o.initial_epoch + e;
+        logs.loss = epoch_metrics.loss;
+        logs.accuracy = epoch_metrics.accuracy;
+        logs.val_loss = val_metrics.loss;
+        logs.val_accuracy = val_metrics.accuracy;
+        st = kc_callbacks_run(&o, KC_CB_EPOCH_END, m, &logs);
+    }
+    if (!st || st == KC_ENAN) {
+        kc_logs end = kc_logs_empty(m);
+        if (h->epochs) {
+            int last = h->epochs - 1;
+            end.epoch = o.initial_epoch + last;
+            end.loss = h->loss[last];
+            end.accuracy = h->accuracy[last];
+            end.val_loss = h->val_loss[last];
+            end.val_accuracy = h->val_accuracy[last];
+        }
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", kc_last_error());
+        kc_status end_st = kc_callbacks_run(&o, KC_CB_TRAIN_END, m, &end);
+        if (!st) st = end_st;
+        else kc_err(st, "%s", saved);
     }
     free(order);
     free(scratch);
@@ -732,4 +787,33 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
 const char *kc_act_name(kc_act act) {
     static const char *names[] = {"linear", "relu", "softmax", "sigmoid", "tanh"};
     return (unsigned)act <= KC_TANH ? names[act] : "unknown";
+}
+
+/* ---- internal access for saving, loading and callbacks (model_view.h) ----------------------- */
+
+kc_status kc_model_view_get(kc_model *m, kc_model_view *v) {
+    kc_status st = ensure_weights(m, "model");
+    if (st) return st;
+    *v = (kc_model_view){m->input_shape, m->layers, m->n_layers, m->params, m->n_params, m->opt,
+                         m->loss, m->metrics, &m->rng, &m->step, &m->epoch, &m->stop_training};
+    return KC_OK;
+}
+
+kc_layer *kc_model_layer(kc_model *m, int i) {
+    return m && i >= 0 && i < m->n_layers ? m->layers[i] : NULL;
+}
+
+void kc_stop_training(kc_model *m) {
+    if (m) m->stop_training = 1;
+}
+
+int kc_model_epoch(const kc_model *m) { return m ? m->epoch : 0; }
+
+float kc_get_learning_rate(const kc_model *m) { return m && m->opt ? m->opt->learning_rate : 0.0f; }
+
+kc_status kc_set_learning_rate(kc_model *m, float learning_rate) {
+    if (!m) return kc_err(KC_EINVAL, "kc_set_learning_rate: model is NULL");
+    if (!m->opt)
+        return kc_err(KC_ESTATE, "kc_set_learning_rate: the model is not compiled");
+    return kc_optimizer_set_learning_rate(m->opt, learning_rate);
 }

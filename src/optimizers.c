@@ -131,14 +131,15 @@ float kc_optimizer_get_learning_rate(const kc_optimizer *opt) {
     return opt ? opt->learning_rate : 0.0f;
 }
 
-void kc_optimizer_set_learning_rate(kc_optimizer *opt, float lr) {
-    if (!opt) return;
-    if (!(lr >= 0.0f) || !isfinite(lr)) {
-        kc_err(KC_EINVAL, "kc_optimizer_set_learning_rate: learning_rate must be a finite number "
-                          ">= 0, got %g; kept %g", (double)lr, (double)opt->learning_rate);
-        return;
-    }
+kc_status kc_optimizer_set_learning_rate(kc_optimizer *opt, float lr) {
+    if (!opt) return kc_err(KC_EINVAL, "kc_optimizer_set_learning_rate: optimizer is NULL");
+    if (!(lr >= 0.0f) || !isfinite(lr))
+        return kc_err(KC_EINVAL,
+                      "kc_optimizer_set_learning_rate: learning_rate must be a finite number >= 0, "
+                      "got %g; the learning rate stays %g",
+                      (double)lr, (double)opt->learning_rate);
     opt->learning_rate = lr;
+    return KC_OK;
 }
 
 /* How many state arrays of n floats each optimizer keeps (Keras's variables). */

@@ -1,0 +1,130 @@
+/* io.h: what the saving and loading files share: whole-file reads, atomic writes, in-memory
+ * zip archives (libzip), in-memory HDF5 files (HDF5's core driver), and the tables that map
+ * kerac's layers and optimizers to Keras's configs and variables (serial.c). */
+#ifndef KERAC_IO_H
+#define KERAC_IO_H
+#include "../model_view.h"
+#include <cjson/cJSON.h>
+#include <hdf5.h>
+
+/* ---- files (atomic.c) ---- */
+kc_status kc_io_read_file(const char *path, void **data, size_t *size);
+/* writes data to a temporary file beside path, fsyncs it, renames it over path, fsyncs the
+ * directory: path holds the old contents or the new, never a mixture */
+kc_status kc_io_write_atomic(const char *path, const void *data, size_t size);
+/* 1 when path ends with suffix (case-insensitive) */
+int kc_io_ends_with(const char *path, const char *suffix);
+
+/* ---- zip (zipio.c) ---- */
+typedef struct {
+    const char *name;
+    const void *data;
+    size_t size;
+} kc_zip_entry;
+kc_status kc_zip_build(const kc_zip_entry *entries, int n, void **out, size_t *out_size);
+/* entry name of the archive in zip (size bytes); *out malloc'd (NUL-terminated beyond size).
+ * A missing entry gives KC_EFORMAT naming it; path is for messages. */
+kc_status kc_zip_read(const char *path, const void *zip, size_t size, const char *name,
+                      void **out, size_t *out_size);
+
+/* ---- HDF5 (h5util.c) ---- */
+hid_t kc_h5_open_image(const char *path, const void *data, size_t size); /* <0: error set */
+hid_t kc_h5_create_mem(void);
+/* closes f and returns its bytes (malloc'd) */
+kc_status kc_h5_close_image(hid_t f, void **out, size_t *size);
+void kc_h5_quiet(void); /* no HDF5 error stack printing */
+int kc_h5_exists(hid_t loc, const char *path); /* every link along path exists */
+hid_t kc_h5_group(hid_t loc, const char *path); /* creates missing groups; <0 on error */
+kc_status kc_h5_attr_str(hid_t obj, const char *name, const char *value);
+kc_status kc_h5_attr_str_list(hid_t obj, const char *name, const char *const *values, int n);
+/* a string attribute (fixed or variable length, or a 1-element array of one) malloc'd */
+char *kc_h5_read_attr_str(hid_t obj, const char *name);
+/* a list of strings (array of fixed or variable length strings); *n set; NULL on error
+ * (including absent); free with kc_h5_free_list */
+char **kc_h5_read_attr_str_list(hid_t obj, const char *name, int *n);
+void kc_h5_free_list(char **list, int n);
+kc_status kc_h5_write_f32(hid_t loc, const char *name, const float *data, int rank,
+                          const int64_t *dims);
+kc_status kc_h5_write_i64_scalar(hid_t loc, const char *name, int64_t value);
+/* reads dataset name (in loc) as float32 into out, checking its shape equals dims[rank]:
+ * errors say "<what>: has shape (...), the model needs (...)" */
+kc_status kc_h5_read_f32(hid_t loc, const char *name, float *out, int rank,
+                         const int64_t *dims, const char *what);
+kc_status kc_h5_read_i64_scalar(hid_t loc, const char *name, int64_t *out, const char *what);
+kc_status kc_h5_read_f32_scalar(hid_t loc, const char *name, float *out, const char *what);
+void kc_dims_str(int rank, const int64_t *dims, char *buf, size_t size); /* "(4, 8)" */
+
+/* ---- layers and optimizers <-> Keras (serial.c) ---- */
+#define KC_MAX_WEIGHTS 8
+typedef struct {
+    const char *name; /* Keras's variable name: "kernel", "bias", "gamma", "moving_mean" */
+    int rank;
+    int64_t dims[KC_MAX_RANK];
+    int64_t offset, count; /* within the model's flat params */
+    int trainable;         /* the optimizer keeps state for it */
+} kc_weight_desc;
+
+typedef struct {
+    const char *class_name; /* Keras's class, and kerac's ops->type_name */
+    /* the layer a Keras config describes; where prefixes errors ("file: layer 'dense_1'") */
+    kc_status (*from_config)(const cJSON *config, const char *where, kc_layer **out);
+    /* the layer's config fields beyond name, trainable and dtype */
+    kc_status (*to_config)(const kc_layer *layer, cJSON *config);
+    /* the layer's variables, in Keras's order */
+    int (*weights)(const kc_layer *layer, kc_weight_desc *out);
+} kc_layer_io;
+const kc_layer_io *kc_layer_io_find(const char *class_name);
+/* the variables of layer (count returned), offsets resolved to the model's flat buffer */
+int kc_layer_weights(const kc_layer *layer, kc_weight_desc *out);
+/* Keras's naming.to_snake_case: "MaxPooling2D" -> "max_pooling2d" */
+void kc_snake_case(const char *name, char *out, size_t size);
+
+/* Keras's optimizer variables after iteration and learning_rate: groups of slots, each group
+ * interleaved over the trainable variables (Adam: momentum, velocity per variable, then
+ * velocity_hat per variable) */
+typedef struct {
+    int n_groups;
+    int group_size[4];
+    int slot[4][4];
+    const char *name[4][4];
+} kc_opt_layout;
+typedef struct {
+    const char *class_name;
+    int kind; /* kc_opt_kind */
+    kc_optimizer *(*from_config)(const cJSON *config, const char *where);
+    void (*to_config)(const kc_optimizer *opt, cJSON *config);
+    void (*layout)(const kc_optimizer *opt, kc_opt_layout *out);
+} kc_optimizer_io;
+const kc_optimizer_io *kc_optimizer_io_find(const char *class_name);
+const kc_optimizer_io *kc_optimizer_io_of(const kc_optimizer *opt);
+/* snake case of the class: Keras's default optimizer name ("rm_sprop", "adam") */
+
+/* ---- model config (config.c) ---- */
+typedef enum { KC_CONFIG_KERAS3 = 0, KC_CONFIG_LEGACY } kc_config_style;
+/* The Sequential config object ({"module", "class_name", "config", ...}); with compile set
+ * and the model compiled, "compile_config" too (Keras 3 style only) */
+cJSON *kc_config_build(const kc_model_view *v, int with_compile, kc_config_style style);
+/* compile_config (Keras 3) or training_config (legacy) */
+cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style);
+/* Builds a model from a config object (the whole {"class_name": "Sequential", ...}). where:
+ * the file or "JSON" for messages. */
+kc_status kc_config_model(const cJSON *root, const char *where, kc_model **out);
+/* Compiles m from a Keras 3 compile_config or a legacy training_config (NULL: nothing) */
+kc_status kc_config_compile(kc_model *m, const cJSON *compile, const char *where);
+double kc_json_float(float f); /* the double of f's shortest decimal: 0.2f -> 0.2 */
+
+/* ---- weights (weights.c) ---- */
+/* Keras 3 layout ("layers/<snake>/vars/<i>", "optimizer/vars/<i>", "vars") */
+kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f);
+/* with_optimizer: read optimizer/vars when the model is compiled and the file has them */
+kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path, int with_optimizer);
+/* legacy: the group holding layer_names (the root of a weights file, or model_weights) */
+kc_status kc_weights_write_legacy(const kc_model_view *v, hid_t group);
+kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char *path);
+kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file);
+kc_status kc_optimizer_read_legacy(const kc_model_view *v, hid_t file, const char *path);
+
+/* kerac's own state (rng, step, epoch, layer seeds) as a JSON object, and back */
+cJSON *kc_state_build(const kc_model_view *v);
+kc_status kc_state_apply(const kc_model_view *v, const cJSON *state, const char *path);
+#endif

@@ -1,0 +1,464 @@
+/* weights.c: a model's variables in HDF5. Keras 3's layout (model.weights.h5 in a .keras
+ * file, and .weights.h5): layers/<class in snake case, numbered>/vars/<i>, optimizer/vars/<i>
+ * (iteration, learning_rate, then the slots), vars. The legacy layout (tf.keras 2, Keras 2):
+ * layer_names and weight_names attributes naming datasets. And kerac's own state (rng, dropout
+ * step, epoch) as a JSON object. */
+#include "io.h"
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Keras 3 layout ---- */
+
+/* the path Keras's saving_lib gives layer i: snake case of its class, numbered per class */
+static void layer_path(const kc_model_view *v, int i, char *out, size_t size) {
+    char snake[128], other[128];
+    kc_snake_case(v->layers[i]->ops->type_name, snake, sizeof snake);
+    int same = 0;
+    for (int j = 0; j < i; j++) {
+        kc_snake_case(v->layers[j]->ops->type_name, other, sizeof other);
+        same += !strcmp(snake, other);
+    }
+    if (same) snprintf(out, size, "layers/%s_%d", snake, same);
+    else snprintf(out, size, "layers/%s", snake);
+}
+
+static kc_opt_layout opt_layout(const kc_optimizer *opt, const kc_optimizer_io **io_out) {
+    kc_opt_layout l = {0};
+    const kc_optimizer_io *io = kc_optimizer_io_of(opt);
+    if (io) io->layout(opt, &l);
+    if (io_out) *io_out = io;
+    return l;
+}
+
+/* trainable variables of the model in Keras's order */
+static int trainable_vars(const kc_model_view *v, kc_weight_desc *out, int cap) {
+    int n = 0;
+    for (int i = 0; i < v->n_layers; i++) {
+        kc_weight_desc w[KC_MAX_WEIGHTS];
+        int k = kc_layer_weights(v->layers[i], w);
+        for (int j = 0; j < k; j++)
+            if (w[j].trainable && n < cap) out[n++] = w[j];
+    }
+    return n;
+}
+
+#define MAX_VARS 1024
+
+
+kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f) {
+    kc_status st = KC_OK;
+    char path[512], idx[32];
+    for (int i = 0; i < v->n_layers && !st; i++) {
+        const kc_layer *l = v->layers[i];
+        layer_path(v, i, path, sizeof path);
+        strcat(path, "/vars");
+        hid_t g = kc_h5_group(f, path);
+        if (g < 0) return kc_err(KC_EIO, "HDF5: cannot create %s", path);
+        st = kc_h5_attr_str(g, "name", l->name);
+        kc_weight_desc w[KC_MAX_WEIGHTS];
+        int n = kc_layer_weights(l, w);
+        for (int j = 0; j < n && !st; j++) {
+            snprintf(idx, sizeof idx, "%d", j);
+            st = kc_h5_write_f32(g, idx, v->params + w[j].offset, w[j].rank, w[j].dims);
+        }
+        H5Gclose(g);
+    }
+    if (st) return st;
+    if (v->opt) {
+        hid_t g = kc_h5_group(f, "optimizer/vars");
+        if (g < 0) return kc_err(KC_EIO, "HDF5: cannot create optimizer/vars");
+        const kc_optimizer_io *io;
+        kc_opt_layout lay = opt_layout(v->opt, &io);
+        char oname[64];
+        kc_snake_case(io ? io->class_name : "optimizer", oname, sizeof oname);
+        st = kc_h5_attr_str(g, "name", oname);
+        if (!st) st = kc_h5_write_i64_scalar(g, "0", v->opt->iterations);
+        if (!st) st = kc_h5_write_f32(g, "1", &v->opt->learning_rate, 0, NULL);
+        kc_weight_desc *tv = malloc(sizeof *tv * MAX_VARS);
+        int ntv = tv ? trainable_vars(v, tv, MAX_VARS) : 0;
+        if (!tv) st = kc_err(KC_ENOMEM, "save: out of memory");
+        int index = 2;
+        for (int gi = 0; gi < lay.n_groups && !st; gi++)
+            for (int t = 0; t < ntv && !st; t++)
+                for (int s = 0; s < lay.group_size[gi] && !st; s++) {
+                    snprintf(idx, sizeof idx, "%d", index++);
+                    st = kc_h5_write_f32(g, idx, v->opt->slots[lay.slot[gi][s]] + tv[t].offset,
+                                         tv[t].rank, tv[t].dims);
+                }
+        free(tv);
+        H5Gclose(g);
+        if (st) return st;
+    }
+    hid_t g = kc_h5_group(f, "vars");
+    if (g < 0) return kc_err(KC_EIO, "HDF5: cannot create vars");
+    st = kc_h5_attr_str(g, "name", "sequential");
+    H5Gclose(g);
+    return st;
+}
+
+static int count_links(hid_t g) {
+    H5G_info_t info;
+    return H5Gget_info(g, &info) >= 0 ? (int)info.nlinks : -1;
+}
+
+/* optimizer state: iteration, learning_rate and the slots, read in Keras's variable order
+ * from datasets named by name_of(index) in g */
+typedef const char *(*name_fn)(int index, void *ctx);
+
+static kc_status read_opt_state(const kc_model_view *v, hid_t g, int count, name_fn name_of,
+                                void *ctx, const char *path, const char *where, int strict) {
+    const kc_optimizer_io *io;
+    kc_opt_layout lay = opt_layout(v->opt, &io);
+    kc_weight_desc *tv = malloc(sizeof *tv * MAX_VARS);
+    if (!tv) return kc_err(KC_ENOMEM, "%s: out of memory", path);
+    int ntv = trainable_vars(v, tv, MAX_VARS);
+    int slots_n = 0;
+    for (int gi = 0; gi < lay.n_groups; gi++) slots_n += lay.group_size[gi] * ntv;
+    kc_status st = KC_OK;
+    /* Keras 3 and kerac: iteration, learning_rate, slots. tf.keras 2: iteration, slots. */
+    int first = count == slots_n + 2 ? 2 : count == slots_n + 1 ? 1 : -1;
+    if (first < 0) {
+        free(tv);
+        if (!strict || count <= 2) return KC_OK; /* an optimizer never built, or another one */
+        return kc_err(KC_EFORMAT,
+                      "%s: %s holds %d optimizer variables; the model's %s needs %d "
+                      "(iteration, learning_rate and %d slots)",
+                      path, where, count, io ? io->class_name : "optimizer", slots_n + 2, slots_n);
+    }
+    char what[512];
+    int64_t it = 0;
+    float lr = v->opt->learning_rate;
+    snprintf(what, sizeof what, "%s: %s/%s (iteration)", path, where, name_of(0, ctx));
+    st = kc_h5_read_i64_scalar(g, name_of(0, ctx), &it, what);
+    if (!st && first == 2) {
+        snprintf(what, sizeof what, "%s: %s/%s (learning_rate)", path, where, name_of(1, ctx));
+        st = kc_h5_read_f32_scalar(g, name_of(1, ctx), &lr, what);
+    }
+    if (!st && (it < 0 || !(lr >= 0.0f) || lr > 1e30f))
+        st = kc_err(KC_EFORMAT, "%s: %s: iteration %lld or learning_rate %g is invalid", path,
+                    where, (long long)it, (double)lr);
+    /* into scratch first: a failure leaves the optimizer as it was */
+    float *scratch[3] = {NULL, NULL, NULL};
+    for (int s = 0; s < 3 && !st; s++)
+        if (v->opt->slots[s]) {
+            scratch[s] = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1));
+            if (!scratch[s]) st = kc_err(KC_ENOMEM, "%s: out of memory", path);
+        }
+    int index = first;
+    for (int gi = 0; gi < lay.n_groups && !st; gi++)
+        for (int t = 0; t < ntv && !st; t++)
+            for (int s = 0; s < lay.group_size[gi] && !st; s++) {
+                const char *name = name_of(index++, ctx);
+                snprintf(what, sizeof what, "%s: %s/%s (optimizer %s of %s)", path, where, name,
+                         lay.name[gi][s], tv[t].name);
+                st = kc_h5_read_f32(g, name, scratch[lay.slot[gi][s]] + tv[t].offset, tv[t].rank,
+                                    tv[t].dims, what);
+            }
+    if (!st) {
+        for (int s = 0; s < 3; s++)
+            if (scratch[s]) memcpy(v->opt->slots[s], scratch[s], sizeof(float) * (size_t)v->n_params);
+        v->opt->iterations = it;
+        v->opt->learning_rate = lr;
+    }
+    for (int s = 0; s < 3; s++) free(scratch[s]);
+    free(tv);
+    return st;
+}
+
+static const char *index_name(int index, void *ctx) {
+    static _Thread_local char buf[32];
+    snprintf(buf, sizeof buf, "%d", index);
+    return buf;
+}
+
+kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path,
+                             int with_optimizer) {
+    float *params = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1));
+    if (!params) return kc_err(KC_ENOMEM, "%s: out of memory", path);
+    memcpy(params, v->params, sizeof(float) * (size_t)v->n_params);
+    kc_status st = KC_OK;
+    char lpath[512], what[800], idx[32];
+    for (int i = 0; i < v->n_layers && !st; i++) {
+        const kc_layer *l = v->layers[i];
+        kc_weight_desc w[KC_MAX_WEIGHTS];
+        int n = kc_layer_weights(l, w);
+        layer_path(v, i, lpath, sizeof lpath);
+        strcat(lpath, "/vars");
+        if (!n) continue;
+        if (!kc_h5_exists(f, lpath)) {
+            st = kc_err(KC_EFORMAT, "%s: layer '%s' (%s): its weights (%s) are missing", path,
+                        l->name, l->ops->type_name, lpath);
+            break;
+        }
+        hid_t g = H5Gopen2(f, lpath, H5P_DEFAULT);
+        int have = g >= 0 ? count_links(g) : -1;
+        if (have != n) {
+            st = kc_err(KC_EFORMAT, "%s: layer '%s' (%s): %s holds %d variables, the layer has %d",
+                        path, l->name, l->ops->type_name, lpath, have, n);
+        }
+        for (int j = 0; j < n && !st; j++) {
+            snprintf(idx, sizeof idx, "%d", j);
+            snprintf(what, sizeof what, "%s: layer '%s' (%s): variable '%s' (%s/%d)", path,
+                     l->name, l->ops->type_name, w[j].name, lpath, j);
+            st = kc_h5_read_f32(g, idx, params + w[j].offset, w[j].rank, w[j].dims, what);
+        }
+        if (g >= 0) H5Gclose(g);
+    }
+    if (!st && with_optimizer && v->opt && kc_h5_exists(f, "optimizer/vars")) {
+        hid_t g = H5Gopen2(f, "optimizer/vars", H5P_DEFAULT);
+        int count = g >= 0 ? count_links(g) : -1;
+        st = count < 0 ? kc_err(KC_EFORMAT, "%s: optimizer/vars is unreadable", path)
+                       : read_opt_state(v, g, count, index_name, NULL, path, "optimizer/vars", 1);
+        if (g >= 0) H5Gclose(g);
+    }
+    if (!st) memcpy(v->params, params, sizeof(float) * (size_t)v->n_params);
+    free(params);
+    return st;
+}
+
+/* ---- legacy layout ---- */
+
+kc_status kc_weights_write_legacy(const kc_model_view *v, hid_t group) {
+    const char **names = malloc(sizeof *names * (size_t)(v->n_layers + 1));
+    if (!names) return kc_err(KC_ENOMEM, "save: out of memory");
+    for (int i = 0; i < v->n_layers; i++) names[i] = v->layers[i]->name;
+    kc_status st = kc_h5_attr_str_list(group, "layer_names", names, v->n_layers);
+    free(names);
+    if (!st) st = kc_h5_attr_str(group, "backend", "jax");
+    if (!st) st = kc_h5_attr_str(group, "keras_version", "3.15.1");
+    for (int i = 0; i < v->n_layers && !st; i++) {
+        const kc_layer *l = v->layers[i];
+        hid_t g = H5Gcreate2(group, l->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g < 0) return kc_err(KC_EIO, "HDF5: cannot create group %s", l->name);
+        kc_weight_desc w[KC_MAX_WEIGHTS];
+        int n = kc_layer_weights(l, w);
+        char wn[KC_MAX_WEIGHTS][128];
+        const char *wp[KC_MAX_WEIGHTS];
+        for (int j = 0; j < n; j++) {
+            snprintf(wn[j], sizeof wn[j], "%s/%s:0", l->name, w[j].name); /* tf.keras 2 names */
+            wp[j] = wn[j];
+        }
+        st = kc_h5_attr_str_list(g, "weight_names", wp, n);
+        for (int j = 0; j < n && !st; j++) {
+            char sub[1100];
+            snprintf(sub, sizeof sub, "%s", wn[j]);
+            *strrchr(sub, '/') = 0;
+            hid_t sg = kc_h5_group(g, sub);
+            if (sg < 0) st = kc_err(KC_EIO, "HDF5: cannot create %s", sub);
+            else {
+                st = kc_h5_write_f32(sg, strrchr(wn[j], '/') + 1, v->params + w[j].offset,
+                                     w[j].rank, w[j].dims);
+                H5Gclose(sg);
+            }
+        }
+        H5Gclose(g);
+    }
+    return st;
+}
+
+kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char *path) {
+    int n_names = 0;
+    char **names = kc_h5_read_attr_str_list(group, "layer_names", &n_names);
+    if (!names) return kc_err(KC_EFORMAT, "%s: no layer_names attribute (not a Keras weights file)", path);
+    float *params = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1));
+    if (!params) {
+        kc_h5_free_list(names, n_names);
+        return kc_err(KC_ENOMEM, "%s: out of memory", path);
+    }
+    memcpy(params, v->params, sizeof(float) * (size_t)v->n_params);
+    kc_status st = KC_OK;
+    /* as Keras's load_weights_from_hdf5_group: the file's layers that have weights, matched
+     * in order with the model's layers that have weights */
+    int fi = 0;
+    for (int i = 0; i < v->n_layers && !st; i++) {
+        const kc_layer *l = v->layers[i];
+        kc_weight_desc w[KC_MAX_WEIGHTS];
+        int n = kc_layer_weights(l, w);
+        if (!n) continue;
+        char **wnames = NULL;
+        int nw = 0;
+        hid_t g = -1;
+        for (; fi < n_names; fi++) {
+            if (!kc_h5_exists(group, names[fi])) {
+                st = kc_err(KC_EFORMAT, "%s: layer '%s' is listed in layer_names but missing",
+                            path, names[fi]);
+                break;
+            }
+            g = H5Gopen2(group, names[fi], H5P_DEFAULT);
+            wnames = g >= 0 ? kc_h5_read_attr_str_list(g, "weight_names", &nw) : NULL;
+            if (wnames && nw > 0) break;
+            kc_h5_free_list(wnames, nw);
+            wnames = NULL;
+            if (g >= 0) H5Gclose(g);
+            g = -1;
+        }
+        if (st) break;
+        if (fi >= n_names) {
+            st = kc_err(KC_EFORMAT, "%s: layer '%s' (%s): the file has no weights for it (it "
+                                    "holds fewer layers with weights than the model)",
+                        path, l->name, l->ops->type_name);
+            break;
+        }
+        if (nw != n)
+            st = kc_err(KC_EFORMAT, "%s: layer '%s' (%s): the file's layer '%s' has %d weights, "
+                                    "the layer has %d",
+                        path, l->name, l->ops->type_name, names[fi], nw, n);
+        for (int j = 0; j < n && !st; j++) {
+            char what[800];
+            snprintf(what, sizeof what, "%s: layer '%s' (%s): variable '%s' (%s/%s)", path,
+                     l->name, l->ops->type_name, w[j].name, names[fi], wnames[j]);
+            st = kc_h5_read_f32(g, wnames[j], params + w[j].offset, w[j].rank, w[j].dims, what);
+        }
+        kc_h5_free_list(wnames, nw);
+        H5Gclose(g);
+        fi++;
+    }
+    for (; !st && fi < n_names; fi++) { /* any further layer with weights is one too many */
+        hid_t g = kc_h5_exists(group, names[fi]) ? H5Gopen2(group, names[fi], H5P_DEFAULT) : -1;
+        int nw = 0;
+        char **wn = g >= 0 ? kc_h5_read_attr_str_list(g, "weight_names", &nw) : NULL;
+        if (wn && nw > 0)
+            st = kc_err(KC_EFORMAT, "%s: the file's layer '%s' has weights but the model has no "
+                                    "layer left to take them", path, names[fi]);
+        kc_h5_free_list(wn, nw);
+        if (g >= 0) H5Gclose(g);
+    }
+    if (!st) memcpy(v->params, params, sizeof(float) * (size_t)v->n_params);
+    free(params);
+    kc_h5_free_list(names, n_names);
+    return st;
+}
+
+typedef struct {
+    char **names;
+} list_ctx;
+
+static const char *list_name(int index, void *ctx) { return ((list_ctx *)ctx)->names[index]; }
+
+kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
+    if (!v->opt) return KC_OK;
+    const kc_optimizer_io *io;
+    kc_opt_layout lay = opt_layout(v->opt, &io);
+    kc_weight_desc *tv = malloc(sizeof *tv * MAX_VARS);
+    if (!tv) return kc_err(KC_ENOMEM, "save: out of memory");
+    int ntv = trainable_vars(v, tv, MAX_VARS);
+    int total = 2;
+    for (int gi = 0; gi < lay.n_groups; gi++) total += lay.group_size[gi] * ntv;
+    char oname[64];
+    kc_snake_case(io ? io->class_name : "optimizer", oname, sizeof oname);
+    char (*names)[160] = malloc(sizeof *names * (size_t)total);
+    const char **ptrs = malloc(sizeof *ptrs * (size_t)total);
+    hid_t g = kc_h5_group(file, "optimizer_weights");
+    kc_status st = names && ptrs && g >= 0 ? KC_OK : kc_err(KC_EIO, "save: cannot write the optimizer");
+    if (!st) {
+        snprintf(names[0], 160, "%s/iteration", oname);
+        snprintf(names[1], 160, "%s/learning_rate", oname);
+        int k = 2;
+        for (int gi = 0; gi < lay.n_groups; gi++)
+            for (int t = 0; t < ntv; t++)
+                for (int s = 0; s < lay.group_size[gi]; s++) {
+                    /* Keras 3's names: sequential_dense_kernel_velocity */
+                    int li = 0;
+                    for (int i = 0; i < v->n_layers; i++)
+                        if (tv[t].offset >= v->layers[i]->param_offset &&
+                            tv[t].offset < v->layers[i]->param_offset + v->layers[i]->param_count)
+                            li = i;
+                    snprintf(names[k++], 160, "%s/sequential_%s_%s_%s", oname, v->layers[li]->name,
+                             tv[t].name, lay.name[gi][s]);
+                }
+        for (int i = 0; i < total; i++) ptrs[i] = names[i];
+        st = kc_h5_attr_str_list(g, "weight_names", ptrs, total);
+    }
+    hid_t og = st ? -1 : kc_h5_group(g, oname);
+    if (!st && og < 0) st = kc_err(KC_EIO, "save: cannot write the optimizer");
+    if (!st) st = kc_h5_write_i64_scalar(og, "iteration", v->opt->iterations);
+    if (!st) st = kc_h5_write_f32(og, "learning_rate", &v->opt->learning_rate, 0, NULL);
+    int k = 2;
+    for (int gi = 0; gi < lay.n_groups && !st; gi++)
+        for (int t = 0; t < ntv && !st; t++)
+            for (int s = 0; s < lay.group_size[gi] && !st; s++)
+                st = kc_h5_write_f32(og, strchr(names[k++], '/') + 1,
+                                     v->opt->slots[lay.slot[gi][s]] + tv[t].offset, tv[t].rank,
+                                     tv[t].dims);
+    if (og >= 0) H5Gclose(og);
+    if (g >= 0) H5Gclose(g);
+    free(names);
+    free(ptrs);
+    free(tv);
+    return st;
+}
+
+kc_status kc_optimizer_read_legacy(const kc_model_view *v, hid_t file, const char *path) {
+    if (!v->opt || !kc_h5_exists(file, "optimizer_weights")) return KC_OK;
+    hid_t g = H5Gopen2(file, "optimizer_weights", H5P_DEFAULT);
+    if (g < 0) return kc_err(KC_EFORMAT, "%s: optimizer_weights is unreadable", path);
+    int n = 0;
+    char **names = kc_h5_read_attr_str_list(g, "weight_names", &n);
+    kc_status st = KC_OK;
+    if (names && n > 0) {
+        list_ctx ctx = {names};
+        /* optimizer state from other writers (tf.keras 2's legacy optimizers: other variables)
+         * is skipped when it does not fit, as Keras does */
+        st = read_opt_state(v, g, n, list_name, &ctx, path, "optimizer_weights", 0);
+    }
+    kc_h5_free_list(names, n);
+    H5Gclose(g);
+    return st;
+}
+
+/* ---- kerac's own state ---- */
+
+static cJSON *hex(uint64_t x) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%016" PRIx64, x);
+    return cJSON_CreateString(buf);
+}
+
+cJSON *kc_state_build(const kc_model_view *v) {
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddNumberToObject(s, "format", 1);
+    cJSON_AddStringToObject(s, "version", KC_VERSION);
+    cJSON *rng = cJSON_AddArrayToObject(s, "rng");
+    for (int i = 0; i < 4; i++) cJSON_AddItemToArray(rng, hex(v->rng->s[i]));
+    cJSON_AddItemToObject(s, "step", hex(*v->step));
+    cJSON_AddNumberToObject(s, "epoch", *v->epoch);
+    if (v->opt) cJSON_AddNumberToObject(s, "iterations", (double)v->opt->iterations);
+    cJSON *seeds = cJSON_AddArrayToObject(s, "layer_seeds");
+    for (int i = 0; i < v->n_layers; i++) cJSON_AddItemToArray(seeds, hex(v->layers[i]->seed));
+    return s;
+}
+
+static int parse_hex(const cJSON *j, uint64_t *out) {
+    if (!cJSON_IsString(j) || strlen(j->valuestring) != 16) return 0;
+    char *end;
+    *out = strtoull(j->valuestring, &end, 16);
+    return *end == 0;
+}
+
+kc_status kc_state_apply(const kc_model_view *v, const cJSON *s, const char *path) {
+    if (!s) return KC_OK;
+    kc_rng rng;
+    uint64_t step;
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(s, "rng");
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(s, "epoch");
+    const cJSON *seeds = cJSON_GetObjectItemCaseSensitive(s, "layer_seeds");
+    int ok = cJSON_GetArraySize(r) == 4 && cJSON_IsNumber(e) && e->valuedouble >= 0 &&
+             e->valuedouble < 1e9 &&
+             parse_hex(cJSON_GetObjectItemCaseSensitive(s, "step"), &step) &&
+             cJSON_GetArraySize(seeds) == v->n_layers;
+    for (int i = 0; ok && i < 4; i++) ok = parse_hex(cJSON_GetArrayItem(r, i), &rng.s[i]);
+    ok = ok && (rng.s[0] | rng.s[1] | rng.s[2] | rng.s[3]);
+    uint64_t seed_values[256];
+    for (int i = 0; ok && i < v->n_layers; i++) {
+        uint64_t x;
+        ok = parse_hex(cJSON_GetArrayItem(seeds, i), &x);
+        if (i < 256) seed_values[i] = x;
+    }
+    if (!ok) return kc_err(KC_EFORMAT, "%s: kerac's state in the metadata is malformed", path);
+    *v->rng = rng;
+    *v->step = step;
+    *v->epoch = (int)e->valuedouble;
+    for (int i = 0; i < v->n_layers && i < 256; i++) v->layers[i]->seed = seed_values[i];
+    return KC_OK;
+}
