@@ -117,7 +117,19 @@ static void pool_stop(void) {
     atomic_store(&pool.quit, 0);
 }
 
+/* In a forked child (kc_load probes files in one) only the forking thread exists: the pool
+ * has no workers there, and its lock may have been held by a thread that is gone. */
+static void pool_after_fork_in_child(void) {
+    pthread_mutex_init(&pool_lock, NULL);
+    free(pool.ids);
+    pool.ids = NULL;
+    pool.workers = 0;
+}
+static void register_atfork(void) { pthread_atfork(NULL, NULL, pool_after_fork_in_child); }
+
 static void pool_start(int threads) {
+    static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+    pthread_once(&atfork_once, register_atfork);
     pool_stop();
     if (threads <= 1) return;
     pool.ids = calloc((size_t)threads - 1, sizeof *pool.ids);
