@@ -5,7 +5,9 @@
  *   --model classic  Keras's examples/mnist_cnn.py: Conv2D(32, 3, relu), Conv2D(64, 3, relu),
  *                    MaxPooling2D(2), Dropout(0.25), Flatten, Dense(128, relu), Dropout(0.5),
  *                    Dense(10, softmax); Adadelta(learning_rate=1.0), batch 128, 12 epochs,
- *                    the test set as validation data. */
+ *                    the test set as validation data.
+ * --save PATH writes the trained model (.keras, .h5 or .weights.h5); --load PATH starts from a
+ * saved model, from kerac or Keras (with --epochs 0 it only evaluates). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -25,6 +27,11 @@ static void usage(FILE *out) {
             "                     default: $KERAC_DATA/mnist, the user cache, or a download\n"
             "  --threads N        threads (default $KERAC_NUM_THREADS or all cores)\n"
             "  --verbose 0|1|2    0 silent, 1 progress bar, 2 one line per epoch (default 1)\n"
+            "  --load PATH        start from a saved model (.keras or .h5, from kerac or Keras)\n"
+            "                     instead of building one; it continues from the saved epoch\n"
+            "                     (with --epochs 0 it only evaluates)\n"
+            "  --save PATH        save the trained model; the format follows the extension:\n"
+            "                     .keras, .h5 (legacy full model) or .weights.h5\n"
             "  --help             this text\n");
 }
 
@@ -44,7 +51,7 @@ static int parse_int(const char *option, const char *text, long lo, long hi, lon
 
 int main(int argc, char **argv) {
     long epochs = -1, batch_size = 128, seed = 1337, threads = 0, verbose = 1;
-    const char *data_dir = NULL, *model_name = "convnet";
+    const char *data_dir = NULL, *model_name = "convnet", *save_path = NULL, *load_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -56,7 +63,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_int(a, v, 0, LONG_MAX, &seed), i++;
         else if (!strcmp(a, "--threads")) ok = parse_int(a, v, 1, 1024, &threads), i++;
         else if (!strcmp(a, "--verbose")) ok = parse_int(a, v, 0, 2, &verbose), i++;
-        else if (!strcmp(a, "--model") || !strcmp(a, "--data")) {
+        else if (!strcmp(a, "--save") || !strcmp(a, "--load")) {
+            if (!v) {
+                fprintf(stderr, "mnist_cnn: %s needs a file path\n", a);
+                return 2;
+            }
+            *(a[2] == 's' ? &save_path : &load_path) = v, i++;
+        } else if (!strcmp(a, "--model") || !strcmp(a, "--data")) {
             if (!v) {
                 fprintf(stderr, "mnist_cnn: %s needs a value\n", a);
                 return 2;
@@ -97,13 +110,21 @@ int main(int argc, char **argv) {
     printf("x_train shape: (%lld, 28, 28, 1)\n%lld train samples\n%lld test samples\n",
            (long long)train.count, (long long)train.count, (long long)test.count);
 
-    kc_model *model = kc_sequential(kc_shape3(28, 28, 1));
-    if (!model) {
+    kc_model *model = NULL;
+    if (load_path) {
+        if (kc_load(load_path, &model) != KC_OK) {
+            fprintf(stderr, "mnist_cnn: %s\n", kc_last_error());
+            return 1;
+        }
+        printf("loaded %s (epoch %d)\n", load_path, kc_model_epoch(model));
+    } else if (!(model = kc_sequential(kc_shape3(28, 28, 1)))) {
         fprintf(stderr, "mnist_cnn: %s\n", kc_last_error());
         return 1;
     }
     kc_optimizer *opt;
-    if (classic) {
+    if (load_path) {
+        opt = NULL; /* the loaded model's layers; its optimizer unless it was saved without */
+    } else if (classic) {
         kc_add(model, kc_conv2d(32, 3, KC_RELU));
         kc_add(model, kc_conv2d(64, 3, KC_RELU));
         kc_add(model, kc_max_pooling2d(2));
@@ -127,12 +148,21 @@ int main(int argc, char **argv) {
 
     int status = 1;
     kc_metrics score;
-    kc_fit_opts fit = {.batch_size = (int)batch_size, .epochs = (int)epochs,
-                       .verbose = verbose ? (int)verbose : -1};
+    /* a loaded model keeps its compile settings and optimizer state; one saved without them
+     * is compiled with --model's optimizer */
+    int compiled = load_path && kc_get_learning_rate(model) > 0.0f;
+    if (load_path && !compiled)
+        opt = classic ? kc_adadelta(&(kc_adadelta_opts){.learning_rate = 1.0f})
+                      : kc_adam(&(kc_adam_opts){0});
+    int first = load_path ? kc_model_epoch(model) : 0;
+    kc_fit_opts fit = {.batch_size = (int)batch_size, .initial_epoch = first,
+                       .epochs = first + (int)epochs, .verbose = verbose ? (int)verbose : -1};
     if (classic) fit.validation = &test;
     else fit.validation_split = 0.1f;
-    if (kc_compile(model, KC_CATEGORICAL_CROSSENTROPY, opt, KC_METRIC_ACCURACY) != KC_OK ||
+    if ((!compiled &&
+         kc_compile(model, KC_CATEGORICAL_CROSSENTROPY, opt, KC_METRIC_ACCURACY) != KC_OK) ||
         (epochs > 0 && kc_fit(model, &train, &fit, NULL) != KC_OK) ||
+        (save_path && kc_save(model, save_path) != KC_OK) ||
         kc_evaluate(model, &test, &(kc_evaluate_opts){.batch_size = (int)batch_size}, &score) !=
             KC_OK) {
         fprintf(stderr, "mnist_cnn: %s\n", kc_last_error());

@@ -6,6 +6,8 @@ loads what kerac writes.
     <python with tensorflow 2.15> tests/gen_keras_files.py tf2  # tf.keras 2 fixtures
     KERAS_BACKEND=jax python3 tests/gen_keras_files.py check    # Keras 3 loads kerac's files
     <python with tensorflow 2.15> tests/gen_keras_files.py check-tf2       # tf.keras 2 loads kerac's .h5
+    KERAS_BACKEND=jax python3 tests/gen_keras_files.py keras3-conv   # Keras 3 convnet fixtures
+    KERAS_BACKEND=jax python3 tests/gen_keras_files.py check-conv    # Keras 3 loads kerac's convnets
     KERAS_BACKEND=jax python3 tests/gen_keras_files.py mnist [EPOCHS]      # the done-when check
     <python with tensorflow 2.15> tests/gen_keras_files.py mnist-tf2 [EPOCHS]
 
@@ -169,6 +171,109 @@ def check_tf2():
     return worst < 1e-5
 
 
+# ---- the convnet of tests/conv_models.h ----
+
+CN = 24
+
+
+def conv_data():
+    i = np.arange(CN)[:, None, None]
+    r = np.arange(12)[None, :, None]
+    c = np.arange(12)[None, None, :]
+    x = (((i * 7 + r * 5 + c * 3) % 17).astype(np.float32) / np.float32(17.0)
+         - np.float32(0.4)).reshape(CN, 12, 12, 1).astype(np.float32)
+    y = np.array([[float((k + k // 4) % 3 == j) for j in range(3)] for k in range(CN)],
+                 dtype=np.float32)
+    return x, y
+
+
+def conv_model(keras, opt):
+    L = keras.layers
+    m = keras.Sequential([
+        L.Input((12, 12, 1)),
+        L.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
+        L.BatchNormalization(),
+        L.MaxPooling2D(2),
+        L.AveragePooling2D(2, strides=1, padding="same"),
+        L.Conv2D(6, 2, activation="relu"),
+        L.Flatten(),
+        L.Reshape((2, 2, 6)),
+        L.GlobalAveragePooling2D(),
+        L.Dense(3, activation="softmax"),
+    ])
+    O = keras.optimizers
+    opt = {"nadam": lambda: O.Nadam(0.01), "adamw": lambda: O.AdamW(0.01, weight_decay=0.05),
+           "adam": lambda: O.Adam(0.01)}[opt]()
+    m.compile(loss="categorical_crossentropy", optimizer=opt, metrics=["accuracy"])
+    return m
+
+
+def keras3_conv():
+    """k3_conv_nadam and k3_conv_adamw: the convnet trained 2 epochs (6 steps) by Keras 3,
+    saved as .keras; <name>.json: x, y, Keras's predictions, and the weights after one more
+    train_on_batch on the first 8 samples"""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras
+
+    os.makedirs(OUT, exist_ok=True)
+    x, y = conv_data()
+    for opt in ("nadam", "adamw"):
+        name = "k3_conv_" + opt
+        keras.utils.set_random_seed(5)
+        m = conv_model(keras, opt)
+        m.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        m.save(os.path.join(OUT, name + ".keras"))
+        pred = m.predict(x, verbose=0)
+        m.train_on_batch(x[:8], y[:8])
+        def short(a):  # float32 values in 9 significant digits: exact, and a smaller file
+            return [float("%.9g" % v) for v in np.asarray(a, np.float32).reshape(-1)]
+
+        d = {"x_shape": list(x.shape), "x": short(x), "y": short(y), "pred": short(pred),
+             "after_step": short(flat_weights(m)), "iterations": 6}
+        with open(os.path.join(OUT, name + ".json"), "w") as f:
+            json.dump(d, f)
+    print("wrote Keras", keras.__version__, "convnet fixtures to", OUT)
+
+
+def check_conv():
+    """build/tools/write_conv_models trains the convnet with Nadam, AdamW, Adadelta, Adagrad
+    and saves .keras, .h5, .weights.h5: Keras 3 loads each with the same predictions, and from
+    the .keras file's optimizer state one more step lands on kerac's weights"""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras
+
+    subprocess.run(["make", "-s", "-C", ROOT, "build/tools/write_conv_models"], check=True)
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run([os.path.join(ROOT, "build", "tools", "write_conv_models"), d], check=True)
+        for opt in ("nadam", "adamw", "adadelta", "adagrad"):
+            name = "kerac_conv_" + opt
+            e = json.load(open(os.path.join(d, name + ".json")))
+            x = np.array(e["x"], dtype=np.float32).reshape(e["x_shape"])
+            y = np.array(e["y"], dtype=np.float32).reshape(-1, 3)
+            pred = np.array(e["pred"], dtype=np.float32).reshape(-1, 3)
+            for ext in (".keras", ".h5", ".weights.h5"):
+                if ext == ".weights.h5":
+                    m = keras.saving.load_model(os.path.join(d, name + ".keras"))
+                    m.load_weights(os.path.join(d, name + ext))
+                else:
+                    m = keras.saving.load_model(os.path.join(d, name + ext))
+                diff = float(np.abs(m.predict(x, verbose=0) - pred).max())
+                worst = max(worst, diff)
+                line = (f"{name}{ext}: Keras {keras.__version__} loads it "
+                        f"({type(m.optimizer).__name__}), max |pred diff| {diff:.3g}")
+                if ext == ".keras":
+                    it = int(np.asarray(m.optimizer.iterations))
+                    m.train_on_batch(x[:8], y[:8])
+                    sd = float(np.abs(flat_weights(m) - np.array(e["after_step"])).max())
+                    worst = max(worst, sd)
+                    line += f"; iterations {it}, one more step: max |weight diff| {sd:.3g}"
+                print(line)
+    ok = worst < 2e-5
+    print("check-conv:", "PASS" if ok else "FAIL", f"(worst {worst:.3g})")
+    return ok
+
+
 def mnist_data():
     import gzip
 
@@ -248,5 +353,9 @@ if __name__ == "__main__":
         sys.exit(0 if check_tf2() else 1)
     elif what == "check":
         sys.exit(0 if check() else 1)
+    elif what == "keras3-conv":
+        keras3_conv()
+    elif what == "check-conv":
+        sys.exit(0 if check_conv() else 1)
     else:
         raise SystemExit(__doc__)

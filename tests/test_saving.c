@@ -268,8 +268,8 @@ Test(json, bad_json_errors) {
                   KC_EFORMAT, "Sequential");
     const char *conv = "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
                        "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 8, 8, 1]}},"
-                       "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv2d\"}}]}}";
-    KC_EXPECT_ERR(kc_model_from_json(conv, &m), KC_EFORMAT, "layer 1 'conv2d': unknown layer class 'Conv2D'");
+                       "{\"class_name\": \"LSTM\", \"config\": {\"name\": \"lstm\"}}]}}";
+    KC_EXPECT_ERR(kc_model_from_json(conv, &m), KC_EFORMAT, "layer 1 'lstm': unknown layer class 'LSTM'");
     const char *gelu = "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
                        "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 4]}},"
                        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dd\", \"units\": 3, "

@@ -50,7 +50,8 @@ static cJSON *optimizer_config(const kc_optimizer *opt, kc_config_style style) {
                                "use_ema", "ema_momentum", "ema_overwrite_frequency",
                                "loss_scale_factor", "gradient_accumulation_steps"};
         for (size_t i = 0; i < sizeof newer / sizeof *newer; i++)
-            cJSON_DeleteItemFromObjectCaseSensitive(cfg, newer[i]);
+            if (i || opt->weight_decay <= 0.0f) /* AdamW's weight_decay is its own */
+                cJSON_DeleteItemFromObjectCaseSensitive(cfg, newer[i]);
         cJSON_ReplaceItemInObjectCaseSensitive(cfg, "name", cJSON_CreateString(io->class_name));
         cJSON_AddNumberToObject(cfg, "decay", 0.0);
     }
@@ -208,7 +209,9 @@ kc_status kc_config_model(const cJSON *root, const char *where, kc_model **out) 
         const kc_layer_io *io = kc_layer_io_find(lcls->valuestring);
         if (!io) {
             st = kc_err(KC_EFORMAT, "%s: unknown layer class '%s' (kerac has Dense, Dropout, "
-                                    "Activation, Flatten)", lw, lcls->valuestring);
+                                    "Activation, Flatten, Reshape, Conv2D, MaxPooling2D, "
+                                    "AveragePooling2D, GlobalAveragePooling2D, "
+                                    "BatchNormalization)", lw, lcls->valuestring);
             break;
         }
         const cJSON *dt = get(lcfg, "dtype");
@@ -228,6 +231,7 @@ kc_status kc_config_model(const cJSON *root, const char *where, kc_model **out) 
         }
         /* keep Keras's layer name (legacy weight files find weights by it) */
         kc_layer *added = kc_model_layer(m, kc_layer_count(m) - 1);
+        if (added && io->check_built && (st = io->check_built(lcfg, added, lw))) break;
         if (added && cJSON_IsString(lname))
             snprintf(added->name, sizeof added->name, "%s", lname->valuestring);
     }
@@ -300,7 +304,8 @@ kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
             return kc_err(KC_EFORMAT, "%s: the optimizer has no class_name", w);
         const kc_optimizer_io *io = kc_optimizer_io_find(ocls->valuestring);
         if (!io)
-            return kc_err(KC_EFORMAT, "%s: unknown optimizer '%s' (kerac has SGD, RMSprop, Adam)",
+            return kc_err(KC_EFORMAT, "%s: unknown optimizer '%s' (kerac has SGD, RMSprop, Adam, AdamW, "
+                          "Adadelta, Adagrad, Nadam)",
                           w, ocls->valuestring);
         const cJSON *ocfg = get(opt, "config");
         o = io->from_config(cJSON_IsObject(ocfg) ? ocfg : NULL, w);

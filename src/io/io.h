@@ -72,6 +72,8 @@ typedef struct {
     kc_status (*to_config)(const kc_layer *layer, cJSON *config);
     /* the layer's variables, in Keras's order */
     int (*weights)(const kc_layer *layer, kc_weight_desc *out);
+    /* optional: checks the config against the built layer (its input shape known) */
+    kc_status (*check_built)(const cJSON *config, const kc_layer *layer, const char *where);
 } kc_layer_io;
 const kc_layer_io *kc_layer_io_find(const char *class_name);
 /* the variables of layer (count returned), offsets resolved to the model's flat buffer */
@@ -87,6 +89,7 @@ typedef struct {
     int group_size[4];
     int slot[4][4];
     const char *name[4][4];
+    int u_product; /* then one scalar: Nadam's u_product (kerac keeps it as a double) */
 } kc_opt_layout;
 typedef struct {
     const char *class_name;

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void kc_snake_case(const char *name, char *out, size_t size) {
     /* re.sub("(.)([A-Z][a-z]+)", r"\1_\2"), then re.sub("([a-z])([A-Z])", r"\1_\2"), lower */
@@ -78,6 +79,14 @@ static const cJSON *field(const cJSON *cfg, const char *name) {
 }
 
 static int is_true(const cJSON *v) { return cJSON_IsTrue(v); }
+
+static int num(const cJSON *cfg, const char *name, double *out) {
+    const cJSON *v = field(cfg, name);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v)) return -1;
+    *out = v->valuedouble;
+    return 1;
+}
 
 /* ---- Dense ---- */
 
@@ -175,13 +184,307 @@ static kc_status flatten_to(const kc_layer *l, cJSON *cfg) {
     return KC_OK;
 }
 
+/* ---- shared by the convolution and pooling layers ---- */
+
+/* an int or a list of 1 or 2 ints (Keras's standardize_tuple) into out[2]; absent or null
+ * leaves out as it is */
+static kc_status int_pair(const cJSON *cfg, const char *name, const char *where, int out[2]) {
+    const cJSON *v = field(cfg, name);
+    if (!v || cJSON_IsNull(v)) return KC_OK;
+    const cJSON *a = v, *b = v;
+    if (cJSON_IsArray(v)) {
+        int n = cJSON_GetArraySize(v);
+        if (n < 1 || n > 2)
+            return kc_err(KC_EFORMAT, "%s: %s must be a number or a list of 2 numbers", where,
+                          name);
+        a = cJSON_GetArrayItem(v, 0);
+        b = cJSON_GetArrayItem(v, n - 1);
+    }
+    const cJSON *ab[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        if (!cJSON_IsNumber(ab[i]) || ab[i]->valuedouble < 1 || ab[i]->valuedouble > 1e6 ||
+            ab[i]->valuedouble != floor(ab[i]->valuedouble))
+            return kc_err(KC_EFORMAT, "%s: %s must hold positive whole numbers", where, name);
+        out[i] = (int)ab[i]->valuedouble;
+    }
+    return KC_OK;
+}
+
+static kc_status parse_padding(const cJSON *cfg, const char *where, kc_padding *out) {
+    const cJSON *v = field(cfg, "padding");
+    *out = KC_VALID;
+    if (!v || cJSON_IsNull(v)) return KC_OK;
+    if (!cJSON_IsString(v)) return kc_err(KC_EFORMAT, "%s: padding is not a string", where);
+    if (!strcasecmp(v->valuestring, "valid")) return KC_OK;
+    if (!strcasecmp(v->valuestring, "same")) return *out = KC_SAME, KC_OK;
+    return kc_err(KC_EFORMAT, "%s: padding '%s' is not supported (kerac has valid, same)", where,
+                  v->valuestring);
+}
+
+static kc_status channels_last(const cJSON *cfg, const char *where) {
+    const cJSON *df = field(cfg, "data_format");
+    if (df && !cJSON_IsNull(df) &&
+        (!cJSON_IsString(df) || strcmp(df->valuestring, "channels_last")))
+        return kc_err(KC_EFORMAT, "%s: data_format '%s' is not supported (channels_last only)",
+                      where, cJSON_IsString(df) ? df->valuestring : "?");
+    return KC_OK;
+}
+
+/* fields that must be absent or null: regularizers, constraints and the like */
+static kc_status must_be_null(const cJSON *cfg, const char *where, const char *const *names,
+                              int n) {
+    for (int i = 0; i < n; i++) {
+        const cJSON *v = field(cfg, names[i]);
+        if (v && !cJSON_IsNull(v))
+            return kc_err(KC_EFORMAT, "%s: %s is not supported by kerac (must be null)", where,
+                          names[i]);
+    }
+    return KC_OK;
+}
+
+static cJSON *int_list2(int a, int b) {
+    int v[2] = {a, b};
+    return cJSON_CreateIntArray(v, 2);
+}
+
+/* ---- Conv2D ---- */
+
+static kc_status conv2d_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    const cJSON *filters = field(cfg, "filters");
+    if (!cJSON_IsNumber(filters) || filters->valuedouble < 1 || filters->valuedouble > 1e8 ||
+        filters->valuedouble != floor(filters->valuedouble))
+        return kc_err(KC_EFORMAT, "%s: filters is missing or not a positive whole number", where);
+    kc_conv2d_opts o = {{0, 0}, {1, 1}, KC_VALID, KC_LINEAR};
+    if (!field(cfg, "kernel_size"))
+        return kc_err(KC_EFORMAT, "%s: kernel_size is missing", where);
+    kc_status st = int_pair(cfg, "kernel_size", where, o.kernel_size);
+    if (!st) st = int_pair(cfg, "strides", where, o.strides);
+    if (!st && !o.kernel_size[0]) st = kc_err(KC_EFORMAT, "%s: kernel_size is null", where);
+    if (!st) st = parse_padding(cfg, where, &o.padding);
+    if (!st) st = channels_last(cfg, where);
+    int dil[2] = {1, 1};
+    if (!st) st = int_pair(cfg, "dilation_rate", where, dil);
+    if (!st && (dil[0] != 1 || dil[1] != 1))
+        st = kc_err(KC_EFORMAT, "%s: dilation_rate (%d, %d) is not supported by kerac (1 only)",
+                    where, dil[0], dil[1]);
+    double groups = 1;
+    if (!st && num(cfg, "groups", &groups) < 0)
+        st = kc_err(KC_EFORMAT, "%s: groups is not a number", where);
+    if (!st && groups != 1)
+        st = kc_err(KC_EFORMAT, "%s: groups %g is not supported by kerac (1 only)", where, groups);
+    const cJSON *use_bias = field(cfg, "use_bias");
+    if (!st && use_bias && !is_true(use_bias))
+        st = kc_err(KC_EFORMAT, "%s: use_bias=False is not supported by kerac", where);
+    static const char *const nulls[] = {"kernel_regularizer", "bias_regularizer",
+                                        "activity_regularizer", "kernel_constraint",
+                                        "bias_constraint", "lora_rank"};
+    if (!st) st = must_be_null(cfg, where, nulls, 6);
+    if (!st) st = parse_activation(field(cfg, "activation"), where, &o.activation);
+    if (st) return st;
+    *out = kc_conv2d_ex((int)filters->valuedouble, &o);
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status conv2d_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "filters", l->units);
+    cJSON_AddItemToObject(cfg, "kernel_size", int_list2(l->kh, l->kw));
+    cJSON_AddItemToObject(cfg, "strides", int_list2(l->sh, l->sw));
+    cJSON_AddStringToObject(cfg, "padding", l->pad_same ? "same" : "valid");
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    cJSON_AddItemToObject(cfg, "dilation_rate", int_list2(1, 1));
+    cJSON_AddNumberToObject(cfg, "groups", 1);
+    cJSON_AddStringToObject(cfg, "activation", act_names[l->act]);
+    cJSON_AddTrueToObject(cfg, "use_bias");
+    cJSON_AddItemToObject(cfg, "kernel_initializer", initializer("GlorotUniform"));
+    cJSON_AddItemToObject(cfg, "bias_initializer", initializer("Zeros"));
+    const char *nulls[] = {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                           "kernel_constraint", "bias_constraint"};
+    for (int i = 0; i < 5; i++) cJSON_AddNullToObject(cfg, nulls[i]);
+    return KC_OK;
+}
+
+static int conv2d_weights(const kc_layer *l, kc_weight_desc *w) {
+    int64_t in = l->in_shape.rank == 3 ? l->in_shape.dims[2] : 0;
+    w[0] = (kc_weight_desc){"kernel", 4, {l->kh, l->kw, in, l->units}, 0, l->kernel_size, 1};
+    w[1] = (kc_weight_desc){"bias", 1, {l->units}, l->kernel_size, l->units, 1};
+    return 2;
+}
+
+/* ---- MaxPooling2D, AveragePooling2D ---- */
+
+static kc_status pool_from(const cJSON *cfg, const char *where, kc_pool2d_opts *o) {
+    *o = (kc_pool2d_opts){{2, 2}, {0, 0}, KC_VALID};
+    kc_status st = int_pair(cfg, "pool_size", where, o->pool_size);
+    if (!st) st = int_pair(cfg, "strides", where, o->strides); /* null: pool_size */
+    if (!st) st = parse_padding(cfg, where, &o->padding);
+    if (!st) st = channels_last(cfg, where);
+    return st;
+}
+
+static kc_status max_pool_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    kc_pool2d_opts o;
+    kc_status st = pool_from(cfg, where, &o);
+    if (st) return st;
+    *out = kc_max_pooling2d_ex(&o);
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status avg_pool_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    kc_pool2d_opts o;
+    kc_status st = pool_from(cfg, where, &o);
+    if (st) return st;
+    *out = kc_average_pooling2d_ex(&o);
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status pool_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddItemToObject(cfg, "pool_size", int_list2(l->kh, l->kw));
+    cJSON_AddStringToObject(cfg, "padding", l->pad_same ? "same" : "valid");
+    cJSON_AddItemToObject(cfg, "strides", int_list2(l->sh, l->sw));
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    return KC_OK;
+}
+
+/* ---- GlobalAveragePooling2D ---- */
+
+static kc_status gap_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    kc_status st = channels_last(cfg, where);
+    if (st) return st;
+    if (is_true(field(cfg, "keepdims")))
+        return kc_err(KC_EFORMAT, "%s: keepdims=True is not supported by kerac", where);
+    *out = kc_global_average_pooling2d();
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status gap_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    cJSON_AddFalseToObject(cfg, "keepdims");
+    return KC_OK;
+}
+
+/* ---- Reshape ---- */
+
+static kc_status reshape_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    const cJSON *t = field(cfg, "target_shape");
+    int n = cJSON_GetArraySize(t);
+    if (!cJSON_IsArray(t) || n < 1 || n > KC_MAX_RANK)
+        return kc_err(KC_EFORMAT, "%s: target_shape is missing or not a list of 1 to %d dims",
+                      where, KC_MAX_RANK);
+    kc_shape s = {n, {0}};
+    for (int i = 0; i < n; i++) {
+        const cJSON *d = cJSON_GetArrayItem(t, i);
+        if (!cJSON_IsNumber(d) || d->valuedouble < -1 || d->valuedouble > 1e9 ||
+            d->valuedouble != floor(d->valuedouble) || d->valuedouble == 0)
+            return kc_err(KC_EFORMAT, "%s: target_shape holds %s (positive whole numbers or -1 "
+                                      "only)", where, cJSON_IsNumber(d) ? "a bad number" : "a non-number");
+        s.dims[i] = (int)d->valuedouble;
+    }
+    *out = kc_reshape(s);
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status reshape_to(const kc_layer *l, cJSON *cfg) {
+    /* the target as built (a -1 resolved): the same layer */
+    cJSON_AddItemToObject(cfg, "target_shape", cJSON_CreateIntArray(l->out_shape.dims, l->out_shape.rank));
+    return KC_OK;
+}
+
+/* ---- BatchNormalization ---- */
+
+static kc_status bn_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    kc_batchnorm_opts o = {0.99f, 1e-3f};
+    double d;
+    int r = num(cfg, "momentum", &d);
+    if (r < 0) return kc_err(KC_EFORMAT, "%s: momentum is not a number", where);
+    if (r > 0) {
+        if (!(d >= 0 && d <= 1))
+            return kc_err(KC_EFORMAT, "%s: momentum %g is not in [0, 1]", where, d);
+        o.momentum = (float)d;
+        if (o.momentum == 0.0f) o.momentum = 1e-45f; /* kerac's 0 means the default */
+    }
+    r = num(cfg, "epsilon", &d);
+    if (r < 0 || (r > 0 && !(d > 0 && d < 1e30)))
+        return kc_err(KC_EFORMAT, "%s: epsilon is not a number > 0", where);
+    if (r > 0) o.epsilon = (float)d;
+    const char *flags[] = {"center", "scale"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = field(cfg, flags[i]);
+        if (v && !is_true(v))
+            return kc_err(KC_EFORMAT, "%s: %s=False is not supported by kerac", where, flags[i]);
+    }
+    if (is_true(field(cfg, "renorm")))
+        return kc_err(KC_EFORMAT, "%s: renorm=True is not supported by kerac", where);
+    static const char *const nulls[] = {"beta_regularizer", "gamma_regularizer",
+                                        "beta_constraint", "gamma_constraint",
+                                        "virtual_batch_size", "adjustment"};
+    kc_status st = must_be_null(cfg, where, nulls, 6);
+    if (st) return st;
+    /* axis is checked once the input shape is known (bn_check) */
+    const cJSON *axis = field(cfg, "axis");
+    if (cJSON_IsArray(axis) && cJSON_GetArraySize(axis) != 1)
+        return kc_err(KC_EFORMAT, "%s: axis over %d axes is not supported (the last axis only)",
+                      where, cJSON_GetArraySize(axis));
+    if (cJSON_IsArray(axis)) axis = cJSON_GetArrayItem(axis, 0);
+    if (axis && !cJSON_IsNull(axis) && !cJSON_IsNumber(axis))
+        return kc_err(KC_EFORMAT, "%s: axis is not a number", where);
+    *out = kc_batch_normalization(&o);
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status bn_check(const cJSON *cfg, const kc_layer *l, const char *where) {
+    const cJSON *axis = field(cfg, "axis");
+    if (cJSON_IsArray(axis)) axis = cJSON_GetArrayItem(axis, 0);
+    if (!cJSON_IsNumber(axis)) return KC_OK; /* absent: -1 */
+    int a = (int)axis->valuedouble, rank = l->in_shape.rank; /* Keras counts the batch axis */
+    if (a == -1 || a == rank) return KC_OK;
+    return kc_err(KC_EFORMAT,
+                  "%s: axis %d is not supported: kerac normalises over the last axis only (-1 or "
+                  "%d for this input)",
+                  where, a, rank);
+}
+
+static kc_status bn_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "axis", -1);
+    cJSON_AddNumberToObject(cfg, "momentum", kc_json_float(l->momentum));
+    cJSON_AddNumberToObject(cfg, "epsilon", kc_json_float(l->epsilon));
+    cJSON_AddTrueToObject(cfg, "center");
+    cJSON_AddTrueToObject(cfg, "scale");
+    cJSON_AddItemToObject(cfg, "beta_initializer", initializer("Zeros"));
+    cJSON_AddItemToObject(cfg, "gamma_initializer", initializer("Ones"));
+    cJSON_AddItemToObject(cfg, "moving_mean_initializer", initializer("Zeros"));
+    cJSON_AddItemToObject(cfg, "moving_variance_initializer", initializer("Ones"));
+    const char *nulls[] = {"beta_regularizer", "gamma_regularizer", "beta_constraint",
+                           "gamma_constraint"};
+    for (int i = 0; i < 4; i++) cJSON_AddNullToObject(cfg, nulls[i]);
+    cJSON_AddFalseToObject(cfg, "synchronized");
+    cJSON_AddFalseToObject(cfg, "renorm");
+    cJSON_AddNullToObject(cfg, "renorm_clipping");
+    cJSON_AddNumberToObject(cfg, "renorm_momentum", 0.99);
+    return KC_OK;
+}
+
+static int bn_weights(const kc_layer *l, kc_weight_desc *w) {
+    int64_t c = l->units;
+    w[0] = (kc_weight_desc){"gamma", 1, {c}, 0, c, 1};
+    w[1] = (kc_weight_desc){"beta", 1, {c}, c, c, 1};
+    w[2] = (kc_weight_desc){"moving_mean", 1, {c}, 2 * c, c, 0};
+    w[3] = (kc_weight_desc){"moving_variance", 1, {c}, 3 * c, c, 0};
+    return 4;
+}
+
 static int no_weights(const kc_layer *l, kc_weight_desc *w) { return 0; }
 
 static const kc_layer_io layer_table[] = {
-    {"Dense", dense_from, dense_to, dense_weights},
-    {"Dropout", dropout_from, dropout_to, no_weights},
-    {"Activation", activation_from, activation_to, no_weights},
-    {"Flatten", flatten_from, flatten_to, no_weights},
+    {"Dense", dense_from, dense_to, dense_weights, NULL},
+    {"Dropout", dropout_from, dropout_to, no_weights, NULL},
+    {"Activation", activation_from, activation_to, no_weights, NULL},
+    {"Flatten", flatten_from, flatten_to, no_weights, NULL},
+    {"Conv2D", conv2d_from, conv2d_to, conv2d_weights, NULL},
+    {"MaxPooling2D", max_pool_from, pool_to, no_weights, NULL},
+    {"AveragePooling2D", avg_pool_from, pool_to, no_weights, NULL},
+    {"GlobalAveragePooling2D", gap_from, gap_to, no_weights, NULL},
+    {"Reshape", reshape_from, reshape_to, no_weights, NULL},
+    {"BatchNormalization", bn_from, bn_to, bn_weights, bn_check},
 };
 
 const kc_layer_io *kc_layer_io_find(const char *class_name) {
@@ -199,16 +502,15 @@ int kc_layer_weights(const kc_layer *layer, kc_weight_desc *out) {
 
 /* ---- optimizers ---- */
 
-static int num(const cJSON *cfg, const char *name, double *out) {
-    const cJSON *v = field(cfg, name);
-    if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v)) return -1;
-    *out = v->valuedouble;
-    return 1;
-}
 
 /* learning_rate (a number; a schedule is not supported), and the options kerac lacks */
+static kc_status common_opts_wd(const cJSON *cfg, const char *where, float *lr, int allow_wd);
 static kc_status common_opts(const cJSON *cfg, const char *where, float *lr) {
+    return common_opts_wd(cfg, where, lr, 0);
+}
+
+/* allow_wd: weight_decay is AdamW's own option */
+static kc_status common_opts_wd(const cJSON *cfg, const char *where, float *lr, int allow_wd) {
     const cJSON *v = field(cfg, "learning_rate");
     if (!v) v = field(cfg, "lr");
     if (cJSON_IsObject(v))
@@ -221,7 +523,7 @@ static kc_status common_opts(const cJSON *cfg, const char *where, float *lr) {
                       v->valuedouble);
     const char *unsupported[] = {"weight_decay", "clipnorm", "global_clipnorm", "clipvalue",
                                  "loss_scale_factor", "gradient_accumulation_steps", "decay"};
-    for (int i = 0; i < 7; i++) {
+    for (int i = allow_wd ? 1 : 0; i < 7; i++) {
         double d;
         int r = num(cfg, unsupported[i], &d);
         if (r < 0 || (r > 0 && d != 0.0))
@@ -277,7 +579,7 @@ static void sgd_to(const kc_optimizer *o, cJSON *cfg) {
 
 static void sgd_layout(const kc_optimizer *o, kc_opt_layout *l) {
     *l = (kc_opt_layout){0};
-    if (o->momentum > 0.0f) *l = (kc_opt_layout){1, {1}, {{0}}, {{"momentum"}}};
+    if (o->momentum > 0.0f) *l = (kc_opt_layout){.n_groups = 1, .group_size = {1}, .slot = {{0}}, .name = {{"momentum"}}};
 }
 
 static kc_optimizer *rmsprop_from(const cJSON *cfg, const char *where) {
@@ -302,7 +604,7 @@ static void rmsprop_to(const kc_optimizer *o, cJSON *cfg) {
 static void rmsprop_layout(const kc_optimizer *o, kc_opt_layout *l) {
     /* kerac's slots: velocity, average_gradient (centered), momentum; Keras's variables:
      * velocities, then momentums, then average gradients */
-    *l = (kc_opt_layout){1, {1}, {{0}}, {{"velocity"}}};
+    *l = (kc_opt_layout){.n_groups = 1, .group_size = {1}, .slot = {{0}}, .name = {{"velocity"}}};
     if (o->momentum > 0.0f) {
         l->group_size[l->n_groups] = 1;
         l->slot[l->n_groups][0] = 1 + o->centered;
@@ -335,7 +637,7 @@ static void adam_to(const kc_optimizer *o, cJSON *cfg) {
 }
 
 static void adam_layout(const kc_optimizer *o, kc_opt_layout *l) {
-    *l = (kc_opt_layout){1, {2}, {{0, 1}}, {{"momentum", "velocity"}}};
+    *l = (kc_opt_layout){.n_groups = 1, .group_size = {2}, .slot = {{0, 1}}, .name = {{"momentum", "velocity"}}};
     if (o->amsgrad) {
         l->group_size[1] = 1;
         l->slot[1][0] = 2;
@@ -344,10 +646,103 @@ static void adam_layout(const kc_optimizer *o, kc_opt_layout *l) {
     }
 }
 
+static kc_optimizer *adamw_from(const cJSON *cfg, const char *where) {
+    kc_adamw_opts o = {0};
+    if (common_opts_wd(cfg, where, &o.learning_rate, 1)) return NULL;
+    double wd = 0.004;
+    if (num(cfg, "weight_decay", &wd) < 0 || !(wd > 0 && wd < 1e30)) {
+        kc_err(KC_EFORMAT, "%s: weight_decay must be a number > 0 (AdamW)", where);
+        return NULL;
+    }
+    o.weight_decay = (float)wd;
+    OPT_NUM(cfg, "beta_1", o.beta_1, where);
+    OPT_NUM(cfg, "beta_2", o.beta_2, where);
+    OPT_NUM(cfg, "epsilon", o.epsilon, where);
+    o.amsgrad = is_true(field(cfg, "amsgrad"));
+    kc_optimizer *opt = kc_adamw(&o);
+    return opt ? opt : prefix_null(where);
+}
+
+static void adamw_to(const kc_optimizer *o, cJSON *cfg) {
+    adam_to(o, cfg);
+    cJSON_ReplaceItemInObjectCaseSensitive(cfg, "name", cJSON_CreateString("adam_w"));
+    cJSON_ReplaceItemInObjectCaseSensitive(cfg, "weight_decay",
+                                           cJSON_CreateNumber(kc_json_float(o->weight_decay)));
+}
+
+static kc_optimizer *adadelta_from(const cJSON *cfg, const char *where) {
+    kc_adadelta_opts o = {0};
+    if (common_opts(cfg, where, &o.learning_rate)) return NULL;
+    OPT_NUM(cfg, "rho", o.rho, where);
+    OPT_NUM(cfg, "epsilon", o.epsilon, where);
+    kc_optimizer *opt = kc_adadelta(&o);
+    return opt ? opt : prefix_null(where);
+}
+
+static void adadelta_to(const kc_optimizer *o, cJSON *cfg) {
+    common_to(o, "adadelta", cfg);
+    cJSON_AddNumberToObject(cfg, "rho", kc_json_float(o->rho));
+    cJSON_AddNumberToObject(cfg, "epsilon", kc_json_float(o->epsilon));
+}
+
+static void adadelta_layout(const kc_optimizer *o, kc_opt_layout *l) {
+    *l = (kc_opt_layout){.n_groups = 1, .group_size = {2}, .slot = {{0, 1}}, .name = {{"accumulated_grad", "accumulated_delta_var"}}};
+}
+
+static kc_optimizer *adagrad_from(const cJSON *cfg, const char *where) {
+    kc_adagrad_opts o = {0};
+    if (common_opts(cfg, where, &o.learning_rate)) return NULL;
+    OPT_NUM(cfg, "initial_accumulator_value", o.initial_accumulator_value, where);
+    OPT_NUM(cfg, "epsilon", o.epsilon, where);
+    if (field(cfg, "initial_accumulator_value") && o.initial_accumulator_value == 0.0f)
+        o.initial_accumulator_value = 1e-45f; /* kerac's 0 means the default 0.1 */
+    kc_optimizer *opt = kc_adagrad(&o);
+    return opt ? opt : prefix_null(where);
+}
+
+static void adagrad_to(const kc_optimizer *o, cJSON *cfg) {
+    common_to(o, "adagrad", cfg);
+    cJSON_AddNumberToObject(cfg, "initial_accumulator_value",
+                            kc_json_float(o->initial_accumulator_value));
+    cJSON_AddNumberToObject(cfg, "epsilon", kc_json_float(o->epsilon));
+}
+
+static void adagrad_layout(const kc_optimizer *o, kc_opt_layout *l) {
+    *l = (kc_opt_layout){.n_groups = 1, .group_size = {1}, .slot = {{0}}, .name = {{"accumulator"}}};
+}
+
+static kc_optimizer *nadam_from(const cJSON *cfg, const char *where) {
+    kc_nadam_opts o = {0};
+    if (common_opts(cfg, where, &o.learning_rate)) return NULL;
+    OPT_NUM(cfg, "beta_1", o.beta_1, where);
+    OPT_NUM(cfg, "beta_2", o.beta_2, where);
+    OPT_NUM(cfg, "epsilon", o.epsilon, where);
+    kc_optimizer *opt = kc_nadam(&o);
+    return opt ? opt : prefix_null(where);
+}
+
+static void nadam_to(const kc_optimizer *o, cJSON *cfg) {
+    common_to(o, "nadam", cfg);
+    cJSON_AddNumberToObject(cfg, "beta_1", kc_json_float(o->beta_1));
+    cJSON_AddNumberToObject(cfg, "beta_2", kc_json_float(o->beta_2));
+    cJSON_AddNumberToObject(cfg, "epsilon", kc_json_float(o->epsilon));
+}
+
+static void nadam_layout(const kc_optimizer *o, kc_opt_layout *l) {
+    /* momentums and velocities, then the scalar u_product (Keras 3's last variable) */
+    *l = (kc_opt_layout){.n_groups = 1, .group_size = {2}, .slot = {{0, 1}}, .name = {{"momentum", "velocity"}}};
+    l->u_product = 1;
+}
+
+/* AdamW before Adam: kc_optimizer_io_of picks it for an Adam with weight decay */
 static const kc_optimizer_io optimizer_table[] = {
     {"SGD", KC_OPT_SGD, sgd_from, sgd_to, sgd_layout},
     {"RMSprop", KC_OPT_RMSPROP, rmsprop_from, rmsprop_to, rmsprop_layout},
+    {"AdamW", KC_OPT_ADAM, adamw_from, adamw_to, adam_layout},
     {"Adam", KC_OPT_ADAM, adam_from, adam_to, adam_layout},
+    {"Adadelta", KC_OPT_ADADELTA, adadelta_from, adadelta_to, adadelta_layout},
+    {"Adagrad", KC_OPT_ADAGRAD, adagrad_from, adagrad_to, adagrad_layout},
+    {"Nadam", KC_OPT_NADAM, nadam_from, nadam_to, nadam_layout},
 };
 
 const kc_optimizer_io *kc_optimizer_io_find(const char *class_name) {
@@ -360,6 +755,9 @@ const kc_optimizer_io *kc_optimizer_io_find(const char *class_name) {
 
 const kc_optimizer_io *kc_optimizer_io_of(const kc_optimizer *opt) {
     for (size_t i = 0; i < sizeof optimizer_table / sizeof *optimizer_table; i++)
-        if (optimizer_table[i].kind == (int)opt->kind) return &optimizer_table[i];
+        if (optimizer_table[i].kind == (int)opt->kind &&
+            (opt->kind != KC_OPT_ADAM ||
+             (opt->weight_decay > 0.0f) == !strcmp(optimizer_table[i].class_name, "AdamW")))
+            return &optimizer_table[i];
     return NULL;
 }

@@ -45,6 +45,47 @@ static int trainable_vars(const kc_model_view *v, kc_weight_desc *out, int cap) 
 
 #define MAX_VARS 1024
 
+/* Nadam's u_product: Keras keeps a float32 variable; kerac a double, written beside it as the
+ * attribute kerac_u_product so that a resumed run continues bit for bit */
+#define U_PRODUCT_ATTR "kerac_u_product"
+
+static kc_status write_u_product(hid_t loc, const char *name, double u) {
+    float f = (float)u;
+    kc_status st = kc_h5_write_f32(loc, name, &f, 0, NULL);
+    if (st) return st;
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = d >= 0 && sp >= 0 ? H5Acreate2(d, U_PRODUCT_ATTR, H5T_IEEE_F64LE, sp, H5P_DEFAULT,
+                                             H5P_DEFAULT)
+                                : -1;
+    herr_t rc = a >= 0 ? H5Awrite(a, H5T_NATIVE_DOUBLE, &u) : -1;
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    return rc < 0 ? kc_err(KC_EIO, "HDF5: cannot write %s's attribute " U_PRODUCT_ATTR, name) : KC_OK;
+}
+
+/* the float32 variable, or kerac's double when it is there and rounds to the same float */
+static kc_status read_u_product(hid_t loc, const char *name, double *u, const char *what) {
+    float f;
+    kc_status st = kc_h5_read_f32_scalar(loc, name, &f, what);
+    if (st) return st;
+    if (!(f > 0.0f && f <= 1.0f))
+        return kc_err(KC_EFORMAT, "%s: u_product %g is not in (0, 1]", what, (double)f);
+    *u = f;
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d >= 0 && H5Aexists(d, U_PRODUCT_ATTR) > 0) {
+        hid_t a = H5Aopen(d, U_PRODUCT_ATTR, H5P_DEFAULT);
+        double x = 0;
+        if (a >= 0 && H5Aget_storage_size(a) == sizeof x &&
+            H5Aread(a, H5T_NATIVE_DOUBLE, &x) >= 0 && (float)x == f)
+            *u = x;
+        if (a >= 0) H5Aclose(a);
+    }
+    if (d >= 0) H5Dclose(d);
+    return KC_OK;
+}
+
 
 kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f) {
     kc_status st = KC_OK;
@@ -86,6 +127,10 @@ kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f) {
                     st = kc_h5_write_f32(g, idx, v->opt->slots[lay.slot[gi][s]] + tv[t].offset,
                                          tv[t].rank, tv[t].dims);
                 }
+        if (!st && lay.u_product) {
+            snprintf(idx, sizeof idx, "%d", index++);
+            st = write_u_product(g, idx, v->opt->u_product);
+        }
         free(tv);
         H5Gclose(g);
         if (st) return st;
@@ -115,6 +160,7 @@ static kc_status read_opt_state(const kc_model_view *v, hid_t g, int count, name
     int ntv = trainable_vars(v, tv, MAX_VARS);
     int slots_n = 0;
     for (int gi = 0; gi < lay.n_groups; gi++) slots_n += lay.group_size[gi] * ntv;
+    slots_n += lay.u_product;
     kc_status st = KC_OK;
     /* Keras 3 and kerac: iteration, learning_rate, slots. tf.keras 2: iteration, slots. */
     int first = count == slots_n + 2 ? 2 : count == slots_n + 1 ? 1 : -1;
@@ -124,7 +170,8 @@ static kc_status read_opt_state(const kc_model_view *v, hid_t g, int count, name
         return kc_err(KC_EFORMAT,
                       "%s: %s holds %d optimizer variables; the model's %s needs %d "
                       "(iteration, learning_rate and %d slots)",
-                      path, where, count, io ? io->class_name : "optimizer", slots_n + 2, slots_n);
+                      path, where, count, io ? io->class_name : "optimizer", slots_n + 2,
+                      slots_n - lay.u_product);
     }
     char what[512];
     int64_t it = 0;
@@ -155,7 +202,14 @@ static kc_status read_opt_state(const kc_model_view *v, hid_t g, int count, name
                 st = kc_h5_read_f32(g, name, scratch[lay.slot[gi][s]] + tv[t].offset, tv[t].rank,
                                     tv[t].dims, what);
             }
+    double u_product = v->opt->u_product;
+    if (!st && lay.u_product) {
+        const char *name = name_of(index++, ctx);
+        snprintf(what, sizeof what, "%s: %s/%s (optimizer u_product)", path, where, name);
+        st = read_u_product(g, name, &u_product, what);
+    }
     if (!st) {
+        v->opt->u_product = u_product;
         for (int s = 0; s < 3; s++)
             if (scratch[s]) memcpy(v->opt->slots[s], scratch[s], sizeof(float) * (size_t)v->n_params);
         v->opt->iterations = it;
@@ -343,7 +397,7 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
     kc_weight_desc *tv = malloc(sizeof *tv * MAX_VARS);
     if (!tv) return kc_err(KC_ENOMEM, "save: out of memory");
     int ntv = trainable_vars(v, tv, MAX_VARS);
-    int total = 2;
+    int total = 2 + lay.u_product;
     for (int gi = 0; gi < lay.n_groups; gi++) total += lay.group_size[gi] * ntv;
     char oname[64];
     kc_snake_case(io ? io->class_name : "optimizer", oname, sizeof oname);
@@ -367,6 +421,7 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
                     snprintf(names[k++], 160, "%s/sequential_%s_%s_%s", oname, v->layers[li]->name,
                              tv[t].name, lay.name[gi][s]);
                 }
+        if (lay.u_product) snprintf(names[k++], 160, "%s/u_product", oname);
         for (int i = 0; i < total; i++) ptrs[i] = names[i];
         st = kc_h5_attr_str_list(g, "weight_names", ptrs, total);
     }
@@ -381,6 +436,7 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
                 st = kc_h5_write_f32(og, strchr(names[k++], '/') + 1,
                                      v->opt->slots[lay.slot[gi][s]] + tv[t].offset, tv[t].rank,
                                      tv[t].dims);
+    if (!st && lay.u_product) st = write_u_product(og, strchr(names[k++], '/') + 1, v->opt->u_product);
     if (og >= 0) H5Gclose(og);
     if (g >= 0) H5Gclose(g);
     free(names);
