@@ -1,8 +1,8 @@
 /* conv.c: Conv2D(filters, kernel_size, strides, padding, activation), channels last.
  * out = act(im2col(in) @ kernel + bias), kernel (kh, kw, in_channels, filters), which is the
  * (kh * kw * in_channels, filters) matrix the product wants. The batch is split over the pool
- * by images; each part unfolds a few images at a time into its own buffer (in L2) and runs a
- * product on its own thread.
+ * by images; each part unfolds a few images at a time into its thread's buffer (kept in that
+ * core's L2) and runs a product on that thread.
  *
  * The weight gradient is summed in CONV_GROUPS fixed groups of images, each into its own
  * partial, and the partials are added in group order: the result is the same for any thread
@@ -15,7 +15,8 @@
 
 #define CONV_GROUPS 16    /* partial weight gradients per batch */
 #define PARTS_PER_THREAD 4 /* parts of a batch per thread: a delayed thread delays one part */
-#define CHUNK_ROWS 1024   /* unfolded rows per product: 1024 x (3*3*32) floats is 1.2 MB */
+#define CHUNK_ROWS 512    /* unfolded rows per product: 512 x (3*3*32) floats is 0.6 MB, so the
+                             unfolded chunk and its gradient stay in a core's L2 */
 
 static kc_window conv_window(const kc_layer *l) {
     return (kc_window){l->in_shape.dims[0], l->in_shape.dims[1], l->in_shape.dims[2], l->kh,
@@ -24,6 +25,10 @@ static kc_window conv_window(const kc_layer *l) {
 }
 
 static int64_t depth(const kc_layer *l) { return (int64_t)l->kh * l->kw * l->in_shape.dims[2]; }
+
+/* Few input channels (the first layer on grey images: a window row is 3 floats): unfold into
+ * the transposed matrix, whose rows are long copies, and let the products read it transposed */
+static int unfold_transposed(const kc_layer *l) { return l->kw * l->in_shape.dims[2] < 16; }
 
 /* images per unfolded chunk */
 static int chunk_images(const kc_layer *l) {
@@ -75,17 +80,17 @@ static void conv_init(kc_layer *l, kc_rng *rng) {
     for (int i = 0; i < l->units; i++) l->bias[i] = 0.0f;
 }
 
-/* scratch: per part an unfolded chunk and its gradient; the groups' partial gradients; the
+/* scratch: per thread an unfolded chunk and its gradient; the groups' partial gradients; the
  * kernel transposed (filters, k) for the input gradient's product */
 static int64_t chunk_floats(const kc_layer *l) {
     return (int64_t)chunk_images(l) * l->out_shape.dims[0] * l->out_shape.dims[1] * depth(l);
 }
 static int64_t conv_scratch(const kc_layer *l, int batch, int parts) {
-    return (int64_t)parts * PARTS_PER_THREAD * 2 * chunk_floats(l) +
+    return (int64_t)parts * 2 * chunk_floats(l) +
            CONV_GROUPS * (l->kernel_size + l->units) + l->kernel_size;
 }
 static float *partials_of(const kc_layer *l) {
-    return l->scratch + (int64_t)l->scratch_parts * PARTS_PER_THREAD * 2 * chunk_floats(l);
+    return l->scratch + (int64_t)l->scratch_parts * 2 * chunk_floats(l);
 }
 static float *kernel_t_of(const kc_layer *l) {
     return partials_of(l) + CONV_GROUPS * (l->kernel_size + l->units);
@@ -104,14 +109,16 @@ static void conv_forward_task(void *arg, int part, int parts) {
     kc_window g = conv_window(l);
     int64_t k = depth(l), rows_per = (int64_t)g.oh * g.ow;
     int cn = chunk_images(l);
-    float *col = l->scratch + (int64_t)part * 2 * chunk_floats(l);
+    float *col = l->scratch + (int64_t)kc_thread_index() * 2 * chunk_floats(l);
     int64_t s0, s1;
     kc_split(j->batch, part, parts, 1, &s0, &s1);
     for (int64_t s = s0; s < s1; s += cn) {
         int n = (int)(s1 - s < cn ? s1 - s : cn);
-        kc_im2col(&g, j->in + s * l->in_size, n, col);
-        kc_gemm_ex(&(kc_gemm_args){.m = (int)(n * rows_per), .n = l->units, .k = (int)k,
-                                   .a = col, .a_rs = k, .a_cs = 1, .b = l->kernel,
+        int64_t rows = n * rows_per, t = unfold_transposed(l);
+        if (t) kc_im2col_t(&g, j->in + s * l->in_size, n, col);
+        else kc_im2col(&g, j->in + s * l->in_size, n, col);
+        kc_gemm_ex(&(kc_gemm_args){.m = (int)rows, .n = l->units, .k = (int)k, .a = col,
+                                   .a_rs = t ? 1 : k, .a_cs = t ? rows : 1, .b = l->kernel,
                                    .b_rs = l->units, .b_cs = 1, .c = j->y + s * l->out_size,
                                    .ldc = l->units, .bias = l->bias, .relu = l->act == KC_RELU,
                                    .serial = 1});
@@ -140,7 +147,7 @@ static void conv_backward_task(void *arg, int part, int parts) {
     kc_window g = conv_window(l);
     int64_t k = depth(l), rows_per = (int64_t)g.oh * g.ow, f = l->units;
     int cn = chunk_images(l);
-    float *col = l->scratch + (int64_t)part * 2 * chunk_floats(l);
+    float *col = l->scratch + (int64_t)kc_thread_index() * 2 * chunk_floats(l);
     float *dcol = col + chunk_floats(l);
     float *partials = partials_of(l), *kernel_t = kernel_t_of(l);
     int64_t g0, g1;
@@ -160,10 +167,13 @@ static void conv_backward_task(void *arg, int part, int parts) {
             for (int64_t r = 0; r < rows; r++)
 #pragma omp simd
                 for (int64_t c = 0; c < f; c++) db[c] += dz[r * f + c];
-            kc_im2col(&g, j->in + s * l->in_size, n, col);
+            int t = unfold_transposed(l);
+            if (t) kc_im2col_t(&g, j->in + s * l->in_size, n, col);
+            else kc_im2col(&g, j->in + s * l->in_size, n, col);
             /* dkernel (k, f) (+)= col^T dz */
             kc_gemm_ex(&(kc_gemm_args){.m = (int)k, .n = (int)f, .k = (int)rows, .a = col,
-                                       .a_rs = 1, .a_cs = k, .b = dz, .b_rs = f, .b_cs = 1,
+                                       .a_rs = t ? rows : 1, .a_cs = t ? 1 : k, .b = dz,
+                                       .b_rs = f, .b_cs = 1,
                                        .c = dk, .ldc = f, .accumulate = s > s0, .serial = 1});
             if (!j->din) continue;
             /* dcol = dz kernel^T, then folded back onto the images */

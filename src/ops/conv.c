@@ -47,6 +47,37 @@ void kc_im2col(const kc_window *g, const float *in, int n, float *col) {
     }
 }
 
+void kc_im2col_t(const kc_window *g, const float *in, int n, float *col_t) {
+    const int c = g->c;
+    const int64_t image = (int64_t)g->h * g->w * c, rows = (int64_t)n * g->oh * g->ow;
+    for (int ky = 0; ky < g->kh; ky++)
+        for (int kx = 0; kx < g->kw; kx++)
+            for (int ch = 0; ch < c; ch++) {
+                float *dst = col_t + ((int64_t)(ky * g->kw + kx) * c + ch) * rows;
+                /* output columns whose input column x = ox * sw + kx - pad_l is inside */
+                int lo = 0, hi = g->ow;
+                while (lo < hi && lo * g->sw + kx - g->pad_l < 0) lo++;
+                while (hi > lo && (hi - 1) * g->sw + kx - g->pad_l >= g->w) hi--;
+                for (int s = 0; s < n; s++)
+                    for (int oy = 0; oy < g->oh; oy++, dst += g->ow) {
+                        int y = oy * g->sh + ky - g->pad_t;
+                        if (y < 0 || y >= g->h) {
+                            for (int ox = 0; ox < g->ow; ox++) dst[ox] = 0.0f;
+                            continue;
+                        }
+                        const float *src = in + s * image + ((int64_t)y * g->w + kx - g->pad_l) * c + ch;
+                        for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                        if (g->sw == 1 && c == 1) {
+#pragma omp simd
+                            for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox];
+                        } else {
+                            for (int ox = lo; ox < hi; ox++) dst[ox] = src[(int64_t)ox * g->sw * c];
+                        }
+                        for (int ox = hi; ox < g->ow; ox++) dst[ox] = 0.0f;
+                    }
+            }
+}
+
 void kc_col2im(const kc_window *g, const float *col, int n, float *din) {
     const int c = g->c, krow = g->kw * c;
     const int64_t image = (int64_t)g->h * g->w * c, k = (int64_t)g->kh * krow;

@@ -64,6 +64,10 @@ void kc_window_axis(int in, int k, int s, int same, int *out, int *pad_before);
 /* col (n * oh * ow, kh * kw * c): row (image, oy, ox) holds the window at (oy, ox), in
  * (ky, kx, channel) order, zeros where it reaches into the padding. */
 void kc_im2col(const kc_window *g, const float *in, int n, float *col);
+/* The same matrix transposed, colT (kh * kw * c, n * oh * ow): for few channels, where a
+ * window's rows are a few floats and col's copies would be all overhead, colT's rows are
+ * whole output rows of one input pixel offset. */
+void kc_im2col_t(const kc_window *g, const float *in, int n, float *col_t);
 /* din (n, h, w, c) = the sum of col's windows put back where they came from */
 void kc_col2im(const kc_window *g, const float *col, int n, float *din);
 

@@ -90,8 +90,11 @@ static void bump_and_wake(_Atomic uint32_t *addr, _Atomic int *sleepers) {
     if (atomic_load(sleepers)) futex_wake_all(addr);
 }
 
+static _Thread_local int thread_index; /* 0: the caller; workers 1 .. workers */
+int kc_thread_index(void) { return thread_index; }
+
 static void *worker_main(void *p) {
-    (void)p;
+    thread_index = (int)(intptr_t)p;
     /* not 0: after a restart the counter has moved on, and a new worker must not take the
      * last task of the old pool for a new one */
     uint32_t seen = pool.start_generation;
@@ -136,7 +139,7 @@ static void pool_start(int threads) {
     if (!pool.ids) return; /* no pool: tasks run on the caller alone */
     pool.start_generation = atomic_load(&pool.generation);
     for (int i = 0; i < threads - 1; i++) {
-        if (pthread_create(&pool.ids[i], NULL, worker_main, NULL) != 0) break;
+        if (pthread_create(&pool.ids[i], NULL, worker_main, (void *)(intptr_t)(i + 1)) != 0) break;
         pool.workers++;
     }
 }
@@ -179,11 +182,16 @@ void kc_parallel_parts(kc_task_fn fn, void *arg, int parts_per_thread) {
     pool.parts = (pool.workers + 1) * (parts_per_thread > 0 ? parts_per_thread : 1);
     atomic_store_explicit(&pool.next_part, 0, memory_order_relaxed);
     atomic_store_explicit(&pool.pending, pool.workers, memory_order_release);
+    double started = kc_now();
     bump_and_wake(&pool.generation, &pool.sleeping_workers);
     run_parts();
     double waiting_since = kc_now();
     wait_change(&pool.done_seq, done, &pool.sleeping_caller);
-    if (kc_now() - waiting_since > LATE_WORKER_SECONDS) pool.serial_tasks_left = SERIAL_TASKS;
+    /* late: the caller waited over 1 ms, and longer than it worked itself (a long task, such
+     * as a convolution's, ends with some waiting for the last part: that is not lateness) */
+    double waited = kc_now() - waiting_since;
+    if (waited > LATE_WORKER_SECONDS && waited > waiting_since - started)
+        pool.serial_tasks_left = SERIAL_TASKS;
     pthread_mutex_unlock(&pool_lock);
 }
 

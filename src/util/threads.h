@@ -13,6 +13,9 @@ void kc_parallel(kc_task_fn fn, void *arg);
  * that each part would otherwise repeat. */
 void kc_parallel_parts(kc_task_fn fn, void *arg, int parts_per_thread);
 int kc_pool_size(void);
+/* Which of the pool's threads runs this: 0 for the caller, 1 .. kc_pool_size() - 1 for the
+ * workers. A task's part can keep per-thread buffers warm in that thread's cache with it. */
+int kc_thread_index(void);
 
 typedef void (*kc_range_fn)(void *arg, int64_t begin, int64_t end);
 /* Runs fn over [0, n), split over the pool in multiples of align. cost: work per item, so a
