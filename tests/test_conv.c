@@ -439,3 +439,63 @@ Test(conv_engine, batchnorm_moving_averages_follow_keras_rule) {
     cr_expect(memcmp(w, again, sizeof w) == 0);
     kc_model_free(m);
 }
+
+/* ---- the pooling kernels against a plain reference ------------------------------------------ */
+
+/* the naive max pooling: the first maximum of each window (a NaN is taken and kept) */
+static void naive_max_pool(const kc_window *g, const float *in, float *out, int32_t *arg) {
+    for (int oy = 0; oy < g->oh; oy++)
+        for (int ox = 0; ox < g->ow; ox++)
+            for (int ch = 0; ch < g->c; ch++) {
+                float best = 0.0f;
+                int32_t at = -1;
+                for (int ky = 0; ky < g->kh; ky++)
+                    for (int kx = 0; kx < g->kw; kx++) {
+                        int y = oy * g->sh + ky - g->pad_t, x = ox * g->sw + kx - g->pad_l;
+                        if (y < 0 || y >= g->h || x < 0 || x >= g->w) continue;
+                        int32_t i = (y * g->w + x) * g->c + ch;
+                        if (at < 0 || in[i] > best || (isnan(in[i]) && !isnan(best)))
+                            best = in[i], at = i;
+                    }
+                int64_t o = ((int64_t)oy * g->ow + ox) * g->c + ch;
+                out[o] = best;
+                arg[o] = at;
+            }
+}
+
+Test(conv_kernels, max_pool_matches_the_plain_loop) {
+    /* (h, w, c, pool, stride, same): channel counts on both sides of the 16-wide path */
+    const int cases[][6] = {{26, 26, 32, 2, 2, 0}, {11, 11, 64, 2, 2, 0}, {7, 5, 16, 3, 2, 1},
+                            {6, 6, 16, 2, 1, 0},   {5, 5, 3, 2, 2, 1},    {9, 7, 48, 3, 3, 1}};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        kc_window g = {cases[t][0], cases[t][1], cases[t][2], cases[t][3], cases[t][3],
+                       cases[t][4], cases[t][4], 0, 0, 0, 0};
+        kc_window_axis(g.h, g.kh, g.sh, cases[t][5], &g.oh, &g.pad_t);
+        kc_window_axis(g.w, g.kw, g.sw, cases[t][5], &g.ow, &g.pad_l);
+        int64_t n_in = (int64_t)g.h * g.w * g.c, n_out = (int64_t)g.oh * g.ow * g.c;
+        float *in = malloc(sizeof(float) * n_in), *out = malloc(sizeof(float) * n_out),
+              *want = malloc(sizeof(float) * n_out), *dout = malloc(sizeof(float) * n_out),
+              *din = malloc(sizeof(float) * n_in), *din_want = calloc(n_in, sizeof(float));
+        int32_t *arg = malloc(sizeof(int32_t) * n_out), *arg_want = malloc(sizeof(int32_t) * n_out);
+        fill(in, n_in, 31u + (uint32_t)t, 1.0f);
+        for (int64_t i = 0; i < n_in; i += 7) in[i] = in[i / 2]; /* ties */
+        in[5] = NAN;
+        fill(dout, n_out, 77u, 1.0f);
+        kc_max_pool(&g, in, 1, out, arg);
+        naive_max_pool(&g, in, want, arg_want);
+        for (int64_t i = 0; i < n_out; i++) {
+            cr_expect(arg[i] == arg_want[i], "case %zu output %lld: position %d, want %d", t,
+                      (long long)i, arg[i], arg_want[i]);
+            cr_expect(memcmp(&out[i], &want[i], sizeof(float)) == 0, "case %zu output %lld", t,
+                      (long long)i);
+            din_want[arg_want[i]] += dout[i];
+        }
+        fill(din, n_in, 5u, 9.0f); /* garbage: every value must be written */
+        kc_max_pool_backward(&g, dout, arg, 1, din);
+        for (int64_t i = 0; i < n_in; i++)
+            cr_expect(din[i] == din_want[i], "case %zu input gradient %lld: %g, want %g", t,
+                      (long long)i, (double)din[i], (double)din_want[i]);
+        free(in), free(out), free(want), free(dout), free(din), free(din_want), free(arg),
+            free(arg_want);
+    }
+}

@@ -162,11 +162,21 @@ static void conv_backward_task(void *arg, int part, int parts) {
             int64_t rows = n * rows_per;
             float *dz = j->dout + s * l->out_size;
             const float *y = j->out + s * l->out_size;
-            if (j->relu_inline)
-                for (int64_t i = 0; i < rows * f; i++) dz[i] = y[i] > 0.0f ? dz[i] : 0.0f;
-            for (int64_t r = 0; r < rows; r++)
+            /* relu's derivative and the bias gradient in one pass over dz */
+            for (int64_t r = 0; r < rows; r++) {
+                float *dzr = dz + r * f;
+                const float *yr = y + r * f;
+                if (j->relu_inline) {
 #pragma omp simd
-                for (int64_t c = 0; c < f; c++) db[c] += dz[r * f + c];
+                    for (int64_t c = 0; c < f; c++) {
+                        dzr[c] = yr[c] > 0.0f ? dzr[c] : 0.0f;
+                        db[c] += dzr[c];
+                    }
+                } else {
+#pragma omp simd
+                    for (int64_t c = 0; c < f; c++) db[c] += dzr[c];
+                }
+            }
             int t = unfold_transposed(l);
             if (t) kc_im2col_t(&g, j->in + s * l->in_size, n, col);
             else kc_im2col(&g, j->in + s * l->in_size, n, col);

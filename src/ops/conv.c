@@ -5,6 +5,9 @@
 #include "ops.h"
 #include <float.h>
 #include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 void kc_window_axis(int in, int k, int s, int same, int *out, int *pad_before) {
     if (same) {
@@ -113,9 +116,51 @@ static inline void clip_window(const kc_window *g, int oy, int ox, int *y0, int 
     if (*x0 < 0) *x0 = 0;
 }
 
+/* One output pixel's maxima for channels [ch, ch + 16): the maximum and its position stay in
+ * registers over the window (in memory, each window pixel's compare waits for the last one's
+ * stores) */
+#ifdef __AVX512F__
+static inline void max_pool_16(const kc_window *g, const float *img, int y0, int y1, int x0,
+                               int x1, int ch, float *out, int32_t *arg) {
+    const int c = g->c;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int32_t first = (int32_t)(((int64_t)y0 * g->w + x0) * c + ch);
+    __m512 m = _mm512_loadu_ps(img + first);
+    __m512i a = _mm512_add_epi32(_mm512_set1_epi32(first), lane);
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) {
+            int32_t at = (int32_t)(((int64_t)y * g->w + x) * c + ch);
+            __m512 v = _mm512_loadu_ps(img + at);
+            /* v > m, or v is NaN and m is not: the first maximum wins, a NaN is kept */
+            __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
+                             (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) &
+                              _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q));
+            m = _mm512_mask_blend_ps(take, m, v);
+            a = _mm512_mask_blend_epi32(take, a, _mm512_add_epi32(_mm512_set1_epi32(at), lane));
+        }
+    _mm512_storeu_ps(out + ch, m);
+    _mm512_storeu_si512((void *)(arg + ch), a);
+}
+#endif
+
 void kc_max_pool(const kc_window *g, const float *in, int n, float *out, int32_t *arg) {
     const int c = g->c;
     const int64_t image = (int64_t)g->h * g->w * c;
+#ifdef __AVX512F__
+    if (c % 16 == 0) {
+        for (int s = 0; s < n; s++) {
+            const float *img = in + s * image;
+            for (int oy = 0; oy < g->oh; oy++)
+                for (int ox = 0; ox < g->ow; ox++, out += c, arg += c) {
+                    int y0, y1, x0, x1;
+                    clip_window(g, oy, ox, &y0, &y1, &x0, &x1);
+                    for (int ch = 0; ch < c; ch += 16)
+                        max_pool_16(g, img, y0, y1, x0, x1, ch, out, arg);
+                }
+        }
+        return;
+    }
+#endif
     for (int s = 0; s < n; s++) {
         const float *img = in + s * image;
         for (int oy = 0; oy < g->oh; oy++)
@@ -146,6 +191,36 @@ void kc_max_pool(const kc_window *g, const float *in, int n, float *out, int32_t
 void kc_max_pool_backward(const kc_window *g, const float *dout, const int32_t *arg, int n,
                           float *din) {
     const int64_t image = (int64_t)g->h * g->w * g->c, outs = (int64_t)g->oh * g->ow * g->c;
+    if (g->sh == g->kh && g->sw == g->kw && !g->pad_t && !g->pad_l && g->oh * g->sh <= g->h &&
+        g->ow * g->sw <= g->w) {
+        /* windows that neither overlap nor reach past the image: every input value lies in at
+         * most one window, so each is written once (its window's gradient where it was the
+         * maximum, else 0) and only the rows and columns past the last window are cleared */
+        const int c = g->c;
+        for (int s = 0; s < n; s++, din += image, dout += outs, arg += outs) {
+            for (int oy = 0; oy < g->oh; oy++)
+                for (int ky = 0; ky < g->kh; ky++) {
+                    int y = oy * g->sh + ky;
+                    float *row = din + (int64_t)y * g->w * c;
+                    for (int ox = 0; ox < g->ow; ox++) {
+                        const float *d = dout + ((int64_t)oy * g->ow + ox) * c;
+                        const int32_t *a = arg + ((int64_t)oy * g->ow + ox) * c;
+                        for (int kx = 0; kx < g->kw; kx++) {
+                            int32_t at = (int32_t)(((int64_t)y * g->w + ox * g->sw + kx) * c);
+                            float *px = row + (int64_t)(ox * g->sw + kx) * c;
+#pragma omp simd
+                            for (int ch = 0; ch < c; ch++) px[ch] = a[ch] == at + ch ? d[ch] : 0.0f;
+                        }
+                    }
+                    int covered = g->ow * g->sw;
+                    memset(row + (int64_t)covered * c, 0, sizeof(float) * (size_t)((g->w - covered) * c));
+                }
+            int covered_rows = g->oh * g->sh;
+            memset(din + (int64_t)covered_rows * g->w * c, 0,
+                   sizeof(float) * (size_t)((int64_t)(g->h - covered_rows) * g->w * c));
+        }
+        return;
+    }
     memset(din, 0, sizeof(float) * (size_t)(n * image));
     for (int s = 0; s < n; s++, din += image, dout += outs, arg += outs)
         for (int64_t i = 0; i < outs; i++) din[arg[i]] += dout[i];
