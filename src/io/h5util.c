@@ -270,27 +270,25 @@ static hid_t open_checked(hid_t loc, const char *name, H5T_class_t want, int ran
     return ds;
 }
 
-kc_status kc_h5_read_f32(hid_t loc, const char *name, float *out, int rank, const int64_t *dims,
-                         const char *what) {
-    hid_t ds = open_checked(loc, name, H5T_FLOAT, rank, dims, what);
+/* dataset name, checked for its class and shape, read as mem_type into out */
+static kc_status read_checked(hid_t loc, const char *name, H5T_class_t cls, hid_t mem_type,
+                              void *out, int rank, const int64_t *dims, const char *what) {
+    hid_t ds = open_checked(loc, name, cls, rank, dims, what);
     if (ds < 0) return KC_EFORMAT;
-    herr_t r = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+    herr_t r = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
     H5Dclose(ds);
     return r < 0 ? kc_err(KC_EFORMAT, "%s: the data cannot be read (corrupt file?)", what) : KC_OK;
+}
+
+kc_status kc_h5_read_f32(hid_t loc, const char *name, float *out, int rank, const int64_t *dims,
+                         const char *what) {
+    return read_checked(loc, name, H5T_FLOAT, H5T_NATIVE_FLOAT, out, rank, dims, what);
 }
 
 kc_status kc_h5_read_i64_scalar(hid_t loc, const char *name, int64_t *out, const char *what) {
-    hid_t ds = open_checked(loc, name, H5T_INTEGER, 0, NULL, what);
-    if (ds < 0) return KC_EFORMAT;
-    herr_t r = H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
-    H5Dclose(ds);
-    return r < 0 ? kc_err(KC_EFORMAT, "%s: the data cannot be read (corrupt file?)", what) : KC_OK;
+    return read_checked(loc, name, H5T_INTEGER, H5T_NATIVE_INT64, out, 0, NULL, what);
 }
 
 kc_status kc_h5_read_f32_scalar(hid_t loc, const char *name, float *out, const char *what) {
-    hid_t ds = open_checked(loc, name, H5T_FLOAT, 0, NULL, what);
-    if (ds < 0) return KC_EFORMAT;
-    herr_t r = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
-    H5Dclose(ds);
-    return r < 0 ? kc_err(KC_EFORMAT, "%s: the data cannot be read (corrupt file?)", what) : KC_OK;
+    return read_checked(loc, name, H5T_FLOAT, H5T_NATIVE_FLOAT, out, 0, NULL, what);
 }

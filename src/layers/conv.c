@@ -18,12 +18,6 @@
 #define CHUNK_ROWS 512    /* unfolded rows per product: 512 x (3*3*32) floats is 0.6 MB, so the
                              unfolded chunk and its gradient stay in a core's L2 */
 
-static kc_window conv_window(const kc_layer *l) {
-    return (kc_window){l->in_shape.dims[0], l->in_shape.dims[1], l->in_shape.dims[2], l->kh,
-                       l->kw, l->sh, l->sw, l->pad_top, l->pad_left, l->out_shape.dims[0],
-                       l->out_shape.dims[1]};
-}
-
 static int64_t depth(const kc_layer *l) { return (int64_t)l->kh * l->kw * l->in_shape.dims[2]; }
 
 /* Few input channels (the first layer on grey images: a window row is 3 floats): unfold into
@@ -106,7 +100,7 @@ typedef struct {
 static void conv_forward_task(void *arg, int part, int parts) {
     const conv_job *j = arg;
     kc_layer *l = j->l;
-    kc_window g = conv_window(l);
+    kc_window g = kc_layer_window(l);
     int64_t k = depth(l), rows_per = (int64_t)g.oh * g.ow;
     int cn = chunk_images(l);
     float *col = l->scratch + (int64_t)kc_thread_index() * 2 * chunk_floats(l);
@@ -144,7 +138,7 @@ static void conv_forward(kc_layer *l, const float *in, float *out, int batch,
 static void conv_backward_task(void *arg, int part, int parts) {
     const conv_job *j = arg;
     kc_layer *l = j->l;
-    kc_window g = conv_window(l);
+    kc_window g = kc_layer_window(l);
     int64_t k = depth(l), rows_per = (int64_t)g.oh * g.ow, f = l->units;
     int cn = chunk_images(l);
     float *col = l->scratch + (int64_t)kc_thread_index() * 2 * chunk_floats(l);

@@ -3,6 +3,7 @@
 #ifndef KERAC_LAYER_H
 #define KERAC_LAYER_H
 #include "../internal.h"
+#include "../ops/ops.h"
 
 typedef struct {
     int training;      /* dropout active, batch statistics in BatchNormalization */
@@ -55,6 +56,12 @@ struct kc_layer {
 };
 
 kc_layer *kc_layer_new(const kc_layer_ops *ops);
+/* The window geometry of a built Conv2D or pooling layer (channels-last input) */
+static inline kc_window kc_layer_window(const kc_layer *l) {
+    return (kc_window){l->in_shape.dims[0], l->in_shape.dims[1], l->in_shape.dims[2], l->kh,
+                       l->kw, l->sh, l->sw, l->pad_top, l->pad_left, l->out_shape.dims[0],
+                       l->out_shape.dims[1]};
+}
 /* The weightless layers' build and init: output shape = input shape, no weights. */
 kc_status kc_same_shape_build(kc_layer *layer);
 void kc_no_init(kc_layer *layer, kc_rng *rng);

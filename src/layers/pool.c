@@ -7,12 +7,6 @@
 
 static int is_max(const kc_layer *l); /* MaxPooling2D, not AveragePooling2D */
 
-static kc_window pool_window(const kc_layer *l) {
-    return (kc_window){l->in_shape.dims[0], l->in_shape.dims[1], l->in_shape.dims[2], l->kh,
-                       l->kw, l->sh, l->sw, l->pad_top, l->pad_left, l->out_shape.dims[0],
-                       l->out_shape.dims[1]};
-}
-
 static kc_status pool_build(kc_layer *l) {
     char buf[64];
     const char *type = l->ops->type_name;
@@ -55,7 +49,7 @@ typedef struct {
 static void pool_range(void *arg, int64_t s0, int64_t s1) {
     const pool_job *j = arg;
     kc_layer *l = j->l;
-    kc_window g = pool_window(l);
+    kc_window g = kc_layer_window(l);
     int n = (int)(s1 - s0);
     int32_t *index = l->scratch ? (int32_t *)l->scratch + s0 * l->out_size : NULL;
     if (!j->backward) {
