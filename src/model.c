@@ -357,9 +357,11 @@ static int output_cols(const kc_model *m) {
     return out.rank ? out.dims[out.rank - 1] : 1;
 }
 
-/* acts[0] and ybuf hold the batch. Returns the loss; fills m->grads. With update set and a
- * finite loss, takes the optimizer step too, layer by layer as the gradients appear (a layer's
- * weights are no longer needed once its input gradient is computed). */
+/* acts[0] and ybuf hold the batch. Returns the loss. Without update, fills m->grads. With
+ * update set and a finite loss, takes the optimizer step instead, layer by layer as the
+ * gradients appear (a layer's weights are no longer needed once its input gradient is
+ * computed); Dense layers step their kernel rows inside the gradient product, and their
+ * gradients in m->grads are then not kept. */
 static double forward_backward(kc_model *m, int batch, const kc_forward_ctx *ctx,
                                double *correct, int update) {
     forward(m, batch, ctx);
@@ -371,11 +373,13 @@ static double forward_backward(kc_model *m, int batch, const kc_forward_ctx *ctx
     double loss = kc_loss_compute(m->loss, pred, m->ybuf, rows, cols, dout, fused);
     if (correct) *correct = kc_accuracy_sum(m->loss, pred, m->ybuf, rows, cols);
     update = update && isfinite(loss);
+    kc_forward_ctx back = *ctx;
+    back.opt = update ? m->opt : NULL; /* layers that step their own weights (Dense) */
     for (int l = m->n_layers - 1; l >= 0; l--) {
         kc_layer *layer = m->layers[l];
         layer->ops->backward(layer, m->acts[l], m->acts[l + 1], dout, l ? din : NULL, batch,
-                             l == m->n_layers - 1 && fused, ctx);
-        if (update && layer->trainable_count)
+                             l == m->n_layers - 1 && fused, &back);
+        if (update && layer->trainable_count && !layer->ops->updates_weights)
             kc_optimizer_update(m->opt, m->params, m->grads, layer->param_offset,
                                 layer->trainable_count);
         float *t = dout;

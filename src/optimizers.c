@@ -247,18 +247,31 @@ static void update_range(const kc_optimizer *o, float *w, const float *g, float 
             const __m512 rho_v = _mm512_set1_ps(rho), one_minus_rho = _mm512_set1_ps(1.0f - rho);
             const __m512 eps_v = _mm512_set1_ps(eps), lr_v = _mm512_set1_ps(lr);
             const __m512 half = _mm512_set1_ps(0.5f), three_halves = _mm512_set1_ps(1.5f);
-            for (; i + 16 <= n; i += 16) {
-                __m512 gi = _mm512_loadu_ps(g + i);
-                __m512 vi = _mm512_fmadd_ps(rho_v, _mm512_loadu_ps(v + i),
-                                            _mm512_mul_ps(one_minus_rho, _mm512_mul_ps(gi, gi)));
-                _mm512_storeu_ps(v + i, vi);
-                __m512 x = _mm512_add_ps(vi, eps_v);
-                __m512 y = _mm512_rsqrt14_ps(x);
-                y = _mm512_mul_ps(y, _mm512_fnmadd_ps(_mm512_mul_ps(half, x), _mm512_mul_ps(y, y),
-                                                      three_halves));
-                _mm512_storeu_ps(w + i, _mm512_fnmadd_ps(_mm512_mul_ps(lr_v, gi), y,
-                                                         _mm512_loadu_ps(w + i)));
+            /* the last, partial vector masked: every weight gets the same arithmetic wherever
+             * a range starts or ends (ranges follow threads and layers' blocks of rows) */
+#define RMSPROP_16(k, LOAD, STORE)                                                              \
+    do {                                                                                        \
+        __m512 gi = LOAD(k, g + i);                                                             \
+        __m512 vi = _mm512_fmadd_ps(rho_v, LOAD(k, v + i),                                      \
+                                    _mm512_mul_ps(one_minus_rho, _mm512_mul_ps(gi, gi)));       \
+        STORE(v + i, k, vi);                                                                    \
+        __m512 x = _mm512_add_ps(vi, eps_v);                                                    \
+        __m512 y = _mm512_rsqrt14_ps(x);                                                        \
+        y = _mm512_mul_ps(y, _mm512_fnmadd_ps(_mm512_mul_ps(half, x), _mm512_mul_ps(y, y),      \
+                                              three_halves));                                   \
+        STORE(w + i, k, _mm512_fnmadd_ps(_mm512_mul_ps(lr_v, gi), y, LOAD(k, w + i)));          \
+    } while (0)
+#define FULL_LOAD(k, p) _mm512_loadu_ps(p)
+#define FULL_STORE(p, k, x) _mm512_storeu_ps(p, x)
+            for (; i + 16 <= n; i += 16) RMSPROP_16(0, FULL_LOAD, FULL_STORE);
+            if (i < n) {
+                __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+                RMSPROP_16(tail, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps);
+                i = n;
             }
+#undef RMSPROP_16
+#undef FULL_LOAD
+#undef FULL_STORE
 #endif
             for (; i < n; i++) {
                 v[i] = rho * v[i] + (1.0f - rho) * g[i] * g[i];
@@ -373,6 +386,14 @@ static void step_task(void *arg, int part, int parts) {
 void kc_optimizer_update(kc_optimizer *o, float *w, const float *g, int64_t offset,
                          int64_t count) {
     kc_parallel(step_task, &(step_job){o, w, g, scalars_for_step(o), offset, count});
+}
+
+void kc_optimizer_apply(kc_optimizer *o, float *w, const float *g, int64_t offset,
+                        int64_t count) {
+    float *s[3];
+    for (int i = 0; i < 3; i++) s[i] = o->slots[i] ? o->slots[i] + offset : NULL;
+    step_scalars scalars = scalars_for_step(o);
+    update_range(o, w, g, s, count, &scalars);
 }
 
 void kc_optimizer_finish_step(kc_optimizer *o) {

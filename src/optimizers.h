@@ -32,5 +32,10 @@ kc_status kc_optimizer_bind(kc_optimizer *opt, int64_t n);
  * soon as their gradients exist, while they are still in cache. */
 void kc_optimizer_update(kc_optimizer *opt, float *w, const float *g, int64_t offset,
                          int64_t count);
+/* The same rule on the calling thread for count parameters anywhere: w and g point at the
+ * first of them (g may be a scratch copy), offset is their place in the flat buffer (for the
+ * state arrays). For a layer that steps its weights as its gradient product finishes rows. */
+void kc_optimizer_apply(kc_optimizer *opt, float *w, const float *g, int64_t offset,
+                        int64_t count);
 void kc_optimizer_finish_step(kc_optimizer *opt);
 #endif

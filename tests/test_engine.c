@@ -4,6 +4,7 @@
 #include "testutil.h"
 #include "ops/ops.h"
 #include "util/threads.h"
+#include "model_view.h"
 
 /* C = op(A) op(B) (+ C) (+ bias, relu) in double, the reference. */
 static void reference_gemm(const kc_gemm_args *g, const float *c_in, double *out) {
@@ -127,6 +128,75 @@ Test(gemm, sparse_a_gives_the_dense_bits) {
     }
 }
 
+/* ---- C handed over block by block (the fused optimizer step) ---------------------------- */
+
+typedef struct {
+    const float *plain; /* the same product without block_done */
+    int64_t n;
+    unsigned char *seen; /* per element of C: times handed over */
+    int bad;             /* the first mismatch, as a flag (blocks may arrive on two threads) */
+} block_check;
+
+static void check_block(void *arg, int64_t row0, int64_t row1, int64_t col0, int64_t col1,
+                        const float *block, int64_t ld) {
+    block_check *bc = arg;
+    if (row0 < 0 || row1 <= row0 || col0 < 0 || col1 <= col0 || col1 > bc->n || ld < col1 - col0)
+        bc->bad = 1;
+    for (int64_t i = row0; i < row1 && !bc->bad; i++)
+        for (int64_t j = col0; j < col1; j++) {
+            __atomic_fetch_add(&bc->seen[i * bc->n + j], 1, __ATOMIC_RELAXED);
+            if (memcmp(&block[(i - row0) * ld + (j - col0)], &bc->plain[i * bc->n + j], 4))
+                bc->bad = 1;
+        }
+}
+
+/* Every element of C reaches block_done exactly once, with the bits of the plain product:
+ * weight-gradient layouts (A transposed), sparse A, several K blocks, scratch or C. */
+static void check_blocks(int m, int n, int k, int sparse, int scratch, int accumulate) {
+    float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)k * n);
+    float *plain = malloc(sizeof(float) * (size_t)m * n), *c = malloc(sizeof(float) * (size_t)m * n);
+    fill(a, (int64_t)m * k, 21u + m);
+    fill(b, (int64_t)k * n, 22u + n);
+    fill(plain, (int64_t)m * n, 23u);
+    memcpy(c, plain, sizeof(float) * (size_t)m * n);
+    if (sparse)
+        for (int64_t i = 0; i < (int64_t)m * k; i++)
+            if ((i / 5) % 3) a[i] = 0.0f;
+    kc_gemm_args g = {.m = m, .n = n, .k = k, .a = a, .a_rs = 1, .a_cs = m, .b = b, .b_rs = n,
+                      .b_cs = 1, .c = plain, .ldc = n, .a_sparse = sparse, .accumulate = accumulate};
+    kc_gemm_ex(&g);
+    block_check bc = {plain, n, calloc((size_t)m * n, 1), 0};
+    g.c = c;
+    g.block_done = check_block;
+    g.block_arg = &bc;
+    g.block_scratch = scratch;
+    kc_gemm_ex(&g);
+    cr_assert(!bc.bad, "%dx%dx%d sparse %d scratch %d acc %d: a block differs from the plain product",
+              m, n, k, sparse, scratch, accumulate);
+    for (int64_t i = 0; i < (int64_t)m * n; i++)
+        cr_assert_eq(bc.seen[i], 1, "%dx%dx%d: C[%lld] handed over %d times", m, n, k,
+                     (long long)i, bc.seen[i]);
+    if (!scratch || accumulate)
+        cr_assert(memcmp(c, plain, sizeof(float) * (size_t)m * n) == 0, "C not written");
+    free(a);
+    free(b);
+    free(plain);
+    free(c);
+    free(bc.seen);
+}
+
+Test(gemm, block_done_hands_over_every_element_once) {
+    static const int block_shapes[][3] = {{784, 512, 128}, {53, 37, 300}, {1, 5, 7}, {9, 1, 1},
+                                          {100, 70, 600}, {33, 100, 17}, {8, 32, 256}};
+    for (int threads = 1; threads <= 3; threads++) {
+        kc_set_num_threads(threads);
+        for (size_t s = 0; s < sizeof block_shapes / sizeof block_shapes[0]; s++)
+            for (int variant = 0; variant < 8; variant++)
+                check_blocks(block_shapes[s][0], block_shapes[s][1], block_shapes[s][2],
+                             variant & 1, variant >> 1 & 1, variant >> 2);
+    }
+}
+
 Test(gemm, empty_sum_gives_zero_then_epilogue) {
     float c[6] = {5, 5, 5, 5, 5, 5}, bias[3] = {1, -2, 3};
     kc_gemm_ex(&(kc_gemm_args){.m = 2, .n = 3, .k = 0, .a = c, .b = c, .c = c, .ldc = 3,
@@ -225,6 +295,77 @@ Test(determinism, training_is_the_same_on_one_and_two_threads) {
               "weights after training differ between 1 and 2 threads");
     free(w1);
     free(w2);
+}
+
+/* Dense layers step their weights inside the gradient product (kc_train_on_batch); the same
+ * steps taken the plain way (all gradients first, then the optimizer over the whole buffer)
+ * must give the same bits, for every optimizer, batches of several K blocks and of one
+ * sample, data input (sparse products) and hidden layers. */
+static kc_model *fused_model(kc_optimizer *opt) {
+    kc_set_random_seed(3);
+    kc_model *m = kc_sequential(kc_shape1(53));
+    kc_add(m, kc_dense(37, KC_RELU));
+    kc_add(m, kc_dropout(0.25f));
+    kc_add(m, kc_dense(70, KC_TANH));
+    kc_add(m, kc_dense(5, KC_SOFTMAX));
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, opt, KC_METRIC_ACCURACY));
+    return m;
+}
+
+static kc_optimizer *make_optimizer(int which) {
+    switch (which) {
+    case 0: return kc_rmsprop(NULL);
+    case 1: return kc_rmsprop(&(kc_rmsprop_opts){.momentum = 0.5f, .centered = 1});
+    case 2: return kc_adam(NULL);
+    case 3: return kc_sgd(&(kc_sgd_opts){.learning_rate = 0.1f, .momentum = 0.9f, .nesterov = 1});
+    case 4: return kc_adadelta(NULL);
+    case 5: return kc_adagrad(NULL);
+    case 6: return kc_nadam(NULL);
+    default: return kc_adamw(NULL);
+    }
+}
+
+Test(fused_step, equals_gradients_then_optimizer) {
+    enum { N = 300, IN = 53, OUT = 5 };
+    static float x[N * IN], y[N * OUT];
+    fill(x, N * IN, 31);
+    for (int i = 0; i < N * IN; i++) x[i] = x[i] < 0.2f ? 0.0f : x[i]; /* mostly zeros, as images */
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < OUT; j++) y[i * OUT + j] = (float)(j == i % OUT);
+    static const int batches[] = {300, 7, 1, 128};
+    for (int threads = 1; threads <= 2; threads++) {
+        kc_set_num_threads(threads);
+        for (int which = 0; which < 8; which++) {
+            kc_model *fused = fused_model(make_optimizer(which)), *plain = fused_model(make_optimizer(which));
+            int64_t count = kc_count_params(fused);
+            float *grads = malloc(sizeof(float) * (size_t)count);
+            float *wf = malloc(sizeof(float) * (size_t)count), *wp = malloc(sizeof(float) * (size_t)count);
+            kc_model_view v;
+            KC_CHECK(kc_model_view_get(plain, &v));
+            for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+                double loss;
+                KC_CHECK(kc_train_on_batch(fused, x, y, batches[b], NULL));
+                /* the same dropout masks: kc_compute_gradients keys them by the step count */
+                KC_CHECK(kc_compute_gradients(plain, x, y, batches[b], 1, &loss, grads, count));
+                kc_optimizer_update(v.opt, v.params, grads, 0, count);
+                kc_optimizer_finish_step(v.opt);
+                (*v.step)++;
+                KC_CHECK(kc_get_weights(fused, wf, count));
+                KC_CHECK(kc_get_weights(plain, wp, count));
+                int64_t q = 0;
+                while (q < count && !memcmp(&wf[q], &wp[q], sizeof(float))) q++;
+                cr_assert(q == count,
+                          "threads %d, optimizer %d, step %zu (batch %d): weight %lld is %.9g "
+                          "stepped in the product, %.9g stepped after it",
+                          threads, which, b, batches[b], (long long)q, wf[q], wp[q]);
+            }
+            free(grads);
+            free(wf);
+            free(wp);
+            kc_model_free(fused);
+            kc_model_free(plain);
+        }
+    }
 }
 
 Test(determinism, one_sample_predict_equals_its_row_in_a_batch) {

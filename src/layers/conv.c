@@ -217,7 +217,7 @@ static void conv_backward(kc_layer *l, const float *in, const float *out, float 
 }
 
 static const kc_layer_ops conv_ops = {"Conv2D", "conv2d", conv_build, conv_init, conv_forward,
-                                      conv_backward, conv_scratch};
+                                      conv_backward, conv_scratch, 0};
 
 kc_layer *kc_conv2d_ex(int filters, const kc_conv2d_opts *opts) {
     kc_conv2d_opts o = opts ? *opts : (kc_conv2d_opts){0};

@@ -1,6 +1,7 @@
 /* dense.c: Dense(units, activation): out = act(in @ kernel + bias), kernel (in, units). */
 #include "layer.h"
 #include "../ops/ops.h"
+#include "../optimizers.h"
 #include <math.h>
 
 static kc_status dense_build(kc_layer *l) {
@@ -40,21 +41,50 @@ static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
     if (l->act != KC_RELU && l->act != KC_LINEAR) kc_act_forward(out, batch, l->units, l->act);
 }
 
+typedef struct {
+    kc_layer *layer;
+    kc_optimizer *opt;
+} dense_step;
+
+/* a finished block of the kernel's gradient: the optimizer step on that block of the kernel,
+ * a contiguous run of weights per row (one run when the block has whole rows) */
+static void dense_block_done(void *arg, int64_t row0, int64_t row1, int64_t col0, int64_t col1,
+                             const float *block, int64_t ld) {
+    const dense_step *st = arg;
+    kc_layer *l = st->layer;
+    int whole = col0 == 0 && col1 == l->units && ld == l->units;
+    for (int64_t r = row0; r < row1; r += whole ? row1 - row0 : 1) {
+        int64_t at = r * l->units + col0;
+        kc_optimizer_apply(st->opt, l->kernel + at, block + (r - row0) * ld,
+                           l->param_offset + at, whole ? (row1 - row0) * l->units : col1 - col0);
+    }
+}
+
 static void dense_backward(kc_layer *l, const float *in, const float *out, float *dout,
                            float *din, int batch, int dout_is_preactivation,
                            const kc_forward_ctx *ctx) {
     if (!dout_is_preactivation) kc_act_backward(out, dout, batch, l->units, l->act);
-    /* dout is now dz (batch, units): dkernel = in^T @ dz, dbias = sum_rows dz, din = dz @ K^T */
+    /* dout is now dz (batch, units): din = dz @ K^T (first: it needs the kernel before this
+     * step changes it), dbias = sum_rows dz, dkernel = in^T @ dz. In a training step the
+     * kernel's weights are stepped as soon as their gradients are summed, while those are
+     * still in cache, without a round trip through the gradient buffer. */
+    if (din) kc_gemm(0, 1, batch, (int)l->in_size, l->units, dout, l->kernel, din);
+    kc_colsum(dout, batch, l->units, l->dbias);
+    dense_step st = {l, ctx->opt};
+    int step = ctx->opt && l->trainable_count;
     kc_gemm_ex(&(kc_gemm_args){.m = (int)l->in_size, .n = l->units, .k = batch, .a = in,
                                .a_rs = 1, .a_cs = l->in_size, .b = dout, .b_rs = l->units,
                                .b_cs = 1, .c = l->dkernel, .ldc = l->units,
-                               .a_sparse = l->input_is_data});
-    kc_colsum(dout, batch, l->units, l->dbias);
-    if (din) kc_gemm(0, 1, batch, (int)l->in_size, l->units, dout, l->kernel, din);
+                               .a_sparse = l->input_is_data,
+                               .block_done = step ? dense_block_done : NULL,
+                               .block_arg = &st, .block_scratch = step});
+    if (step)
+        kc_optimizer_apply(ctx->opt, l->bias, l->dbias, l->param_offset + l->kernel_size,
+                           l->units);
 }
 
-static const kc_layer_ops dense_ops = {"Dense", "dense", dense_build, dense_init, dense_forward,
-                                       dense_backward, NULL};
+static const kc_layer_ops dense_ops = {"Dense",        "dense",        dense_build, dense_init,
+                                       dense_forward,  dense_backward, NULL,        1};
 
 kc_layer *kc_dense(int units, kc_act activation) {
     kc_layer *l = kc_layer_new(&dense_ops);

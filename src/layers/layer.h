@@ -9,6 +9,10 @@ typedef struct {
     int training;      /* dropout active, batch statistics in BatchNormalization */
     int update_stats;  /* a training step: BatchNormalization updates its moving averages */
     uint64_t step_key; /* distinct per training step: seeds dropout masks */
+    /* a training step with an update: layers whose ops set updates_weights apply it to their
+     * own trainable weights in backward (once their old values are no longer needed), the
+     * model to the others */
+    kc_optimizer *opt;
 } kc_forward_ctx;
 
 typedef struct {
@@ -29,6 +33,9 @@ typedef struct {
     /* optional: floats of workspace the layer needs for batches of up to batch samples with
      * parts parallel parts (im2col buffers, pooling indices, batch statistics) */
     int64_t (*scratch_size)(const kc_layer *layer, int batch, int parts);
+    /* backward applies ctx->opt to the layer's weights when it is set (see kc_forward_ctx);
+     * the weight gradients it leaves are then unspecified */
+    int updates_weights;
 } kc_layer_ops;
 
 struct kc_layer {

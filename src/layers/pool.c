@@ -80,9 +80,9 @@ static void pool_backward(kc_layer *l, const float *in, const float *out, float 
 }
 
 static const kc_layer_ops max_pool_ops = {"MaxPooling2D", "max_pooling2d", pool_build,
-                                          kc_no_init, pool_forward, pool_backward, pool_scratch};
+                                          kc_no_init, pool_forward, pool_backward, pool_scratch, 0};
 static const kc_layer_ops avg_pool_ops = {"AveragePooling2D", "average_pooling2d", pool_build,
-                                          kc_no_init, pool_forward, pool_backward, pool_scratch};
+                                          kc_no_init, pool_forward, pool_backward, pool_scratch, 0};
 
 static int is_max(const kc_layer *l) { return l->ops == &max_pool_ops; }
 
@@ -162,7 +162,7 @@ static void gap_backward(kc_layer *l, const float *in, const float *out, float *
 }
 
 static const kc_layer_ops gap_ops = {"GlobalAveragePooling2D", "global_average_pooling2d",
-                                     gap_build, kc_no_init, gap_forward, gap_backward, NULL};
+                                     gap_build, kc_no_init, gap_forward, gap_backward, NULL, 0};
 
 kc_layer *kc_global_average_pooling2d(void) { return kc_layer_new(&gap_ops); }
 
@@ -196,7 +196,7 @@ static kc_status reshape_build(kc_layer *l) {
 }
 
 static const kc_layer_ops reshape_ops = {"Reshape", "reshape", reshape_build, kc_no_init,
-                                         kc_copy_forward, kc_copy_backward, NULL};
+                                         kc_copy_forward, kc_copy_backward, NULL, 0};
 
 kc_layer *kc_reshape(kc_shape target_shape) {
     kc_layer *l = kc_layer_new(&reshape_ops);

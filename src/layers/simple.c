@@ -59,7 +59,7 @@ static kc_status dropout_build(kc_layer *l) {
 }
 
 static const kc_layer_ops dropout_ops = {"Dropout", "dropout", dropout_build, kc_no_init,
-                                         dropout_forward, dropout_backward, NULL};
+                                         dropout_forward, dropout_backward, NULL, 0};
 
 kc_layer *kc_dropout(float rate) {
     kc_layer *l = kc_layer_new(&dropout_ops);
@@ -102,7 +102,7 @@ static kc_status activation_build(kc_layer *l) {
 }
 
 static const kc_layer_ops activation_ops = {"Activation", "activation", activation_build, kc_no_init,
-                                            activation_forward, activation_backward, NULL};
+                                            activation_forward, activation_backward, NULL, 0};
 
 kc_layer *kc_activation(kc_act activation) {
     kc_layer *l = kc_layer_new(&activation_ops);
@@ -130,6 +130,6 @@ void kc_copy_backward(kc_layer *l, const float *in, const float *out, float *dou
 }
 
 static const kc_layer_ops flatten_ops = {"Flatten", "flatten", flatten_build, kc_no_init,
-                                         kc_copy_forward, kc_copy_backward, NULL};
+                                         kc_copy_forward, kc_copy_backward, NULL, 0};
 
 kc_layer *kc_flatten(void) { return kc_layer_new(&flatten_ops); }

@@ -1,6 +1,7 @@
 /* gemm.c: matrix products on kerac's thread pool. On CPUs with AVX-512 an own kernel (8x32
  * register tiles over B panels packed to fit L1, bias + relu fused into the last store, zero
- * tiles of sparse input skipped, a streaming kernel for one row); elsewhere OpenBLAS. Each
+ * tiles of sparse input skipped, a streaming kernel for one row, finished blocks of C handed
+ * to a callback while still in cache: the fused optimizer step); elsewhere OpenBLAS. Each
  * element of C is summed in one part in a fixed order, so results depend neither on the
  * thread count nor on timing. */
 #include "ops.h"
@@ -19,34 +20,43 @@
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma")
 #include <immintrin.h>
 
-/* C[0:mr, 0:32 masked] (+)= A[0:mr, 0:kc] B[0:kc, 0:32], with A(r, k) = a[r*a_rs + k*a_cs] and
- * B(k, j) = b[k*b_rs + j]. With last set, adds bias and applies relu before the store.
- * Inlined with constant mr and strides, so the 2*mr accumulators stay in registers. */
+/* C[0:mr, 0:16*nv masked] (+)= A[0:mr, 0:kc] B[0:kc, 0:16*nv], with A(r, k) = a[r*a_rs + k*a_cs]
+ * and B(k, j) = b[k*b_rs + j]; nv = 1 for products at most 16 columns wide. With packed set, B
+ * is a packed panel: rows of NR floats, zero past the last column, read without masks (a
+ * masked load costs an extra operation on the ports that do the FMAs). With last set, adds
+ * bias and applies relu before the store. Inlined with constant mr, nv and strides, so the
+ * nv*mr accumulators stay in registers. */
 static inline __attribute__((always_inline)) void tile(
-    const int mr, int kc, const int *kidx, const float *a, const int64_t a_rs, const int64_t a_cs,
-    const float *b, int64_t b_rs, __mmask16 m0, __mmask16 m1, float *c, int64_t ldc, int load_c,
-    int last, const float *bias, int relu) {
+    const int mr, const int nv, const int packed, int kc, const int *kidx, const float *a,
+    const int64_t a_rs, const int64_t a_cs, const float *b, int64_t b_rs, __mmask16 m0,
+    __mmask16 m1, float *c, int64_t ldc, int load_c, int last, const float *bias, int relu) {
     __m512 acc0[MR], acc1[MR];
+    const float *arow[MR]; /* row-major A: a pointer per row, indexed by k without adds */
 #pragma GCC unroll 8
-    for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
+    for (int r = 0; r < mr; r++) {
+        acc0[r] = acc1[r] = _mm512_setzero_ps();
+        arow[r] = a + r * a_rs;
+    }
+    if (packed) b_rs = NR;
     /* with kidx, only the listed k (in increasing order): the others are zero in every row of
      * this tile of A, and skipping a zero term leaves a sum's bits unchanged */
     for (int t = 0; t < kc; t++) {
         const int k = kidx ? kidx[t] : t;
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, b + k * b_rs);
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + k * b_rs + 16);
+        const float *bk = b + k * b_rs;
+        __m512 b0 = packed ? _mm512_load_ps(bk) : _mm512_maskz_loadu_ps(m0, bk);
+        __m512 b1 = nv == 1 ? b0 : packed ? _mm512_load_ps(bk + 16) : _mm512_maskz_loadu_ps(m1, bk + 16);
         const float *ak = a + k * a_cs;
 #pragma GCC unroll 8
         for (int r = 0; r < mr; r++) {
-            __m512 ar = _mm512_set1_ps(ak[r * a_rs]);
+            __m512 ar = _mm512_set1_ps(a_cs == 1 ? arow[r][k] : ak[r * a_rs]);
             acc0[r] = _mm512_fmadd_ps(ar, b0, acc0[r]);
-            acc1[r] = _mm512_fmadd_ps(ar, b1, acc1[r]);
+            if (nv == 2) acc1[r] = _mm512_fmadd_ps(ar, b1, acc1[r]);
         }
     }
     __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps(), zero = _mm512_setzero_ps();
     if (last && bias) {
         bias0 = _mm512_maskz_loadu_ps(m0, bias);
-        bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+        if (nv == 2) bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
@@ -54,7 +64,7 @@ static inline __attribute__((always_inline)) void tile(
         __m512 v0 = acc0[r], v1 = acc1[r];
         if (load_c) {
             v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
+            if (nv == 2) v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
         }
         if (last) {
             v0 = _mm512_add_ps(v0, bias0);
@@ -65,14 +75,22 @@ static inline __attribute__((always_inline)) void tile(
             }
         }
         _mm512_mask_storeu_ps(cr, m0, v0);
-        _mm512_mask_storeu_ps(cr + 16, m1, v1);
+        if (nv == 2) _mm512_mask_storeu_ps(cr + 16, m1, v1);
     }
 }
 
 /* The row tiles of one column panel; A either row-major (a_cs == 1) or column-major
- * (a_rs == 1), dense or through a list of k, each its own specialisation of tile(). */
-#define TILE(MR_, K, A_RS, A_CS) \
-    tile(MR_, kc, K, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c, last, bias, relu)
+ * (a_rs == 1), dense or through a list of k, B packed or where it lies, one or two vectors
+ * wide: each its own specialisation of tile(). */
+#define TILE(MR_, K, A_RS, A_CS)                                                              \
+    (packed ? (m1 ? tile(MR_, 2, 1, kc, K, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c,    \
+                         last, bias, relu)                                                    \
+                  : tile(MR_, 1, 1, kc, K, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c,    \
+                         last, bias, relu))                                                   \
+            : (m1 ? tile(MR_, 2, 0, kc, K, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c,    \
+                         last, bias, relu)                                                    \
+                  : tile(MR_, 1, 0, kc, K, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c,    \
+                         last, bias, relu)))
 #define TILE_CASES(K, A_RS, A_CS)                      \
     switch (mr) {                                      \
     case 8: TILE(8, K, A_RS, A_CS); break;             \
@@ -86,7 +104,7 @@ static inline __attribute__((always_inline)) void tile(
     }
 
 static void tile_dispatch(int mr, int kc, const int *kidx, const float *a, int64_t a_rs,
-                          int64_t a_cs, const float *b, int64_t b_rs, __mmask16 m0,
+                          int64_t a_cs, const float *b, int64_t b_rs, int packed, __mmask16 m0,
                           __mmask16 m1, float *c, int64_t ldc, int load_c, int last,
                           const float *bias, int relu) {
     if (a_cs == 1 && kidx) TILE_CASES(kidx, a_rs, 1)
@@ -95,14 +113,72 @@ static void tile_dispatch(int mr, int kc, const int *kidx, const float *a, int64
     else TILE_CASES(NULL, 1, a_cs)
 }
 
+/* r[i] = column i of the 16 x 16 block whose rows are r[0..15] */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+    }
+}
+
+/* A panel of transposed B (B(k, j) = src[k + j*b_cs], nr <= 32 columns, kc rows) into rows of
+ * 32 floats, zero past nr: blocks of 16 x 16 read along k and transposed in registers. */
+static void pack_transposed(float *packed, const float *src, int64_t b_cs, int kc, int nr) {
+    for (int k = 0; k < kc; k += 16) {
+        __mmask16 km = (__mmask16)(kc - k >= 16 ? 0xFFFF : (1u << (kc - k)) - 1);
+        int rows = kc - k < 16 ? kc - k : 16;
+        for (int h = 0; h < 2; h++) {
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int jj = 0; jj < 16; jj++)
+                r[jj] = h * 16 + jj < nr ? _mm512_maskz_loadu_ps(km, src + (h * 16 + jj) * b_cs + k)
+                                         : _mm512_setzero_ps();
+            transpose16(r);
+            for (int q = 0; q < rows; q++) _mm512_store_ps(packed + (k + q) * NR + h * 16, r[q]);
+        }
+    }
+}
+
+/* Rows per register tile: 4 for sparse column-major A (the transposed images of a first
+ * layer's weight gradient: a tile's rows are neighbouring pixels), where a k (image) is zero
+ * in all 4 rows far more often than in all 8 (MNIST: 28% against 40% of the terms remain).
+ * The more B traffic per FMA of the narrower tile cost more than that saves for row-major
+ * sparse A (rows are images: 39% against 47%), measured side by side. */
+#define SPARSE_MR 4
+static inline int sparse_rows(const kc_gemm_args *g) {
+    return g->a_sparse && g->a_rs == 1 && g->a_cs != 1 ? SPARSE_MR : MR;
+}
+
 /* For each row tile of A[i0:i1, kb:kb+kc], the k (relative to kb) where some row of the tile
  * is non-zero: list[tile * kc ...], count[tile]. Input data such as images is mostly zeros
  * (MNIST: 81%; a tile of 8 images is zero at half the pixels). */
 static void nonzero_k_lists(const kc_gemm_args *g, int64_t i0, int64_t i1, int kb, int kc,
                             int *list, int *count) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (int64_t i = i0, t = 0; i < i1; i += MR, t++) {
-        int mr = (int)(i1 - i < MR ? i1 - i : MR), n = 0;
+    const int step = sparse_rows(g);
+    for (int64_t i = i0, t = 0; i < i1; i += step, t++) {
+        int mr = (int)(i1 - i < step ? i1 - i : step), n = 0;
         int *out = list + t * kc;
         const float *a = g->a + i * g->a_rs + kb * g->a_cs;
         if (g->a_cs == 1) { /* rows: 16 k at a time, or-ed over the tile's rows */
@@ -115,11 +191,12 @@ static void nonzero_k_lists(const kc_gemm_args *g, int64_t i0, int64_t i1, int k
                 n += __builtin_popcount(any);
             }
         } else { /* columns: the tile's mr values at each k lie together */
-            __mmask16 rows = (__mmask16)((1u << mr) - 1);
-            for (int k = 0; k < kc; k++)
-                if (_mm512_mask_cmpneq_ps_mask(rows, _mm512_maskz_loadu_ps(rows, a + k * g->a_cs),
-                                               _mm512_setzero_ps()))
-                    out[n++] = k;
+            __mmask8 rows = (__mmask8)((1u << mr) - 1);
+            for (int k = 0; k < kc; k++) { /* without a branch: zeros follow no pattern */
+                out[n] = k;
+                n += _mm256_mask_cmp_ps_mask(rows, _mm256_maskz_loadu_ps(rows, a + k * g->a_cs),
+                                             _mm256_setzero_ps(), _CMP_NEQ_UQ) != 0;
+            }
         }
         count[t] = n;
     }
@@ -166,11 +243,86 @@ static int k_block_depth(int k) {
     return (k + blocks - 1) / blocks;
 }
 
+/* B[kb:kb+kc, j:j+nr] (nr <= 32) into rows of 32 floats, zero past nr. Where B lies, the rows
+ * of a wide B are a power of two apart and thrash a few L1 sets while a panel is reused for
+ * every row tile; packed, they are contiguous and need no masks. */
+static void pack_panel(const kc_gemm_args *g, float *packed, int kb, int kc, int64_t j, int nr) {
+    const float *src = g->b + kb * g->b_rs + j * g->b_cs;
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    if (g->b_cs == 1) {
+        for (int k = 0; k < kc; k++) {
+            _mm512_store_ps(packed + k * NR, _mm512_maskz_loadu_ps(m0, src + k * g->b_rs));
+            _mm512_store_ps(packed + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + k * g->b_rs + 16));
+        }
+    } else if (g->b_rs == 1) { /* transposed B: 16 x 16 blocks transposed in registers */
+        pack_transposed(packed, src, g->b_cs, kc, nr);
+    } else { /* general strides: 32 columns gathered per k */
+        const __m512i lanes = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32((int)g->b_cs));
+        const float *src_hi = src + 16 * g->b_cs;
+        for (int k = 0; k < kc; k++) {
+            _mm512_store_ps(packed + k * NR, _mm512_mask_i32gather_ps(
+                _mm512_setzero_ps(), m0, lanes, src + k * g->b_rs, 4));
+            _mm512_store_ps(packed + k * NR + 16, m1 ? _mm512_mask_i32gather_ps(
+                _mm512_setzero_ps(), m1, lanes, src_hi + k * g->b_rs, 4) : _mm512_setzero_ps());
+        }
+    }
+}
+
+/* Every panel of B[kb:kb+kc, j0:j1], panel p at dst + p * stride: row-major B is read row
+ * after row (long runs the prefetchers follow, where one panel at a time reads 128 bytes per
+ * row of B) */
+static void pack_panels(const kc_gemm_args *g, float *dst, int64_t stride, int kb, int kc,
+                        int64_t j0, int64_t j1) {
+    int64_t panels = (j1 - j0 + NR - 1) / NR;
+    if (g->b_cs != 1) {
+        for (int64_t p = 0; p < panels; p++) {
+            int64_t j = j0 + p * NR;
+            pack_panel(g, dst + p * stride, kb, kc, j, (int)(j1 - j < NR ? j1 - j : NR));
+        }
+        return;
+    }
+    int nr_last = (int)(j1 - j0 - (panels - 1) * NR);
+    __mmask16 m0 = (__mmask16)(nr_last >= 16 ? 0xFFFF : (1u << nr_last) - 1);
+    __mmask16 m1 = (__mmask16)(nr_last >= 32 ? 0xFFFF : nr_last > 16 ? (1u << (nr_last - 16)) - 1 : 0);
+    for (int k = 0; k < kc; k++) {
+        const float *src = g->b + (kb + k) * g->b_rs + j0;
+        float *out = dst + k * NR;
+        for (int64_t p = 0; p + 1 < panels; p++) {
+            _mm512_store_ps(out + p * stride, _mm512_loadu_ps(src + p * NR));
+            _mm512_store_ps(out + p * stride + 16, _mm512_loadu_ps(src + p * NR + 16));
+        }
+        _mm512_store_ps(out + (panels - 1) * stride, _mm512_maskz_loadu_ps(m0, src + (panels - 1) * NR));
+        _mm512_store_ps(out + (panels - 1) * stride + 16,
+                        _mm512_maskz_loadu_ps(m1, src + (panels - 1) * NR + 16));
+    }
+}
+
+/* A per-thread buffer that grows to the largest size asked of it on that thread */
+typedef struct {
+    float *p;
+    int64_t capacity;
+} grow_buf;
+
+static float *grow(grow_buf *buf, int64_t floats) {
+    if (floats > buf->capacity) {
+        float *bigger = kc_alloc(sizeof(float) * (size_t)floats);
+        if (!bigger) return NULL;
+        kc_free(buf->p);
+        buf->p = bigger;
+        buf->capacity = floats;
+    }
+    return buf->p;
+}
+
 /* One thread's block of C: rows [i0, i1), columns [j0, j1). */
 static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
     static _Thread_local float packed[KC * NR] __attribute__((aligned(64)));
-    static _Thread_local int nz_list[MC / MR * KC], nz_count[MC / MR];
+    static _Thread_local int nz_list[MC / SPARSE_MR * KC], nz_count[MC / SPARSE_MR];
+    const int step = sparse_rows(g);
     const int sparse = g->a_sparse;
     int depth = k_block_depth(g->k);
     for (int kb = 0; kb < g->k; kb += depth) {
@@ -181,44 +333,75 @@ static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
             int nr = (int)(j1 - j < NR ? j1 - j : NR);
             __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
             __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
-            /* B's panel is copied into contiguous rows of 32: where it lies, the rows of a
-             * wide B are a power of two apart and thrash a few L1 sets while the panel is
-             * reused for every row tile. With a single row tile there is no reuse, and B is
-             * read where it lies. */
-            const float *src = g->b + kb * g->b_rs + j * g->b_cs;
+            /* with a single row tile a panel is not reused: B is read where it lies */
             const float *b = packed;
             int64_t b_rs = NR;
             if (g->b_cs == 1 && i1 - i0 <= MR) {
-                b = src;
+                b = g->b + kb * g->b_rs + j;
                 b_rs = g->b_rs;
-            } else if (g->b_cs == 1) {
-                for (int k = 0; k < kc; k++)
-                    _mm512_store_ps(packed + k * NR, _mm512_maskz_loadu_ps(m0, src + k * g->b_rs)),
-                    _mm512_store_ps(packed + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + k * g->b_rs + 16));
             } else {
-                /* transposed B: 32 columns gathered per k (zeros past nr); with b_rs == 1
-                 * consecutive k hit the same 32 cache lines */
-                const __m512i step = _mm512_mullo_epi32(
-                    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                    _mm512_set1_epi32((int)g->b_cs));
-                const float *src_hi = src + 16 * g->b_cs;
-                for (int k = 0; k < kc; k++) {
-                    _mm512_store_ps(packed + k * NR, _mm512_mask_i32gather_ps(
-                        _mm512_setzero_ps(), m0, step, src + k * g->b_rs, 4));
-                    _mm512_store_ps(packed + k * NR + 16, m1 ? _mm512_mask_i32gather_ps(
-                        _mm512_setzero_ps(), m1, step, src_hi + k * g->b_rs, 4) : _mm512_setzero_ps());
-                }
+                pack_panel(g, packed, kb, kc, j, nr);
             }
-            for (int64_t i = i0, t = 0; i < i1; i += MR, t++) {
-                int mr = (int)(i1 - i < MR ? i1 - i : MR);
+            for (int64_t i = i0, t = 0; i < i1; i += step, t++) {
+                int mr = (int)(i1 - i < step ? i1 - i : step);
                 tile_dispatch(mr, sparse ? nz_count[t] : kc, sparse ? nz_list + t * kc : NULL,
                               g->a + i * g->a_rs + kb * g->a_cs, g->a_rs, g->a_cs, b, b_rs,
-                              m0, m1, g->c + i * g->ldc + j, g->ldc, load_c, last,
+                              b == packed, m0, m1, g->c + i * g->ldc + j, g->ldc, load_c, last,
                               g->bias ? g->bias + j : NULL, g->relu);
             }
         }
     }
 }
+#define ROW_BLOCK 32 /* rows handed to block_done at a time: 32 KB of 256 columns */
+
+/* C[i0:i1, j0:j1], finished ROW_BLOCK rows at a time and handed to g->block_done while they
+ * are still in this core's cache: B's panels j0..j1 are packed once (every K block) and
+ * reused by each block of rows. Each element is summed as in gemm_chunk_avx512, so the bits
+ * are the same. With g->block_scratch the blocks are kept in a per-thread buffer instead of
+ * C. Returns 0 (nothing done) when a buffer cannot be had. */
+static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
+                              int64_t j1) {
+    static _Thread_local grow_buf packed_b, scratch;
+    static _Thread_local int nz_list[ROW_BLOCK / SPARSE_MR * KC], nz_count[ROW_BLOCK / SPARSE_MR];
+    const int step = sparse_rows(g), depth = k_block_depth(g->k);
+    const int64_t panels = (j1 - j0 + NR - 1) / NR, panel_floats = (int64_t)depth * NR;
+    const int blocks = (g->k + depth - 1) / depth, to_scratch = g->block_scratch && !g->accumulate;
+    float *bp = grow(&packed_b, blocks * panels * panel_floats);
+    float *out = to_scratch ? grow(&scratch, ROW_BLOCK * (j1 - j0)) : NULL;
+    if (!bp || (to_scratch && !out)) return 0;
+    for (int kb = 0, blk = 0; kb < g->k; kb += depth, blk++)
+        pack_panels(g, bp + blk * panels * panel_floats, panel_floats, kb,
+                    g->k - kb < depth ? g->k - kb : depth, j0, j1);
+    for (int64_t r0 = i0; r0 < i1; r0 += ROW_BLOCK) {
+        int64_t r1 = i1 - r0 < ROW_BLOCK ? i1 : r0 + ROW_BLOCK;
+        /* C(r0 + i, j0 + j) at c[i * ldc + j] */
+        float *c = out ? out : g->c + r0 * g->ldc + j0;
+        int64_t ldc = out ? j1 - j0 : g->ldc;
+        for (int kb = 0, blk = 0; kb < g->k; kb += depth, blk++) {
+            int kc = g->k - kb < depth ? g->k - kb : depth;
+            int last = kb + kc >= g->k, load_c = g->accumulate || kb > 0;
+            if (g->a_sparse) nonzero_k_lists(g, r0, r1, kb, kc, nz_list, nz_count);
+            for (int64_t p = 0; p < panels; p++) {
+                int64_t j = p * NR;
+                int nr = (int)(j1 - j0 - j < NR ? j1 - j0 - j : NR);
+                __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+                __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+                for (int64_t i = r0, t = 0; i < r1; i += step, t++) {
+                    int mr = (int)(r1 - i < step ? r1 - i : step);
+                    tile_dispatch(mr, g->a_sparse ? nz_count[t] : kc,
+                                  g->a_sparse ? nz_list + t * kc : NULL,
+                                  g->a + i * g->a_rs + kb * g->a_cs, g->a_rs, g->a_cs,
+                                  bp + (blk * panels + p) * panel_floats, NR, 1, m0, m1,
+                                  c + (i - r0) * ldc + j, ldc, load_c, last,
+                                  g->bias ? g->bias + j0 + j : NULL, g->relu);
+                }
+            }
+        }
+        g->block_done(g->block_arg, r0, r1, j0, j1, c, ldc);
+    }
+    return 1;
+}
+
 /* Rows in chunks of MC, so the per-tile lists of non-zero k have a fixed home. */
 static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
@@ -241,10 +424,28 @@ static int have_avx512(void) {
     return cached;
 }
 
+/* block_done over C[i0:i1, j0:j1] as it lies in C, ROW_BLOCK rows at a time */
+static void blocks_done_from_c(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
+                               int64_t j1) {
+    for (int64_t r0 = i0; r0 < i1; r0 += ROW_BLOCK)
+        g->block_done(g->block_arg, r0, i1 - r0 < ROW_BLOCK ? i1 : r0 + ROW_BLOCK, j0, j1,
+                      g->c + r0 * g->ldc + j0, g->ldc);
+}
+
 static void gemm_task(void *arg, int part, int parts) {
     const kc_gemm_args *g = arg;
     int64_t i0 = 0, i1 = g->m, j0 = 0, j1 = g->n;
     int64_t row_tiles = (g->m + MR - 1) / MR, panels = (g->n + NR - 1) / NR;
+    if (g->block_done) {
+        /* by rows: a block of whole rows is one contiguous run of C (of weights, for the
+         * optimizer step). Measured: by columns, runs of 256 floats, an epoch took 30% longer */
+        kc_split(g->m, part, parts, MR, &i0, &i1);
+        if (i0 < i1 && j0 < j1 && !gemm_blocks_avx512(g, i0, i1, j0, j1)) {
+            gemm_block_avx512(g, i0, i1, j0, j1);
+            blocks_done_from_c(g, i0, i1, j0, j1);
+        }
+        return;
+    }
     /* parts of whole column panels or whole row tiles, whichever there are more of (columns
      * on a tie: the parts then share A and split B). A weight gradient (A transposed, many
      * rows) goes by rows, so that a part's rows are the ones the optimizer reads next, unless A
@@ -322,6 +523,11 @@ static void blas_layout(int64_t rs, int64_t cs, int rows, int cols, int *trans, 
     }
 }
 
+static void blocks_done_range(void *arg, int64_t begin, int64_t end) {
+    const kc_gemm_args *g = arg;
+    blocks_done_from_c(g, begin, end, 0, g->n);
+}
+
 /* C = relu?(C + bias), row by row (C's rows may be ldc apart): for the paths without a fused
  * epilogue */
 static void epilogue_rows(const kc_gemm_args *g) {
@@ -336,14 +542,16 @@ void kc_gemm_ex(const kc_gemm_args *g) {
         for (int i = 0; i < g->m && !g->accumulate; i++)
             memset(g->c + i * g->ldc, 0, sizeof(float) * (size_t)g->n);
         epilogue_rows(g);
+        if (g->block_done) blocks_done_from_c(g, 0, g->m, 0, g->n);
         return;
     }
     if (have_avx512()) {
-        if (g->m == 1 && g->b_cs == 1 && !g->serial && gemm_one_row(g)) return;
+        if (g->m == 1 && g->b_cs == 1 && !g->serial && !g->block_done && gemm_one_row(g)) return;
         /* a product too small to be worth waking the pool runs on the caller */
         if (g->serial || (double)g->m * g->n * g->k < 1 << 17) gemm_task((void *)g, 0, 1);
-        /* sparse A: every part scans its tiles of A for zeros, so fewer, larger parts */
-        else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse ? 1 : 4);
+        /* sparse A: every part scans its tiles of A for zeros; block_done: every part packs
+         * all of its B at once. So fewer, larger parts */
+        else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse || g->block_done ? 1 : 4);
         return;
     }
     int trans_a, trans_b, lda, ldb;
@@ -353,6 +561,10 @@ void kc_gemm_ex(const kc_gemm_args *g) {
                 trans_b ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, 1.0f, g->a, lda, g->b,
                 ldb, g->accumulate ? 1.0f : 0.0f, g->c, (int)g->ldc);
     epilogue_rows(g);
+    if (g->block_done) {
+        if (g->serial) blocks_done_from_c(g, 0, g->m, 0, g->n);
+        else kc_parallel_range(g->m, 1, g->n, blocks_done_range, (void *)g);
+    }
 }
 
 void kc_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, const float *b,

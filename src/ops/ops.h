@@ -21,6 +21,16 @@ typedef struct {
     int a_sparse;      /* A is mostly zeros (input data): skip the k where a tile of A is zero;
                           the same bits as the dense sum while B is finite */
     int serial;        /* on the calling thread alone: for products inside a pool task */
+    /* optional: called as blocks of C become final, block_done(block_arg, row0, row1, col0,
+     * col1, block, ld) with C[row0:row1, col0:col1] at block (row stride ld), on the thread
+     * that computed it and while it is in that core's cache (for a weight gradient's
+     * optimizer step). Disjoint blocks may be handed over at the same time on different
+     * threads. With block_scratch, blocks may be in a per-thread buffer instead of C (C is
+     * then left unspecified). */
+    void (*block_done)(void *block_arg, int64_t row0, int64_t row1, int64_t col0, int64_t col1,
+                       const float *block, int64_t ld);
+    void *block_arg;
+    int block_scratch;
 } kc_gemm_args;
 void kc_gemm_ex(const kc_gemm_args *g);
 /* C (m, n) = op(A) op(B) for row-major A (m, k) or, transposed, (k, m); B likewise. */
