@@ -347,9 +347,45 @@ fail:
     return kc_err(KC_ENOMEM, "out of memory for the batch workspace (batch %d)", batch);
 }
 
+static int is_type(const kc_layer *l, const char *type) { return !strcmp(l->ops->type_name, type); }
+
+/* Fusions that change no result, only the passes over memory: a Dense(relu) followed by a
+ * Dropout applies the mask in its product's last store and writes the Dropout's output (the
+ * Dropout is skipped, forward and backward); a Dense whose input is a relu Dense's output
+ * (through such a Dropout, or directly) multiplies its input gradient by that relu's and
+ * dropout's derivative in the product's last store, and the relu Dense takes it as is. */
+static void plan_fusion(kc_model *m) {
+    for (int l = 0; l < m->n_layers; l++) {
+        m->layers[l]->fused_dropout = NULL;
+        m->layers[l]->gate_from = NULL;
+    }
+    for (int l = 0; l < m->n_layers; l++) {
+        kc_layer *dense = m->layers[l];
+        if (!is_type(dense, "Dense") || dense->act != KC_RELU) continue;
+        int next = l + 1;
+        if (next < m->n_layers && is_type(m->layers[next], "Dropout"))
+            dense->fused_dropout = m->layers[next++];
+        if (next < m->n_layers && is_type(m->layers[next], "Dense"))
+            m->layers[next]->gate_from = dense;
+    }
+}
+
+/* layer l is a Dropout fused into the Dense before it */
+static int skipped(const kc_model *m, int l) {
+    return l > 0 && m->layers[l - 1]->fused_dropout == m->layers[l];
+}
+
+/* where layer l writes: its own output, or that of the Dropout fused into it */
+static int output_index(const kc_model *m, int l) {
+    return l + 1 + (m->layers[l]->fused_dropout != NULL);
+}
+
 static void forward(kc_model *m, int batch, const kc_forward_ctx *ctx) {
+    plan_fusion(m);
     for (int l = 0; l < m->n_layers; l++)
-        m->layers[l]->ops->forward(m->layers[l], m->acts[l], m->acts[l + 1], batch, ctx);
+        if (!skipped(m, l))
+            m->layers[l]->ops->forward(m->layers[l], m->acts[l], m->acts[output_index(m, l)],
+                                       batch, ctx);
 }
 
 static int output_cols(const kc_model *m) {
@@ -376,9 +412,15 @@ static double forward_backward(kc_model *m, int batch, const kc_forward_ctx *ctx
     kc_forward_ctx back = *ctx;
     back.opt = update ? m->opt : NULL; /* layers that step their own weights (Dense) */
     for (int l = m->n_layers - 1; l >= 0; l--) {
+        if (skipped(m, l)) continue; /* its gradient is applied by the layers around it */
         kc_layer *layer = m->layers[l];
-        layer->ops->backward(layer, m->acts[l], m->acts[l + 1], dout, l ? din : NULL, batch,
-                             l == m->n_layers - 1 && fused, &back);
+        int out = output_index(m, l);
+        /* dout is already this layer's pre-activation gradient: the fused loss, or a product
+         * after it that applied the relu (and dropout) derivative */
+        int preactivation = (l == m->n_layers - 1 && fused) ||
+                            (out < m->n_layers && m->layers[out]->gate_from == layer);
+        layer->ops->backward(layer, m->acts[l], m->acts[out], dout, l ? din : NULL, batch,
+                             preactivation, &back);
         if (update && layer->trainable_count && !layer->ops->updates_weights)
             kc_optimizer_update(m->opt, m->params, m->grads, layer->param_offset,
                                 layer->trainable_count);

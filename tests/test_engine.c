@@ -368,6 +368,65 @@ Test(fused_step, equals_gradients_then_optimizer) {
     }
 }
 
+/* Dense(relu) + Dropout + Dense runs fused (the mask and the relu derivative in the products'
+ * last stores, the Dropout skipped); Dense(linear) + Activation(relu) + Dropout + Dense is not
+ * fused and computes the same things pass by pass. Same weights bit for bit after training,
+ * with the dropout masks made the same (a layer's mask seed follows its position). */
+static kc_model *relu_dropout_model(int fused, int which_opt) {
+    kc_set_random_seed(11);
+    kc_model *m = kc_sequential(kc_shape1(53));
+    kc_add(m, kc_dense(64, fused ? KC_RELU : KC_LINEAR));
+    if (!fused) kc_add(m, kc_activation(KC_RELU));
+    kc_add(m, kc_dropout(0.3f));
+    kc_add(m, kc_dense(40, fused ? KC_RELU : KC_LINEAR));
+    if (!fused) kc_add(m, kc_activation(KC_RELU));
+    kc_add(m, kc_dense(5, KC_SOFTMAX));
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, make_optimizer(which_opt), KC_METRIC_ACCURACY));
+    kc_model_layer(m, fused ? 1 : 2)->seed = 0x1234567;
+    return m;
+}
+
+Test(fused_step, relu_dropout_fusion_changes_no_bit) {
+    enum { N = 300, IN = 53, OUT = 5 };
+    static float x[N * IN], y[N * OUT], pf[N * OUT], pp[N * OUT];
+    fill(x, N * IN, 41);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < OUT; j++) y[i * OUT + j] = (float)(j == i % OUT);
+    static const int batches[] = {128, 300, 1, 7};
+    for (int threads = 1; threads <= 2; threads++) {
+        kc_set_num_threads(threads);
+        for (int which = 0; which < 3; which++) {
+            kc_model *fused = relu_dropout_model(1, which), *plain = relu_dropout_model(0, which);
+            int64_t count = kc_count_params(fused);
+            cr_assert_eq(count, kc_count_params(plain));
+            float *wf = malloc(sizeof(float) * (size_t)count), *wp = malloc(sizeof(float) * (size_t)count);
+            for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+                KC_CHECK(kc_train_on_batch(fused, x, y, batches[b], NULL));
+                KC_CHECK(kc_train_on_batch(plain, x, y, batches[b], NULL));
+                KC_CHECK(kc_get_weights(fused, wf, count));
+                KC_CHECK(kc_get_weights(plain, wp, count));
+                int64_t q = 0;
+                while (q < count && !memcmp(&wf[q], &wp[q], sizeof(float))) q++;
+                cr_assert(q == count, "threads %d, optimizer %d, step %zu: weight %lld is %.9g fused, %.9g not",
+                          threads, which, b, (long long)q, wf[q], wp[q]);
+            }
+            /* gradients without an update, and inference (the Dropout inactive) */
+            double lf, lp;
+            KC_CHECK(kc_compute_gradients(fused, x, y, 200, 1, &lf, wf, count));
+            KC_CHECK(kc_compute_gradients(plain, x, y, 200, 1, &lp, wp, count));
+            cr_assert(lf == lp && !memcmp(wf, wp, sizeof(float) * (size_t)count),
+                      "gradients differ with the fusion");
+            KC_CHECK(kc_predict(fused, x, N, pf));
+            KC_CHECK(kc_predict(plain, x, N, pp));
+            cr_assert(!memcmp(pf, pp, sizeof pf), "predictions differ with the fusion");
+            free(wf);
+            free(wp);
+            kc_model_free(fused);
+            kc_model_free(plain);
+        }
+    }
+}
+
 Test(determinism, one_sample_predict_equals_its_row_in_a_batch) {
     skip_without_own_kernels();
     for (int threads = 1; threads <= 2; threads++) {

@@ -33,11 +33,15 @@ static void dense_init(kc_layer *l, kc_rng *rng) {
 
 static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
                           const kc_forward_ctx *ctx) {
-    /* bias and relu (or linear) are fused into the product's last store */
+    /* bias and relu (or linear), and the mask of a fused Dropout, in the product's last store */
+    const kc_layer *d = l->fused_dropout;
+    int drop = d && ctx->training && d->rate > 0.0f;
     kc_gemm_ex(&(kc_gemm_args){.m = batch, .n = l->units, .k = (int)l->in_size, .a = in,
                                .a_rs = l->in_size, .a_cs = 1, .b = l->kernel, .b_rs = l->units,
                                .b_cs = 1, .c = out, .ldc = l->units, .bias = l->bias,
-                               .relu = l->act == KC_RELU, .a_sparse = l->input_is_data});
+                               .relu = l->act == KC_RELU, .a_sparse = l->input_is_data,
+                               .dropout_rate = drop ? d->rate : 0.0f,
+                               .dropout_key = drop ? kc_dropout_key(d, ctx) : 0});
     if (l->act != KC_RELU && l->act != KC_LINEAR) kc_act_forward(out, batch, l->units, l->act);
 }
 
@@ -63,12 +67,24 @@ static void dense_block_done(void *arg, int64_t row0, int64_t row1, int64_t col0
 static void dense_backward(kc_layer *l, const float *in, const float *out, float *dout,
                            float *din, int batch, int dout_is_preactivation,
                            const kc_forward_ctx *ctx) {
-    if (!dout_is_preactivation) kc_act_backward(out, dout, batch, l->units, l->act);
+    if (!dout_is_preactivation && l->fused_dropout) /* out is the Dropout's output */
+        kc_relu_dropout_backward(out, dout, (int64_t)batch * l->units,
+                                 kc_fused_dropout_scale(l, ctx));
+    else if (!dout_is_preactivation)
+        kc_act_backward(out, dout, batch, l->units, l->act);
     /* dout is now dz (batch, units): din = dz @ K^T (first: it needs the kernel before this
      * step changes it), dbias = sum_rows dz, dkernel = in^T @ dz. In a training step the
      * kernel's weights are stepped as soon as their gradients are summed, while those are
-     * still in cache, without a round trip through the gradient buffer. */
-    if (din) kc_gemm(0, 1, batch, (int)l->in_size, l->units, dout, l->kernel, din);
+     * still in cache, without a round trip through the gradient buffer. After a relu Dense,
+     * din leaves the product multiplied by that relu's (and its Dropout's) derivative. */
+    if (din)
+        kc_gemm_ex(&(kc_gemm_args){.m = batch, .n = (int)l->in_size, .k = l->units, .a = dout,
+                                   .a_rs = l->units, .a_cs = 1, .b = l->kernel, .b_rs = 1,
+                                   .b_cs = l->units, .c = din, .ldc = l->in_size,
+                                   .gate = l->gate_from ? in : NULL,
+                                   .gate_scale = l->gate_from
+                                                     ? kc_fused_dropout_scale(l->gate_from, ctx)
+                                                     : 1.0f});
     kc_colsum(dout, batch, l->units, l->dbias);
     dense_step st = {l, ctx->opt};
     int step = ctx->opt && l->trainable_count;

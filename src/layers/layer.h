@@ -60,6 +60,14 @@ struct kc_layer {
     float rate; /* Dropout */
     uint64_t seed; /* per-layer stream for dropout masks */
     int input_is_data; /* no weights before it: the input is the data (images: mostly zeros) */
+    /* fusions the model plans (model.c, plan_fusion), which change no result: */
+    struct kc_layer *fused_dropout; /* Dense(relu): the Dropout after it, whose mask this
+                                       layer's product applies; it writes the Dropout's output,
+                                       and the Dropout is skipped */
+    const struct kc_layer *gate_from; /* Dense whose input is a relu Dense's output (through
+                                         its fused Dropout or directly): the input gradient
+                                         leaves the product multiplied by that relu's and
+                                         dropout's derivative, and that Dense takes it as is */
 };
 
 kc_layer *kc_layer_new(const kc_layer_ops *ops);
@@ -69,6 +77,10 @@ static inline kc_window kc_layer_window(const kc_layer *l) {
                        l->kw, l->sh, l->sw, l->pad_top, l->pad_left, l->out_shape.dims[0],
                        l->out_shape.dims[1]};
 }
+/* The key of a Dropout layer's mask in this step (kc_dropout_apply) */
+uint64_t kc_dropout_key(const kc_layer *dropout, const kc_forward_ctx *ctx);
+/* 1 / (1 - rate) of a relu Dense's fused Dropout when it is active in ctx, else 1 */
+float kc_fused_dropout_scale(const kc_layer *relu_dense, const kc_forward_ctx *ctx);
 /* The weightless layers' build and init: output shape = input shape, no weights. */
 kc_status kc_same_shape_build(kc_layer *layer);
 void kc_no_init(kc_layer *layer, kc_rng *rng);

@@ -26,15 +26,20 @@ void kc_no_init(kc_layer *l, kc_rng *rng) {}
 
 /* ---- Dropout ---- */
 
-static uint64_t dropout_key(const kc_layer *l, const kc_forward_ctx *ctx) {
+uint64_t kc_dropout_key(const kc_layer *l, const kc_forward_ctx *ctx) {
     return kc_mix64(l->seed ^ kc_mix64(ctx->step_key));
+}
+
+float kc_fused_dropout_scale(const kc_layer *l, const kc_forward_ctx *ctx) {
+    const kc_layer *d = l->fused_dropout;
+    return d && ctx->training && d->rate > 0.0f ? 1.0f / (1.0f - d->rate) : 1.0f;
 }
 
 static void dropout_forward(kc_layer *l, const float *in, float *out, int batch,
                             const kc_forward_ctx *ctx) {
     int64_t n = (int64_t)batch * l->out_size;
     if (ctx->training && l->rate > 0.0f)
-        kc_dropout_apply(out, in, n, l->rate, dropout_key(l, ctx));
+        kc_dropout_apply(out, in, n, l->rate, kc_dropout_key(l, ctx));
     else
         memcpy(out, in, sizeof(float) * (size_t)n);
 }
@@ -46,7 +51,7 @@ static void dropout_backward(kc_layer *l, const float *in, const float *out, flo
     int64_t n = (int64_t)batch * l->out_size;
     /* the same mask again: din = dout * mask / (1 - rate) */
     if (ctx->training && l->rate > 0.0f)
-        kc_dropout_apply(din, dout, n, l->rate, dropout_key(l, ctx));
+        kc_dropout_apply(din, dout, n, l->rate, kc_dropout_key(l, ctx));
     else
         memcpy(din, dout, sizeof(float) * (size_t)n);
 }

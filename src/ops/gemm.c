@@ -20,16 +20,46 @@
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma")
 #include <immintrin.h>
 
+/* The rarer parts of the epilogue on C(i, j .. j + 15), after bias and relu: dropout's mask
+ * (kc_dropout_apply's, element i * ldc + j) and the gate (see kc_gemm_args). Same arithmetic
+ * as kc_dropout_apply and kc_act_backward, so the bits are those of the separate passes. */
+static inline __m512 epilogue_extra(const kc_gemm_args *g, int64_t i, int64_t j, __m512 v,
+                                    __mmask16 m) {
+    if (g->dropout_rate > 0.0f) {
+        __m512i h = _mm512_add_epi32(
+            _mm512_set1_epi32((int)(uint32_t)(i * g->ldc + j)),
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+        h = _mm512_add_epi32(_mm512_mullo_epi32(h, _mm512_set1_epi32((int)0x9e3779b9u)),
+                             _mm512_set1_epi32((int)kc_dropout_key32(g->dropout_key)));
+        h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+        h = _mm512_mullo_epi32(h, _mm512_set1_epi32((int)0x7feb352du));
+        h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 15));
+        h = _mm512_mullo_epi32(h, _mm512_set1_epi32((int)0x846ca68bu));
+        h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+        __mmask16 keep = _mm512_cmpge_epu32_mask(
+            h, _mm512_set1_epi32((int)kc_dropout_threshold(g->dropout_rate)));
+        v = _mm512_maskz_mul_ps(keep, v, _mm512_set1_ps(1.0f / (1.0f - g->dropout_rate)));
+    }
+    if (g->gate) {
+        __mmask16 open = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, g->gate + i * g->ldc + j),
+                                                 _mm512_setzero_ps(), _CMP_GT_OQ);
+        v = _mm512_maskz_mul_ps(open, v, _mm512_set1_ps(g->gate_scale));
+    }
+    return v;
+}
+
 /* C[0:mr, 0:16*nv masked] (+)= A[0:mr, 0:kc] B[0:kc, 0:16*nv], with A(r, k) = a[r*a_rs + k*a_cs]
  * and B(k, j) = b[k*b_rs + j]; nv = 1 for products at most 16 columns wide. With packed set, B
  * is a packed panel: rows of NR floats, zero past the last column, read without masks (a
  * masked load costs an extra operation on the ports that do the FMAs). With last set, adds
- * bias and applies relu before the store. Inlined with constant mr, nv and strides, so the
+ * bias, applies relu and, with ex, the rest of ex's epilogue (the tile is C(ci.., cj..))
+ * before the store. Inlined with constant mr, nv and strides, so the
  * nv*mr accumulators stay in registers. */
 static inline __attribute__((always_inline)) void tile(
     const int mr, const int nv, const int packed, int kc, const int *kidx, const float *a,
     const int64_t a_rs, const int64_t a_cs, const float *b, int64_t b_rs, __mmask16 m0,
-    __mmask16 m1, float *c, int64_t ldc, int load_c, int last, const float *bias, int relu) {
+    __mmask16 m1, float *c, int64_t ldc, int load_c, int last, const float *bias, int relu,
+    const kc_gemm_args *ex, int64_t ci, int64_t cj) {
     __m512 acc0[MR], acc1[MR];
     const float *arow[MR]; /* row-major A: a pointer per row, indexed by k without adds */
 #pragma GCC unroll 8
@@ -73,6 +103,10 @@ static inline __attribute__((always_inline)) void tile(
                 v0 = _mm512_max_ps(zero, v0); /* NaN stays NaN: max returns its second operand */
                 v1 = _mm512_max_ps(zero, v1);
             }
+            if (ex) {
+                v0 = epilogue_extra(ex, ci + r, cj, v0, m0);
+                if (nv == 2) v1 = epilogue_extra(ex, ci + r, cj + 16, v1, m1);
+            }
         }
         _mm512_mask_storeu_ps(cr, m0, v0);
         if (nv == 2) _mm512_mask_storeu_ps(cr + 16, m1, v1);
@@ -84,13 +118,13 @@ static inline __attribute__((always_inline)) void tile(
  * wide: each its own specialisation of tile(). */
 #define TILE(MR_, K, A_RS, A_CS)                                                              \
     (packed ? (m1 ? tile(MR_, 2, 1, kc, K, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c,    \
-                         last, bias, relu)                                                    \
+                         last, bias, relu, ex, ci, cj)                                        \
                   : tile(MR_, 1, 1, kc, K, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c,    \
-                         last, bias, relu))                                                   \
+                         last, bias, relu, ex, ci, cj))                                       \
             : (m1 ? tile(MR_, 2, 0, kc, K, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c,    \
-                         last, bias, relu)                                                    \
+                         last, bias, relu, ex, ci, cj)                                        \
                   : tile(MR_, 1, 0, kc, K, a, A_RS, A_CS, b, b_rs, m0, m1, c, ldc, load_c,    \
-                         last, bias, relu)))
+                         last, bias, relu, ex, ci, cj)))
 #define TILE_CASES(K, A_RS, A_CS)                      \
     switch (mr) {                                      \
     case 8: TILE(8, K, A_RS, A_CS); break;             \
@@ -106,7 +140,8 @@ static inline __attribute__((always_inline)) void tile(
 static void tile_dispatch(int mr, int kc, const int *kidx, const float *a, int64_t a_rs,
                           int64_t a_cs, const float *b, int64_t b_rs, int packed, __mmask16 m0,
                           __mmask16 m1, float *c, int64_t ldc, int load_c, int last,
-                          const float *bias, int relu) {
+                          const float *bias, int relu, const kc_gemm_args *ex, int64_t ci,
+                          int64_t cj) {
     if (a_cs == 1 && kidx) TILE_CASES(kidx, a_rs, 1)
     else if (a_cs == 1) TILE_CASES(NULL, a_rs, 1)
     else if (kidx) TILE_CASES(kidx, 1, a_cs)
@@ -324,6 +359,7 @@ static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
     static _Thread_local int nz_list[MC / SPARSE_MR * KC], nz_count[MC / SPARSE_MR];
     const int step = sparse_rows(g);
     const int sparse = g->a_sparse;
+    const kc_gemm_args *ex = g->dropout_rate > 0.0f || g->gate ? g : NULL;
     int depth = k_block_depth(g->k);
     for (int kb = 0; kb < g->k; kb += depth) {
         int kc = g->k - kb < depth ? g->k - kb : depth;
@@ -347,7 +383,7 @@ static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
                 tile_dispatch(mr, sparse ? nz_count[t] : kc, sparse ? nz_list + t * kc : NULL,
                               g->a + i * g->a_rs + kb * g->a_cs, g->a_rs, g->a_cs, b, b_rs,
                               b == packed, m0, m1, g->c + i * g->ldc + j, g->ldc, load_c, last,
-                              g->bias ? g->bias + j : NULL, g->relu);
+                              g->bias ? g->bias + j : NULL, g->relu, ex, i, j);
             }
         }
     }
@@ -393,7 +429,7 @@ static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
                                   g->a + i * g->a_rs + kb * g->a_cs, g->a_rs, g->a_cs,
                                   bp + (blk * panels + p) * panel_floats, NR, 1, m0, m1,
                                   c + (i - r0) * ldc + j, ldc, load_c, last,
-                                  g->bias ? g->bias + j0 + j : NULL, g->relu);
+                                  g->bias ? g->bias + j0 + j : NULL, g->relu, NULL, 0, 0);
                 }
             }
         }
@@ -408,6 +444,17 @@ static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
     for (int64_t i = i0; i < i1; i += MC) gemm_chunk_avx512(g, i, i1 - i < MC ? i1 : i + MC, j0, j1);
 }
 #pragma GCC pop_options
+
+/* The epilogue's dropout and gate on C(i, j) = v: epilogue_extra one value at a time */
+static float epilogue_extra_scalar(const kc_gemm_args *g, int64_t i, int64_t j, float v) {
+    if (g->dropout_rate > 0.0f)
+        v = kc_dropout_hash((uint32_t)(i * g->ldc + j), kc_dropout_key32(g->dropout_key)) >=
+                    kc_dropout_threshold(g->dropout_rate)
+                ? v * (1.0f / (1.0f - g->dropout_rate))
+                : 0.0f;
+    if (g->gate) v = g->gate[i * g->ldc + j] > 0.0f ? v * g->gate_scale : 0.0f;
+    return v;
+}
 
 /* KERAC_GEMM_BLAS=1 (any value but empty or 0) sends the products to OpenBLAS */
 static int blas_requested(void) {
@@ -505,7 +552,7 @@ static int gemm_one_row(const kc_gemm_args *g) {
         for (int b = 1; b < blocks; b++) sum += row_scratch.partial[(int64_t)b * g->n + j];
         if (g->bias) sum += g->bias[j];
         if (g->relu) sum = sum < 0.0f ? 0.0f : sum; /* NaN stays NaN */
-        g->c[j] = sum;
+        g->c[j] = g->dropout_rate > 0.0f || g->gate ? epilogue_extra_scalar(g, 0, j, sum) : sum;
     }
     return 1;
 }
@@ -528,12 +575,16 @@ static void blocks_done_range(void *arg, int64_t begin, int64_t end) {
     blocks_done_from_c(g, begin, end, 0, g->n);
 }
 
-/* C = relu?(C + bias), row by row (C's rows may be ldc apart): for the paths without a fused
- * epilogue */
+/* C = extra(relu?(C + bias)), row by row (C's rows may be ldc apart): for the paths without
+ * a fused epilogue */
 static void epilogue_rows(const kc_gemm_args *g) {
-    if (!g->bias && !g->relu) return;
-    for (int i = 0; i < g->m; i++)
-        kc_bias_act(g->c + i * g->ldc, g->bias, 1, g->n, g->relu ? KC_RELU : KC_LINEAR);
+    if (g->bias || g->relu)
+        for (int i = 0; i < g->m; i++)
+            kc_bias_act(g->c + i * g->ldc, g->bias, 1, g->n, g->relu ? KC_RELU : KC_LINEAR);
+    if (g->dropout_rate > 0.0f || g->gate)
+        for (int64_t i = 0; i < g->m; i++)
+            for (int64_t j = 0; j < g->n; j++)
+                g->c[i * g->ldc + j] = epilogue_extra_scalar(g, i, j, g->c[i * g->ldc + j]);
 }
 
 void kc_gemm_ex(const kc_gemm_args *g) {

@@ -131,25 +131,28 @@ void kc_colsum(const float *x, int rows, int cols, float *out) {
     kc_parallel_range(cols, 16, rows, colsum_range, &k);
 }
 
+static void relu_dropout_range(void *arg, int64_t begin, int64_t end) {
+    const kernel_args *k = arg;
+    float *dy = k->y, scale = k->scale;
+    const float *y = k->x;
+#pragma omp simd
+    for (int64_t i = begin; i < end; i++) dy[i] = y[i] > 0.0f ? dy[i] * scale : 0.0f;
+}
+
+void kc_relu_dropout_backward(const float *y, float *dy, int64_t n, float scale) {
+    kernel_args k = {.y = dy, .x = y, .scale = scale};
+    kc_parallel_range(n, 16, 1, relu_dropout_range, &k);
+}
+
 static void dropout_range(void *arg, int64_t begin, int64_t end) {
     const kernel_args *k = arg;
-    /* keep when a 32-bit hash of (key, i) is >= rate * 2^32: P(keep) = 1 - rate. The hash
-     * (Wang-style multiply-xorshift, 32-bit so that it vectorises) of a Weyl sequence in i */
-    uint32_t threshold = (uint32_t)fminf(k->rate * 4294967296.0f, 4294967295.0f);
-    uint32_t key = (uint32_t)(k->key ^ (k->key >> 32));
+    uint32_t threshold = kc_dropout_threshold(k->rate), key = kc_dropout_key32(k->key);
     float scale = 1.0f / (1.0f - k->rate);
     float *y = k->y;
     const float *x = k->x;
 #pragma omp simd
-    for (int64_t i = begin; i < end; i++) {
-        uint32_t h = (uint32_t)i * 0x9e3779b9u + key;
-        h ^= h >> 16;
-        h *= 0x7feb352du;
-        h ^= h >> 15;
-        h *= 0x846ca68bu;
-        h ^= h >> 16;
-        y[i] = h >= threshold ? x[i] * scale : 0.0f;
-    }
+    for (int64_t i = begin; i < end; i++)
+        y[i] = kc_dropout_hash((uint32_t)i, key) >= threshold ? x[i] * scale : 0.0f;
 }
 
 void kc_dropout_apply(float *y, const float *x, int64_t n, float rate, uint64_t key) {

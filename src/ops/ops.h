@@ -21,6 +21,14 @@ typedef struct {
     int a_sparse;      /* A is mostly zeros (input data): skip the k where a tile of A is zero;
                           the same bits as the dense sum while B is finite */
     int serial;        /* on the calling thread alone: for products inside a pool task */
+    /* epilogue, after bias and relu: inverted dropout with kc_dropout_apply's mask, element
+     * (i, j) of C taken as element i * ldc + j of the mask */
+    float dropout_rate; /* 0: none */
+    uint64_t dropout_key;
+    /* epilogue: C = gate > 0 ? C * gate_scale : 0, gate shaped as C (row stride ldc): the
+     * derivative of a relu (and of the dropout after it) applied to an input gradient */
+    const float *gate;
+    float gate_scale;
     /* optional: called as blocks of C become final, block_done(block_arg, row0, row1, col0,
      * col1, block, ld) with C[row0:row1, col0:col1] at block (row stride ld), on the thread
      * that computed it and while it is in that core's cache (for a weight gradient's
@@ -45,11 +53,29 @@ void kc_act_forward(float *y, int rows, int cols, kc_act act);
 /* dy *= act'(.) where y = act(z) is the forward output: the derivative from the output.
  * Softmax: dz = y * (dy - sum(dy * y)) per row. */
 void kc_act_backward(const float *y, float *dy, int rows, int cols, kc_act act);
+/* dy = y > 0 ? dy * scale : 0: the derivative of relu followed by inverted dropout, from the
+ * dropout's output y (zero where dropped or where relu was) */
+void kc_relu_dropout_backward(const float *y, float *dy, int64_t n, float scale);
 /* out (cols) = sum over rows of x (rows, cols) */
 void kc_colsum(const float *x, int rows, int cols, float *out);
 
 /* Dropout with a counter-based mask: element i is kept when hash(key, i) clears the rate,
  * so the mask can be made again in backward without storing it. y may alias x. */
+static inline uint32_t kc_dropout_threshold(float rate) {
+    return (uint32_t)(rate * 4294967296.0f < 4294967295.0f ? rate * 4294967296.0f : 4294967295.0f);
+}
+static inline uint32_t kc_dropout_key32(uint64_t key) { return (uint32_t)(key ^ (key >> 32)); }
+/* element i is kept when kc_dropout_hash(i, key32) >= threshold: P(keep) = 1 - rate. A
+ * Wang-style multiply-xorshift of a Weyl sequence, 32-bit so that it vectorises */
+static inline uint32_t kc_dropout_hash(uint32_t i, uint32_t key32) {
+    uint32_t h = i * 0x9e3779b9u + key32;
+    h ^= h >> 16;
+    h *= 0x7feb352du;
+    h ^= h >> 15;
+    h *= 0x846ca68bu;
+    h ^= h >> 16;
+    return h;
+}
 void kc_dropout_apply(float *y, const float *x, int64_t n, float rate, uint64_t key);
 
 /* uint8 or float rows gathered by index and scaled: out (count, size) */
