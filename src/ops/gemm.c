@@ -20,6 +20,20 @@
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma")
 #include <immintrin.h>
 
+/* Rows per register tile: 4 for sparse column-major A (the transposed images of a first
+ * layer's weight gradient: a tile's rows are neighbouring pixels), where a k (image) is zero
+ * in all 4 rows far more often than in all 8 (MNIST: 28% against 40% of the terms remain).
+ * For row-major sparse A (rows are images: 39% against 47%) the 8-row tile was faster in
+ * training, measured side by side. */
+#define SPARSE_MR 4
+static inline int sparse_rows(const kc_gemm_args *g) {
+    return g->a_sparse && g->a_rs == 1 && g->a_cs != 1 ? SPARSE_MR : MR;
+}
+/* tile_wide for 4-row tiles while its two panels fit in L1 with room to spare (32 KB: k up
+ * to 128). Deeper, they would stream from L2 for every row tile: the first layer's forward
+ * product (k blocks of 196) ran 10% slower per training step that way. */
+static inline int use_wide(int step, int kc) { return step == SPARSE_MR && kc * 2 * NR <= 8192; }
+
 /* The rarer parts of the epilogue on C(i, j .. j + 15), after bias and relu: dropout's mask
  * (kc_dropout_apply's, element i * ldc + j) and the gate (see kc_gemm_args). Same arithmetic
  * as kc_dropout_apply and kc_act_backward, so the bits are those of the separate passes. */
@@ -137,6 +151,81 @@ static inline __attribute__((always_inline)) void tile(
     default: TILE(1, K, A_RS, A_CS); break;            \
     }
 
+/* Sparse A (through a list of k): 4 rows by 64 columns, two packed panels side by side (b,
+ * b_hi), 16 accumulators: where 4-row tiles pay (sparse_rows), four vectors of B per k carry
+ * the 4 broadcasts of A, 8 loads per 16 FMAs against 6 per 8 for a 4 x 32 tile. Measured: 2%
+ * of a training step of the MNIST network. m: the four column masks. */
+static inline __attribute__((always_inline)) void tile_wide(
+    const int mr, int kc, const int *kidx, const float *a, const int64_t a_rs, const int64_t a_cs,
+    const float *b, const float *b_hi, const __mmask16 m[4], float *c, int64_t ldc, int load_c,
+    int last, const float *bias, int relu, const kc_gemm_args *ex, int64_t ci, int64_t cj) {
+    __m512 acc[SPARSE_MR][4];
+    const float *arow[SPARSE_MR];
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++) {
+        arow[r] = a + r * a_rs;
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
+    }
+    for (int t = 0; t < kc; t++) {
+        const int k = kidx[t];
+        __m512 bv[4] = {_mm512_load_ps(b + k * NR), _mm512_load_ps(b + k * NR + 16),
+                        _mm512_load_ps(b_hi + k * NR), _mm512_load_ps(b_hi + k * NR + 16)};
+        const float *ak = a + k * a_cs;
+#pragma GCC unroll 4
+        for (int r = 0; r < mr; r++) {
+            __m512 ar = _mm512_set1_ps(a_cs == 1 ? arow[r][k] : ak[r * a_rs]);
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+        }
+    }
+    __m512 bias_v[4], zero = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++)
+        bias_v[v] = last && bias ? _mm512_maskz_loadu_ps(m[v], bias + 16 * v) : zero;
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) {
+            __m512 x = acc[r][v];
+            if (load_c) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m[v], cr + 16 * v));
+            if (last) {
+                x = _mm512_add_ps(x, bias_v[v]);
+                if (relu) x = _mm512_max_ps(zero, x);
+                if (ex) x = epilogue_extra(ex, ci + r, cj + 16 * v, x, m[v]);
+            }
+            _mm512_mask_storeu_ps(cr + 16 * v, m[v], x);
+        }
+    }
+}
+
+static void tile_wide_dispatch(int mr, int kc, const int *kidx, const float *a, int64_t a_rs,
+                               int64_t a_cs, const float *b, const float *b_hi,
+                               const __mmask16 m[4], float *c, int64_t ldc, int load_c,
+                               int last, const float *bias, int relu, const kc_gemm_args *ex,
+                               int64_t ci, int64_t cj) {
+#define WIDE(MR_, A_RS, A_CS)                                                                  \
+    tile_wide(MR_, kc, kidx, a, A_RS, A_CS, b, b_hi, m, c, ldc, load_c, last, bias, relu, ex, \
+              ci, cj)
+    if (a_cs == 1) {
+        switch (mr) {
+        case 4: WIDE(4, a_rs, 1); break;
+        case 3: WIDE(3, a_rs, 1); break;
+        case 2: WIDE(2, a_rs, 1); break;
+        default: WIDE(1, a_rs, 1); break;
+        }
+    } else {
+        switch (mr) {
+        case 4: WIDE(4, 1, a_cs); break;
+        case 3: WIDE(3, 1, a_cs); break;
+        case 2: WIDE(2, 1, a_cs); break;
+        default: WIDE(1, 1, a_cs); break;
+        }
+    }
+#undef WIDE
+}
+
 static void tile_dispatch(int mr, int kc, const int *kidx, const float *a, int64_t a_rs,
                           int64_t a_cs, const float *b, int64_t b_rs, int packed, __mmask16 m0,
                           __mmask16 m1, float *c, int64_t ldc, int load_c, int last,
@@ -193,16 +282,6 @@ static void pack_transposed(float *packed, const float *src, int64_t b_cs, int k
             for (int q = 0; q < rows; q++) _mm512_store_ps(packed + (k + q) * NR + h * 16, r[q]);
         }
     }
-}
-
-/* Rows per register tile: 4 for sparse column-major A (the transposed images of a first
- * layer's weight gradient: a tile's rows are neighbouring pixels), where a k (image) is zero
- * in all 4 rows far more often than in all 8 (MNIST: 28% against 40% of the terms remain).
- * The more B traffic per FMA of the narrower tile cost more than that saves for row-major
- * sparse A (rows are images: 39% against 47%), measured side by side. */
-#define SPARSE_MR 4
-static inline int sparse_rows(const kc_gemm_args *g) {
-    return g->a_sparse && g->a_rs == 1 && g->a_cs != 1 ? SPARSE_MR : MR;
 }
 
 /* For each row tile of A[i0:i1, kb:kb+kc], the k (relative to kb) where some row of the tile
@@ -356,6 +435,7 @@ static float *grow(grow_buf *buf, int64_t floats) {
 static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
     static _Thread_local float packed[KC * NR] __attribute__((aligned(64)));
+    static _Thread_local float packed_hi[KC * NR] __attribute__((aligned(64)));
     static _Thread_local int nz_list[MC / SPARSE_MR * KC], nz_count[MC / SPARSE_MR];
     const int step = sparse_rows(g);
     const int sparse = g->a_sparse;
@@ -365,7 +445,25 @@ static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
         int kc = g->k - kb < depth ? g->k - kb : depth;
         int last = kb + kc >= g->k, load_c = g->accumulate || kb > 0;
         if (sparse) nonzero_k_lists(g, i0, i1, kb, kc, nz_list, nz_count);
-        for (int64_t j = j0; j < j1; j += NR) {
+        for (int64_t j = j0, width; j < j1; j += width) {
+            if (sparse && use_wide(step, kc) && j + NR < j1) { /* two panels: tile_wide */
+                int nr_hi = (int)(j1 - j - NR < NR ? j1 - j - NR : NR);
+                __mmask16 m[4] = {0xFFFF, 0xFFFF,
+                                  (__mmask16)(nr_hi >= 16 ? 0xFFFF : (1u << nr_hi) - 1),
+                                  (__mmask16)(nr_hi >= 32 ? 0xFFFF
+                                              : nr_hi > 16 ? (1u << (nr_hi - 16)) - 1 : 0)};
+                pack_panel(g, packed, kb, kc, j, NR);
+                pack_panel(g, packed_hi, kb, kc, j + NR, nr_hi);
+                for (int64_t i = i0, t = 0; i < i1; i += step, t++)
+                    tile_wide_dispatch((int)(i1 - i < step ? i1 - i : step), nz_count[t],
+                                       nz_list + t * kc, g->a + i * g->a_rs + kb * g->a_cs,
+                                       g->a_rs, g->a_cs, packed, packed_hi, m,
+                                       g->c + i * g->ldc + j, g->ldc, load_c, last,
+                                       g->bias ? g->bias + j : NULL, g->relu, ex, i, j);
+                width = 2 * NR;
+                continue;
+            }
+            width = NR;
             int nr = (int)(j1 - j < NR ? j1 - j : NR);
             __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
             __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
@@ -417,8 +515,25 @@ static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
             int kc = g->k - kb < depth ? g->k - kb : depth;
             int last = kb + kc >= g->k, load_c = g->accumulate || kb > 0;
             if (g->a_sparse) nonzero_k_lists(g, r0, r1, kb, kc, nz_list, nz_count);
-            for (int64_t p = 0; p < panels; p++) {
+            for (int64_t p = 0, width; p < panels; p += width) {
                 int64_t j = p * NR;
+                const float *b = bp + (blk * panels + p) * panel_floats;
+                if (g->a_sparse && use_wide(step, kc) && p + 1 < panels) { /* tile_wide */
+                    int nr_hi = (int)(j1 - j0 - j - NR < NR ? j1 - j0 - j - NR : NR);
+                    __mmask16 m[4] = {0xFFFF, 0xFFFF,
+                                      (__mmask16)(nr_hi >= 16 ? 0xFFFF : (1u << nr_hi) - 1),
+                                      (__mmask16)(nr_hi >= 32 ? 0xFFFF
+                                                  : nr_hi > 16 ? (1u << (nr_hi - 16)) - 1 : 0)};
+                    for (int64_t i = r0, t = 0; i < r1; i += step, t++)
+                        tile_wide_dispatch((int)(r1 - i < step ? r1 - i : step), nz_count[t],
+                                           nz_list + t * kc, g->a + i * g->a_rs + kb * g->a_cs,
+                                           g->a_rs, g->a_cs, b, b + panel_floats, m,
+                                           c + (i - r0) * ldc + j, ldc, load_c, last,
+                                           g->bias ? g->bias + j0 + j : NULL, g->relu, NULL, 0, 0);
+                    width = 2;
+                    continue;
+                }
+                width = 1;
                 int nr = (int)(j1 - j0 - j < NR ? j1 - j0 - j : NR);
                 __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
                 __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
@@ -426,9 +541,8 @@ static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
                     int mr = (int)(r1 - i < step ? r1 - i : step);
                     tile_dispatch(mr, g->a_sparse ? nz_count[t] : kc,
                                   g->a_sparse ? nz_list + t * kc : NULL,
-                                  g->a + i * g->a_rs + kb * g->a_cs, g->a_rs, g->a_cs,
-                                  bp + (blk * panels + p) * panel_floats, NR, 1, m0, m1,
-                                  c + (i - r0) * ldc + j, ldc, load_c, last,
+                                  g->a + i * g->a_rs + kb * g->a_cs, g->a_rs, g->a_cs, b, NR, 1,
+                                  m0, m1, c + (i - r0) * ldc + j, ldc, load_c, last,
                                   g->bias ? g->bias + j0 + j : NULL, g->relu, NULL, 0, 0);
                 }
             }
