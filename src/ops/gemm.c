@@ -9,6 +9,7 @@
 #include "../util/threads.h"
 #include <cblas.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define MR 8     /* rows of C per register tile */
@@ -494,8 +495,9 @@ static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
  * are the same. With g->block_scratch the blocks are kept in a per-thread buffer instead of
  * C. Returns 0 (nothing done) when a buffer cannot be had. */
 static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
-                              int64_t j1) {
+                              int64_t j1, uint64_t product) {
     static _Thread_local grow_buf packed_b, scratch;
+    static _Thread_local uint64_t packed_for; /* the product whose B is in packed_b */
     static _Thread_local int nz_list[ROW_BLOCK / SPARSE_MR * KC], nz_count[ROW_BLOCK / SPARSE_MR];
     const int step = sparse_rows(g), depth = k_block_depth(g->k);
     const int64_t panels = (j1 - j0 + NR - 1) / NR, panel_floats = (int64_t)depth * NR;
@@ -503,9 +505,11 @@ static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
     float *bp = grow(&packed_b, blocks * panels * panel_floats);
     float *out = to_scratch ? grow(&scratch, ROW_BLOCK * (j1 - j0)) : NULL;
     if (!bp || (to_scratch && !out)) return 0;
-    for (int kb = 0, blk = 0; kb < g->k; kb += depth, blk++)
-        pack_panels(g, bp + blk * panels * panel_floats, panel_floats, kb,
-                    g->k - kb < depth ? g->k - kb : depth, j0, j1);
+    if (packed_for != product || bp != packed_b.p) /* once per thread and product */
+        for (int kb = 0, blk = 0; kb < g->k; kb += depth, blk++)
+            pack_panels(g, bp + blk * panels * panel_floats, panel_floats, kb,
+                        g->k - kb < depth ? g->k - kb : depth, j0, j1);
+    packed_for = product;
     for (int64_t r0 = i0; r0 < i1; r0 += ROW_BLOCK) {
         int64_t r1 = i1 - r0 < ROW_BLOCK ? i1 : r0 + ROW_BLOCK;
         /* C(r0 + i, j0 + j) at c[i * ldc + j] */
@@ -593,20 +597,29 @@ static void blocks_done_from_c(const kc_gemm_args *g, int64_t i0, int64_t i1, in
                       g->c + r0 * g->ldc + j0, g->ldc);
 }
 
+/* A product with block_done: parts of whole rows (a block of whole rows is one contiguous run
+ * of C, of weights for the optimizer step; measured: by columns, runs of 256 floats, an epoch
+ * took 30% longer). Each thread packs B once for all the parts it takes. */
+typedef struct {
+    const kc_gemm_args *g;
+    uint64_t product; /* distinct per product */
+} blocks_job;
+
+static void blocks_task(void *arg, int part, int parts) {
+    const blocks_job *job = arg;
+    const kc_gemm_args *g = job->g;
+    int64_t i0, i1;
+    kc_split(g->m, part, parts, MR, &i0, &i1);
+    if (i0 < i1 && !gemm_blocks_avx512(g, i0, i1, 0, g->n, job->product)) {
+        gemm_block_avx512(g, i0, i1, 0, g->n);
+        blocks_done_from_c(g, i0, i1, 0, g->n);
+    }
+}
+
 static void gemm_task(void *arg, int part, int parts) {
     const kc_gemm_args *g = arg;
     int64_t i0 = 0, i1 = g->m, j0 = 0, j1 = g->n;
     int64_t row_tiles = (g->m + MR - 1) / MR, panels = (g->n + NR - 1) / NR;
-    if (g->block_done) {
-        /* by rows: a block of whole rows is one contiguous run of C (of weights, for the
-         * optimizer step). Measured: by columns, runs of 256 floats, an epoch took 30% longer */
-        kc_split(g->m, part, parts, MR, &i0, &i1);
-        if (i0 < i1 && j0 < j1 && !gemm_blocks_avx512(g, i0, i1, j0, j1)) {
-            gemm_block_avx512(g, i0, i1, j0, j1);
-            blocks_done_from_c(g, i0, i1, j0, j1);
-        }
-        return;
-    }
     /* parts of whole column panels or whole row tiles, whichever there are more of (columns
      * on a tie: the parts then share A and split B). A weight gradient (A transposed, many
      * rows) goes by rows, so that a part's rows are the ones the optimizer reads next, unless A
@@ -711,12 +724,19 @@ void kc_gemm_ex(const kc_gemm_args *g) {
         return;
     }
     if (have_avx512()) {
-        if (g->m == 1 && g->b_cs == 1 && !g->serial && !g->block_done && gemm_one_row(g)) return;
+        int small = g->serial || (double)g->m * g->n * g->k < 1 << 17;
+        if (g->block_done) {
+            static _Atomic uint64_t products;
+            blocks_job job = {g, atomic_fetch_add(&products, 1) + 1};
+            if (small) blocks_task(&job, 0, 1);
+            else kc_parallel_parts(blocks_task, &job, 4);
+            return;
+        }
+        if (g->m == 1 && g->b_cs == 1 && !g->serial && gemm_one_row(g)) return;
         /* a product too small to be worth waking the pool runs on the caller */
-        if (g->serial || (double)g->m * g->n * g->k < 1 << 17) gemm_task((void *)g, 0, 1);
-        /* sparse A: every part scans its tiles of A for zeros; block_done: every part packs
-         * all of its B at once. So fewer, larger parts */
-        else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse || g->block_done ? 1 : 4);
+        if (small) gemm_task((void *)g, 0, 1);
+        /* sparse A: every part scans its tiles of A for zeros, so fewer, larger parts */
+        else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse ? 1 : 4);
         return;
     }
     int trans_a, trans_b, lda, ldb;
