@@ -505,7 +505,7 @@ static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
     float *bp = grow(&packed_b, blocks * panels * panel_floats);
     float *out = to_scratch ? grow(&scratch, ROW_BLOCK * (j1 - j0)) : NULL;
     if (!bp || (to_scratch && !out)) return 0;
-    if (packed_for != product || bp != packed_b.p) /* once per thread and product */
+    if (packed_for != product) /* once per thread and product */
         for (int kb = 0, blk = 0; kb < g->k; kb += depth, blk++)
             pack_panels(g, bp + blk * panels * panel_floats, panel_floats, kb,
                         g->k - kb < depth ? g->k - kb : depth, j0, j1);
