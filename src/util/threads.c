@@ -27,9 +27,10 @@
  * the pool is tried again. Results are the same either way. */
 #define LATE_WORKER_SECONDS 1e-3
 #define SERIAL_TASKS 500
-#define PARTS_PER_THREAD 4 /* a task is cut into parts taken from a counter: a thread that the
-                              system holds back (another process on the cores) delays only the
-                              part it holds, the others take the rest */
+#define PARTS_PER_THREAD 4 /* a task is cut into parts; each thread takes its own run of them,
+                              then any left: a thread that the system holds back (another
+                              process on the cores) delays only the part it holds, the others
+                              take the rest */
 
 static int num_threads = 0;
 /* one task at a time: two user threads training two models take turns on the pool */
