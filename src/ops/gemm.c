@@ -8,6 +8,7 @@
 #include "../internal.h"
 #include "../util/threads.h"
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -432,6 +433,36 @@ static float *grow(grow_buf *buf, int64_t floats) {
     return buf->p;
 }
 
+/* gemm_blocks_avx512's buffers, per thread, freed when the thread ends (the pool's workers end
+ * when the thread count changes) */
+typedef struct {
+    grow_buf packed_b, scratch;
+} thread_bufs;
+
+static pthread_key_t bufs_key;
+static pthread_once_t bufs_once = PTHREAD_ONCE_INIT;
+
+static void free_bufs(void *p) {
+    thread_bufs *t = p;
+    kc_free(t->packed_b.p);
+    kc_free(t->scratch.p);
+    free(t);
+}
+
+static void make_bufs_key(void) { pthread_key_create(&bufs_key, free_bufs); }
+
+static thread_bufs *my_bufs(void) {
+    static _Thread_local thread_bufs *mine;
+    if (!mine) {
+        pthread_once(&bufs_once, make_bufs_key);
+        if ((mine = calloc(1, sizeof *mine)) && pthread_setspecific(bufs_key, mine)) {
+            free(mine);
+            mine = NULL;
+        }
+    }
+    return mine;
+}
+
 /* One thread's block of C: rows [i0, i1), columns [j0, j1). */
 static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
@@ -496,14 +527,15 @@ static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
  * C. Returns 0 (nothing done) when a buffer cannot be had. */
 static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1, uint64_t product) {
-    static _Thread_local grow_buf packed_b, scratch;
     static _Thread_local uint64_t packed_for; /* the product whose B is in packed_b */
+    thread_bufs *bufs = my_bufs();
+    if (!bufs) return 0;
     static _Thread_local int nz_list[ROW_BLOCK / SPARSE_MR * KC], nz_count[ROW_BLOCK / SPARSE_MR];
     const int step = sparse_rows(g), depth = k_block_depth(g->k);
     const int64_t panels = (j1 - j0 + NR - 1) / NR, panel_floats = (int64_t)depth * NR;
     const int blocks = (g->k + depth - 1) / depth, to_scratch = g->block_scratch && !g->accumulate;
-    float *bp = grow(&packed_b, blocks * panels * panel_floats);
-    float *out = to_scratch ? grow(&scratch, ROW_BLOCK * (j1 - j0)) : NULL;
+    float *bp = grow(&bufs->packed_b, blocks * panels * panel_floats);
+    float *out = to_scratch ? grow(&bufs->scratch, ROW_BLOCK * (j1 - j0)) : NULL;
     if (!bp || (to_scratch && !out)) return 0;
     if (packed_for != product) /* once per thread and product */
         for (int kb = 0, blk = 0; kb < g->k; kb += depth, blk++)
