@@ -72,7 +72,6 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 }
 static void rm_tree(char *dir) {
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(dir);
 }
 
 static int count_entries(const char *dir) {

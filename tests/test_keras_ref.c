@@ -476,5 +476,4 @@ Test(keras_ref, parser_rejects_malformed) {
     snprintf(path, sizeof path, "%s/bad.txt", dir);
     remove(path);
     rmdir(dir);
-    free(dir);
 }

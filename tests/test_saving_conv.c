@@ -72,7 +72,6 @@ static void roundtrip(const char *ext, const char *opt) {
     free(wb);
     kc_model_free(a);
     kc_model_free(b);
-    free(dir);
 }
 
 Test(conv_files, roundtrip_keras) {
@@ -135,7 +134,6 @@ static void resume_case(const char *ext, const char *opt) {
     free(wb);
     kc_model_free(a);
     kc_model_free(b);
-    free(dir);
 }
 
 Test(conv_resume, bit_for_bit_batchnorm_nadam_keras) { resume_case(".keras", "nadam"); }
@@ -327,5 +325,4 @@ Test(conv_errors, wrong_shaped_conv_kernel) {
     free(after);
     kc_model_free(a);
     kc_model_free(b);
-    free(dir);
 }
