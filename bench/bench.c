@@ -107,6 +107,7 @@ static double fma_peak(int threads) {
 }
 
 static int convnet; /* --model convnet */
+static int bf16;    /* --bf16: kc_set_mixed_bfloat16 */
 
 /* Forward, weight-gradient and input-gradient (all but the first layer) products per sample. */
 static double train_flops_per_sample(void) {
@@ -153,7 +154,8 @@ static kc_model *build_model(void) {
         kc_add(m, kc_dense(10, KC_SOFTMAX));
         opt = kc_rmsprop(NULL);
     }
-    if (kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, opt, KC_METRIC_ACCURACY)) {
+    if (kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, opt, KC_METRIC_ACCURACY) ||
+        (bf16 && kc_set_mixed_bfloat16(m, 1))) {
         fprintf(stderr, "bench: %s\n", kc_last_error());
         exit(1);
     }
@@ -236,9 +238,11 @@ static void run_case(int threads, int epochs, int loaded, const char *data_dir, 
         lat[r] = (now() - t) * 1e6;
     }
     double gflops = train_flops_per_sample() * (double)train.count / sec / 1e9;
-    printf("{\"case\": \"%s\", \"gemm\": \"%s\", \"threads\": %d, "
+    printf("{\"case\": \"%s\", \"gemm\": \"%s\", \"precision\": \"%s\", \"threads\": %d, "
            "\"load\": \"%s\", \"epochs\": %d",
-           convnet ? "train_convnet_keras_io" : "train_mlp_784_512_512_10", gemm_name(), threads, loaded ? "busy_second_process" : "idle", epochs);
+           convnet ? "train_convnet_keras_io" : "train_mlp_784_512_512_10", gemm_name(),
+           bf16 ? "mixed_bfloat16" : "float32", threads, loaded ? "busy_second_process" : "idle",
+           epochs);
     json_number("sec_per_epoch", sec, 4);
     json_number("samples_per_sec", (double)train.count / sec, 0);
     json_number("gflops", gflops, 1);
@@ -269,13 +273,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) only_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--loaded")) loaded_only = 1;
         else if (!strcmp(argv[i], "--no-peak")) json_only = 1;
+        else if (!strcmp(argv[i], "--bf16")) bf16 = 1;
         else if (!strcmp(argv[i], "--data") && i + 1 < argc) data_dir = argv[++i];
         else if (!strcmp(argv[i], "--model") && i + 1 < argc &&
                  (!strcmp(argv[i + 1], "mlp") || !strcmp(argv[i + 1], "convnet")))
             convnet = !strcmp(argv[++i], "convnet");
         else {
             fprintf(stderr, "usage: bench [--model mlp|convnet] [--epochs N] [--threads N] "
-                            "[--loaded] [--no-peak] [--data DIR]\n");
+                            "[--loaded] [--no-peak] [--bf16] [--data DIR]\n");
             return 2;
         }
     }

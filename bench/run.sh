@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: kerac's benchmark, each case a JSON line (see docs/PERFORMANCE.md).
 #   1. build/bench: kerac's own AVX-512 matrix products on 1 and 2 threads, idle, and on 2
-#      threads while a second process keeps both cores busy; then the convnet on 1 and 2;
+#      threads while a second process keeps both cores busy; the same network in
+#      mixed_bfloat16 (AMX) on 2 threads; then the convnet on 1 and 2;
 #   2. the same network with the products through OpenBLAS instead (KERAC_GEMM_BLAS=1), its
 #      pthread build and, when installed (libopenblas0-openmp), its OpenMP build, idle and
 #      loaded: the candidates the engine was chosen from. OPENBLAS_CORETYPE names the kernel,
@@ -14,6 +15,8 @@ args=${BENCH_ARGS:-}
 
 echo "# kerac's kernels"
 $bench $args
+echo "# the same network in Keras's mixed_bfloat16 (bf16 products, float32 weights and sums)"
+$bench $args --bf16 --no-peak --threads 2 || echo "# mixed_bfloat16: not available on this CPU"
 echo "# keras.io's simple MNIST convnet (Adam, batch 128, 54,000 images)"
 for threads in 1 2; do
     $bench $args --model convnet --no-peak --threads "$threads"

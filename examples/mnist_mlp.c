@@ -19,6 +19,8 @@ static void usage(FILE *out) {
             "  --data DIR         directory holding the four MNIST IDX files (raw or .gz);\n"
             "                     default: $KERAC_DATA/mnist, the user cache, or a download\n"
             "  --threads N        threads (default $KERAC_NUM_THREADS or all cores)\n"
+            "  --bf16             Keras's mixed_bfloat16: products in bfloat16, sums and\n"
+            "                     weights in float32 (needs AVX512-BF16)\n"
             "  --verbose 0|1|2    0 silent, 1 progress bar, 2 one line per epoch (default 1)\n"
             "  --load PATH        start from a saved model (.keras or .h5, from kerac or Keras)\n"
             "                     instead of building one; it continues from the saved epoch\n"
@@ -44,6 +46,7 @@ static int parse_int(const char *option, const char *text, long lo, long hi, lon
 
 int main(int argc, char **argv) {
     long hidden = 2, epochs = 20, batch_size = 128, seed = 1337, threads = 0, verbose = 1;
+    int bf16 = 0;
     const char *data_dir = NULL, *save_path = NULL, *load_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -57,6 +60,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_int(a, v, 0, LONG_MAX, &seed), i++;
         else if (!strcmp(a, "--threads")) ok = parse_int(a, v, 1, 1024, &threads), i++;
         else if (!strcmp(a, "--verbose")) ok = parse_int(a, v, 0, 2, &verbose), i++;
+        else if (!strcmp(a, "--bf16")) bf16 = 1;
         else if (!strcmp(a, "--save") || !strcmp(a, "--load")) {
             if (!v) {
                 fprintf(stderr, "mnist_mlp: %s needs a file path\n", a);
@@ -117,6 +121,11 @@ int main(int argc, char **argv) {
         kc_add(model, kc_dense(10, KC_SOFTMAX));
     }
     kc_summary(model, stdout);
+    if (bf16 && kc_set_mixed_bfloat16(model, 1) != KC_OK) {
+        fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
+        kc_model_free(model);
+        return 1;
+    }
 
     int status = 1;
     kc_metrics score;

@@ -153,6 +153,11 @@ kc_model *kc_sequential(kc_shape input_shape); /* NULL only when out of memory *
  * and reported again by kc_compile, so a chain of kc_add calls may be checked once. */
 kc_status kc_add(kc_model *m, kc_layer *layer);
 void kc_model_free(kc_model *m);
+/* Keras's "mixed_bfloat16" policy for this model's Dense layers: the operands of their matrix
+ * products rounded to bfloat16 and the sums kept in float32, weights and optimizer in float32
+ * (on = 1; 0 returns to float32). KC_EINVAL where the CPU lacks AVX512-BF16. Not saved with
+ * the model. */
+kc_status kc_set_mixed_bfloat16(kc_model *m, int on);
 kc_status kc_summary(kc_model *m, FILE *out);
 
 int kc_layer_count(const kc_model *m);

@@ -39,9 +39,19 @@ struct kc_model {
     float *dbuf[2]; /* gradient ping-pong, the largest activation each */
     float *ybuf;    /* the batch's targets */
     int ws_parts;   /* the pool size the layers' scratch was sized for */
+    int bf16;       /* kc_set_mixed_bfloat16 */
 };
 
 /* ---- construction ---------------------------------------------------------------------- */
+
+kc_status kc_set_mixed_bfloat16(kc_model *m, int on) {
+    if (!m) return kc_err(KC_EINVAL, "kc_set_mixed_bfloat16: the model is NULL");
+    if (on && !kc_gemm_bf16_supported())
+        return kc_err(KC_EINVAL, "kc_set_mixed_bfloat16: this CPU lacks AVX512-BF16 (or kerac's "
+                                 "own kernels are off: KERAC_GEMM_BLAS)");
+    m->bf16 = on != 0;
+    return KC_OK;
+}
 
 kc_model *kc_sequential(kc_shape input_shape) {
     kc_model *m = calloc(1, sizeof *m);
@@ -509,7 +519,7 @@ static void load_batch(kc_model *m, const kc_dataset *ds, const int64_t *index, 
 /* Mean loss and accuracy over samples [start, start + count) of ds, in inference mode. */
 static kc_status evaluate_range(kc_model *m, const kc_dataset *ds, int64_t start, int64_t count,
                                 int batch_size, int64_t *scratch_index, kc_metrics *result) {
-    kc_forward_ctx ctx = {0};
+    kc_forward_ctx ctx = {.bf16 = m->bf16};
     double loss_sum = 0.0, correct = 0.0;
     int cols = output_cols(m);
     int64_t rows_per_sample = kc_shape_size(last_shape(m)) / cols;
@@ -573,7 +583,7 @@ kc_status kc_predict(kc_model *m, const float *x, int64_t count, float *out) {
     if (m->ws_batch > batch) batch = m->ws_batch < count ? m->ws_batch : (int)count;
     if ((st = ensure_workspace(m, batch))) return st;
     int64_t out_size = kc_shape_size(last_shape(m));
-    kc_forward_ctx ctx = {0};
+    kc_forward_ctx ctx = {.bf16 = m->bf16};
     for (int64_t done = 0; done < count; done += batch) {
         int b = (int)(count - done < batch ? count - done : batch);
         memcpy(m->acts[0], x + done * m->input_size, sizeof(float) * (size_t)(b * m->input_size));
@@ -619,7 +629,7 @@ kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int 
                     (long long)m->n_params, (long long)count);
     if (!st) st = load_user_batch(m, x, y, batch, "kc_compute_gradients");
     if (st) return st;
-    kc_forward_ctx ctx = {.training = training, .step_key = m->step};
+    kc_forward_ctx ctx = {.training = training, .step_key = m->step, .bf16 = m->bf16};
     double l = forward_backward(m, batch, &ctx, NULL, 0);
     if (loss) *loss = l;
     if (grads) memcpy(grads, m->grads, sizeof(float) * (size_t)count);
@@ -628,7 +638,7 @@ kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int 
 
 /* One training step on the batch in the workspace. */
 static double train_step(kc_model *m, int batch, double *correct) {
-    kc_forward_ctx ctx = {.training = 1, .update_stats = 1, .step_key = m->step++};
+    kc_forward_ctx ctx = {.training = 1, .update_stats = 1, .step_key = m->step++, .bf16 = m->bf16};
     return forward_backward(m, batch, &ctx, correct, 1);
 }
 

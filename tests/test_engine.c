@@ -197,6 +197,118 @@ Test(gemm, block_done_hands_over_every_element_once) {
     }
 }
 
+/* ---- bfloat16 products ---------------------------------------------------------------- */
+
+static float round_bf16(float x) { /* to nearest even, as VCVTNE2PS2BF16 */
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/* bf16 products against the sum of the bf16-rounded operands' products in double: only the
+ * fp32 accumulation differs */
+static void check_bf16(int m, int n, int k, int trans_a, int trans_b, int sparse, int epilogue) {
+    float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)k * n);
+    float *ar = malloc(sizeof(float) * (size_t)m * k), *br = malloc(sizeof(float) * (size_t)k * n);
+    float *c = malloc(sizeof(float) * (size_t)m * n), bias[1024];
+    double *want = malloc(sizeof(double) * (size_t)m * n);
+    fill(a, (int64_t)m * k, 51u + m);
+    fill(b, (int64_t)k * n, 52u + n);
+    fill(bias, n, 53u);
+    if (sparse)
+        for (int64_t i = 0; i < (int64_t)m * k; i++)
+            if ((i / 7) % 3) a[i] = 0.0f;
+    for (int64_t i = 0; i < (int64_t)m * k; i++) ar[i] = round_bf16(a[i]);
+    for (int64_t i = 0; i < (int64_t)k * n; i++) br[i] = round_bf16(b[i]);
+    kc_gemm_args g = {.m = m, .n = n, .k = k, .a = ar, .b = br, .c = c, .ldc = n,
+                      .bias = epilogue ? bias : NULL, .relu = epilogue};
+    g.a_rs = trans_a ? 1 : k;
+    g.a_cs = trans_a ? m : 1;
+    g.b_rs = trans_b ? 1 : n;
+    g.b_cs = trans_b ? k : 1;
+    reference_gemm(&g, NULL, want);
+    g.a = a;
+    g.b = b;
+    g.bf16 = 1;
+    g.a_sparse = sparse;
+    kc_gemm_ex(&g);
+    double tol = 4e-7 * (k + 4);
+    for (int64_t i = 0; i < (int64_t)m * n; i++)
+        cr_assert(fabs(c[i] - want[i]) <= tol * fmax(1.0, fabs(want[i])),
+                  "bf16 gemm %dx%dx%d ta%d tb%d sparse%d: C[%lld] = %.9g, want %.9g", m, n, k,
+                  trans_a, trans_b, sparse, (long long)i, c[i], want[i]);
+    free(a);
+    free(b);
+    free(ar);
+    free(br);
+    free(c);
+    free(want);
+}
+
+Test(gemm, bf16_products_round_the_operands_and_sum_in_fp32) {
+    if (!kc_gemm_bf16_supported()) cr_skip_test("no AVX512-BF16 on this CPU");
+    for (int threads = 1; threads <= 2; threads++) {
+        kc_set_num_threads(threads);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int layout = 0; layout < 8; layout++)
+                check_bf16(shapes[s][0], shapes[s][1], shapes[s][2], layout & 1, layout >> 1 & 1,
+                           layout >> 2, layout == 5);
+    }
+}
+
+/* the same with the AVX512-BF16 dot-product tiles instead of AMX (KERAC_NO_AMX, read when a
+ * thread first multiplies in bf16: each test runs in its own process) */
+Test(gemm, bf16_products_without_amx) {
+    if (!kc_gemm_bf16_supported()) cr_skip_test("no AVX512-BF16 on this CPU");
+    setenv("KERAC_NO_AMX", "1", 1);
+    for (int threads = 1; threads <= 2; threads++) {
+        kc_set_num_threads(threads);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int layout = 0; layout < 8; layout++)
+                check_bf16(shapes[s][0], shapes[s][1], shapes[s][2], layout & 1, layout >> 1 & 1,
+                           layout >> 2, layout == 6);
+    }
+}
+
+/* kc_set_mixed_bfloat16: training in bf16 products follows the float32 run closely (a few
+ * steps of the seed network's shape, smaller), the weights stay float32 */
+Test(fused_step, mixed_bfloat16_trains_like_float32) {
+    if (!kc_gemm_bf16_supported()) {
+        kc_model *m = kc_sequential(kc_shape1(4));
+        KC_EXPECT_ERR(kc_set_mixed_bfloat16(m, 1), KC_EINVAL, "AVX512-BF16");
+        kc_model_free(m);
+        return;
+    }
+    enum { N = 256, IN = 64, OUT = 5 };
+    static float x[N * IN], y[N * OUT];
+    fill(x, N * IN, 61);
+    for (int i = 0; i < N * IN; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i];
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < OUT; j++) y[i * OUT + j] = (float)(j == (x[i * IN] > 0.5f) + 2 * (x[i * IN + 1] > 0.5f));
+    double loss[2];
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        kc_set_random_seed(5);
+        kc_model *m = kc_sequential(kc_shape1(IN));
+        kc_add(m, kc_dense(96, KC_RELU));
+        kc_add(m, kc_dropout(0.2f));
+        kc_add(m, kc_dense(96, KC_RELU));
+        kc_add(m, kc_dense(OUT, KC_SOFTMAX));
+        KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_rmsprop(NULL), KC_METRIC_ACCURACY));
+        KC_CHECK(kc_set_mixed_bfloat16(m, bf16));
+        kc_dataset d = {.count = N, .x_shape = kc_shape1(IN), .x_dtype = KC_FLOAT32, .x = x,
+                        .y_shape = kc_shape1(OUT), .y_dtype = KC_FLOAT32, .y = y};
+        KC_CHECK(kc_fit(m, &d, &(kc_fit_opts){.batch_size = 32, .epochs = 5, .verbose = -1}, NULL));
+        kc_metrics score;
+        KC_CHECK(kc_evaluate(m, &d, NULL, &score));
+        loss[bf16] = score.loss;
+        kc_model_free(m);
+    }
+    cr_assert(isfinite(loss[1]) && fabs(loss[1] - loss[0]) < 0.05 * loss[0] + 0.01,
+              "loss after 5 epochs: float32 %g, mixed_bfloat16 %g", loss[0], loss[1]);
+}
+
 Test(gemm, empty_sum_gives_zero_then_epilogue) {
     float c[6] = {5, 5, 5, 5, 5, 5}, bias[3] = {1, -2, 3};
     kc_gemm_ex(&(kc_gemm_args){.m = 2, .n = 3, .k = 0, .a = c, .b = c, .c = c, .ldc = 3,

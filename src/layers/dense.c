@@ -41,7 +41,8 @@ static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
                                .b_cs = 1, .c = out, .ldc = l->units, .bias = l->bias,
                                .relu = l->act == KC_RELU, .a_sparse = l->input_is_data,
                                .dropout_rate = drop ? d->rate : 0.0f,
-                               .dropout_key = drop ? kc_dropout_key(d, ctx) : 0});
+                               .dropout_key = drop ? kc_dropout_key(d, ctx) : 0,
+                               .bf16 = ctx->bf16});
     if (l->act != KC_RELU && l->act != KC_LINEAR) kc_act_forward(out, batch, l->units, l->act);
 }
 
@@ -84,7 +85,8 @@ static void dense_backward(kc_layer *l, const float *in, const float *out, float
                                    .gate = l->gate_from ? in : NULL,
                                    .gate_scale = l->gate_from
                                                      ? kc_fused_dropout_scale(l->gate_from, ctx)
-                                                     : 1.0f});
+                                                     : 1.0f,
+                                   .bf16 = ctx->bf16});
     kc_colsum(dout, batch, l->units, l->dbias);
     dense_step st = {l, ctx->opt};
     int step = ctx->opt && l->trainable_count;
@@ -93,7 +95,7 @@ static void dense_backward(kc_layer *l, const float *in, const float *out, float
                                .b_cs = 1, .c = l->dkernel, .ldc = l->units,
                                .a_sparse = l->input_is_data,
                                .block_done = step ? dense_block_done : NULL,
-                               .block_arg = &st, .block_scratch = step});
+                               .block_arg = &st, .block_scratch = step, .bf16 = ctx->bf16});
     if (step)
         kc_optimizer_apply(ctx->opt, l->bias, l->dbias, l->param_offset + l->kernel_size,
                            l->units);

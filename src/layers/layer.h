@@ -13,6 +13,7 @@ typedef struct {
      * own trainable weights in backward (once their old values are no longer needed), the
      * model to the others */
     kc_optimizer *opt;
+    int bf16; /* Dense products in bfloat16 (kc_set_mixed_bfloat16) */
 } kc_forward_ctx;
 
 typedef struct {

@@ -595,6 +595,330 @@ static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
 }
 #pragma GCC pop_options
 
+/* ---- bfloat16 products (Keras's mixed_bfloat16): A and B rounded to bf16, sums in fp32 ---- */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,amx-tile,amx-bf16,fma")
+#include <immintrin.h>
+
+/* 32 floats (a tail of n < 32 zero-filled) to 32 bf16, round to nearest even: 16 pairs */
+static inline __m512i bf16_pairs(const float *x, int n) {
+    __mmask16 lo = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+    __mmask16 hi = (__mmask16)(n >= 32 ? 0xFFFF : n > 16 ? (1u << (n - 16)) - 1 : 0);
+    return (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + 16),
+                                        _mm512_maskz_loadu_ps(lo, x));
+}
+
+/* A (m, k) as bf16, row-major, kp = ceil(k / 2) pairs per row (zero past k): out[i * kp + p]
+ * holds A(i, 2p) and A(i, 2p + 1). Row-major A converts row by row; transposed A (a_rs == 1)
+ * goes through 16 x 16 register transposes. */
+static void convert_a_bf16(const kc_gemm_args *g, int64_t i0, int64_t i1, uint32_t *out,
+                           int64_t kp) {
+    if (g->a_cs == 1) {
+        for (int64_t i = i0; i < i1; i++)
+            for (int64_t k = 0; k < g->k; k += 32) {
+                int n = (int)(g->k - k < 32 ? g->k - k : 32);
+                _mm512_mask_storeu_epi32(out + (i - i0) * kp + k / 2,
+                                         (__mmask16)((1u << ((n + 1) / 2)) - 1),
+                                         bf16_pairs(g->a + i * g->a_rs + k * g->a_cs, n));
+            }
+        return;
+    }
+    /* A(i, k) = a[i + k * a_cs]: blocks of 16 i by 32 k, each k row read along i */
+    for (int64_t i = i0; i < i1; i += 16) {
+        int ni = (int)(i1 - i < 16 ? i1 - i : 16);
+        __mmask16 im = (__mmask16)(ni >= 16 ? 0xFFFF : (1u << ni) - 1);
+        for (int64_t k = 0; k < g->k; k += 32) {
+            int nk = (int)(g->k - k < 32 ? g->k - k : 32);
+            __m512 lo[16], hi[16];
+            for (int q = 0; q < 16; q++) {
+                lo[q] = q < nk ? _mm512_maskz_loadu_ps(im, g->a + i + (k + q) * g->a_cs) : _mm512_setzero_ps();
+                hi[q] = 16 + q < nk ? _mm512_maskz_loadu_ps(im, g->a + i + (k + 16 + q) * g->a_cs) : _mm512_setzero_ps();
+            }
+            transpose16(lo); /* lo[r] = A(i + r, k .. k + 15) */
+            transpose16(hi);
+            __mmask16 pm = (__mmask16)((1u << ((nk + 1) / 2)) - 1);
+            for (int r = 0; r < ni; r++)
+                _mm512_mask_storeu_epi32(out + (i - i0 + r) * kp + k / 2, pm,
+                                         (__m512i)_mm512_cvtne2ps_pbh(hi[r], lo[r]));
+        }
+    }
+}
+
+/* A packed fp32 panel (kc rows of NR) to bf16 pairs: out[p * NR + j] holds B(2p, j) and
+ * B(2p + 1, j); an odd last row is paired with zero */
+static void panel_to_bf16(const float *packed, int kc, uint32_t *out) {
+    const __m512i lo_idx = _mm512_setr_epi32(0 | 32 << 16, 1 | 33 << 16, 2 | 34 << 16, 3 | 35 << 16,
+                                             4 | 36 << 16, 5 | 37 << 16, 6 | 38 << 16, 7 | 39 << 16,
+                                             8 | 40 << 16, 9 | 41 << 16, 10 | 42 << 16, 11 | 43 << 16,
+                                             12 | 44 << 16, 13 | 45 << 16, 14 | 46 << 16, 15 | 47 << 16);
+    const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
+    for (int p = 0; 2 * p < kc; p++) {
+        __m512i r0 = bf16_pairs(packed + 2 * p * NR, NR);
+        __m512i r1 = 2 * p + 1 < kc ? bf16_pairs(packed + (2 * p + 1) * NR, NR) : _mm512_setzero_si512();
+        _mm512_store_si512(out + p * NR, _mm512_permutex2var_epi16(r0, lo_idx, r1));
+        _mm512_store_si512(out + p * NR + 16, _mm512_permutex2var_epi16(r0, hi_idx, r1));
+    }
+    for (int p = (kc + 1) / 2; p % 16; p++) { /* zero pairs to a whole AMX tile */
+        _mm512_store_si512(out + p * NR, _mm512_setzero_si512());
+        _mm512_store_si512(out + p * NR + 16, _mm512_setzero_si512());
+    }
+}
+
+/* B[kb:kb+kc, j:j+nr] of a row-major B straight to bf16 pairs (panel_to_bf16's layout) */
+static void panel_rows_to_bf16(const kc_gemm_args *g, int kb, int kc, int64_t j, int nr,
+                               uint32_t *out) {
+    const __m512i lo_idx = _mm512_setr_epi32(0 | 32 << 16, 1 | 33 << 16, 2 | 34 << 16, 3 | 35 << 16,
+                                             4 | 36 << 16, 5 | 37 << 16, 6 | 38 << 16, 7 | 39 << 16,
+                                             8 | 40 << 16, 9 | 41 << 16, 10 | 42 << 16, 11 | 43 << 16,
+                                             12 | 44 << 16, 13 | 45 << 16, 14 | 46 << 16, 15 | 47 << 16);
+    const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
+    const float *src = g->b + kb * g->b_rs + j;
+    int p = 0;
+    for (; 2 * p < kc; p++) {
+        __m512i r0 = bf16_pairs(src + 2 * p * g->b_rs, nr);
+        __m512i r1 = 2 * p + 1 < kc ? bf16_pairs(src + (2 * p + 1) * g->b_rs, nr) : _mm512_setzero_si512();
+        _mm512_store_si512(out + p * NR, _mm512_permutex2var_epi16(r0, lo_idx, r1));
+        _mm512_store_si512(out + p * NR + 16, _mm512_permutex2var_epi16(r0, hi_idx, r1));
+    }
+    for (; p % 16; p++) {
+        _mm512_store_si512(out + p * NR, _mm512_setzero_si512());
+        _mm512_store_si512(out + p * NR + 16, _mm512_setzero_si512());
+    }
+}
+
+/* For each 8-row tile of the converted A, the pairs p (of kps from p0) non-zero in some row */
+static void nonzero_pair_lists(const uint32_t *abf, int64_t rows, int64_t kp, int p0, int kps,
+                               int *list, int *count) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int64_t i = 0, t = 0; i < rows; i += MR, t++) {
+        int mr = (int)(rows - i < MR ? rows - i : MR), n = 0;
+        for (int p = 0; p < kps; p += 16) {
+            __mmask16 in = (__mmask16)(kps - p >= 16 ? 0xFFFF : (1u << (kps - p)) - 1), any = 0;
+            for (int r = 0; r < mr; r++) /* +0 and -0 pairs are zero too */
+                any |= _mm512_mask_test_epi32_mask(
+                    in, _mm512_maskz_loadu_epi32(in, abf + (i + r) * kp + p0 + p),
+                    _mm512_set1_epi32(0x7FFF7FFF));
+            _mm512_mask_compressstoreu_epi32(list + t * kps + n, any,
+                                             _mm512_add_epi32(lane, _mm512_set1_epi32(p)));
+            n += __builtin_popcount(any);
+        }
+        count[t] = n;
+    }
+}
+
+/* The bf16 twin of tile(): 8 rows by 32 columns, pairs of k per dot-product instruction */
+static inline __attribute__((always_inline)) void tile_bf16(
+    const int mr, int kps, const int *pidx, const uint32_t *a, int64_t lda, const uint32_t *b,
+    __mmask16 m0, __mmask16 m1, float *c, int64_t ldc, int load_c, int last, const float *bias,
+    int relu, const kc_gemm_args *ex, int64_t ci, int64_t cj) {
+    __m512 acc0[MR], acc1[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
+    for (int t = 0; t < kps; t++) {
+        const int p = pidx ? pidx[t] : t;
+        __m512bh b0 = (__m512bh)_mm512_load_si512(b + p * NR);
+        __m512bh b1 = (__m512bh)_mm512_load_si512(b + p * NR + 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            __m512bh ar = (__m512bh)_mm512_set1_epi32((int)a[r * lda + p]);
+            acc0[r] = _mm512_dpbf16_ps(acc0[r], ar, b0);
+            acc1[r] = _mm512_dpbf16_ps(acc1[r], ar, b1);
+        }
+    }
+    __m512 zero = _mm512_setzero_ps();
+    __m512 bias0 = last && bias ? _mm512_maskz_loadu_ps(m0, bias) : zero;
+    __m512 bias1 = last && bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : zero;
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m512 v0 = acc0[r], v1 = acc1[r];
+        if (load_c) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        if (last) {
+            v0 = _mm512_add_ps(v0, bias0);
+            v1 = _mm512_add_ps(v1, bias1);
+            if (relu) {
+                v0 = _mm512_max_ps(zero, v0);
+                v1 = _mm512_max_ps(zero, v1);
+            }
+            if (ex) {
+                v0 = epilogue_extra(ex, ci + r, cj, v0, m0);
+                v1 = epilogue_extra(ex, ci + r, cj + 16, v1, m1);
+            }
+        }
+        _mm512_mask_storeu_ps(cr, m0, v0);
+        _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    }
+}
+
+static void tile_bf16_dispatch(int mr, int kps, const int *pidx, const uint32_t *a, int64_t lda,
+                               const uint32_t *b, __mmask16 m0, __mmask16 m1, float *c,
+                               int64_t ldc, int load_c, int last, const float *bias, int relu,
+                               const kc_gemm_args *ex, int64_t ci, int64_t cj) {
+#define TB(MR_) tile_bf16(MR_, kps, pidx, a, lda, b, m0, m1, c, ldc, load_c, last, bias, relu, ex, ci, cj)
+    switch (mr) {
+    case 8: TB(8); break;
+    case 7: TB(7); break;
+    case 6: TB(6); break;
+    case 5: TB(5); break;
+    case 4: TB(4); break;
+    case 3: TB(3); break;
+    case 2: TB(2); break;
+    default: TB(1); break;
+    }
+#undef TB
+}
+
+/* AMX: 32 rows by 32 columns of C per block, four 16 x 16 accumulator tiles (tmm4-7) fed by
+ * two A tiles (tmm0-1: 16 rows by 16 pairs of k) and two B tiles (tmm2-3: 16 pairs by 16
+ * columns, pairs interleaved as TDPBF16PS wants them, which is panel_to_bf16's layout).
+ * Linux grants a process the AMX state on request (ARCH_REQ_XCOMP_PERM); each thread loads
+ * the tile configuration once. */
+#include <sys/syscall.h>
+#include <unistd.h>
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed, aligned(64))) amx_config;
+
+static int amx_granted;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+static void amx_request(void) {
+    amx_granted = __builtin_cpu_supports("amx-bf16") &&
+                  syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+}
+
+static int amx_ready(void) {
+    static _Thread_local int configured;
+    if (configured) return configured > 0;
+    pthread_once(&amx_once, amx_request);
+    if (!amx_granted || getenv("KERAC_NO_AMX")) {
+        configured = -1;
+        return 0;
+    }
+    amx_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    configured = 1;
+    return 1;
+}
+
+/* C[i:i+mr, j:j+32 masked] (+)= A B over kps pairs: a = the block's first row of converted A
+ * (lda pairs per row, 32 rows readable, pairs past kps multiplied by zero pairs of b), b the
+ * converted panel (zero past kps, to a whole tile) */
+static void amx_block(int mr, int kps, const uint32_t *a, int64_t lda, const uint32_t *b,
+                      __mmask16 m0, __mmask16 m1, float *c, int64_t ldc, int load_c, int last,
+                      const float *bias, int relu, const kc_gemm_args *ex, int64_t ci, int64_t cj) {
+    float out[32 * 32] __attribute__((aligned(64)));
+    _tile_zero(4);
+    _tile_zero(5);
+    _tile_zero(6);
+    _tile_zero(7);
+    for (int p = 0; p < kps; p += 16) {
+        _tile_loadd(0, a + p, lda * 4);
+        _tile_loadd(1, a + 16 * lda + p, lda * 4);
+        _tile_loadd(2, b + p * NR, NR * 4);
+        _tile_loadd(3, b + p * NR + 16, NR * 4);
+        _tile_dpbf16ps(4, 0, 2);
+        _tile_dpbf16ps(5, 0, 3);
+        _tile_dpbf16ps(6, 1, 2);
+        _tile_dpbf16ps(7, 1, 3);
+    }
+    _tile_stored(4, out, 32 * 4);
+    _tile_stored(5, out + 16, 32 * 4);
+    _tile_stored(6, out + 16 * 32, 32 * 4);
+    _tile_stored(7, out + 16 * 32 + 16, 32 * 4);
+    __m512 zero = _mm512_setzero_ps();
+    __m512 bias0 = last && bias ? _mm512_maskz_loadu_ps(m0, bias) : zero;
+    __m512 bias1 = last && bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : zero;
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m512 v0 = _mm512_load_ps(out + r * 32), v1 = _mm512_load_ps(out + r * 32 + 16);
+        if (load_c) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        if (last) {
+            v0 = _mm512_add_ps(v0, bias0);
+            v1 = _mm512_add_ps(v1, bias1);
+            if (relu) {
+                v0 = _mm512_max_ps(zero, v0);
+                v1 = _mm512_max_ps(zero, v1);
+            }
+            if (ex) {
+                v0 = epilogue_extra(ex, ci + r, cj, v0, m0);
+                v1 = epilogue_extra(ex, ci + r, cj + 16, v1, m1);
+            }
+        }
+        _mm512_mask_storeu_ps(cr, m0, v0);
+        _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    }
+}
+
+/* One part of a bf16 product: C[i0:i1, j0:j1]. A's rows converted once, each B panel packed
+ * and converted once per K block; K blocks of k_block_depth, added in order. 0 when a buffer
+ * cannot be had. */
+static int gemm_bf16_part(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    static _Thread_local float packed[KC * NR] __attribute__((aligned(64)));
+    static _Thread_local uint32_t bpairs[(KC / 2 + 16) * NR] __attribute__((aligned(64)));
+    thread_bufs *bufs = my_bufs();
+    if (!bufs) return 0;
+    const int amx = amx_ready();
+    /* with AMX, rows to a multiple of 32 and 16 spare pairs per row, zero: tiles read whole */
+    const int64_t kp = (g->k + 1) / 2 + (amx ? 16 : 0), rows = i1 - i0,
+                  tiles = (rows + MR - 1) / MR, rows_alloc = amx ? (rows + 31) / 32 * 32 : rows;
+    int depth = k_block_depth(g->k);
+    depth += depth & 1; /* whole pairs per block */
+    const int64_t list_floats = g->a_sparse ? (tiles * (depth / 2) * (int64_t)sizeof(int) + 2 * tiles * sizeof(int) + 3) / 4 : 0;
+    float *buf = grow(&bufs->scratch, rows_alloc * kp + list_floats + 16);
+    if (!buf) return 0;
+    uint32_t *abf = (uint32_t *)buf;
+    int *list = (int *)(buf + rows_alloc * kp), *count = list + tiles * (depth / 2);
+    if (amx) memset(abf, 0, sizeof(uint32_t) * (size_t)(rows_alloc * kp));
+    convert_a_bf16(g, i0, i1, abf, kp);
+    const kc_gemm_args *ex = g->dropout_rate > 0.0f || g->gate ? g : NULL;
+    for (int kb = 0; kb < g->k; kb += depth) {
+        int kc = g->k - kb < depth ? g->k - kb : depth, kps = (kc + 1) / 2;
+        int last = kb + kc >= g->k, load_c = g->accumulate || kb > 0;
+        if (g->a_sparse && !amx) nonzero_pair_lists(abf, rows, kp, kb / 2, kps, list, count);
+        for (int64_t j = j0; j < j1; j += NR) {
+            int nr = (int)(j1 - j < NR ? j1 - j : NR);
+            __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+            __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+            if (g->b_cs == 1) {
+                panel_rows_to_bf16(g, kb, kc, j, nr, bpairs);
+            } else {
+                pack_panel(g, packed, kb, kc, j, nr);
+                panel_to_bf16(packed, kc, bpairs);
+            }
+            if (amx) {
+                for (int64_t i = i0; i < i1; i += 32)
+                    amx_block((int)(i1 - i < 32 ? i1 - i : 32), kps, abf + (i - i0) * kp + kb / 2,
+                              kp, bpairs, m0, m1, g->c + i * g->ldc + j, g->ldc, load_c, last,
+                              g->bias ? g->bias + j : NULL, g->relu, ex, i, j);
+                continue;
+            }
+            for (int64_t i = i0, t = 0; i < i1; i += MR, t++)
+                tile_bf16_dispatch((int)(i1 - i < MR ? i1 - i : MR),
+                                   g->a_sparse ? count[t] : kps, g->a_sparse ? list + t * kps : NULL,
+                                   abf + (i - i0) * kp + kb / 2, kp, bpairs, m0, m1,
+                                   g->c + i * g->ldc + j, g->ldc, load_c, last,
+                                   g->bias ? g->bias + j : NULL, g->relu, ex, i, j);
+        }
+    }
+    return 1;
+}
+#pragma GCC pop_options
+
+
 /* The epilogue's dropout and gate on C(i, j) = v: epilogue_extra one value at a time */
 static float epilogue_extra_scalar(const kc_gemm_args *g, int64_t i, int64_t j, float v) {
     if (g->dropout_rate > 0.0f)
@@ -647,6 +971,25 @@ static void blocks_task(void *arg, int part, int parts) {
         blocks_done_from_c(g, i0, i1, 0, g->n);
     }
 }
+
+/* bf16 products: parts of whole column panels or of whole row tiles, as gemm_task */
+static void bf16_task(void *arg, int part, int parts) {
+    const kc_gemm_args *g = arg;
+    int64_t i0 = 0, i1 = g->m, j0 = 0, j1 = g->n;
+    int64_t row_tiles = (g->m + MR - 1) / MR, panels = (g->n + NR - 1) / NR;
+    if (panels >= parts && panels >= row_tiles) kc_split(g->n, part, parts, NR, &j0, &j1);
+    else kc_split(g->m, part, parts, MR, &i0, &i1);
+    if (i0 < i1 && j0 < j1 && !gemm_bf16_part(g, i0, i1, j0, j1))
+        gemm_block_avx512(g, i0, i1, j0, j1); /* no memory for the conversion: fp32 */
+}
+
+static int have_avx512_bf16(void) {
+    static int cached = -1;
+    if (cached < 0) cached = have_avx512() && __builtin_cpu_supports("avx512bf16");
+    return cached;
+}
+
+int kc_gemm_bf16_supported(void) { return have_avx512_bf16(); }
 
 static void gemm_task(void *arg, int part, int parts) {
     const kc_gemm_args *g = arg;
@@ -757,6 +1100,15 @@ void kc_gemm_ex(const kc_gemm_args *g) {
     }
     if (have_avx512()) {
         int small = g->serial || (double)g->m * g->n * g->k < 1 << 17;
+        if (g->bf16 && have_avx512_bf16() && (g->a_cs == 1 || g->a_rs == 1)) {
+            if (small) bf16_task((void *)g, 0, 1);
+            else kc_parallel_parts(bf16_task, (void *)g, 1);
+            if (g->block_done) {
+                if (small) blocks_done_from_c(g, 0, g->m, 0, g->n);
+                else kc_parallel_range(g->m, 1, g->n, blocks_done_range, (void *)g);
+            }
+            return;
+        }
         if (g->block_done) {
             static _Atomic uint64_t products;
             blocks_job job = {g, atomic_fetch_add(&products, 1) + 1};

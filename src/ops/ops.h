@@ -39,12 +39,16 @@ typedef struct {
                        const float *block, int64_t ld);
     void *block_arg;
     int block_scratch;
+    /* A and B rounded to bfloat16, the sums in fp32 (Keras's mixed_bfloat16), where the CPU
+     * has AVX512-BF16 (kc_gemm_bf16_supported); elsewhere the fp32 product */
+    int bf16;
 } kc_gemm_args;
 void kc_gemm_ex(const kc_gemm_args *g);
 /* C (m, n) = op(A) op(B) for row-major A (m, k) or, transposed, (k, m); B likewise. */
 void kc_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, const float *b,
              float *c);
 const char *kc_gemm_backend(void); /* "kerac-avx512" or "openblas" */
+int kc_gemm_bf16_supported(void);
 
 /* y (rows, cols) += bias (cols) then y = act(y), in one pass. */
 void kc_bias_act(float *y, const float *bias, int rows, int cols, kc_act act);
