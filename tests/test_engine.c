@@ -247,29 +247,25 @@ static void check_bf16(int m, int n, int k, int trans_a, int trans_b, int sparse
     free(want);
 }
 
-Test(gemm, bf16_products_round_the_operands_and_sum_in_fp32) {
+/* every shape, transposes, sparse A; bias and relu on one layout */
+static void check_bf16_all(int epilogue_layout) {
     if (!kc_gemm_bf16_supported()) cr_skip_test("no AVX512-BF16 on this CPU");
     for (int threads = 1; threads <= 2; threads++) {
         kc_set_num_threads(threads);
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int layout = 0; layout < 8; layout++)
                 check_bf16(shapes[s][0], shapes[s][1], shapes[s][2], layout & 1, layout >> 1 & 1,
-                           layout >> 2, layout == 5);
+                           layout >> 2, layout == epilogue_layout);
     }
 }
+
+Test(gemm, bf16_products_round_the_operands_and_sum_in_fp32) { check_bf16_all(5); }
 
 /* the same with the AVX512-BF16 dot-product tiles instead of AMX (KERAC_NO_AMX, read when a
  * thread first multiplies in bf16: each test runs in its own process) */
 Test(gemm, bf16_products_without_amx) {
-    if (!kc_gemm_bf16_supported()) cr_skip_test("no AVX512-BF16 on this CPU");
     setenv("KERAC_NO_AMX", "1", 1);
-    for (int threads = 1; threads <= 2; threads++) {
-        kc_set_num_threads(threads);
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-            for (int layout = 0; layout < 8; layout++)
-                check_bf16(shapes[s][0], shapes[s][1], shapes[s][2], layout & 1, layout >> 1 & 1,
-                           layout >> 2, layout == 6);
-    }
+    check_bf16_all(6);
 }
 
 /* kc_set_mixed_bfloat16: training in bf16 products follows the float32 run closely (a few

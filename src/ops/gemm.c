@@ -706,6 +706,31 @@ static void nonzero_pair_lists(const uint32_t *abf, int64_t rows, int64_t kp, in
     }
 }
 
+/* One row of a 32-wide block of C, summed in v0, v1: (+ C), then with last + bias, relu and
+ * the rest of ex's epilogue, as tile() does; stored masked */
+static inline __attribute__((always_inline)) void store_row32(
+    float *cr, __m512 v0, __m512 v1, __mmask16 m0, __mmask16 m1, int load_c, int last,
+    __m512 bias0, __m512 bias1, int relu, const kc_gemm_args *ex, int64_t ci, int64_t cj) {
+    if (load_c) {
+        v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+        v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
+    }
+    if (last) {
+        v0 = _mm512_add_ps(v0, bias0);
+        v1 = _mm512_add_ps(v1, bias1);
+        if (relu) {
+            v0 = _mm512_max_ps(_mm512_setzero_ps(), v0);
+            v1 = _mm512_max_ps(_mm512_setzero_ps(), v1);
+        }
+        if (ex) {
+            v0 = epilogue_extra(ex, ci, cj, v0, m0);
+            v1 = epilogue_extra(ex, ci, cj + 16, v1, m1);
+        }
+    }
+    _mm512_mask_storeu_ps(cr, m0, v0);
+    _mm512_mask_storeu_ps(cr + 16, m1, v1);
+}
+
 /* The bf16 twin of tile(): 8 rows by 32 columns, pairs of k per dot-product instruction */
 static inline __attribute__((always_inline)) void tile_bf16(
     const int mr, int kps, const int *pidx, const uint32_t *a, int64_t lda, const uint32_t *b,
@@ -725,32 +750,12 @@ static inline __attribute__((always_inline)) void tile_bf16(
             acc1[r] = _mm512_dpbf16_ps(acc1[r], ar, b1);
         }
     }
-    __m512 zero = _mm512_setzero_ps();
-    __m512 bias0 = last && bias ? _mm512_maskz_loadu_ps(m0, bias) : zero;
-    __m512 bias1 = last && bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : zero;
+    __m512 bias0 = last && bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 bias1 = last && bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 8
-    for (int r = 0; r < mr; r++) {
-        float *cr = c + r * ldc;
-        __m512 v0 = acc0[r], v1 = acc1[r];
-        if (load_c) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
-        }
-        if (last) {
-            v0 = _mm512_add_ps(v0, bias0);
-            v1 = _mm512_add_ps(v1, bias1);
-            if (relu) {
-                v0 = _mm512_max_ps(zero, v0);
-                v1 = _mm512_max_ps(zero, v1);
-            }
-            if (ex) {
-                v0 = epilogue_extra(ex, ci + r, cj, v0, m0);
-                v1 = epilogue_extra(ex, ci + r, cj + 16, v1, m1);
-            }
-        }
-        _mm512_mask_storeu_ps(cr, m0, v0);
-        _mm512_mask_storeu_ps(cr + 16, m1, v1);
-    }
+    for (int r = 0; r < mr; r++)
+        store_row32(c + r * ldc, acc0[r], acc1[r], m0, m1, load_c, last, bias0, bias1, relu, ex,
+                    ci + r, cj);
 }
 
 static void tile_bf16_dispatch(int mr, int kps, const int *pidx, const uint32_t *a, int64_t lda,
@@ -836,31 +841,11 @@ static void amx_block(int mr, int kps, const uint32_t *a, int64_t lda, const uin
     _tile_stored(5, out + 16, 32 * 4);
     _tile_stored(6, out + 16 * 32, 32 * 4);
     _tile_stored(7, out + 16 * 32 + 16, 32 * 4);
-    __m512 zero = _mm512_setzero_ps();
-    __m512 bias0 = last && bias ? _mm512_maskz_loadu_ps(m0, bias) : zero;
-    __m512 bias1 = last && bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : zero;
-    for (int r = 0; r < mr; r++) {
-        float *cr = c + r * ldc;
-        __m512 v0 = _mm512_load_ps(out + r * 32), v1 = _mm512_load_ps(out + r * 32 + 16);
-        if (load_c) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
-        }
-        if (last) {
-            v0 = _mm512_add_ps(v0, bias0);
-            v1 = _mm512_add_ps(v1, bias1);
-            if (relu) {
-                v0 = _mm512_max_ps(zero, v0);
-                v1 = _mm512_max_ps(zero, v1);
-            }
-            if (ex) {
-                v0 = epilogue_extra(ex, ci + r, cj, v0, m0);
-                v1 = epilogue_extra(ex, ci + r, cj + 16, v1, m1);
-            }
-        }
-        _mm512_mask_storeu_ps(cr, m0, v0);
-        _mm512_mask_storeu_ps(cr + 16, m1, v1);
-    }
+    __m512 bias0 = last && bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 bias1 = last && bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < mr; r++)
+        store_row32(c + r * ldc, _mm512_load_ps(out + r * 32), _mm512_load_ps(out + r * 32 + 16),
+                    m0, m1, load_c, last, bias0, bias1, relu, ex, ci + r, cj);
 }
 
 /* One part of a bf16 product: C[i0:i1, j0:j1]. A's rows converted once, each B panel packed
