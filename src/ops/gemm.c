@@ -644,39 +644,19 @@ static void convert_a_bf16(const kc_gemm_args *g, int64_t i0, int64_t i1, uint32
     }
 }
 
-/* A packed fp32 panel (kc rows of NR) to bf16 pairs: out[p * NR + j] holds B(2p, j) and
- * B(2p + 1, j); an odd last row is paired with zero */
-static void panel_to_bf16(const float *packed, int kc, uint32_t *out) {
+/* kc rows of nr floats (row r at src + r * rs) to bf16 pairs: out[p * NR + j] holds B(2p, j)
+ * and B(2p + 1, j); an odd last row is paired with zero, and zero pairs follow to a whole AMX
+ * tile (16 pairs) */
+static void rows_to_bf16_pairs(const float *src, int64_t rs, int kc, int nr, uint32_t *out) {
     const __m512i lo_idx = _mm512_setr_epi32(0 | 32 << 16, 1 | 33 << 16, 2 | 34 << 16, 3 | 35 << 16,
                                              4 | 36 << 16, 5 | 37 << 16, 6 | 38 << 16, 7 | 39 << 16,
                                              8 | 40 << 16, 9 | 41 << 16, 10 | 42 << 16, 11 | 43 << 16,
                                              12 | 44 << 16, 13 | 45 << 16, 14 | 46 << 16, 15 | 47 << 16);
     const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
-    for (int p = 0; 2 * p < kc; p++) {
-        __m512i r0 = bf16_pairs(packed + 2 * p * NR, NR);
-        __m512i r1 = 2 * p + 1 < kc ? bf16_pairs(packed + (2 * p + 1) * NR, NR) : _mm512_setzero_si512();
-        _mm512_store_si512(out + p * NR, _mm512_permutex2var_epi16(r0, lo_idx, r1));
-        _mm512_store_si512(out + p * NR + 16, _mm512_permutex2var_epi16(r0, hi_idx, r1));
-    }
-    for (int p = (kc + 1) / 2; p % 16; p++) { /* zero pairs to a whole AMX tile */
-        _mm512_store_si512(out + p * NR, _mm512_setzero_si512());
-        _mm512_store_si512(out + p * NR + 16, _mm512_setzero_si512());
-    }
-}
-
-/* B[kb:kb+kc, j:j+nr] of a row-major B straight to bf16 pairs (panel_to_bf16's layout) */
-static void panel_rows_to_bf16(const kc_gemm_args *g, int kb, int kc, int64_t j, int nr,
-                               uint32_t *out) {
-    const __m512i lo_idx = _mm512_setr_epi32(0 | 32 << 16, 1 | 33 << 16, 2 | 34 << 16, 3 | 35 << 16,
-                                             4 | 36 << 16, 5 | 37 << 16, 6 | 38 << 16, 7 | 39 << 16,
-                                             8 | 40 << 16, 9 | 41 << 16, 10 | 42 << 16, 11 | 43 << 16,
-                                             12 | 44 << 16, 13 | 45 << 16, 14 | 46 << 16, 15 | 47 << 16);
-    const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
-    const float *src = g->b + kb * g->b_rs + j;
     int p = 0;
     for (; 2 * p < kc; p++) {
-        __m512i r0 = bf16_pairs(src + 2 * p * g->b_rs, nr);
-        __m512i r1 = 2 * p + 1 < kc ? bf16_pairs(src + (2 * p + 1) * g->b_rs, nr) : _mm512_setzero_si512();
+        __m512i r0 = bf16_pairs(src + 2 * p * rs, nr);
+        __m512i r1 = 2 * p + 1 < kc ? bf16_pairs(src + (2 * p + 1) * rs, nr) : _mm512_setzero_si512();
         _mm512_store_si512(out + p * NR, _mm512_permutex2var_epi16(r0, lo_idx, r1));
         _mm512_store_si512(out + p * NR + 16, _mm512_permutex2var_epi16(r0, hi_idx, r1));
     }
@@ -778,7 +758,7 @@ static void tile_bf16_dispatch(int mr, int kps, const int *pidx, const uint32_t 
 
 /* AMX: 32 rows by 32 columns of C per block, four 16 x 16 accumulator tiles (tmm4-7) fed by
  * two A tiles (tmm0-1: 16 rows by 16 pairs of k) and two B tiles (tmm2-3: 16 pairs by 16
- * columns, pairs interleaved as TDPBF16PS wants them, which is panel_to_bf16's layout).
+ * columns, pairs interleaved as TDPBF16PS wants them, which is rows_to_bf16_pairs's layout).
  * Linux grants a process the AMX state on request (ARCH_REQ_XCOMP_PERM); each thread loads
  * the tile configuration once. */
 #include <sys/syscall.h>
@@ -878,11 +858,11 @@ static int gemm_bf16_part(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t
             int nr = (int)(j1 - j < NR ? j1 - j : NR);
             __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
             __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
-            if (g->b_cs == 1) {
-                panel_rows_to_bf16(g, kb, kc, j, nr, bpairs);
+            if (g->b_cs == 1) { /* straight from B's rows */
+                rows_to_bf16_pairs(g->b + kb * g->b_rs + j, g->b_rs, kc, nr, bpairs);
             } else {
                 pack_panel(g, packed, kb, kc, j, nr);
-                panel_to_bf16(packed, kc, bpairs);
+                rows_to_bf16_pairs(packed, NR, kc, NR, bpairs);
             }
             if (amx) {
                 for (int64_t i = i0; i < i1; i += 32)
