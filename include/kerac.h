@@ -102,6 +102,51 @@ const char *kc_act_name(kc_act act);
 typedef struct kc_layer kc_layer;
 typedef struct kc_model kc_model;
 
+/* Initializers, as keras.initializers: the zero value is the layer's default (glorot_uniform
+ * kernels, zero biases). Parameters by kind: RandomUniform (minval, maxval), RandomNormal and
+ * TruncatedNormal (mean, stddev), VarianceScaling (scale, mode, distribution), Orthogonal and
+ * Identity (gain), Constant (value). seed: has_seed set draws from that seed instead of the
+ * model's stream. */
+typedef enum {
+    KC_INIT_DEFAULT = 0,
+    KC_INIT_GLOROT_UNIFORM,
+    KC_INIT_GLOROT_NORMAL,
+    KC_INIT_HE_UNIFORM,
+    KC_INIT_HE_NORMAL,
+    KC_INIT_LECUN_UNIFORM,
+    KC_INIT_LECUN_NORMAL,
+    KC_INIT_RANDOM_UNIFORM,
+    KC_INIT_RANDOM_NORMAL,
+    KC_INIT_TRUNCATED_NORMAL,
+    KC_INIT_VARIANCE_SCALING,
+    KC_INIT_ORTHOGONAL,
+    KC_INIT_IDENTITY,
+    KC_INIT_ZEROS,
+    KC_INIT_ONES,
+    KC_INIT_CONSTANT,
+    KC_INIT_COUNT
+} kc_init_kind;
+typedef enum { KC_FAN_IN = 0, KC_FAN_OUT, KC_FAN_AVG } kc_fan_mode;
+typedef enum { KC_TRUNCATED_NORMAL = 0, KC_UNTRUNCATED_NORMAL, KC_UNIFORM } kc_distribution;
+typedef struct {
+    kc_init_kind kind;
+    double minval, maxval;  /* RandomUniform: 0, 0 -> -0.05, 0.05 */
+    double mean, stddev;    /* RandomNormal, TruncatedNormal: stddev 0 -> 0.05 */
+    double scale;           /* VarianceScaling: 0 -> 1 */
+    kc_fan_mode mode;       /* VarianceScaling: fan_in */
+    kc_distribution distribution; /* VarianceScaling: truncated_normal */
+    double gain;            /* Orthogonal, Identity: 0 -> 1 */
+    double value;           /* Constant */
+    int has_seed;
+    uint64_t seed;
+} kc_initializer;
+
+/* Regularizers, as keras.regularizers: L1(l1), L2(l2), L1L2(l1, l2); all zero means none.
+ * The penalty l1 * sum|w| + l2 * sum w^2 is added to the loss. */
+typedef struct {
+    float l1, l2;
+} kc_regularizer;
+
 kc_layer *kc_dense(int units, kc_act activation); /* glorot_uniform kernel, zero bias */
 kc_layer *kc_dropout(float rate);                   /* inverted dropout, training only */
 kc_layer *kc_activation(kc_act activation);

@@ -113,8 +113,14 @@ static void bn_backward(kc_layer *l, const float *in, const float *out, float *d
         }
 }
 
-static const kc_layer_ops bn_ops = {"BatchNormalization", "batch_normalization", bn_build,
-                                    bn_init, bn_forward, bn_backward, bn_scratch, 0};
+static const kc_layer_ops bn_ops = {
+    .type_name = "BatchNormalization",
+    .base_name = "batch_normalization",
+    .build = bn_build,
+    .init = bn_init,
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .scratch_size = bn_scratch};
 
 kc_layer *kc_batch_normalization(const kc_batchnorm_opts *opts) {
     kc_batchnorm_opts o = opts ? *opts : (kc_batchnorm_opts){0};

@@ -216,8 +216,14 @@ static void conv_backward(kc_layer *l, const float *in, const float *out, float 
     }
 }
 
-static const kc_layer_ops conv_ops = {"Conv2D", "conv2d", conv_build, conv_init, conv_forward,
-                                      conv_backward, conv_scratch, 0};
+static const kc_layer_ops conv_ops = {
+    .type_name = "Conv2D",
+    .base_name = "conv2d",
+    .build = conv_build,
+    .init = conv_init,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .scratch_size = conv_scratch};
 
 kc_layer *kc_conv2d_ex(int filters, const kc_conv2d_opts *opts) {
     kc_conv2d_opts o = opts ? *opts : (kc_conv2d_opts){0};

@@ -101,8 +101,14 @@ static void dense_backward(kc_layer *l, const float *in, const float *out, float
                            l->units);
 }
 
-static const kc_layer_ops dense_ops = {"Dense",        "dense",        dense_build, dense_init,
-                                       dense_forward,  dense_backward, NULL,        1};
+static const kc_layer_ops dense_ops = {
+    .type_name = "Dense",
+    .base_name = "dense",
+    .build = dense_build,
+    .init = dense_init,
+    .forward = dense_forward,
+    .backward = dense_backward,
+    .updates_weights = 1};
 
 kc_layer *kc_dense(int units, kc_act activation) {
     kc_layer *l = kc_layer_new(&dense_ops);

@@ -37,7 +37,19 @@ typedef struct {
     /* backward applies ctx->opt to the layer's weights when it is set (see kc_forward_ctx);
      * the weight gradients it leaves are then unspecified */
     int updates_weights;
+    /* Layers of several inputs (merge layers) set max_inputs (>= 2; min_inputs 0 means 2) and
+     * these two instead of forward/backward. in[i] (batch, in_sizes[i]); din[i] may be NULL
+     * (no gradient wanted for that input); gradients are written, not accumulated. build reads
+     * in_shapes[0..n_in) (in_shape is in_shapes[0]). */
+    void (*forward_n)(kc_layer *layer, const float *const *in, float *out, int batch,
+                      const kc_forward_ctx *ctx);
+    void (*backward_n)(kc_layer *layer, const float *const *in, const float *out,
+                       const float *dout, float *const *din, int batch,
+                       const kc_forward_ctx *ctx);
+    int min_inputs, max_inputs;
 } kc_layer_ops;
+
+#define KC_MAX_LAYER_INPUTS 16
 
 struct kc_layer {
     const kc_layer_ops *ops;
@@ -61,6 +73,26 @@ struct kc_layer {
     float rate; /* Dropout */
     uint64_t seed; /* per-layer stream for dropout masks */
     int input_is_data; /* no weights before it: the input is the data (images: mostly zeros) */
+    /* several inputs (merge layers): n_in of them; in_shapes[0] == in_shape */
+    int n_in;
+    kc_shape in_shapes[KC_MAX_LAYER_INPUTS];
+    int64_t in_sizes[KC_MAX_LAYER_INPUTS];
+    int refs;     /* models and symbolic tensors holding the layer; freed at 0 */
+    int frozen;   /* trainable=False: no step, a BatchNormalization runs in inference mode */
+    int no_bias;  /* use_bias=False: param_count == kernel_size, bias and dbias NULL */
+    /* merge layers */
+    int axis;        /* Concatenate's axis (negative counts from the end, as Keras) */
+    int dot_axes[2]; /* Dot's axes (per input, negative from the end) */
+    int normalize;   /* Dot: l2-normalise along the axes first (cosine proximity) */
+    /* spatial layers */
+    int dh, dw;            /* Conv2D's dilation_rate (0 means 1) */
+    int pad[4];            /* ZeroPadding2D and Cropping2D: top, bottom, left, right */
+    int output_padding[2]; /* Conv2DTranspose (-1: None) */
+    int interpolation;     /* UpSampling2D: 0 nearest, 1 bilinear */
+    int keepdims;          /* global pooling keeps (1, 1, channels) */
+    /* initializers and regularizers (initializers.c); zero values mean the layer's default */
+    kc_initializer kernel_init, bias_init;
+    kc_regularizer kernel_reg, bias_reg, activity_reg;
     /* fusions the model plans (model.c, plan_fusion), which change no result: */
     struct kc_layer *fused_dropout; /* Dense(relu): the Dropout after it, whose mask this
                                        layer's product applies; it writes the Dropout's output,

@@ -79,10 +79,22 @@ static void pool_backward(kc_layer *l, const float *in, const float *out, float 
     kc_parallel_range(batch, 1, l->in_size, pool_range, &job);
 }
 
-static const kc_layer_ops max_pool_ops = {"MaxPooling2D", "max_pooling2d", pool_build,
-                                          kc_no_init, pool_forward, pool_backward, pool_scratch, 0};
-static const kc_layer_ops avg_pool_ops = {"AveragePooling2D", "average_pooling2d", pool_build,
-                                          kc_no_init, pool_forward, pool_backward, pool_scratch, 0};
+static const kc_layer_ops max_pool_ops = {
+    .type_name = "MaxPooling2D",
+    .base_name = "max_pooling2d",
+    .build = pool_build,
+    .init = kc_no_init,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .scratch_size = pool_scratch};
+static const kc_layer_ops avg_pool_ops = {
+    .type_name = "AveragePooling2D",
+    .base_name = "average_pooling2d",
+    .build = pool_build,
+    .init = kc_no_init,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .scratch_size = pool_scratch};
 
 static int is_max(const kc_layer *l) { return l->ops == &max_pool_ops; }
 
@@ -161,8 +173,13 @@ static void gap_backward(kc_layer *l, const float *in, const float *out, float *
     kc_parallel_range(batch, 1, l->in_size, gap_range, &job);
 }
 
-static const kc_layer_ops gap_ops = {"GlobalAveragePooling2D", "global_average_pooling2d",
-                                     gap_build, kc_no_init, gap_forward, gap_backward, NULL, 0};
+static const kc_layer_ops gap_ops = {
+    .type_name = "GlobalAveragePooling2D",
+    .base_name = "global_average_pooling2d",
+    .build = gap_build,
+    .init = kc_no_init,
+    .forward = gap_forward,
+    .backward = gap_backward};
 
 kc_layer *kc_global_average_pooling2d(void) { return kc_layer_new(&gap_ops); }
 
@@ -195,8 +212,13 @@ static kc_status reshape_build(kc_layer *l) {
     return KC_OK;
 }
 
-static const kc_layer_ops reshape_ops = {"Reshape", "reshape", reshape_build, kc_no_init,
-                                         kc_copy_forward, kc_copy_backward, NULL, 0};
+static const kc_layer_ops reshape_ops = {
+    .type_name = "Reshape",
+    .base_name = "reshape",
+    .build = reshape_build,
+    .init = kc_no_init,
+    .forward = kc_copy_forward,
+    .backward = kc_copy_backward};
 
 kc_layer *kc_reshape(kc_shape target_shape) {
     kc_layer *l = kc_layer_new(&reshape_ops);

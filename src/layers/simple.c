@@ -63,8 +63,13 @@ static kc_status dropout_build(kc_layer *l) {
     return kc_same_shape_build(l);
 }
 
-static const kc_layer_ops dropout_ops = {"Dropout", "dropout", dropout_build, kc_no_init,
-                                         dropout_forward, dropout_backward, NULL, 0};
+static const kc_layer_ops dropout_ops = {
+    .type_name = "Dropout",
+    .base_name = "dropout",
+    .build = dropout_build,
+    .init = kc_no_init,
+    .forward = dropout_forward,
+    .backward = dropout_backward};
 
 kc_layer *kc_dropout(float rate) {
     kc_layer *l = kc_layer_new(&dropout_ops);
@@ -106,8 +111,13 @@ static kc_status activation_build(kc_layer *l) {
     return kc_same_shape_build(l);
 }
 
-static const kc_layer_ops activation_ops = {"Activation", "activation", activation_build, kc_no_init,
-                                            activation_forward, activation_backward, NULL, 0};
+static const kc_layer_ops activation_ops = {
+    .type_name = "Activation",
+    .base_name = "activation",
+    .build = activation_build,
+    .init = kc_no_init,
+    .forward = activation_forward,
+    .backward = activation_backward};
 
 kc_layer *kc_activation(kc_act activation) {
     kc_layer *l = kc_layer_new(&activation_ops);
@@ -134,7 +144,12 @@ void kc_copy_backward(kc_layer *l, const float *in, const float *out, float *dou
     if (din) memcpy(din, dout, sizeof(float) * (size_t)batch * (size_t)l->out_size);
 }
 
-static const kc_layer_ops flatten_ops = {"Flatten", "flatten", flatten_build, kc_no_init,
-                                         kc_copy_forward, kc_copy_backward, NULL, 0};
+static const kc_layer_ops flatten_ops = {
+    .type_name = "Flatten",
+    .base_name = "flatten",
+    .build = flatten_build,
+    .init = kc_no_init,
+    .forward = kc_copy_forward,
+    .backward = kc_copy_backward};
 
 kc_layer *kc_flatten(void) { return kc_layer_new(&flatten_ops); }
