@@ -99,6 +99,8 @@ kc_status kc_mnist_load(const char *dir, kc_dataset *train, kc_dataset *test);
 typedef enum { KC_LINEAR = 0, KC_RELU, KC_SOFTMAX, KC_SIGMOID, KC_TANH } kc_act;
 const char *kc_act_name(kc_act act);
 
+#define KC_ZERO (-1) /* for integer options whose 0 means "the default": the value 0 itself */
+
 typedef struct kc_layer kc_layer;
 typedef struct kc_model kc_model;
 
@@ -148,6 +150,13 @@ typedef struct {
 } kc_regularizer;
 
 kc_layer *kc_dense(int units, kc_act activation); /* glorot_uniform kernel, zero bias */
+typedef struct {
+    kc_act activation; /* KC_LINEAR */
+    int use_bias;      /* 0 -> True; KC_ZERO for False */
+    kc_initializer kernel_initializer, bias_initializer; /* glorot_uniform, zeros */
+    kc_regularizer kernel_regularizer, bias_regularizer, activity_regularizer; /* none */
+} kc_dense_opts;
+kc_layer *kc_dense_ex(int units, const kc_dense_opts *opts);
 kc_layer *kc_dropout(float rate);                   /* inverted dropout, training only */
 kc_layer *kc_activation(kc_act activation);
 kc_layer *kc_flatten(void);
@@ -161,6 +170,10 @@ typedef struct {
     int strides[2];     /* 0 -> 1; {2} means 2 x 2 */
     kc_padding padding; /* KC_VALID */
     kc_act activation;  /* KC_LINEAR */
+    int dilation_rate[2]; /* 0 -> 1; {2} means 2 x 2 */
+    int use_bias;         /* 0 -> True; KC_ZERO for False */
+    kc_initializer kernel_initializer, bias_initializer; /* glorot_uniform, zeros */
+    kc_regularizer kernel_regularizer, bias_regularizer, activity_regularizer; /* none */
 } kc_conv2d_opts;
 /* Conv2D(filters, kernel_size, activation=...): glorot_uniform kernel (kh, kw, in, filters),
  * zero bias, strides 1, padding "valid" */
@@ -350,7 +363,6 @@ kc_status kc_set_learning_rate(kc_model *m, float learning_rate);
 int kc_model_epoch(const kc_model *m);
 
 typedef enum { KC_MODE_AUTO = 0, KC_MODE_MIN, KC_MODE_MAX } kc_monitor_mode;
-#define KC_ZERO (-1) /* for integer options whose 0 means "the default": the value 0 itself */
 
 typedef struct {
     const char *monitor;      /* NULL -> "val_loss" */
