@@ -254,7 +254,7 @@ static kc_status conv2d_from(const cJSON *cfg, const char *where, kc_layer **out
     if (!cJSON_IsNumber(filters) || filters->valuedouble < 1 || filters->valuedouble > 1e8 ||
         filters->valuedouble != floor(filters->valuedouble))
         return kc_err(KC_EFORMAT, "%s: filters is missing or not a positive whole number", where);
-    kc_conv2d_opts o = {{0, 0}, {1, 1}, KC_VALID, KC_LINEAR};
+    kc_conv2d_opts o = {.strides = {1, 1}, .padding = KC_VALID, .activation = KC_LINEAR};
     if (!field(cfg, "kernel_size"))
         return kc_err(KC_EFORMAT, "%s: kernel_size is missing", where);
     kc_status st = int_pair(cfg, "kernel_size", where, o.kernel_size);
