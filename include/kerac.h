@@ -256,6 +256,30 @@ kc_shape kc_tensor_shape(const kc_tensor *t);
 /* keras.backend.clear_session(): layer and model names start again at "dense", "dense_1"... */
 void kc_clear_session(void);
 
+/* Merge layers (keras.layers.Add, ...): they take several inputs, so they go in a functional
+ * model, called on a list of tensors, not in a Sequential model. No weights.
+ * Add, Multiply, Average, Maximum, Minimum take 1 to 16 inputs, Subtract exactly 2; their
+ * shapes broadcast as in Keras (aligned from the last axis, each size equal or 1). At ties,
+ * Maximum and Minimum split the gradient as Keras with JAX does: max(a, b) with a == b sends
+ * half to each, pairwise along the inputs (max(max(a, b), c)). */
+kc_layer *kc_merge_add(void);      /* Add: x0 + x1 + ... */
+kc_layer *kc_merge_subtract(void); /* Subtract: x0 - x1 */
+kc_layer *kc_merge_multiply(void); /* Multiply: x0 * x1 * ... */
+kc_layer *kc_merge_average(void);  /* Average: (x0 + x1 + ...) / n */
+kc_layer *kc_merge_maximum(void);  /* Maximum: elementwise max */
+kc_layer *kc_merge_minimum(void);  /* Minimum: elementwise min */
+/* Concatenate(axis): 1 to 16 inputs of one rank, equal but along axis. axis counts as Keras's
+ * does, the batch axis being 0: -1 (the default) is the last axis of a sample, 1 its first;
+ * axis 0 (the batch) is refused. */
+kc_layer *kc_concatenate(int axis);
+/* Dot(axes=(axis0, axis1), normalize): the batch-wise dot product of 2 inputs, summed along
+ * axis0 of the first and axis1 of the second (Keras's numbering: 1 the first sample axis, -1
+ * the last; Keras's axes=k is kc_dot(k, k, ...)). Output: the first input's other axes, then
+ * the second's ((1) when none: two (n) vectors give (1)). normalize: both inputs are first
+ * l2-normalised along those axes (keras.ops.normalize: x / max(|x|, 1e-7)), so the output is
+ * the cosine similarity. */
+kc_layer *kc_dot(int axis0, int axis1, int normalize);
+
 /* Sets the seed that models created afterwards take (keras.utils.set_random_seed). */
 void kc_set_random_seed(uint64_t seed);
 /* Threads for matrix products and kernels; 0 = $KERAC_NUM_THREADS or all cores. */
