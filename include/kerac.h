@@ -412,7 +412,7 @@ typedef struct {
      * sum(loss_weights[o] * loss[o]) plus the regularization penalties */
     float loss_weights[KC_MAX_IO];
     int has_loss_weights;
-    /* per output; when only metrics[0] is set it applies to every output */
+    /* per output (kc_compile's metrics apply to every output) */
     unsigned metrics[KC_MAX_IO];
 } kc_compile_opts;
 kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts);

@@ -38,10 +38,12 @@ static struct {
 } name_counters[128];
 static int n_name_counters;
 static unsigned visit_generation;
+static uint64_t session_calls; /* layers built by kc_call: their dropout streams */
 
 void kc_clear_session(void) {
     pthread_mutex_lock(&names_lock);
     n_name_counters = 0;
+    session_calls = 0;
     pthread_mutex_unlock(&names_lock);
 }
 
@@ -364,7 +366,6 @@ static kc_status build_layer(kc_layer *l, const kc_shape *shapes, int n, int mod
     if (!l->seed) {
         /* the dropout mask stream: from the seed and the layer's place (a Sequential's
          * index, else the session's call count), so a program rebuilt draws the same masks */
-        static uint64_t session_calls;
         uint64_t index = model_local ? (uint64_t)m->n_entries : 1000003u + session_calls++;
         l->seed = kc_mix64(kc_default_seed() ^ (0x5eedull + index));
     }
@@ -770,6 +771,27 @@ kc_status kc_model_ensure_weights(kc_model *m, const char *what) {
     if (m->params) {
         kc_model_bind(m);
         return KC_OK;
+    }
+    /* every layer already in one model's buffer, in one block in the same order: this model
+     * borrows that range (a model nested in another, or built from a part of its graph) */
+    if (m->n_layers && m->layers[0]->home) {
+        kc_model *r = root_of(m->layers[0]->home);
+        resolve(r);
+        int at = kc_model_layer_index(r, m->layers[0]);
+        int ok = r->params && at >= 0 && at + m->n_layers <= r->n_layers;
+        for (int i = 0; ok && i < m->n_layers; i++) ok = r->layers[at + i] == m->layers[i];
+        if (ok) {
+            kc_model **b = realloc(r->borrowers, sizeof *b * (size_t)(r->n_borrowers + 1));
+            if (!b) return kc_err(KC_ENOMEM, "%s: out of memory", what);
+            r->borrowers = b;
+            r->borrowers[r->n_borrowers++] = m;
+            m->owner = r;
+            m->owner_base = r->offsets[at];
+            m->owner_ref = !contains(r, m);
+            if (m->owner_ref) r->refs++;
+            kc_model_bind(m);
+            return KC_OK;
+        }
     }
     /* the models whose ranges this one takes over, with where they start */
     kc_model *taken[64];

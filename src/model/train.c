@@ -62,8 +62,7 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
     if (!st) {
         unsigned l[KC_MAX_IO];
         for (int o = 0; o < KC_MAX_IO; o++) l[o] = (unsigned)opts->loss[o];
-        int one_loss = broadcast_only_first(l, KC_MAX_IO);
-        int one_metric = broadcast_only_first(opts->metrics, KC_MAX_IO);
+        int one_loss = broadcast_only_first(l, KC_MAX_IO), one_metric = 0;
         for (int o = 0; o < m->n_outputs; o++) {
             losses[o] = one_loss ? opts->loss[0] : opts->loss[o];
             metrics[o] = one_metric ? opts->metrics[0] : opts->metrics[o];
@@ -117,8 +116,9 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
 }
 
 kc_status kc_compile(kc_model *m, kc_loss loss, kc_optimizer *opt, unsigned metrics) {
-    return kc_compile_ex(m, &(kc_compile_opts){.optimizer = opt, .loss = {loss},
-                                               .metrics = {metrics}});
+    kc_compile_opts o = {.optimizer = opt, .loss = {loss}};
+    for (int i = 0; i < KC_MAX_IO && m && i < m->n_outputs; i++) o.metrics[i] = metrics;
+    return kc_compile_ex(m, &o);
 }
 
 static kc_status check_compiled(kc_model *m, const char *what) {
