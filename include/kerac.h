@@ -240,6 +240,10 @@ kc_tensor *kc_input_named(kc_shape shape, const char *name); /* NULL name: input
  * a NULL input (a failed call before) gives NULL with that call's message kept. */
 kc_tensor *kc_call(kc_layer *layer, kc_tensor *x);
 kc_tensor *kc_call_n(kc_layer *layer, kc_tensor *const *xs, int n); /* merge layers */
+/* layer(x, training=False) with training 0: the call runs in inference mode even in fit
+ * (dropout off, BatchNormalization on its moving statistics), as fine-tuning code does with
+ * a frozen base model */
+kc_tensor *kc_call_training(kc_layer *layer, kc_tensor *x, int training);
 /* a layer of several outputs (a nested model's): outs[0..n_out) */
 kc_status kc_call_multi(kc_layer *layer, kc_tensor *const *xs, int n_in, kc_tensor **outs,
                         int n_out);

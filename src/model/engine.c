@@ -115,7 +115,8 @@ static kc_layer *enter(const kc_model *m, const kc_node *n) {
 static kc_forward_ctx node_ctx(const kc_model *m, const kc_node *n, const kc_forward_ctx *ctx) {
     kc_forward_ctx c = *ctx;
     int on = m->trained ? m->trained[n->li] : !n->layer->frozen;
-    if (!on && kc_model_is_type(n->layer, "BatchNormalization")) c.training = c.update_stats = 0;
+    if (n->inference || (!on && kc_model_is_type(n->layer, "BatchNormalization")))
+        c.training = c.update_stats = 0;
     return c;
 }
 

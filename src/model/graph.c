@@ -14,6 +14,7 @@
 
 typedef struct sym_call {
     int refs;
+    int inference; /* called with training=False */
     kc_layer *layer; /* holds a reference */
     int n_in, n_out;
     kc_tensor *in[KC_MAX_LAYER_INPUTS]; /* hold references */
@@ -282,6 +283,37 @@ static kc_status entry_for(kc_model *m, kc_layer *l, int *e) {
     return st;
 }
 
+static kc_status add_callrec(kc_model *m, int entry, const int *in, int n_in, const int *out,
+                             int n_out, int inference, int first_node) {
+    if (grow((void **)&m->calls, &m->cap_calls, m->n_calls + 1, sizeof *m->calls)) return KC_ENOMEM;
+    kc_callrec *c = &m->calls[m->n_calls++];
+    c->entry = entry;
+    c->n_in = n_in;
+    c->n_out = n_out;
+    memcpy(c->in, in, sizeof(int) * (size_t)n_in);
+    memcpy(c->out, out, sizeof(int) * (size_t)n_out);
+    c->inference = inference;
+    if (inference)
+        for (int k = first_node; k < m->n_nodes; k++) m->nodes[k].inference = 1;
+    return KC_OK;
+}
+
+int kc_model_call_of(const kc_model *m, int t, int *index) {
+    for (int c = 0; c < m->n_calls; c++)
+        for (int o = 0; o < m->calls[c].n_out; o++)
+            if (m->calls[c].out[o] == t) {
+                if (index) *index = o;
+                return c;
+            }
+    return -1;
+}
+
+int kc_model_call_number(const kc_model *m, int c) {
+    int n = 0;
+    for (int k = 0; k < c; k++) n += m->calls[k].entry == m->calls[c].entry;
+    return n;
+}
+
 /* Inlines nested model n called on tensors in[] of m: outs[] receive its outputs. */
 static kc_status inline_model(kc_model *m, kc_model *n, const int *in, int nest, int *outs) {
     int *map = malloc(sizeof(int) * (size_t)(n->n_tensors ? n->n_tensors : 1));
@@ -295,7 +327,10 @@ static kc_status inline_model(kc_model *m, kc_model *n, const int *in, int nest,
         for (int i = 0; i < src->n_in; i++) ins[i] = map[src->in[i]];
         int out = add_node(m, src->layer, ins, src->n_in, n->tensors[src->out].shape, nest);
         if (out < 0) st = KC_ENOMEM;
-        else map[src->out] = out;
+        else {
+            map[src->out] = out;
+            m->nodes[m->n_nodes - 1].inference = src->inference;
+        }
     }
     for (int o = 0; o < n->n_outputs && !st; o++) outs[o] = map[n->outputs[o]];
     free(map);
@@ -449,9 +484,10 @@ kc_status kc_add(kc_model *m, kc_layer *layer) {
     int e = -1;
     if (!st) st = entry_for(m, layer, &e);
     if (!st) {
-        int out;
+        int out, first = m->n_nodes;
         if (layer->nested) st = inline_model(m, layer->nested, &last, e, &out);
         else if ((out = add_node(m, layer, &last, 1, layer->out_shape, e)) < 0) st = KC_ENOMEM;
+        if (!st) st = add_callrec(m, e, &last, 1, &out, 1, 0, first);
         if (!st) m->outputs[0] = out;
     }
     kc_layer_release(layer);
@@ -516,6 +552,13 @@ kc_status kc_call_multi(kc_layer *layer, kc_tensor *const *xs, int n_in, kc_tens
         xs[i]->refs++;
     }
     return KC_OK;
+}
+
+kc_tensor *kc_call_training(kc_layer *layer, kc_tensor *x, int training) {
+    kc_tensor *out = NULL;
+    if (kc_call_multi(layer, &x, 1, &out, 1)) return NULL;
+    out->call->inference = !training;
+    return out;
 }
 
 kc_tensor *kc_call_n(kc_layer *layer, kc_tensor *const *xs, int n) {
@@ -621,11 +664,12 @@ kc_model *kc_functional(kc_tensor *const *inputs, int n_inputs, kc_tensor *const
         sym_call *c = order[k];
         int ins[KC_MAX_LAYER_INPUTS], outs[KC_MAX_IO];
         for (int i = 0; i < c->n_in; i++) ins[i] = c->in[i]->id;
-        int e;
+        int e, first = m->n_nodes;
         if ((st = entry_for(m, c->layer, &e))) break;
         if (c->layer->nested) st = inline_model(m, c->layer->nested, ins, e, outs);
         else if ((outs[0] = add_node(m, c->layer, ins, c->n_in, c->layer->out_shape, e)) < 0)
             st = KC_ENOMEM;
+        if (!st) st = add_callrec(m, e, ins, c->n_in, outs, c->n_out, c->inference, first);
         for (int o = 0; o < c->n_out && !st; o++)
             if (c->out[o]) c->out[o]->id = outs[o];
     }
@@ -701,6 +745,7 @@ void kc_model_free(kc_model *m) {
     for (int i = 0; i < m->n_inputs; i++) tensor_release(m->sym_inputs[i]);
     for (int o = 0; o < m->n_outputs; o++) tensor_release(m->sym_outputs[o]);
     free(m->entries);
+    free(m->calls);
     free(m->layers);
     free(m->offsets);
     free(m->tensors);

@@ -48,8 +48,18 @@ typedef struct {
     int dout_pre;                     /* its output gradient arrives pre-activation */
     int fused_step;                   /* it steps its own weights inside backward */
     int last_backward;                /* the layer's weight gradients are complete after it */
+    int inference;                    /* its call said training=False */
     int first_backward;               /* the first of the layer's calls that backward visits */
 } kc_node;
+
+/* one call of a top-level entry (a layer, or a nested model whose nodes were inlined): Keras's
+ * inbound node */
+typedef struct {
+    int entry;
+    int n_in, n_out;
+    int in[KC_MAX_LAYER_INPUTS], out[KC_MAX_IO]; /* tensor indices */
+    int inference; /* called with training=False: its nodes run in inference mode */
+} kc_callrec;
 
 /* Keras's model.layers: a layer, or a nested model, in order (InputLayers left out) */
 typedef struct {
@@ -76,6 +86,8 @@ struct kc_model {
 
     kc_entry *entries;
     int n_entries, cap_entries;
+    kc_callrec *calls;
+    int n_calls, cap_calls;
     /* leaf layers in weight order (Keras's model.weights), each once, and their place in this
      * model's flat buffers */
     kc_layer **layers;
@@ -140,4 +152,8 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
 double kc_model_loss(kc_model *m, int batch, double *per_output, double *correct);
 int kc_model_output_cols(const kc_model *m, int o);
 int kc_model_is_type(const kc_layer *l, const char *type);
+/* the call record (and output index) that produced tensor t; -1 for a model input */
+int kc_model_call_of(const kc_model *m, int t, int *index);
+/* which call of its entry call c is (Keras's node index) */
+int kc_model_call_number(const kc_model *m, int c);
 #endif
