@@ -4,6 +4,13 @@ use_bias=False) written by real Keras.
 
     KERAS_BACKEND=jax /work/venvs/k3/bin/python tests/gen_keras_initreg_files.py keras3
     /work/venvs/tf2/bin/python tests/gen_keras_initreg_files.py tf2
+    KERAS_BACKEND=jax /work/venvs/k3/bin/python tests/gen_keras_initreg_files.py check
+    /work/venvs/tf2/bin/python tests/gen_keras_initreg_files.py check-tf2
+
+check and check-tf2 run build/tools/write_initreg_models (tests/tools/write_initreg_models.c)
+and load its .keras and .h5 files in Keras 3 (both) and tf.keras 2 (.h5): the predictions must
+match kerac's, and one more SGD step from the loaded model (the weight regularizers' gradients
+included) must reach kerac's weights.
 
 keras3 writes tests/fixtures/saved/k3_initreg.keras: Dense(5, tanh, use_bias=False,
 kernel_initializer=HeNormal(seed=1), kernel_regularizer=L2(0.01)) -> Dense(3, softmax,
@@ -183,11 +190,86 @@ def tf2():
           f"(activity: evaluate {ev:.6f} = mse {mse:.6f} + penalty/batch {act:.6f})")
 
 
+def kerac_files(d):
+    import subprocess
+
+    subprocess.run(["make", "-s", "-C", ROOT, "build/tools/write_initreg_models"], check=True)
+    subprocess.run([os.path.join(ROOT, "build", "tools", "write_initreg_models"), d], check=True)
+    e = json.load(open(os.path.join(d, "kerac_initreg.json")))
+    x = np.array(e["x"], dtype=np.float32).reshape(-1, 5, 5, 2)
+    y = np.array(e["y"], dtype=np.float32).reshape(-1, 3)
+    return e, x, y
+
+
+def check_loaded(name, m, e, x, y, ext, worst):
+    key = "pred_act" if name.endswith("_act") else "pred"
+    diff = float(np.abs(m.predict(x, verbose=0) - np.array(e[key]).reshape(-1, 3)).max())
+    line = f"{name}{ext}: loads, max |pred diff| {diff:.3g}"
+    worst = max(worst, diff)
+    if key == "pred":
+        m.train_on_batch(x, y)
+        w = np.concatenate([np.asarray(v).reshape(-1) for v in m.get_weights()])
+        sd = float(np.abs(w - np.array(e["after_step"])).max())
+        worst = max(worst, sd)
+        line += f"; one more SGD step with the regularizers: max |weight diff| {sd:.3g}"
+    print(line)
+    return worst
+
+
+def check():
+    """Keras 3 loads kerac's files: the same predictions, the same regularized SGD step"""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras
+
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as d:
+        e, x, y = kerac_files(d)
+        for name in ("kerac_initreg", "kerac_initreg_act"):
+            for ext in (".keras", ".h5"):
+                m = keras.saving.load_model(os.path.join(d, name + ext))
+                if ext == ".keras":
+                    c = m.layers[0].get_config()
+                    assert c["use_bias"] is False and c["kernel_initializer"]["class_name"] == \
+                        "Orthogonal", c
+                    assert type(m.layers[2].kernel_regularizer).__name__ == "L1L2"
+                    if name.endswith("_act"):
+                        assert type(m.layers[0].activity_regularizer).__name__ == "L1"
+                if ext == ".h5":
+                    # Keras 3's own legacy .h5 files with a stateless SGD cannot train after
+                    # loading (the optimizer is built with 0 variables); SGD(0.1) without
+                    # momentum has no state, so a fresh one takes the same step
+                    m.compile(loss="categorical_crossentropy",
+                              optimizer=keras.optimizers.SGD(0.1))
+                worst = check_loaded(name, m, e, x, y, ext, worst)
+    print("check:", "PASS" if worst < 1e-5 else "FAIL", f"(Keras {keras.__version__}, worst {worst:.3g})")
+    return worst < 1e-5
+
+
+def check_tf2():
+    """tf.keras 2 loads kerac's legacy .h5 files"""
+    import tensorflow as tf
+
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as d:
+        e, x, y = kerac_files(d)
+        for name in ("kerac_initreg", "kerac_initreg_act"):
+            m = tf.keras.models.load_model(os.path.join(d, name + ".h5"))
+            assert not m.layers[0].use_bias
+            worst = check_loaded(name, m, e, x, y, ".h5", worst)
+    print("check-tf2:", "PASS" if worst < 1e-5 else "FAIL",
+          f"(tf.keras {tf.__version__}, worst {worst:.3g})")
+    return worst < 1e-5
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     if what == "keras3":
         keras3()
     elif what == "tf2":
         tf2()
+    elif what == "check":
+        sys.exit(0 if check() else 1)
+    elif what == "check-tf2":
+        sys.exit(0 if check_tf2() else 1)
     else:
         raise SystemExit(__doc__)

@@ -756,7 +756,14 @@ Test(configs, initializer_forms) {
     kc_initializer keep = kc_init_ones();
     KC_CHECK(kc_initializer_from_json(NULL, "w", "f", &keep));
     cr_expect_eq(keep.kind, KC_INIT_ONES);
-    /* the default kind is written as what it stands for */
+    /* the default kind is written as what it stands for, with its seed */
+    cJSON *sd = kc_initializer_to_json(&(kc_initializer){.has_seed = 1, .seed = 8},
+                                       KC_INIT_HE_NORMAL);
+    char *sdt = compact(sd);
+    cr_expect_str_eq(sdt, "{\"module\":\"keras.initializers\",\"class_name\":\"HeNormal\","
+                          "\"config\":{\"seed\":8},\"registered_name\":null}");
+    free(sdt);
+    cJSON_Delete(sd);
     cJSON *z = kc_initializer_to_json(&(kc_initializer){0}, KC_INIT_ZEROS);
     char *zt = compact(z);
     cr_expect(strstr(zt, "\"Zeros\"") != NULL, "%s", zt);

@@ -278,7 +278,12 @@ cJSON *kc_initializer_to_json(const kc_initializer *init, kc_init_kind default_k
     kc_init_kind kind = kc_init_resolve(init, default_kind);
     const char *cls = kc_init_class_name(kind);
     if (!cls) return NULL;
-    kc_initializer d = init->kind == KC_INIT_DEFAULT ? kc_init(kind) : *init;
+    kc_initializer d = *init;
+    if (init->kind == KC_INIT_DEFAULT) { /* the default kind's parameters, the seed kept */
+        d = kc_init(kind);
+        d.has_seed = init->has_seed;
+        d.seed = init->seed;
+    }
     unsigned f = init_fields(kind);
     cJSON *c = cJSON_CreateObject();
     if (f & F_SEED) {

@@ -609,7 +609,15 @@ static kc_optimizer *sgd_from(const cJSON *cfg, const char *where) {
 
 static void sgd_to(const kc_optimizer *o, cJSON *cfg) {
     common_to(o, "SGD", cfg);
-    cJSON_AddNumberToObject(cfg, "momentum", kc_json_float(o->momentum));
+    /* Keras 3's SGD refuses a momentum that is not a Python float: 0 must read 0.0 */
+    double mom = kc_json_float(o->momentum);
+    if (mom == floor(mom) && fabs(mom) < 1e15) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.1f", mom);
+        cJSON_AddRawToObject(cfg, "momentum", buf);
+    } else {
+        cJSON_AddNumberToObject(cfg, "momentum", mom);
+    }
     cJSON_AddBoolToObject(cfg, "nesterov", o->nesterov);
 }
 
