@@ -237,9 +237,12 @@ static kc_status fill_orthogonal(float *w, double gain, int rank, const int64_t 
                       (long long)m, (long long)n);
     }
     double *tau = a + m * n, *rdiag = tau + n;
+    /* column-major, so that the reflectors' loops run along contiguous columns; drawn in the
+     * row-major order of the (m, n) matrix */
+#define A(r, c) a[(c) * m + (r)]
     normal_gen g = {rng, 0, 0.0};
-    for (int64_t i = 0; i < m * n; i++) a[i] = gauss(&g);
-#define A(r, c) a[(r) * n + (c)]
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t c = 0; c < n; c++) A(r, c) = gauss(&g);
     /* H_i = I - tau_i v v^T, v = (1, a[i+1:m, i]) */
     for (int64_t i = 0; i < n; i++) {
         double alpha = A(i, i), xnorm = 0;
