@@ -26,19 +26,20 @@ static void put(FILE *f, const char *name, const float *v, int64_t n, int last) 
 }
 
 static kc_model *build(int activity) {
+    kc_regularizer none = {0};
     kc_model *m = kc_sequential(kc_shape3(5, 5, 2));
     kc_add(m, kc_conv2d_ex(3, &(kc_conv2d_opts){.kernel_size = {3}, .activation = KC_RELU,
                                                 .use_bias = KC_ZERO,
                                                 .kernel_initializer = kc_orthogonal(1),
                                                 .kernel_regularizer = kc_l2(0.001f),
                                                 .activity_regularizer =
-                                                    activity ? kc_l1(0.01f) : (kc_regularizer){0}}));
+                                                    activity ? kc_l1(0.01f) : none}));
     kc_add(m, kc_flatten());
     kc_add(m, kc_dense_ex(4, &(kc_dense_opts){
                               .activation = KC_TANH, .use_bias = KC_ZERO,
                               .kernel_initializer = kc_init_seed(kc_he_normal(), 11),
                               .kernel_regularizer = kc_l1_l2(0.01f, 0.02f),
-                              .activity_regularizer = activity ? kc_l2(0.02f) : (kc_regularizer){0}}));
+                              .activity_regularizer = activity ? kc_l2(0.02f) : none}));
     kc_add(m, kc_dense_ex(3, &(kc_dense_opts){
                               .activation = KC_SOFTMAX,
                               .kernel_initializer =
