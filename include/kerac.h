@@ -161,10 +161,39 @@ typedef struct {
 } kc_initializer;
 
 /* Regularizers, as keras.regularizers: L1(l1), L2(l2), L1L2(l1, l2); all zero means none.
- * The penalty l1 * sum|w| + l2 * sum w^2 is added to the loss. */
+ * The penalty l1 * sum|w| + l2 * sum w^2 of a kernel or bias is added to the (mean) loss; an
+ * activity regularizer's penalty on the layer's output is divided by the batch size first, as
+ * Keras 3 and tf.keras 2 do. */
 typedef struct {
     float l1, l2;
 } kc_regularizer;
+
+/* Builders for readable options: .kernel_initializer = kc_he_normal(),
+ * .kernel_regularizer = kc_l2(0.01f). kerac draws from its own stream, so initial values have
+ * Keras's distribution but not Keras's (JAX's) bits. */
+kc_initializer kc_init(kc_init_kind kind); /* that kind with Keras's default parameters */
+kc_initializer kc_glorot_uniform(void);    /* U(+-sqrt(6 / (fan_in + fan_out))) */
+kc_initializer kc_glorot_normal(void);     /* truncated normal, stddev sqrt(2 / (in + out)) */
+kc_initializer kc_he_uniform(void);        /* U(+-sqrt(6 / fan_in)) */
+kc_initializer kc_he_normal(void);         /* truncated normal, stddev sqrt(2 / fan_in) */
+kc_initializer kc_lecun_uniform(void);     /* U(+-sqrt(3 / fan_in)) */
+kc_initializer kc_lecun_normal(void);      /* truncated normal, stddev sqrt(1 / fan_in) */
+kc_initializer kc_random_uniform(double minval, double maxval); /* U[minval, maxval) */
+kc_initializer kc_random_normal(double mean, double stddev);
+kc_initializer kc_truncated_normal(double mean, double stddev); /* redrawn beyond 2 stddev */
+/* stddev sqrt(scale / n) (after truncation), or U(+-sqrt(3 scale / n)); n the fan of mode */
+kc_initializer kc_variance_scaling(double scale, kc_fan_mode mode, kc_distribution distribution);
+kc_initializer kc_orthogonal(double gain);    /* QR of a normal matrix; 2-D or flattened */
+kc_initializer kc_init_identity(double gain); /* gain * eye(rows, cols); 2-D weights only */
+kc_initializer kc_init_zeros(void);
+kc_initializer kc_init_ones(void);
+kc_initializer kc_init_constant(double value);
+/* init drawing from its own stream seeded with seed (Keras's seed=...): the same values
+ * for every weight it fills, whatever the model's seed */
+kc_initializer kc_init_seed(kc_initializer init, uint64_t seed);
+kc_regularizer kc_l1(float l1);              /* L1(l1); Keras's default l1 is 0.01 */
+kc_regularizer kc_l2(float l2);              /* L2(l2); Keras's default l2 is 0.01 */
+kc_regularizer kc_l1_l2(float l1, float l2); /* L1L2(l1, l2) */
 
 kc_layer *kc_dense(int units, kc_act activation); /* glorot_uniform kernel, zero bias */
 typedef struct {

@@ -262,10 +262,14 @@ Test(conv_errors, unsupported_config_fields) {
     expect_json_error("\"groups\":1", "\"groups\":2", "'conv2d': groups 2 is not supported");
     expect_json_error("\"data_format\":\"channels_last\"", "\"data_format\":\"channels_first\"",
                       "'conv2d': data_format 'channels_first' is not supported");
-    expect_json_error("\"use_bias\":true", "\"use_bias\":false", "'conv2d': use_bias=False");
+    expect_json_error("\"use_bias\":true", "\"use_bias\":1", "'conv2d': use_bias is not true or false");
+    expect_json_error("\"kernel_constraint\":null", "\"kernel_constraint\":\"non_neg\"",
+                      "'conv2d': kernel_constraint is not supported");
     expect_json_error("\"padding\":\"same\"", "\"padding\":\"causal\"", "'conv2d': padding 'causal'");
-    expect_json_error("\"kernel_regularizer\":null", "\"kernel_regularizer\":\"l2\"",
-                      "'conv2d': kernel_regularizer is not supported");
+    expect_json_error("\"kernel_regularizer\":null",
+                      "\"kernel_regularizer\":\"orthogonal_regularizer\"",
+                      "'conv2d': kernel_regularizer: the regularizer 'orthogonal_regularizer' is "
+                      "not supported");
     expect_json_error("\"axis\":-1", "\"axis\":1",
                       "layer 2 'batch_normalization': axis 1 is not supported");
     expect_json_error("\"axis\":-1", "\"axis\":[1,2]", "'batch_normalization': axis over 2 axes");

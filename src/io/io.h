@@ -102,6 +102,24 @@ const kc_optimizer_io *kc_optimizer_io_find(const char *class_name);
 const kc_optimizer_io *kc_optimizer_io_of(const kc_optimizer *opt);
 /* snake case of the class: Keras's default optimizer name ("rm_sprop", "adam") */
 
+/* ---- initializers and regularizers <-> Keras (init_config.c) ---- */
+/* A layer config's initializer field v into *out: absent leaves *out (the layer's default);
+ * null is glorot_uniform (Keras's add_weight default); a name ("he_normal", "zeros", every
+ * name and alias Keras 3 and tf.keras 2 accept); or {"class_name", "config"} with or without
+ * Keras 3's "module" and "registered_name". Unknown classes, config fields or custom objects
+ * are refused; errors read "<where>: <field>: ...". */
+kc_status kc_initializer_from_json(const cJSON *v, const char *where, const char *field,
+                                   kc_initializer *out);
+/* Keras 3's {"module": "keras.initializers", "class_name", "config", "registered_name": null}
+ * with the config fields Keras writes; KC_INIT_DEFAULT is written as default_kind */
+cJSON *kc_initializer_to_json(const kc_initializer *init, kc_init_kind default_kind);
+/* null or absent (none), "l1", "l2", "l1l2" (Keras 3: L1L2() = 0, 0), "l1_l2" (tf.keras 2:
+ * 0.01, 0.01), or {"class_name": "L1" | "L2" | "L1L2", "config": {...}} */
+kc_status kc_regularizer_from_json(const cJSON *v, const char *where, const char *field,
+                                   kc_regularizer *out);
+/* null when r is inactive, else Keras 3's form of L1, L2 or L1L2 (by which factors are set) */
+cJSON *kc_regularizer_to_json(const kc_regularizer *r);
+
 /* ---- model config (config.c) ---- */
 typedef enum { KC_CONFIG_KERAS3 = 0, KC_CONFIG_LEGACY } kc_config_style;
 /* The Sequential config object ({"module", "class_name", "config", ...}); with compile set

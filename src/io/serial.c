@@ -88,6 +88,68 @@ static int num(const cJSON *cfg, const char *name, double *out) {
     return 1;
 }
 
+/* fields that must be absent or null: regularizers, constraints and the like */
+static kc_status must_be_null(const cJSON *cfg, const char *where, const char *const *names,
+                              int n) {
+    for (int i = 0; i < n; i++) {
+        const cJSON *v = field(cfg, names[i]);
+        if (v && !cJSON_IsNull(v))
+            return kc_err(KC_EFORMAT, "%s: %s is not supported by kerac (must be null)", where,
+                          names[i]);
+    }
+    return KC_OK;
+}
+
+/* ---- the weights' options Dense and Conv2D share ---- */
+
+typedef struct {
+    int use_bias; /* 0 (True) or KC_ZERO (False), as the option structs */
+    kc_initializer kernel_init, bias_init;
+    kc_regularizer kernel_reg, bias_reg, activity_reg;
+} weight_opts;
+
+/* use_bias, kernel_initializer, bias_initializer, the three regularizers; the constraints and
+ * the LoRA and quantization options kerac lacks must be null */
+static kc_status weight_opts_from(const cJSON *cfg, const char *where, weight_opts *o) {
+    *o = (weight_opts){0};
+    const cJSON *use_bias = field(cfg, "use_bias");
+    if (use_bias && !cJSON_IsBool(use_bias))
+        return kc_err(KC_EFORMAT, "%s: use_bias is not true or false", where);
+    if (use_bias && !is_true(use_bias)) o->use_bias = KC_ZERO;
+    static const char *const nulls[] = {"kernel_constraint", "bias_constraint", "lora_rank",
+                                        "quantization_config"};
+    kc_status st = must_be_null(cfg, where, nulls, 4);
+    if (!st)
+        st = kc_initializer_from_json(field(cfg, "kernel_initializer"), where,
+                                      "kernel_initializer", &o->kernel_init);
+    if (!st)
+        st = kc_initializer_from_json(field(cfg, "bias_initializer"), where, "bias_initializer",
+                                      &o->bias_init);
+    if (!st)
+        st = kc_regularizer_from_json(field(cfg, "kernel_regularizer"), where,
+                                      "kernel_regularizer", &o->kernel_reg);
+    if (!st)
+        st = kc_regularizer_from_json(field(cfg, "bias_regularizer"), where, "bias_regularizer",
+                                      &o->bias_reg);
+    if (!st)
+        st = kc_regularizer_from_json(field(cfg, "activity_regularizer"), where,
+                                      "activity_regularizer", &o->activity_reg);
+    return st;
+}
+
+static void weight_opts_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddBoolToObject(cfg, "use_bias", !l->no_bias);
+    cJSON_AddItemToObject(cfg, "kernel_initializer",
+                          kc_initializer_to_json(&l->kernel_init, KC_INIT_GLOROT_UNIFORM));
+    cJSON_AddItemToObject(cfg, "bias_initializer",
+                          kc_initializer_to_json(&l->bias_init, KC_INIT_ZEROS));
+    cJSON_AddItemToObject(cfg, "kernel_regularizer", kc_regularizer_to_json(&l->kernel_reg));
+    cJSON_AddItemToObject(cfg, "bias_regularizer", kc_regularizer_to_json(&l->bias_reg));
+    cJSON_AddItemToObject(cfg, "activity_regularizer", kc_regularizer_to_json(&l->activity_reg));
+    cJSON_AddNullToObject(cfg, "kernel_constraint");
+    cJSON_AddNullToObject(cfg, "bias_constraint");
+}
+
 /* ---- Dense ---- */
 
 static kc_status dense_from(const cJSON *cfg, const char *where, kc_layer **out) {
@@ -95,42 +157,31 @@ static kc_status dense_from(const cJSON *cfg, const char *where, kc_layer **out)
     if (!cJSON_IsNumber(units) || units->valuedouble < 1 || units->valuedouble > 1e8 ||
         units->valuedouble != floor(units->valuedouble))
         return kc_err(KC_EFORMAT, "%s: units is missing or not a positive whole number", where);
-    const cJSON *use_bias = field(cfg, "use_bias");
-    if (use_bias && !is_true(use_bias))
-        return kc_err(KC_EFORMAT, "%s: use_bias=False is not supported by kerac", where);
+    weight_opts w;
+    kc_status st = weight_opts_from(cfg, where, &w);
     kc_act act = KC_LINEAR;
-    kc_status st = parse_activation(field(cfg, "activation"), where, &act);
+    if (!st) st = parse_activation(field(cfg, "activation"), where, &act);
     if (st) return st;
-    *out = kc_dense((int)units->valuedouble, act);
+    *out = kc_dense_ex((int)units->valuedouble,
+                       &(kc_dense_opts){.activation = act, .use_bias = w.use_bias,
+                                        .kernel_initializer = w.kernel_init,
+                                        .bias_initializer = w.bias_init,
+                                        .kernel_regularizer = w.kernel_reg,
+                                        .bias_regularizer = w.bias_reg,
+                                        .activity_regularizer = w.activity_reg});
     return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
-}
-
-static cJSON *initializer(const char *cls) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "module", "keras.initializers");
-    cJSON_AddStringToObject(o, "class_name", cls);
-    cJSON *c = cJSON_AddObjectToObject(o, "config");
-    if (!strcmp(cls, "GlorotUniform")) {
-        cJSON_AddNullToObject(c, "seed");
-    }
-    cJSON_AddNullToObject(o, "registered_name");
-    return o;
 }
 
 static kc_status dense_to(const kc_layer *l, cJSON *cfg) {
     cJSON_AddNumberToObject(cfg, "units", l->units);
     cJSON_AddStringToObject(cfg, "activation", act_names[l->act]);
-    cJSON_AddTrueToObject(cfg, "use_bias");
-    cJSON_AddItemToObject(cfg, "kernel_initializer", initializer("GlorotUniform"));
-    cJSON_AddItemToObject(cfg, "bias_initializer", initializer("Zeros"));
-    const char *nulls[] = {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                           "kernel_constraint", "bias_constraint"};
-    for (int i = 0; i < 5; i++) cJSON_AddNullToObject(cfg, nulls[i]);
+    weight_opts_to(l, cfg);
     return KC_OK;
 }
 
 static int dense_weights(const kc_layer *l, kc_weight_desc *w) {
     w[0] = (kc_weight_desc){"kernel", 2, {l->in_size, l->units}, 0, l->in_size * l->units, 1};
+    if (l->no_bias) return 1;
     w[1] = (kc_weight_desc){"bias", 1, {l->units}, l->in_size * l->units, l->units, 1};
     return 2;
 }
@@ -230,18 +281,6 @@ static kc_status channels_last(const cJSON *cfg, const char *where) {
     return KC_OK;
 }
 
-/* fields that must be absent or null: regularizers, constraints and the like */
-static kc_status must_be_null(const cJSON *cfg, const char *where, const char *const *names,
-                              int n) {
-    for (int i = 0; i < n; i++) {
-        const cJSON *v = field(cfg, names[i]);
-        if (v && !cJSON_IsNull(v))
-            return kc_err(KC_EFORMAT, "%s: %s is not supported by kerac (must be null)", where,
-                          names[i]);
-    }
-    return KC_OK;
-}
-
 static cJSON *int_list2(int a, int b) {
     int v[2] = {a, b};
     return cJSON_CreateIntArray(v, 2);
@@ -272,15 +311,16 @@ static kc_status conv2d_from(const cJSON *cfg, const char *where, kc_layer **out
         st = kc_err(KC_EFORMAT, "%s: groups is not a number", where);
     if (!st && groups != 1)
         st = kc_err(KC_EFORMAT, "%s: groups %g is not supported by kerac (1 only)", where, groups);
-    const cJSON *use_bias = field(cfg, "use_bias");
-    if (!st && use_bias && !is_true(use_bias))
-        st = kc_err(KC_EFORMAT, "%s: use_bias=False is not supported by kerac", where);
-    static const char *const nulls[] = {"kernel_regularizer", "bias_regularizer",
-                                        "activity_regularizer", "kernel_constraint",
-                                        "bias_constraint", "lora_rank"};
-    if (!st) st = must_be_null(cfg, where, nulls, 6);
+    weight_opts w;
+    if (!st) st = weight_opts_from(cfg, where, &w);
     if (!st) st = parse_activation(field(cfg, "activation"), where, &o.activation);
     if (st) return st;
+    o.use_bias = w.use_bias;
+    o.kernel_initializer = w.kernel_init;
+    o.bias_initializer = w.bias_init;
+    o.kernel_regularizer = w.kernel_reg;
+    o.bias_regularizer = w.bias_reg;
+    o.activity_regularizer = w.activity_reg;
     *out = kc_conv2d_ex((int)filters->valuedouble, &o);
     return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
 }
@@ -294,18 +334,14 @@ static kc_status conv2d_to(const kc_layer *l, cJSON *cfg) {
     cJSON_AddItemToObject(cfg, "dilation_rate", int_list2(1, 1));
     cJSON_AddNumberToObject(cfg, "groups", 1);
     cJSON_AddStringToObject(cfg, "activation", act_names[l->act]);
-    cJSON_AddTrueToObject(cfg, "use_bias");
-    cJSON_AddItemToObject(cfg, "kernel_initializer", initializer("GlorotUniform"));
-    cJSON_AddItemToObject(cfg, "bias_initializer", initializer("Zeros"));
-    const char *nulls[] = {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                           "kernel_constraint", "bias_constraint"};
-    for (int i = 0; i < 5; i++) cJSON_AddNullToObject(cfg, nulls[i]);
+    weight_opts_to(l, cfg);
     return KC_OK;
 }
 
 static int conv2d_weights(const kc_layer *l, kc_weight_desc *w) {
     int64_t in = l->in_shape.rank == 3 ? l->in_shape.dims[2] : 0;
     w[0] = (kc_weight_desc){"kernel", 4, {l->kh, l->kw, in, l->units}, 0, l->kernel_size, 1};
+    if (l->no_bias) return 1;
     w[1] = (kc_weight_desc){"bias", 1, {l->units}, l->kernel_size, l->units, 1};
     return 2;
 }
@@ -449,10 +485,10 @@ static kc_status bn_to(const kc_layer *l, cJSON *cfg) {
     cJSON_AddNumberToObject(cfg, "epsilon", kc_json_float(l->epsilon));
     cJSON_AddTrueToObject(cfg, "center");
     cJSON_AddTrueToObject(cfg, "scale");
-    cJSON_AddItemToObject(cfg, "beta_initializer", initializer("Zeros"));
-    cJSON_AddItemToObject(cfg, "gamma_initializer", initializer("Ones"));
-    cJSON_AddItemToObject(cfg, "moving_mean_initializer", initializer("Zeros"));
-    cJSON_AddItemToObject(cfg, "moving_variance_initializer", initializer("Ones"));
+    cJSON_AddItemToObject(cfg, "beta_initializer", kc_initializer_to_json(NULL, KC_INIT_ZEROS));
+    cJSON_AddItemToObject(cfg, "gamma_initializer", kc_initializer_to_json(NULL, KC_INIT_ONES));
+    cJSON_AddItemToObject(cfg, "moving_mean_initializer", kc_initializer_to_json(NULL, KC_INIT_ZEROS));
+    cJSON_AddItemToObject(cfg, "moving_variance_initializer", kc_initializer_to_json(NULL, KC_INIT_ONES));
     const char *nulls[] = {"beta_regularizer", "gamma_regularizer", "beta_constraint",
                            "gamma_constraint"};
     for (int i = 0; i < 4; i++) cJSON_AddNullToObject(cfg, nulls[i]);
@@ -683,7 +719,15 @@ static kc_optimizer *sgd_from(const cJSON *cfg, const char *where) {
 
 static void sgd_to(const kc_optimizer *o, cJSON *cfg) {
     common_to(o, "SGD", cfg);
-    cJSON_AddNumberToObject(cfg, "momentum", kc_json_float(o->momentum));
+    /* Keras 3's SGD refuses a momentum that is not a Python float: 0 must read 0.0 */
+    double mom = kc_json_float(o->momentum);
+    if (mom == floor(mom) && fabs(mom) < 1e15) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.1f", mom);
+        cJSON_AddRawToObject(cfg, "momentum", buf);
+    } else {
+        cJSON_AddNumberToObject(cfg, "momentum", mom);
+    }
     cJSON_AddBoolToObject(cfg, "nesterov", o->nesterov);
 }
 

@@ -6,8 +6,11 @@
  *
  * The weight gradient is summed in CONV_GROUPS fixed groups of images, each into its own
  * partial, and the partials are added in group order: the result is the same for any thread
- * count. */
+ * count. With use_bias=False there is no bias (the partials still sum one, unused). Kernel
+ * and bias initializers and regularizers as Keras's (initializers.c); backward adds the
+ * regularizers' gradients. */
 #include "layer.h"
+#include "../initializers.h"
 #include "../ops/ops.h"
 #include "../util/threads.h"
 #include <math.h>
@@ -61,17 +64,14 @@ static kc_status conv_build(kc_layer *l) {
                       l->name, l->kh, l->kw, kc_shape_str(l->in_shape, buf, sizeof buf));
     l->out_shape = kc_shape3(oh, ow, l->units);
     l->kernel_size = depth(l) * l->units;
-    l->param_count = l->kernel_size + l->units;
-    return KC_OK;
+    l->param_count = l->kernel_size + (l->no_bias ? 0 : l->units);
+    return kc_layer_check_init_reg(
+        l, 4, (int64_t[]){l->kh, l->kw, l->in_shape.dims[2], l->units});
 }
 
 static void conv_init(kc_layer *l, kc_rng *rng) {
-    /* glorot_uniform with fan_in = kh*kw*in, fan_out = kh*kw*filters; zero bias */
-    int64_t area = (int64_t)l->kh * l->kw;
-    float limit = sqrtf(6.0f / (float)(area * l->in_shape.dims[2] + area * l->units));
-    for (int64_t i = 0; i < l->kernel_size; i++)
-        l->kernel[i] = (2.0f * kc_rng_uniform(rng) - 1.0f) * limit;
-    for (int i = 0; i < l->units; i++) l->bias[i] = 0.0f;
+    /* kernel (kh, kw, in, filters): Keras's fans are kh*kw*in and kh*kw*filters */
+    kc_layer_init_weights(l, 4, (int64_t[]){l->kh, l->kw, l->in_shape.dims[2], l->units}, rng);
 }
 
 /* scratch: per thread an unfolded chunk and its gradient; the groups' partial gradients; the
@@ -114,8 +114,8 @@ static void conv_forward_task(void *arg, int part, int parts) {
         kc_gemm_ex(&(kc_gemm_args){.m = (int)rows, .n = l->units, .k = (int)k, .a = col,
                                    .a_rs = t ? 1 : k, .a_cs = t ? rows : 1, .b = l->kernel,
                                    .b_rs = l->units, .b_cs = 1, .c = j->y + s * l->out_size,
-                                   .ldc = l->units, .bias = l->bias, .relu = l->act == KC_RELU,
-                                   .serial = 1});
+                                   .ldc = l->units, .bias = l->no_bias ? NULL : l->bias,
+                                   .relu = l->act == KC_RELU, .serial = 1});
     }
 }
 
@@ -205,15 +205,17 @@ static void conv_backward(kc_layer *l, const float *in, const float *out, float 
             for (int64_t c = 0; c < f; c++) kt[c * k + p] = l->kernel[p * f + c];
     }
     run_task(l, conv_backward_task, &job);
-    /* the partials added in group order */
-    int64_t per = l->kernel_size + l->units;
+    /* the partials added in group order; dkernel and dbias are adjacent (no dbias without a
+     * bias: the partials' bias sums are left out) */
+    int64_t stride = l->kernel_size + l->units, per = l->no_bias ? l->kernel_size : stride;
     const float *partials = partials_of(l);
-    memcpy(l->dkernel, partials, sizeof(float) * (size_t)per); /* dkernel, dbias adjacent */
+    memcpy(l->dkernel, partials, sizeof(float) * (size_t)per);
     for (int grp = 1; grp < groups; grp++) {
-        const float *p = partials + grp * per;
+        const float *p = partials + grp * stride;
 #pragma omp simd
         for (int64_t i = 0; i < per; i++) l->dkernel[i] += p[i];
     }
+    kc_layer_weight_reg_grad(l);
 }
 
 static const kc_layer_ops conv_ops = {
@@ -236,6 +238,12 @@ kc_layer *kc_conv2d_ex(int filters, const kc_conv2d_opts *opts) {
     l->sw = o.strides[1] ? o.strides[1] : l->sh;
     l->pad_same = (int)o.padding;
     l->act = o.activation;
+    l->no_bias = o.use_bias == KC_ZERO;
+    l->kernel_init = o.kernel_initializer;
+    l->bias_init = o.bias_initializer;
+    l->kernel_reg = o.kernel_regularizer;
+    l->bias_reg = o.bias_regularizer;
+    l->activity_reg = o.activity_regularizer;
     return l;
 }
 

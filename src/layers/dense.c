@@ -1,5 +1,8 @@
-/* dense.c: Dense(units, activation): out = act(in @ kernel + bias), kernel (in, units). */
+/* dense.c: Dense(units, activation): out = act(in @ kernel + bias), kernel (in, units); the
+ * bias left out with use_bias=False. Kernel and bias initializers and regularizers as Keras's
+ * (initializers.c): backward adds the regularizers' gradients to the weights' gradients. */
 #include "layer.h"
+#include "../initializers.h"
 #include "../ops/ops.h"
 #include "../optimizers.h"
 #include <math.h>
@@ -19,16 +22,13 @@ static kc_status dense_build(kc_layer *l) {
     }
     l->out_shape = kc_shape1(l->units);
     l->kernel_size = l->in_size * l->units;
-    l->param_count = l->kernel_size + l->units;
-    return KC_OK;
+    l->param_count = l->kernel_size + (l->no_bias ? 0 : l->units);
+    return kc_layer_check_init_reg(l, 2, (int64_t[]){l->in_size, l->units});
 }
 
 static void dense_init(kc_layer *l, kc_rng *rng) {
-    /* glorot_uniform: U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)); zero bias */
-    float limit = sqrtf(6.0f / (float)(l->in_size + l->units));
-    int64_t n = l->in_size * l->units;
-    for (int64_t i = 0; i < n; i++) l->kernel[i] = (2.0f * kc_rng_uniform(rng) - 1.0f) * limit;
-    for (int i = 0; i < l->units; i++) l->bias[i] = 0.0f;
+    /* kernel_initializer (glorot_uniform), bias_initializer (zeros), kernel (in, units) */
+    kc_layer_init_weights(l, 2, (int64_t[]){l->in_size, l->units}, rng);
 }
 
 static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
@@ -38,7 +38,8 @@ static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
     int drop = d && ctx->training && d->rate > 0.0f;
     kc_gemm_ex(&(kc_gemm_args){.m = batch, .n = l->units, .k = (int)l->in_size, .a = in,
                                .a_rs = l->in_size, .a_cs = 1, .b = l->kernel, .b_rs = l->units,
-                               .b_cs = 1, .c = out, .ldc = l->units, .bias = l->bias,
+                               .b_cs = 1, .c = out, .ldc = l->units,
+                               .bias = l->no_bias ? NULL : l->bias,
                                .relu = l->act == KC_RELU, .a_sparse = l->input_is_data,
                                .dropout_rate = drop ? d->rate : 0.0f,
                                .dropout_key = drop ? kc_dropout_key(d, ctx) : 0,
@@ -49,6 +50,7 @@ static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
 typedef struct {
     kc_layer *layer;
     kc_optimizer *opt;
+    int reg; /* a kernel regularizer to add */
 } dense_step;
 
 /* a finished block of the kernel's gradient: the optimizer step on that block of the kernel,
@@ -59,9 +61,14 @@ static void dense_block_done(void *arg, int64_t row0, int64_t row1, int64_t col0
     kc_layer *l = st->layer;
     int whole = col0 == 0 && col1 == l->units && ld == l->units;
     for (int64_t r = row0; r < row1; r += whole ? row1 - row0 : 1) {
-        int64_t at = r * l->units + col0;
+        int64_t at = r * l->units + col0, n = whole ? (row1 - row0) * l->units : col1 - col0;
+        /* the block lies in the gradient or in gemm's per-thread buffer, both writable: the
+         * kernel regularizer's gradient joins it before the step */
+        if (st->reg)
+            kc_regularizer_grad_add(&l->kernel_reg, l->kernel + at,
+                                    (float *)(uintptr_t)(block + (r - row0) * ld), n);
         kc_optimizer_apply(st->opt, l->kernel + at, block + (r - row0) * ld,
-                           l->param_offset + at, whole ? (row1 - row0) * l->units : col1 - col0);
+                           l->param_offset + at, n);
     }
 }
 
@@ -87,16 +94,22 @@ static void dense_backward(kc_layer *l, const float *in, const float *out, float
                                                      ? kc_fused_dropout_scale(l->gate_from, ctx)
                                                      : 1.0f,
                                    .bf16 = ctx->bf16});
-    kc_colsum(dout, batch, l->units, l->dbias);
-    dense_step st = {l, ctx->opt};
+    int reg = !l->frozen && kc_regularizer_active(&l->kernel_reg);
+    if (!l->no_bias) {
+        kc_colsum(dout, batch, l->units, l->dbias);
+        if (!l->frozen) kc_regularizer_grad_add(&l->bias_reg, l->bias, l->dbias, l->units);
+    }
     int step = ctx->opt && l->trainable_count;
+    dense_step st = {l, ctx->opt, reg};
     kc_gemm_ex(&(kc_gemm_args){.m = (int)l->in_size, .n = l->units, .k = batch, .a = in,
                                .a_rs = 1, .a_cs = l->in_size, .b = dout, .b_rs = l->units,
                                .b_cs = 1, .c = l->dkernel, .ldc = l->units,
                                .a_sparse = l->input_is_data,
                                .block_done = step ? dense_block_done : NULL,
                                .block_arg = &st, .block_scratch = step, .bf16 = ctx->bf16});
-    if (step)
+    if (!step && reg)
+        kc_regularizer_grad_add(&l->kernel_reg, l->kernel, l->dkernel, l->kernel_size);
+    if (step && !l->no_bias)
         kc_optimizer_apply(ctx->opt, l->bias, l->dbias, l->param_offset + l->kernel_size,
                            l->units);
 }
@@ -110,10 +123,21 @@ static const kc_layer_ops dense_ops = {
     .backward = dense_backward,
     .updates_weights = 1};
 
-kc_layer *kc_dense(int units, kc_act activation) {
+kc_layer *kc_dense_ex(int units, const kc_dense_opts *opts) {
+    kc_dense_opts o = opts ? *opts : (kc_dense_opts){0};
     kc_layer *l = kc_layer_new(&dense_ops);
     if (!l) return NULL;
     l->units = units;
-    l->act = activation;
+    l->act = o.activation;
+    l->no_bias = o.use_bias == KC_ZERO;
+    l->kernel_init = o.kernel_initializer;
+    l->bias_init = o.bias_initializer;
+    l->kernel_reg = o.kernel_regularizer;
+    l->bias_reg = o.bias_regularizer;
+    l->activity_reg = o.activity_regularizer;
     return l;
+}
+
+kc_layer *kc_dense(int units, kc_act activation) {
+    return kc_dense_ex(units, &(kc_dense_opts){.activation = activation});
 }
