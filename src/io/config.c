@@ -288,7 +288,8 @@ static int mentions_accuracy(const cJSON *j) {
 }
 
 kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
-    if (!cc || cJSON_IsNull(cc)) return KC_OK;
+    /* Keras 3's to_json of a model never compiled says "compile_config": {} */
+    if (!cc || cJSON_IsNull(cc) || (cJSON_IsObject(cc) && !cc->child)) return KC_OK;
     char w[600];
     snprintf(w, sizeof w, "%s: compile settings", where);
     const cJSON *opt = get(cc, "optimizer");
