@@ -12,6 +12,7 @@
 #include <stdarg.h>
 
 #include "testutil.h"
+#include "ops/ops.h" /* kc_gemm_backend */
 
 #define MAX_W 4096
 #define FIXTURE_DIR "tests/fixtures/keras_layers2/"
@@ -951,4 +952,54 @@ Test(layers2_saving, refused_options) {
     kc_model *m;
     KC_EXPECT_ERR(from_layer_json("Cropping2D", "\"cropping\": [[3, 3], [0, 0]]", 6, 5, 2, &m),
                   KC_EINVAL, "leaves nothing of the input (6, 5, 2)");
+}
+
+/* ---- the engine's invariants with the new layers ---------------------------------------------- */
+
+/* A sample's prediction does not depend on the batch it is in (more images than the weight
+ * gradient's 16 groups, several images per unfolded chunk) */
+Test(layers2_engine, predict_per_sample_and_big_batch) {
+    kc_set_random_seed(3);
+    kc_model *m = all_layers_model();
+    enum { N = 45, IN = 40 };
+    float *x = malloc(sizeof(float) * N * IN), out[N * 3], one[3];
+    fill(x, N * IN, 17u, 1.0f);
+    KC_CHECK(kc_predict(m, x, N, out));
+    for (int i = 0; i < N; i += 11) {
+        KC_CHECK(kc_predict(m, x + i * IN, 1, one));
+        for (int j = 0; j < 3; j++)
+            if (strcmp(kc_gemm_backend(), "openblas"))
+                cr_expect_eq(one[j], out[i * 3 + j], "sample %d differs alone", i);
+            else /* OpenBLAS's sums depend on the matrix size */
+                cr_expect(fabsf(one[j] - out[i * 3 + j]) <= 1e-6f, "sample %d differs alone", i);
+    }
+    free(x);
+    kc_model_free(m);
+}
+
+Test(layers2_engine, same_result_for_1_and_2_threads) {
+    if (!strcmp(kc_gemm_backend(), "openblas"))
+        cr_skip_test("OpenBLAS products depend on the thread count and the batch");
+    enum { N = 37, IN = 40 };
+    float *x = malloc(sizeof(float) * N * IN), y[N * 3] = {0};
+    fill(x, N * IN, 5u, 1.0f);
+    for (int i = 0; i < N; i++) y[i * 3 + (i * 2) % 3] = 1.0f;
+    float *w[2];
+    for (int t = 0; t < 2; t++) {
+        kc_set_num_threads(t + 1);
+        kc_set_random_seed(11);
+        kc_model *m = all_layers_model();
+        for (int step = 0; step < 3; step++) KC_CHECK(kc_train_on_batch(m, x, y, N, NULL));
+        int64_t n = kc_count_params(m);
+        w[t] = malloc(sizeof(float) * (size_t)n);
+        KC_CHECK(kc_get_weights(m, w[t], n));
+        if (t)
+            cr_expect(memcmp(w[0], w[1], sizeof(float) * (size_t)n) == 0,
+                      "weights after 3 steps differ between 1 and 2 threads");
+        kc_model_free(m);
+    }
+    kc_set_num_threads(0);
+    free(w[0]);
+    free(w[1]);
+    free(x);
 }
