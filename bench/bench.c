@@ -107,6 +107,7 @@ static double fma_peak(int threads) {
 }
 
 static int convnet; /* --model convnet */
+static int functional; /* --model mlp_functional: the same network through kc_functional */
 static int bf16;    /* --bf16: kc_set_mixed_bfloat16 */
 
 /* Forward, weight-gradient and input-gradient (all but the first layer) products per sample. */
@@ -145,6 +146,19 @@ static kc_model *build_model(void) {
         kc_add(m, kc_dropout(0.5f));
         kc_add(m, kc_dense(10, KC_SOFTMAX));
         opt = kc_adam(NULL);
+    } else if (functional) {
+        kc_tensor *in = kc_input(kc_shape1(784));
+        kc_tensor *x = kc_call(kc_dense(512, KC_RELU), in);
+        x = kc_call(kc_dropout(0.2f), x);
+        x = kc_call(kc_dense(512, KC_RELU), x);
+        x = kc_call(kc_dropout(0.2f), x);
+        kc_tensor *out = kc_call(kc_dense(10, KC_SOFTMAX), x);
+        m = kc_functional(&in, 1, &out, 1);
+        if (!m) {
+            fprintf(stderr, "bench: %s\n", kc_last_error());
+            exit(1);
+        }
+        opt = kc_rmsprop(NULL);
     } else {
         m = kc_sequential(kc_shape1(784));
         kc_add(m, kc_dense(512, KC_RELU));
@@ -240,7 +254,10 @@ static void run_case(int threads, int epochs, int loaded, const char *data_dir, 
     double gflops = train_flops_per_sample() * (double)train.count / sec / 1e9;
     printf("{\"case\": \"%s\", \"gemm\": \"%s\", \"precision\": \"%s\", \"threads\": %d, "
            "\"load\": \"%s\", \"epochs\": %d",
-           convnet ? "train_convnet_keras_io" : "train_mlp_784_512_512_10", gemm_name(),
+           convnet      ? "train_convnet_keras_io"
+           : functional ? "train_mlp_784_512_512_10_functional"
+                        : "train_mlp_784_512_512_10",
+           gemm_name(),
            bf16 ? "mixed_bfloat16" : "float32", threads, loaded ? "busy_second_process" : "idle",
            epochs);
     json_number("sec_per_epoch", sec, 4);
@@ -276,10 +293,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--bf16")) bf16 = 1;
         else if (!strcmp(argv[i], "--data") && i + 1 < argc) data_dir = argv[++i];
         else if (!strcmp(argv[i], "--model") && i + 1 < argc &&
-                 (!strcmp(argv[i + 1], "mlp") || !strcmp(argv[i + 1], "convnet")))
+                 (!strcmp(argv[i + 1], "mlp") || !strcmp(argv[i + 1], "convnet") ||
+                  !strcmp(argv[i + 1], "mlp_functional"))) {
             convnet = !strcmp(argv[++i], "convnet");
+            functional = !strcmp(argv[i], "mlp_functional");
+        }
         else {
-            fprintf(stderr, "usage: bench [--model mlp|convnet] [--epochs N] [--threads N] "
+            fprintf(stderr, "usage: bench [--model mlp|mlp_functional|convnet] [--epochs N] [--threads N] "
                             "[--loaded] [--no-peak] [--bf16] [--data DIR]\n");
             return 2;
         }

@@ -17,6 +17,12 @@ echo "# kerac's kernels"
 $bench $args
 echo "# the same network in Keras's mixed_bfloat16 (bf16 products, float32 weights and sums)"
 $bench $args --bf16 --no-peak --threads 2 || echo "# mixed_bfloat16: not available on this CPU"
+echo "# the same network built with the Functional API, side by side with the Sequential one"
+echo "# (alternating, 2 threads, idle; each line's sec_per_epoch is a median over its epochs)"
+for round in 1 2 3; do
+    $bench $args --no-peak --threads 2 --model mlp
+    $bench $args --no-peak --threads 2 --model mlp_functional
+done
 echo "# keras.io's simple MNIST convnet (Adam, batch 128, 54,000 images)"
 for threads in 1 2; do
     $bench $args --model convnet --no-peak --threads "$threads"

@@ -48,6 +48,18 @@ char *kc_shape_str(kc_shape shape, char *buf, size_t size);
 
 typedef enum { KC_UINT8 = 0, KC_FLOAT32, KC_INT32 } kc_dtype;
 
+#define KC_MAX_IO 8 /* inputs, and outputs, of one model */
+/* One array of count samples, row after row: a model input or a target. Like kc_dataset's x
+ * (uint8 scaled per batch by scale, 0 meaning 1) or y (class indices: rank-0 shape, uint8 or
+ * int32, num_classes). */
+typedef struct {
+    kc_shape shape;
+    kc_dtype dtype;
+    void *data;
+    float scale;
+    int num_classes;
+} kc_array;
+
 /* A dataset: count samples of x (and optionally y), stored row after row. Images stay uint8 and
  * are turned into float batch by batch as value * x_scale (x_scale 0 means 1). Labels may be
  * class indices (uint8 or int32, a rank-0 per-sample shape) or float vectors (one-hot). The
@@ -63,6 +75,11 @@ typedef struct {
     void *y;
     int num_classes; /* for class-index labels: values must lie in [0, num_classes); 0 = unknown */
     void *owned_x, *owned_y; /* what kc_dataset_free releases; NULL when borrowed */
+    /* Models of several inputs or outputs: when n_inputs > 0, inputs[0..n_inputs) (one per
+     * model input, in order) replace x, x_shape, x_dtype and x_scale; when n_targets > 0,
+     * targets[] (one per model output) replace y. count is every array's sample count. */
+    int n_inputs, n_targets;
+    kc_array inputs[KC_MAX_IO], targets[KC_MAX_IO];
 } kc_dataset;
 
 void kc_dataset_free(kc_dataset *ds);
@@ -231,6 +248,69 @@ typedef struct {
  * gamma, beta (trained), moving_mean, moving_variance (not trained). */
 kc_layer *kc_batch_normalization(const kc_batchnorm_opts *opts);
 
+void kc_layer_free(kc_layer *layer); /* a layer that no model or tensor holds */
+const char *kc_get_layer_name(const kc_layer *layer);
+/* layer.name = name; before the layer is added or called (names are unique in a model) */
+kc_status kc_layer_set_name(kc_layer *layer, const char *name);
+/* layer.trainable = trainable (a model's trainable applies to all of its layers, as Keras).
+ * A frozen layer's weights take no step, a frozen BatchNormalization runs in inference mode;
+ * as in Keras, the change takes effect when the model is next compiled. */
+kc_status kc_set_trainable(kc_layer *layer, int trainable);
+kc_status kc_model_set_trainable(kc_model *m, int trainable);
+int kc_get_trainable(const kc_layer *layer);
+
+/* ---- the Functional API ------------------------------------------------------------------ */
+
+/* A symbolic tensor: keras.Input, or what calling a layer on tensors gives. Tensors belong to
+ * the models built from them; a tensor that ends in no model is released by kc_tensor_free. */
+typedef struct kc_tensor kc_tensor;
+kc_tensor *kc_input(kc_shape shape);                        /* keras.Input(shape) */
+kc_tensor *kc_input_named(kc_shape shape, const char *name); /* NULL name: input_layer_N */
+/* layer(x). The layer is built on its first call, then shared: calling it again (on tensors of
+ * the same shapes) shares its weights. A layer a call fails on is freed when nothing holds it;
+ * a NULL input (a failed call before) gives NULL with that call's message kept. */
+kc_tensor *kc_call(kc_layer *layer, kc_tensor *x);
+kc_tensor *kc_call_n(kc_layer *layer, kc_tensor *const *xs, int n); /* merge layers */
+/* a layer of several outputs (a nested model's): outs[0..n_out) */
+kc_status kc_call_multi(kc_layer *layer, kc_tensor *const *xs, int n_in, kc_tensor **outs,
+                        int n_out);
+/* A model used as a layer (nested Sequential or Functional): calling it inlines its graph and
+ * shares its layers and weights with it; kc_add(sequential, kc_model_as_layer(inner)) nests it
+ * in a Sequential. The wrapper holds the model: it stays valid after kc_model_free(m). */
+kc_layer *kc_model_as_layer(kc_model *m);
+/* keras.Model(inputs, outputs): every output must depend on the inputs given only, and every
+ * input must reach an output. Errors name the tensors and layers at fault. */
+kc_model *kc_functional(kc_tensor *const *inputs, int n_inputs, kc_tensor *const *outputs,
+                        int n_outputs);
+void kc_tensor_free(kc_tensor *t); /* only a tensor no model or other tensor holds */
+kc_shape kc_tensor_shape(const kc_tensor *t);
+/* keras.backend.clear_session(): layer and model names start again at "dense", "dense_1"... */
+void kc_clear_session(void);
+
+/* Merge layers (keras.layers.Add, ...): they take several inputs, so they go in a functional
+ * model, called on a list of tensors, not in a Sequential model. No weights.
+ * Add, Multiply, Average, Maximum, Minimum take 1 to 16 inputs, Subtract exactly 2; their
+ * shapes broadcast as in Keras (aligned from the last axis, each size equal or 1). At ties,
+ * Maximum and Minimum split the gradient as Keras with JAX does: max(a, b) with a == b sends
+ * half to each, pairwise along the inputs (max(max(a, b), c)). */
+kc_layer *kc_merge_add(void);      /* Add: x0 + x1 + ... */
+kc_layer *kc_merge_subtract(void); /* Subtract: x0 - x1 */
+kc_layer *kc_merge_multiply(void); /* Multiply: x0 * x1 * ... */
+kc_layer *kc_merge_average(void);  /* Average: (x0 + x1 + ...) / n */
+kc_layer *kc_merge_maximum(void);  /* Maximum: elementwise max */
+kc_layer *kc_merge_minimum(void);  /* Minimum: elementwise min */
+/* Concatenate(axis): 1 to 16 inputs of one rank, equal but along axis. axis counts as Keras's
+ * does, the batch axis being 0: -1 (the default) is the last axis of a sample, 1 its first;
+ * axis 0 (the batch) is refused. */
+kc_layer *kc_concatenate(int axis);
+/* Dot(axes=(axis0, axis1), normalize): the batch-wise dot product of 2 inputs, summed along
+ * axis0 of the first and axis1 of the second (Keras's numbering: 1 the first sample axis, -1
+ * the last; Keras's axes=k is kc_dot(k, k, ...)). Output: the first input's other axes, then
+ * the second's ((1) when none: two (n) vectors give (1)). normalize: both inputs are first
+ * l2-normalised along those axes (keras.ops.normalize: x / max(|x|, 1e-7)), so the output is
+ * the cosine similarity. */
+kc_layer *kc_dot(int axis0, int axis1, int normalize);
+
 /* Sets the seed that models created afterwards take (keras.utils.set_random_seed). */
 void kc_set_random_seed(uint64_t seed);
 /* Threads for matrix products and kernels; 0 = $KERAC_NUM_THREADS or all cores. */
@@ -248,7 +328,20 @@ void kc_model_free(kc_model *m);
  * the model. */
 kc_status kc_set_mixed_bfloat16(kc_model *m, int on);
 kc_status kc_summary(kc_model *m, FILE *out);
+const char *kc_model_name(const kc_model *m);
+kc_status kc_model_set_name(kc_model *m, const char *name);
+/* model.get_layer(name): a top-level layer, or one inside a nested model ("inner/dense") */
+kc_layer *kc_get_layer(kc_model *m, const char *name);
+int kc_model_input_count(const kc_model *m);
+int kc_model_output_count(const kc_model *m);
+kc_shape kc_model_input_shape_at(const kc_model *m, int i);
+kc_shape kc_model_output_shape_at(const kc_model *m, int i);
+/* Fusions (Dense(relu) + Dropout, the relu derivative in the next product, the optimizer step
+ * inside a Dense's weight-gradient product) change no bit of any result; off (0) runs every
+ * layer on its own, the plain path tests compare against. On by default. */
+kc_status kc_set_fusion(kc_model *m, int on);
 
+/* Leaf layers, in weight order (a nested model's layers in place of it) */
 int kc_layer_count(const kc_model *m);
 /* layer i's name ("dense_1"), and its output shape */
 const char *kc_layer_name(const kc_model *m, int i);
@@ -339,14 +432,29 @@ float kc_optimizer_get_learning_rate(const kc_optimizer *opt);
  * the constructors reject), changes nothing and is an error. */
 kc_status kc_optimizer_set_learning_rate(kc_optimizer *opt, float learning_rate);
 
-/* Takes ownership of the optimizer (also on error). metrics: KC_METRIC_* bits. */
+/* Takes ownership of the optimizer (also on error). metrics: KC_METRIC_* bits. The loss and
+ * metrics apply to every output. */
 kc_status kc_compile(kc_model *m, kc_loss loss, kc_optimizer *opt, unsigned metrics);
+typedef struct {
+    kc_optimizer *optimizer; /* required; taken over (also on error) */
+    /* per output, in order; when only loss[0] is set it applies to every output */
+    kc_loss loss[KC_MAX_IO];
+    /* per output; used when has_loss_weights (else every weight is 1); the total loss is
+     * sum(loss_weights[o] * loss[o]) plus the regularization penalties */
+    float loss_weights[KC_MAX_IO];
+    int has_loss_weights;
+    /* per output (kc_compile's metrics apply to every output) */
+    unsigned metrics[KC_MAX_IO];
+} kc_compile_opts;
+kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts);
 
 /* ---- training and evaluation -------------------------------------------------------------- */
 
 typedef struct {
     double loss;
-    double accuracy; /* NaN when accuracy is not a metric */
+    double accuracy; /* NaN when accuracy is not a metric (or the model has several outputs) */
+    /* per output: its (unweighted) loss and accuracy, NaN where absent */
+    double output_loss[KC_MAX_IO], output_accuracy[KC_MAX_IO];
 } kc_metrics;
 
 typedef struct {
@@ -357,8 +465,16 @@ typedef struct {
     double *val_accuracy;
     double *seconds;     /* wall time of each epoch's training part */
     int capacity;
+    /* Keras's History.history: every key ("loss", "accuracy", per output "<output
+     * layer>_loss" and "<output layer>_accuracy" for models of several outputs, then the same
+     * with "val_"), values[k][epoch] */
+    int n_keys;
+    char **keys;
+    double **values;
 } kc_history;
 void kc_history_free(kc_history *h);
+/* history.history[key]: h->epochs values, or NULL when the key is absent */
+const double *kc_history_get(const kc_history *h, const char *key);
 
 /* ---- callbacks ---------------------------------------------------------------------------- */
 
@@ -369,6 +485,10 @@ typedef struct {
     int batch;            /* 0-based step within the epoch (on_batch_end), else -1 */
     double loss, accuracy, val_loss, val_accuracy;
     double learning_rate; /* the optimizer's current learning rate */
+    /* every key with its value (as in History; per output for models of several outputs) */
+    int n_values;
+    const char *const *keys;
+    const double *values;
 } kc_logs;
 /* logs[key] for key "loss", "accuracy" (or "acc"), "val_loss", "val_accuracy", "learning_rate";
  * returns 0 when the key is unknown or its value is absent (NaN) */
@@ -470,6 +590,8 @@ kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opt
 
 /* x: count samples of the input shape, out: count * output size floats. Inference mode. */
 kc_status kc_predict(kc_model *m, const float *x, int64_t count, float *out);
+/* one array per input (x[i]: count samples of input i) and per output */
+kc_status kc_predict_multi(kc_model *m, const float *const *x, int64_t count, float *const *out);
 
 /* One optimizer step on one batch (training mode). y: float one-hot / targets, or for sparse
  * categorical crossentropy class indices stored as floats. result (optional): that batch's loss
@@ -480,6 +602,12 @@ kc_status kc_train_on_batch(kc_model *m, const float *x, const float *y, int bat
  * a step. training != 0 runs dropout as in fit. */
 kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int batch,
                                int training, double *loss, float *grads, int64_t count);
+/* the same with one array per input and per output (the loss: the weighted total) */
+kc_status kc_train_on_batch_multi(kc_model *m, const float *const *x, const float *const *y,
+                                  int batch, kc_metrics *result);
+kc_status kc_compute_gradients_multi(kc_model *m, const float *const *x,
+                                     const float *const *y, int batch, int training,
+                                     double *loss, float *grads, int64_t count);
 
 /* ---- saving and loading --------------------------------------------------------------------- */
 

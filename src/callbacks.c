@@ -8,7 +8,7 @@
 #include <string.h>
 
 kc_logs kc_logs_empty(const kc_model *m) {
-    return (kc_logs){0, -1, NAN, NAN, NAN, NAN, (double)kc_get_learning_rate(m)};
+    return (kc_logs){0, -1, NAN, NAN, NAN, NAN, (double)kc_get_learning_rate(m), 0, NULL, NULL};
 }
 
 int kc_logs_get(const kc_logs *logs, const char *key, double *value) {
@@ -19,7 +19,12 @@ int kc_logs_get(const kc_logs *logs, const char *key, double *value) {
     else if (!strcmp(key, "val_loss")) v = logs->val_loss;
     else if (!strcmp(key, "val_accuracy") || !strcmp(key, "val_acc")) v = logs->val_accuracy;
     else if (!strcmp(key, "learning_rate") || !strcmp(key, "lr")) v = logs->learning_rate;
-    else return 0;
+    else {
+        int i = 0;
+        while (i < logs->n_values && strcmp(logs->keys[i], key)) i++;
+        if (i == logs->n_values) return 0;
+        v = logs->values[i];
+    }
     if (isnan(v) && strcmp(key, "loss")) return 0;
     if (value) *value = v;
     return 1;
@@ -83,7 +88,7 @@ typedef struct {
 static kc_status monitor_init(monitor_state *s, const char *monitor, kc_monitor_mode mode,
                               double min_delta, const char *who) {
     if (!monitor) monitor = "val_loss";
-    if (!kc_logs_get(&(kc_logs){0, 0, 0, 0, 0, 0, 0}, monitor, NULL) ||
+    if (!kc_logs_get(&(kc_logs){0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL}, monitor, NULL) ||
         strlen(monitor) >= sizeof s->monitor)
         return kc_err(KC_EINVAL,
                       "%s: unknown monitor '%s' (kerac logs loss, accuracy, val_loss, "

@@ -19,6 +19,7 @@ typedef struct {
     uint64_t *step;    /* training steps taken: keys dropout masks */
     int *epoch;        /* epochs completed */
     int *stop_training;
+    kc_model *model;
 } kc_model_view;
 
 /* Fills v, creating the weights first if needed (an error when the model is not built). */

@@ -682,6 +682,108 @@ static int bn_weights(const kc_layer *l, kc_weight_desc *w) {
     return 4;
 }
 
+/* ---- merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot ---- */
+
+/* A merge layer's config holds name, trainable and dtype (checked by the model's loader), and
+ * the class's own options (own, n of them); any other field is refused by name. */
+static kc_status merge_fields(const cJSON *cfg, const char *where, const char *cls,
+                              const char *const *own, int n) {
+    static const char *const base[] = {"name", "trainable", "dtype"};
+    const cJSON *item;
+    cJSON_ArrayForEach(item, cfg) {
+        int known = 0;
+        for (int i = 0; i < 3 && !known; i++) known = item->string && !strcmp(item->string, base[i]);
+        for (int i = 0; i < n && !known; i++) known = item->string && !strcmp(item->string, own[i]);
+        if (!known)
+            return kc_err(KC_EFORMAT, "%s: %s's option '%s' is not supported by kerac", where, cls,
+                          item->string ? item->string : "?");
+    }
+    return KC_OK;
+}
+
+/* a whole number (JSON number) into *out */
+static int whole(const cJSON *v, int *out) {
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+        fabs(v->valuedouble) > 1e6)
+        return 0;
+    *out = (int)v->valuedouble;
+    return 1;
+}
+
+static kc_status elementwise_from(const cJSON *cfg, const char *where, const char *cls,
+                                  kc_layer *(*make)(void), kc_layer **out) {
+    kc_status st = merge_fields(cfg, where, cls, NULL, 0);
+    if (st) return st;
+    *out = make();
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+#define ELEMENTWISE_FROM(fn, cls, make)                                              \
+    static kc_status fn(const cJSON *cfg, const char *where, kc_layer **out) {       \
+        return elementwise_from(cfg, where, cls, make, out);                         \
+    }
+ELEMENTWISE_FROM(add_from, "Add", kc_merge_add)
+ELEMENTWISE_FROM(subtract_from, "Subtract", kc_merge_subtract)
+ELEMENTWISE_FROM(multiply_from, "Multiply", kc_merge_multiply)
+ELEMENTWISE_FROM(average_from, "Average", kc_merge_average)
+ELEMENTWISE_FROM(maximum_from, "Maximum", kc_merge_maximum)
+ELEMENTWISE_FROM(minimum_from, "Minimum", kc_merge_minimum)
+
+static kc_status elementwise_to(const kc_layer *l, cJSON *cfg) { return KC_OK; }
+
+/* Concatenate: axis (Keras 3 and tf.keras 2 alike; absent: -1). Its range is checked when the
+ * layer is built, against the inputs' rank. */
+static kc_status concatenate_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    static const char *const own[] = {"axis"};
+    kc_status st = merge_fields(cfg, where, "Concatenate", own, 1);
+    if (st) return st;
+    int axis = -1;
+    const cJSON *v = field(cfg, "axis");
+    if (v && !whole(v, &axis))
+        return kc_err(KC_EFORMAT, "%s: Concatenate's axis is not a whole number", where);
+    *out = kc_concatenate(axis);
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status concatenate_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "axis", l->axis);
+    return KC_OK;
+}
+
+/* Dot: axes (an int, or a list of 2: Keras 3 writes its tuple as a list, tf.keras 2 either)
+ * and normalize (absent: false) */
+static kc_status dot_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    static const char *const own[] = {"axes", "normalize"};
+    kc_status st = merge_fields(cfg, where, "Dot", own, 2);
+    if (st) return st;
+    const cJSON *v = field(cfg, "axes");
+    int axes[2];
+    if (cJSON_IsArray(v)) {
+        if (cJSON_GetArraySize(v) != 2 || !whole(cJSON_GetArrayItem(v, 0), &axes[0]) ||
+            !whole(cJSON_GetArrayItem(v, 1), &axes[1]))
+            return kc_err(KC_EFORMAT, "%s: Dot's axes must be a whole number or a list of 2",
+                          where);
+    } else if (whole(v, &axes[0])) {
+        axes[1] = axes[0];
+    } else {
+        return kc_err(KC_EFORMAT, "%s: Dot's axes is %s (a whole number or a list of 2)", where,
+                      v ? "not a whole number or a list of 2" : "missing");
+    }
+    const cJSON *nz = field(cfg, "normalize");
+    if (nz && !cJSON_IsNull(nz) && !cJSON_IsBool(nz))
+        return kc_err(KC_EFORMAT, "%s: Dot's normalize is not true or false", where);
+    *out = kc_dot(axes[0], axes[1], is_true(nz));
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status dot_to(const kc_layer *l, cJSON *cfg) {
+    /* Keras's axes=k means (k, k) for either sign of k: one number when they are equal */
+    if (l->dot_axes[0] == l->dot_axes[1]) cJSON_AddNumberToObject(cfg, "axes", l->dot_axes[0]);
+    else cJSON_AddItemToObject(cfg, "axes", int_list2(l->dot_axes[0], l->dot_axes[1]));
+    cJSON_AddBoolToObject(cfg, "normalize", l->normalize);
+    return KC_OK;
+}
+
 static int no_weights(const kc_layer *l, kc_weight_desc *w) { return 0; }
 
 static const kc_layer_io layer_table[] = {
@@ -702,6 +804,14 @@ static const kc_layer_io layer_table[] = {
     {"Identity", identity_from, identity_to, no_weights, NULL},
     {"Reshape", reshape_from, reshape_to, no_weights, NULL},
     {"BatchNormalization", bn_from, bn_to, bn_weights, bn_check},
+    {"Add", add_from, elementwise_to, no_weights, NULL},
+    {"Subtract", subtract_from, elementwise_to, no_weights, NULL},
+    {"Multiply", multiply_from, elementwise_to, no_weights, NULL},
+    {"Average", average_from, elementwise_to, no_weights, NULL},
+    {"Maximum", maximum_from, elementwise_to, no_weights, NULL},
+    {"Minimum", minimum_from, elementwise_to, no_weights, NULL},
+    {"Concatenate", concatenate_from, concatenate_to, no_weights, NULL},
+    {"Dot", dot_from, dot_to, no_weights, NULL},
 };
 
 const kc_layer_io *kc_layer_io_find(const char *class_name) {

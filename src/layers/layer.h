@@ -47,6 +47,8 @@ typedef struct {
                        const float *dout, float *const *din, int batch,
                        const kc_forward_ctx *ctx);
     int min_inputs, max_inputs;
+    /* optional: releases what the layer holds beyond the struct (called before free) */
+    void (*destroy)(kc_layer *layer);
 } kc_layer_ops;
 
 #define KC_MAX_LAYER_INPUTS 16
@@ -93,6 +95,10 @@ struct kc_layer {
     /* initializers and regularizers (initializers.c); zero values mean the layer's default */
     kc_initializer kernel_init, bias_init;
     kc_regularizer kernel_reg, bias_reg, activity_reg;
+    /* the graph (src/model/) */
+    int built;               /* its shapes are fixed: further calls must match them */
+    struct kc_model *home;   /* the model whose buffer holds its weights (NULL: none yet) */
+    struct kc_model *nested; /* the model this layer stands for (kc_model_as_layer) */
     /* fusions the model plans (model.c, plan_fusion), which change no result: */
     struct kc_layer *fused_dropout; /* Dense(relu): the Dropout after it, whose mask this
                                        layer's product applies; it writes the Dropout's output,
@@ -104,6 +110,8 @@ struct kc_layer {
 };
 
 kc_layer *kc_layer_new(const kc_layer_ops *ops);
+/* one holder less; frees the layer (ops->destroy first) when none is left */
+void kc_layer_release(kc_layer *layer);
 /* The window geometry of a built Conv2D or pooling layer (channels-last input) */
 static inline kc_window kc_layer_window(const kc_layer *l) {
     return (kc_window){l->in_shape.dims[0], l->in_shape.dims[1], l->in_shape.dims[2], l->kh,

@@ -16,6 +16,16 @@ kc_layer *kc_layer_new(const kc_layer_ops *ops) {
     return l;
 }
 
+void kc_layer_release(kc_layer *l) {
+    if (!l || --l->refs > 0) return;
+    if (l->ops->destroy) l->ops->destroy(l);
+    free(l);
+}
+
+void kc_layer_free(kc_layer *l) {
+    if (l && l->refs <= 0) kc_layer_release(l);
+}
+
 kc_status kc_same_shape_build(kc_layer *l) {
     l->out_shape = l->in_shape;
     l->param_count = 0;

@@ -2,6 +2,7 @@
  *   469/469 [==============================] - 3s 6ms/step - loss: 0.2456 - accuracy: 0.9240 */
 #include "progress.h"
 #include <math.h>
+#include <string.h>
 #include <unistd.h>
 
 void kc_progress_init(kc_progress *p, FILE *out, int verbose) {
@@ -42,12 +43,24 @@ static void print_bar(kc_progress *p, int step) {
     fputc(']', p->out);
 }
 
-static void print_metrics(kc_progress *p, double loss, double accuracy) {
-    print_value(p->out, "loss", loss);
-    if (!isnan(accuracy)) print_value(p->out, "accuracy", accuracy);
+static void print_kv(kc_progress *p, int n, const char *const *keys, const double *values) {
+    for (int i = 0; i < n; i++)
+        if (!isnan(values[i]) || !strcmp(keys[i], "loss")) print_value(p->out, keys[i], values[i]);
 }
 
 void kc_progress_step(kc_progress *p, int step, double loss, double accuracy) {
+    const char *keys[] = {"loss", "accuracy"};
+    kc_progress_step_kv(p, step, 2, keys, (double[]){loss, accuracy});
+}
+
+void kc_progress_end(kc_progress *p, double loss, double accuracy, double val_loss,
+                     double val_accuracy) {
+    const char *keys[] = {"loss", "accuracy", "val_loss", "val_accuracy"};
+    kc_progress_end_kv(p, 4, keys, (double[]){loss, accuracy, val_loss, val_accuracy});
+}
+
+void kc_progress_step_kv(kc_progress *p, int step, int n, const char *const *keys,
+                         const double *values) {
     if (p->mode != 1 || step >= p->total) return;
     double now = kc_now();
     if (now - p->last_draw < 0.05 && step > 1) return;
@@ -56,7 +69,7 @@ void kc_progress_step(kc_progress *p, int step, double loss, double accuracy) {
     print_bar(p, step);
     fputs(" - ETA: ", p->out);
     print_duration(p->out, (now - p->start) / step * (p->total - step));
-    print_metrics(p, loss, accuracy);
+    print_kv(p, n, keys, values);
     fputs("\033[K", p->out); /* clear what a longer previous line left */
     fflush(p->out);
 }
@@ -67,8 +80,7 @@ static void print_per_step(FILE *out, double seconds_per_step) {
     else fprintf(out, "%.0fus/step", seconds_per_step * 1e6);
 }
 
-void kc_progress_end(kc_progress *p, double loss, double accuracy, double val_loss,
-                     double val_accuracy) {
+void kc_progress_end_kv(kc_progress *p, int n, const char *const *keys, const double *values) {
     if (!p->mode) return;
     double elapsed = kc_now() - p->start;
     if (p->mode == 1) {
@@ -80,9 +92,7 @@ void kc_progress_end(kc_progress *p, double loss, double accuracy, double val_lo
         fprintf(p->out, "%d/%d - %.0fs - ", p->total, p->total, elapsed);
         print_per_step(p->out, elapsed / p->total);
     }
-    print_metrics(p, loss, accuracy);
-    if (!isnan(val_loss)) print_value(p->out, "val_loss", val_loss);
-    if (!isnan(val_accuracy)) print_value(p->out, "val_accuracy", val_accuracy);
+    print_kv(p, n, keys, values);
     if (p->mode == 1) fputs("\033[K", p->out);
     fputc('\n', p->out);
     fflush(p->out);

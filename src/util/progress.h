@@ -20,4 +20,8 @@ void kc_progress_step(kc_progress *p, int step, double loss, double accuracy);
 /* the epoch's last line; NaN values are left out */
 void kc_progress_end(kc_progress *p, double loss, double accuracy, double val_loss,
                      double val_accuracy);
+/* the same with every log key (Keras's names and order); NaN values are left out */
+void kc_progress_step_kv(kc_progress *p, int step, int n, const char *const *keys,
+                         const double *values);
+void kc_progress_end_kv(kc_progress *p, int n, const char *const *keys, const double *values);
 #endif

@@ -1,0 +1,327 @@
+/* merge.c: Keras's merge layers, which take several inputs: Add, Subtract, Multiply, Average,
+ * Maximum, Minimum (elementwise, with Keras's broadcasting), Concatenate and Dot. No weights.
+ * The kernels are in ops/merge_ops.c; here: shapes, their checks, and the tables. */
+#include "layer.h"
+#include "../ops/merge_ops.h"
+#include <stdio.h>
+#include <string.h>
+
+_Static_assert(KC_MERGE_MAX_INPUTS == KC_MAX_LAYER_INPUTS, "merge_ops.h and layer.h disagree");
+
+#define KERAS_EPSILON 1e-7f /* keras.backend.epsilon(): Dot's normalisation bound */
+
+/* "(4), (5)": every input's shape, for messages */
+static const char *input_shapes_str(const kc_layer *l, char *buf, size_t size) {
+    size_t at = 0;
+    buf[0] = 0;
+    int n = l->n_in < KC_MAX_LAYER_INPUTS ? l->n_in : KC_MAX_LAYER_INPUTS;
+    for (int i = 0; i < n && at + 1 < size; i++) {
+        char s[64];
+        int w = snprintf(buf + at, size - at, "%s%s", i ? ", " : "",
+                         kc_shape_str(l->in_shapes[i], s, sizeof s));
+        if (w < 0) break;
+        at += (size_t)w;
+    }
+    return buf;
+}
+
+/* the number of inputs against the table's min_inputs, max_inputs */
+static kc_status check_input_count(const kc_layer *l) {
+    int lo = l->ops->min_inputs ? l->ops->min_inputs : 2, hi = l->ops->max_inputs;
+    if (l->n_in >= lo && l->n_in <= hi) return KC_OK;
+    char want[64];
+    if (lo == hi) snprintf(want, sizeof want, "exactly %d inputs", lo);
+    else snprintf(want, sizeof want, "%d to %d inputs", lo, hi);
+    if (l->n_in <= 0)
+        return kc_err(KC_EINVAL,
+                      "layer %s (%s): called on no inputs; %s is a merge layer and needs %s "
+                      "(call it on a list of tensors in a functional model; it cannot follow "
+                      "another layer in a Sequential model)",
+                      l->name, l->ops->type_name, l->ops->type_name, want);
+    char shapes[1024];
+    return kc_err(KC_EINVAL, "layer %s (%s): called on %d inputs with shapes %s; %s needs %s",
+                  l->name, l->ops->type_name, l->n_in, input_shapes_str(l, shapes, sizeof shapes),
+                  l->ops->type_name, want);
+}
+
+/* ---- Add, Subtract, Multiply, Average, Maximum, Minimum ---- */
+
+static const kc_layer_ops elementwise_ops[6];
+
+static kc_merge_op op_of(const kc_layer *l) { return (kc_merge_op)(l->ops - elementwise_ops); }
+
+static kc_status elementwise_build(kc_layer *l) {
+    kc_status st = check_input_count(l);
+    if (st) return st;
+    kc_broadcast b;
+    if (!kc_broadcast_init(&b, l->n_in, l->in_shapes)) {
+        char shapes[1024];
+        return kc_err(KC_EINVAL,
+                      "layer %s (%s): inputs have shapes %s; %s needs equal shapes, or shapes "
+                      "that broadcast (aligned from the last axis, each size equal or 1)",
+                      l->name, l->ops->type_name, input_shapes_str(l, shapes, sizeof shapes),
+                      l->ops->type_name);
+    }
+    l->out_shape.rank = b.rank;
+    memset(l->out_shape.dims, 0, sizeof l->out_shape.dims);
+    for (int d = 0; d < b.rank; d++) l->out_shape.dims[d] = (int)b.dims[d];
+    l->param_count = 0;
+    return KC_OK;
+}
+
+static void elementwise_forward(kc_layer *l, const float *const *in, float *out, int batch,
+                                const kc_forward_ctx *ctx) {
+    kc_broadcast b;
+    kc_broadcast_init(&b, l->n_in, l->in_shapes);
+    kc_merge_forward(op_of(l), &b, in, out, batch);
+}
+
+static void elementwise_backward(kc_layer *l, const float *const *in, const float *out,
+                                 const float *dout, float *const *din, int batch,
+                                 const kc_forward_ctx *ctx) {
+    kc_broadcast b;
+    kc_broadcast_init(&b, l->n_in, l->in_shapes);
+    kc_merge_backward(op_of(l), &b, in, dout, din, batch);
+}
+
+#define ELEMENTWISE(type, base, min)                                                        \
+    {.type_name = type,                                                                      \
+     .base_name = base,                                                                      \
+     .build = elementwise_build,                                                             \
+     .init = kc_no_init,                                                                     \
+     .forward_n = elementwise_forward,                                                       \
+     .backward_n = elementwise_backward,                                                     \
+     .min_inputs = min,                                                                      \
+     .max_inputs = (min) == 2 ? 2 : KC_MAX_LAYER_INPUTS}
+
+/* in kc_merge_op's order; Keras takes a single input too, except Subtract */
+static const kc_layer_ops elementwise_ops[6] = {
+    [KC_MERGE_ADD] = ELEMENTWISE("Add", "add", 1),
+    [KC_MERGE_SUBTRACT] = ELEMENTWISE("Subtract", "subtract", 2),
+    [KC_MERGE_MULTIPLY] = ELEMENTWISE("Multiply", "multiply", 1),
+    [KC_MERGE_AVERAGE] = ELEMENTWISE("Average", "average", 1),
+    [KC_MERGE_MAXIMUM] = ELEMENTWISE("Maximum", "maximum", 1),
+    [KC_MERGE_MINIMUM] = ELEMENTWISE("Minimum", "minimum", 1),
+};
+
+kc_layer *kc_merge_add(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_ADD]); }
+kc_layer *kc_merge_subtract(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_SUBTRACT]); }
+kc_layer *kc_merge_multiply(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_MULTIPLY]); }
+kc_layer *kc_merge_average(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_AVERAGE]); }
+kc_layer *kc_merge_maximum(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_MAXIMUM]); }
+kc_layer *kc_merge_minimum(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_MINIMUM]); }
+
+/* ---- Concatenate ---- */
+
+/* Keras's axis (the batch axis is 0, -1 the last) as a per-sample axis of rank-`rank` inputs,
+ * or -1 when it is out of range or the batch axis */
+static int sample_axis(int axis, int rank) {
+    int a = axis < 0 ? axis + rank + 1 : axis;
+    return a >= 1 && a <= rank ? a - 1 : -1;
+}
+
+/* the blocks kc_concat_forward copies: outer rows of inner[i] values per input */
+static int64_t concat_blocks(const kc_layer *l, int64_t *inner) {
+    int rank = l->in_shapes[0].rank, p = sample_axis(l->axis, rank);
+    int64_t outer = 1;
+    for (int d = 0; d < p; d++) outer *= l->in_shapes[0].dims[d];
+    for (int i = 0; i < l->n_in; i++) {
+        inner[i] = 1;
+        for (int d = p; d < rank; d++) inner[i] *= l->in_shapes[i].dims[d];
+    }
+    return outer;
+}
+
+static kc_status concatenate_build(kc_layer *l) {
+    kc_status st = check_input_count(l);
+    if (st) return st;
+    char shapes[1024];
+    int rank = l->in_shapes[0].rank;
+    for (int i = 1; i < l->n_in; i++)
+        if (l->in_shapes[i].rank != rank)
+            return kc_err(KC_EINVAL,
+                          "layer %s (Concatenate): inputs have shapes %s; Concatenate needs "
+                          "inputs of one rank",
+                          l->name, input_shapes_str(l, shapes, sizeof shapes));
+    if (rank < 1)
+        return kc_err(KC_EINVAL,
+                      "layer %s (Concatenate): inputs have shapes %s: no axis besides the "
+                      "batch axis to concatenate along",
+                      l->name, input_shapes_str(l, shapes, sizeof shapes));
+    int p = sample_axis(l->axis, rank);
+    if (p < 0) {
+        if (l->axis == 0 || l->axis == -(rank + 1))
+            return kc_err(KC_EINVAL,
+                          "layer %s (Concatenate): axis %d is the batch axis; kerac "
+                          "concatenates along a sample axis (1 to %d, or -1 to -%d, for inputs "
+                          "of shapes %s)",
+                          l->name, l->axis, rank, rank,
+                          input_shapes_str(l, shapes, sizeof shapes));
+        return kc_err(KC_EINVAL,
+                      "layer %s (Concatenate): axis %d is out of range for inputs of shapes %s "
+                      "(rank %d with the batch axis: axis 1 to %d, or -1 to -%d)",
+                      l->name, l->axis, input_shapes_str(l, shapes, sizeof shapes), rank + 1,
+                      rank, rank);
+    }
+    kc_shape out = l->in_shapes[0];
+    for (int i = 1; i < l->n_in; i++)
+        for (int d = 0; d < rank; d++) {
+            if (d == p) {
+                out.dims[d] += l->in_shapes[i].dims[d];
+                continue;
+            }
+            if (l->in_shapes[i].dims[d] != out.dims[d])
+                return kc_err(KC_EINVAL,
+                              "layer %s (Concatenate): inputs have shapes %s; Concatenate(axis="
+                              "%d) needs equal sizes along every other axis",
+                              l->name, input_shapes_str(l, shapes, sizeof shapes), l->axis);
+        }
+    l->out_shape = out;
+    l->param_count = 0;
+    return KC_OK;
+}
+
+static void concatenate_forward(kc_layer *l, const float *const *in, float *out, int batch,
+                                const kc_forward_ctx *ctx) {
+    int64_t inner[KC_MAX_LAYER_INPUTS];
+    int64_t outer = concat_blocks(l, inner);
+    kc_concat_forward(l->n_in, outer, inner, in, out, batch);
+}
+
+static void concatenate_backward(kc_layer *l, const float *const *in, const float *out,
+                                 const float *dout, float *const *din, int batch,
+                                 const kc_forward_ctx *ctx) {
+    int64_t inner[KC_MAX_LAYER_INPUTS];
+    int64_t outer = concat_blocks(l, inner);
+    kc_concat_backward(l->n_in, outer, inner, dout, din, batch);
+}
+
+static const kc_layer_ops concatenate_ops = {
+    .type_name = "Concatenate",
+    .base_name = "concatenate",
+    .build = concatenate_build,
+    .init = kc_no_init,
+    .forward_n = concatenate_forward,
+    .backward_n = concatenate_backward,
+    .min_inputs = 1,
+    .max_inputs = KC_MAX_LAYER_INPUTS};
+
+kc_layer *kc_concatenate(int axis) {
+    kc_layer *l = kc_layer_new(&concatenate_ops);
+    if (l) l->axis = axis;
+    return l;
+}
+
+/* ---- Dot ---- */
+
+/* each input's summed axis as a per-sample axis; 0, or -1 naming the input that is wrong */
+static int dot_sample_axes(const kc_layer *l, int p[2]) {
+    for (int i = 0; i < 2; i++) {
+        int rank = l->in_shapes[i].rank, a = l->dot_axes[i];
+        p[i] = sample_axis(a, rank);
+        if (p[i] < 0) return -1 - i;
+    }
+    return 0;
+}
+
+static kc_dot_geom dot_geom(const kc_layer *l) {
+    int p[2];
+    dot_sample_axes(l, p);
+    const kc_shape *x = &l->in_shapes[0], *y = &l->in_shapes[1];
+    kc_dot_geom g = {1, x->dims[p[0]], 1, 1, 1, l->normalize, KERAS_EPSILON};
+    for (int d = 0; d < x->rank; d++) {
+        if (d < p[0]) g.a *= x->dims[d];
+        if (d > p[0]) g.b *= x->dims[d];
+    }
+    for (int d = 0; d < y->rank; d++) {
+        if (d < p[1]) g.c *= y->dims[d];
+        if (d > p[1]) g.d *= y->dims[d];
+    }
+    return g;
+}
+
+static kc_status dot_build(kc_layer *l) {
+    kc_status st = check_input_count(l);
+    if (st) return st;
+    char shapes[1024];
+    for (int i = 0; i < 2; i++)
+        if (l->in_shapes[i].rank < 1)
+            return kc_err(KC_EINVAL,
+                          "layer %s (Dot): inputs have shapes %s; Dot needs inputs with an axis "
+                          "besides the batch axis",
+                          l->name, input_shapes_str(l, shapes, sizeof shapes));
+    int p[2], bad = dot_sample_axes(l, p);
+    if (bad) {
+        int i = -1 - bad, a = l->dot_axes[i], rank = l->in_shapes[i].rank;
+        if (a == 0 || a == -(rank + 1))
+            return kc_err(KC_EINVAL,
+                          "layer %s (Dot): axes (%d, %d) with inputs of shapes %s: axis %d of "
+                          "input %d is the batch axis; Dot sums along a sample axis",
+                          l->name, l->dot_axes[0], l->dot_axes[1],
+                          input_shapes_str(l, shapes, sizeof shapes), a, i);
+        return kc_err(KC_EINVAL,
+                      "layer %s (Dot): axes (%d, %d) with inputs of shapes %s: axis %d is out "
+                      "of range for input %d (rank %d with the batch axis: 1 to %d, or -1 to "
+                      "-%d)",
+                      l->name, l->dot_axes[0], l->dot_axes[1],
+                      input_shapes_str(l, shapes, sizeof shapes), a, i, rank + 1, rank, rank);
+    }
+    const kc_shape *x = &l->in_shapes[0], *y = &l->in_shapes[1];
+    if (x->dims[p[0]] != y->dims[p[1]])
+        return kc_err(KC_EINVAL,
+                      "layer %s (Dot): inputs have shapes %s; axes (%d, %d) have sizes %d and "
+                      "%d, Dot needs them equal",
+                      l->name, input_shapes_str(l, shapes, sizeof shapes), l->dot_axes[0],
+                      l->dot_axes[1],
+                      x->dims[p[0]], y->dims[p[1]]);
+    /* Keras's batch_dot: x's other axes, then y's; (1) when none is left */
+    kc_shape out = {0, {0}};
+    if (x->rank - 1 + y->rank - 1 > KC_MAX_RANK)
+        return kc_err(KC_EINVAL,
+                      "layer %s (Dot): inputs of shapes %s with axes (%d, %d) give an output of "
+                      "rank %d; kerac's samples have at most %d axes",
+                      l->name, input_shapes_str(l, shapes, sizeof shapes), l->dot_axes[0],
+                      l->dot_axes[1],
+                      x->rank + y->rank - 2, KC_MAX_RANK);
+    for (int d = 0; d < x->rank; d++)
+        if (d != p[0]) out.dims[out.rank++] = x->dims[d];
+    for (int d = 0; d < y->rank; d++)
+        if (d != p[1]) out.dims[out.rank++] = y->dims[d];
+    if (out.rank == 0) out = kc_shape1(1);
+    l->out_shape = out;
+    l->param_count = 0;
+    return KC_OK;
+}
+
+static void dot_forward(kc_layer *l, const float *const *in, float *out, int batch,
+                        const kc_forward_ctx *ctx) {
+    kc_dot_geom g = dot_geom(l);
+    kc_batch_dot(&g, in[0], in[1], out, batch);
+}
+
+static void dot_backward(kc_layer *l, const float *const *in, const float *out,
+                         const float *dout, float *const *din, int batch,
+                         const kc_forward_ctx *ctx) {
+    kc_dot_geom g = dot_geom(l);
+    kc_batch_dot_backward(&g, in[0], in[1], dout, din[0], din[1], batch);
+}
+
+static const kc_layer_ops dot_ops = {
+    .type_name = "Dot",
+    .base_name = "dot",
+    .build = dot_build,
+    .init = kc_no_init,
+    .forward_n = dot_forward,
+    .backward_n = dot_backward,
+    .min_inputs = 2,
+    .max_inputs = 2};
+
+kc_layer *kc_dot(int axis0, int axis1, int normalize) {
+    kc_layer *l = kc_layer_new(&dot_ops);
+    if (l) {
+        l->dot_axes[0] = axis0;
+        l->dot_axes[1] = axis1;
+        l->normalize = normalize != 0;
+    }
+    return l;
+}

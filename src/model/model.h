@@ -1,0 +1,143 @@
+/* model.h: the model struct, shared by the files of src/model/ only. A model is a directed
+ * acyclic graph of layer calls (nodes) between values (tensors): Sequential is the chain case.
+ * graph.c builds it (kc_sequential / kc_add, kc_input / kc_call / kc_functional, nested
+ * models inlined), plan.c plans the fusions once, engine.c runs forward and backward over the
+ * workspace, train.c compiles, fits, evaluates and predicts, summary.c prints. */
+#ifndef KERAC_MODEL_H
+#define KERAC_MODEL_H
+#include "../internal.h"
+#include "../layers/layer.h"
+#include "../losses.h"
+#include "../optimizers.h"
+
+#define KC_NAME_MAX 48
+
+/* a value of the graph: a model input, or a node's output */
+typedef struct {
+    kc_shape shape;
+    int64_t size;    /* values per sample */
+    int producer;    /* node index; -1 for a model input */
+    int n_consumers; /* nodes that read it */
+    int output;      /* index among the model's outputs, or -1 */
+    /* planned (plan.c) */
+    int needs_grad; /* some trainable weight lies upstream: its gradient is computed */
+    int data_only;  /* derived from the inputs through weightless layers only */
+    int act_from;   /* the tensor whose buffer holds its values (a fused Dropout's output
+                       for a Dense(relu) whose Dropout is fused; itself otherwise) */
+    int grad_slot;  /* gradient buffer (a pool slot), -1 when it needs none */
+    /* workspace */
+    float *act;        /* (batch, size) */
+    int grad_written;  /* this backward pass: the slot holds a first contribution */
+} kc_tval;
+
+/* one call of a layer */
+typedef struct {
+    kc_layer *layer;
+    int n_in;
+    int in[KC_MAX_LAYER_INPUTS]; /* tensor indices */
+    int out;
+    int li;       /* its layer's index in layers[] */
+    int write_to; /* the tensor its forward writes: out, or its fused Dropout's output */
+    int call;   /* how many calls of the same layer come before this one */
+    int nest;   /* the top-level entry (Keras's model.layers) this node belongs to */
+    float *scratch;
+    /* the fusion plan (plan.c); all zero on the plain path */
+    int skip;                         /* a Dropout fused into the Dense before it */
+    kc_layer *fused_dropout;          /* Dense(relu): the Dropout whose mask it applies */
+    const kc_layer *gate_from;        /* its input gradient leaves gated by that relu Dense */
+    int dout_pre;                     /* its output gradient arrives pre-activation */
+    int fused_step;                   /* it steps its own weights inside backward */
+    int last_backward;                /* the layer's weight gradients are complete after it */
+    int first_backward;               /* the first of the layer's calls that backward visits */
+} kc_node;
+
+/* Keras's model.layers: a layer, or a nested model, in order (InputLayers left out) */
+typedef struct {
+    kc_layer *layer; /* a layer of this model, or the wrapper of a nested model */
+    kc_model *model; /* the nested model, or NULL */
+    int first_layer, n_layers; /* its leaf layers in layers[] */
+} kc_entry;
+
+struct kc_model {
+    char name[KC_NAME_MAX];
+    int refs;       /* the user, outer models, models borrowing its weights */
+    int functional; /* built from tensors (else Sequential: kc_sequential + kc_add) */
+    kc_status build_error; /* the first kc_add failure, reported again by kc_compile */
+    char build_error_msg[512];
+
+    /* the graph, nodes in topological order */
+    kc_tval *tensors;
+    kc_node *nodes;
+    int n_tensors, n_nodes, cap_tensors, cap_nodes;
+    int n_inputs, n_outputs;
+    int inputs[KC_MAX_IO], outputs[KC_MAX_IO];
+    char input_names[KC_MAX_IO][KC_NAME_MAX];
+    kc_tensor *sym_inputs[KC_MAX_IO], *sym_outputs[KC_MAX_IO]; /* held for nesting (refs) */
+
+    kc_entry *entries;
+    int n_entries, cap_entries;
+    /* leaf layers in weight order (Keras's model.weights), each once, and their place in this
+     * model's flat buffers */
+    kc_layer **layers;
+    int64_t *offsets;
+    int n_layers, cap_layers;
+    int64_t n_params;
+
+    /* weights: own buffers, or a range of another model's (weights shared with it) */
+    float *own_params, *own_grads;
+    kc_model *owner; /* NULL when the buffers are its own */
+    int64_t owner_base;
+    int owner_ref;   /* it holds a reference on owner (not when owner holds it nested) */
+    kc_model **borrowers; /* models whose weights are a range of this one's */
+    int n_borrowers;
+    float *params, *grads; /* resolved (kc_model_bind) */
+
+    kc_optimizer *opt;
+    kc_loss losses[KC_MAX_IO];
+    float loss_weights[KC_MAX_IO];
+    unsigned metrics[KC_MAX_IO];
+    int compiled_frozen_valid;
+    unsigned char *trained; /* per leaf layer: trained in this compile (not frozen) */
+
+    kc_rng rng;        /* init, then shuffling */
+    uint64_t step;     /* training steps taken: keys the dropout masks */
+    int epoch;         /* epochs completed, saved with the model */
+    int stop_training; /* set by a callback */
+    int bf16;
+    int no_fusion;     /* kc_set_fusion(m, 0): the plain path */
+    int planned;       /* the plan matches the graph, the flags and the compile */
+
+    /* workspace for batches of up to ws_batch samples */
+    int ws_batch, ws_parts;
+    float **grad_pool; /* gradient buffers, batch x the largest tensor each */
+    int n_grad_pool;
+    float **grad_tmp;  /* further contributions to gradients, before they are added */
+    int n_grad_tmp;    /* the most one node needs (planned) */
+    float *wgrad_tmp;  /* weight gradients of a shared layer's further calls */
+    int64_t wgrad_tmp_size;
+    float *ybuf[KC_MAX_IO]; /* targets per output */
+};
+
+/* graph.c */
+kc_status kc_model_check_built(const kc_model *m, const char *what);
+/* resolves params/grads through the owner chain and binds each leaf layer's offset and views
+ * to this model's layout; creates the weights on first need */
+kc_status kc_model_ensure_weights(kc_model *m, const char *what);
+void kc_model_bind(kc_model *m);
+int kc_model_layer_index(const kc_model *m, const kc_layer *l);
+/* plan.c */
+void kc_model_plan(kc_model *m);
+/* engine.c */
+kc_status kc_model_ensure_workspace(kc_model *m, int batch);
+void kc_model_free_workspace(kc_model *m);
+void kc_model_forward(kc_model *m, int batch, const kc_forward_ctx *ctx);
+/* acts of the inputs and ybuf hold the batch; returns the total loss (weighted sum plus
+ * regularization); per_output[o] (optional) each output's loss, correct[o] (optional) the
+ * accuracy sums. update: step the optimizer, else fill m->grads. */
+double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *ctx,
+                                 double *per_output, double *correct, int update);
+/* the loss of the forward already run (inference), per output and total */
+double kc_model_loss(kc_model *m, int batch, double *per_output, double *correct);
+int kc_model_output_cols(const kc_model *m, int o);
+int kc_model_is_type(const kc_layer *l, const char *type);
+#endif

@@ -1,0 +1,766 @@
+/* train.c: compile, fit, evaluate, predict, single batches, weights in and out, and History.
+ * Data flows: dataset -> batch (one array per input and per output) -> forward -> losses ->
+ * backward -> optimizer -> parameters (engine.c). */
+#include "model.h"
+#include "../model_view.h"
+#include "../ops/ops.h"
+#include "../util/progress.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- weights in and out ------------------------------------------------------------------- */
+
+static kc_status check_count(kc_model *m, const void *buffer, int64_t count, const char *what) {
+    kc_status st = kc_model_ensure_weights(m, what);
+    if (st) return st;
+    if (!buffer) return kc_err(KC_EINVAL, "%s: the buffer is NULL", what);
+    if (count != m->n_params)
+        return kc_err(KC_EINVAL, "%s: the model has %lld weights, the buffer holds %lld", what,
+                      (long long)m->n_params, (long long)count);
+    return KC_OK;
+}
+
+kc_status kc_get_weights(kc_model *m, float *out, int64_t count) {
+    kc_status st = check_count(m, out, count, "kc_get_weights");
+    if (!st) memcpy(out, m->params, sizeof(float) * (size_t)count);
+    return st;
+}
+
+kc_status kc_set_weights(kc_model *m, const float *values, int64_t count) {
+    kc_status st = check_count(m, values, count, "kc_set_weights");
+    if (st) return st;
+    for (int64_t i = 0; i < count; i++)
+        if (!isfinite(values[i]))
+            return kc_err(KC_EINVAL, "kc_set_weights: value %lld is %g; weights must be finite",
+                          (long long)i, (double)values[i]);
+    memcpy(m->params, values, sizeof(float) * (size_t)count);
+    return KC_OK;
+}
+
+/* ---- compile ------------------------------------------------------------------------------ */
+
+static int broadcast_only_first(const unsigned *v, int n) {
+    for (int i = 1; i < n; i++)
+        if (v[i]) return 0;
+    return 1;
+}
+
+kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
+    kc_optimizer *opt = opts ? opts->optimizer : NULL;
+    if (!m) {
+        kc_optimizer_free(opt);
+        return kc_err(KC_EINVAL, "kc_compile: model is NULL");
+    }
+    kc_status st = KC_OK;
+    kc_loss losses[KC_MAX_IO];
+    unsigned metrics[KC_MAX_IO];
+    float weights[KC_MAX_IO];
+    if (!opts) st = kc_err(KC_EINVAL, "kc_compile: options are NULL");
+    else if (!opt) st = kc_err(KC_EINVAL, "kc_compile: optimizer is NULL (its constructor failed)");
+    if (!st) st = kc_model_ensure_weights(m, "kc_compile");
+    if (!st) {
+        unsigned l[KC_MAX_IO];
+        for (int o = 0; o < KC_MAX_IO; o++) l[o] = (unsigned)opts->loss[o];
+        int one_loss = broadcast_only_first(l, KC_MAX_IO), one_metric = 0;
+        for (int o = 0; o < m->n_outputs; o++) {
+            losses[o] = one_loss ? opts->loss[0] : opts->loss[o];
+            metrics[o] = one_metric ? opts->metrics[0] : opts->metrics[o];
+            weights[o] = opts->has_loss_weights ? opts->loss_weights[o] : 1.0f;
+        }
+        for (int o = m->n_outputs; o < KC_MAX_IO && !st; o++)
+            if ((!one_loss && opts->loss[o]) || (!one_metric && opts->metrics[o]))
+                st = kc_err(KC_EINVAL, "kc_compile: a loss or metric for output %d, but the model "
+                                       "has %d output%s", o, m->n_outputs,
+                            m->n_outputs == 1 ? "" : "s");
+    }
+    for (int o = 0; o < m->n_outputs && !st; o++) {
+        kc_shape out = m->tensors[m->outputs[o]].shape;
+        char buf[64], which[48] = "";
+        if (m->n_outputs > 1) snprintf(which, sizeof which, " (output %d)", o);
+        if (losses[o] < KC_CATEGORICAL_CROSSENTROPY || losses[o] > KC_MEAN_SQUARED_ERROR)
+            st = kc_err(KC_EINVAL, "kc_compile: unknown loss %d%s", (int)losses[o], which);
+        else if (metrics[o] & ~(unsigned)KC_METRIC_ACCURACY)
+            st = kc_err(KC_EINVAL, "kc_compile: unknown metrics bits 0x%x%s", metrics[o], which);
+        else if (!isfinite(weights[o]) || weights[o] < 0.0f)
+            st = kc_err(KC_EINVAL, "kc_compile: loss weight %g%s must be finite and >= 0",
+                        (double)weights[o], which);
+        else if ((losses[o] == KC_CATEGORICAL_CROSSENTROPY ||
+                  losses[o] == KC_SPARSE_CATEGORICAL_CROSSENTROPY) &&
+                 (out.rank != 1 || out.dims[0] < 2))
+            st = kc_err(KC_EINVAL,
+                        "kc_compile: %s needs an output of shape (classes) with classes >= 2, "
+                        "the model's output%s is %s",
+                        kc_loss_name(losses[o]), which, kc_shape_str(out, buf, sizeof buf));
+    }
+    unsigned char *trained = st ? NULL : malloc((size_t)(m->n_layers ? m->n_layers : 1));
+    if (!st && !trained) st = kc_err(KC_ENOMEM, "kc_compile: out of memory");
+    if (!st) st = kc_optimizer_bind(opt, m->n_params);
+    if (st) {
+        free(trained);
+        kc_optimizer_free(opt);
+        return st;
+    }
+    for (int i = 0; i < m->n_layers; i++) trained[i] = !m->layers[i]->frozen;
+    free(m->trained);
+    m->trained = trained;
+    kc_optimizer_free(m->opt);
+    m->opt = opt;
+    for (int o = 0; o < m->n_outputs; o++) {
+        m->losses[o] = losses[o];
+        m->metrics[o] = metrics[o];
+        m->loss_weights[o] = weights[o];
+    }
+    m->planned = 0;
+    return KC_OK;
+}
+
+kc_status kc_compile(kc_model *m, kc_loss loss, kc_optimizer *opt, unsigned metrics) {
+    kc_compile_opts o = {.optimizer = opt, .loss = {loss}};
+    for (int i = 0; i < KC_MAX_IO && m && i < m->n_outputs; i++) o.metrics[i] = metrics;
+    return kc_compile_ex(m, &o);
+}
+
+static kc_status check_compiled(kc_model *m, const char *what) {
+    kc_status st = kc_model_ensure_weights(m, what);
+    if (st) return st;
+    if (!m->opt) return kc_err(KC_ESTATE, "%s: the model is not compiled; call kc_compile first", what);
+    return KC_OK;
+}
+
+/* ---- data ------------------------------------------------------------------------------- */
+
+static kc_array ds_input(const kc_dataset *ds, int i) {
+    if (ds->n_inputs > 0) return ds->inputs[i];
+    return (kc_array){ds->x_shape, ds->x_dtype, ds->x, ds->x_scale, 0};
+}
+
+static kc_array ds_target(const kc_dataset *ds, int o) {
+    if (ds->n_targets > 0) return ds->targets[o];
+    return (kc_array){ds->y_shape, ds->y_dtype, ds->y, 1.0f, ds->num_classes};
+}
+
+static int is_class_index(const kc_array *a) {
+    return a->shape.rank == 0 && (a->dtype == KC_UINT8 || a->dtype == KC_INT32);
+}
+
+static int64_t class_at(const kc_array *a, int64_t i) {
+    return a->dtype == KC_UINT8 ? ((const uint8_t *)a->data)[i] : ((const int32_t *)a->data)[i];
+}
+
+static int same_shape(kc_shape a, kc_shape b) {
+    if (a.rank != b.rank) return 0;
+    for (int i = 0; i < a.rank; i++)
+        if (a.dims[i] != b.dims[i]) return 0;
+    return 1;
+}
+
+/* Checks that ds fits the compiled model: each input's per-sample shape, each target's kind
+ * and range. */
+static kc_status check_data(kc_model *m, const kc_dataset *ds, const char *what, int need_y) {
+    char a[64], b[64], which[64] = "";
+    if (!ds || ds->count <= 0) return kc_err(KC_EINVAL, "%s: the dataset is empty", what);
+    int n_in = ds->n_inputs > 0 ? ds->n_inputs : 1;
+    if (n_in != m->n_inputs)
+        return kc_err(KC_EINVAL, "%s: the data has %d input array%s, the model takes %d", what,
+                      n_in, n_in == 1 ? "" : "s", m->n_inputs);
+    for (int i = 0; i < n_in; i++) {
+        kc_array x = ds_input(ds, i);
+        kc_shape want = m->tensors[m->inputs[i]].shape;
+        if (m->n_inputs > 1) snprintf(which, sizeof which, " of input %d ('%s')", i, m->input_names[i]);
+        if (!x.data) return kc_err(KC_EINVAL, "%s: the dataset is empty (no x%s)", what, which);
+        if (x.dtype != KC_UINT8 && x.dtype != KC_FLOAT32)
+            return kc_err(KC_EINVAL, "%s: x%s must be uint8 or float32", what, which);
+        if (!same_shape(x.shape, want))
+            return kc_err(KC_EINVAL,
+                          "%s: the data's per-sample shape%s is %s but the model's input shape is %s%s",
+                          what, which, kc_shape_str(x.shape, a, sizeof a),
+                          kc_shape_str(want, b, sizeof b),
+                          kc_shape_size(x.shape) == kc_shape_size(want) ? " (kc_dataset_reshape it)" : "");
+    }
+    if (!need_y) return KC_OK;
+    int n_out = ds->n_targets > 0 ? ds->n_targets : 1;
+    if (n_out != m->n_outputs)
+        return kc_err(KC_EINVAL, "%s: the data has %d target array%s, the model has %d outputs",
+                      what, n_out, n_out == 1 ? "" : "s", m->n_outputs);
+    which[0] = 0;
+    for (int o = 0; o < n_out; o++) {
+        kc_array y = ds_target(ds, o);
+        kc_shape out = m->tensors[m->outputs[o]].shape;
+        int cols = kc_model_output_cols(m, o);
+        kc_loss loss = m->losses[o];
+        if (m->n_outputs > 1) snprintf(which, sizeof which, " (output %d)", o);
+        if (!y.data) return kc_err(KC_EINVAL, "%s: the dataset has no labels (y)%s", what, which);
+        if (loss == KC_SPARSE_CATEGORICAL_CROSSENTROPY) {
+            if (!is_class_index(&y))
+                return kc_err(KC_EINVAL,
+                              "%s: sparse_categorical_crossentropy needs class indices (uint8 or "
+                              "int32 labels of shape ()), the labels%s have shape %s",
+                              what, which, kc_shape_str(y.shape, a, sizeof a));
+            for (int64_t i = 0; i < ds->count; i++)
+                if (class_at(&y, i) < 0 || class_at(&y, i) >= cols)
+                    return kc_err(KC_EINVAL, "%s: label %lld of sample %lld%s is out of range [0, %d)",
+                                  what, (long long)class_at(&y, i), (long long)i, which, cols);
+            continue;
+        }
+        if (is_class_index(&y))
+            return kc_err(KC_EINVAL,
+                          "%s: %s needs targets of shape %s but the labels%s are class indices: "
+                          "call kc_to_categorical(ds, %d) or use sparse_categorical_crossentropy",
+                          what, kc_loss_name(loss), kc_shape_str(out, a, sizeof a), which, cols);
+        if (y.dtype != KC_FLOAT32 || kc_shape_size(y.shape) != kc_shape_size(out))
+            return kc_err(KC_EINVAL, "%s: the targets%s have shape %s but the model's output is %s",
+                          what, which, kc_shape_str(y.shape, a, sizeof a),
+                          kc_shape_str(out, b, sizeof b));
+    }
+    return KC_OK;
+}
+
+/* Copies count samples (by index, or from start when index is NULL) into the inputs' buffers
+ * and the targets'. */
+static void load_batch(kc_model *m, const kc_dataset *ds, const int64_t *index, int64_t start,
+                       int count, int64_t *scratch_index, int with_y) {
+    if (!index) {
+        for (int i = 0; i < count; i++) scratch_index[i] = start + i;
+        index = scratch_index;
+    }
+    for (int i = 0; i < m->n_inputs; i++) {
+        kc_array x = ds_input(ds, i);
+        kc_tval *v = &m->tensors[m->inputs[i]];
+        float scale = x.scale != 0.0f ? x.scale : 1.0f;
+        if (x.dtype == KC_UINT8) kc_gather_rows_u8(v->act, x.data, index, count, v->size, scale);
+        else kc_gather_rows_f32(v->act, x.data, index, count, v->size, scale);
+    }
+    if (!with_y) return;
+    for (int o = 0; o < m->n_outputs; o++) {
+        kc_array y = ds_target(ds, o);
+        if (is_class_index(&y))
+            for (int i = 0; i < count; i++) m->ybuf[o][i] = (float)class_at(&y, index[i]);
+        else
+            kc_gather_rows_f32(m->ybuf[o], y.data, index, count, kc_shape_size(y.shape), 1.0f);
+    }
+}
+
+/* ---- the values fit reports: Keras's log keys ---------------------------------------------- */
+
+typedef struct {
+    double loss;
+    double out_loss[KC_MAX_IO], correct[KC_MAX_IO];
+    int64_t seen;
+} sums;
+
+typedef struct {
+    int n; /* keys per half (training; validation has the same with "val_") */
+    char names[2 * (1 + 2 * KC_MAX_IO)][KC_NAME_MAX + 16];
+    const char *ptrs[2 * (1 + 2 * KC_MAX_IO)];
+    double values[2 * (1 + 2 * KC_MAX_IO)];
+} log_keys;
+
+/* the name Keras gives output o in log keys: its layer's (or nested model's) name */
+static const char *output_name(const kc_model *m, int o) {
+    int p = m->tensors[m->outputs[o]].producer;
+    return p >= 0 ? m->entries[m->nodes[p].nest].layer->name : m->input_names[0];
+}
+
+static void keys_init(const kc_model *m, log_keys *k) {
+    int n = 0;
+    snprintf(k->names[n++], sizeof k->names[0], "loss");
+    if (m->n_outputs > 1)
+        for (int o = 0; o < m->n_outputs; o++)
+            snprintf(k->names[n++], sizeof k->names[0], "%s_loss", output_name(m, o));
+    for (int o = 0; o < m->n_outputs; o++)
+        if (m->metrics[o] & KC_METRIC_ACCURACY) {
+            if (m->n_outputs > 1)
+                snprintf(k->names[n++], sizeof k->names[0], "%s_accuracy", output_name(m, o));
+            else
+                snprintf(k->names[n++], sizeof k->names[0], "accuracy");
+        }
+    k->n = n;
+    for (int i = 0; i < n; i++) {
+        snprintf(k->names[n + i], sizeof k->names[0], "val_%s", k->names[i]);
+        k->ptrs[i] = k->names[i];
+        k->ptrs[n + i] = k->names[n + i];
+        k->values[i] = k->values[n + i] = NAN;
+    }
+}
+
+static int64_t rows_per_sample(const kc_model *m, int o) {
+    return m->tensors[m->outputs[o]].size / kc_model_output_cols(m, o);
+}
+
+/* the means of s into values[0..k->n) (or from k->n for validation) */
+static void keys_fill(const kc_model *m, log_keys *k, const sums *s, int validation) {
+    double *v = k->values + (validation ? k->n : 0);
+    int n = 0;
+    double seen = (double)s->seen;
+    v[n++] = s->loss / seen;
+    if (m->n_outputs > 1)
+        for (int o = 0; o < m->n_outputs; o++) v[n++] = s->out_loss[o] / seen;
+    for (int o = 0; o < m->n_outputs; o++)
+        if (m->metrics[o] & KC_METRIC_ACCURACY)
+            v[n++] = s->correct[o] / (seen * (double)rows_per_sample(m, o));
+}
+
+static double single_accuracy(const kc_model *m, const sums *s) {
+    if (m->n_outputs != 1 || !(m->metrics[0] & KC_METRIC_ACCURACY) || !s->seen) return NAN;
+    return s->correct[0] / ((double)s->seen * (double)rows_per_sample(m, 0));
+}
+
+static void sums_add(sums *s, double loss, const double *per_output, const double *correct,
+                     int b, int n_outputs) {
+    s->loss += loss * b;
+    for (int o = 0; o < n_outputs; o++) {
+        s->out_loss[o] += per_output[o] * b;
+        s->correct[o] += correct[o];
+    }
+    s->seen += b;
+}
+
+static void fill_metrics(const kc_model *m, const sums *s, kc_metrics *r) {
+    r->loss = s->loss / (double)s->seen;
+    r->accuracy = single_accuracy(m, s);
+    for (int o = 0; o < KC_MAX_IO; o++) {
+        r->output_loss[o] = o < m->n_outputs ? s->out_loss[o] / (double)s->seen : NAN;
+        r->output_accuracy[o] = o < m->n_outputs && (m->metrics[o] & KC_METRIC_ACCURACY)
+                                    ? s->correct[o] / ((double)s->seen * (double)rows_per_sample(m, o))
+                                    : NAN;
+    }
+}
+
+/* ---- evaluate ---------------------------------------------------------------------------- */
+
+/* the losses and accuracy sums over samples [start, start + count) of ds, in inference mode */
+static void evaluate_range(kc_model *m, const kc_dataset *ds, int64_t start, int64_t count,
+                           int batch_size, int64_t *scratch_index, sums *s) {
+    kc_forward_ctx ctx = {.bf16 = m->bf16};
+    memset(s, 0, sizeof *s);
+    double per_output[KC_MAX_IO], correct[KC_MAX_IO];
+    for (int64_t done = 0; done < count; done += batch_size) {
+        int b = (int)(count - done < batch_size ? count - done : batch_size);
+        load_batch(m, ds, NULL, start + done, b, scratch_index, 1);
+        kc_model_forward(m, b, &ctx);
+        double loss = kc_model_loss(m, b, per_output, correct);
+        sums_add(s, loss, per_output, correct, b, m->n_outputs);
+    }
+}
+
+kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opts *opts,
+                      kc_metrics *result) {
+    kc_evaluate_opts o = opts ? *opts : (kc_evaluate_opts){0};
+    int batch_size = o.batch_size > 0 ? o.batch_size : 32;
+    kc_status st = check_compiled(m, "kc_evaluate");
+    if (!st) st = check_data(m, data, "kc_evaluate", 1);
+    if (!st) st = kc_model_ensure_workspace(m, batch_size);
+    if (st) return st;
+    int64_t *scratch = malloc(sizeof(int64_t) * (size_t)batch_size);
+    if (!scratch) return kc_err(KC_ENOMEM, "kc_evaluate: out of memory");
+    sums s;
+    double start = kc_now();
+    evaluate_range(m, data, 0, data->count, batch_size, scratch, &s);
+    free(scratch);
+    if (o.verbose > 0) {
+        FILE *out = o.out ? o.out : stdout;
+        int steps = (int)((data->count + batch_size - 1) / batch_size);
+        log_keys k;
+        keys_init(m, &k);
+        keys_fill(m, &k, &s, 0);
+        fprintf(out, "%d/%d - %.0fs", steps, steps, kc_now() - start);
+        for (int i = 0; i < k.n; i++) fprintf(out, " - %s: %.4f", k.names[i], k.values[i]);
+        fputc('\n', out);
+    }
+    if (result) fill_metrics(m, &s, result);
+    return KC_OK;
+}
+
+/* ---- predict ----------------------------------------------------------------------------- */
+
+kc_status kc_predict_multi(kc_model *m, const float *const *x, int64_t count, float *const *out) {
+    if (!m) return kc_err(KC_EINVAL, "kc_predict: model is NULL");
+    if (!x || !out || count <= 0)
+        return kc_err(KC_EINVAL, "kc_predict: need input, output and count > 0");
+    for (int i = 0; i < m->n_inputs; i++)
+        if (!x[i]) return kc_err(KC_EINVAL, "kc_predict: input %d is NULL", i);
+    for (int o = 0; o < m->n_outputs; o++)
+        if (!out[o]) return kc_err(KC_EINVAL, "kc_predict: output %d is NULL", o);
+    kc_status st = kc_model_ensure_weights(m, "kc_predict");
+    if (st) return st;
+    int batch = count < 256 ? (int)count : 256;
+    if (m->ws_batch > batch) batch = m->ws_batch < count ? m->ws_batch : (int)count;
+    if ((st = kc_model_ensure_workspace(m, batch))) return st;
+    kc_forward_ctx ctx = {.bf16 = m->bf16};
+    for (int64_t done = 0; done < count; done += batch) {
+        int b = (int)(count - done < batch ? count - done : batch);
+        for (int i = 0; i < m->n_inputs; i++) {
+            kc_tval *v = &m->tensors[m->inputs[i]];
+            memcpy(v->act, x[i] + done * v->size, sizeof(float) * (size_t)(b * v->size));
+        }
+        kc_model_forward(m, b, &ctx);
+        for (int o = 0; o < m->n_outputs; o++) {
+            kc_tval *v = &m->tensors[m->outputs[o]];
+            memcpy(out[o] + done * v->size, v->act, sizeof(float) * (size_t)(b * v->size));
+        }
+    }
+    return KC_OK;
+}
+
+kc_status kc_predict(kc_model *m, const float *x, int64_t count, float *out) {
+    if (m && (m->n_inputs != 1 || m->n_outputs != 1))
+        return kc_err(KC_EINVAL, "kc_predict: model %s has %d inputs and %d outputs; use "
+                                 "kc_predict_multi", m->name, m->n_inputs, m->n_outputs);
+    return kc_predict_multi(m, &x, count, &out);
+}
+
+/* ---- single batches ---------------------------------------------------------------------- */
+
+/* Copies a user's batch into the workspace, checking sparse labels. */
+static kc_status load_user_batch(kc_model *m, const float *const *x, const float *const *y,
+                                 int batch, const char *what) {
+    if (!x || !y || batch <= 0) return kc_err(KC_EINVAL, "%s: need x, y and batch > 0", what);
+    for (int i = 0; i < m->n_inputs; i++)
+        if (!x[i]) return kc_err(KC_EINVAL, "%s: need x, y and batch > 0 (input %d is NULL)", what, i);
+    for (int o = 0; o < m->n_outputs; o++)
+        if (!y[o]) return kc_err(KC_EINVAL, "%s: need x, y and batch > 0 (target %d is NULL)", what, o);
+    kc_status st = kc_model_ensure_workspace(m, batch);
+    if (st) return st;
+    for (int o = 0; o < m->n_outputs; o++) {
+        int cols = kc_model_output_cols(m, o);
+        int sparse = m->losses[o] == KC_SPARSE_CATEGORICAL_CROSSENTROPY;
+        int64_t y_size = sparse ? batch : batch * m->tensors[m->outputs[o]].size;
+        if (sparse)
+            for (int i = 0; i < batch; i++)
+                if (!(y[o][i] >= 0.0f && y[o][i] < (float)cols) || y[o][i] != floorf(y[o][i]))
+                    return kc_err(KC_EINVAL, "%s: label %g of sample %d is not a class in [0, %d)",
+                                  what, (double)y[o][i], i, cols);
+        memcpy(m->ybuf[o], y[o], sizeof(float) * (size_t)y_size);
+    }
+    for (int i = 0; i < m->n_inputs; i++) {
+        kc_tval *v = &m->tensors[m->inputs[i]];
+        memcpy(v->act, x[i], sizeof(float) * (size_t)(batch * v->size));
+    }
+    return KC_OK;
+}
+
+kc_status kc_compute_gradients_multi(kc_model *m, const float *const *x,
+                                     const float *const *y, int batch, int training,
+                                     double *loss, float *grads, int64_t count) {
+    kc_status st = check_compiled(m, "kc_compute_gradients");
+    if (!st && grads && count != m->n_params)
+        st = kc_err(KC_EINVAL, "kc_compute_gradients: the model has %lld weights, the buffer holds %lld",
+                    (long long)m->n_params, (long long)count);
+    if (!st) st = load_user_batch(m, x, y, batch, "kc_compute_gradients");
+    if (st) return st;
+    kc_forward_ctx ctx = {.training = training, .step_key = m->step, .bf16 = m->bf16};
+    memset(m->grads, 0, sizeof(float) * (size_t)m->n_params);
+    double l = kc_model_forward_backward(m, batch, &ctx, NULL, NULL, 0);
+    if (loss) *loss = l;
+    if (!grads) return KC_OK;
+    memcpy(grads, m->grads, sizeof(float) * (size_t)count);
+    /* no gradient for what does not train (Keras gives none): frozen layers, and the
+     * non-trainable weights of a layer (BatchNormalization's moving statistics) */
+    for (int i = 0; i < m->n_layers; i++) {
+        const kc_layer *lay = m->layers[i];
+        int64_t from = m->trained[i] ? lay->trainable_count : 0;
+        memset(grads + m->offsets[i] + from, 0, sizeof(float) * (size_t)(lay->param_count - from));
+    }
+    return KC_OK;
+}
+
+kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int batch,
+                               int training, double *loss, float *grads, int64_t count) {
+    if (m && (m->n_inputs != 1 || m->n_outputs != 1))
+        return kc_err(KC_EINVAL, "kc_compute_gradients: model %s has %d inputs and %d outputs; "
+                                 "use kc_compute_gradients_multi", m->name, m->n_inputs, m->n_outputs);
+    return kc_compute_gradients_multi(m, &x, &y, batch, training, loss, grads, count);
+}
+
+/* One training step on the batch in the workspace. */
+static double train_step(kc_model *m, int batch, double *per_output, double *correct) {
+    kc_forward_ctx ctx = {.training = 1, .update_stats = 1, .step_key = m->step++, .bf16 = m->bf16};
+    return kc_model_forward_backward(m, batch, &ctx, per_output, correct, 1);
+}
+
+kc_status kc_train_on_batch_multi(kc_model *m, const float *const *x, const float *const *y,
+                                  int batch, kc_metrics *result) {
+    kc_status st = check_compiled(m, "kc_train_on_batch");
+    if (!st) st = load_user_batch(m, x, y, batch, "kc_train_on_batch");
+    if (st) return st;
+    double per_output[KC_MAX_IO], correct[KC_MAX_IO];
+    double loss = train_step(m, batch, per_output, correct);
+    if (result) {
+        sums s = {0};
+        sums_add(&s, loss, per_output, correct, batch, m->n_outputs);
+        fill_metrics(m, &s, result);
+    }
+    if (!isfinite(loss))
+        return kc_err(KC_ENAN, "kc_train_on_batch: the loss is %g; no step was taken", loss);
+    return KC_OK;
+}
+
+kc_status kc_train_on_batch(kc_model *m, const float *x, const float *y, int batch,
+                            kc_metrics *result) {
+    if (m && (m->n_inputs != 1 || m->n_outputs != 1))
+        return kc_err(KC_EINVAL, "kc_train_on_batch: model %s has %d inputs and %d outputs; use "
+                                 "kc_train_on_batch_multi", m->name, m->n_inputs, m->n_outputs);
+    return kc_train_on_batch_multi(m, &x, &y, batch, result);
+}
+
+/* ---- History ------------------------------------------------------------------------------ */
+
+void kc_history_free(kc_history *h) {
+    if (!h) return;
+    free(h->loss);
+    free(h->accuracy);
+    free(h->val_loss);
+    free(h->val_accuracy);
+    free(h->seconds);
+    for (int i = 0; i < h->n_keys; i++) {
+        free(h->keys[i]);
+        free(h->values[i]);
+    }
+    free(h->keys);
+    free(h->values);
+    free(h);
+}
+
+const double *kc_history_get(const kc_history *h, const char *key) {
+    if (!h || !key) return NULL;
+    for (int i = 0; i < h->n_keys; i++)
+        if (!strcmp(h->keys[i], key)) return h->values[i];
+    if (!strcmp(key, "acc")) return kc_history_get(h, "accuracy");
+    if (!strcmp(key, "val_acc")) return kc_history_get(h, "val_accuracy");
+    return NULL;
+}
+
+static kc_history *history_new(int epochs, const log_keys *k, int with_val) {
+    kc_history *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    size_t n = (size_t)(epochs > 0 ? epochs : 1);
+    h->loss = malloc(n * sizeof(double));
+    h->accuracy = malloc(n * sizeof(double));
+    h->val_loss = malloc(n * sizeof(double));
+    h->val_accuracy = malloc(n * sizeof(double));
+    h->seconds = malloc(n * sizeof(double));
+    h->capacity = (int)n;
+    int keys = with_val ? 2 * k->n : k->n;
+    h->keys = calloc((size_t)keys, sizeof *h->keys);
+    h->values = calloc((size_t)keys, sizeof *h->values);
+    int ok = h->loss && h->accuracy && h->val_loss && h->val_accuracy && h->seconds && h->keys &&
+             h->values;
+    for (int i = 0; ok && i < keys; i++) {
+        h->keys[i] = strdup(k->names[i]);
+        h->values[i] = malloc(n * sizeof(double));
+        h->n_keys = i + 1;
+        ok = h->keys[i] && h->values[i];
+    }
+    if (!ok) {
+        kc_history_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* ---- fit --------------------------------------------------------------------------------- */
+
+static kc_logs make_logs(kc_model *m, int epoch, int batch, const log_keys *k, int n_values) {
+    kc_logs logs = kc_logs_empty(m);
+    logs.epoch = epoch;
+    logs.batch = batch;
+    logs.n_values = n_values;
+    logs.keys = k->ptrs;
+    logs.values = k->values;
+    return logs;
+}
+
+kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
+                 kc_history **history) {
+    if (history) *history = NULL;
+    kc_fit_opts o = opts ? *opts : (kc_fit_opts){0};
+    int batch_size = o.batch_size > 0 ? o.batch_size : 32;
+    /* Keras: epochs is the index of the last epoch, training runs initial_epoch + 1 .. epochs */
+    int last_epoch = o.epochs > 0 ? o.epochs : 1;
+    int epochs = last_epoch - o.initial_epoch;
+    kc_status st = check_compiled(m, "kc_fit");
+    if (!st) st = check_data(m, train, "kc_fit", 1);
+    if (st) return st;
+    if (o.batch_size < 0 || o.epochs < 0 || o.initial_epoch < 0)
+        return kc_err(KC_EINVAL, "kc_fit: batch_size, epochs and initial_epoch must be >= 0");
+    if (!(o.validation_split >= 0.0f && o.validation_split < 1.0f))
+        return kc_err(KC_EINVAL, "kc_fit: validation_split must be in [0, 1), got %g",
+                      (double)o.validation_split);
+
+    /* validation_split takes the last samples, before any shuffling (Keras: floor) */
+    const kc_dataset *val = o.validation;
+    int64_t n_train = train->count, val_start = 0, val_count = 0;
+    if (val) {
+        if ((st = check_data(m, val, "kc_fit (validation data)", 1))) return st;
+        val_count = val->count;
+    } else if (o.validation_split > 0.0f) {
+        n_train = (int64_t)floor((double)train->count * (1.0 - (double)o.validation_split));
+        if (n_train == 0 || n_train == train->count)
+            return kc_err(KC_EINVAL,
+                          "kc_fit: validation_split %g of %lld samples leaves an empty training "
+                          "or validation set",
+                          (double)o.validation_split, (long long)train->count);
+        val = train;
+        val_start = n_train;
+        val_count = train->count - n_train;
+    }
+
+    if (epochs <= 0)
+        return kc_err(KC_EINVAL, "kc_fit: initial_epoch %d leaves no epoch to run (epochs %d)",
+                      o.initial_epoch, last_epoch);
+    if ((st = kc_model_ensure_workspace(m, batch_size))) return st;
+    log_keys keys;
+    keys_init(m, &keys);
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)n_train);
+    int64_t *scratch = malloc(sizeof(int64_t) * (size_t)batch_size);
+    kc_history *h = history_new(epochs, &keys, val != NULL);
+    if (!order || !scratch || !h) {
+        free(order);
+        free(scratch);
+        kc_history_free(h);
+        return kc_err(KC_ENOMEM, "kc_fit: out of memory");
+    }
+
+    kc_progress progress;
+    kc_progress_init(&progress, o.out, o.verbose);
+    int steps = (int)((n_train + batch_size - 1) / batch_size);
+    m->stop_training = 0;
+    kc_logs logs = kc_logs_empty(m);
+    st = kc_callbacks_run(&o, KC_CB_TRAIN_BEGIN, m, &logs);
+    double per_output[KC_MAX_IO], correct[KC_MAX_IO];
+    for (int e = 0; e < epochs && !st && !m->stop_training; e++) {
+        /* a fresh permutation of 0..n-1 each epoch (as Keras): it depends only on the rng
+         * state, so a run resumed from a saved model shuffles as the uninterrupted one */
+        for (int64_t i = 0; i < n_train; i++) order[i] = i;
+        logs = kc_logs_empty(m);
+        logs.epoch = o.initial_epoch + e;
+        if ((st = kc_callbacks_run(&o, KC_CB_EPOCH_BEGIN, m, &logs))) break;
+        if (!o.no_shuffle)
+            for (int64_t i = n_train - 1; i > 0; i--) {
+                int64_t j = (int64_t)kc_rng_below(&m->rng, (uint64_t)i + 1);
+                int64_t t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+        kc_progress_epoch(&progress, o.initial_epoch + e + 1, last_epoch, steps);
+        double start = kc_now();
+        sums s = {0};
+        int nan_stop = 0;
+        for (int step = 0; step < steps; step++) {
+            int b = (int)(n_train - s.seen < batch_size ? n_train - s.seen : batch_size);
+            load_batch(m, train, order + s.seen, 0, b, scratch, 1);
+            double loss = train_step(m, b, per_output, correct);
+            if (!isfinite(loss)) {
+                if (progress.mode == 1) fputc('\n', progress.out);
+                /* TerminateOnNaN (or a callback of one's own) may end training quietly */
+                keys.values[0] = loss;
+                logs = make_logs(m, o.initial_epoch + e, step, &keys, 1);
+                logs.loss = loss;
+                if ((st = kc_callbacks_run(&o, KC_CB_BATCH_END, m, &logs))) break;
+                if (m->stop_training) {
+                    nan_stop = 1;
+                    break;
+                }
+                st = kc_err(KC_ENAN,
+                            "kc_fit: the loss became %s at epoch %d, step %d/%d; training "
+                            "stopped (no step was taken on that batch)",
+                            isnan(loss) ? "nan" : "inf", o.initial_epoch + e + 1, step + 1, steps);
+                break;
+            }
+            sums_add(&s, loss, per_output, correct, b, m->n_outputs);
+            keys_fill(m, &keys, &s, 0);
+            kc_progress_step_kv(&progress, step + 1, keys.n, keys.ptrs, keys.values);
+            if (o.n_callbacks) {
+                logs = make_logs(m, o.initial_epoch + e, step, &keys, keys.n);
+                logs.loss = keys.values[0];
+                logs.accuracy = single_accuracy(m, &s);
+                if ((st = kc_callbacks_run(&o, KC_CB_BATCH_END, m, &logs))) break;
+                if (m->stop_training) break;
+            }
+        }
+        if (st || nan_stop) break; /* an error, or TerminateOnNaN */
+        double seconds = kc_now() - start;
+        keys_fill(m, &keys, &s, 0);
+        kc_metrics tm, vm = {.loss = NAN, .accuracy = NAN};
+        fill_metrics(m, &s, &tm);
+        if (val) {
+            sums vs;
+            evaluate_range(m, val, val_start, val_count, batch_size, scratch, &vs);
+            keys_fill(m, &keys, &vs, 1);
+            fill_metrics(m, &vs, &vm);
+        }
+        int n_values = val ? 2 * keys.n : keys.n;
+        kc_progress_end_kv(&progress, n_values, keys.ptrs, keys.values);
+        h->loss[e] = tm.loss;
+        h->accuracy[e] = tm.accuracy;
+        h->val_loss[e] = vm.loss;
+        h->val_accuracy[e] = vm.accuracy;
+        h->seconds[e] = seconds;
+        for (int i = 0; i < h->n_keys; i++) h->values[i][e] = keys.values[i];
+        h->epochs = e + 1;
+        m->epoch = o.initial_epoch + e + 1;
+        logs = make_logs(m, o.initial_epoch + e, -1, &keys, n_values);
+        logs.loss = tm.loss;
+        logs.accuracy = tm.accuracy;
+        logs.val_loss = vm.loss;
+        logs.val_accuracy = vm.accuracy;
+        st = kc_callbacks_run(&o, KC_CB_EPOCH_END, m, &logs);
+    }
+    if (!st || st == KC_ENAN) {
+        kc_logs end = kc_logs_empty(m);
+        if (h->epochs) {
+            int last = h->epochs - 1;
+            for (int i = 0; i < h->n_keys; i++) keys.values[i] = h->values[i][last];
+            end = make_logs(m, o.initial_epoch + last, -1, &keys, h->n_keys);
+            end.loss = h->loss[last];
+            end.accuracy = h->accuracy[last];
+            end.val_loss = h->val_loss[last];
+            end.val_accuracy = h->val_accuracy[last];
+        }
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", kc_last_error());
+        kc_status end_st = kc_callbacks_run(&o, KC_CB_TRAIN_END, m, &end);
+        if (!st) st = end_st;
+        else kc_err(st, "%s", saved);
+    }
+    free(order);
+    free(scratch);
+    if (history) *history = h;
+    else kc_history_free(h);
+    return st;
+}
+
+/* ---- the rest --------------------------------------------------------------------------- */
+
+const char *kc_act_name(kc_act act) {
+    static const char *names[] = {"linear", "relu", "softmax", "sigmoid", "tanh"};
+    return (unsigned)act <= KC_TANH ? names[act] : "unknown";
+}
+
+kc_status kc_model_view_get(kc_model *m, kc_model_view *v) {
+    kc_status st = kc_model_ensure_weights(m, "model");
+    if (st) return st;
+    *v = (kc_model_view){m->tensors[m->inputs[0]].shape, m->layers, m->n_layers, m->params,
+                         m->n_params, m->opt, m->losses[0], m->metrics[0], &m->rng, &m->step,
+                         &m->epoch, &m->stop_training, m};
+    return KC_OK;
+}
+
+kc_layer *kc_model_layer(kc_model *m, int i) {
+    return m && i >= 0 && i < m->n_layers ? m->layers[i] : NULL;
+}
+
+void kc_stop_training(kc_model *m) {
+    if (m) m->stop_training = 1;
+}
+
+int kc_model_epoch(const kc_model *m) { return m ? m->epoch : 0; }
+
+float kc_get_learning_rate(const kc_model *m) { return m && m->opt ? m->opt->learning_rate : 0.0f; }
+
+kc_status kc_set_learning_rate(kc_model *m, float learning_rate) {
+    if (!m) return kc_err(KC_EINVAL, "kc_set_learning_rate: model is NULL");
+    if (!m->opt) return kc_err(KC_ESTATE, "kc_set_learning_rate: the model is not compiled");
+    return kc_optimizer_set_learning_rate(m->opt, learning_rate);
+}
