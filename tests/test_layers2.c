@@ -1003,3 +1003,34 @@ Test(layers2_engine, same_result_for_1_and_2_threads) {
     free(w[1]);
     free(x);
 }
+
+/* In a Functional graph: a Conv2DTranspose shared by two calls (its weight gradients summed
+ * over both), a residual Add, and the resizing layers after it. */
+Test(layers2_grad, functional_shared_conv2d_transpose) {
+    kc_layer *shared = kc_conv2d_transpose(3, &(kc_conv2d_opts){KS(2, 2), .padding = KC_SAME,
+                                                                .activation = KC_TANH,
+                                                                .use_bias = KC_ZERO});
+    kc_tensor *in = kc_input(kc_shape3(3, 3, 2));
+    kc_tensor *a = kc_call(front(), in);
+    kc_tensor *a3 = kc_call(kc_conv2d_ex(3, &(kc_conv2d_opts){KS(1, 1), .activation = KC_TANH}), a);
+    kc_tensor *t = kc_call(shared, kc_call(shared, a3));
+    kc_tensor *s = kc_call_n(kc_merge_add(), (kc_tensor *[]){a3, t}, 2);
+    kc_tensor *u = kc_call(kc_up_sampling2d(&(kc_up_sampling2d_opts){.interpolation = KC_BILINEAR}), s);
+    kc_tensor *c = kc_call(kc_cropping2d(1, 2, 0, 1), u);
+    kc_tensor *p = kc_call(kc_zero_padding2d(0, 1, 1, 0), c);
+    kc_tensor *g = kc_call(kc_global_max_pooling2d(), kc_call(kc_identity(), p));
+    kc_tensor *out = kc_call(head(), g);
+    kc_model *m = kc_functional(&in, 1, &out, 1);
+    cr_assert_not_null(m, "%s", kc_last_error());
+    kc_shape ts = kc_tensor_shape(c);
+    cr_expect(ts.rank == 3 && ts.dims[0] == 3 && ts.dims[1] == 5 && ts.dims[2] == 3);
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_sgd(NULL), 0));
+    int64_t n = kc_count_params(m);
+    cr_assert_eq(n, (2 * 2 * 2 * 2 + 2) + (2 * 3 + 3) + 2 * 2 * 3 * 3 + (3 * 3 + 3),
+                 "%lld weights: the shared layer's once", (long long)n);
+    float w[MAX_W];
+    fill(w, n, 4242u, 0.5f);
+    KC_CHECK(kc_set_weights(m, w, n));
+    fd_check(m, 3, 15u);
+    kc_model_free(m);
+}
