@@ -216,15 +216,23 @@ typedef struct {
     int strides[2];     /* 0 -> 1; {2} means 2 x 2 */
     kc_padding padding; /* KC_VALID */
     kc_act activation;  /* KC_LINEAR */
-    int dilation_rate[2]; /* 0 -> 1; {2} means 2 x 2 */
-    int use_bias;         /* 0 -> True; KC_ZERO for False */
+    int dilation_rate[2]; /* 0 -> 1; {2} means 2 x 2 (strides must then be 1, as Keras) */
+    int use_bias;         /* 0 -> True; KC_ZERO for False (no bias weights at all) */
     kc_initializer kernel_initializer, bias_initializer; /* glorot_uniform, zeros */
     kc_regularizer kernel_regularizer, bias_regularizer, activity_regularizer; /* none */
+    /* Conv2DTranspose only: {0} -> None (the output size inferred); KC_ZERO for 0; {1} means
+     * (1, 1); each must be below its stride */
+    int output_padding[2];
 } kc_conv2d_opts;
 /* Conv2D(filters, kernel_size, activation=...): glorot_uniform kernel (kh, kw, in, filters),
  * zero bias, strides 1, padding "valid" */
 kc_layer *kc_conv2d(int filters, int kernel_size, kc_act activation);
 kc_layer *kc_conv2d_ex(int filters, const kc_conv2d_opts *opts);
+/* Conv2DTranspose(filters, kernel_size, strides, padding, output_padding, activation,
+ * use_bias): the input gradient of a Conv2D, (h, w, in) -> (h', w', filters) with Keras's
+ * sizes ("valid": (h - 1) * s + max(k, s), "same": h * s, unless output_padding is given).
+ * Kernel (kh, kw, filters, in) as Keras's, glorot_uniform; zero bias. dilation_rate 1 only. */
+kc_layer *kc_conv2d_transpose(int filters, const kc_conv2d_opts *opts);
 
 typedef struct {
     int pool_size[2];   /* 0 -> 2 x 2; {3} means 3 x 3 */
@@ -236,6 +244,29 @@ kc_layer *kc_max_pooling2d_ex(const kc_pool2d_opts *opts);
 kc_layer *kc_average_pooling2d(int pool_size);
 kc_layer *kc_average_pooling2d_ex(const kc_pool2d_opts *opts);
 kc_layer *kc_global_average_pooling2d(void); /* (h, w, c) -> (c) */
+kc_layer *kc_global_max_pooling2d(void);     /* (h, w, c) -> (c), each channel's maximum */
+typedef struct {
+    int keepdims; /* 0: (h, w, c) -> (c); 1: -> (1, 1, c) */
+} kc_global_pool2d_opts;
+kc_layer *kc_global_average_pooling2d_ex(const kc_global_pool2d_opts *opts);
+/* GlobalMaxPooling2D: tied maxima share the gradient evenly (as JAX's jnp.max) */
+kc_layer *kc_global_max_pooling2d_ex(const kc_global_pool2d_opts *opts);
+
+typedef enum { KC_NEAREST = 0, KC_BILINEAR } kc_interpolation;
+typedef struct {
+    int size[2];                    /* 0 -> 2 x 2; {3} means 3 x 3 */
+    kc_interpolation interpolation; /* KC_NEAREST; KC_BILINEAR is jax.image.resize's bilinear
+                                       (half-pixel centres, edges clamped) */
+} kc_up_sampling2d_opts;
+/* UpSampling2D(size, interpolation): (h, w, c) -> (h * size[0], w * size[1], c) */
+kc_layer *kc_up_sampling2d(const kc_up_sampling2d_opts *opts);
+/* ZeroPadding2D(((top, bottom), (left, right))): rows and columns of zeros around each image */
+kc_layer *kc_zero_padding2d(int top, int bottom, int left, int right);
+/* Cropping2D(((top, bottom), (left, right))): rows and columns removed from the edges; at
+ * least one row and column must remain */
+kc_layer *kc_cropping2d(int top, int bottom, int left, int right);
+/* Identity(): the output is the input */
+kc_layer *kc_identity(void);
 
 typedef struct {
     float momentum; /* 0 -> 0.99 */

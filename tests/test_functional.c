@@ -338,7 +338,6 @@ Test(functional, merge_layers_gradients) {
     kc_model_free(m);
 }
 
-#ifdef KC_HAVE_DENSE_EX
 Test(functional, regularizers_enter_loss_and_gradients) {
     kc_tensor *in = kc_input(kc_shape1(5));
     kc_layer *d1 = kc_dense_ex(4, &(kc_dense_opts){.activation = KC_TANH,
@@ -372,7 +371,6 @@ Test(functional, regularizers_enter_loss_and_gradients) {
     kc_model_free(m);
     kc_model_free(plain);
 }
-#endif
 
 Test(functional, frozen_layers_take_no_step) {
     kc_layer *frozen = kc_dense(5, KC_TANH);

@@ -255,10 +255,14 @@ static void expect_json_error(const char *from, const char *to, const char *need
 }
 
 Test(conv_errors, unsupported_config_fields) {
+    /* the first Conv2D has strides 2: Keras refuses dilation with strides above 1 */
     expect_json_error("\"dilation_rate\":[1,1]", "\"dilation_rate\":[2,2]",
-                      "layer 1 'conv2d': dilation_rate (2, 2) is not supported");
+                      "layer 1 'conv2d': dilation_rate (2, 2) with strides (2, 2) is not "
+                      "supported");
     expect_json_error("\"dilation_rate\":[1,1]", "\"dilation_rate\":2",
-                      "'conv2d': dilation_rate (2, 2) is not supported");
+                      "'conv2d': dilation_rate (2, 2) with strides (2, 2) is not supported");
+    expect_json_error("\"dilation_rate\":[1,1]", "\"dilation_rate\":[0,1]",
+                      "'conv2d': dilation_rate must hold positive whole numbers");
     expect_json_error("\"groups\":1", "\"groups\":2", "'conv2d': groups 2 is not supported");
     expect_json_error("\"data_format\":\"channels_last\"", "\"data_format\":\"channels_first\"",
                       "'conv2d': data_format 'channels_first' is not supported");
@@ -276,8 +280,8 @@ Test(conv_errors, unsupported_config_fields) {
     expect_json_error("\"center\":true", "\"center\":false", "'batch_normalization': center=False");
     expect_json_error("\"scale\":true", "\"scale\":false", "'batch_normalization': scale=False");
     expect_json_error("\"renorm\":false", "\"renorm\":true", "'batch_normalization': renorm=True");
-    expect_json_error("\"keepdims\":false", "\"keepdims\":true",
-                      "'global_average_pooling2d': keepdims=True");
+    expect_json_error("\"keepdims\":false", "\"keepdims\":1",
+                      "'global_average_pooling2d': keepdims is not true or false");
     expect_json_error("\"pool_size\":[2,2]", "\"pool_size\":[0,2]",
                       "'max_pooling2d': pool_size must hold positive whole numbers");
     /* a config that does not fit the shapes fails as kc_add does */

@@ -208,10 +208,10 @@ kc_status kc_config_model(const cJSON *root, const char *where, kc_model **out) 
         if (!strcmp(lcls->valuestring, "InputLayer")) continue;
         const kc_layer_io *io = kc_layer_io_find(lcls->valuestring);
         if (!io) {
-            st = kc_err(KC_EFORMAT, "%s: unknown layer class '%s' (kerac has Dense, Dropout, "
-                                    "Activation, Flatten, Reshape, Conv2D, MaxPooling2D, "
-                                    "AveragePooling2D, GlobalAveragePooling2D, "
-                                    "BatchNormalization)", lw, lcls->valuestring);
+            char known[1024];
+            kc_layer_io_names(known, sizeof known);
+            st = kc_err(KC_EFORMAT, "%s: unknown layer class '%s' (kerac has %s)", lw,
+                        lcls->valuestring, known);
             break;
         }
         const cJSON *dt = get(lcfg, "dtype");

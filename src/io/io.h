@@ -76,6 +76,8 @@ typedef struct {
     kc_status (*check_built)(const cJSON *config, const kc_layer *layer, const char *where);
 } kc_layer_io;
 const kc_layer_io *kc_layer_io_find(const char *class_name);
+/* "Dense, Dropout, ..." : the classes of the table, for messages */
+void kc_layer_io_names(char *buf, size_t size);
 /* the variables of layer (count returned), offsets resolved to the model's flat buffer */
 int kc_layer_weights(const kc_layer *layer, kc_weight_desc *out);
 /* Keras's naming.to_snake_case: "MaxPooling2D" -> "max_pooling2d" */

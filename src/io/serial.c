@@ -237,11 +237,10 @@ static kc_status flatten_to(const kc_layer *l, cJSON *cfg) {
 
 /* ---- shared by the convolution and pooling layers ---- */
 
-/* an int or a list of 1 or 2 ints (Keras's standardize_tuple) into out[2]; absent or null
- * leaves out as it is */
-static kc_status int_pair(const cJSON *cfg, const char *name, const char *where, int out[2]) {
-    const cJSON *v = field(cfg, name);
-    if (!v || cJSON_IsNull(v)) return KC_OK;
+/* the value v (an int or a list of 1 or 2 ints, Keras's standardize_tuple) into out[2], each
+ * at least min; name for messages */
+static kc_status int_pair_value(const cJSON *v, const char *name, const char *where, int min,
+                                int out[2]) {
     const cJSON *a = v, *b = v;
     if (cJSON_IsArray(v)) {
         int n = cJSON_GetArraySize(v);
@@ -253,12 +252,29 @@ static kc_status int_pair(const cJSON *cfg, const char *name, const char *where,
     }
     const cJSON *ab[2] = {a, b};
     for (int i = 0; i < 2; i++) {
-        if (!cJSON_IsNumber(ab[i]) || ab[i]->valuedouble < 1 || ab[i]->valuedouble > 1e6 ||
+        if (!cJSON_IsNumber(ab[i]) || ab[i]->valuedouble < min || ab[i]->valuedouble > 1e6 ||
             ab[i]->valuedouble != floor(ab[i]->valuedouble))
-            return kc_err(KC_EFORMAT, "%s: %s must hold positive whole numbers", where, name);
+            return kc_err(KC_EFORMAT, "%s: %s must hold %s whole numbers", where, name,
+                          min > 0 ? "positive" : "non-negative");
         out[i] = (int)ab[i]->valuedouble;
     }
     return KC_OK;
+}
+
+/* an int or a list of 1 or 2 positive ints into out[2]; absent or null leaves out as it is */
+static kc_status int_pair(const cJSON *cfg, const char *name, const char *where, int out[2]) {
+    const cJSON *v = field(cfg, name);
+    if (!v || cJSON_IsNull(v)) return KC_OK;
+    return int_pair_value(v, name, where, 1, out);
+}
+
+/* use_bias: absent or true -> 0 (True), false -> KC_ZERO */
+static kc_status parse_use_bias(const cJSON *cfg, const char *where, int *out) {
+    const cJSON *v = field(cfg, "use_bias");
+    *out = 0;
+    if (!v || cJSON_IsTrue(v)) return KC_OK;
+    if (cJSON_IsFalse(v)) return *out = KC_ZERO, KC_OK;
+    return kc_err(KC_EFORMAT, "%s: use_bias is not true or false", where);
 }
 
 static kc_status parse_padding(const cJSON *cfg, const char *where, kc_padding *out) {
@@ -301,11 +317,14 @@ static kc_status conv2d_from(const cJSON *cfg, const char *where, kc_layer **out
     if (!st && !o.kernel_size[0]) st = kc_err(KC_EFORMAT, "%s: kernel_size is null", where);
     if (!st) st = parse_padding(cfg, where, &o.padding);
     if (!st) st = channels_last(cfg, where);
-    int dil[2] = {1, 1};
-    if (!st) st = int_pair(cfg, "dilation_rate", where, dil);
-    if (!st && (dil[0] != 1 || dil[1] != 1))
-        st = kc_err(KC_EFORMAT, "%s: dilation_rate (%d, %d) is not supported by kerac (1 only)",
-                    where, dil[0], dil[1]);
+    o.dilation_rate[0] = o.dilation_rate[1] = 1;
+    if (!st) st = int_pair(cfg, "dilation_rate", where, o.dilation_rate);
+    if (!st && (o.dilation_rate[0] > 1 || o.dilation_rate[1] > 1) &&
+        (o.strides[0] > 1 || o.strides[1] > 1))
+        st = kc_err(KC_EFORMAT,
+                    "%s: dilation_rate (%d, %d) with strides (%d, %d) is not supported (strides "
+                    "> 1 together with dilation_rate > 1)",
+                    where, o.dilation_rate[0], o.dilation_rate[1], o.strides[0], o.strides[1]);
     double groups = 1;
     if (!st && num(cfg, "groups", &groups) < 0)
         st = kc_err(KC_EFORMAT, "%s: groups is not a number", where);
@@ -331,7 +350,7 @@ static kc_status conv2d_to(const kc_layer *l, cJSON *cfg) {
     cJSON_AddItemToObject(cfg, "strides", int_list2(l->sh, l->sw));
     cJSON_AddStringToObject(cfg, "padding", l->pad_same ? "same" : "valid");
     cJSON_AddStringToObject(cfg, "data_format", "channels_last");
-    cJSON_AddItemToObject(cfg, "dilation_rate", int_list2(1, 1));
+    cJSON_AddItemToObject(cfg, "dilation_rate", int_list2(l->dh, l->dw));
     cJSON_AddNumberToObject(cfg, "groups", 1);
     cJSON_AddStringToObject(cfg, "activation", act_names[l->act]);
     weight_opts_to(l, cfg);
@@ -343,7 +362,80 @@ static int conv2d_weights(const kc_layer *l, kc_weight_desc *w) {
     w[0] = (kc_weight_desc){"kernel", 4, {l->kh, l->kw, in, l->units}, 0, l->kernel_size, 1};
     if (l->no_bias) return 1;
     w[1] = (kc_weight_desc){"bias", 1, {l->units}, l->kernel_size, l->units, 1};
-    return 2;
+    return l->no_bias ? 1 : 2;
+}
+
+/* ---- Conv2DTranspose ---- */
+
+static kc_status conv2d_transpose_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    const cJSON *filters = field(cfg, "filters");
+    if (!cJSON_IsNumber(filters) || filters->valuedouble < 1 || filters->valuedouble > 1e8 ||
+        filters->valuedouble != floor(filters->valuedouble))
+        return kc_err(KC_EFORMAT, "%s: filters is missing or not a positive whole number", where);
+    kc_conv2d_opts o = {.strides = {1, 1}, .padding = KC_VALID, .activation = KC_LINEAR};
+    const cJSON *ks = field(cfg, "kernel_size");
+    if (!ks || cJSON_IsNull(ks)) return kc_err(KC_EFORMAT, "%s: kernel_size is missing", where);
+    kc_status st = int_pair(cfg, "kernel_size", where, o.kernel_size);
+    if (!st) st = int_pair(cfg, "strides", where, o.strides);
+    if (!st) st = parse_padding(cfg, where, &o.padding);
+    if (!st) st = channels_last(cfg, where);
+    int dil[2] = {1, 1};
+    if (!st) st = int_pair(cfg, "dilation_rate", where, dil);
+    if (!st && (dil[0] != 1 || dil[1] != 1))
+        st = kc_err(KC_EFORMAT,
+                    "%s: dilation_rate (%d, %d) is not supported by kerac's Conv2DTranspose (1 "
+                    "only)",
+                    where, dil[0], dil[1]);
+    /* output_padding: null (None, the size inferred) or an int or 2 ints >= 0 */
+    const cJSON *op = field(cfg, "output_padding");
+    if (!st && op && !cJSON_IsNull(op)) {
+        int v[2];
+        st = int_pair_value(op, "output_padding", where, 0, v);
+        if (!st && (v[0] >= o.strides[0] || v[1] >= o.strides[1]))
+            st = kc_err(KC_EFORMAT,
+                        "%s: output_padding (%d, %d) must be strictly less than strides (%d, %d)",
+                        where, v[0], v[1], o.strides[0], o.strides[1]);
+        for (int i = 0; i < 2 && !st; i++) o.output_padding[i] = v[i] ? v[i] : KC_ZERO;
+    }
+    if (!st) st = parse_use_bias(cfg, where, &o.use_bias);
+    static const char *const nulls[] = {"kernel_regularizer", "bias_regularizer",
+                                        "activity_regularizer", "kernel_constraint",
+                                        "bias_constraint", "lora_rank"};
+    if (!st) st = must_be_null(cfg, where, nulls, 6);
+    if (!st) st = parse_activation(field(cfg, "activation"), where, &o.activation);
+    if (st) return st;
+    *out = kc_conv2d_transpose((int)filters->valuedouble, &o);
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status conv2d_transpose_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "filters", l->units);
+    cJSON_AddItemToObject(cfg, "kernel_size", int_list2(l->kh, l->kw));
+    cJSON_AddItemToObject(cfg, "strides", int_list2(l->sh, l->sw));
+    cJSON_AddStringToObject(cfg, "padding", l->pad_same ? "same" : "valid");
+    if (l->output_padding[0] < 0) cJSON_AddNullToObject(cfg, "output_padding");
+    else
+        cJSON_AddItemToObject(cfg, "output_padding",
+                              int_list2(l->output_padding[0], l->output_padding[1]));
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    cJSON_AddItemToObject(cfg, "dilation_rate", int_list2(1, 1));
+    cJSON_AddStringToObject(cfg, "activation", act_names[l->act]);
+    cJSON_AddBoolToObject(cfg, "use_bias", !l->no_bias);
+    cJSON_AddItemToObject(cfg, "kernel_initializer",
+                          kc_initializer_to_json(&(kc_initializer){0}, KC_INIT_GLOROT_UNIFORM));
+    cJSON_AddItemToObject(cfg, "bias_initializer",
+                          kc_initializer_to_json(&(kc_initializer){0}, KC_INIT_ZEROS));
+    const char *nulls[] = {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                           "kernel_constraint", "bias_constraint"};
+    for (int i = 0; i < 5; i++) cJSON_AddNullToObject(cfg, nulls[i]);
+    return KC_OK;
+}
+
+static int conv2d_transpose_weights(const kc_layer *l, kc_weight_desc *w) {
+    int64_t in = l->in_shape.rank == 3 ? l->in_shape.dims[2] : 0;
+    w[0] = (kc_weight_desc){"kernel", 4, {l->kh, l->kw, l->units, in}, 0, l->kernel_size, 1};
+    w[1] = (kc_weight_desc){"bias", 1, {l->units}, l->kernel_size, l->units, 1};
+    return l->no_bias ? 1 : 2;
 }
 
 /* ---- MaxPooling2D, AveragePooling2D ---- */
@@ -383,20 +475,142 @@ static kc_status pool_to(const kc_layer *l, cJSON *cfg) {
 
 /* ---- GlobalAveragePooling2D ---- */
 
-static kc_status gap_from(const cJSON *cfg, const char *where, kc_layer **out) {
+static kc_status global_pool_from(const cJSON *cfg, const char *where,
+                                  kc_global_pool2d_opts *o) {
     kc_status st = channels_last(cfg, where);
     if (st) return st;
-    if (is_true(field(cfg, "keepdims")))
-        return kc_err(KC_EFORMAT, "%s: keepdims=True is not supported by kerac", where);
-    *out = kc_global_average_pooling2d();
+    const cJSON *k = field(cfg, "keepdims");
+    if (k && !cJSON_IsNull(k) && !cJSON_IsBool(k))
+        return kc_err(KC_EFORMAT, "%s: keepdims is not true or false", where);
+    o->keepdims = is_true(k);
+    return KC_OK;
+}
+
+static kc_status gap_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    kc_global_pool2d_opts o;
+    kc_status st = global_pool_from(cfg, where, &o);
+    if (st) return st;
+    *out = kc_global_average_pooling2d_ex(&o);
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status gmp_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    kc_global_pool2d_opts o;
+    kc_status st = global_pool_from(cfg, where, &o);
+    if (st) return st;
+    *out = kc_global_max_pooling2d_ex(&o);
     return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
 }
 
 static kc_status gap_to(const kc_layer *l, cJSON *cfg) {
     cJSON_AddStringToObject(cfg, "data_format", "channels_last");
-    cJSON_AddFalseToObject(cfg, "keepdims");
+    cJSON_AddBoolToObject(cfg, "keepdims", l->keepdims);
     return KC_OK;
 }
+
+/* ---- UpSampling2D ---- */
+
+static kc_status up_sampling_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    kc_up_sampling2d_opts o = {.size = {2, 2}};
+    kc_status st = int_pair(cfg, "size", where, o.size);
+    if (!st) st = channels_last(cfg, where);
+    if (st) return st;
+    const cJSON *in = field(cfg, "interpolation");
+    if (in && !cJSON_IsNull(in)) {
+        if (!cJSON_IsString(in))
+            return kc_err(KC_EFORMAT, "%s: interpolation is not a string", where);
+        if (!strcasecmp(in->valuestring, "bilinear")) o.interpolation = KC_BILINEAR;
+        else if (strcasecmp(in->valuestring, "nearest"))
+            return kc_err(KC_EFORMAT,
+                          "%s: interpolation '%s' is not supported (kerac has nearest, bilinear)",
+                          where, in->valuestring);
+    }
+    *out = kc_up_sampling2d(&o);
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status up_sampling_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddItemToObject(cfg, "size", int_list2(l->kh, l->kw));
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    cJSON_AddStringToObject(cfg, "interpolation", l->interpolation ? "bilinear" : "nearest");
+    return KC_OK;
+}
+
+/* ---- ZeroPadding2D, Cropping2D ---- */
+
+/* Keras's forms of padding / cropping: an int (all four sides), [h, w] (symmetric per axis)
+ * or [[top, bottom], [left, right]] (each entry an int or a pair); absent keeps out */
+static kc_status sides(const cJSON *cfg, const char *name, const char *where, int out[4]) {
+    const cJSON *v = field(cfg, name);
+    if (!v || cJSON_IsNull(v)) return KC_OK;
+    if (cJSON_IsNumber(v)) {
+        int p[2];
+        kc_status st = int_pair_value(v, name, where, 0, p);
+        if (st) return st;
+        out[0] = out[1] = out[2] = out[3] = p[0];
+        return KC_OK;
+    }
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
+        return kc_err(KC_EFORMAT,
+                      "%s: %s must be an int, 2 ints or 2 pairs of ints ((top, bottom), (left, "
+                      "right))",
+                      where, name);
+    for (int axis = 0; axis < 2; axis++) {
+        const cJSON *e = cJSON_GetArrayItem(v, axis);
+        if (cJSON_IsArray(e) && cJSON_GetArraySize(e) != 2)
+            return kc_err(KC_EFORMAT, "%s: %s entry %d must be an int or a pair of ints", where,
+                          name, axis);
+        kc_status st = int_pair_value(e, name, where, 0, out + 2 * axis);
+        if (st) return st;
+    }
+    return KC_OK;
+}
+
+static cJSON *sides_list(const int p[4]) {
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, int_list2(p[0], p[1]));
+    cJSON_AddItemToArray(a, int_list2(p[2], p[3]));
+    return a;
+}
+
+static kc_status zero_padding_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    int p[4] = {1, 1, 1, 1}; /* Keras's default padding=(1, 1) */
+    kc_status st = sides(cfg, "padding", where, p);
+    if (!st) st = channels_last(cfg, where);
+    if (st) return st;
+    *out = kc_zero_padding2d(p[0], p[1], p[2], p[3]);
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status zero_padding_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddItemToObject(cfg, "padding", sides_list(l->pad));
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    return KC_OK;
+}
+
+static kc_status cropping_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    int p[4] = {0, 0, 0, 0};
+    kc_status st = sides(cfg, "cropping", where, p);
+    if (!st) st = channels_last(cfg, where);
+    if (st) return st;
+    *out = kc_cropping2d(p[0], p[1], p[2], p[3]);
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status cropping_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddItemToObject(cfg, "cropping", sides_list(l->pad));
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    return KC_OK;
+}
+
+/* ---- Identity ---- */
+
+static kc_status identity_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    *out = kc_identity();
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status identity_to(const kc_layer *l, cJSON *cfg) { return KC_OK; }
 
 /* ---- Reshape ---- */
 
@@ -621,6 +835,13 @@ static const kc_layer_io layer_table[] = {
     {"MaxPooling2D", max_pool_from, pool_to, no_weights, NULL},
     {"AveragePooling2D", avg_pool_from, pool_to, no_weights, NULL},
     {"GlobalAveragePooling2D", gap_from, gap_to, no_weights, NULL},
+    {"GlobalMaxPooling2D", gmp_from, gap_to, no_weights, NULL},
+    {"Conv2DTranspose", conv2d_transpose_from, conv2d_transpose_to, conv2d_transpose_weights,
+     NULL},
+    {"UpSampling2D", up_sampling_from, up_sampling_to, no_weights, NULL},
+    {"ZeroPadding2D", zero_padding_from, zero_padding_to, no_weights, NULL},
+    {"Cropping2D", cropping_from, cropping_to, no_weights, NULL},
+    {"Identity", identity_from, identity_to, no_weights, NULL},
     {"Reshape", reshape_from, reshape_to, no_weights, NULL},
     {"BatchNormalization", bn_from, bn_to, bn_weights, bn_check},
     {"Add", add_from, elementwise_to, no_weights, NULL},
@@ -637,6 +858,16 @@ const kc_layer_io *kc_layer_io_find(const char *class_name) {
     for (size_t i = 0; i < sizeof layer_table / sizeof *layer_table; i++)
         if (!strcmp(layer_table[i].class_name, class_name)) return &layer_table[i];
     return NULL;
+}
+
+void kc_layer_io_names(char *buf, size_t size) {
+    size_t at = 0;
+    if (size) buf[0] = 0;
+    for (size_t i = 0; i < sizeof layer_table / sizeof *layer_table && at < size; i++) {
+        int n = snprintf(buf + at, size - at, "%s%s", i ? ", " : "", layer_table[i].class_name);
+        if (n < 0) break;
+        at += (size_t)n;
+    }
 }
 
 int kc_layer_weights(const kc_layer *layer, kc_weight_desc *out) {

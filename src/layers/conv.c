@@ -1,4 +1,5 @@
-/* conv.c: Conv2D(filters, kernel_size, strides, padding, activation), channels last.
+/* conv.c: Conv2D(filters, kernel_size, strides, padding, activation, dilation_rate, use_bias),
+ * channels last.
  * out = act(im2col(in) @ kernel + bias), kernel (kh, kw, in_channels, filters), which is the
  * (kh * kw * in_channels, filters) matrix the product wants. The batch is split over the pool
  * by images; each part unfolds a few images at a time into its thread's buffer (kept in that
@@ -7,7 +8,7 @@
  * The weight gradient is summed in CONV_GROUPS fixed groups of images, each into its own
  * partial, and the partials are added in group order: the result is the same for any thread
  * count. With use_bias=False there is no bias (the partials still sum one, unused). Kernel
- * and bias initializers and regularizers as Keras's (initializers.c); backward adds the
+ * and bias initializers and regularizers as Keras's (initializers.c); the model adds the
  * regularizers' gradients. */
 #include "layer.h"
 #include "../initializers.h"
@@ -23,9 +24,22 @@
 
 static int64_t depth(const kc_layer *l) { return (int64_t)l->kh * l->kw * l->in_shape.dims[2]; }
 
+/* dilation_rate above 1 (0 means 1): the windows unfold tap by tap (kc_im2col_dilated) */
+static int dilated(const kc_layer *l) { return l->dh > 1 || l->dw > 1; }
+
 /* Few input channels (the first layer on grey images: a window row is 3 floats): unfold into
  * the transposed matrix, whose rows are long copies, and let the products read it transposed */
-static int unfold_transposed(const kc_layer *l) { return l->kw * l->in_shape.dims[2] < 16; }
+static int unfold_transposed(const kc_layer *l) {
+    return l->kw * l->in_shape.dims[2] < 16 && !dilated(l);
+}
+
+/* the images' windows into col: transposed (colT) when t */
+static void unfold(const kc_layer *l, const kc_window *g, const float *in, int n, float *col,
+                   int t) {
+    if (t) kc_im2col_t(g, in, n, col);
+    else if (dilated(l)) kc_im2col_dilated(g, l->dh, l->dw, in, n, col);
+    else kc_im2col(g, in, n, col);
+}
 
 /* images per unfolded chunk */
 static int chunk_images(const kc_layer *l) {
@@ -49,19 +63,30 @@ static kc_status conv_build(kc_layer *l) {
     if ((unsigned)l->pad_same > 1)
         return kc_err(KC_EINVAL, "layer %s (Conv2D): padding must be KC_VALID or KC_SAME, got %d",
                       l->name, l->pad_same);
+    if (l->dh <= 0 || l->dw <= 0)
+        return kc_err(KC_EINVAL, "layer %s (Conv2D): dilation_rate must be positive, got (%d, %d)",
+                      l->name, l->dh, l->dw);
+    if (dilated(l) && (l->sh > 1 || l->sw > 1))
+        return kc_err(KC_EINVAL,
+                      "layer %s (Conv2D): strides (%d, %d) with dilation_rate (%d, %d): strides > "
+                      "1 together with dilation_rate > 1 is not supported (as in Keras)",
+                      l->name, l->sh, l->sw, l->dh, l->dw);
     if (l->in_shape.rank != 3)
         return kc_err(KC_EINVAL,
                       "layer %s (Conv2D) needs an input of shape (height, width, channels), got "
                       "%s: give the model kc_shape3(28, 28, 1) or add kc_reshape",
                       l->name, kc_shape_str(l->in_shape, buf, sizeof buf));
+    /* the window's extent: (k - 1) * dilation + 1 */
+    int eh = (l->kh - 1) * l->dh + 1, ew = (l->kw - 1) * l->dw + 1;
     int oh, ow;
-    kc_window_axis(l->in_shape.dims[0], l->kh, l->sh, l->pad_same, &oh, &l->pad_top);
-    kc_window_axis(l->in_shape.dims[1], l->kw, l->sw, l->pad_same, &ow, &l->pad_left);
+    kc_window_axis(l->in_shape.dims[0], eh, l->sh, l->pad_same, &oh, &l->pad_top);
+    kc_window_axis(l->in_shape.dims[1], ew, l->sw, l->pad_same, &ow, &l->pad_left);
     if (oh <= 0 || ow <= 0)
         return kc_err(KC_EINVAL,
-                      "layer %s (Conv2D): a %dx%d kernel does not fit the input %s with padding "
+                      "layer %s (Conv2D): a %dx%d kernel%s does not fit the input %s with padding "
                       "\"valid\"",
-                      l->name, l->kh, l->kw, kc_shape_str(l->in_shape, buf, sizeof buf));
+                      l->name, eh, ew, dilated(l) ? " (dilated)" : "",
+                      kc_shape_str(l->in_shape, buf, sizeof buf));
     l->out_shape = kc_shape3(oh, ow, l->units);
     l->kernel_size = depth(l) * l->units;
     l->param_count = l->kernel_size + (l->no_bias ? 0 : l->units);
@@ -109,8 +134,7 @@ static void conv_forward_task(void *arg, int part, int parts) {
     for (int64_t s = s0; s < s1; s += cn) {
         int n = (int)(s1 - s < cn ? s1 - s : cn);
         int64_t rows = n * rows_per, t = unfold_transposed(l);
-        if (t) kc_im2col_t(&g, j->in + s * l->in_size, n, col);
-        else kc_im2col(&g, j->in + s * l->in_size, n, col);
+        unfold(l, &g, j->in + s * l->in_size, n, col, (int)t);
         kc_gemm_ex(&(kc_gemm_args){.m = (int)rows, .n = l->units, .k = (int)k, .a = col,
                                    .a_rs = t ? 1 : k, .a_cs = t ? rows : 1, .b = l->kernel,
                                    .b_rs = l->units, .b_cs = 1, .c = j->y + s * l->out_size,
@@ -172,8 +196,7 @@ static void conv_backward_task(void *arg, int part, int parts) {
                 }
             }
             int t = unfold_transposed(l);
-            if (t) kc_im2col_t(&g, j->in + s * l->in_size, n, col);
-            else kc_im2col(&g, j->in + s * l->in_size, n, col);
+            unfold(l, &g, j->in + s * l->in_size, n, col, t);
             /* dkernel (k, f) (+)= col^T dz */
             kc_gemm_ex(&(kc_gemm_args){.m = (int)k, .n = (int)f, .k = (int)rows, .a = col,
                                        .a_rs = t ? rows : 1, .a_cs = t ? 1 : k, .b = dz,
@@ -184,7 +207,8 @@ static void conv_backward_task(void *arg, int part, int parts) {
             kc_gemm_ex(&(kc_gemm_args){.m = (int)rows, .n = (int)k, .k = (int)f, .a = dz,
                                        .a_rs = f, .a_cs = 1, .b = kernel_t, .b_rs = k,
                                        .b_cs = 1, .c = dcol, .ldc = k, .serial = 1});
-            kc_col2im(&g, dcol, n, j->din + s * l->in_size);
+            if (dilated(l)) kc_col2im_dilated(&g, l->dh, l->dw, dcol, n, j->din + s * l->in_size);
+            else kc_col2im(&g, dcol, n, j->din + s * l->in_size);
         }
     }
 }
@@ -207,15 +231,14 @@ static void conv_backward(kc_layer *l, const float *in, const float *out, float 
     run_task(l, conv_backward_task, &job);
     /* the partials added in group order; dkernel and dbias are adjacent (no dbias without a
      * bias: the partials' bias sums are left out) */
-    int64_t stride = l->kernel_size + l->units, per = l->no_bias ? l->kernel_size : stride;
+    int64_t stride = l->kernel_size + l->units, used = l->no_bias ? l->kernel_size : stride;
     const float *partials = partials_of(l);
-    memcpy(l->dkernel, partials, sizeof(float) * (size_t)per);
+    memcpy(l->dkernel, partials, sizeof(float) * (size_t)used);
     for (int grp = 1; grp < groups; grp++) {
         const float *p = partials + grp * stride;
 #pragma omp simd
-        for (int64_t i = 0; i < per; i++) l->dkernel[i] += p[i];
+        for (int64_t i = 0; i < used; i++) l->dkernel[i] += p[i];
     }
-    kc_layer_weight_reg_grad(l);
 }
 
 static const kc_layer_ops conv_ops = {
@@ -238,6 +261,8 @@ kc_layer *kc_conv2d_ex(int filters, const kc_conv2d_opts *opts) {
     l->sw = o.strides[1] ? o.strides[1] : l->sh;
     l->pad_same = (int)o.padding;
     l->act = o.activation;
+    l->dh = o.dilation_rate[0] ? o.dilation_rate[0] : 1;
+    l->dw = o.dilation_rate[1] ? o.dilation_rate[1] : l->dh;
     l->no_bias = o.use_bias == KC_ZERO;
     l->kernel_init = o.kernel_initializer;
     l->bias_init = o.bias_initializer;

@@ -1,6 +1,6 @@
 /* dense.c: Dense(units, activation): out = act(in @ kernel + bias), kernel (in, units); the
  * bias left out with use_bias=False. Kernel and bias initializers and regularizers as Keras's
- * (initializers.c): backward adds the regularizers' gradients to the weights' gradients. */
+ * (initializers.c); the regularizers' penalties and gradients are the model's (engine.c). */
 #include "layer.h"
 #include "../initializers.h"
 #include "../ops/ops.h"
@@ -50,7 +50,6 @@ static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
 typedef struct {
     kc_layer *layer;
     kc_optimizer *opt;
-    int reg; /* a kernel regularizer to add */
 } dense_step;
 
 /* a finished block of the kernel's gradient: the optimizer step on that block of the kernel,
@@ -62,11 +61,6 @@ static void dense_block_done(void *arg, int64_t row0, int64_t row1, int64_t col0
     int whole = col0 == 0 && col1 == l->units && ld == l->units;
     for (int64_t r = row0; r < row1; r += whole ? row1 - row0 : 1) {
         int64_t at = r * l->units + col0, n = whole ? (row1 - row0) * l->units : col1 - col0;
-        /* the block lies in the gradient or in gemm's per-thread buffer, both writable: the
-         * kernel regularizer's gradient joins it before the step */
-        if (st->reg)
-            kc_regularizer_grad_add(&l->kernel_reg, l->kernel + at,
-                                    (float *)(uintptr_t)(block + (r - row0) * ld), n);
         kc_optimizer_apply(st->opt, l->kernel + at, block + (r - row0) * ld,
                            l->param_offset + at, n);
     }
@@ -94,21 +88,17 @@ static void dense_backward(kc_layer *l, const float *in, const float *out, float
                                                      ? kc_fused_dropout_scale(l->gate_from, ctx)
                                                      : 1.0f,
                                    .bf16 = ctx->bf16});
-    int reg = !l->frozen && kc_regularizer_active(&l->kernel_reg);
-    if (!l->no_bias) {
-        kc_colsum(dout, batch, l->units, l->dbias);
-        if (!l->frozen) kc_regularizer_grad_add(&l->bias_reg, l->bias, l->dbias, l->units);
-    }
+    if (!l->no_bias) kc_colsum(dout, batch, l->units, l->dbias);
+    /* the model plans this step only for a Dense called once, trained, without weight
+     * regularizers (their gradients join in the model, src/model/engine.c) */
     int step = ctx->opt && l->trainable_count;
-    dense_step st = {l, ctx->opt, reg};
+    dense_step st = {l, ctx->opt};
     kc_gemm_ex(&(kc_gemm_args){.m = (int)l->in_size, .n = l->units, .k = batch, .a = in,
                                .a_rs = 1, .a_cs = l->in_size, .b = dout, .b_rs = l->units,
                                .b_cs = 1, .c = l->dkernel, .ldc = l->units,
                                .a_sparse = l->input_is_data,
                                .block_done = step ? dense_block_done : NULL,
                                .block_arg = &st, .block_scratch = step, .bf16 = ctx->bf16});
-    if (!step && reg)
-        kc_regularizer_grad_add(&l->kernel_reg, l->kernel, l->dkernel, l->kernel_size);
     if (step && !l->no_bias)
         kc_optimizer_apply(ctx->opt, l->bias, l->dbias, l->param_offset + l->kernel_size,
                            l->units);

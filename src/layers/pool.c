@@ -1,11 +1,13 @@
 /* pool.c: MaxPooling2D, AveragePooling2D (pool_size, strides = pool_size, padding), and
- * GlobalAveragePooling2D, channels last; Reshape. Batches split over the pool by images. */
+ * GlobalAveragePooling2D, GlobalMaxPooling2D (keepdims), channels last; Reshape. Batches
+ * split over the pool by images. */
 #include "layer.h"
 #include "../ops/ops.h"
 #include "../util/threads.h"
 #include <string.h>
 
-static int is_max(const kc_layer *l); /* MaxPooling2D, not AveragePooling2D */
+static int is_max(const kc_layer *l);        /* MaxPooling2D, not AveragePooling2D */
+static int is_global_max(const kc_layer *l); /* GlobalMaxPooling2D, not GlobalAveragePooling2D */
 
 static kc_status pool_build(kc_layer *l) {
     char buf[64];
@@ -44,6 +46,7 @@ typedef struct {
     const float *x;
     float *y;
     int backward;
+    const float *in, *out; /* GlobalMaxPooling2D's backward: the forward's input and output */
 } pool_job;
 
 static void pool_range(void *arg, int64_t s0, int64_t s1) {
@@ -67,7 +70,7 @@ static void pool_range(void *arg, int64_t s0, int64_t s1) {
 
 static void pool_forward(kc_layer *l, const float *in, float *out, int batch,
                          const kc_forward_ctx *ctx) {
-    pool_job job = {l, in, out, 0};
+    pool_job job = {.l = l, .x = in, .y = out};
     kc_parallel_range(batch, 1, l->in_size, pool_range, &job);
 }
 
@@ -75,7 +78,7 @@ static void pool_backward(kc_layer *l, const float *in, const float *out, float 
                           float *din, int batch, int dout_is_preactivation,
                           const kc_forward_ctx *ctx) {
     if (!din) return;
-    pool_job job = {l, dout, din, 1};
+    pool_job job = {.l = l, .x = dout, .y = din, .backward = 1};
     kc_parallel_range(batch, 1, l->in_size, pool_range, &job);
 }
 
@@ -122,22 +125,37 @@ kc_layer *kc_average_pooling2d(int pool_size) {
     return pool_new(&avg_pool_ops, &(kc_pool2d_opts){.pool_size = {pool_size, pool_size}});
 }
 
-/* ---- GlobalAveragePooling2D: (h, w, c) -> (c), the mean over h and w ---- */
+/* ---- GlobalAveragePooling2D, GlobalMaxPooling2D: (h, w, c) -> (c), or (1, 1, c) with
+ * keepdims, the mean or the maximum over h and w ---- */
 
 static kc_status gap_build(kc_layer *l) {
     char buf[64];
     if (l->in_shape.rank != 3)
         return kc_err(KC_EINVAL,
-                      "layer %s (GlobalAveragePooling2D) needs an input of shape (height, width, "
-                      "channels), got %s",
-                      l->name, kc_shape_str(l->in_shape, buf, sizeof buf));
-    l->out_shape = kc_shape1(l->in_shape.dims[2]);
+                      "layer %s (%s) needs an input of shape (height, width, channels), got %s",
+                      l->name, l->ops->type_name, kc_shape_str(l->in_shape, buf, sizeof buf));
+    if ((unsigned)l->keepdims > 1)
+        return kc_err(KC_EINVAL, "layer %s (%s): keepdims must be 0 or 1, got %d", l->name,
+                      l->ops->type_name, l->keepdims);
+    int c = l->in_shape.dims[2];
+    l->out_shape = l->keepdims ? kc_shape3(1, 1, c) : kc_shape1(c);
     return KC_OK;
 }
 
 static void gap_range(void *arg, int64_t s0, int64_t s1) {
     const pool_job *j = arg;
     const kc_layer *l = j->l;
+    if (is_global_max(l)) { /* scratch: c counts per sample */
+        int64_t c = l->out_size, cells = l->in_size / c;
+        int n = (int)(s1 - s0);
+        if (!j->backward)
+            kc_global_max_pool(j->x + s0 * l->in_size, n, cells, (int)c, j->y + s0 * c);
+        else
+            kc_global_max_pool_backward(j->in + s0 * l->in_size, j->out + s0 * c, j->x + s0 * c,
+                                        n, cells, (int)c, l->scratch + s0 * c,
+                                        j->y + s0 * l->in_size);
+        return;
+    }
     int64_t c = l->out_size, cells = l->in_size / c;
     float inv = 1.0f / (float)cells;
     for (int64_t s = s0; s < s1; s++) {
@@ -161,7 +179,7 @@ static void gap_range(void *arg, int64_t s0, int64_t s1) {
 
 static void gap_forward(kc_layer *l, const float *in, float *out, int batch,
                         const kc_forward_ctx *ctx) {
-    pool_job job = {l, in, out, 0};
+    pool_job job = {.l = l, .x = in, .y = out};
     kc_parallel_range(batch, 1, l->in_size, gap_range, &job);
 }
 
@@ -169,8 +187,13 @@ static void gap_backward(kc_layer *l, const float *in, const float *out, float *
                          float *din, int batch, int dout_is_preactivation,
                          const kc_forward_ctx *ctx) {
     if (!din) return;
-    pool_job job = {l, dout, din, 1};
+    pool_job job = {.l = l, .x = dout, .y = din, .backward = 1, .in = in, .out = out};
     kc_parallel_range(batch, 1, l->in_size, gap_range, &job);
+}
+
+/* GlobalMaxPooling2D's backward counts each channel's maxima: c floats per sample */
+static int64_t gmp_scratch(const kc_layer *l, int batch, int parts) {
+    return (int64_t)batch * l->out_size;
 }
 
 static const kc_layer_ops gap_ops = {
@@ -181,7 +204,31 @@ static const kc_layer_ops gap_ops = {
     .forward = gap_forward,
     .backward = gap_backward};
 
+static const kc_layer_ops gmp_ops = {
+    .type_name = "GlobalMaxPooling2D",
+    .base_name = "global_max_pooling2d",
+    .build = gap_build,
+    .init = kc_no_init,
+    .forward = gap_forward,
+    .backward = gap_backward,
+    .scratch_size = gmp_scratch};
+
+static int is_global_max(const kc_layer *l) { return l->ops == &gmp_ops; }
+
+static kc_layer *global_new(const kc_layer_ops *ops, const kc_global_pool2d_opts *opts) {
+    kc_layer *l = kc_layer_new(ops);
+    if (l && opts) l->keepdims = opts->keepdims;
+    return l;
+}
+
 kc_layer *kc_global_average_pooling2d(void) { return kc_layer_new(&gap_ops); }
+kc_layer *kc_global_average_pooling2d_ex(const kc_global_pool2d_opts *opts) {
+    return global_new(&gap_ops, opts);
+}
+kc_layer *kc_global_max_pooling2d(void) { return kc_layer_new(&gmp_ops); }
+kc_layer *kc_global_max_pooling2d_ex(const kc_global_pool2d_opts *opts) {
+    return global_new(&gmp_ops, opts);
+}
 
 /* ---- Reshape(target_shape): the same values, another per-sample shape (one dim may be -1) --- */
 

@@ -1,5 +1,5 @@
-/* simple.c: the weightless layers: Dropout (inverted, training only), Activation, Flatten;
- * and the shared layer constructor. */
+/* simple.c: the weightless layers: Dropout (inverted, training only), Activation, Flatten,
+ * Identity; and the shared layer constructor. */
 #include "layer.h"
 #include "../ops/ops.h"
 #include <stdlib.h>
@@ -163,3 +163,15 @@ static const kc_layer_ops flatten_ops = {
     .backward = kc_copy_backward};
 
 kc_layer *kc_flatten(void) { return kc_layer_new(&flatten_ops); }
+
+/* ---- Identity: the output is the input ---- */
+
+static const kc_layer_ops identity_ops = {
+    .type_name = "Identity",
+    .base_name = "identity",
+    .build = kc_same_shape_build,
+    .init = kc_no_init,
+    .forward = kc_copy_forward,
+    .backward = kc_copy_backward};
+
+kc_layer *kc_identity(void) { return kc_layer_new(&identity_ops); }

@@ -4,6 +4,7 @@
  * tensor feeds several nodes or a layer is called several times. The optimizer steps each
  * layer as soon as its weight gradients are complete (inside the product for a fused Dense). */
 #include "model.h"
+#include "../initializers.h"
 #include "../ops/ops.h"
 #include "../util/threads.h"
 #include <math.h>
@@ -80,24 +81,7 @@ fail:
 
 /* ---- regularizers -------------------------------------------------------------------------- */
 
-static int reg_on(const kc_regularizer *r) { return r->l1 != 0.0f || r->l2 != 0.0f; }
-
-/* l1 * sum |w| + l2 * sum w^2, summed in double in order */
-static double reg_penalty(const kc_regularizer *r, const float *w, int64_t n) {
-    double a = 0.0, b = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        a += fabs((double)w[i]);
-        b += (double)w[i] * w[i];
-    }
-    return (double)r->l1 * a + (double)r->l2 * b;
-}
-
-/* g += scale * (l1 * sign(w) + 2 * l2 * w) */
-static void reg_grad_add(const kc_regularizer *r, const float *w, float *g, int64_t n, float scale) {
-    float l1 = r->l1 * scale, l2 = 2.0f * r->l2 * scale;
-    for (int64_t i = 0; i < n; i++)
-        g[i] += (w[i] > 0.0f ? l1 : w[i] < 0.0f ? -l1 : 0.0f) + l2 * w[i];
-}
+static int reg_on(const kc_regularizer *r) { return kc_regularizer_active(r); }
 
 /* ---- forward ---------------------------------------------------------------------------- */
 
@@ -142,23 +126,27 @@ int kc_model_output_cols(const kc_model *m, int o) {
     return s.rank ? s.dims[s.rank - 1] : 1;
 }
 
-/* the regularization penalties of the forward just run: weights of trained layers, and the
- * activity of every node whose layer has an activity regularizer (Keras 3 adds
- * activity_regularizer(output) as it is, not divided by the batch size) */
+/* the regularization penalties of the forward just run, as Keras adds them to the mean loss:
+ * the weights of trained layers (Keras 3 regularizes trainable weights only), unscaled, and
+ * each call's output activity divided by the batch size (Keras 3.15 layer.py and tf.keras
+ * 2.15 base_layer.py both divide) */
 static double penalties(const kc_model *m, int batch) {
     double total = 0.0;
     for (int i = 0; i < m->n_layers; i++) {
         const kc_layer *l = m->layers[i];
-        if (!l->param_count) continue;
-        if (reg_on(&l->kernel_reg)) total += reg_penalty(&l->kernel_reg, l->kernel, l->kernel_size);
+        int on = m->trained ? m->trained[i] : !l->frozen;
+        if (!l->param_count || !on) continue;
+        if (reg_on(&l->kernel_reg))
+            total += kc_regularizer_penalty(&l->kernel_reg, l->kernel, l->kernel_size);
         if (reg_on(&l->bias_reg) && l->bias)
-            total += reg_penalty(&l->bias_reg, l->bias, l->param_count - l->kernel_size);
+            total += kc_regularizer_penalty(&l->bias_reg, l->bias, l->param_count - l->kernel_size);
     }
     for (int k = 0; k < m->n_nodes; k++) {
         const kc_node *n = &m->nodes[k];
         if (!n->skip && reg_on(&n->layer->activity_reg))
-            total += reg_penalty(&n->layer->activity_reg, m->tensors[n->out].act,
-                                 (int64_t)batch * m->tensors[n->out].size);
+            total += kc_regularizer_penalty(&n->layer->activity_reg, m->tensors[n->out].act,
+                                            (int64_t)batch * m->tensors[n->out].size) /
+                     batch;
     }
     return total;
 }
@@ -212,7 +200,8 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
         int64_t out_count = (int64_t)batch * dv->size;
         if (!dv->grad_written) memset(dout, 0, sizeof(float) * (size_t)out_count);
         if (reg_on(&l->activity_reg))
-            reg_grad_add(&l->activity_reg, m->tensors[n->out].act, dout, out_count, 1.0f);
+            kc_regularizer_grad_add_scaled(&l->activity_reg, m->tensors[n->out].act, dout,
+                                           out_count, 1.0f / (float)batch);
         /* input gradients: written straight into a tensor's buffer by its first contributor,
          * through grad_tmp and added by the others */
         float *din[KC_MAX_LAYER_INPUTS];
@@ -255,9 +244,10 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
         if (!n->last_backward || !l->param_count) continue;
         int on = m->trained ? m->trained[n->li] : !l->frozen;
         if (!on || n->fused_step) continue;
-        if (reg_on(&l->kernel_reg)) reg_grad_add(&l->kernel_reg, l->kernel, l->dkernel, l->kernel_size, 1.0f);
+        if (reg_on(&l->kernel_reg))
+            kc_regularizer_grad_add(&l->kernel_reg, l->kernel, l->dkernel, l->kernel_size);
         if (reg_on(&l->bias_reg) && l->bias)
-            reg_grad_add(&l->bias_reg, l->bias, l->dbias, l->param_count - l->kernel_size, 1.0f);
+            kc_regularizer_grad_add(&l->bias_reg, l->bias, l->dbias, l->param_count - l->kernel_size);
         if (update && l->trainable_count)
             kc_optimizer_update(m->opt, m->params, m->grads, l->param_offset, l->trainable_count);
     }

@@ -4,6 +4,7 @@
  * over the pool. */
 #include "ops.h"
 #include <float.h>
+#include <math.h>
 #include <string.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -100,6 +101,57 @@ void kc_col2im(const kc_window *g, const float *col, int n, float *din) {
                     int len = (kx1 - kx0) * c;
 #pragma omp simd
                     for (int i = 0; i < len; i++) dst[i] += src[i];
+                }
+            }
+    }
+}
+
+/* Dilated windows: each tap is a run of c channels of its own, so the copies go tap by tap */
+void kc_im2col_dilated(const kc_window *g, int dh, int dw, const float *in, int n, float *col) {
+    const int c = g->c;
+    const int64_t image = (int64_t)g->h * g->w * c, k = (int64_t)g->kh * g->kw * c;
+    for (int s = 0; s < n; s++) {
+        const float *img = in + s * image;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++, col += k) {
+                int y0 = oy * g->sh - g->pad_t, x0 = ox * g->sw - g->pad_l;
+                float *dst = col;
+                for (int ky = 0; ky < g->kh; ky++) {
+                    int y = y0 + ky * dh;
+                    for (int kx = 0; kx < g->kw; kx++, dst += c) {
+                        int x = x0 + kx * dw;
+                        if (y < 0 || y >= g->h || x < 0 || x >= g->w) {
+                            for (int i = 0; i < c; i++) dst[i] = 0.0f;
+                            continue;
+                        }
+                        const float *src = img + ((int64_t)y * g->w + x) * c;
+#pragma omp simd
+                        for (int i = 0; i < c; i++) dst[i] = src[i];
+                    }
+                }
+            }
+    }
+}
+
+void kc_col2im_dilated(const kc_window *g, int dh, int dw, const float *col, int n, float *din) {
+    const int c = g->c;
+    const int64_t image = (int64_t)g->h * g->w * c, k = (int64_t)g->kh * g->kw * c;
+    memset(din, 0, sizeof(float) * (size_t)(n * image));
+    for (int s = 0; s < n; s++) {
+        float *img = din + s * image;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++, col += k) {
+                int y0 = oy * g->sh - g->pad_t, x0 = ox * g->sw - g->pad_l;
+                const float *src = col;
+                for (int ky = 0; ky < g->kh; ky++) {
+                    int y = y0 + ky * dh;
+                    for (int kx = 0; kx < g->kw; kx++, src += c) {
+                        int x = x0 + kx * dw;
+                        if (y < 0 || y >= g->h || x < 0 || x >= g->w) continue;
+                        float *dst = img + ((int64_t)y * g->w + x) * c;
+#pragma omp simd
+                        for (int i = 0; i < c; i++) dst[i] += src[i];
+                    }
                 }
             }
     }
@@ -265,6 +317,41 @@ void kc_avg_pool_backward(const kc_window *g, const float *dout, int n, float *d
 #pragma omp simd
                         for (int ch = 0; ch < c; ch++) px[ch] += dout[ch] * inv;
                     }
+            }
+    }
+}
+
+void kc_global_max_pool(const float *in, int n, int64_t cells, int c, float *out) {
+    for (int s = 0; s < n; s++, in += cells * c, out += c) {
+        memcpy(out, in, sizeof(float) * (size_t)c);
+        for (int64_t p = 1; p < cells; p++) {
+            const float *px = in + p * c;
+            /* as kc_max_pool: a larger value, or a NaN where the maximum is not one yet */
+#pragma omp simd
+            for (int ch = 0; ch < c; ch++) {
+                float v = px[ch], o = out[ch];
+                out[ch] = v > o || (v != v && o == o) ? v : o;
+            }
+        }
+    }
+}
+
+void kc_global_max_pool_backward(const float *in, const float *out, const float *dout, int n,
+                                 int64_t cells, int c, float *count, float *din) {
+    for (int s = 0; s < n; s++, in += cells * c, out += c, dout += c, din += cells * c) {
+        for (int ch = 0; ch < c; ch++) count[ch] = 0.0f;
+        for (int64_t p = 0; p < cells; p++)
+#pragma omp simd
+            for (int ch = 0; ch < c; ch++) count[ch] += in[p * c + ch] == out[ch] ? 1.0f : 0.0f;
+        /* per channel: the share of each maximum; a NaN maximum equals nothing (count 0) and
+         * spreads NaN, as JAX's gradient does */
+        for (int ch = 0; ch < c; ch++)
+            count[ch] = count[ch] > 0.0f ? dout[ch] / count[ch] : NAN;
+        for (int64_t p = 0; p < cells; p++)
+#pragma omp simd
+            for (int ch = 0; ch < c; ch++) {
+                float share = count[ch];
+                din[p * c + ch] = in[p * c + ch] == out[ch] || share != share ? share : 0.0f;
             }
     }
 }

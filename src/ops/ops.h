@@ -110,6 +110,11 @@ void kc_im2col(const kc_window *g, const float *in, int n, float *col);
 void kc_im2col_t(const kc_window *g, const float *in, int n, float *col_t);
 /* din (n, h, w, c) = the sum of col's windows put back where they came from */
 void kc_col2im(const kc_window *g, const float *col, int n, float *din);
+/* Dilated windows (Conv2D's dilation_rate): tap (ky, kx) reads input row oy * sh - pad_t +
+ * ky * dh and column ox * sw - pad_l + kx * dw; g's kh, kw count taps, and its oh, ow, pad_t,
+ * pad_l come from the dilated extent (kh - 1) * dh + 1. col as kc_im2col's. */
+void kc_im2col_dilated(const kc_window *g, int dh, int dw, const float *in, int n, float *col);
+void kc_col2im_dilated(const kc_window *g, int dh, int dw, const float *col, int n, float *din);
 
 /* Max pooling of n images: out (n, oh, ow, c); arg[i] the input offset (within its image) of
  * each output's maximum, for the backward pass. Padding is never the maximum. */
@@ -120,4 +125,28 @@ void kc_max_pool_backward(const kc_window *g, const float *dout, const int32_t *
 /* Average pooling: the mean over the window's cells inside the image (padding not counted). */
 void kc_avg_pool(const kc_window *g, const float *in, int n, float *out);
 void kc_avg_pool_backward(const kc_window *g, const float *dout, int n, float *din);
+/* Global max pooling of n images of cells pixels and c channels: out (n, c) the maximum of
+ * each channel (a NaN is taken and kept, as jnp.max). */
+void kc_global_max_pool(const float *in, int n, int64_t cells, int c, float *out);
+/* Its gradient as JAX takes it: each channel's gradient split evenly between the pixels equal
+ * to its maximum (ties share), NaN throughout a channel whose maximum is NaN. count: c floats
+ * of workspace. din is written, not accumulated. */
+void kc_global_max_pool_backward(const float *in, const float *out, const float *dout, int n,
+                                 int64_t cells, int c, float *count, float *din);
+
+/* ---- resizing (resize.c): images (n, h, w, c), channels last ---- */
+
+/* out (n, oh, ow, c)[y][x] = in[y - top][x - left] where that lies inside in (h, w), else 0:
+ * zero padding (top, left >= 0, oh, ow larger) and cropping (top, left <= 0) alike; each is
+ * the other's gradient. */
+void kc_shift2d(const float *in, int n, int h, int w, int c, float *out, int oh, int ow,
+                int top, int left);
+/* UpSampling2D: out (n, h * sh, w * sw, c). bilinear 0: each pixel repeated (nearest);
+ * 1: jax.image.resize's "bilinear" (half-pixel centres: output o samples input coordinate
+ * (o + 0.5) / s - 0.5, the weights of the two nearest inputs, the edges clamped). */
+void kc_upsample2d(const float *in, int n, int h, int w, int c, int sh, int sw, int bilinear,
+                   float *out);
+/* din (n, h, w, c) = the gradient of kc_upsample2d from dout (n, h * sh, w * sw, c) */
+void kc_upsample2d_backward(const float *dout, int n, int h, int w, int c, int sh, int sw,
+                            int bilinear, float *din);
 #endif
