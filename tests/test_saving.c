@@ -265,7 +265,9 @@ Test(json, bad_json_errors) {
     kc_model *m;
     KC_EXPECT_ERR(kc_model_from_json("{\"class_name\": ", &m), KC_EFORMAT, "not valid JSON");
     KC_EXPECT_ERR(kc_model_from_json("{\"class_name\": \"Functional\", \"config\": {}}", &m),
-                  KC_EFORMAT, "Sequential");
+                  KC_EFORMAT, "the Functional config has no layers");
+    KC_EXPECT_ERR(kc_model_from_json("{\"class_name\": \"Subclassed\", \"config\": {}}", &m),
+                  KC_EFORMAT, "the model is a Subclassed; kerac loads Sequential and Functional");
     const char *conv = "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
                        "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 8, 8, 1]}},"
                        "{\"class_name\": \"LSTM\", \"config\": {\"name\": \"lstm\"}}]}}";

@@ -3,6 +3,7 @@
  * (compile_config, legacy training_config). Layers and optimizers go through serial.c's
  * tables. */
 #include "io.h"
+#include "../model/model.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@ static const char *const loss_names[] = {NULL, "categorical_crossentropy",
                                          "sparse_categorical_crossentropy",
                                          "binary_crossentropy", "mean_squared_error"};
 
-static cJSON *dtype_policy(kc_config_style style) {
+cJSON *kc_cfg_dtype_policy(kc_config_style style) {
     if (style == KC_CONFIG_LEGACY) return cJSON_CreateString("float32");
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "module", "keras");
@@ -21,7 +22,7 @@ static cJSON *dtype_policy(kc_config_style style) {
     return d;
 }
 
-static cJSON *batch_shape(kc_shape s) {
+cJSON *kc_cfg_batch_shape(kc_shape s) {
     cJSON *a = cJSON_CreateArray();
     cJSON_AddItemToArray(a, cJSON_CreateNull());
     for (int i = 0; i < s.rank; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(s.dims[i]));
@@ -29,7 +30,7 @@ static cJSON *batch_shape(kc_shape s) {
 }
 
 /* {"module": module, "class_name": cls, "config": config, "registered_name": null} */
-static cJSON *wrap(const char *module, const char *cls, cJSON *config, kc_config_style style) {
+cJSON *kc_cfg_wrap(const char *module, const char *cls, cJSON *config, kc_config_style style) {
     cJSON *o = cJSON_CreateObject();
     if (style == KC_CONFIG_KERAS3) cJSON_AddStringToObject(o, "module", module);
     cJSON_AddStringToObject(o, "class_name", cls);
@@ -55,7 +56,7 @@ static cJSON *optimizer_config(const kc_optimizer *opt, kc_config_style style) {
         cJSON_ReplaceItemInObjectCaseSensitive(cfg, "name", cJSON_CreateString(io->class_name));
         cJSON_AddNumberToObject(cfg, "decay", 0.0);
     }
-    return wrap("keras.optimizers", io->class_name, cfg, style);
+    return kc_cfg_wrap("keras.optimizers", io->class_name, cfg, style);
 }
 
 cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style) {
@@ -67,10 +68,42 @@ cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style) {
         return NULL;
     }
     if (style == KC_CONFIG_KERAS3) cJSON_AddItemToObject(c, "optimizer", opt);
-    cJSON_AddStringToObject(c, "loss", loss_names[v->loss]);
-    cJSON_AddNullToObject(c, "loss_weights");
-    cJSON *metrics = cJSON_AddArrayToObject(c, "metrics");
-    if (v->metrics & KC_METRIC_ACCURACY) cJSON_AddItemToArray(metrics, cJSON_CreateString("accuracy"));
+    const kc_model *m = v->model;
+    int n_out = m ? m->n_outputs : 1;
+    if (n_out == 1) {
+        cJSON_AddStringToObject(c, "loss", loss_names[v->loss]);
+        cJSON_AddNullToObject(c, "loss_weights");
+        cJSON *metrics = cJSON_AddArrayToObject(c, "metrics");
+        if (v->metrics & KC_METRIC_ACCURACY)
+            cJSON_AddItemToArray(metrics, cJSON_CreateString("accuracy"));
+    } else {
+        /* one entry per output, in order, as Keras writes a list */
+        cJSON *loss = cJSON_AddArrayToObject(c, "loss");
+        cJSON *weights = cJSON_CreateArray();
+        cJSON *metrics = cJSON_CreateArray();
+        int weighted = 0, any_metric = 0;
+        for (int o = 0; o < n_out; o++) {
+            cJSON_AddItemToArray(loss, cJSON_CreateString(loss_names[m->losses[o]]));
+            cJSON_AddItemToArray(weights, cJSON_CreateNumber(kc_json_float(m->loss_weights[o])));
+            weighted |= m->loss_weights[o] != 1.0f;
+            cJSON *mo = cJSON_CreateArray();
+            if (m->metrics[o] & KC_METRIC_ACCURACY) {
+                cJSON_AddItemToArray(mo, cJSON_CreateString("accuracy"));
+                any_metric = 1;
+            }
+            cJSON_AddItemToArray(metrics, mo);
+        }
+        if (weighted) cJSON_AddItemToObject(c, "loss_weights", weights);
+        else {
+            cJSON_Delete(weights);
+            cJSON_AddNullToObject(c, "loss_weights");
+        }
+        if (any_metric) cJSON_AddItemToObject(c, "metrics", metrics);
+        else {
+            cJSON_Delete(metrics);
+            cJSON_AddNullToObject(c, "metrics");
+        }
+    }
     cJSON_AddNullToObject(c, "weighted_metrics");
     cJSON_AddFalseToObject(c, "run_eagerly");
     cJSON_AddNumberToObject(c, "steps_per_execution", 1);
@@ -79,59 +112,7 @@ cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style) {
     return c;
 }
 
-cJSON *kc_config_build(const kc_model_view *v, int with_compile, kc_config_style style) {
-    cJSON *cfg = cJSON_CreateObject();
-    cJSON_AddStringToObject(cfg, "name", "sequential");
-    cJSON_AddTrueToObject(cfg, "trainable");
-    cJSON_AddItemToObject(cfg, "dtype", dtype_policy(style));
-    cJSON *layers = cJSON_AddArrayToObject(cfg, "layers");
-    cJSON *in = cJSON_CreateObject();
-    /* Keras 3 says batch_shape; tf.keras 2 knows only batch_input_shape (Keras 3 reads both) */
-    cJSON_AddItemToObject(in, style == KC_CONFIG_LEGACY ? "batch_input_shape" : "batch_shape",
-                          batch_shape(v->input_shape));
-    cJSON_AddStringToObject(in, "dtype", "float32");
-    cJSON_AddFalseToObject(in, "sparse");
-    cJSON_AddFalseToObject(in, "ragged");
-    cJSON_AddStringToObject(in, "name", "input_layer");
-    cJSON_AddItemToArray(layers, wrap("keras.layers", "InputLayer", in, style));
-    for (int i = 0; i < v->n_layers; i++) {
-        const kc_layer *l = v->layers[i];
-        const kc_layer_io *io = kc_layer_io_find(l->ops->type_name);
-        if (!io) {
-            kc_err(KC_EINVAL, "layer %s: saving a %s layer is not supported yet", l->name,
-                   l->ops->type_name);
-            cJSON_Delete(cfg);
-            return NULL;
-        }
-        cJSON *lc = cJSON_CreateObject();
-        cJSON_AddStringToObject(lc, "name", l->name);
-        cJSON_AddTrueToObject(lc, "trainable");
-        cJSON_AddItemToObject(lc, "dtype", dtype_policy(style));
-        kc_status st = io->to_config(l, lc);
-        if (st) {
-            cJSON_Delete(lc);
-            cJSON_Delete(cfg);
-            return NULL;
-        }
-        cJSON *item = wrap("keras.layers", io->class_name, lc, style);
-        if (style == KC_CONFIG_KERAS3) {
-            cJSON *bc = cJSON_AddObjectToObject(item, "build_config");
-            cJSON_AddItemToObject(bc, "input_shape", batch_shape(l->in_shape));
-        }
-        cJSON_AddItemToArray(layers, item);
-    }
-    cJSON_AddItemToObject(cfg, "build_input_shape", batch_shape(v->input_shape));
-    cJSON *root = wrap("keras", "Sequential", cfg, style);
-    if (style == KC_CONFIG_KERAS3) {
-        cJSON *bc = cJSON_AddObjectToObject(root, "build_config");
-        cJSON_AddItemToObject(bc, "input_shape", batch_shape(v->input_shape));
-        if (with_compile && v->opt) {
-            cJSON *cc = kc_compile_config_build(v, style);
-            if (cc) cJSON_AddItemToObject(root, "compile_config", cc);
-        }
-    }
-    return root;
-}
+/* kc_config_build: model_config.c */
 
 /* ---- reading ---- */
 
@@ -140,7 +121,7 @@ static const cJSON *get(const cJSON *o, const char *name) {
 }
 
 /* [null, d1, d2...] into a kc_shape */
-static kc_status parse_batch_shape(const cJSON *a, const char *where, kc_shape *out) {
+kc_status kc_cfg_parse_batch_shape(const cJSON *a, const char *where, kc_shape *out) {
     int n = cJSON_GetArraySize(a);
     if (!cJSON_IsArray(a) || n < 2 || n > KC_MAX_RANK + 1)
         return kc_err(KC_EFORMAT, "%s: the input shape is not [null, d1, ...] with 1 to %d dims",
@@ -159,91 +140,7 @@ static kc_status parse_batch_shape(const cJSON *a, const char *where, kc_shape *
     return KC_OK;
 }
 
-/* The input shape: an InputLayer's batch_shape / batch_input_shape, the first layer's
- * batch_input_shape (Keras 2 without an InputLayer), build_input_shape or build_config. */
-static kc_status find_input_shape(const cJSON *root, const cJSON *cfg, const cJSON *layers,
-                                  const char *where, kc_shape *out) {
-    const cJSON *first = cJSON_GetArrayItem(layers, 0);
-    const cJSON *fc = get(first, "config");
-    const char *keys[] = {"batch_shape", "batch_input_shape"};
-    for (int k = 0; k < 2; k++)
-        if (get(fc, keys[k])) return parse_batch_shape(get(fc, keys[k]), where, out);
-    if (get(cfg, "build_input_shape"))
-        return parse_batch_shape(get(cfg, "build_input_shape"), where, out);
-    const cJSON *bc = get(root, "build_config");
-    if (get(bc, "input_shape")) return parse_batch_shape(get(bc, "input_shape"), where, out);
-    return kc_err(KC_EFORMAT, "%s: the model has no input shape (no InputLayer, "
-                              "batch_input_shape or build_input_shape)", where);
-}
-
-kc_status kc_config_model(const cJSON *root, const char *where, kc_model **out) {
-    *out = NULL;
-    const cJSON *cls = get(root, "class_name"), *cfg = get(root, "config");
-    if (!cJSON_IsString(cls) || !cJSON_IsObject(cfg))
-        return kc_err(KC_EFORMAT, "%s: the model config has no class_name and config", where);
-    if (strcmp(cls->valuestring, "Sequential"))
-        return kc_err(KC_EFORMAT, "%s: the model is a %s; kerac loads Sequential models only",
-                      where, cls->valuestring);
-    const cJSON *layers = get(cfg, "layers");
-    if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) == 0)
-        return kc_err(KC_EFORMAT, "%s: the Sequential config has no layers", where);
-    kc_shape in;
-    kc_status st = find_input_shape(root, cfg, layers, where, &in);
-    if (st) return st;
-    kc_model *m = kc_sequential(in);
-    if (!m) return kc_err_prefix(KC_ENOMEM, "%s", where);
-    int index = 0;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, layers) {
-        const cJSON *lcls = get(item, "class_name"), *lcfg = get(item, "config");
-        const cJSON *lname = get(lcfg, "name");
-        char lw[600];
-        snprintf(lw, sizeof lw, "%s: layer %d '%s'", where, index,
-                 cJSON_IsString(lname) ? lname->valuestring : "?");
-        index++;
-        if (!cJSON_IsString(lcls) || !cJSON_IsObject(lcfg)) {
-            st = kc_err(KC_EFORMAT, "%s: no class_name and config", lw);
-            break;
-        }
-        if (!strcmp(lcls->valuestring, "InputLayer")) continue;
-        const kc_layer_io *io = kc_layer_io_find(lcls->valuestring);
-        if (!io) {
-            char known[1024];
-            kc_layer_io_names(known, sizeof known);
-            st = kc_err(KC_EFORMAT, "%s: unknown layer class '%s' (kerac has %s)", lw,
-                        lcls->valuestring, known);
-            break;
-        }
-        const cJSON *dt = get(lcfg, "dtype");
-        const char *dts = cJSON_IsString(dt) ? dt->valuestring
-                          : cJSON_IsString(get(get(dt, "config"), "name"))
-                              ? get(get(dt, "config"), "name")->valuestring
-                              : NULL;
-        if (dts && strcmp(dts, "float32")) {
-            st = kc_err(KC_EFORMAT, "%s: dtype %s is not supported (float32 only)", lw, dts);
-            break;
-        }
-        kc_layer *layer = NULL;
-        if ((st = io->from_config(lcfg, lw, &layer))) break;
-        if ((st = kc_add(m, layer))) {
-            kc_err_prefix(st, "%s", where);
-            break;
-        }
-        /* keep Keras's layer name (legacy weight files find weights by it) */
-        kc_layer *added = kc_model_layer(m, kc_layer_count(m) - 1);
-        if (added && io->check_built && (st = io->check_built(lcfg, added, lw))) break;
-        if (added && cJSON_IsString(lname))
-            snprintf(added->name, sizeof added->name, "%s", lname->valuestring);
-    }
-    if (!st && kc_layer_count(m) == 0)
-        st = kc_err(KC_EFORMAT, "%s: the Sequential config has no layers besides the input", where);
-    if (st) {
-        kc_model_free(m);
-        return st;
-    }
-    *out = m;
-    return KC_OK;
-}
+/* kc_config_model: model_config.c */
 
 static kc_status parse_loss(const cJSON *loss, const char *where, kc_loss *out) {
     if (cJSON_IsArray(loss) && cJSON_GetArraySize(loss) == 1) loss = cJSON_GetArrayItem(loss, 0);
@@ -312,14 +209,48 @@ kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
         o = io->from_config(cJSON_IsObject(ocfg) ? ocfg : NULL, w);
     }
     if (!o) return KC_EFORMAT;
-    kc_loss loss = KC_LOSS_NONE;
-    kc_status st = parse_loss(get(cc, "loss"), w, &loss);
+    /* one loss for every output, or one per output: a list in output order, or a dict keyed
+     * by the output layers' names */
+    kc_compile_opts co = {.optimizer = o};
+    int n_out = m->n_outputs;
+    const cJSON *loss = get(cc, "loss"), *lw = get(cc, "loss_weights"), *mets = get(cc, "metrics");
+    kc_status st = KC_OK;
+    for (int out = 0; out < n_out && !st; out++) {
+        char ow[700];
+        snprintf(ow, sizeof ow, "%s (output %d)", w, out);
+        const char *oname = kc_model_output_name(m, out);
+        const cJSON *lo = loss, *wo = NULL, *mo = mets;
+        if (cJSON_IsArray(loss) && cJSON_GetArraySize(loss) == n_out && n_out > 1)
+            lo = cJSON_GetArrayItem(loss, out);
+        else if (cJSON_IsObject(loss) && !get(loss, "class_name"))
+            lo = get(loss, oname);
+        if (cJSON_IsArray(lw)) wo = cJSON_GetArrayItem(lw, out);
+        else if (cJSON_IsObject(lw)) wo = get(lw, oname);
+        if (cJSON_IsArray(mets) && n_out > 1 && cJSON_GetArraySize(mets) == n_out &&
+            (cJSON_IsArray(cJSON_GetArrayItem(mets, 0)) || cJSON_IsNull(cJSON_GetArrayItem(mets, 0))))
+            mo = cJSON_GetArrayItem(mets, out);
+        else if (cJSON_IsObject(mets)) mo = get(mets, oname);
+        if (!lo || cJSON_IsNull(lo)) {
+            st = kc_err(KC_EFORMAT, "%s: no loss for output '%s' (kerac trains every output)", ow,
+                        oname);
+            break;
+        }
+        st = parse_loss(lo, ow, &co.loss[out]);
+        if (wo && !cJSON_IsNull(wo)) {
+            if (!cJSON_IsNumber(wo) || !(wo->valuedouble >= 0))
+                st = kc_err(KC_EFORMAT, "%s: loss_weights is not a number >= 0", ow);
+            co.loss_weights[out] = (float)wo->valuedouble;
+        } else {
+            co.loss_weights[out] = 1.0f;
+        }
+        co.metrics[out] = mentions_accuracy(mo) ? KC_METRIC_ACCURACY : 0;
+    }
+    co.has_loss_weights = 1;
     if (st) {
         kc_optimizer_free(o);
         return st;
     }
-    unsigned metrics = mentions_accuracy(get(cc, "metrics")) ? KC_METRIC_ACCURACY : 0;
-    st = kc_compile(m, loss, o, metrics);
+    st = kc_compile_ex(m, &co);
     return st ? kc_err_prefix(st, "%s", where) : KC_OK;
 }
 

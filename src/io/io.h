@@ -135,6 +135,11 @@ kc_status kc_config_model(const cJSON *root, const char *where, kc_model **out);
 /* Compiles m from a Keras 3 compile_config or a legacy training_config (NULL: nothing) */
 kc_status kc_config_compile(kc_model *m, const cJSON *compile, const char *where);
 double kc_json_float(float f); /* the double of f's shortest decimal: 0.2f -> 0.2 */
+/* pieces model_config.c shares with config.c */
+cJSON *kc_cfg_dtype_policy(kc_config_style style);
+cJSON *kc_cfg_batch_shape(kc_shape s);
+cJSON *kc_cfg_wrap(const char *module, const char *cls, cJSON *config, kc_config_style style);
+kc_status kc_cfg_parse_batch_shape(const cJSON *a, const char *where, kc_shape *out);
 
 /* ---- weights (weights.c) ---- */
 /* Keras 3 layout ("layers/<snake>/vars/<i>", "optimizer/vars/<i>", "vars") */

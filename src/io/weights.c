@@ -4,23 +4,77 @@
  * layer_names and weight_names attributes naming datasets. And kerac's own state (rng, dropout
  * step, epoch) as a JSON object. */
 #include "io.h"
+#include "../model/model.h"
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- Keras 3 layout ---- */
 
-/* the path Keras's saving_lib gives layer i: snake case of its class, numbered per class */
-static void layer_path(const kc_model_view *v, int i, char *out, size_t size) {
-    char snake[128], other[128];
-    kc_snake_case(v->layers[i]->ops->type_name, snake, sizeof snake);
-    int same = 0;
-    for (int j = 0; j < i; j++) {
-        kc_snake_case(v->layers[j]->ops->type_name, other, sizeof other);
-        same += !strcmp(snake, other);
+/* The paths Keras's saving_lib gives a model's layers: layers/<class in snake case, numbered
+ * per class among model.layers> (a Functional model's InputLayers first), a nested model's
+ * layers below its own path. leaf[i] receives layer i's path; other[] (optional) the paths of
+ * the entries without weights of their own (InputLayers, nested models) */
+#define PATH_MAX_LEN 512
+typedef char kc_path[PATH_MAX_LEN];
+
+static void k3_paths(const kc_model *m, const char *prefix, kc_path *leaf, int first,
+                     kc_path *other, int *n_other, int cap_other) {
+    char names[KC_MAX_IO + 1][64];
+    int n_names = 0;
+    (void)names;
+    /* class names in model.layers order, counted as they come */
+    const char *classes[4096];
+    int n_classes = 0;
+    char snake[128], name[192];
+    for (int i = 0; m->functional && i < m->n_inputs; i++) {
+        int same = 0;
+        for (int j = 0; j < n_classes; j++) same += !strcmp(classes[j], "InputLayer");
+        classes[n_classes++] = "InputLayer";
+        if (same) snprintf(name, sizeof name, "input_layer_%d", same);
+        else snprintf(name, sizeof name, "input_layer");
+        if (other && *n_other < cap_other)
+            snprintf(other[(*n_other)++], PATH_MAX_LEN, "%slayers/%s", prefix, name);
     }
-    if (same) snprintf(out, size, "layers/%s_%d", snake, same);
-    else snprintf(out, size, "layers/%s", snake);
+    for (int e = 0; e < m->n_entries && n_classes < 4096; e++) {
+        const kc_entry *en = &m->entries[e];
+        const char *cls = en->layer->ops->type_name;
+        int same = 0;
+        for (int j = 0; j < n_classes; j++) same += !strcmp(classes[j], cls);
+        classes[n_classes++] = cls;
+        kc_snake_case(cls, snake, sizeof snake);
+        if (same) snprintf(name, sizeof name, "%s_%d", snake, same);
+        else snprintf(name, sizeof name, "%s", snake);
+        kc_path path;
+        snprintf(path, sizeof path, "%slayers/%s", prefix, name);
+        if (en->model) {
+            if (other && *n_other < cap_other) snprintf(other[(*n_other)++], PATH_MAX_LEN, "%s", path);
+            char sub[PATH_MAX_LEN + 2];
+            snprintf(sub, sizeof sub, "%s/", path);
+            k3_paths(en->model, sub, leaf, first + en->first_layer, other, n_other, cap_other);
+        } else {
+            snprintf(leaf[first + en->first_layer], PATH_MAX_LEN, "%s", path);
+        }
+    }
+    (void)n_names;
+}
+
+static kc_path *model_paths(const kc_model_view *v, kc_path **other, int *n_other) {
+    kc_path *leaf = calloc((size_t)(v->n_layers ? v->n_layers : 1), sizeof *leaf);
+    if (other) {
+        *n_other = 0;
+        *other = calloc(256, sizeof **other);
+    }
+    if (leaf && (!other || *other))
+        k3_paths(v->model, "", leaf, 0, other ? *other : NULL, n_other, 256);
+    return leaf;
+}
+
+/* a layer is trained (and has optimizer state, as Keras's trainable_variables) unless frozen
+ * when the model was compiled */
+static int layer_trained(const kc_model_view *v, int i) {
+    const kc_model *m = v->model;
+    return m && m->trained ? m->trained[i] : !v->layers[i]->frozen;
 }
 
 static kc_opt_layout opt_layout(const kc_optimizer *opt, const kc_optimizer_io **io_out) {
@@ -36,6 +90,7 @@ static int trainable_vars(const kc_model_view *v, kc_weight_desc *out, int cap) 
     int n = 0;
     for (int i = 0; i < v->n_layers; i++) {
         kc_weight_desc w[KC_MAX_WEIGHTS];
+        if (!layer_trained(v, i)) continue;
         int k = kc_layer_weights(v->layers[i], w);
         for (int j = 0; j < k; j++)
             if (w[j].trainable && n < cap) out[n++] = w[j];
@@ -89,11 +144,20 @@ static kc_status read_u_product(hid_t loc, const char *name, double *u, const ch
 
 kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f) {
     kc_status st = KC_OK;
-    char path[512], idx[32];
+    char path[PATH_MAX_LEN + 8], idx[32];
+    kc_path *other = NULL;
+    int n_other = 0;
+    kc_path *paths = model_paths(v, &other, &n_other);
+    if (!paths || !other) st = kc_err(KC_ENOMEM, "save: out of memory");
+    for (int i = 0; i < n_other && !st; i++) {
+        snprintf(path, sizeof path, "%s/vars", other[i]);
+        hid_t g = kc_h5_group(f, path);
+        if (g < 0) st = kc_err(KC_EIO, "HDF5: cannot create %s", path);
+        else H5Gclose(g);
+    }
     for (int i = 0; i < v->n_layers && !st; i++) {
         const kc_layer *l = v->layers[i];
-        layer_path(v, i, path, sizeof path);
-        strcat(path, "/vars");
+        snprintf(path, sizeof path, "%s/vars", paths[i]);
         hid_t g = kc_h5_group(f, path);
         if (g < 0) return kc_err(KC_EIO, "HDF5: cannot create %s", path);
         st = kc_h5_attr_str(g, "name", l->name);
@@ -105,6 +169,8 @@ kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f) {
         }
         H5Gclose(g);
     }
+    free(paths);
+    free(other);
     if (st) return st;
     if (v->opt) {
         hid_t g = kc_h5_group(f, "optimizer/vars");
@@ -137,7 +203,7 @@ kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f) {
     }
     hid_t g = kc_h5_group(f, "vars");
     if (g < 0) return kc_err(KC_EIO, "HDF5: cannot create vars");
-    st = kc_h5_attr_str(g, "name", "sequential");
+    st = kc_h5_attr_str(g, "name", v->model ? v->model->name : "sequential");
     H5Gclose(g);
     return st;
 }
@@ -232,13 +298,14 @@ kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path,
     if (!params) return kc_err(KC_ENOMEM, "%s: out of memory", path);
     memcpy(params, v->params, sizeof(float) * (size_t)v->n_params);
     kc_status st = KC_OK;
-    char lpath[512], what[800], idx[32];
+    char lpath[PATH_MAX_LEN + 8], what[1200], idx[32];
+    kc_path *paths = model_paths(v, NULL, NULL);
+    if (!paths) st = kc_err(KC_ENOMEM, "%s: out of memory", path);
     for (int i = 0; i < v->n_layers && !st; i++) {
         const kc_layer *l = v->layers[i];
         kc_weight_desc w[KC_MAX_WEIGHTS];
         int n = kc_layer_weights(l, w);
-        layer_path(v, i, lpath, sizeof lpath);
-        strcat(lpath, "/vars");
+        snprintf(lpath, sizeof lpath, "%s/vars", paths[i]);
         if (!n) continue;
         if (!kc_h5_exists(f, lpath)) {
             st = kc_err(KC_EFORMAT, "%s: layer '%s' (%s): its weights (%s) are missing", path,
@@ -259,6 +326,7 @@ kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path,
         }
         if (g >= 0) H5Gclose(g);
     }
+    free(paths);
     if (!st && with_optimizer && v->opt && kc_h5_exists(f, "optimizer/vars")) {
         hid_t g = H5Gopen2(f, "optimizer/vars", H5P_DEFAULT);
         int count = g >= 0 ? count_links(g) : -1;
@@ -273,29 +341,65 @@ kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path,
 
 /* ---- legacy layout ---- */
 
+/* The legacy layout is by Keras's model.layers: a group per layer (a Functional model's
+ * InputLayers too), named as the layer; a nested model's group holds its layers' weights,
+ * named <layer>/<variable>:0 as tf.keras 2 names them. */
+typedef struct {
+    const char *name;
+    int first, count; /* leaf layers [first, first + count) */
+    int nested;
+} legacy_unit;
+
+static int legacy_units(const kc_model_view *v, legacy_unit *u, int cap) {
+    const kc_model *m = v->model;
+    int n = 0;
+    for (int i = 0; m && m->functional && i < m->n_inputs && n < cap; i++)
+        u[n++] = (legacy_unit){m->input_names[i], 0, 0, 0};
+    for (int e = 0; m && e < m->n_entries && n < cap; e++)
+        u[n++] = (legacy_unit){m->entries[e].layer->name, m->entries[e].first_layer,
+                               m->entries[e].n_layers, m->entries[e].model != NULL};
+    return n;
+}
+
+/* every variable of unit u with its tf.keras 2 name */
+static int unit_weights(const kc_model_view *v, const legacy_unit *u, kc_weight_desc *w,
+                        char (*names)[160], int cap) {
+    int n = 0;
+    for (int i = u->first; i < u->first + u->count; i++) {
+        kc_weight_desc lw[KC_MAX_WEIGHTS];
+        int k = kc_layer_weights(v->layers[i], lw);
+        for (int j = 0; j < k && n < cap; j++) {
+            w[n] = lw[j];
+            snprintf(names[n++], 160, "%s/%s:0", v->layers[i]->name, lw[j].name);
+        }
+    }
+    return n;
+}
+
+#define MAX_UNIT_VARS 256
+
 kc_status kc_weights_write_legacy(const kc_model_view *v, hid_t group) {
-    const char **names = malloc(sizeof *names * (size_t)(v->n_layers + 1));
-    if (!names) return kc_err(KC_ENOMEM, "save: out of memory");
-    for (int i = 0; i < v->n_layers; i++) names[i] = v->layers[i]->name;
-    kc_status st = kc_h5_attr_str_list(group, "layer_names", names, v->n_layers);
-    free(names);
+    legacy_unit *units = malloc(sizeof *units * (size_t)(v->n_layers + KC_MAX_IO + 1));
+    kc_weight_desc *w = malloc(sizeof *w * MAX_UNIT_VARS);
+    char(*wn)[160] = malloc(sizeof *wn * MAX_UNIT_VARS);
+    const char **ptrs = malloc(sizeof *ptrs * (size_t)(v->n_layers + KC_MAX_IO + MAX_UNIT_VARS + 1));
+    kc_status st = units && w && wn && ptrs ? KC_OK : kc_err(KC_ENOMEM, "save: out of memory");
+    int n_units = st ? 0 : legacy_units(v, units, v->n_layers + KC_MAX_IO + 1);
+    for (int i = 0; i < n_units; i++) ptrs[i] = units[i].name;
+    if (!st) st = kc_h5_attr_str_list(group, "layer_names", ptrs, n_units);
     if (!st) st = kc_h5_attr_str(group, "backend", "jax");
     if (!st) st = kc_h5_attr_str(group, "keras_version", "3.15.1");
-    for (int i = 0; i < v->n_layers && !st; i++) {
-        const kc_layer *l = v->layers[i];
-        hid_t g = H5Gcreate2(group, l->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        if (g < 0) return kc_err(KC_EIO, "HDF5: cannot create group %s", l->name);
-        kc_weight_desc w[KC_MAX_WEIGHTS];
-        int n = kc_layer_weights(l, w);
-        char wn[KC_MAX_WEIGHTS][128];
-        const char *wp[KC_MAX_WEIGHTS];
-        for (int j = 0; j < n; j++) {
-            snprintf(wn[j], sizeof wn[j], "%s/%s:0", l->name, w[j].name); /* tf.keras 2 names */
-            wp[j] = wn[j];
+    for (int u = 0; u < n_units && !st; u++) {
+        hid_t g = H5Gcreate2(group, units[u].name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g < 0) {
+            st = kc_err(KC_EIO, "HDF5: cannot create group %s", units[u].name);
+            break;
         }
-        st = kc_h5_attr_str_list(g, "weight_names", wp, n);
+        int n = unit_weights(v, &units[u], w, wn, MAX_UNIT_VARS);
+        for (int j = 0; j < n; j++) ptrs[j] = wn[j];
+        st = kc_h5_attr_str_list(g, "weight_names", ptrs, n);
         for (int j = 0; j < n && !st; j++) {
-            char sub[1100];
+            char sub[200];
             snprintf(sub, sizeof sub, "%s", wn[j]);
             *strrchr(sub, '/') = 0;
             hid_t sg = kc_h5_group(g, sub);
@@ -308,7 +412,27 @@ kc_status kc_weights_write_legacy(const kc_model_view *v, hid_t group) {
         }
         H5Gclose(g);
     }
+    free(units);
+    free(w);
+    free(wn);
+    free(ptrs);
     return st;
+}
+
+/* the file's weight name for the variable "<layer>/<var>": tf.keras 2 writes "<layer>/<var>:0",
+ * Keras 3 "<model>/<layer>/<var>" */
+static int find_weight(char **wnames, int nw, const char *want) {
+    size_t len = strlen(want);
+    for (int i = 0; i < nw; i++) {
+        char n[300];
+        snprintf(n, sizeof n, "%s", wnames[i]);
+        char *colon = strrchr(n, ':');
+        if (colon && strchr(colon, '/') == NULL) *colon = 0;
+        size_t nl = strlen(n);
+        if (nl >= len && !strcmp(n + nl - len, want) && (nl == len || n[nl - len - 1] == '/'))
+            return i;
+    }
+    return -1;
 }
 
 kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char *path) {
@@ -316,20 +440,29 @@ kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char
     char **names = kc_h5_read_attr_str_list(group, "layer_names", &n_names);
     if (!names) return kc_err(KC_EFORMAT, "%s: no layer_names attribute (not a Keras weights file)", path);
     float *params = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1));
-    if (!params) {
+    legacy_unit *units = malloc(sizeof *units * (size_t)(v->n_layers + KC_MAX_IO + 1));
+    kc_weight_desc *w = malloc(sizeof *w * MAX_UNIT_VARS);
+    char(*wn)[160] = malloc(sizeof *wn * MAX_UNIT_VARS);
+    if (!params || !units || !w || !wn) {
         kc_h5_free_list(names, n_names);
+        free(params);
+        free(units);
+        free(w);
+        free(wn);
         return kc_err(KC_ENOMEM, "%s: out of memory", path);
     }
     memcpy(params, v->params, sizeof(float) * (size_t)v->n_params);
     kc_status st = KC_OK;
+    int n_units = legacy_units(v, units, v->n_layers + KC_MAX_IO + 1);
     /* as Keras's load_weights_from_hdf5_group: the file's layers that have weights, matched
      * in order with the model's layers that have weights */
     int fi = 0;
-    for (int i = 0; i < v->n_layers && !st; i++) {
-        const kc_layer *l = v->layers[i];
-        kc_weight_desc w[KC_MAX_WEIGHTS];
-        int n = kc_layer_weights(l, w);
+    for (int u = 0; u < n_units && !st; u++) {
+        const legacy_unit *un = &units[u];
+        int n = unit_weights(v, un, w, wn, MAX_UNIT_VARS);
         if (!n) continue;
+        const char *uname = un->name;
+        const char *utype = un->nested ? "nested model" : v->layers[un->first]->ops->type_name;
         char **wnames = NULL;
         int nw = 0;
         hid_t g = -1;
@@ -351,18 +484,34 @@ kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char
         if (fi >= n_names) {
             st = kc_err(KC_EFORMAT, "%s: layer '%s' (%s): the file has no weights for it (it "
                                     "holds fewer layers with weights than the model)",
-                        path, l->name, l->ops->type_name);
+                        path, uname, utype);
             break;
         }
         if (nw != n)
             st = kc_err(KC_EFORMAT, "%s: layer '%s' (%s): the file's layer '%s' has %d weights, "
                                     "the layer has %d",
-                        path, l->name, l->ops->type_name, names[fi], nw, n);
+                        path, uname, utype, names[fi], nw, n);
         for (int j = 0; j < n && !st; j++) {
+            /* a nested model's weights by name (tf.keras 2 lists trainable ones first), a
+             * layer's in order */
+            int at = j;
+            if (un->nested) {
+                char want[160];
+                snprintf(want, sizeof want, "%s", wn[j]);
+                want[strlen(want) - 2] = 0; /* without ":0" */
+                at = find_weight(wnames, nw, want);
+                if (at < 0) {
+                    st = kc_err(KC_EFORMAT, "%s: nested model '%s': the file's layer '%s' has "
+                                            "no weight '%s'", path, uname, names[fi], want);
+                    break;
+                }
+            }
             char what[800];
+            char vname[160];
+            snprintf(vname, sizeof vname, "%s", un->nested ? wn[j] : w[j].name);
             snprintf(what, sizeof what, "%s: layer '%s' (%s): variable '%s' (%s/%s)", path,
-                     l->name, l->ops->type_name, w[j].name, names[fi], wnames[j]);
-            st = kc_h5_read_f32(g, wnames[j], params + w[j].offset, w[j].rank, w[j].dims, what);
+                     uname, utype, vname, names[fi], wnames[at]);
+            st = kc_h5_read_f32(g, wnames[at], params + w[j].offset, w[j].rank, w[j].dims, what);
         }
         kc_h5_free_list(wnames, nw);
         H5Gclose(g);
@@ -371,15 +520,18 @@ kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char
     for (; !st && fi < n_names; fi++) { /* any further layer with weights is one too many */
         hid_t g = kc_h5_exists(group, names[fi]) ? H5Gopen2(group, names[fi], H5P_DEFAULT) : -1;
         int nw = 0;
-        char **wn = g >= 0 ? kc_h5_read_attr_str_list(g, "weight_names", &nw) : NULL;
-        if (wn && nw > 0)
+        char **wl = g >= 0 ? kc_h5_read_attr_str_list(g, "weight_names", &nw) : NULL;
+        if (wl && nw > 0)
             st = kc_err(KC_EFORMAT, "%s: the file's layer '%s' has weights but the model has no "
                                     "layer left to take them", path, names[fi]);
-        kc_h5_free_list(wn, nw);
+        kc_h5_free_list(wl, nw);
         if (g >= 0) H5Gclose(g);
     }
     if (!st) memcpy(v->params, params, sizeof(float) * (size_t)v->n_params);
     free(params);
+    free(units);
+    free(w);
+    free(wn);
     kc_h5_free_list(names, n_names);
     return st;
 }
@@ -418,7 +570,8 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
                         if (tv[t].offset >= v->layers[i]->param_offset &&
                             tv[t].offset < v->layers[i]->param_offset + v->layers[i]->param_count)
                             li = i;
-                    snprintf(names[k++], 160, "%s/sequential_%s_%s_%s", oname, v->layers[li]->name,
+                    snprintf(names[k++], 160, "%.40s/%.40s_%.30s_%.20s_%.20s", oname,
+                             v->model ? v->model->name : "sequential", v->layers[li]->name,
                              tv[t].name, lay.name[gi][s]);
                 }
         if (lay.u_product) snprintf(names[k++], 160, "%s/u_product", oname);

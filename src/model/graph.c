@@ -88,6 +88,19 @@ void kc_tensor_free(kc_tensor *t) {
 
 kc_shape kc_tensor_shape(const kc_tensor *t) { return t ? t->shape : (kc_shape){0}; }
 
+void kc_tensor_set_inference(kc_tensor *t) {
+    if (t && t->call) t->call->inference = 1;
+}
+
+void kc_tensors_free_floating(kc_tensor **ts, int n) {
+    /* which are free is decided before any is freed: freeing one may free the others it holds,
+     * never one that nothing held */
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (ts[i] && ts[i]->refs <= 0) ts[k++] = ts[i];
+    for (int i = 0; i < k; i++) kc_tensor_free(ts[i]);
+}
+
 static int valid_shape(kc_shape s) {
     if (s.rank < 0 || s.rank > KC_MAX_RANK) return 0;
     for (int i = 0; i < s.rank; i++)

@@ -156,4 +156,10 @@ int kc_model_is_type(const kc_layer *l, const char *type);
 int kc_model_call_of(const kc_model *m, int t, int *index);
 /* which call of its entry call c is (Keras's node index) */
 int kc_model_call_number(const kc_model *m, int c);
+/* for the config reader: the call that made t ran with training=False; and releasing the
+ * tensors of ts[] that nothing holds (those held are left to their holders) */
+void kc_tensor_set_inference(kc_tensor *t);
+void kc_tensors_free_floating(kc_tensor **ts, int n);
+/* the name Keras gives output o (its layer's, or nested model's, name) */
+const char *kc_model_output_name(const kc_model *m, int o);
 #endif

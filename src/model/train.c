@@ -257,10 +257,11 @@ typedef struct {
 } log_keys;
 
 /* the name Keras gives output o in log keys: its layer's (or nested model's) name */
-static const char *output_name(const kc_model *m, int o) {
+const char *kc_model_output_name(const kc_model *m, int o) {
     int p = m->tensors[m->outputs[o]].producer;
     return p >= 0 ? m->entries[m->nodes[p].nest].layer->name : m->input_names[0];
 }
+#define output_name kc_model_output_name
 
 static void keys_init(const kc_model *m, log_keys *k) {
     int n = 0;
