@@ -205,6 +205,7 @@ typedef struct {
 kc_layer *kc_dense_ex(int units, const kc_dense_opts *opts);
 kc_layer *kc_dropout(float rate);                   /* inverted dropout, training only */
 kc_layer *kc_activation(kc_act activation);
+kc_layer *kc_softmax_layer(void); /* keras.layers.Softmax() on the last axis */
 kc_layer *kc_flatten(void);
 /* Reshape(target_shape): the same values per sample in another shape; one dim may be -1 */
 kc_layer *kc_reshape(kc_shape target_shape);

@@ -192,7 +192,10 @@ kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
     const cJSON *opt = get(cc, "optimizer");
     if (!opt || cJSON_IsString(opt)) opt = get(cc, "optimizer_config") ? get(cc, "optimizer_config") : opt;
     kc_optimizer *o = NULL;
-    if (cJSON_IsString(opt)) {
+    if (!opt || cJSON_IsNull(opt)) {
+        /* Keras 3's to_json leaves the optimizer out; compile's default is "rmsprop" */
+        o = kc_rmsprop(NULL);
+    } else if (cJSON_IsString(opt)) {
         const kc_optimizer_io *io = kc_optimizer_io_find(opt->valuestring);
         if (!io) return kc_err(KC_EFORMAT, "%s: unknown optimizer '%s'", w, opt->valuestring);
         o = io->from_config(NULL, w);

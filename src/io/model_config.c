@@ -77,11 +77,18 @@ static void tensor_history(const kc_model *m, int t, const char **name, int *nod
     *node = kc_model_call_number(m, c);
 }
 
+/* tf.keras 2 numbers a nested model's calls from 1 (its node 0 is its own graph's) */
+static int legacy_node_shift(const kc_model *m, int t) {
+    int c = kc_model_call_of(m, t, NULL);
+    return c >= 0 && m->entries[m->calls[c].entry].model ? 1 : 0;
+}
+
 static cJSON *history_json(const kc_model *m, int t, kc_config_style style, int inference) {
     const char *name = "?";
     int node = 0, index = 0;
     tensor_history(m, t, &name, &node, &index);
     if (style == KC_CONFIG_LEGACY) {
+        node += legacy_node_shift(m, t);
         cJSON *a = cJSON_CreateArray();
         cJSON_AddItemToArray(a, cJSON_CreateString(name));
         cJSON_AddItemToArray(a, cJSON_CreateNumber(node));
@@ -202,6 +209,7 @@ static cJSON *model_config(kc_model *m, kc_config_style style) {
         const char *name = "?";
         int node = 0, index = 0;
         tensor_history(m, m->outputs[o], &name, &node, &index);
+        if (style == KC_CONFIG_LEGACY) node += legacy_node_shift(m, m->outputs[o]);
         cJSON_AddItemToArray(outs, ref_triple(name, node, index));
     }
     if (style == KC_CONFIG_KERAS3 && m->n_outputs == 1) {
@@ -404,6 +412,7 @@ typedef struct {
     const cJSON *item;
     kc_layer *layer;     /* NULL for an InputLayer */
     kc_tensor *input;    /* an InputLayer's tensor */
+    int node_shift;      /* tf.keras 2 numbers a nested model's calls from 1 */
     int n_nodes, done;   /* inbound nodes, and how many are built (in order) */
     kc_tensor *outs[64][KC_MAX_IO]; /* each built node's outputs */
     int n_outs[64];
@@ -419,7 +428,8 @@ static kc_tensor *lookup(fn_layer *ls, int n, const char *name, int node, int in
     fn_layer *l = find_layer(ls, n, name);
     if (!l) return NULL;
     if (!l->layer) return node == 0 && index == 0 ? l->input : NULL;
-    if (node >= l->done || index >= l->n_outs[node]) return NULL;
+    node -= l->node_shift;
+    if (node < 0 || node >= l->done || index >= l->n_outs[node]) return NULL;
     return l->outs[node][index];
 }
 
@@ -496,6 +506,7 @@ static kc_status functional_from(const cJSON *cfg, const char *where, kc_model *
             st = kc_err(KC_EFORMAT, "%s: inbound_nodes is missing or has more than 64 calls", lw);
             break;
         }
+        l->node_shift = l->layer->nested && cJSON_IsArray(cJSON_GetArrayItem(nodes, 0));
     }
     /* calls in dependency order: a pass builds every call whose inputs exist; a pass that
      * builds none leaves a cycle or a missing layer */
@@ -541,7 +552,9 @@ static kc_status functional_from(const cJSON *cfg, const char *where, kc_model *
                 snprintf(lw, sizeof lw, "%s: layer '%s' call %d", where, l->name, l->done);
                 if ((st = check_kwargs(node, lw))) break;
                 int n_out = l->layer->nested ? l->layer->nested->n_outputs : 1;
+                int held = l->layer->refs > 0;
                 st = kc_call_multi(l->layer, ins, nr, l->outs[l->done], n_out);
+                if (st && !held) l->layer = NULL; /* a failed first call frees the layer */
                 if (st) {
                     kc_err_prefix(st, "%s", lw);
                     break;
@@ -606,8 +619,8 @@ static kc_status functional_from(const cJSON *cfg, const char *where, kc_model *
     }
     if (made) kc_tensors_free_floating(made, n_made);
     free(made);
-    for (int k = 0; k < n; k++)
-        if (ls[k].layer) kc_layer_free(ls[k].layer);
+    for (int k = 0; k < n; k++) /* called ones belong to their calls (freed with them) */
+        if (ls[k].layer && ls[k].done == 0) kc_layer_free(ls[k].layer);
     free(ls);
     *out = m;
     return st;

@@ -826,7 +826,23 @@ static kc_status dot_to(const kc_layer *l, cJSON *cfg) {
 
 static int no_weights(const kc_layer *l, kc_weight_desc *w) { return 0; }
 
+/* ---- Softmax (the layer class) ---- */
+
+static kc_status softmax_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    double axis = -1;
+    if (num(cfg, "axis", &axis) < 0 || axis != -1)
+        return kc_err(KC_EFORMAT, "%s: Softmax's axis must be -1 (the last axis) in kerac", where);
+    *out = kc_softmax_layer();
+    return *out ? KC_OK : kc_err_prefix(KC_ENOMEM, "%s", where);
+}
+
+static kc_status softmax_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "axis", -1);
+    return KC_OK;
+}
+
 static const kc_layer_io layer_table[] = {
+    {"Softmax", softmax_from, softmax_to, no_weights, NULL},
     {"Dense", dense_from, dense_to, dense_weights, NULL},
     {"Dropout", dropout_from, dropout_to, no_weights, NULL},
     {"Activation", activation_from, activation_to, no_weights, NULL},

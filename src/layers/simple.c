@@ -129,6 +129,20 @@ static const kc_layer_ops activation_ops = {
     .forward = activation_forward,
     .backward = activation_backward};
 
+/* Softmax(axis=-1): the layer class keras.layers.Softmax (the last axis only) */
+static const kc_layer_ops softmax_ops = {.type_name = "Softmax",
+                                         .base_name = "softmax",
+                                         .build = activation_build,
+                                         .init = kc_no_init,
+                                         .forward = activation_forward,
+                                         .backward = activation_backward};
+
+kc_layer *kc_softmax_layer(void) {
+    kc_layer *l = kc_layer_new(&softmax_ops);
+    if (l) l->act = KC_SOFTMAX;
+    return l;
+}
+
 kc_layer *kc_activation(kc_act activation) {
     kc_layer *l = kc_layer_new(&activation_ops);
     if (l) l->act = activation;
