@@ -45,6 +45,9 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
 
+# test_alloc counts every allocation kerac makes (it wraps the allocator's entry points)
+$(BUILD)/tests/test_alloc: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign
+
 # helpers the fixture scripts run (tests/gen_keras_files.py), not part of the test run
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)

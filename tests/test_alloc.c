@@ -1,0 +1,93 @@
+/* test_alloc.c: nothing is allocated inside the training loop. The binary is linked with
+ * -Wl,--wrap for malloc, calloc, realloc and posix_memalign (Makefile), so every allocation
+ * kerac's code makes is counted; kc_fit's allocations (its index arrays, History) must not
+ * grow with the number of steps and epochs, for the Sequential MLP and for Functional graphs
+ * (shared layers, merges, a nested model). */
+#include "testutil.h"
+#include <stdatomic.h>
+
+static atomic_long allocations;
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+int __real_posix_memalign(void **p, size_t a, size_t n);
+void *__wrap_malloc(size_t n) {
+    atomic_fetch_add(&allocations, 1);
+    return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t m) {
+    atomic_fetch_add(&allocations, 1);
+    return __real_calloc(n, m);
+}
+void *__wrap_realloc(void *p, size_t n) {
+    atomic_fetch_add(&allocations, 1);
+    return __real_realloc(p, n);
+}
+int __wrap_posix_memalign(void **p, size_t a, size_t n) {
+    atomic_fetch_add(&allocations, 1);
+    return __real_posix_memalign(p, a, n);
+}
+
+#define N 512
+static float x[N * 32], y[N * 4];
+
+static long fit_allocations(kc_model *m, const kc_dataset *ds, int epochs) {
+    long before = atomic_load(&allocations);
+    kc_history *h;
+    KC_CHECK(kc_fit(m, ds, &(kc_fit_opts){.batch_size = 32, .epochs = epochs, .verbose = -1,
+                                          .validation = ds}, &h));
+    kc_history_free(h);
+    return atomic_load(&allocations) - before;
+}
+
+static void check_model(kc_model *m, const kc_dataset *ds) {
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_adam(NULL), KC_METRIC_ACCURACY));
+    fit_allocations(m, ds, 1); /* the workspace, the threads' buffers: once */
+    long one = fit_allocations(m, ds, 1), three = fit_allocations(m, ds, 3);
+    cr_assert_eq(one, three,
+                 "kc_fit allocated %ld times for 1 epoch (16 steps), %ld for 3 (48 steps): the "
+                 "training loop allocates", one, three);
+    cr_assert(one > 0, "the counter saw no allocation (kc_fit's index arrays): it counts nothing");
+    cr_assert(one < 64, "kc_fit allocates %ld times for one epoch", one);
+}
+
+static kc_dataset data(void) {
+    for (int i = 0; i < N * 32; i++) x[i] = (float)((i * 37) % 101) / 101.0f;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < 4; j++) y[i * 4 + j] = (float)(j == i % 4);
+    return (kc_dataset){.count = N, .x_shape = kc_shape1(32), .x_dtype = KC_FLOAT32, .x = x,
+                        .y_shape = kc_shape1(4), .y_dtype = KC_FLOAT32, .y = y};
+}
+
+Test(alloc, sequential_mlp) {
+    kc_dataset ds = data();
+    kc_model *m = kc_sequential(kc_shape1(32));
+    KC_CHECK(kc_add(m, kc_dense(64, KC_RELU)));
+    KC_CHECK(kc_add(m, kc_dropout(0.2f)));
+    KC_CHECK(kc_add(m, kc_dense(64, KC_RELU)));
+    KC_CHECK(kc_add(m, kc_dropout(0.2f)));
+    KC_CHECK(kc_add(m, kc_dense(4, KC_SOFTMAX)));
+    check_model(m, &ds);
+    kc_model_free(m);
+}
+
+Test(alloc, functional_graph) {
+    kc_dataset ds = data();
+    kc_model *inner = kc_sequential(kc_shape1(16));
+    KC_CHECK(kc_add(inner, kc_dense(16, KC_TANH)));
+    kc_tensor *in = kc_input(kc_shape1(32));
+    kc_layer *shared = kc_dense(16, KC_RELU);
+    kc_tensor *a = kc_call(shared, in);
+    kc_tensor *b = kc_call(kc_dropout(0.1f), kc_call(kc_dense(32, KC_TANH), in));
+    kc_tensor *c = kc_call(shared, b);
+    kc_tensor *sum = kc_call_n(kc_merge_add(), (kc_tensor *[]){a, c}, 2);
+    kc_tensor *nested = kc_call(kc_model_as_layer(inner), sum);
+    kc_tensor *cat = kc_call_n(kc_concatenate(-1), (kc_tensor *[]){nested, a}, 2);
+    kc_tensor *out = kc_call(kc_dense(4, KC_SOFTMAX), cat);
+    kc_model *m = kc_functional(&in, 1, &out, 1);
+    cr_assert_not_null(m, "%s", kc_last_error());
+    check_model(m, &ds);
+    kc_model_free(m);
+    kc_model_free(inner);
+}
