@@ -372,3 +372,32 @@ Test(keras_json, graph_errors_name_the_layer) {
     cr_expect_eq(kc_layer_trainable_count(m, 1), 0, "trainable false was dropped");
     kc_model_free(m);
 }
+
+/* kc_summary prints what tf.keras 2.15's model.summary() prints (tests/gen_keras_summaries.py),
+ * line for line: the Functional table with "Connected to", the narrow one for chains */
+Test(keras_summary, matches_tf_keras) {
+    const char *names[] = {"siamese", "two_inputs", "finetune_frozen", "merge_all",
+                           "residual_cnn", "conv_autoencoder", "nested_sequential",
+                           "frozen_layer"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char path[256];
+        snprintf(path, sizeof path, FIX "%s.keras", names[i]);
+        kc_model *m;
+        KC_CHECK(kc_load(path, &m));
+        char *text = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&text, &len);
+        KC_CHECK(kc_summary(m, out));
+        fclose(out);
+        snprintf(path, sizeof path, FIX "%s.tf2_summary.txt", names[i]);
+        FILE *in = fopen(path, "r");
+        cr_assert_not_null(in, "%s", path);
+        static char want[1 << 16];
+        size_t n = fread(want, 1, sizeof want - 1, in);
+        want[n] = 0;
+        fclose(in);
+        cr_expect_str_eq(text, want, "%s: kerac's summary differs from tf.keras's", names[i]);
+        free(text);
+        kc_model_free(m);
+    }
+}
