@@ -205,7 +205,7 @@ static void check_outputs(kc_model *m, const fixture *f, const char *what) {
     KC_CHECK(kc_predict_multi(m, x, f->batch, out));
     for (int o = 0; o < f->n_outputs; o++) {
         char name[16], label[128];
-        int64_t n;
+        int64_t n = 0;
         snprintf(name, sizeof name, "output%d", o);
         const float *want = tensor(f, name, &n);
         snprintf(label, sizeof label, "%s: %s", what, name);
