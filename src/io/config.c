@@ -3,6 +3,7 @@
  * (compile_config, legacy training_config). Layers and optimizers go through serial.c's
  * tables. */
 #include "io.h"
+#include "../layers/custom.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,18 @@ static cJSON *wrap(const char *module, const char *cls, cJSON *config, kc_config
     cJSON_AddStringToObject(o, "class_name", cls);
     cJSON_AddItemToObject(o, "config", config);
     if (style == KC_CONFIG_KERAS3) cJSON_AddNullToObject(o, "registered_name");
+    return o;
+}
+
+/* a registered custom class, as Keras writes one: Keras 3 {"module": null, "class_name":
+ * "Foo", "config", "registered_name": "Custom>Foo"}, legacy {"class_name": "Custom>Foo", ...} */
+static cJSON *wrap_custom(const kc_custom_entry *e, cJSON *config, kc_config_style style) {
+    cJSON *o = cJSON_CreateObject();
+    if (style == KC_CONFIG_KERAS3) cJSON_AddNullToObject(o, "module");
+    cJSON_AddStringToObject(o, "class_name",
+                            style == KC_CONFIG_KERAS3 ? e->class_name : e->registered_name);
+    cJSON_AddItemToObject(o, "config", config);
+    if (style == KC_CONFIG_KERAS3) cJSON_AddStringToObject(o, "registered_name", e->registered_name);
     return o;
 }
 
@@ -96,7 +109,7 @@ cJSON *kc_config_build(const kc_model_view *v, int with_compile, kc_config_style
     cJSON_AddItemToArray(layers, wrap("keras.layers", "InputLayer", in, style));
     for (int i = 0; i < v->n_layers; i++) {
         const kc_layer *l = v->layers[i];
-        const kc_layer_io *io = kc_layer_io_find(l->ops->type_name);
+        const kc_layer_io *io = kc_layer_io_of(l);
         if (!io) {
             kc_err(KC_EINVAL, "layer %s: saving a %s layer is not supported yet", l->name,
                    l->ops->type_name);
@@ -113,7 +126,9 @@ cJSON *kc_config_build(const kc_model_view *v, int with_compile, kc_config_style
             cJSON_Delete(cfg);
             return NULL;
         }
-        cJSON *item = wrap("keras.layers", io->class_name, lc, style);
+        const kc_custom_entry *ce = kc_custom_of_io(io);
+        cJSON *item = ce ? wrap_custom(ce, lc, style)
+                         : wrap("keras.layers", io->class_name, lc, style);
         if (style == KC_CONFIG_KERAS3) {
             cJSON *bc = cJSON_AddObjectToObject(item, "build_config");
             cJSON_AddItemToObject(bc, "input_shape", batch_shape(l->in_shape));
@@ -206,12 +221,22 @@ kc_status kc_config_model(const cJSON *root, const char *where, kc_model **out) 
             break;
         }
         if (!strcmp(lcls->valuestring, "InputLayer")) continue;
-        const kc_layer_io *io = kc_layer_io_find(lcls->valuestring);
+        /* a custom class by its registered name ("Custom>Foo") when the file gives one */
+        const cJSON *rn = get(item, "registered_name");
+        const char *cname = cJSON_IsString(rn) ? rn->valuestring : lcls->valuestring;
+        const kc_layer_io *io = kc_layer_io_find(cname);
+        if (!io && strchr(cname, '>')) {
+            st = kc_err(KC_EFORMAT, "%s: custom layer class '%s' is not registered: register "
+                                    "its type with kc_register_layer_type before loading",
+                        lw, cname);
+            break;
+        }
         if (!io) {
             st = kc_err(KC_EFORMAT, "%s: unknown layer class '%s' (kerac has Dense, Dropout, "
                                     "Activation, Flatten, Reshape, Conv2D, MaxPooling2D, "
                                     "AveragePooling2D, GlobalAveragePooling2D, "
-                                    "BatchNormalization)", lw, lcls->valuestring);
+                                    "BatchNormalization, and the custom layer types registered "
+                                    "with kc_register_layer_type)", lw, cname);
             break;
         }
         const cJSON *dt = get(lcfg, "dtype");
@@ -224,7 +249,10 @@ kc_status kc_config_model(const cJSON *root, const char *where, kc_model **out) 
             break;
         }
         kc_layer *layer = NULL;
-        if ((st = io->from_config(lcfg, lw, &layer))) break;
+        const kc_custom_entry *ce = kc_custom_of_io(io);
+        st = ce ? kc_custom_io_from_config(ce, lcfg, lw, &layer)
+                : io->from_config(lcfg, lw, &layer);
+        if (st) break;
         if ((st = kc_add(m, layer))) {
             kc_err_prefix(st, "%s", where);
             break;
