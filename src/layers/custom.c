@@ -117,7 +117,7 @@ static kc_custom_entry *entry_of(const kc_custom_layer_type *t, int reg, const c
     pthread_mutex_lock(&registry_lock);
     kc_custom_entry *e = NULL;
     for (int i = 0; i < n_entries && !e; i++)
-        if (entries[i].key == t || same_type(&entries[i].type, t)) e = &entries[i];
+        if (same_type(&entries[i].type, t)) e = &entries[i];
     for (int i = 0; i < n_entries && !e; i++)
         if (!strcmp(entries[i].class_name, t->class_name)) {
             pthread_mutex_unlock(&registry_lock);
@@ -133,7 +133,6 @@ static kc_custom_entry *entry_of(const kc_custom_layer_type *t, int reg, const c
     if (!e) {
         e = &entries[n_entries];
         memset(e, 0, sizeof *e);
-        e->key = t;
         e->type = *t;
         const char *package = t->package ? t->package : "Custom";
         snprintf(e->class_name, sizeof e->class_name, "%s", t->class_name);

@@ -10,8 +10,8 @@
 
 /* a type kerac has seen (made layers of, or registered); entries are never removed */
 typedef struct {
-    const kc_custom_layer_type *key; /* the user's struct */
-    kc_custom_layer_type type;       /* a copy (the strings point at the copies below) */
+    kc_custom_layer_type type; /* a copy (the strings point at the copies below); a type is
+                                  known by its contents, not by the address of its struct */
     char class_name[KC_CUSTOM_NAME_MAX], package[KC_CUSTOM_NAME_MAX];
     char registered_name[2 * KC_CUSTOM_NAME_MAX + 1]; /* "package>class_name" */
     char base_name[2 * KC_CUSTOM_NAME_MAX];           /* snake case: "antirectifier" */
