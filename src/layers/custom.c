@@ -112,8 +112,9 @@ static int same_type(const kc_custom_layer_type *a, const kc_custom_layer_type *
 }
 
 /* the entry of type t, created on first use; reg: mark it loadable */
-static kc_custom_entry *entry_of(const kc_custom_layer_type *t, int reg, const char *what) {
-    if (check_type(t, what)) return NULL;
+static kc_custom_entry *entry_of(const kc_custom_layer_type *t, int reg, const char *what,
+                                 kc_status *status) {
+    if ((*status = check_type(t, what))) return NULL;
     pthread_mutex_lock(&registry_lock);
     kc_custom_entry *e = NULL;
     for (int i = 0; i < n_entries && !e; i++)
@@ -121,13 +122,15 @@ static kc_custom_entry *entry_of(const kc_custom_layer_type *t, int reg, const c
     for (int i = 0; i < n_entries && !e; i++)
         if (!strcmp(entries[i].class_name, t->class_name)) {
             pthread_mutex_unlock(&registry_lock);
-            kc_err(KC_EINVAL, "%s: another custom layer type already has the class name '%s'",
-                   what, t->class_name);
+            *status = kc_err(KC_EINVAL, "%s: another custom layer type already has the class "
+                                        "name '%s'",
+                             what, t->class_name);
             return NULL;
         }
     if (!e && n_entries == MAX_TYPES) {
         pthread_mutex_unlock(&registry_lock);
-        kc_err(KC_ENOMEM, "%s: kerac holds %d custom layer types at most", what, MAX_TYPES);
+        *status = kc_err(KC_ENOMEM, "%s: kerac holds %d custom layer types at most", what,
+                         MAX_TYPES);
         return NULL;
     }
     if (!e) {
@@ -161,7 +164,9 @@ static kc_custom_entry *entry_of(const kc_custom_layer_type *t, int reg, const c
 }
 
 kc_status kc_register_layer_type(const kc_custom_layer_type *type) {
-    return entry_of(type, 1, "kc_register_layer_type") ? KC_OK : KC_EINVAL;
+    kc_status st;
+    entry_of(type, 1, "kc_register_layer_type", &st);
+    return st;
 }
 
 const kc_custom_entry *kc_custom_find(const char *name) {
@@ -208,7 +213,8 @@ kc_layer *kc_custom_make(const kc_custom_entry *e, const void *config) {
 }
 
 kc_layer *kc_custom(const kc_custom_layer_type *type, const void *config) {
-    kc_custom_entry *e = entry_of(type, 0, "kc_custom");
+    kc_status st;
+    kc_custom_entry *e = entry_of(type, 0, "kc_custom", &st);
     return e ? kc_custom_make(e, config) : NULL;
 }
 
