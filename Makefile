@@ -31,7 +31,7 @@ $(BUILD)/libkerac.a: $(OBJ)
 $(BUILD)/libkerac.so: $(OBJ)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/%: examples/%.c $(BUILD)/libkerac.a
+$(BUILD)/%: examples/%.c $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench: bench/bench.c $(BUILD)/libkerac.a
@@ -41,7 +41,7 @@ $(BUILD)/bench: bench/bench.c $(BUILD)/libkerac.a
 bench: $(BUILD)/bench
 	BENCH_ARGS="$(BENCH_ARGS)" bash bench/run.sh
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libkerac.a
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
 
@@ -49,7 +49,7 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libkerac.a
 $(BUILD)/tests/test_alloc: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign
 
 # helpers the fixture scripts run (tests/gen_keras_files.py), not part of the test run
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libkerac.a
+$(BUILD)/tools/%: tests/tools/%.c $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 

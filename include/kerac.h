@@ -345,6 +345,119 @@ kc_layer *kc_concatenate(int axis);
  * the cosine similarity. */
 kc_layer *kc_dot(int axis0, int axis1, int normalize);
 
+/* ---- custom layers ------------------------------------------------------------------------ */
+
+/* A subclass of keras.layers.Layer, in C. A type (a static struct: Keras's class) describes
+ * the layer; kc_custom makes layers of it (its instances), which go in models like any
+ * other. The type's functions see the layer as a kc_custom_layer:
+ *   build     Keras's build(input_shape): declares the weights with kc_custom_add_weight
+ *             (Keras's add_weight) and sets the output shape (preset to the input shape).
+ *             Shapes are per sample, without the batch axis.
+ *   forward   Keras's call(): out (batch, output size) from in (batch, input size), row-major.
+ *             training: 1 in training steps (fit, train_on_batch), 0 otherwise.
+ *   backward  what Keras gets by autodiff, written by hand: from dout (batch, output size),
+ *             the gradient of the loss w.r.t. out, it writes the gradient of every trainable
+ *             weight (kc_custom_weight_grad; written, not accumulated) and, when din is not
+ *             NULL, din (batch, input size). NULL: nothing can be trained through the layer;
+ *             kc_compile refuses a model that would need its gradient, naming the layer.
+ * The layer's options (Keras's __init__ arguments, what get_config returns) are a struct of
+ * yours, config_size bytes, copied into each layer (kc_custom_config); the members listed in
+ * config_fields are saved in model files and read back by kerac. kc_register_layer_type makes
+ * the class loadable (keras.saving.register_keras_serializable): files name it as Keras does,
+ * class_name with registered_name "package>class_name", so that a file kerac writes loads in
+ * Keras where the same class is registered, and the reverse. The functions run on the calling
+ * thread; kc_matmul below is kerac's threaded matrix product. */
+typedef struct kc_custom_layer kc_custom_layer;
+
+#define KC_CUSTOM_MAX_WEIGHTS 8 /* weights of one custom layer */
+
+/* config members kerac saves and loads, by the key Keras's get_config writes */
+typedef enum {
+    KC_FIELD_INT = 1,    /* int, saved as a whole number */
+    KC_FIELD_FLOAT,      /* float */
+    KC_FIELD_BOOL,       /* int (0 or 1), saved as false / true */
+    KC_FIELD_STRING,     /* char[size], NUL-terminated */
+    KC_FIELD_INITIALIZER /* kc_initializer, saved as keras.initializers.serialize writes it */
+} kc_field_kind;
+typedef struct {
+    const char *name;   /* the config key: "initializer" */
+    kc_field_kind kind;
+    size_t offset;      /* offsetof(your config struct, member) */
+    size_t size;        /* KC_FIELD_STRING: sizeof the char array; otherwise unused */
+} kc_config_field;
+
+typedef struct {
+    const char *class_name; /* "Antirectifier": a letter, then letters, digits or _ */
+    const char *package;    /* NULL: "Custom" (Keras's default): "Custom>Antirectifier" */
+    size_t config_size;     /* sizeof your config struct; 0: none */
+    /* the defaults of Keras's __init__: what kc_custom(type, NULL) copies and what a
+     * loaded config starts from (fields absent from the file keep them); NULL: zeros */
+    const void *default_config;
+    const kc_config_field *config_fields;
+    int n_config_fields;
+    /* optional (NULL: no weights, output shape = input shape); return an error with
+     * kc_custom_error */
+    kc_status (*build)(kc_custom_layer *self, kc_shape input_shape, kc_shape *output_shape);
+    /* required */
+    void (*forward)(kc_custom_layer *self, const float *in, float *out, int batch, int training);
+    /* NULL: the layer is not differentiable (see above) */
+    void (*backward)(kc_custom_layer *self, const float *in, const float *out,
+                     const float *dout, float *din, int batch);
+    /* optional: floats of workspace for batches of up to batch samples (kc_custom_scratch),
+     * kept from a call's forward to its backward */
+    int64_t (*scratch_size)(const kc_custom_layer *self, int batch);
+    /* optional, for options config_fields cannot describe: get_config sets *json to a
+     * malloc'd JSON object of further config keys (kerac frees it); from_config receives the
+     * whole config object read from a file, after the config_fields were read. With
+     * from_config set, keys kerac does not know are left to it; without, they are refused. */
+    kc_status (*get_config)(const kc_custom_layer *self, char **json);
+    kc_status (*from_config)(kc_custom_layer *self, const char *json);
+} kc_custom_layer_type;
+
+/* Makes the type's class loadable from model files (idempotent). The type must stay valid
+ * while the program uses it (a static const struct). Refused: an invalid type, a class name
+ * of Keras's built-in layers, another type already registered under the same name. */
+kc_status kc_register_layer_type(const kc_custom_layer_type *type);
+/* A layer of the type with options *config (config_size bytes, copied; NULL: the type's
+ * default_config). Registering is needed for loading only. NULL (message set) when the type
+ * is invalid or out of memory. */
+kc_layer *kc_custom(const kc_custom_layer_type *type, const void *config);
+/* the custom layer behind a kc_layer (kc_get_layer(model, name)); NULL when not custom */
+kc_custom_layer *kc_custom_from_layer(kc_layer *layer);
+
+/* In build only: declares a weight (Keras's add_weight(shape, initializer, trainable, name))
+ * and returns its index (0, 1, ... in declaration order), or -1 on an error, which the build
+ * then returns (message: the layer and the weight). Like Keras, kerac keeps the trainable
+ * weights first, then the others (layer.weights order, saved files' order); the optimizer
+ * steps the trainable ones only. initializer's zero value is glorot_uniform, as add_weight. */
+int kc_custom_add_weight(kc_custom_layer *self, const char *name, kc_shape shape,
+                         kc_initializer initializer, int trainable);
+/* weight index's values (row-major, its declared shape), and its gradient; NULL before the
+ * model's weights exist (they do in forward and backward) or for an unknown index */
+float *kc_custom_weight(kc_custom_layer *self, int index);
+float *kc_custom_weight_grad(kc_custom_layer *self, int index);
+int kc_custom_weight_count(const kc_custom_layer *self);
+/* the layer's copy of the config struct (the type's config_size bytes) */
+void *kc_custom_config(const kc_custom_layer *self);
+kc_shape kc_custom_input_shape(const kc_custom_layer *self);
+kc_shape kc_custom_output_shape(const kc_custom_layer *self);
+const char *kc_custom_name(const kc_custom_layer *self); /* "antirectifier_1" */
+float *kc_custom_scratch(kc_custom_layer *self); /* the type's scratch_size floats, or NULL */
+/* sets the error message "layer <name> (<class>): <fmt ...>" and returns status */
+#if defined(__GNUC__)
+#define KC_PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define KC_PRINTF_LIKE(f, a)
+#endif
+kc_status kc_custom_error(const kc_custom_layer *self, kc_status status, const char *fmt, ...)
+    KC_PRINTF_LIKE(3, 4);
+
+/* keras.ops.matmul for custom layers: c (m, n) = op(a) @ op(b), a (m, k) row-major, or
+ * (k, m) when transpose_a; b (k, n), or (n, k) when transpose_b. c is written, not added to.
+ * Threaded as kerac's own products; results do not depend on the thread count. */
+void kc_matmul(int transpose_a, int transpose_b, int m, int n, int k, const float *a,
+               const float *b, float *c);
+
 /* Sets the seed that models created afterwards take (keras.utils.set_random_seed). */
 void kc_set_random_seed(uint64_t seed);
 /* Threads for matrix products and kernels; 0 = $KERAC_NUM_THREADS or all cores. */

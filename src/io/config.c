@@ -4,6 +4,7 @@
  * tables. */
 #include "io.h"
 #include "../model/model.h"
+#include "../layers/custom.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,9 @@ cJSON *kc_cfg_wrap(const char *module, const char *cls, cJSON *config, kc_config
     if (style == KC_CONFIG_KERAS3) cJSON_AddNullToObject(o, "registered_name");
     return o;
 }
+
+/* a registered custom class, as Keras writes one: Keras 3 {"module": null, "class_name":
+ * "Foo", "config", "registered_name": "Custom>Foo"}, legacy {"class_name": "Custom>Foo", ...} */
 
 static cJSON *optimizer_config(const kc_optimizer *opt, kc_config_style style) {
     const kc_optimizer_io *io = kc_optimizer_io_of(opt);

@@ -75,9 +75,14 @@ typedef struct {
     /* optional: checks the config against the built layer (its input shape known) */
     kc_status (*check_built)(const cJSON *config, const kc_layer *layer, const char *where);
 } kc_layer_io;
+/* Keras's layer classes, then the registered custom layer types (by registered name, or by
+ * bare class name for files that write it so; their entries are custom.c's: see
+ * kc_custom_of_io) */
 const kc_layer_io *kc_layer_io_find(const char *class_name);
 /* "Dense, Dropout, ..." : the classes of the table, for messages */
 void kc_layer_io_names(char *buf, size_t size);
+/* the entry of a layer: its custom type's (registered or not), else its class's */
+const kc_layer_io *kc_layer_io_of(const kc_layer *layer);
 /* the variables of layer (count returned), offsets resolved to the model's flat buffer */
 int kc_layer_weights(const kc_layer *layer, kc_weight_desc *out);
 /* Keras's naming.to_snake_case: "MaxPooling2D" -> "max_pooling2d" */

@@ -4,6 +4,7 @@
  * models at any depth, trainable flags and training=False calls. Layers go through serial.c's
  * table; what kerac cannot represent is refused by name. */
 #include "io.h"
+#include "../layers/custom.h"
 #include "../model/model.h"
 #include <math.h>
 #include <stdlib.h>
@@ -23,9 +24,21 @@ static int all_frozen(const kc_model *m) {
 
 static cJSON *model_config(kc_model *m, kc_config_style style);
 
+/* a registered custom class: Keras 3 writes module null and "package>Class" as its
+ * registered name; tf.keras 2 finds it by that name in class_name */
+static cJSON *wrap_custom(const kc_custom_entry *e, cJSON *config, kc_config_style style) {
+    cJSON *o = cJSON_CreateObject();
+    if (style == KC_CONFIG_KERAS3) cJSON_AddNullToObject(o, "module");
+    cJSON_AddStringToObject(o, "class_name",
+                            style == KC_CONFIG_KERAS3 ? e->class_name : e->registered_name);
+    cJSON_AddItemToObject(o, "config", config);
+    if (style == KC_CONFIG_KERAS3) cJSON_AddStringToObject(o, "registered_name", e->registered_name);
+    return o;
+}
+
 /* a layer's item: {module, class_name, config, registered_name, build_config} */
 static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
-    const kc_layer_io *io = kc_layer_io_find(l->ops->type_name);
+    const kc_layer_io *io = kc_layer_io_of(l);
     if (!io) {
         kc_err(KC_EINVAL, "layer %s: saving a %s layer is not supported yet", l->name,
                l->ops->type_name);
@@ -39,7 +52,9 @@ static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
         cJSON_Delete(lc);
         return NULL;
     }
-    cJSON *item = kc_cfg_wrap("keras.layers", io->class_name, lc, style);
+    const kc_custom_entry *ce = kc_custom_of_io(io);
+    cJSON *item = ce ? wrap_custom(ce, lc, style)
+                     : kc_cfg_wrap("keras.layers", io->class_name, lc, style);
     if (style == KC_CONFIG_KERAS3) {
         cJSON *bc = cJSON_AddObjectToObject(item, "build_config");
         if (l->n_in > 1) {
@@ -273,15 +288,24 @@ static kc_status layer_from(const cJSON *item, const char *where, kc_layer **out
         kc_model_free(nested); /* the wrapper holds it */
         return *out ? KC_OK : KC_ENOMEM;
     }
-    const kc_layer_io *io = kc_layer_io_find(cls->valuestring);
+    /* a custom class by its registered name ("Custom>Foo") when the file gives one */
+    const cJSON *rn = get(item, "registered_name");
+    const char *cname = cJSON_IsString(rn) && strchr(rn->valuestring, '>') ? rn->valuestring
+                                                                            : cls->valuestring;
+    const kc_layer_io *io = kc_layer_io_find(cname);
+    if (!io && strchr(cname, '>'))
+        return kc_err(KC_EFORMAT, "%s: custom layer class '%s' is not registered: register its "
+                                  "type with kc_register_layer_type before loading", where, cname);
     if (!io) {
         char known[1024];
         kc_layer_io_names(known, sizeof known);
-        return kc_err(KC_EFORMAT, "%s: unknown layer class '%s' (kerac has %s)", where,
-                      cls->valuestring, known);
+        return kc_err(KC_EFORMAT, "%s: unknown layer class '%s' (kerac has %s, and the custom "
+                                  "layer types registered with kc_register_layer_type)",
+                      where, cname, known);
     }
     kc_status st = check_dtype(cfg, where);
-    if (!st) st = io->from_config(cfg, where, out);
+    const kc_custom_entry *ce = kc_custom_of_io(io);
+    if (!st) st = ce ? kc_custom_io_from_config(ce, cfg, where, out) : io->from_config(cfg, where, out);
     if (st) return st;
     const cJSON *name = get(cfg, "name");
     if (cJSON_IsString(name) && (st = kc_layer_set_name(*out, name->valuestring))) {

@@ -2,6 +2,7 @@
  * variables. One entry per Keras class: its config fields <-> kerac's fields, and its
  * variables in Keras's order. A new layer or optimizer is one more entry. */
 #include "io.h"
+#include "../layers/custom.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -873,7 +874,13 @@ static const kc_layer_io layer_table[] = {
 const kc_layer_io *kc_layer_io_find(const char *class_name) {
     for (size_t i = 0; i < sizeof layer_table / sizeof *layer_table; i++)
         if (!strcmp(layer_table[i].class_name, class_name)) return &layer_table[i];
-    return NULL;
+    const kc_custom_entry *e = kc_custom_find(class_name);
+    return e ? &e->io : NULL;
+}
+
+const kc_layer_io *kc_layer_io_of(const kc_layer *layer) {
+    if (layer->custom) return &layer->custom->entry->io;
+    return kc_layer_io_find(layer->ops->type_name);
 }
 
 void kc_layer_io_names(char *buf, size_t size) {
@@ -887,7 +894,7 @@ void kc_layer_io_names(char *buf, size_t size) {
 }
 
 int kc_layer_weights(const kc_layer *layer, kc_weight_desc *out) {
-    const kc_layer_io *io = kc_layer_io_find(layer->ops->type_name);
+    const kc_layer_io *io = kc_layer_io_of(layer);
     int n = io ? io->weights(layer, out) : 0;
     for (int i = 0; i < n; i++) out[i].offset += layer->param_offset;
     return n;

@@ -99,6 +99,7 @@ struct kc_layer {
     int built;               /* its shapes are fixed: further calls must match them */
     struct kc_model *home;   /* the model whose buffer holds its weights (NULL: none yet) */
     struct kc_model *nested; /* the model this layer stands for (kc_model_as_layer) */
+    struct kc_custom_layer *custom; /* a custom layer's own part (custom.c) */
     /* fusions the model plans (model.c, plan_fusion), which change no result: */
     struct kc_layer *fused_dropout; /* Dense(relu): the Dropout after it, whose mask this
                                        layer's product applies; it writes the Dropout's output,

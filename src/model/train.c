@@ -46,6 +46,30 @@ static int broadcast_only_first(const unsigned *v, int n) {
     return 1;
 }
 
+/* A layer without a backward (a custom layer whose type has none) must not lie where training
+ * needs a gradient: after a trained weight (plan.c's needs_grad), or holding one itself. */
+static kc_status check_differentiable(const kc_model *m, const unsigned char *trained) {
+    unsigned char *needs = calloc((size_t)(m->n_tensors ? m->n_tensors : 1), 1);
+    if (!needs) return kc_err(KC_ENOMEM, "kc_compile: out of memory");
+    kc_status st = KC_OK;
+    for (int k = 0; k < m->n_nodes && !st; k++) {
+        const kc_node *n = &m->nodes[k];
+        const kc_layer *l = n->layer;
+        int li = kc_model_layer_index(m, l);
+        int up = li >= 0 && trained[li] && l->param_count > 0 && l->trainable_count > 0;
+        for (int i = 0; i < n->n_in; i++) up |= needs[n->in[i]];
+        needs[n->out] = (unsigned char)up;
+        if (up && !l->ops->backward && !l->ops->backward_n)
+            st = kc_err(KC_EINVAL, "kc_compile: layer %s (%s) is a custom layer whose backward is "
+                                   "missing, and training needs its gradient%s; give its type a "
+                                   "backward, or freeze the weights before it (kc_set_trainable)",
+                        l->name, l->ops->type_name,
+                        l->trainable_count > 0 ? " (it has trainable weights)" : "");
+    }
+    free(needs);
+    return st;
+}
+
 kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
     kc_optimizer *opt = opts ? opts->optimizer : NULL;
     if (!m) {
@@ -95,13 +119,16 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
     }
     unsigned char *trained = st ? NULL : malloc((size_t)(m->n_layers ? m->n_layers : 1));
     if (!st && !trained) st = kc_err(KC_ENOMEM, "kc_compile: out of memory");
+    if (!st) {
+        for (int i = 0; i < m->n_layers; i++) trained[i] = !m->layers[i]->frozen;
+        st = check_differentiable(m, trained);
+    }
     if (!st) st = kc_optimizer_bind(opt, m->n_params);
     if (st) {
         free(trained);
         kc_optimizer_free(opt);
         return st;
     }
-    for (int i = 0; i < m->n_layers; i++) trained[i] = !m->layers[i]->frozen;
     free(m->trained);
     m->trained = trained;
     kc_optimizer_free(m->opt);
