@@ -390,7 +390,7 @@ Test(files, unknown_config_field_is_refused) {
                   "layer 2 'antirectifier': config field 'bogus' is not one of custom layer type "
                   "Antirectifier's config_fields");
     cJSON_DeleteItemFromObject(cfg, "bogus");
-    cJSON_ReplaceItemInObject(cfg, "initializer", cJSON_CreateString("orthogonal"));
+    cJSON_ReplaceItemInObject(cfg, "initializer", cJSON_CreateString("no_such_initializer"));
     cJSON_free(bad);
     bad = cJSON_PrintUnformatted(root);
     KC_EXPECT_ERR(kc_model_from_json(bad, &m), KC_EFORMAT, "initializer");
@@ -685,7 +685,16 @@ Test(errors, builds_that_fail_say_why) {
                                         "shape (4)");
     build_error("Says", says_build, "layer says (Says): needs 3 features, got 4");
     build_error("ZeroOut", zero_out_build, "layer zero_out (ZeroOut): build set the output shape ()");
-    build_error("Ortho", orthogonal_build, "weight 'q': the Orthogonal initializer is not available");
+    /* every Keras initializer is available to custom weights (initializers.c) */
+    kc_custom_layer_type t = {.class_name = "Ortho", .build = orthogonal_build, .forward = fwd_copy};
+    kc_model *m = kc_sequential(kc_shape1(4));
+    KC_CHECK(kc_add(m, kc_custom(&t, NULL)));
+    float q[16];
+    KC_CHECK(kc_get_weights(m, q, 16));
+    for (int i = 0; i < 4; i++) /* orthogonal rows: unit length */
+        cr_expect(fabs(q[4 * i] * q[4 * i] + q[4 * i + 1] * q[4 * i + 1] + q[4 * i + 2] * q[4 * i + 2] +
+                       q[4 * i + 3] * q[4 * i + 3] - 1.0) < 1e-5);
+    kc_model_free(m);
 }
 
 static int64_t no_scratch(const kc_custom_layer *self, int batch) { return 0; }

@@ -5,6 +5,7 @@
  * ones first (Keras's layer.weights order), each weight at its offset. Saving and loading:
  * io/custom_io.c. */
 #include "custom.h"
+#include "../initializers.h"
 #include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -286,8 +287,8 @@ static void custom_init(kc_layer *l, kc_rng *rng) {
         const kc_custom_weight_decl *w = &c->w[i];
         int64_t dims[KC_MAX_RANK];
         for (int d = 0; d < w->shape.rank; d++) dims[d] = w->shape.dims[d];
-        kc_custom_init_fill(&w->init, KC_INIT_GLOROT_UNIFORM, l->kernel + w->offset,
-                            w->shape.rank, dims, rng);
+        kc_init_fill(&w->init, KC_INIT_GLOROT_UNIFORM, l->kernel + w->offset, w->shape.rank,
+                     dims, rng);
     }
 }
 
@@ -350,7 +351,11 @@ int kc_custom_add_weight(kc_custom_layer *self, const char *name, kc_shape shape
     for (int i = 0; !st && i < self->n_weights; i++)
         if (!strcmp(self->w[i].name, name))
             st = kc_err(KC_EINVAL, "%s: the layer already has a weight of that name", where);
-    if (!st) st = kc_custom_init_check(&initializer, where);
+    if (!st) {
+        int64_t dims[KC_MAX_RANK];
+        for (int d = 0; d < shape.rank; d++) dims[d] = shape.dims[d];
+        st = kc_init_check(&initializer, KC_INIT_GLOROT_UNIFORM, shape.rank, dims, where);
+    }
     if (st) return weight_fail(self, st), -1;
     kc_custom_weight_decl *w = &self->w[self->n_weights];
     memset(w, 0, sizeof *w);

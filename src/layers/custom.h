@@ -52,10 +52,4 @@ kc_status kc_custom_io_from_config(const kc_custom_entry *e, const cJSON *config
                                    const char *where, kc_layer **out);
 kc_status kc_custom_io_to_config(const kc_layer *layer, cJSON *config);
 int kc_custom_io_weights(const kc_layer *layer, kc_weight_desc *out);
-/* checks that init can fill a weight of that rank (a message naming where on error) */
-kc_status kc_custom_init_check(const kc_initializer *init, const char *where);
-/* fills w[count] (Keras shape shape[rank]) as Keras's initializer would; KC_INIT_DEFAULT is
- * default_kind. The same signature as initializers.c's kc_init_fill. */
-kc_status kc_custom_init_fill(const kc_initializer *init, kc_init_kind default_kind, float *w,
-                              int rank, const int64_t *shape, kc_rng *rng);
 #endif

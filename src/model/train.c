@@ -305,7 +305,9 @@ static void keys_init(const kc_model *m, log_keys *k) {
         }
     k->n = n;
     for (int i = 0; i < n; i++) {
-        snprintf(k->names[n + i], sizeof k->names[0], "val_%s", k->names[i]);
+        char name[sizeof k->names[0]];
+        memcpy(name, k->names[i], sizeof name);
+        snprintf(k->names[n + i], sizeof k->names[0], "val_%.*s", (int)sizeof name - 5, name);
         k->ptrs[i] = k->names[i];
         k->ptrs[n + i] = k->names[n + i];
         k->values[i] = k->values[n + i] = NAN;
