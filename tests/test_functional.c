@@ -108,6 +108,20 @@ static void train_and_get(kc_model *m, int fusion, float *w_out) {
     KC_CHECK(kc_get_weights(m, w_out, kc_count_params(m)));
 }
 
+Test(functional, chain_with_dropout_equals_sequential_bit_for_bit) {
+    static float a[MAXW * 2], b[MAXW * 2];
+    kc_set_random_seed(5);
+    kc_model *s = mlp_sequential();
+    kc_set_random_seed(5);
+    kc_model *f = mlp_functional();
+    train_and_get(s, 1, a);
+    train_and_get(f, 1, b);
+    cr_assert(!memcmp(a, b, sizeof(float) * (size_t)kc_count_params(s)),
+              "the Functional chain and the Sequential model trained apart");
+    kc_model_free(s);
+    kc_model_free(f);
+}
+
 Test(functional, fused_equals_plain_bit_for_bit) {
     static float a[MAXW * 2], b[MAXW * 2], c[MAXW * 2];
     kc_set_random_seed(3);

@@ -707,6 +707,14 @@ kc_model *kc_functional(kc_tensor *const *inputs, int n_inputs, kc_tensor *const
         kc_model_free(m);
         return NULL;
     }
+    /* a layer held only by its one call and this model (refs: the call, the entry, the leaf
+     * list), without weights yet, takes the dropout stream a Sequential gives the layer at its
+     * place, so a chain built either way draws the same masks; others keep their session's */
+    for (int e = 0; e < m->n_entries; e++) {
+        kc_layer *l = m->entries[e].layer;
+        if (!l->nested && !l->home && l->refs <= 3)
+            l->seed = kc_mix64(kc_default_seed() ^ (0x5eedull + (uint64_t)e));
+    }
     for (int i = 0; i < n_inputs; i++) {
         m->sym_inputs[i] = inputs[i];
         inputs[i]->refs++;
