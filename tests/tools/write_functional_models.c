@@ -1,0 +1,50 @@
+/* write_functional_models.c: the kerac side of tests/check_kerac_saved.sh. Loads each model of
+ * tests/fixtures/functional/ from the .keras file Keras 3 wrote (fixed weights, compiled with
+ * Adam(0.01), no step taken) and saves it with kc_save as DIR/<name>.keras, DIR/<name>.h5 and,
+ * for model_from_json, DIR/<name>.json with DIR/<name>.weights.h5; check_kerac_saved.py then
+ * loads them in Keras 3 and tf.keras 2 and compares predictions and one Adam step with the
+ * fixtures. Usage: build/tools/write_functional_models DIR */
+#include <kerac.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *const names[] = {"residual_cnn",      "two_inputs",           "siamese",
+                                    "conv_autoencoder",  "upsample_autoencoder", "nested_sequential",
+                                    "nested_in_sequential", "finetune_frozen",   "frozen_layer",
+                                    "merge_all"};
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: write_functional_models DIR\n");
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char in[512], out[512];
+        kc_model *m;
+        snprintf(in, sizeof in, "tests/fixtures/functional/%s.keras", names[i]);
+        if (kc_load(in, &m)) {
+            fprintf(stderr, "write_functional_models: %s\n", kc_last_error());
+            return 1;
+        }
+        const char *exts[] = {".keras", ".h5", ".weights.h5"};
+        for (int e = 0; e < 3; e++) {
+            snprintf(out, sizeof out, "%s/%s%s", argv[1], names[i], exts[e]);
+            if (kc_save(m, out)) {
+                fprintf(stderr, "write_functional_models: %s\n", kc_last_error());
+                return 1;
+            }
+        }
+        char *json = NULL;
+        snprintf(out, sizeof out, "%s/%s.json", argv[1], names[i]);
+        FILE *f = fopen(out, "w");
+        if (kc_model_to_json(m, &json) || !f) {
+            fprintf(stderr, "write_functional_models: %s: %s\n", out, kc_last_error());
+            return 1;
+        }
+        fputs(json, f);
+        fclose(f);
+        free(json);
+        kc_model_free(m);
+    }
+    return 0;
+}
