@@ -414,7 +414,42 @@ typedef struct {
     FILE *f;
     int keys; /* bit set of the columns, fixed at the first epoch (Keras: sorted logs keys) */
     int header;
+    /* a model of several outputs: every log key, sorted, fixed at the first epoch */
+    int n_named;
+    char named[48][80];
 } csv_state;
+
+static void print_repr(FILE *f, double v);
+
+static int known_key(const char *k) {
+    return !strcmp(k, "loss") || !strcmp(k, "accuracy") || !strcmp(k, "val_loss") ||
+           !strcmp(k, "val_accuracy");
+}
+
+static int cmp_key(const void *a, const void *b) { return strcmp(a, b); }
+
+/* the epoch's row when the logs carry keys beyond loss and accuracy (several outputs): all of
+ * them, sorted, as Keras's CSVLogger */
+static void csv_named_row(csv_state *s, const kc_logs *logs) {
+    if (!s->n_named) {
+        for (int i = 0; i < logs->n_values && s->n_named < 48; i++)
+            snprintf(s->named[s->n_named++], sizeof s->named[0], "%s", logs->keys[i]);
+        qsort(s->named, (size_t)s->n_named, sizeof s->named[0], cmp_key);
+        if (s->header) {
+            fprintf(s->f, "epoch");
+            for (int k = 0; k < s->n_named; k++) fprintf(s->f, "%c%s", s->sep, s->named[k]);
+            fputc('\n', s->f);
+        }
+    }
+    fprintf(s->f, "%d", logs->epoch);
+    for (int k = 0; k < s->n_named; k++) {
+        double v = NAN;
+        fputc(s->sep, s->f);
+        if (kc_logs_get(logs, s->named[k], &v) && !isnan(v)) print_repr(s->f, v);
+        else fputs("NA", s->f);
+    }
+    fputc('\n', s->f);
+}
 
 /* Keras 3's epoch logs are loss, the compiled metrics and, with validation, their val_
  * twins (no learning_rate); CSVLogger writes them sorted, and without validation adds the
@@ -432,6 +467,7 @@ static kc_status csv_train_begin(kc_callback *cb, kc_model *m, const kc_logs *lo
     }
     s->f = fopen(s->filename, s->append ? "a" : "w");
     s->keys = 0;
+    s->n_named = 0;
     if (!s->f) return kc_err(KC_EIO, "CSVLogger: cannot open %s for writing", s->filename);
     return KC_OK;
 }
@@ -451,6 +487,13 @@ static void print_repr(FILE *f, double v) {
 static kc_status csv_epoch_end(kc_callback *cb, kc_model *m, const kc_logs *logs) {
     csv_state *s = cb->user;
     if (!s->f) return kc_err(KC_ESTATE, "CSVLogger: the file is not open (on_train_begin)");
+    int named = s->n_named > 0;
+    for (int i = 0; i < logs->n_values && !named; i++) named = !known_key(logs->keys[i]);
+    if (named) {
+        csv_named_row(s, logs);
+        fflush(s->f);
+        return ferror(s->f) ? kc_err(KC_EIO, "CSVLogger: writing %s failed", s->filename) : KC_OK;
+    }
     static const char *const names[] = {"accuracy", "loss", "val_accuracy", "val_loss"};
     const double vals[] = {logs->accuracy, logs->loss, logs->val_accuracy, logs->val_loss};
     if (!s->keys) {

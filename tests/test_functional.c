@@ -246,6 +246,20 @@ Test(functional, two_inputs_two_outputs_loss_weights) {
         cr_assert(strstr(text, keys[i]), "the progress lines lack %s:\n%s", keys[i], text);
     }
     cr_assert_null(kc_history_get(hist, "accuracy"));
+    /* CSVLogger writes every key, sorted, as Keras's */
+    char csv[128];
+    snprintf(csv, sizeof csv, "%s/log.csv", tu_tmpdir());
+    kc_callback *logger = kc_csv_logger(csv, ',', 0);
+    KC_CHECK(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 2, .epochs = 1, .verbose = -1,
+                                           .validation = &ds, .callbacks = &logger,
+                                           .n_callbacks = 1}, NULL));
+    kc_callback_free(logger);
+    FILE *cf = fopen(csv, "r");
+    char header[512] = "";
+    cr_assert(cf && fgets(header, sizeof header, cf));
+    fclose(cf);
+    cr_assert_str_eq(header, "epoch,class_accuracy,class_loss,loss,val_class_accuracy,"
+                             "val_class_loss,val_loss,val_value_loss,value_loss\n");
     kc_history_free(hist);
     free(text);
     kc_model_free(m);
