@@ -45,8 +45,12 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(wildcard examples/*.h) $(BUILD)/l
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
 
-# test_alloc counts every allocation kerac makes (it wraps the allocator's entry points)
-$(BUILD)/tests/test_alloc: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign
+# test_alloc counts every allocation kerac makes (it wraps the allocator's entry points; in
+# the rule itself, since test-asan sets LDFLAGS on the command line)
+WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign
+$(BUILD)/tests/test_alloc: tests/test_alloc.c tests/testutil.h $(BUILD)/libkerac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(WRAP_ALLOC) $(LDLIBS) $(TEST_LIBS)
 
 # helpers the fixture scripts run (tests/gen_keras_files.py), not part of the test run
 $(BUILD)/tools/%: tests/tools/%.c $(wildcard examples/*.h) $(BUILD)/libkerac.a
