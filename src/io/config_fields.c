@@ -176,22 +176,23 @@ kc_status kc_cfg_weight_opts_from(const cJSON *cfg, const char *where, kc_cfg_we
     static const char *const nulls[] = {"kernel_constraint", "bias_constraint", "lora_rank",
                                         "quantization_config"};
     st = kc_cfg_must_be_null(cfg, where, nulls, 4);
-    if (!st)
-        st = kc_initializer_from_json(kc_cfg_field(cfg, "kernel_initializer"), where,
-                                      "kernel_initializer", &o->kernel_init);
-    if (!st)
-        st = kc_initializer_from_json(kc_cfg_field(cfg, "bias_initializer"), where,
-                                      "bias_initializer", &o->bias_init);
-    if (!st)
-        st = kc_regularizer_from_json(kc_cfg_field(cfg, "kernel_regularizer"), where,
-                                      "kernel_regularizer", &o->kernel_reg);
-    if (!st)
-        st = kc_regularizer_from_json(kc_cfg_field(cfg, "bias_regularizer"), where,
-                                      "bias_regularizer", &o->bias_reg);
-    if (!st)
-        st = kc_regularizer_from_json(kc_cfg_field(cfg, "activity_regularizer"), where,
-                                      "activity_regularizer", &o->activity_reg);
+    const char *const inits[] = {"kernel_initializer", "bias_initializer"};
+    kc_initializer *init[] = {&o->kernel_init, &o->bias_init};
+    for (int i = 0; i < 2 && !st; i++)
+        st = kc_initializer_from_json(kc_cfg_field(cfg, inits[i]), where, inits[i], init[i]);
+    const char *const regs[] = {"kernel_regularizer", "bias_regularizer", "activity_regularizer"};
+    kc_regularizer *reg[] = {&o->kernel_reg, &o->bias_reg, &o->activity_reg};
+    for (int i = 0; i < 3 && !st; i++)
+        st = kc_regularizer_from_json(kc_cfg_field(cfg, regs[i]), where, regs[i], reg[i]);
     return st;
+}
+
+int kc_cfg_kernel_bias(const kc_layer *l, int rank, const int64_t *dims, kc_weight_desc *w) {
+    w[0] = (kc_weight_desc){"kernel", rank, {0}, 0, l->kernel_size, 1};
+    memcpy(w[0].dims, dims, sizeof(int64_t) * (size_t)rank);
+    if (l->no_bias) return 1;
+    w[1] = (kc_weight_desc){"bias", 1, {l->units}, l->kernel_size, l->units, 1};
+    return 2;
 }
 
 void kc_cfg_weight_opts_to(const kc_layer *l, cJSON *cfg) {

@@ -51,4 +51,8 @@ typedef struct {
 kc_status kc_cfg_weight_opts_from(const cJSON *cfg, const char *where, kc_cfg_weight_opts *o);
 /* the same fields of layer l, and the two constraints null */
 void kc_cfg_weight_opts_to(const kc_layer *l, cJSON *cfg);
+/* the variables of a layer with a kernel of rank dims (kernel_size floats), then, unless
+ * use_bias=False, a bias of units floats: the io's weights function of Dense and the
+ * convolutions; returns their count */
+int kc_cfg_kernel_bias(const kc_layer *l, int rank, const int64_t *dims, kc_weight_desc *w);
 #endif

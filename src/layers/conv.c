@@ -297,10 +297,7 @@ static kc_status conv2d_to(const kc_layer *l, cJSON *cfg) {
 
 static int conv2d_weights(const kc_layer *l, kc_weight_desc *w) {
     int64_t in = l->in_shape.rank == 3 ? l->in_shape.dims[2] : 0;
-    w[0] = (kc_weight_desc){"kernel", 4, {l->kh, l->kw, in, l->units}, 0, l->kernel_size, 1};
-    if (l->no_bias) return 1;
-    w[1] = (kc_weight_desc){"bias", 1, {l->units}, l->kernel_size, l->units, 1};
-    return 2;
+    return kc_cfg_kernel_bias(l, 4, (int64_t[]){l->kh, l->kw, in, l->units}, w);
 }
 
 const kc_layer_ops kc_conv2d_ops = {
@@ -313,20 +310,26 @@ const kc_layer_ops kc_conv2d_ops = {
     .scratch_size = conv_scratch,
     .io = {conv2d_from, conv2d_to, conv2d_weights}};
 
-kc_layer *kc_conv2d_ex(int filters, const kc_conv2d_opts *opts) {
-    kc_conv2d_opts o = opts ? *opts : (kc_conv2d_opts){0};
-    kc_layer *l = kc_layer_new(&kc_conv2d_ops);
+kc_layer *kc_conv_new(const kc_layer_ops *ops, int filters, const kc_conv2d_opts *o) {
+    kc_layer *l = kc_layer_new(ops);
     if (!l) return NULL;
     l->units = filters;
-    l->kh = o.kernel_size[0];
-    l->kw = o.kernel_size[1] ? o.kernel_size[1] : o.kernel_size[0];
-    l->sh = o.strides[0] ? o.strides[0] : 1;
-    l->sw = o.strides[1] ? o.strides[1] : l->sh;
-    l->pad_same = (int)o.padding;
-    l->act = o.activation;
-    l->dh = o.dilation_rate[0] ? o.dilation_rate[0] : 1;
-    l->dw = o.dilation_rate[1] ? o.dilation_rate[1] : l->dh;
-    l->no_bias = o.use_bias == KC_ZERO;
+    l->kh = o->kernel_size[0];
+    l->kw = o->kernel_size[1] ? o->kernel_size[1] : o->kernel_size[0];
+    l->sh = o->strides[0] ? o->strides[0] : 1;
+    l->sw = o->strides[1] ? o->strides[1] : l->sh;
+    l->pad_same = (int)o->padding;
+    l->act = o->activation;
+    l->dh = o->dilation_rate[0] ? o->dilation_rate[0] : 1;
+    l->dw = o->dilation_rate[1] ? o->dilation_rate[1] : l->dh;
+    l->no_bias = o->use_bias == KC_ZERO;
+    return l;
+}
+
+kc_layer *kc_conv2d_ex(int filters, const kc_conv2d_opts *opts) {
+    kc_conv2d_opts o = opts ? *opts : (kc_conv2d_opts){0};
+    kc_layer *l = kc_conv_new(&kc_conv2d_ops, filters, &o);
+    if (!l) return NULL;
     l->kernel_init = o.kernel_initializer;
     l->bias_init = o.bias_initializer;
     l->kernel_reg = o.kernel_regularizer;

@@ -325,9 +325,7 @@ static kc_status convt_to(const kc_layer *l, cJSON *cfg) {
 
 static int convt_weights(const kc_layer *l, kc_weight_desc *w) {
     int64_t in = l->in_shape.rank == 3 ? l->in_shape.dims[2] : 0;
-    w[0] = (kc_weight_desc){"kernel", 4, {l->kh, l->kw, l->units, in}, 0, l->kernel_size, 1};
-    w[1] = (kc_weight_desc){"bias", 1, {l->units}, l->kernel_size, l->units, 1};
-    return l->no_bias ? 1 : 2;
+    return kc_cfg_kernel_bias(l, 4, (int64_t[]){l->kh, l->kw, l->units, in}, w);
 }
 
 const kc_layer_ops kc_conv2d_transpose_ops = {
@@ -342,18 +340,8 @@ const kc_layer_ops kc_conv2d_transpose_ops = {
 
 kc_layer *kc_conv2d_transpose(int filters, const kc_conv2d_opts *opts) {
     kc_conv2d_opts o = opts ? *opts : (kc_conv2d_opts){0};
-    kc_layer *l = kc_layer_new(&kc_conv2d_transpose_ops);
+    kc_layer *l = kc_conv_new(&kc_conv2d_transpose_ops, filters, &o);
     if (!l) return NULL;
-    l->units = filters;
-    l->kh = o.kernel_size[0];
-    l->kw = o.kernel_size[1] ? o.kernel_size[1] : o.kernel_size[0];
-    l->sh = o.strides[0] ? o.strides[0] : 1;
-    l->sw = o.strides[1] ? o.strides[1] : l->sh;
-    l->pad_same = (int)o.padding;
-    l->act = o.activation;
-    l->dh = o.dilation_rate[0] ? o.dilation_rate[0] : 1;
-    l->dw = o.dilation_rate[1] ? o.dilation_rate[1] : l->dh;
-    l->no_bias = o.use_bias == KC_ZERO;
     /* 0 -> None, KC_ZERO -> 0; the second defaults to the first */
     int op0 = o.output_padding[0], op1 = o.output_padding[1] ? o.output_padding[1] : op0;
     l->output_padding[0] = op0 == 0 ? -1 : op0 == KC_ZERO ? 0 : op0;

@@ -135,10 +135,7 @@ static kc_status dense_to(const kc_layer *l, cJSON *cfg) {
 }
 
 static int dense_weights(const kc_layer *l, kc_weight_desc *w) {
-    w[0] = (kc_weight_desc){"kernel", 2, {l->in_size, l->units}, 0, l->in_size * l->units, 1};
-    if (l->no_bias) return 1;
-    w[1] = (kc_weight_desc){"bias", 1, {l->units}, l->in_size * l->units, l->units, 1};
-    return 2;
+    return kc_cfg_kernel_bias(l, 2, (int64_t[]){l->in_size, l->units}, w);
 }
 
 const kc_layer_ops kc_dense_ops = {

@@ -166,6 +166,9 @@ static inline kc_window kc_layer_window(const kc_layer *l) {
                        l->kw, l->sh, l->sw, l->pad_top, l->pad_left, l->out_shape.dims[0],
                        l->out_shape.dims[1]};
 }
+/* A layer of class ops (Conv2D's or Conv2DTranspose's) with o's filters, kernel_size, strides,
+ * padding, activation, dilation_rate and use_bias (conv.c) */
+kc_layer *kc_conv_new(const kc_layer_ops *ops, int filters, const kc_conv2d_opts *o);
 /* The key of a Dropout layer's mask in this step (kc_dropout_apply) */
 uint64_t kc_dropout_key(const kc_layer *dropout, const kc_forward_ctx *ctx);
 /* 1 / (1 - rate) of a relu Dense's fused Dropout when it is active in ctx, else 1 */

@@ -97,26 +97,23 @@ static kc_layer *pool_new(const kc_layer_ops *ops, const kc_pool2d_opts *opts) {
     return l;
 }
 
-/* MaxPooling2D's and AveragePooling2D's options */
-static kc_status pool_opts_from(const cJSON *cfg, const char *where, kc_pool2d_opts *o) {
-    *o = (kc_pool2d_opts){{2, 2}, {0, 0}, KC_VALID};
-    kc_status st = kc_cfg_int_pair(cfg, "pool_size", where, o->pool_size);
-    if (!st) st = kc_cfg_int_pair(cfg, "strides", where, o->strides); /* null: pool_size */
-    if (!st) st = kc_cfg_padding(cfg, where, &o->padding);
+/* MaxPooling2D's and AveragePooling2D's config: the layer make makes */
+static kc_status pool_from(const cJSON *cfg, const char *where,
+                           kc_layer *(*make)(const kc_pool2d_opts *), kc_layer **out) {
+    kc_pool2d_opts o = {{2, 2}, {0, 0}, KC_VALID};
+    kc_status st = kc_cfg_int_pair(cfg, "pool_size", where, o.pool_size);
+    if (!st) st = kc_cfg_int_pair(cfg, "strides", where, o.strides); /* null: pool_size */
+    if (!st) st = kc_cfg_padding(cfg, where, &o.padding);
     if (!st) st = kc_cfg_channels_last(cfg, where);
-    return st;
+    return st ? st : kc_cfg_made(make(&o), where, out);
 }
 
 static kc_status max_pool_from(const cJSON *cfg, const char *where, kc_layer **out) {
-    kc_pool2d_opts o;
-    kc_status st = pool_opts_from(cfg, where, &o);
-    return st ? st : kc_cfg_made(kc_max_pooling2d_ex(&o), where, out);
+    return pool_from(cfg, where, kc_max_pooling2d_ex, out);
 }
 
 static kc_status avg_pool_from(const cJSON *cfg, const char *where, kc_layer **out) {
-    kc_pool2d_opts o;
-    kc_status st = pool_opts_from(cfg, where, &o);
-    return st ? st : kc_cfg_made(kc_average_pooling2d_ex(&o), where, out);
+    return pool_from(cfg, where, kc_average_pooling2d_ex, out);
 }
 
 static kc_status pool_to(const kc_layer *l, cJSON *cfg) {
@@ -240,28 +237,23 @@ static kc_layer *global_new(const kc_layer_ops *ops, const kc_global_pool2d_opts
     return l;
 }
 
-/* GlobalAveragePooling2D's and GlobalMaxPooling2D's options */
-static kc_status global_opts_from(const cJSON *cfg, const char *where,
-                                  kc_global_pool2d_opts *o) {
+/* GlobalAveragePooling2D's and GlobalMaxPooling2D's config: the layer make makes */
+static kc_status global_from(const cJSON *cfg, const char *where,
+                             kc_layer *(*make)(const kc_global_pool2d_opts *), kc_layer **out) {
     kc_status st = kc_cfg_channels_last(cfg, where);
     if (st) return st;
     const cJSON *k = kc_cfg_field(cfg, "keepdims");
     if (k && !cJSON_IsNull(k) && !cJSON_IsBool(k))
         return kc_err(KC_EFORMAT, "%s: keepdims is not true or false", where);
-    *o = (kc_global_pool2d_opts){.keepdims = cJSON_IsTrue(k)};
-    return KC_OK;
+    return kc_cfg_made(make(&(kc_global_pool2d_opts){.keepdims = cJSON_IsTrue(k)}), where, out);
 }
 
 static kc_status gap_from(const cJSON *cfg, const char *where, kc_layer **out) {
-    kc_global_pool2d_opts o;
-    kc_status st = global_opts_from(cfg, where, &o);
-    return st ? st : kc_cfg_made(kc_global_average_pooling2d_ex(&o), where, out);
+    return global_from(cfg, where, kc_global_average_pooling2d_ex, out);
 }
 
 static kc_status gmp_from(const cJSON *cfg, const char *where, kc_layer **out) {
-    kc_global_pool2d_opts o;
-    kc_status st = global_opts_from(cfg, where, &o);
-    return st ? st : kc_cfg_made(kc_global_max_pooling2d_ex(&o), where, out);
+    return global_from(cfg, where, kc_global_max_pooling2d_ex, out);
 }
 
 static kc_status global_to(const kc_layer *l, cJSON *cfg) {

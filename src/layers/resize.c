@@ -207,18 +207,22 @@ static kc_status sides(const cJSON *cfg, const char *name, const char *where, in
     return KC_OK;
 }
 
-static kc_status pad_from(const cJSON *cfg, const char *where, kc_layer **out) {
-    int p[4] = {1, 1, 1, 1}; /* Keras's default padding=(1, 1) */
-    kc_status st = sides(cfg, "padding", where, p);
+/* ZeroPadding2D's config (field "padding", by default 1 on each side) or Cropping2D's
+ * ("cropping", by default none): the layer make makes */
+static kc_status pad_crop_from(const cJSON *cfg, const char *where, const char *field, int dflt,
+                               kc_layer *(*make)(int, int, int, int), kc_layer **out) {
+    int p[4] = {dflt, dflt, dflt, dflt};
+    kc_status st = sides(cfg, field, where, p);
     if (!st) st = kc_cfg_channels_last(cfg, where);
-    return st ? st : kc_cfg_made(kc_zero_padding2d(p[0], p[1], p[2], p[3]), where, out);
+    return st ? st : kc_cfg_made(make(p[0], p[1], p[2], p[3]), where, out);
+}
+
+static kc_status pad_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    return pad_crop_from(cfg, where, "padding", 1, kc_zero_padding2d, out);
 }
 
 static kc_status crop_from(const cJSON *cfg, const char *where, kc_layer **out) {
-    int p[4] = {0, 0, 0, 0};
-    kc_status st = sides(cfg, "cropping", where, p);
-    if (!st) st = kc_cfg_channels_last(cfg, where);
-    return st ? st : kc_cfg_made(kc_cropping2d(p[0], p[1], p[2], p[3]), where, out);
+    return pad_crop_from(cfg, where, "cropping", 0, kc_cropping2d, out);
 }
 
 /* "padding" or "cropping": [[top, bottom], [left, right]] */
