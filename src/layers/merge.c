@@ -1,6 +1,6 @@
 /* merge.c: Keras's merge layers, which take several inputs: Add, Subtract, Multiply, Average,
  * Maximum, Minimum (elementwise, with Keras's broadcasting), Concatenate and Dot. No weights.
- * The kernels are in ops/merge_ops.c; here: shapes, their checks, and the tables. */
+ * The kernels are in ops/merge_ops.c; here: shapes, their checks, the classes and their configs. */
 #include "layer.h"
 #include "../io/config_fields.h"
 #include "../ops/merge_ops.h"
