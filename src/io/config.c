@@ -1,7 +1,7 @@
 /* config.c: a Sequential model as Keras's config JSON and back (model.to_json(), a .keras
  * file's config.json, a legacy file's model_config), and the compile settings
- * (compile_config, legacy training_config). Layers and optimizers go through serial.c's
- * tables. */
+ * (compile_config, legacy training_config). Layers go through their classes' io (src/layers/),
+ * optimizers through optimizer_config.c's table. */
 #include "io.h"
 #include "../model/model.h"
 #include "../layers/custom.h"
