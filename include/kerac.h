@@ -113,8 +113,9 @@ kc_status kc_mnist_load(const char *dir, kc_dataset *train, kc_dataset *test);
 
 /* ---- layers and models -------------------------------------------------------------------- */
 
-typedef enum { KC_LINEAR = 0, KC_RELU, KC_SOFTMAX, KC_SIGMOID, KC_TANH } kc_act;
-const char *kc_act_name(kc_act act);
+/* KC_ACT_COUNT is no activation: the number of them (a new one goes before it) */
+typedef enum { KC_LINEAR = 0, KC_RELU, KC_SOFTMAX, KC_SIGMOID, KC_TANH, KC_ACT_COUNT } kc_act;
+const char *kc_act_name(kc_act act); /* "relu"; "unknown" when act is none of them */
 
 #define KC_ZERO (-1) /* for integer options whose 0 means "the default": the value 0 itself */
 
@@ -513,9 +514,10 @@ typedef enum {
     KC_CATEGORICAL_CROSSENTROPY,
     KC_SPARSE_CATEGORICAL_CROSSENTROPY,
     KC_BINARY_CROSSENTROPY,
-    KC_MEAN_SQUARED_ERROR
+    KC_MEAN_SQUARED_ERROR,
+    KC_LOSS_COUNT /* no loss: the number of kc_loss values (a new one goes before it) */
 } kc_loss;
-const char *kc_loss_name(kc_loss loss);
+const char *kc_loss_name(kc_loss loss); /* "none" for KC_LOSS_NONE; "unknown" when not a kc_loss */
 
 enum { KC_METRIC_NONE = 0, KC_METRIC_ACCURACY = 1 };
 

@@ -63,7 +63,7 @@ kc_regularizer kc_l1_l2(float l1, float l2) { return (kc_regularizer){.l1 = l1, 
 
 /* ---- initializers ---- */
 
-static const char *const class_names[KC_INIT_COUNT] = {
+static const char *const class_names[] = {
     [KC_INIT_GLOROT_UNIFORM] = "GlorotUniform",   [KC_INIT_GLOROT_NORMAL] = "GlorotNormal",
     [KC_INIT_HE_UNIFORM] = "HeUniform",           [KC_INIT_HE_NORMAL] = "HeNormal",
     [KC_INIT_LECUN_UNIFORM] = "LecunUniform",     [KC_INIT_LECUN_NORMAL] = "LecunNormal",
@@ -72,6 +72,8 @@ static const char *const class_names[KC_INIT_COUNT] = {
     [KC_INIT_ORTHOGONAL] = "Orthogonal",          [KC_INIT_IDENTITY] = "Identity",
     [KC_INIT_ZEROS] = "Zeros",                    [KC_INIT_ONES] = "Ones",
     [KC_INIT_CONSTANT] = "Constant"};
+_Static_assert(sizeof class_names / sizeof *class_names == KC_INIT_COUNT,
+               "class_names needs a row per kc_init_kind (kerac.h)");
 
 const char *kc_init_class_name(kc_init_kind kind) {
     return (unsigned)kind < KC_INIT_COUNT ? class_names[kind] : NULL;

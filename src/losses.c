@@ -5,15 +5,19 @@
 
 #define KC_EPSILON 1e-7f /* keras.backend.epsilon() */
 
+/* Keras's names, a row per kc_loss (the names compile_config writes) */
+static const char *const loss_names[] = {
+    [KC_LOSS_NONE] = "none",
+    [KC_CATEGORICAL_CROSSENTROPY] = "categorical_crossentropy",
+    [KC_SPARSE_CATEGORICAL_CROSSENTROPY] = "sparse_categorical_crossentropy",
+    [KC_BINARY_CROSSENTROPY] = "binary_crossentropy",
+    [KC_MEAN_SQUARED_ERROR] = "mean_squared_error",
+};
+_Static_assert(sizeof loss_names / sizeof *loss_names == KC_LOSS_COUNT,
+               "loss_names needs one row per kc_loss (kerac.h)");
+
 const char *kc_loss_name(kc_loss loss) {
-    switch (loss) {
-    case KC_LOSS_NONE: return "none";
-    case KC_CATEGORICAL_CROSSENTROPY: return "categorical_crossentropy";
-    case KC_SPARSE_CATEGORICAL_CROSSENTROPY: return "sparse_categorical_crossentropy";
-    case KC_BINARY_CROSSENTROPY: return "binary_crossentropy";
-    case KC_MEAN_SQUARED_ERROR: return "mean_squared_error";
-    }
-    return "unknown";
+    return (unsigned)loss < KC_LOSS_COUNT ? loss_names[loss] : "unknown";
 }
 
 int kc_loss_fuses(kc_loss loss, kc_act last_act) {
@@ -108,7 +112,8 @@ double kc_loss_compute(kc_loss loss, const float *pred, const float *y, int batc
             total += row / cols;
             break;
         }
-        case KC_LOSS_NONE: break;
+        case KC_LOSS_NONE:
+        case KC_LOSS_COUNT: break;
         }
     }
     return total / batch;

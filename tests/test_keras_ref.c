@@ -389,7 +389,7 @@ static void check_training(const ref_case *c, const ref_check *k) {
     cr_assert_not_null(opt, "%s: creating the optimizer failed: %s", k->name, kc_last_error());
     kc_model *m = build_model(c, opt);
     for (int step = 0; step < k->steps; step++) {
-        kc_metrics r = {NAN, NAN};
+        kc_metrics r = {.loss = NAN, .accuracy = NAN};
         KC_CHECK(kc_train_on_batch(m, c->x->data, c->y->data, c->fx.batch, &r));
         if (step == 0) {
             snprintf(what, sizeof what, "%s first kc_train_on_batch loss", k->name);

@@ -1,7 +1,7 @@
 /* test_merge.c: the merge layers (src/layers/merge.c) built directly, as the graph engine will
  * build them: output shapes and the errors of bad inputs, forward values, backward_n against
  * central finite differences for every input, JAX's tie gradients, reference values from Keras 3
- * (tests/gen_keras_merge_fixtures.py), and their config entries (src/io/serial.c). */
+ * (tests/gen_keras_merge_fixtures.py), and their config entries (their io in src/layers/merge.c). */
 #include "testutil.h"
 /* after criterion.h (from testutil.h): included first, it breaks Criterion 2.4's Test() */
 #include <criterion/parameterized.h>
@@ -719,7 +719,7 @@ ParameterizedTest(fixture_case *c, merge_keras, reference) {
     for (int i = 0; i < fx.n; i++) free(fx.data[i]);
 }
 
-/* ---- configs (serial.c) ------------------------------------------------------------------- */
+/* ---- configs (merge.c's io) ----------------------------------------------------------------- */
 
 static kc_status from_json(const char *cls, const char *json, kc_layer **out) {
     const kc_layer_io *io = kc_layer_io_find(cls);

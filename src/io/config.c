@@ -1,7 +1,7 @@
 /* config.c: a Sequential model as Keras's config JSON and back (model.to_json(), a .keras
  * file's config.json, a legacy file's model_config), and the compile settings
- * (compile_config, legacy training_config). Layers and optimizers go through serial.c's
- * tables. */
+ * (compile_config, legacy training_config). Layers go through their classes' io (src/layers/),
+ * optimizers through optimizer_config.c's table. */
 #include "io.h"
 #include "../model/model.h"
 #include "../layers/custom.h"
@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const loss_names[] = {NULL, "categorical_crossentropy",
-                                         "sparse_categorical_crossentropy",
-                                         "binary_crossentropy", "mean_squared_error"};
+/* the loss's name in compile_config (kc_loss_name's); NULL (nothing written) for none */
+static cJSON *loss_json(kc_loss loss) {
+    return loss == KC_LOSS_NONE ? NULL : cJSON_CreateString(kc_loss_name(loss));
+}
 
 cJSON *kc_cfg_dtype_policy(kc_config_style style) {
     if (style == KC_CONFIG_LEGACY) return cJSON_CreateString("float32");
@@ -75,7 +76,7 @@ cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style) {
     const kc_model *m = v->model;
     int n_out = m ? m->n_outputs : 1;
     if (n_out == 1) {
-        cJSON_AddStringToObject(c, "loss", loss_names[v->loss]);
+        cJSON_AddItemToObject(c, "loss", loss_json(v->loss));
         cJSON_AddNullToObject(c, "loss_weights");
         cJSON *metrics = cJSON_AddArrayToObject(c, "metrics");
         if (v->metrics & KC_METRIC_ACCURACY)
@@ -87,7 +88,7 @@ cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style) {
         cJSON *metrics = cJSON_CreateArray();
         int weighted = 0, any_metric = 0;
         for (int o = 0; o < n_out; o++) {
-            cJSON_AddItemToArray(loss, cJSON_CreateString(loss_names[m->losses[o]]));
+            cJSON_AddItemToArray(loss, loss_json(m->losses[o]));
             cJSON_AddItemToArray(weights, cJSON_CreateNumber(kc_json_float(m->loss_weights[o])));
             weighted |= m->loss_weights[o] != 1.0f;
             cJSON *mo = cJSON_CreateArray();

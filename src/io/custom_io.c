@@ -1,5 +1,5 @@
-/* custom_io.c: custom layer types in model files. One kc_layer_io per type (its entry in
- * custom.c's registry): the config is name, trainable and dtype (config.c), the type's
+/* custom_io.c: custom layer types in model files: the io of each type's class (its
+ * kc_layer_ops, in custom.c's registry of types): the config is name, trainable and dtype (config.c), the type's
  * config_fields, then what its get_config adds; the variables are its declared weights,
  * trainable ones first, under their declared names. Files name the class as Keras does for a
  * registered class: Keras 3's {"module": null, "class_name": "Antirectifier", ...,

@@ -304,6 +304,9 @@ cJSON *kc_initializer_to_json(const kc_initializer *init, kc_init_kind default_k
     if (f & F_VS) {
         static const char *const modes[] = {"fan_in", "fan_out", "fan_avg"};
         static const char *const dists[] = {"truncated_normal", "untruncated_normal", "uniform"};
+        _Static_assert(sizeof modes / sizeof *modes == KC_FAN_AVG + 1, "a row per kc_fan_mode");
+        _Static_assert(sizeof dists / sizeof *dists == KC_UNIFORM + 1,
+                       "a row per kc_distribution");
         cJSON_AddNumberToObject(c, "scale", d.scale != 0.0 ? d.scale : 1.0);
         cJSON_AddStringToObject(c, "mode", modes[(unsigned)d.mode <= KC_FAN_AVG ? d.mode : 0]);
         cJSON_AddStringToObject(

@@ -1,6 +1,7 @@
 /* io.h: what the saving and loading files share: whole-file reads, atomic writes, in-memory
- * zip archives (libzip), in-memory HDF5 files (HDF5's core driver), and the tables that map
- * kerac's layers and optimizers to Keras's configs and variables (serial.c). */
+ * zip archives (libzip), in-memory HDF5 files (HDF5's core driver), and the table that maps
+ * kerac's optimizers to Keras's configs and variables (optimizer_config.c; each layer class
+ * maps itself: kc_layer_ops in src/layers/layer.h). */
 #ifndef KERAC_IO_H
 #define KERAC_IO_H
 #include "../model_view.h"
@@ -54,39 +55,15 @@ kc_status kc_h5_read_i64_scalar(hid_t loc, const char *name, int64_t *out, const
 kc_status kc_h5_read_f32_scalar(hid_t loc, const char *name, float *out, const char *what);
 void kc_dims_str(int rank, const int64_t *dims, char *buf, size_t size); /* "(4, 8)" */
 
-/* ---- layers and optimizers <-> Keras (serial.c) ---- */
-#define KC_MAX_WEIGHTS 8
-typedef struct {
-    const char *name; /* Keras's variable name: "kernel", "bias", "gamma", "moving_mean" */
-    int rank;
-    int64_t dims[KC_MAX_RANK];
-    int64_t offset, count; /* within the model's flat params */
-    int trainable;         /* the optimizer keeps state for it */
-} kc_weight_desc;
-
-typedef struct {
-    const char *class_name; /* Keras's class, and kerac's ops->type_name */
-    /* the layer a Keras config describes; where prefixes errors ("file: layer 'dense_1'") */
-    kc_status (*from_config)(const cJSON *config, const char *where, kc_layer **out);
-    /* the layer's config fields beyond name, trainable and dtype */
-    kc_status (*to_config)(const kc_layer *layer, cJSON *config);
-    /* the layer's variables, in Keras's order */
-    int (*weights)(const kc_layer *layer, kc_weight_desc *out);
-    /* optional: checks the config against the built layer (its input shape known) */
-    kc_status (*check_built)(const cJSON *config, const kc_layer *layer, const char *where);
-} kc_layer_io;
-/* Keras's layer classes, then the registered custom layer types (by registered name, or by
- * bare class name for files that write it so; their entries are custom.c's: see
- * kc_custom_of_io) */
-const kc_layer_io *kc_layer_io_find(const char *class_name);
-/* "Dense, Dropout, ..." : the classes of the table, for messages */
-void kc_layer_io_names(char *buf, size_t size);
-/* the entry of a layer: its custom type's (registered or not), else its class's */
-const kc_layer_io *kc_layer_io_of(const kc_layer *layer);
-/* the variables of layer (count returned), offsets resolved to the model's flat buffer */
-int kc_layer_weights(const kc_layer *layer, kc_weight_desc *out);
+/* ---- layers and optimizers <-> Keras ---- */
+/* A layer class's config and variables are its own: kc_layer_ops's io functions, in its file
+ * of src/layers/, found through src/layers/registry.c; the config fields layer classes and
+ * optimizers share are config_fields.h's (config_fields.c, with these two). */
 /* Keras's naming.to_snake_case: "MaxPooling2D" -> "max_pooling2d" */
 void kc_snake_case(const char *name, char *out, size_t size);
+double kc_json_float(float f); /* the double of f's shortest decimal: 0.2f -> 0.2 */
+
+/* The optimizers' table (optimizer_config.c). */
 
 /* Keras's optimizer variables after iteration and learning_rate: groups of slots, each group
  * interleaved over the trainable variables (Adam: momentum, velocity per variable, then
@@ -107,7 +84,6 @@ typedef struct {
 } kc_optimizer_io;
 const kc_optimizer_io *kc_optimizer_io_find(const char *class_name);
 const kc_optimizer_io *kc_optimizer_io_of(const kc_optimizer *opt);
-/* snake case of the class: Keras's default optimizer name ("rm_sprop", "adam") */
 
 /* ---- initializers and regularizers <-> Keras (init_config.c) ---- */
 /* A layer config's initializer field v into *out: absent leaves *out (the layer's default);
@@ -139,7 +115,6 @@ cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style);
 kc_status kc_config_model(const cJSON *root, const char *where, kc_model **out);
 /* Compiles m from a Keras 3 compile_config or a legacy training_config (NULL: nothing) */
 kc_status kc_config_compile(kc_model *m, const cJSON *compile, const char *where);
-double kc_json_float(float f); /* the double of f's shortest decimal: 0.2f -> 0.2 */
 /* pieces model_config.c shares with config.c */
 cJSON *kc_cfg_dtype_policy(kc_config_style style);
 cJSON *kc_cfg_batch_shape(kc_shape s);

@@ -1,8 +1,9 @@
 /* model_config.c: a model's architecture as Keras's config JSON and back: Sequential (Keras 3,
  * tf.keras 2, and Keras 2.0/2.1's bare list of layers) and Functional (Keras 3's inbound nodes
  * of __keras_tensor__ arguments, tf.keras 2's [layer, node, tensor, kwargs] lists), nested
- * models at any depth, trainable flags and training=False calls. Layers go through serial.c's
- * table; what kerac cannot represent is refused by name. */
+ * models at any depth, trainable flags and training=False calls. Layers go through their
+ * classes' io functions (src/layers/, found by src/layers/registry.c); what kerac cannot
+ * represent is refused by name. */
 #include "io.h"
 #include "../layers/custom.h"
 #include "../model/model.h"
@@ -38,8 +39,8 @@ static cJSON *wrap_custom(const kc_custom_entry *e, cJSON *config, kc_config_sty
 
 /* a layer's item: {module, class_name, config, registered_name, build_config} */
 static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
-    const kc_layer_io *io = kc_layer_io_of(l);
-    if (!io) {
+    const kc_layer_io *io = &l->ops->io;
+    if (!io->to_config) {
         kc_err(KC_EINVAL, "layer %s: saving a %s layer is not supported yet", l->name,
                l->ops->type_name);
         return NULL;
@@ -54,7 +55,7 @@ static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
     }
     const kc_custom_entry *ce = kc_custom_of_io(io);
     cJSON *item = ce ? wrap_custom(ce, lc, style)
-                     : kc_cfg_wrap("keras.layers", io->class_name, lc, style);
+                     : kc_cfg_wrap("keras.layers", l->ops->type_name, lc, style);
     if (style == KC_CONFIG_KERAS3) {
         cJSON *bc = cJSON_AddObjectToObject(item, "build_config");
         if (l->n_in > 1) {

@@ -4,6 +4,7 @@
  * axis but the last, and move the averages: moving = moving * momentum + batch * (1 -
  * momentum). Inference: normalise with the moving averages. */
 #include "layer.h"
+#include "../io/config_fields.h"
 #include <math.h>
 #include <string.h>
 
@@ -113,18 +114,101 @@ static void bn_backward(kc_layer *l, const float *in, const float *out, float *d
         }
 }
 
-static const kc_layer_ops bn_ops = {
+/* ---- Keras's config and variables ---- */
+
+static kc_status bn_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    kc_batchnorm_opts o = {0.99f, 1e-3f};
+    double d;
+    int r = kc_cfg_num(cfg, "momentum", &d);
+    if (r < 0) return kc_err(KC_EFORMAT, "%s: momentum is not a number", where);
+    if (r > 0) {
+        if (!(d >= 0 && d <= 1))
+            return kc_err(KC_EFORMAT, "%s: momentum %g is not in [0, 1]", where, d);
+        o.momentum = (float)d;
+        if (o.momentum == 0.0f) o.momentum = 1e-45f; /* kerac's 0 means the default */
+    }
+    r = kc_cfg_num(cfg, "epsilon", &d);
+    if (r < 0 || (r > 0 && !(d > 0 && d < 1e30)))
+        return kc_err(KC_EFORMAT, "%s: epsilon is not a number > 0", where);
+    if (r > 0) o.epsilon = (float)d;
+    const char *flags[] = {"center", "scale"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = kc_cfg_field(cfg, flags[i]);
+        if (v && !cJSON_IsTrue(v))
+            return kc_err(KC_EFORMAT, "%s: %s=False is not supported by kerac", where, flags[i]);
+    }
+    if (cJSON_IsTrue(kc_cfg_field(cfg, "renorm")))
+        return kc_err(KC_EFORMAT, "%s: renorm=True is not supported by kerac", where);
+    static const char *const nulls[] = {"beta_regularizer", "gamma_regularizer",
+                                        "beta_constraint", "gamma_constraint",
+                                        "virtual_batch_size", "adjustment"};
+    kc_status st = kc_cfg_must_be_null(cfg, where, nulls, 6);
+    if (st) return st;
+    /* axis is checked once the input shape is known (bn_check) */
+    const cJSON *axis = kc_cfg_field(cfg, "axis");
+    if (cJSON_IsArray(axis) && cJSON_GetArraySize(axis) != 1)
+        return kc_err(KC_EFORMAT, "%s: axis over %d axes is not supported (the last axis only)",
+                      where, cJSON_GetArraySize(axis));
+    if (cJSON_IsArray(axis)) axis = cJSON_GetArrayItem(axis, 0);
+    if (axis && !cJSON_IsNull(axis) && !cJSON_IsNumber(axis))
+        return kc_err(KC_EFORMAT, "%s: axis is not a number", where);
+    return kc_cfg_made(kc_batch_normalization(&o), where, out);
+}
+
+static kc_status bn_check(const cJSON *cfg, const kc_layer *l, const char *where) {
+    const cJSON *axis = kc_cfg_field(cfg, "axis");
+    if (cJSON_IsArray(axis)) axis = cJSON_GetArrayItem(axis, 0);
+    if (!cJSON_IsNumber(axis)) return KC_OK; /* absent: -1 */
+    int a = (int)axis->valuedouble, rank = l->in_shape.rank; /* Keras counts the batch axis */
+    if (a == -1 || a == rank) return KC_OK;
+    return kc_err(KC_EFORMAT,
+                  "%s: axis %d is not supported: kerac normalises over the last axis only (-1 or "
+                  "%d for this input)",
+                  where, a, rank);
+}
+
+static kc_status bn_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "axis", -1);
+    cJSON_AddNumberToObject(cfg, "momentum", kc_json_float(l->momentum));
+    cJSON_AddNumberToObject(cfg, "epsilon", kc_json_float(l->epsilon));
+    cJSON_AddTrueToObject(cfg, "center");
+    cJSON_AddTrueToObject(cfg, "scale");
+    cJSON_AddItemToObject(cfg, "beta_initializer", kc_initializer_to_json(NULL, KC_INIT_ZEROS));
+    cJSON_AddItemToObject(cfg, "gamma_initializer", kc_initializer_to_json(NULL, KC_INIT_ONES));
+    cJSON_AddItemToObject(cfg, "moving_mean_initializer", kc_initializer_to_json(NULL, KC_INIT_ZEROS));
+    cJSON_AddItemToObject(cfg, "moving_variance_initializer", kc_initializer_to_json(NULL, KC_INIT_ONES));
+    const char *nulls[] = {"beta_regularizer", "gamma_regularizer", "beta_constraint",
+                           "gamma_constraint"};
+    for (int i = 0; i < 4; i++) cJSON_AddNullToObject(cfg, nulls[i]);
+    cJSON_AddFalseToObject(cfg, "synchronized");
+    cJSON_AddFalseToObject(cfg, "renorm");
+    cJSON_AddNullToObject(cfg, "renorm_clipping");
+    cJSON_AddNumberToObject(cfg, "renorm_momentum", 0.99);
+    return KC_OK;
+}
+
+static int bn_weights(const kc_layer *l, kc_weight_desc *w) {
+    int64_t c = l->units;
+    w[0] = (kc_weight_desc){"gamma", 1, {c}, 0, c, 1};
+    w[1] = (kc_weight_desc){"beta", 1, {c}, c, c, 1};
+    w[2] = (kc_weight_desc){"moving_mean", 1, {c}, 2 * c, c, 0};
+    w[3] = (kc_weight_desc){"moving_variance", 1, {c}, 3 * c, c, 0};
+    return 4;
+}
+
+const kc_layer_ops kc_batch_normalization_ops = {
     .type_name = "BatchNormalization",
     .base_name = "batch_normalization",
     .build = bn_build,
     .init = bn_init,
     .forward = bn_forward,
     .backward = bn_backward,
-    .scratch_size = bn_scratch};
+    .scratch_size = bn_scratch,
+    .io = {bn_from, bn_to, bn_weights, bn_check}};
 
 kc_layer *kc_batch_normalization(const kc_batchnorm_opts *opts) {
     kc_batchnorm_opts o = opts ? *opts : (kc_batchnorm_opts){0};
-    kc_layer *l = kc_layer_new(&bn_ops);
+    kc_layer *l = kc_layer_new(&kc_batch_normalization_ops);
     if (!l) return NULL;
     l->momentum = o.momentum != 0.0f ? o.momentum : 0.99f;
     l->epsilon = o.epsilon != 0.0f ? o.epsilon : 1e-3f;

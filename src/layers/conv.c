@@ -12,6 +12,7 @@
  * regularizers' gradients. */
 #include "layer.h"
 #include "../initializers.h"
+#include "../io/config_fields.h"
 #include "../ops/ops.h"
 #include "../util/threads.h"
 #include <math.h>
@@ -58,7 +59,7 @@ static kc_status conv_build(kc_layer *l) {
                       "layer %s (Conv2D): kernel_size and strides must be positive, got (%d, %d) "
                       "and (%d, %d)",
                       l->name, l->kh, l->kw, l->sh, l->sw);
-    if ((unsigned)l->act > KC_TANH)
+    if ((unsigned)l->act >= KC_ACT_COUNT)
         return kc_err(KC_EINVAL, "layer %s (Conv2D): unknown activation %d", l->name, (int)l->act);
     if ((unsigned)l->pad_same > 1)
         return kc_err(KC_EINVAL, "layer %s (Conv2D): padding must be KC_VALID or KC_SAME, got %d",
@@ -241,29 +242,94 @@ static void conv_backward(kc_layer *l, const float *in, const float *out, float 
     }
 }
 
-static const kc_layer_ops conv_ops = {
+/* ---- Keras's config and variables ---- */
+
+static kc_status conv2d_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    int filters;
+    kc_status st = kc_cfg_count(cfg, "filters", where, &filters);
+    if (st) return st;
+    kc_conv2d_opts o = {.strides = {1, 1}, .padding = KC_VALID, .activation = KC_LINEAR};
+    if (!kc_cfg_field(cfg, "kernel_size"))
+        return kc_err(KC_EFORMAT, "%s: kernel_size is missing", where);
+    st = kc_cfg_int_pair(cfg, "kernel_size", where, o.kernel_size);
+    if (!st) st = kc_cfg_int_pair(cfg, "strides", where, o.strides);
+    if (!st && !o.kernel_size[0]) st = kc_err(KC_EFORMAT, "%s: kernel_size is null", where);
+    if (!st) st = kc_cfg_padding(cfg, where, &o.padding);
+    if (!st) st = kc_cfg_channels_last(cfg, where);
+    o.dilation_rate[0] = o.dilation_rate[1] = 1;
+    if (!st) st = kc_cfg_int_pair(cfg, "dilation_rate", where, o.dilation_rate);
+    if (!st && (o.dilation_rate[0] > 1 || o.dilation_rate[1] > 1) &&
+        (o.strides[0] > 1 || o.strides[1] > 1))
+        st = kc_err(KC_EFORMAT,
+                    "%s: dilation_rate (%d, %d) with strides (%d, %d) is not supported (strides "
+                    "> 1 together with dilation_rate > 1)",
+                    where, o.dilation_rate[0], o.dilation_rate[1], o.strides[0], o.strides[1]);
+    double groups = 1;
+    if (!st && kc_cfg_num(cfg, "groups", &groups) < 0)
+        st = kc_err(KC_EFORMAT, "%s: groups is not a number", where);
+    if (!st && groups != 1)
+        st = kc_err(KC_EFORMAT, "%s: groups %g is not supported by kerac (1 only)", where, groups);
+    kc_cfg_weight_opts w;
+    if (!st) st = kc_cfg_weight_opts_from(cfg, where, &w);
+    if (!st) st = kc_cfg_activation(kc_cfg_field(cfg, "activation"), where, &o.activation);
+    if (st) return st;
+    o.use_bias = w.use_bias;
+    o.kernel_initializer = w.kernel_init;
+    o.bias_initializer = w.bias_init;
+    o.kernel_regularizer = w.kernel_reg;
+    o.bias_regularizer = w.bias_reg;
+    o.activity_regularizer = w.activity_reg;
+    return kc_cfg_made(kc_conv2d_ex(filters, &o), where, out);
+}
+
+static kc_status conv2d_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "filters", l->units);
+    cJSON_AddItemToObject(cfg, "kernel_size", kc_cfg_int_list2(l->kh, l->kw));
+    cJSON_AddItemToObject(cfg, "strides", kc_cfg_int_list2(l->sh, l->sw));
+    cJSON_AddStringToObject(cfg, "padding", l->pad_same ? "same" : "valid");
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    cJSON_AddItemToObject(cfg, "dilation_rate", kc_cfg_int_list2(l->dh, l->dw));
+    cJSON_AddNumberToObject(cfg, "groups", 1);
+    cJSON_AddStringToObject(cfg, "activation", kc_act_name(l->act));
+    kc_cfg_weight_opts_to(l, cfg);
+    return KC_OK;
+}
+
+static int conv2d_weights(const kc_layer *l, kc_weight_desc *w) {
+    int64_t in = l->in_shape.rank == 3 ? l->in_shape.dims[2] : 0;
+    return kc_cfg_kernel_bias(l, 4, (int64_t[]){l->kh, l->kw, in, l->units}, w);
+}
+
+const kc_layer_ops kc_conv2d_ops = {
     .type_name = "Conv2D",
     .base_name = "conv2d",
     .build = conv_build,
     .init = conv_init,
     .forward = conv_forward,
     .backward = conv_backward,
-    .scratch_size = conv_scratch};
+    .scratch_size = conv_scratch,
+    .io = {conv2d_from, conv2d_to, conv2d_weights}};
+
+kc_layer *kc_conv_new(const kc_layer_ops *ops, int filters, const kc_conv2d_opts *o) {
+    kc_layer *l = kc_layer_new(ops);
+    if (!l) return NULL;
+    l->units = filters;
+    l->kh = o->kernel_size[0];
+    l->kw = o->kernel_size[1] ? o->kernel_size[1] : o->kernel_size[0];
+    l->sh = o->strides[0] ? o->strides[0] : 1;
+    l->sw = o->strides[1] ? o->strides[1] : l->sh;
+    l->pad_same = (int)o->padding;
+    l->act = o->activation;
+    l->dh = o->dilation_rate[0] ? o->dilation_rate[0] : 1;
+    l->dw = o->dilation_rate[1] ? o->dilation_rate[1] : l->dh;
+    l->no_bias = o->use_bias == KC_ZERO;
+    return l;
+}
 
 kc_layer *kc_conv2d_ex(int filters, const kc_conv2d_opts *opts) {
     kc_conv2d_opts o = opts ? *opts : (kc_conv2d_opts){0};
-    kc_layer *l = kc_layer_new(&conv_ops);
+    kc_layer *l = kc_conv_new(&kc_conv2d_ops, filters, &o);
     if (!l) return NULL;
-    l->units = filters;
-    l->kh = o.kernel_size[0];
-    l->kw = o.kernel_size[1] ? o.kernel_size[1] : o.kernel_size[0];
-    l->sh = o.strides[0] ? o.strides[0] : 1;
-    l->sw = o.strides[1] ? o.strides[1] : l->sh;
-    l->pad_same = (int)o.padding;
-    l->act = o.activation;
-    l->dh = o.dilation_rate[0] ? o.dilation_rate[0] : 1;
-    l->dw = o.dilation_rate[1] ? o.dilation_rate[1] : l->dh;
-    l->no_bias = o.use_bias == KC_ZERO;
     l->kernel_init = o.kernel_initializer;
     l->bias_init = o.bias_initializer;
     l->kernel_reg = o.kernel_regularizer;

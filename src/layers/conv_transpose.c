@@ -19,6 +19,7 @@
  * CONV_GROUPS fixed groups of images and the partials added in group order, so the result is
  * the same for any thread count. */
 #include "layer.h"
+#include "../io/config_fields.h"
 #include "../ops/ops.h"
 #include "../util/threads.h"
 #include <math.h>
@@ -76,7 +77,7 @@ static kc_status convt_build(kc_layer *l) {
                       "layer %s (%s): kernel_size and strides must be positive, got (%d, %d) "
                       "and (%d, %d)",
                       l->name, type, l->kh, l->kw, l->sh, l->sw);
-    if ((unsigned)l->act > KC_TANH)
+    if ((unsigned)l->act >= KC_ACT_COUNT)
         return kc_err(KC_EINVAL, "layer %s (%s): unknown activation %d", l->name, type,
                       (int)l->act);
     if ((unsigned)l->pad_same > 1)
@@ -258,29 +259,89 @@ static void convt_backward(kc_layer *l, const float *in, const float *out, float
     }
 }
 
-static const kc_layer_ops convt_ops = {
+/* ---- Keras's config and variables ---- */
+
+static kc_status convt_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    int filters;
+    kc_status st = kc_cfg_count(cfg, "filters", where, &filters);
+    if (st) return st;
+    kc_conv2d_opts o = {.strides = {1, 1}, .padding = KC_VALID, .activation = KC_LINEAR};
+    const cJSON *ks = kc_cfg_field(cfg, "kernel_size");
+    if (!ks || cJSON_IsNull(ks)) return kc_err(KC_EFORMAT, "%s: kernel_size is missing", where);
+    st = kc_cfg_int_pair(cfg, "kernel_size", where, o.kernel_size);
+    if (!st) st = kc_cfg_int_pair(cfg, "strides", where, o.strides);
+    if (!st) st = kc_cfg_padding(cfg, where, &o.padding);
+    if (!st) st = kc_cfg_channels_last(cfg, where);
+    int dil[2] = {1, 1};
+    if (!st) st = kc_cfg_int_pair(cfg, "dilation_rate", where, dil);
+    if (!st && (dil[0] != 1 || dil[1] != 1))
+        st = kc_err(KC_EFORMAT,
+                    "%s: dilation_rate (%d, %d) is not supported by kerac's Conv2DTranspose (1 "
+                    "only)",
+                    where, dil[0], dil[1]);
+    /* output_padding: null (None, the size inferred) or an int or 2 ints >= 0 */
+    const cJSON *op = kc_cfg_field(cfg, "output_padding");
+    if (!st && op && !cJSON_IsNull(op)) {
+        int v[2];
+        st = kc_cfg_int_pair_value(op, "output_padding", where, 0, v);
+        if (!st && (v[0] >= o.strides[0] || v[1] >= o.strides[1]))
+            st = kc_err(KC_EFORMAT,
+                        "%s: output_padding (%d, %d) must be strictly less than strides (%d, %d)",
+                        where, v[0], v[1], o.strides[0], o.strides[1]);
+        for (int i = 0; i < 2 && !st; i++) o.output_padding[i] = v[i] ? v[i] : KC_ZERO;
+    }
+    if (!st) st = kc_cfg_use_bias(cfg, where, &o.use_bias);
+    static const char *const nulls[] = {"kernel_regularizer", "bias_regularizer",
+                                        "activity_regularizer", "kernel_constraint",
+                                        "bias_constraint", "lora_rank"};
+    if (!st) st = kc_cfg_must_be_null(cfg, where, nulls, 6);
+    if (!st) st = kc_cfg_activation(kc_cfg_field(cfg, "activation"), where, &o.activation);
+    if (st) return st;
+    return kc_cfg_made(kc_conv2d_transpose(filters, &o), where, out);
+}
+
+static kc_status convt_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "filters", l->units);
+    cJSON_AddItemToObject(cfg, "kernel_size", kc_cfg_int_list2(l->kh, l->kw));
+    cJSON_AddItemToObject(cfg, "strides", kc_cfg_int_list2(l->sh, l->sw));
+    cJSON_AddStringToObject(cfg, "padding", l->pad_same ? "same" : "valid");
+    if (l->output_padding[0] < 0) cJSON_AddNullToObject(cfg, "output_padding");
+    else
+        cJSON_AddItemToObject(cfg, "output_padding",
+                              kc_cfg_int_list2(l->output_padding[0], l->output_padding[1]));
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    cJSON_AddItemToObject(cfg, "dilation_rate", kc_cfg_int_list2(1, 1));
+    cJSON_AddStringToObject(cfg, "activation", kc_act_name(l->act));
+    cJSON_AddBoolToObject(cfg, "use_bias", !l->no_bias);
+    cJSON_AddItemToObject(cfg, "kernel_initializer",
+                          kc_initializer_to_json(&(kc_initializer){0}, KC_INIT_GLOROT_UNIFORM));
+    cJSON_AddItemToObject(cfg, "bias_initializer",
+                          kc_initializer_to_json(&(kc_initializer){0}, KC_INIT_ZEROS));
+    const char *nulls[] = {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                           "kernel_constraint", "bias_constraint"};
+    for (int i = 0; i < 5; i++) cJSON_AddNullToObject(cfg, nulls[i]);
+    return KC_OK;
+}
+
+static int convt_weights(const kc_layer *l, kc_weight_desc *w) {
+    int64_t in = l->in_shape.rank == 3 ? l->in_shape.dims[2] : 0;
+    return kc_cfg_kernel_bias(l, 4, (int64_t[]){l->kh, l->kw, l->units, in}, w);
+}
+
+const kc_layer_ops kc_conv2d_transpose_ops = {
     .type_name = "Conv2DTranspose",
     .base_name = "conv2d_transpose",
     .build = convt_build,
     .init = convt_init,
     .forward = convt_forward,
     .backward = convt_backward,
-    .scratch_size = convt_scratch};
+    .scratch_size = convt_scratch,
+    .io = {convt_from, convt_to, convt_weights}};
 
 kc_layer *kc_conv2d_transpose(int filters, const kc_conv2d_opts *opts) {
     kc_conv2d_opts o = opts ? *opts : (kc_conv2d_opts){0};
-    kc_layer *l = kc_layer_new(&convt_ops);
+    kc_layer *l = kc_conv_new(&kc_conv2d_transpose_ops, filters, &o);
     if (!l) return NULL;
-    l->units = filters;
-    l->kh = o.kernel_size[0];
-    l->kw = o.kernel_size[1] ? o.kernel_size[1] : o.kernel_size[0];
-    l->sh = o.strides[0] ? o.strides[0] : 1;
-    l->sw = o.strides[1] ? o.strides[1] : l->sh;
-    l->pad_same = (int)o.padding;
-    l->act = o.activation;
-    l->dh = o.dilation_rate[0] ? o.dilation_rate[0] : 1;
-    l->dw = o.dilation_rate[1] ? o.dilation_rate[1] : l->dh;
-    l->no_bias = o.use_bias == KC_ZERO;
     /* 0 -> None, KC_ZERO -> 0; the second defaults to the first */
     int op0 = o.output_padding[0], op1 = o.output_padding[1] ? o.output_padding[1] : op0;
     l->output_padding[0] = op0 == 0 ? -1 : op0 == KC_ZERO ? 0 : op0;

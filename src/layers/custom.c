@@ -153,10 +153,9 @@ static kc_custom_entry *entry_of(const kc_custom_layer_type *t, int reg, const c
                                 .forward = custom_forward,
                                 .backward = t->backward ? custom_backward : NULL,
                                 .scratch_size = t->scratch_size ? custom_scratch : NULL,
-                                .destroy = custom_destroy};
-        e->io = (kc_layer_io){.class_name = e->class_name,
-                              .to_config = kc_custom_io_to_config,
-                              .weights = kc_custom_io_weights};
+                                .destroy = custom_destroy,
+                                .io = {.to_config = kc_custom_io_to_config,
+                                       .weights = kc_custom_io_weights}};
         n_entries++;
     }
     if (reg) e->registered = 1;
@@ -184,7 +183,7 @@ const kc_custom_entry *kc_custom_find(const char *name) {
 
 const kc_custom_entry *kc_custom_of_io(const kc_layer_io *io) {
     for (int i = 0; i < MAX_TYPES; i++)
-        if (io == &entries[i].io) return &entries[i];
+        if (io == &entries[i].ops.io) return &entries[i];
     return NULL;
 }
 

@@ -1,5 +1,5 @@
 /* custom.h: custom layers (kc_custom_layer_type) inside kerac: the registry of types, each
- * with its layer ops and its entry of the saving table, and the layer's own part. custom.c
+ * with its layer class (kc_layer_ops, file I/O included), and the layer's own part. custom.c
  * runs them, io/custom_io.c saves and loads them. */
 #ifndef KERAC_CUSTOM_H
 #define KERAC_CUSTOM_H
@@ -16,8 +16,8 @@ typedef struct {
     char registered_name[2 * KC_CUSTOM_NAME_MAX + 1]; /* "package>class_name" */
     char base_name[2 * KC_CUSTOM_NAME_MAX];           /* snake case: "antirectifier" */
     int registered; /* kc_register_layer_type: loadable from files */
-    kc_layer_ops ops;
-    kc_layer_io io; /* from_config NULL: kc_custom_io_from_config reads the config */
+    kc_layer_ops ops; /* the type's class; its io is custom_io.c's, from_config NULL:
+                         kc_custom_io_from_config reads the config (with the entry) */
 } kc_custom_entry;
 
 typedef struct {
@@ -42,7 +42,7 @@ struct kc_custom_layer {
 /* a registered type by its registered name ("Custom>Antirectifier") or, for files that
  * name it bare, its class name; NULL when none */
 const kc_custom_entry *kc_custom_find(const char *name);
-/* the custom type whose saving entry io is; NULL for Keras's classes */
+/* the custom type whose class's io is io; NULL for Keras's classes */
 const kc_custom_entry *kc_custom_of_io(const kc_layer_io *io);
 /* the layer from a loaded config: options in config_size bytes (copied) */
 kc_layer *kc_custom_make(const kc_custom_entry *e, const void *config);

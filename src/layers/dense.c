@@ -3,6 +3,7 @@
  * (initializers.c); the regularizers' penalties and gradients are the model's (engine.c). */
 #include "layer.h"
 #include "../initializers.h"
+#include "../io/config_fields.h"
 #include "../ops/ops.h"
 #include "../optimizers.h"
 #include <math.h>
@@ -11,7 +12,7 @@ static kc_status dense_build(kc_layer *l) {
     if (l->units <= 0)
         return kc_err(KC_EINVAL, "layer %s (Dense): units must be positive, got %d", l->name,
                       l->units);
-    if ((unsigned)l->act > KC_TANH)
+    if ((unsigned)l->act >= KC_ACT_COUNT)
         return kc_err(KC_EINVAL, "layer %s (Dense): unknown activation %d", l->name, (int)l->act);
     if (l->in_shape.rank != 1) {
         char buf[64];
@@ -104,18 +105,51 @@ static void dense_backward(kc_layer *l, const float *in, const float *out, float
                            l->units);
 }
 
-static const kc_layer_ops dense_ops = {
+/* ---- Keras's config and variables ---- */
+
+static kc_status dense_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    int units;
+    kc_status st = kc_cfg_count(cfg, "units", where, &units);
+    if (st) return st;
+    kc_cfg_weight_opts w;
+    st = kc_cfg_weight_opts_from(cfg, where, &w);
+    kc_act act = KC_LINEAR;
+    if (!st) st = kc_cfg_activation(kc_cfg_field(cfg, "activation"), where, &act);
+    if (st) return st;
+    kc_dense_opts o = {.activation = act,
+                       .use_bias = w.use_bias,
+                       .kernel_initializer = w.kernel_init,
+                       .bias_initializer = w.bias_init,
+                       .kernel_regularizer = w.kernel_reg,
+                       .bias_regularizer = w.bias_reg,
+                       .activity_regularizer = w.activity_reg};
+    return kc_cfg_made(kc_dense_ex(units, &o), where, out);
+}
+
+static kc_status dense_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "units", l->units);
+    cJSON_AddStringToObject(cfg, "activation", kc_act_name(l->act));
+    kc_cfg_weight_opts_to(l, cfg);
+    return KC_OK;
+}
+
+static int dense_weights(const kc_layer *l, kc_weight_desc *w) {
+    return kc_cfg_kernel_bias(l, 2, (int64_t[]){l->in_size, l->units}, w);
+}
+
+const kc_layer_ops kc_dense_ops = {
     .type_name = "Dense",
     .base_name = "dense",
     .build = dense_build,
     .init = dense_init,
     .forward = dense_forward,
     .backward = dense_backward,
-    .updates_weights = 1};
+    .updates_weights = 1,
+    .io = {dense_from, dense_to, dense_weights}};
 
 kc_layer *kc_dense_ex(int units, const kc_dense_opts *opts) {
     kc_dense_opts o = opts ? *opts : (kc_dense_opts){0};
-    kc_layer *l = kc_layer_new(&dense_ops);
+    kc_layer *l = kc_layer_new(&kc_dense_ops);
     if (!l) return NULL;
     l->units = units;
     l->act = o.activation;

@@ -1,5 +1,7 @@
-/* layer.h: what a layer is inside kerac: a small struct and a table of functions (build,
- * init, forward, backward). Weights and gradients are views into the model's flat buffers. */
+/* layer.h: what a layer is inside kerac: a small struct, and its class: one kc_layer_ops
+ * object per Keras class holding the class's functions (build, init, forward, backward) and
+ * its file I/O (Keras's config and variables). Each class lives in one file of src/layers/ and
+ * has one line in registry.c. Weights and gradients are views into the model's flat buffers. */
 #ifndef KERAC_LAYER_H
 #define KERAC_LAYER_H
 #include "../internal.h"
@@ -16,8 +18,40 @@ typedef struct {
     int bf16; /* Dense products in bfloat16 (kc_set_mixed_bfloat16) */
 } kc_forward_ctx;
 
+struct cJSON; /* cJSON's values (<cjson/cJSON.h>): the io functions' configs */
+
+/* a variable of a layer, as Keras saves it */
+#define KC_MAX_WEIGHTS 8
 typedef struct {
-    const char *type_name; /* "Dense", as in Keras's summary */
+    const char *name; /* Keras's variable name: "kernel", "bias", "gamma", "moving_mean" */
+    int rank;
+    int64_t dims[KC_MAX_RANK];
+    int64_t offset, count; /* within the model's flat params (the class's weights function:
+                              from the layer's first weight) */
+    int trainable;         /* the optimizer keeps state for it */
+} kc_weight_desc;
+
+/* A layer class's Keras file I/O: its config and its variables (src/io/ calls these; the
+ * config fields several classes share are src/io/config_fields.h's). */
+typedef struct {
+    /* the layer a Keras config of the class describes; where prefixes errors ("file: layer
+     * 'dense_1'") */
+    kc_status (*from_config)(const struct cJSON *config, const char *where, kc_layer **out);
+    /* the layer's config fields beyond name, trainable and dtype */
+    kc_status (*to_config)(const kc_layer *layer, struct cJSON *config);
+    /* optional (NULL: none): the layer's variables in Keras's order, offsets from the layer's
+     * first weight; returns their count (at most KC_MAX_WEIGHTS) */
+    int (*weights)(const kc_layer *layer, kc_weight_desc *out);
+    /* optional: checks the config against the built layer (its input shape known) */
+    kc_status (*check_built)(const struct cJSON *config, const kc_layer *layer,
+                             const char *where);
+} kc_layer_io;
+
+/* A layer class: one object per Keras class, defined in its file of src/layers/ and listed in
+ * registry.c. type_name is Keras's class name, both the summary's and the configs' (io reads
+ * and writes them), so the two cannot disagree. */
+typedef struct {
+    const char *type_name; /* "Dense", as in Keras's summary and configs */
     const char *base_name; /* "dense": names are base_name, base_name_1, ... */
     /* sets out_shape and param_count from in_shape; an error names the layer and shapes */
     kc_status (*build)(kc_layer *layer);
@@ -49,7 +83,20 @@ typedef struct {
     int min_inputs, max_inputs;
     /* optional: releases what the layer holds beyond the struct (called before free) */
     void (*destroy)(kc_layer *layer);
+    /* its Keras config and variables; a class without to_config (a nested model's) is not
+     * saved as a layer */
+    kc_layer_io io;
 } kc_layer_ops;
+
+/* ---- the registry of classes (registry.c) ---- */
+/* The io of Keras's layer class class_name, else of the registered custom layer type of that
+ * registered name (or bare class name, for files that write it so; their classes are
+ * custom.c's entries: see kc_custom_of_io); NULL when none */
+const kc_layer_io *kc_layer_io_find(const char *class_name);
+/* "Softmax, Dense, Dropout, ...": the built-in classes, for messages */
+void kc_layer_io_names(char *buf, size_t size);
+/* the variables of layer (count returned), offsets resolved to the model's flat buffer */
+int kc_layer_weights(const kc_layer *layer, kc_weight_desc *out);
 
 #define KC_MAX_LAYER_INPUTS 16
 
@@ -119,6 +166,9 @@ static inline kc_window kc_layer_window(const kc_layer *l) {
                        l->kw, l->sh, l->sw, l->pad_top, l->pad_left, l->out_shape.dims[0],
                        l->out_shape.dims[1]};
 }
+/* A layer of class ops (Conv2D's or Conv2DTranspose's) with o's filters, kernel_size, strides,
+ * padding, activation, dilation_rate and use_bias (conv.c) */
+kc_layer *kc_conv_new(const kc_layer_ops *ops, int filters, const kc_conv2d_opts *o);
 /* The key of a Dropout layer's mask in this step (kc_dropout_apply) */
 uint64_t kc_dropout_key(const kc_layer *dropout, const kc_forward_ctx *ctx);
 /* 1 / (1 - rate) of a relu Dense's fused Dropout when it is active in ctx, else 1 */

@@ -1,8 +1,10 @@
 /* merge.c: Keras's merge layers, which take several inputs: Add, Subtract, Multiply, Average,
  * Maximum, Minimum (elementwise, with Keras's broadcasting), Concatenate and Dot. No weights.
- * The kernels are in ops/merge_ops.c; here: shapes, their checks, and the tables. */
+ * The kernels are in ops/merge_ops.c; here: shapes, their checks, the classes and their configs. */
 #include "layer.h"
+#include "../io/config_fields.h"
 #include "../ops/merge_ops.h"
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,11 +46,37 @@ static kc_status check_input_count(const kc_layer *l) {
                   l->ops->type_name, want);
 }
 
+/* ---- Keras's configs: name, trainable and dtype, and the class's own options ---- */
+
+/* A merge layer's config holds name, trainable and dtype (checked by the model's loader), and
+ * the class's own options (own, n of them); any other field is refused by name. */
+static kc_status merge_fields(const cJSON *cfg, const char *where, const char *cls,
+                              const char *const *own, int n) {
+    static const char *const base[] = {"name", "trainable", "dtype"};
+    const cJSON *item;
+    cJSON_ArrayForEach(item, cfg) {
+        int known = 0;
+        for (int i = 0; i < 3 && !known; i++) known = item->string && !strcmp(item->string, base[i]);
+        for (int i = 0; i < n && !known; i++) known = item->string && !strcmp(item->string, own[i]);
+        if (!known)
+            return kc_err(KC_EFORMAT, "%s: %s's option '%s' is not supported by kerac", where, cls,
+                          item->string ? item->string : "?");
+    }
+    return KC_OK;
+}
+
+/* a whole number (JSON number) into *out */
+static int whole(const cJSON *v, int *out) {
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+        fabs(v->valuedouble) > 1e6)
+        return 0;
+    *out = (int)v->valuedouble;
+    return 1;
+}
+
 /* ---- Add, Subtract, Multiply, Average, Maximum, Minimum ---- */
 
-static const kc_layer_ops elementwise_ops[6];
-
-static kc_merge_op op_of(const kc_layer *l) { return (kc_merge_op)(l->ops - elementwise_ops); }
+static kc_merge_op op_of(const kc_layer *l); /* the class's operation */
 
 static kc_status elementwise_build(kc_layer *l) {
     kc_status st = check_input_count(l);
@@ -84,32 +112,59 @@ static void elementwise_backward(kc_layer *l, const float *const *in, const floa
     kc_merge_backward(op_of(l), &b, in, dout, din, batch);
 }
 
-#define ELEMENTWISE(type, base, min)                                                        \
-    {.type_name = type,                                                                      \
-     .base_name = base,                                                                      \
-     .build = elementwise_build,                                                             \
-     .init = kc_no_init,                                                                     \
-     .forward_n = elementwise_forward,                                                       \
-     .backward_n = elementwise_backward,                                                     \
-     .min_inputs = min,                                                                      \
-     .max_inputs = (min) == 2 ? 2 : KC_MAX_LAYER_INPUTS}
+/* the config: no options of their own; cls names the class */
+static kc_status elementwise_from(const cJSON *cfg, const char *where, const char *cls,
+                                  kc_layer *(*make)(void), kc_layer **out) {
+    kc_status st = merge_fields(cfg, where, cls, NULL, 0);
+    return st ? st : kc_cfg_made(make(), where, out);
+}
 
-/* in kc_merge_op's order; Keras takes a single input too, except Subtract */
-static const kc_layer_ops elementwise_ops[6] = {
-    [KC_MERGE_ADD] = ELEMENTWISE("Add", "add", 1),
-    [KC_MERGE_SUBTRACT] = ELEMENTWISE("Subtract", "subtract", 2),
-    [KC_MERGE_MULTIPLY] = ELEMENTWISE("Multiply", "multiply", 1),
-    [KC_MERGE_AVERAGE] = ELEMENTWISE("Average", "average", 1),
-    [KC_MERGE_MAXIMUM] = ELEMENTWISE("Maximum", "maximum", 1),
-    [KC_MERGE_MINIMUM] = ELEMENTWISE("Minimum", "minimum", 1),
+static kc_status elementwise_to(const kc_layer *l, cJSON *cfg) { return KC_OK; }
+
+/* the class kc_<name>_ops (kc_merge_<name> makes its layers); Keras takes a single input too,
+ * except Subtract */
+#define ELEMENTWISE(name, type, min)                                                        \
+    static kc_status name##_from(const cJSON *cfg, const char *where, kc_layer **out) {     \
+        return elementwise_from(cfg, where, type, kc_merge_##name, out);                     \
+    }                                                                                        \
+    const kc_layer_ops kc_##name##_ops = {                                                   \
+        .type_name = type,                                                                   \
+        .base_name = #name,                                                                  \
+        .build = elementwise_build,                                                          \
+        .init = kc_no_init,                                                                  \
+        .forward_n = elementwise_forward,                                                    \
+        .backward_n = elementwise_backward,                                                  \
+        .min_inputs = min,                                                                   \
+        .max_inputs = (min) == 2 ? 2 : KC_MAX_LAYER_INPUTS,                                  \
+        .io = {name##_from, elementwise_to}};
+ELEMENTWISE(add, "Add", 1)
+ELEMENTWISE(subtract, "Subtract", 2)
+ELEMENTWISE(multiply, "Multiply", 1)
+ELEMENTWISE(average, "Average", 1)
+ELEMENTWISE(maximum, "Maximum", 1)
+ELEMENTWISE(minimum, "Minimum", 1)
+
+/* the classes by kc_merge_op */
+static const kc_layer_ops *const elementwise_ops[] = {
+    [KC_MERGE_ADD] = &kc_add_ops,           [KC_MERGE_SUBTRACT] = &kc_subtract_ops,
+    [KC_MERGE_MULTIPLY] = &kc_multiply_ops, [KC_MERGE_AVERAGE] = &kc_average_ops,
+    [KC_MERGE_MAXIMUM] = &kc_maximum_ops,   [KC_MERGE_MINIMUM] = &kc_minimum_ops,
 };
+_Static_assert(sizeof elementwise_ops / sizeof *elementwise_ops == KC_MERGE_OP_COUNT,
+               "elementwise_ops needs one class per kc_merge_op (ops/merge_ops.h)");
 
-kc_layer *kc_merge_add(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_ADD]); }
-kc_layer *kc_merge_subtract(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_SUBTRACT]); }
-kc_layer *kc_merge_multiply(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_MULTIPLY]); }
-kc_layer *kc_merge_average(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_AVERAGE]); }
-kc_layer *kc_merge_maximum(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_MAXIMUM]); }
-kc_layer *kc_merge_minimum(void) { return kc_layer_new(&elementwise_ops[KC_MERGE_MINIMUM]); }
+static kc_merge_op op_of(const kc_layer *l) {
+    int op = 0;
+    while (op < KC_MERGE_OP_COUNT - 1 && elementwise_ops[op] != l->ops) op++;
+    return (kc_merge_op)op;
+}
+
+kc_layer *kc_merge_add(void) { return kc_layer_new(&kc_add_ops); }
+kc_layer *kc_merge_subtract(void) { return kc_layer_new(&kc_subtract_ops); }
+kc_layer *kc_merge_multiply(void) { return kc_layer_new(&kc_multiply_ops); }
+kc_layer *kc_merge_average(void) { return kc_layer_new(&kc_average_ops); }
+kc_layer *kc_merge_maximum(void) { return kc_layer_new(&kc_maximum_ops); }
+kc_layer *kc_merge_minimum(void) { return kc_layer_new(&kc_minimum_ops); }
 
 /* ---- Concatenate ---- */
 
@@ -196,7 +251,25 @@ static void concatenate_backward(kc_layer *l, const float *const *in, const floa
     kc_concat_backward(l->n_in, outer, inner, dout, din, batch);
 }
 
-static const kc_layer_ops concatenate_ops = {
+/* axis (Keras 3 and tf.keras 2 alike; absent: -1). Its range is checked when the layer is
+ * built, against the inputs' rank. */
+static kc_status concatenate_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    static const char *const own[] = {"axis"};
+    kc_status st = merge_fields(cfg, where, "Concatenate", own, 1);
+    if (st) return st;
+    int axis = -1;
+    const cJSON *v = kc_cfg_field(cfg, "axis");
+    if (v && !whole(v, &axis))
+        return kc_err(KC_EFORMAT, "%s: Concatenate's axis is not a whole number", where);
+    return kc_cfg_made(kc_concatenate(axis), where, out);
+}
+
+static kc_status concatenate_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "axis", l->axis);
+    return KC_OK;
+}
+
+const kc_layer_ops kc_concatenate_ops = {
     .type_name = "Concatenate",
     .base_name = "concatenate",
     .build = concatenate_build,
@@ -204,10 +277,11 @@ static const kc_layer_ops concatenate_ops = {
     .forward_n = concatenate_forward,
     .backward_n = concatenate_backward,
     .min_inputs = 1,
-    .max_inputs = KC_MAX_LAYER_INPUTS};
+    .max_inputs = KC_MAX_LAYER_INPUTS,
+    .io = {concatenate_from, concatenate_to}};
 
 kc_layer *kc_concatenate(int axis) {
-    kc_layer *l = kc_layer_new(&concatenate_ops);
+    kc_layer *l = kc_layer_new(&kc_concatenate_ops);
     if (l) l->axis = axis;
     return l;
 }
@@ -306,7 +380,40 @@ static void dot_backward(kc_layer *l, const float *const *in, const float *out,
     kc_batch_dot_backward(&g, in[0], in[1], dout, din[0], din[1], batch);
 }
 
-static const kc_layer_ops dot_ops = {
+/* axes (an int, or a list of 2: Keras 3 writes its tuple as a list, tf.keras 2 either) and
+ * normalize (absent: false) */
+static kc_status dot_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    static const char *const own[] = {"axes", "normalize"};
+    kc_status st = merge_fields(cfg, where, "Dot", own, 2);
+    if (st) return st;
+    const cJSON *v = kc_cfg_field(cfg, "axes");
+    int axes[2];
+    if (cJSON_IsArray(v)) {
+        if (cJSON_GetArraySize(v) != 2 || !whole(cJSON_GetArrayItem(v, 0), &axes[0]) ||
+            !whole(cJSON_GetArrayItem(v, 1), &axes[1]))
+            return kc_err(KC_EFORMAT, "%s: Dot's axes must be a whole number or a list of 2",
+                          where);
+    } else if (whole(v, &axes[0])) {
+        axes[1] = axes[0];
+    } else {
+        return kc_err(KC_EFORMAT, "%s: Dot's axes is %s (a whole number or a list of 2)", where,
+                      v ? "not a whole number or a list of 2" : "missing");
+    }
+    const cJSON *nz = kc_cfg_field(cfg, "normalize");
+    if (nz && !cJSON_IsNull(nz) && !cJSON_IsBool(nz))
+        return kc_err(KC_EFORMAT, "%s: Dot's normalize is not true or false", where);
+    return kc_cfg_made(kc_dot(axes[0], axes[1], cJSON_IsTrue(nz)), where, out);
+}
+
+static kc_status dot_to(const kc_layer *l, cJSON *cfg) {
+    /* Keras's axes=k means (k, k) for either sign of k: one number when they are equal */
+    if (l->dot_axes[0] == l->dot_axes[1]) cJSON_AddNumberToObject(cfg, "axes", l->dot_axes[0]);
+    else cJSON_AddItemToObject(cfg, "axes", kc_cfg_int_list2(l->dot_axes[0], l->dot_axes[1]));
+    cJSON_AddBoolToObject(cfg, "normalize", l->normalize);
+    return KC_OK;
+}
+
+const kc_layer_ops kc_dot_ops = {
     .type_name = "Dot",
     .base_name = "dot",
     .build = dot_build,
@@ -314,10 +421,11 @@ static const kc_layer_ops dot_ops = {
     .forward_n = dot_forward,
     .backward_n = dot_backward,
     .min_inputs = 2,
-    .max_inputs = 2};
+    .max_inputs = 2,
+    .io = {dot_from, dot_to}};
 
 kc_layer *kc_dot(int axis0, int axis1, int normalize) {
-    kc_layer *l = kc_layer_new(&dot_ops);
+    kc_layer *l = kc_layer_new(&kc_dot_ops);
     if (l) {
         l->dot_axes[0] = axis0;
         l->dot_axes[1] = axis1;

@@ -2,8 +2,10 @@
  * GlobalAveragePooling2D, GlobalMaxPooling2D (keepdims), channels last; Reshape. Batches
  * split over the pool by images. */
 #include "layer.h"
+#include "../io/config_fields.h"
 #include "../ops/ops.h"
 #include "../util/threads.h"
+#include <math.h>
 #include <string.h>
 
 static int is_max(const kc_layer *l);        /* MaxPooling2D, not AveragePooling2D */
@@ -82,25 +84,6 @@ static void pool_backward(kc_layer *l, const float *in, const float *out, float 
     kc_parallel_range(batch, 1, l->in_size, pool_range, &job);
 }
 
-static const kc_layer_ops max_pool_ops = {
-    .type_name = "MaxPooling2D",
-    .base_name = "max_pooling2d",
-    .build = pool_build,
-    .init = kc_no_init,
-    .forward = pool_forward,
-    .backward = pool_backward,
-    .scratch_size = pool_scratch};
-static const kc_layer_ops avg_pool_ops = {
-    .type_name = "AveragePooling2D",
-    .base_name = "average_pooling2d",
-    .build = pool_build,
-    .init = kc_no_init,
-    .forward = pool_forward,
-    .backward = pool_backward,
-    .scratch_size = pool_scratch};
-
-static int is_max(const kc_layer *l) { return l->ops == &max_pool_ops; }
-
 static kc_layer *pool_new(const kc_layer_ops *ops, const kc_pool2d_opts *opts) {
     kc_pool2d_opts o = opts ? *opts : (kc_pool2d_opts){0};
     kc_layer *l = kc_layer_new(ops);
@@ -114,15 +97,67 @@ static kc_layer *pool_new(const kc_layer_ops *ops, const kc_pool2d_opts *opts) {
     return l;
 }
 
-kc_layer *kc_max_pooling2d_ex(const kc_pool2d_opts *opts) { return pool_new(&max_pool_ops, opts); }
+/* MaxPooling2D's and AveragePooling2D's config: the layer make makes */
+static kc_status pool_from(const cJSON *cfg, const char *where,
+                           kc_layer *(*make)(const kc_pool2d_opts *), kc_layer **out) {
+    kc_pool2d_opts o = {{2, 2}, {0, 0}, KC_VALID};
+    kc_status st = kc_cfg_int_pair(cfg, "pool_size", where, o.pool_size);
+    if (!st) st = kc_cfg_int_pair(cfg, "strides", where, o.strides); /* null: pool_size */
+    if (!st) st = kc_cfg_padding(cfg, where, &o.padding);
+    if (!st) st = kc_cfg_channels_last(cfg, where);
+    return st ? st : kc_cfg_made(make(&o), where, out);
+}
+
+static kc_status max_pool_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    return pool_from(cfg, where, kc_max_pooling2d_ex, out);
+}
+
+static kc_status avg_pool_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    return pool_from(cfg, where, kc_average_pooling2d_ex, out);
+}
+
+static kc_status pool_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddItemToObject(cfg, "pool_size", kc_cfg_int_list2(l->kh, l->kw));
+    cJSON_AddStringToObject(cfg, "padding", l->pad_same ? "same" : "valid");
+    cJSON_AddItemToObject(cfg, "strides", kc_cfg_int_list2(l->sh, l->sw));
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    return KC_OK;
+}
+
+const kc_layer_ops kc_max_pooling2d_ops = {
+    .type_name = "MaxPooling2D",
+    .base_name = "max_pooling2d",
+    .build = pool_build,
+    .init = kc_no_init,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .scratch_size = pool_scratch,
+    .io = {max_pool_from, pool_to}};
+const kc_layer_ops kc_average_pooling2d_ops = {
+    .type_name = "AveragePooling2D",
+    .base_name = "average_pooling2d",
+    .build = pool_build,
+    .init = kc_no_init,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .scratch_size = pool_scratch,
+    .io = {avg_pool_from, pool_to}};
+
+static int is_max(const kc_layer *l) { return l->ops == &kc_max_pooling2d_ops; }
+
+kc_layer *kc_max_pooling2d_ex(const kc_pool2d_opts *opts) {
+    return pool_new(&kc_max_pooling2d_ops, opts);
+}
 kc_layer *kc_average_pooling2d_ex(const kc_pool2d_opts *opts) {
-    return pool_new(&avg_pool_ops, opts);
+    return pool_new(&kc_average_pooling2d_ops, opts);
 }
 kc_layer *kc_max_pooling2d(int pool_size) {
-    return pool_new(&max_pool_ops, &(kc_pool2d_opts){.pool_size = {pool_size, pool_size}});
+    return pool_new(&kc_max_pooling2d_ops,
+                    &(kc_pool2d_opts){.pool_size = {pool_size, pool_size}});
 }
 kc_layer *kc_average_pooling2d(int pool_size) {
-    return pool_new(&avg_pool_ops, &(kc_pool2d_opts){.pool_size = {pool_size, pool_size}});
+    return pool_new(&kc_average_pooling2d_ops,
+                    &(kc_pool2d_opts){.pool_size = {pool_size, pool_size}});
 }
 
 /* ---- GlobalAveragePooling2D, GlobalMaxPooling2D: (h, w, c) -> (c), or (1, 1, c) with
@@ -196,38 +231,67 @@ static int64_t gmp_scratch(const kc_layer *l, int batch, int parts) {
     return (int64_t)batch * l->out_size;
 }
 
-static const kc_layer_ops gap_ops = {
-    .type_name = "GlobalAveragePooling2D",
-    .base_name = "global_average_pooling2d",
-    .build = gap_build,
-    .init = kc_no_init,
-    .forward = gap_forward,
-    .backward = gap_backward};
-
-static const kc_layer_ops gmp_ops = {
-    .type_name = "GlobalMaxPooling2D",
-    .base_name = "global_max_pooling2d",
-    .build = gap_build,
-    .init = kc_no_init,
-    .forward = gap_forward,
-    .backward = gap_backward,
-    .scratch_size = gmp_scratch};
-
-static int is_global_max(const kc_layer *l) { return l->ops == &gmp_ops; }
-
 static kc_layer *global_new(const kc_layer_ops *ops, const kc_global_pool2d_opts *opts) {
     kc_layer *l = kc_layer_new(ops);
     if (l && opts) l->keepdims = opts->keepdims;
     return l;
 }
 
-kc_layer *kc_global_average_pooling2d(void) { return kc_layer_new(&gap_ops); }
-kc_layer *kc_global_average_pooling2d_ex(const kc_global_pool2d_opts *opts) {
-    return global_new(&gap_ops, opts);
+/* GlobalAveragePooling2D's and GlobalMaxPooling2D's config: the layer make makes */
+static kc_status global_from(const cJSON *cfg, const char *where,
+                             kc_layer *(*make)(const kc_global_pool2d_opts *), kc_layer **out) {
+    kc_status st = kc_cfg_channels_last(cfg, where);
+    if (st) return st;
+    const cJSON *k = kc_cfg_field(cfg, "keepdims");
+    if (k && !cJSON_IsNull(k) && !cJSON_IsBool(k))
+        return kc_err(KC_EFORMAT, "%s: keepdims is not true or false", where);
+    return kc_cfg_made(make(&(kc_global_pool2d_opts){.keepdims = cJSON_IsTrue(k)}), where, out);
 }
-kc_layer *kc_global_max_pooling2d(void) { return kc_layer_new(&gmp_ops); }
+
+static kc_status gap_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    return global_from(cfg, where, kc_global_average_pooling2d_ex, out);
+}
+
+static kc_status gmp_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    return global_from(cfg, where, kc_global_max_pooling2d_ex, out);
+}
+
+static kc_status global_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    cJSON_AddBoolToObject(cfg, "keepdims", l->keepdims);
+    return KC_OK;
+}
+
+const kc_layer_ops kc_global_average_pooling2d_ops = {
+    .type_name = "GlobalAveragePooling2D",
+    .base_name = "global_average_pooling2d",
+    .build = gap_build,
+    .init = kc_no_init,
+    .forward = gap_forward,
+    .backward = gap_backward,
+    .io = {gap_from, global_to}};
+
+const kc_layer_ops kc_global_max_pooling2d_ops = {
+    .type_name = "GlobalMaxPooling2D",
+    .base_name = "global_max_pooling2d",
+    .build = gap_build,
+    .init = kc_no_init,
+    .forward = gap_forward,
+    .backward = gap_backward,
+    .scratch_size = gmp_scratch,
+    .io = {gmp_from, global_to}};
+
+static int is_global_max(const kc_layer *l) { return l->ops == &kc_global_max_pooling2d_ops; }
+
+kc_layer *kc_global_average_pooling2d(void) {
+    return kc_layer_new(&kc_global_average_pooling2d_ops);
+}
+kc_layer *kc_global_average_pooling2d_ex(const kc_global_pool2d_opts *opts) {
+    return global_new(&kc_global_average_pooling2d_ops, opts);
+}
+kc_layer *kc_global_max_pooling2d(void) { return kc_layer_new(&kc_global_max_pooling2d_ops); }
 kc_layer *kc_global_max_pooling2d_ex(const kc_global_pool2d_opts *opts) {
-    return global_new(&gmp_ops, opts);
+    return global_new(&kc_global_max_pooling2d_ops, opts);
 }
 
 /* ---- Reshape(target_shape): the same values, another per-sample shape (one dim may be -1) --- */
@@ -259,16 +323,41 @@ static kc_status reshape_build(kc_layer *l) {
     return KC_OK;
 }
 
-static const kc_layer_ops reshape_ops = {
+static kc_status reshape_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    const cJSON *t = kc_cfg_field(cfg, "target_shape");
+    int n = cJSON_GetArraySize(t);
+    if (!cJSON_IsArray(t) || n < 1 || n > KC_MAX_RANK)
+        return kc_err(KC_EFORMAT, "%s: target_shape is missing or not a list of 1 to %d dims",
+                      where, KC_MAX_RANK);
+    kc_shape s = {n, {0}};
+    for (int i = 0; i < n; i++) {
+        const cJSON *d = cJSON_GetArrayItem(t, i);
+        if (!cJSON_IsNumber(d) || d->valuedouble < -1 || d->valuedouble > 1e9 ||
+            d->valuedouble != floor(d->valuedouble) || d->valuedouble == 0)
+            return kc_err(KC_EFORMAT, "%s: target_shape holds %s (positive whole numbers or -1 "
+                                      "only)", where, cJSON_IsNumber(d) ? "a bad number" : "a non-number");
+        s.dims[i] = (int)d->valuedouble;
+    }
+    return kc_cfg_made(kc_reshape(s), where, out);
+}
+
+static kc_status reshape_to(const kc_layer *l, cJSON *cfg) {
+    /* the target as built (a -1 resolved): the same layer */
+    cJSON_AddItemToObject(cfg, "target_shape", cJSON_CreateIntArray(l->out_shape.dims, l->out_shape.rank));
+    return KC_OK;
+}
+
+const kc_layer_ops kc_reshape_ops = {
     .type_name = "Reshape",
     .base_name = "reshape",
     .build = reshape_build,
     .init = kc_no_init,
     .forward = kc_copy_forward,
-    .backward = kc_copy_backward};
+    .backward = kc_copy_backward,
+    .io = {reshape_from, reshape_to}};
 
 kc_layer *kc_reshape(kc_shape target_shape) {
-    kc_layer *l = kc_layer_new(&reshape_ops);
+    kc_layer *l = kc_layer_new(&kc_reshape_ops);
     if (l) l->out_shape = target_shape;
     return l;
 }

@@ -3,8 +3,10 @@
  * Cropping2D(((top, bottom), (left, right))). Batches split over the pool by images; the
  * kernels are ops/resize.c's. */
 #include "layer.h"
+#include "../io/config_fields.h"
 #include "../ops/ops.h"
 #include "../util/threads.h"
+#include <strings.h>
 
 static kc_status need_image(const kc_layer *l) {
     char buf[64];
@@ -73,17 +75,43 @@ static void up_backward(kc_layer *l, const float *in, const float *out, float *d
     if (din) run(l, up_range, dout, din, batch, 1);
 }
 
-static const kc_layer_ops up_ops = {
+static kc_status up_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    kc_up_sampling2d_opts o = {.size = {2, 2}};
+    kc_status st = kc_cfg_int_pair(cfg, "size", where, o.size);
+    if (!st) st = kc_cfg_channels_last(cfg, where);
+    if (st) return st;
+    const cJSON *in = kc_cfg_field(cfg, "interpolation");
+    if (in && !cJSON_IsNull(in)) {
+        if (!cJSON_IsString(in))
+            return kc_err(KC_EFORMAT, "%s: interpolation is not a string", where);
+        if (!strcasecmp(in->valuestring, "bilinear")) o.interpolation = KC_BILINEAR;
+        else if (strcasecmp(in->valuestring, "nearest"))
+            return kc_err(KC_EFORMAT,
+                          "%s: interpolation '%s' is not supported (kerac has nearest, bilinear)",
+                          where, in->valuestring);
+    }
+    return kc_cfg_made(kc_up_sampling2d(&o), where, out);
+}
+
+static kc_status up_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddItemToObject(cfg, "size", kc_cfg_int_list2(l->kh, l->kw));
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    cJSON_AddStringToObject(cfg, "interpolation", l->interpolation ? "bilinear" : "nearest");
+    return KC_OK;
+}
+
+const kc_layer_ops kc_up_sampling2d_ops = {
     .type_name = "UpSampling2D",
     .base_name = "up_sampling2d",
     .build = up_build,
     .init = kc_no_init,
     .forward = up_forward,
-    .backward = up_backward};
+    .backward = up_backward,
+    .io = {up_from, up_to}};
 
 kc_layer *kc_up_sampling2d(const kc_up_sampling2d_opts *opts) {
     kc_up_sampling2d_opts o = opts ? *opts : (kc_up_sampling2d_opts){0};
-    kc_layer *l = kc_layer_new(&up_ops);
+    kc_layer *l = kc_layer_new(&kc_up_sampling2d_ops);
     if (!l) return NULL;
     l->kh = o.size[0] ? o.size[0] : 2;
     l->kw = o.size[1] ? o.size[1] : l->kh;
@@ -151,22 +179,80 @@ static void pad_crop_backward(kc_layer *l, const float *in, const float *out, fl
     if (din) run(l, pad_crop_range, dout, din, batch, 1);
 }
 
-static const kc_layer_ops pad_ops = {
+/* Keras's forms of padding / cropping: an int (all four sides), [h, w] (symmetric per axis)
+ * or [[top, bottom], [left, right]] (each entry an int or a pair); absent keeps out */
+static kc_status sides(const cJSON *cfg, const char *name, const char *where, int out[4]) {
+    const cJSON *v = kc_cfg_field(cfg, name);
+    if (!v || cJSON_IsNull(v)) return KC_OK;
+    if (cJSON_IsNumber(v)) {
+        int p[2];
+        kc_status st = kc_cfg_int_pair_value(v, name, where, 0, p);
+        if (st) return st;
+        out[0] = out[1] = out[2] = out[3] = p[0];
+        return KC_OK;
+    }
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
+        return kc_err(KC_EFORMAT,
+                      "%s: %s must be an int, 2 ints or 2 pairs of ints ((top, bottom), (left, "
+                      "right))",
+                      where, name);
+    for (int axis = 0; axis < 2; axis++) {
+        const cJSON *e = cJSON_GetArrayItem(v, axis);
+        if (cJSON_IsArray(e) && cJSON_GetArraySize(e) != 2)
+            return kc_err(KC_EFORMAT, "%s: %s entry %d must be an int or a pair of ints", where,
+                          name, axis);
+        kc_status st = kc_cfg_int_pair_value(e, name, where, 0, out + 2 * axis);
+        if (st) return st;
+    }
+    return KC_OK;
+}
+
+/* ZeroPadding2D's config (field "padding", by default 1 on each side) or Cropping2D's
+ * ("cropping", by default none): the layer make makes */
+static kc_status pad_crop_from(const cJSON *cfg, const char *where, const char *field, int dflt,
+                               kc_layer *(*make)(int, int, int, int), kc_layer **out) {
+    int p[4] = {dflt, dflt, dflt, dflt};
+    kc_status st = sides(cfg, field, where, p);
+    if (!st) st = kc_cfg_channels_last(cfg, where);
+    return st ? st : kc_cfg_made(make(p[0], p[1], p[2], p[3]), where, out);
+}
+
+static kc_status pad_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    return pad_crop_from(cfg, where, "padding", 1, kc_zero_padding2d, out);
+}
+
+static kc_status crop_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    return pad_crop_from(cfg, where, "cropping", 0, kc_cropping2d, out);
+}
+
+/* "padding" or "cropping": [[top, bottom], [left, right]] */
+static kc_status pad_crop_to(const kc_layer *l, cJSON *cfg) {
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, kc_cfg_int_list2(l->pad[0], l->pad[1]));
+    cJSON_AddItemToArray(a, kc_cfg_int_list2(l->pad[2], l->pad[3]));
+    cJSON_AddItemToObject(cfg, is_crop(l) ? "cropping" : "padding", a);
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    return KC_OK;
+}
+
+const kc_layer_ops kc_zero_padding2d_ops = {
     .type_name = "ZeroPadding2D",
     .base_name = "zero_padding2d",
     .build = pad_crop_build,
     .init = kc_no_init,
     .forward = pad_crop_forward,
-    .backward = pad_crop_backward};
-static const kc_layer_ops crop_ops = {
+    .backward = pad_crop_backward,
+    .io = {pad_from, pad_crop_to}};
+const kc_layer_ops kc_cropping2d_ops = {
     .type_name = "Cropping2D",
     .base_name = "cropping2d",
     .build = pad_crop_build,
     .init = kc_no_init,
     .forward = pad_crop_forward,
-    .backward = pad_crop_backward};
+    .backward = pad_crop_backward,
+    .io = {crop_from, pad_crop_to}};
 
-static int is_crop(const kc_layer *l) { return l->ops == &crop_ops; }
+static int is_crop(const kc_layer *l) { return l->ops == &kc_cropping2d_ops; }
 
 static kc_layer *pad_crop_new(const kc_layer_ops *ops, int top, int bottom, int left,
                               int right) {
@@ -180,8 +266,8 @@ static kc_layer *pad_crop_new(const kc_layer_ops *ops, int top, int bottom, int 
 }
 
 kc_layer *kc_zero_padding2d(int top, int bottom, int left, int right) {
-    return pad_crop_new(&pad_ops, top, bottom, left, right);
+    return pad_crop_new(&kc_zero_padding2d_ops, top, bottom, left, right);
 }
 kc_layer *kc_cropping2d(int top, int bottom, int left, int right) {
-    return pad_crop_new(&crop_ops, top, bottom, left, right);
+    return pad_crop_new(&kc_cropping2d_ops, top, bottom, left, right);
 }

@@ -1,6 +1,7 @@
-/* simple.c: the weightless layers: Dropout (inverted, training only), Activation, Flatten,
- * Identity; and the shared layer constructor. */
+/* simple.c: the weightless layers: Dropout (inverted, training only), Activation, Softmax,
+ * Flatten, Identity; and the shared layer constructor. */
 #include "layer.h"
+#include "../io/config_fields.h"
 #include "../ops/ops.h"
 #include <stdlib.h>
 #include <string.h>
@@ -73,16 +74,34 @@ static kc_status dropout_build(kc_layer *l) {
     return kc_same_shape_build(l);
 }
 
-static const kc_layer_ops dropout_ops = {
+static kc_status dropout_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    const cJSON *rate = kc_cfg_field(cfg, "rate");
+    if (!cJSON_IsNumber(rate) || !(rate->valuedouble >= 0 && rate->valuedouble < 1))
+        return kc_err(KC_EFORMAT, "%s: rate is missing or not in [0, 1)", where);
+    const cJSON *ns = kc_cfg_field(cfg, "noise_shape");
+    if (ns && !cJSON_IsNull(ns))
+        return kc_err(KC_EFORMAT, "%s: noise_shape is not supported by kerac", where);
+    return kc_cfg_made(kc_dropout((float)rate->valuedouble), where, out);
+}
+
+static kc_status dropout_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "rate", kc_json_float(l->rate));
+    cJSON_AddNullToObject(cfg, "seed");
+    cJSON_AddNullToObject(cfg, "noise_shape");
+    return KC_OK;
+}
+
+const kc_layer_ops kc_dropout_ops = {
     .type_name = "Dropout",
     .base_name = "dropout",
     .build = dropout_build,
     .init = kc_no_init,
     .forward = dropout_forward,
-    .backward = dropout_backward};
+    .backward = dropout_backward,
+    .io = {dropout_from, dropout_to}};
 
 kc_layer *kc_dropout(float rate) {
-    kc_layer *l = kc_layer_new(&dropout_ops);
+    kc_layer *l = kc_layer_new(&kc_dropout_ops);
     if (l) l->rate = rate;
     return l;
 }
@@ -112,7 +131,7 @@ static void activation_backward(kc_layer *l, const float *in, const float *out, 
 }
 
 static kc_status activation_build(kc_layer *l) {
-    if ((unsigned)l->act > KC_TANH)
+    if ((unsigned)l->act >= KC_ACT_COUNT)
         return kc_err(KC_EINVAL, "layer %s (Activation): unknown activation %d", l->name,
                       (int)l->act);
     if (l->in_shape.rank < 1 && l->act == KC_SOFTMAX)
@@ -121,30 +140,58 @@ static kc_status activation_build(kc_layer *l) {
     return kc_same_shape_build(l);
 }
 
-static const kc_layer_ops activation_ops = {
+static kc_status activation_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    kc_act act = KC_LINEAR;
+    const cJSON *a = kc_cfg_field(cfg, "activation");
+    if (!a) return kc_err(KC_EFORMAT, "%s: the activation is missing", where);
+    kc_status st = kc_cfg_activation(a, where, &act);
+    return st ? st : kc_cfg_made(kc_activation(act), where, out);
+}
+
+static kc_status activation_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddStringToObject(cfg, "activation", kc_act_name(l->act));
+    return KC_OK;
+}
+
+const kc_layer_ops kc_activation_ops = {
     .type_name = "Activation",
     .base_name = "activation",
     .build = activation_build,
     .init = kc_no_init,
     .forward = activation_forward,
-    .backward = activation_backward};
+    .backward = activation_backward,
+    .io = {activation_from, activation_to}};
 
 /* Softmax(axis=-1): the layer class keras.layers.Softmax (the last axis only) */
-static const kc_layer_ops softmax_ops = {.type_name = "Softmax",
-                                         .base_name = "softmax",
-                                         .build = activation_build,
-                                         .init = kc_no_init,
-                                         .forward = activation_forward,
-                                         .backward = activation_backward};
+
+static kc_status softmax_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    double axis = -1;
+    if (kc_cfg_num(cfg, "axis", &axis) < 0 || axis != -1)
+        return kc_err(KC_EFORMAT, "%s: Softmax's axis must be -1 (the last axis) in kerac", where);
+    return kc_cfg_made(kc_softmax_layer(), where, out);
+}
+
+static kc_status softmax_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddNumberToObject(cfg, "axis", -1);
+    return KC_OK;
+}
+
+const kc_layer_ops kc_softmax_ops = {.type_name = "Softmax",
+                                     .base_name = "softmax",
+                                     .build = activation_build,
+                                     .init = kc_no_init,
+                                     .forward = activation_forward,
+                                     .backward = activation_backward,
+                                     .io = {softmax_from, softmax_to}};
 
 kc_layer *kc_softmax_layer(void) {
-    kc_layer *l = kc_layer_new(&softmax_ops);
+    kc_layer *l = kc_layer_new(&kc_softmax_ops);
     if (l) l->act = KC_SOFTMAX;
     return l;
 }
 
 kc_layer *kc_activation(kc_act activation) {
-    kc_layer *l = kc_layer_new(&activation_ops);
+    kc_layer *l = kc_layer_new(&kc_activation_ops);
     if (l) l->act = activation;
     return l;
 }
@@ -168,24 +215,45 @@ void kc_copy_backward(kc_layer *l, const float *in, const float *out, float *dou
     if (din) memcpy(din, dout, sizeof(float) * (size_t)batch * (size_t)l->out_size);
 }
 
-static const kc_layer_ops flatten_ops = {
+static kc_status flatten_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    const cJSON *df = kc_cfg_field(cfg, "data_format");
+    if (cJSON_IsString(df) && strcmp(df->valuestring, "channels_last"))
+        return kc_err(KC_EFORMAT, "%s: data_format '%s' is not supported (channels_last only)",
+                      where, df->valuestring);
+    return kc_cfg_made(kc_flatten(), where, out);
+}
+
+static kc_status flatten_to(const kc_layer *l, cJSON *cfg) {
+    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    return KC_OK;
+}
+
+const kc_layer_ops kc_flatten_ops = {
     .type_name = "Flatten",
     .base_name = "flatten",
     .build = flatten_build,
     .init = kc_no_init,
     .forward = kc_copy_forward,
-    .backward = kc_copy_backward};
+    .backward = kc_copy_backward,
+    .io = {flatten_from, flatten_to}};
 
-kc_layer *kc_flatten(void) { return kc_layer_new(&flatten_ops); }
+kc_layer *kc_flatten(void) { return kc_layer_new(&kc_flatten_ops); }
 
 /* ---- Identity: the output is the input ---- */
 
-static const kc_layer_ops identity_ops = {
+static kc_status identity_from(const cJSON *cfg, const char *where, kc_layer **out) {
+    return kc_cfg_made(kc_identity(), where, out);
+}
+
+static kc_status identity_to(const kc_layer *l, cJSON *cfg) { return KC_OK; }
+
+const kc_layer_ops kc_identity_ops = {
     .type_name = "Identity",
     .base_name = "identity",
     .build = kc_same_shape_build,
     .init = kc_no_init,
     .forward = kc_copy_forward,
-    .backward = kc_copy_backward};
+    .backward = kc_copy_backward,
+    .io = {identity_from, identity_to}};
 
-kc_layer *kc_identity(void) { return kc_layer_new(&identity_ops); }
+kc_layer *kc_identity(void) { return kc_layer_new(&kc_identity_ops); }

@@ -763,11 +763,6 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
 
 /* ---- the rest --------------------------------------------------------------------------- */
 
-const char *kc_act_name(kc_act act) {
-    static const char *names[] = {"linear", "relu", "softmax", "sigmoid", "tanh"};
-    return (unsigned)act <= KC_TANH ? names[act] : "unknown";
-}
-
 kc_status kc_model_view_get(kc_model *m, kc_model_view *v) {
     kc_status st = kc_model_ensure_weights(m, "model");
     if (st) return st;

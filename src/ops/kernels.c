@@ -4,7 +4,47 @@
 #include "../internal.h"
 #include "../util/threads.h"
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+
+/* ---- the activations: a row per kc_act (the kernels' cases are in act_row and
+ * act_backward_range below) ---- */
+
+static const struct {
+    const char *name;        /* Keras's: "relu" */
+    const char *layer_class; /* Keras's layer class of the same function, also accepted as an
+                                activation's name ("ReLU"), or NULL */
+} acts[] = {
+    [KC_LINEAR] = {"linear", NULL},
+    [KC_RELU] = {"relu", "ReLU"},
+    [KC_SOFTMAX] = {"softmax", "Softmax"},
+    [KC_SIGMOID] = {"sigmoid", NULL},
+    [KC_TANH] = {"tanh", NULL},
+};
+_Static_assert(sizeof acts / sizeof *acts == KC_ACT_COUNT,
+               "the activations' table needs one row per kc_act (kerac.h)");
+
+const char *kc_act_name(kc_act act) {
+    return (unsigned)act < KC_ACT_COUNT ? acts[act].name : "unknown";
+}
+
+kc_act kc_act_from_name(const char *name) {
+    for (int i = 0; i < KC_ACT_COUNT; i++)
+        if (!strcmp(name, acts[i].name)) return (kc_act)i;
+    for (int i = 0; i < KC_ACT_COUNT; i++)
+        if (acts[i].layer_class && !strcmp(name, acts[i].layer_class)) return (kc_act)i;
+    return KC_ACT_COUNT;
+}
+
+void kc_act_names(char *buf, size_t size) {
+    size_t at = 0;
+    if (size) buf[0] = 0;
+    for (int i = 0; i < KC_ACT_COUNT && at < size; i++) {
+        int n = snprintf(buf + at, size - at, "%s%s", i ? ", " : "", acts[i].name);
+        if (n < 0) break;
+        at += (size_t)n;
+    }
+}
 
 static void softmax_row(float *y, int cols) {
     float max = y[0];
@@ -39,6 +79,7 @@ static void act_row(float *y, int cols, kc_act act) {
         for (int j = 0; j < cols; j++) y[j] = tanhf(y[j]);
         break;
     case KC_SOFTMAX: softmax_row(y, cols); break;
+    case KC_ACT_COUNT: break;
     }
 }
 
@@ -105,6 +146,7 @@ static void act_backward_range(void *arg, int64_t begin, int64_t end) {
             for (int j = 0; j < cols; j++) dr[j] = yr[j] * (dr[j] - dot);
         }
         break;
+    case KC_ACT_COUNT: break;
     }
 }
 

@@ -71,6 +71,7 @@ static inline float merge_value(kc_merge_op op, const float *v, int n) {
     case KC_MERGE_MINIMUM:
         for (int j = 1; j < n; j++) r = min2(r, v[j]);
         break;
+    case KC_MERGE_OP_COUNT: break;
     }
     return r;
 }
@@ -115,6 +116,7 @@ static inline void merge_grad(kc_merge_op op, const float *v, int n, float g, fl
         }
         gi[0] = g;
         break;
+    case KC_MERGE_OP_COUNT: break;
     }
 }
 
@@ -175,6 +177,7 @@ static void same_forward(void *arg, int64_t lo, int64_t hi) {
             }
         }
         return;
+    case KC_MERGE_OP_COUNT: return;
     }
 }
 

@@ -14,7 +14,8 @@ typedef enum {
     KC_MERGE_MULTIPLY, /* ((x0 * x1) * x2) ... */
     KC_MERGE_AVERAGE,  /* ((x0 + x1) + ...) / n */
     KC_MERGE_MAXIMUM,  /* max(max(x0, x1), x2) ...: NaN wins */
-    KC_MERGE_MINIMUM
+    KC_MERGE_MINIMUM,
+    KC_MERGE_OP_COUNT /* no operation: the number of them (tables indexed by kc_merge_op) */
 } kc_merge_op;
 
 /* Where each input's value of an output element lies. Shapes broadcast as numpy's (Keras's

@@ -50,6 +50,12 @@ void kc_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, cons
 const char *kc_gemm_backend(void); /* "kerac-avx512" or "openblas" */
 int kc_gemm_bf16_supported(void);
 
+/* The activations (kernels.c: a row of names per kc_act, the forward and derivative cases).
+ * The kc_act Keras calls name ("relu"), or whose Keras layer class is name ("ReLU");
+ * KC_ACT_COUNT when none. kc_act_name (kerac.h) gives the name back. */
+kc_act kc_act_from_name(const char *name);
+/* "linear, relu, softmax, sigmoid, tanh": every activation's name, for messages */
+void kc_act_names(char *buf, size_t size);
 /* y (rows, cols) += bias (cols) then y = act(y), in one pass. */
 void kc_bias_act(float *y, const float *bias, int rows, int cols, kc_act act);
 /* y = act(y) in place, each row of cols values (softmax is per row). */
