@@ -282,8 +282,72 @@ static void run_case(int threads, int epochs, int loaded, const char *data_dir, 
     kc_dataset_free(&test);
 }
 
+/* --compare-functional: the tutorial's network built both ways (kc_sequential + kc_add, and
+ * kc_input + kc_call + kc_functional) with the same seed, trained in the same process on the
+ * same MNIST batches, alternating blocks of steps so that both see the same machine; the
+ * median time per step of each, their ratio, and whether the weights stay bit for bit equal */
+static void compare_functional(int threads, int rounds, const char *data_dir) {
+    kc_set_num_threads(threads);
+    kc_dataset train, test;
+    if (kc_mnist_load(data_dir, &train, &test) || kc_dataset_reshape(&train, kc_shape1(784)) ||
+        kc_dataset_scale(&train, 1.0f / 255) || kc_to_categorical(&train, 10)) {
+        fprintf(stderr, "bench: %s\n", kc_last_error());
+        exit(1);
+    }
+    kc_model *m[2];
+    for (int v = 0; v < 2; v++) {
+        kc_set_random_seed(1337);
+        functional = v;
+        m[v] = build_model();
+    }
+    functional = 0;
+    enum { BATCH = 128, STEPS = 47 }; /* a tenth of an epoch per block */
+    float *x = malloc(sizeof(float) * BATCH * 784), *y = malloc(sizeof(float) * BATCH * 10);
+    double *t[2] = {malloc(sizeof(double) * (size_t)rounds), malloc(sizeof(double) * (size_t)rounds)};
+    int64_t at = 0;
+    for (int r = 0; r < rounds; r++)
+        for (int v = 0; v < 2; v++) {
+            int64_t from = at;
+            double start = now();
+            for (int s = 0; s < STEPS; s++) {
+                int64_t i0 = (from + (int64_t)s * BATCH) % (train.count - BATCH);
+                for (int i = 0; i < BATCH * 784; i++)
+                    x[i] = ((const uint8_t *)train.x)[i0 * 784 + i] / 255.0f;
+                memcpy(y, (const float *)train.y + i0 * 10, sizeof(float) * BATCH * 10);
+                if (kc_train_on_batch(m[v], x, y, BATCH, NULL)) {
+                    fprintf(stderr, "bench: %s\n", kc_last_error());
+                    exit(1);
+                }
+            }
+            t[v][r] = (now() - start) / STEPS;
+            if (v == 1) at += (int64_t)STEPS * BATCH;
+        }
+    int64_t n = kc_count_params(m[0]);
+    float *w0 = malloc(sizeof(float) * (size_t)n), *w1 = malloc(sizeof(float) * (size_t)n);
+    kc_get_weights(m[0], w0, n);
+    kc_get_weights(m[1], w1, n);
+    double seq = median(t[0], rounds), fun = median(t[1], rounds);
+    printf("{\"case\": \"sequential_vs_functional_mlp_784_512_512_10\", \"gemm\": \"%s\", "
+           "\"threads\": %d, \"rounds\": %d, \"steps_per_round\": %d",
+           gemm_name(), threads, rounds, STEPS);
+    json_number("sequential_ms_per_step", seq * 1e3, 4);
+    json_number("functional_ms_per_step", fun * 1e3, 4);
+    json_number("functional_over_sequential", fun / seq, 4);
+    printf(", \"same_weights\": %s}\n", memcmp(w0, w1, sizeof(float) * (size_t)n) ? "false" : "true");
+    free(w0);
+    free(w1);
+    free(x);
+    free(y);
+    free(t[0]);
+    free(t[1]);
+    kc_model_free(m[0]);
+    kc_model_free(m[1]);
+    kc_dataset_free(&train);
+    kc_dataset_free(&test);
+}
+
 int main(int argc, char **argv) {
-    int epochs = 3, only_threads = 0, loaded_only = 0, json_only = 0;
+    int epochs = 3, only_threads = 0, loaded_only = 0, json_only = 0, compare_rounds = 0;
     const char *data_dir = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--epochs") && i + 1 < argc) epochs = atoi(argv[++i]);
@@ -291,6 +355,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--loaded")) loaded_only = 1;
         else if (!strcmp(argv[i], "--no-peak")) json_only = 1;
         else if (!strcmp(argv[i], "--bf16")) bf16 = 1;
+        else if (!strcmp(argv[i], "--compare-functional") && i + 1 < argc) compare_rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--data") && i + 1 < argc) data_dir = argv[++i];
         else if (!strcmp(argv[i], "--model") && i + 1 < argc &&
                  (!strcmp(argv[i + 1], "mlp") || !strcmp(argv[i + 1], "convnet") ||
@@ -299,10 +364,14 @@ int main(int argc, char **argv) {
             functional = !strcmp(argv[i], "mlp_functional");
         }
         else {
-            fprintf(stderr, "usage: bench [--model mlp|mlp_functional|convnet] [--epochs N] [--threads N] "
+            fprintf(stderr, "usage: bench [--model mlp|mlp_functional|convnet] [--compare-functional ROUNDS] [--epochs N] [--threads N] "
                             "[--loaded] [--no-peak] [--bf16] [--data DIR]\n");
             return 2;
         }
+    }
+    if (compare_rounds > 0) {
+        compare_functional(only_threads ? only_threads : 2, compare_rounds, data_dir);
+        return 0;
     }
     /* each case in its own process, so that peak memory is that case's alone */
     struct { int threads, loaded; } cases[] = {{1, 0}, {2, 0}, {2, 1}};

@@ -17,8 +17,10 @@ echo "# kerac's kernels"
 $bench $args
 echo "# the same network in Keras's mixed_bfloat16 (bf16 products, float32 weights and sums)"
 $bench $args --bf16 --no-peak --threads 2 || echo "# mixed_bfloat16: not available on this CPU"
-echo "# the same network built with the Functional API, side by side with the Sequential one"
-echo "# (alternating, 2 threads, idle; each line's sec_per_epoch is a median over its epochs)"
+echo "# the same network built with the Functional API, side by side with the Sequential one:"
+echo "# in one process, the same batches, alternating blocks of 47 steps (medians, ratio, same bits)"
+$bench --compare-functional 40 --threads 2
+echo "# and as whole fits, alternating processes (each line's sec_per_epoch a median of its epochs)"
 for round in 1 2 3; do
     $bench $args --no-peak --threads 2 --model mlp
     $bench $args --no-peak --threads 2 --model mlp_functional
