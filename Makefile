@@ -37,6 +37,10 @@ $(BUILD)/%: examples/%.c $(wildcard examples/*.h) $(BUILD)/libkerac.a
 $(BUILD)/bench: bench/bench.c $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 
+# the plain step timing that links against any kerac build (docs/PERFORMANCE.md)
+$(BUILD)/train_steps: bench/train_steps.c $(BUILD)/libkerac.a
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
+
 # the benchmark: one JSON line per case (see docs/PERFORMANCE.md); needs MNIST via $$KERAC_DATA
 bench: $(BUILD)/bench
 	BENCH_ARGS="$(BENCH_ARGS)" bash bench/run.sh
