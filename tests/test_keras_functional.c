@@ -401,3 +401,27 @@ Test(keras_summary, matches_tf_keras) {
         kc_model_free(m);
     }
 }
+
+/* a model file in Keras 2.0/2.1's form (tests/gen_keras2_list_file.py): the Sequential config a
+ * bare list of layers, Keras 2.0's optimizer config ("lr", "decay") */
+Test(keras2, list_form_sequential_file_loads) {
+    kc_model *m;
+    KC_CHECK(kc_load("tests/fixtures/keras2/keras20_list.h5", &m));
+    cr_assert_eq(kc_count_params(m), 6 * 5 + 5 + 5 * 3 + 3);
+    cr_assert_str_eq(kc_layer_name(m, 0), "dense_1");
+    cr_assert(fabsf(kc_get_learning_rate(m) - 0.001f) < 1e-9f);
+    FILE *in = fopen("tests/fixtures/keras2/keras20_list.txt", "r");
+    cr_assert_not_null(in);
+    float x[24], want[12], got[12];
+    char word[16];
+    cr_assert_eq(fscanf(in, "%*[^\n]\n%15s", word), 1);
+    for (int i = 0; i < 24; i++) cr_assert_eq(fscanf(in, "%f", &x[i]), 1);
+    cr_assert_eq(fscanf(in, "%15s", word), 1);
+    for (int i = 0; i < 12; i++) cr_assert_eq(fscanf(in, "%f", &want[i]), 1);
+    fclose(in);
+    KC_CHECK(kc_predict(m, x, 4, got));
+    for (int i = 0; i < 12; i++)
+        cr_expect(fabs(got[i] - want[i]) <= 1e-5 * fmax(fabs(want[i]), 1e-3), "output %d: %g, want %g",
+                  i, got[i], want[i]);
+    kc_model_free(m);
+}
