@@ -30,6 +30,12 @@ typedef enum {
 /* The message of the last error on this thread: names the file, offset, layer or shape. */
 const char *kc_last_error(void);
 const char *kc_status_name(kc_status status);
+/* Warnings: what kerac did without failing that a program should know (optimizer state of a
+ * file skipped because it does not fit). The library never prints them: a handler the program
+ * sets receives each (NULL: none), and kc_last_warning gives this thread's last ("" if none). */
+typedef void (*kc_warning_fn)(const char *message, void *user);
+void kc_set_warning_handler(kc_warning_fn handler, void *user);
+const char *kc_last_warning(void);
 
 /* ---- shapes and datasets ------------------------------------------------------------------ */
 
@@ -772,6 +778,11 @@ kc_status kc_save(kc_model *m, const char *path);
 /* Loads a .keras or legacy .h5 full model, written by kerac or by Keras (3, or tf.keras 2);
  * compiled when the file holds compile settings. Errors name the file, layer and variable. */
 kc_status kc_load(const char *path, kc_model **out);
+typedef struct {
+    int compile; /* 0 -> True; KC_ZERO: keras.saving.load_model(path, compile=False): the
+                    architecture and the weights only, no compile settings or optimizer state */
+} kc_load_opts;
+kc_status kc_load_ex(const char *path, const kc_load_opts *opts, kc_model **out);
 /* Weights (and optimizer state when both sides have it) into a model of the same layers:
  * .weights.h5 (Keras 3) or a legacy weights .h5 (Keras 2 save_weights) */
 kc_status kc_save_weights(kc_model *m, const char *path);

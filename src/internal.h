@@ -10,6 +10,9 @@
 /* ---- errors (util/error.c) ---- */
 /* Sets the thread's message (printf-style) and returns status, so: return kc_err(KC_EINVAL, ...) */
 kc_status kc_err(kc_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A warning: kept for kc_last_warning and passed to the handler the program set, if any (the
+ * library never prints). */
+void kc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prefixes the current message with "what: " (keeps the status). */
 kc_status kc_err_prefix(kc_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -425,3 +425,90 @@ Test(keras2, list_form_sequential_file_loads) {
                   i, got[i], want[i]);
     kc_model_free(m);
 }
+
+/* ---- optimizer state tf.keras 2 saved (tests/gen_tf2_optimizer_files.py) ---------------------- */
+
+static void read_row(FILE *in, const char *label, float *v, int n) {
+    char word[16];
+    cr_assert_eq(fscanf(in, "%15s", word), 1);
+    cr_assert_str_eq(word, label);
+    for (int i = 0; i < n; i++) cr_assert_eq(fscanf(in, "%f", &v[i]), 1);
+}
+
+static int warnings_seen;
+static void count_warning(const char *message, void *user) { warnings_seen++; }
+
+/* tf.keras 2 orders its slots its own way (Adam's m and v per variable, RMSprop's velocities,
+ * then momentums, then average gradients); kerac reads them by name, and the next step is
+ * tf.keras 2's */
+static void tf2_next_step(const char *name, double tol) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/fixtures/tf2_opt/%s.h5", name);
+    kc_model *m;
+    warnings_seen = 0;
+    kc_set_warning_handler(count_warning, NULL);
+    KC_CHECK(kc_load(path, &m));
+    kc_set_warning_handler(NULL, NULL);
+    cr_assert_eq(warnings_seen, 0, "%s: %s", name, kc_last_warning());
+    snprintf(path, sizeof path, "tests/fixtures/tf2_opt/%s.txt", name);
+    FILE *in = fopen(path, "r");
+    cr_assert_not_null(in);
+    float x[40], y[24], want[39], got[39], before[39];
+    cr_assert_eq(fscanf(in, "%*[^\n]\n"), 0);
+    read_row(in, "x", x, 40);
+    read_row(in, "y", y, 24);
+    read_row(in, "after", want, 39);
+    fclose(in);
+    cr_assert_eq(kc_count_params(m), 39);
+    KC_CHECK(kc_get_weights(m, before, 39));
+    KC_CHECK(kc_train_on_batch(m, x, y, 8, NULL));
+    KC_CHECK(kc_get_weights(m, got, 39));
+    for (int i = 0; i < 39; i++) {
+        double size = fmax(fmax(fabs(want[i]), fabs(want[i] - before[i])), 1e-3);
+        cr_expect(fabs(got[i] - want[i]) <= tol * size, "%s weight %d: kerac %.9g, tf.keras %.9g "
+                  "(before the step %.9g)", name, i, got[i], want[i], before[i]);
+    }
+    kc_model_free(m);
+}
+
+Test(tf2_optimizer_state, adam) { tf2_next_step("adam", 1e-5); }
+Test(tf2_optimizer_state, rmsprop_centered_momentum) { tf2_next_step("rmsprop_centered_momentum", 1e-5); }
+Test(tf2_optimizer_state, sgd_momentum) { tf2_next_step("sgd_momentum", 1e-5); }
+Test(tf2_optimizer_state, adadelta) { tf2_next_step("adadelta", 1e-5); }
+
+/* load_model(path, compile=False): the architecture and the weights, nothing of training */
+Test(load_options, compile_false) {
+    kc_model *m;
+    KC_CHECK(kc_load_ex("tests/fixtures/tf2_opt/adam.h5", &(kc_load_opts){.compile = KC_ZERO}, &m));
+    cr_assert_eq(kc_get_learning_rate(m), 0.0f, "compile=False left the model compiled");
+    float x[5] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f}, out[3];
+    KC_CHECK(kc_predict(m, x, 1, out));
+    KC_EXPECT_ERR(kc_train_on_batch(m, x, out, 1, NULL), KC_ESTATE, "not compiled");
+    kc_model_free(m);
+}
+
+/* optimizer state that does not fit is skipped with a warning naming it: the model loads and
+ * trains from a fresh optimizer (here: an Adam file read into a model compiled with the Adam
+ * of other slots, amsgrad, whose velocity_hat the file lacks) */
+Test(load_options, unfit_optimizer_state_warns) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/m.weights.h5", tu_tmpdir());
+    kc_model *m;
+    KC_CHECK(kc_load("tests/fixtures/tf2_opt/adam.h5", &m));
+    KC_CHECK(kc_save_weights(m, path)); /* the weights and Adam's state */
+    kc_model_free(m);
+    KC_CHECK(kc_load_ex("tests/fixtures/tf2_opt/adam.h5", &(kc_load_opts){.compile = KC_ZERO}, &m));
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY,
+                        kc_adam(&(kc_adam_opts){.learning_rate = 0.01f, .amsgrad = 1}), 0));
+    warnings_seen = 0;
+    kc_set_warning_handler(count_warning, NULL);
+    KC_CHECK(kc_load_weights(m, path));
+    kc_set_warning_handler(NULL, NULL);
+    cr_assert_eq(warnings_seen, 1);
+    cr_assert(strstr(kc_last_warning(), "optimizer state was skipped") &&
+                  strstr(kc_last_warning(), "m.weights.h5"),
+              "%s", kc_last_warning());
+    float x[5] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f}, y[3] = {0, 1, 0};
+    KC_CHECK(kc_train_on_batch(m, x, y, 1, NULL)); /* trains from a fresh optimizer */
+    kc_model_free(m);
+}

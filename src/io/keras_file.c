@@ -144,7 +144,8 @@ static kc_status parse_json(const char *path, const char *what, const char *text
     return KC_OK;
 }
 
-static kc_status load_keras(const char *path, const void *data, size_t size, kc_model **out) {
+static kc_status load_keras(const char *path, const void *data, size_t size, int compile,
+                            kc_model **out) {
     void *config_text = NULL, *meta_text = NULL, *h5 = NULL;
     size_t n1, n2, n3;
     cJSON *config = NULL, *meta = NULL;
@@ -159,7 +160,7 @@ static kc_status load_keras(const char *path, const void *data, size_t size, kc_
     if (!st) st = parse_json(path, "config.json", config_text, &config);
     if (!st && meta_text) st = parse_json(path, "metadata.json", meta_text, &meta);
     if (!st) st = kc_config_model(config, path, &m);
-    if (!st)
+    if (!st && compile)
         st = kc_config_compile(m, cJSON_GetObjectItemCaseSensitive(config, "compile_config"), path);
     kc_model_view v;
     if (!st) st = kc_model_view_get(m, &v);
@@ -168,7 +169,7 @@ static kc_status load_keras(const char *path, const void *data, size_t size, kc_
         snprintf(inner, sizeof inner, "%s (model.weights.h5)", path);
         f = kc_h5_open_image(inner, h5, n3);
         if (f < 0) st = KC_EFORMAT;
-        else st = kc_weights_read_k3(&v, f, path, 1);
+        else st = kc_weights_read_k3(&v, f, path, compile);
     }
     if (!st && meta) st = kc_state_apply(&v, cJSON_GetObjectItemCaseSensitive(meta, "kerac"), path);
     if (f >= 0) H5Fclose(f);
@@ -182,7 +183,7 @@ static kc_status load_keras(const char *path, const void *data, size_t size, kc_
     return st;
 }
 
-static kc_status load_legacy(const char *path, hid_t f, kc_model **out) {
+static kc_status load_legacy(const char *path, hid_t f, int compile, kc_model **out) {
     char *config_text = kc_h5_read_attr_str(f, "model_config");
     char *training = kc_h5_read_attr_str(f, "training_config");
     char *state = kc_h5_read_attr_str(f, "kerac_state");
@@ -196,7 +197,7 @@ static kc_status load_legacy(const char *path, hid_t f, kc_model **out) {
     if (!st && training) st = parse_json(path, "training_config", training, &tc);
     if (!st && state) st = parse_json(path, "kerac_state", state, &sj);
     if (!st) st = kc_config_model(config, path, &m);
-    if (!st && tc) st = kc_config_compile(m, tc, path);
+    if (!st && tc && compile) st = kc_config_compile(m, tc, path);
     kc_model_view v;
     if (!st) st = kc_model_view_get(m, &v);
     if (!st) {
@@ -209,7 +210,7 @@ static kc_status load_legacy(const char *path, hid_t f, kc_model **out) {
             if (g >= 0) H5Gclose(g);
         }
     }
-    if (!st) st = kc_optimizer_read_legacy(&v, f, path);
+    if (!st && compile) st = kc_optimizer_read_legacy(&v, f, path);
     if (!st && sj) st = kc_state_apply(&v, sj, path);
     cJSON_Delete(config);
     cJSON_Delete(tc);
@@ -236,6 +237,7 @@ static kc_status probe(const char *path, kc_model *weights_target) {
     if (pid < 0) return KC_OK; /* no child to spare: load directly */
     if (pid == 0) {
         in_probe = 1;
+        kc_set_warning_handler(NULL, NULL); /* the real load warns, not the probe */
         kc_model *m = NULL;
         if (weights_target) kc_load_weights(weights_target, path);
         else if (!kc_load(path, &m)) kc_model_free(m);
@@ -250,7 +252,10 @@ static kc_status probe(const char *path, kc_model *weights_target) {
                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 }
 
-kc_status kc_load(const char *path, kc_model **out) {
+kc_status kc_load(const char *path, kc_model **out) { return kc_load_ex(path, NULL, out); }
+
+kc_status kc_load_ex(const char *path, const kc_load_opts *opts, kc_model **out) {
+    int compile = !opts || opts->compile != KC_ZERO;
     if (!out) return kc_err(KC_EINVAL, "kc_load: out is NULL");
     *out = NULL;
     if (!path) return kc_err(KC_EINVAL, "kc_load: path is NULL");
@@ -264,12 +269,12 @@ kc_status kc_load(const char *path, kc_model **out) {
         return st;
     }
     if (size >= 4 && !memcmp(data, "PK\x03\x04", 4)) {
-        st = load_keras(path, data, size, out);
+        st = load_keras(path, data, size, compile, out);
     } else if (size >= 8 && !memcmp(data, "\x89HDF\r\n\x1a\n", 8)) {
         hid_t f = kc_h5_open_image(path, data, size);
         if (f < 0) st = KC_EFORMAT;
         else {
-            st = load_legacy(path, f, out);
+            st = load_legacy(path, f, compile, out);
             H5Fclose(f);
         }
     } else if (kc_io_ends_with(path, ".keras")) {

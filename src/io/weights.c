@@ -330,8 +330,13 @@ kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path,
     if (!st && with_optimizer && v->opt && kc_h5_exists(f, "optimizer/vars")) {
         hid_t g = H5Gopen2(f, "optimizer/vars", H5P_DEFAULT);
         int count = g >= 0 ? count_links(g) : -1;
-        st = count < 0 ? kc_err(KC_EFORMAT, "%s: optimizer/vars is unreadable", path)
-                       : read_opt_state(v, g, count, index_name, NULL, path, "optimizer/vars", 1);
+        kc_status ost = count < 0 ? kc_err(KC_EFORMAT, "%s: optimizer/vars is unreadable", path)
+                                  : read_opt_state(v, g, count, index_name, NULL, path,
+                                                   "optimizer/vars", 1);
+        /* state that does not fit never costs the model: the optimizer starts afresh */
+        if (ost)
+            kc_warn("%s: the optimizer state was skipped, training continues with a fresh "
+                    "optimizer: %s", path, kc_last_error());
         if (g >= 0) H5Gclose(g);
     }
     if (!st) memcpy(v->params, params, sizeof(float) * (size_t)v->n_params);
@@ -598,22 +603,146 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
     return st;
 }
 
+/* The names tf.keras 2 and Keras 3 give a slot in optimizer_weights, for kerac's slot names
+ * (kc_opt_layout): "Adam/m/dense/kernel:0" (tf.keras 2.11+), "Adam/dense/kernel/m:0" (the
+ * legacy optimizers of tf.keras 2.0 to 2.10), "adam/sequential_dense_kernel_momentum" (Keras 3
+ * and kerac) */
+static int slot_synonym(const char *slot, const char *token) {
+    static const char *const syn[][4] = {
+        {"momentum", "m", "momentum", NULL},
+        {"velocity", "v", "rms", "velocity"},
+        {"velocity_hat", "vhat", "velocity_hat", NULL},
+        {"average_gradient", "mg", "average_gradient", NULL},
+        {"accumulated_grad", "accum_grad", "accumulated_grad", NULL},
+        {"accumulated_delta_var", "accum_var", "accumulated_delta_var", NULL},
+        {"accumulator", "accumulator", NULL, NULL}};
+    for (size_t i = 0; i < sizeof syn / sizeof *syn; i++)
+        if (!strcmp(syn[i][0], slot))
+            for (int k = 1; k < 4 && syn[i][k]; k++)
+                if (!strcmp(syn[i][k], token)) return 1;
+    return 0;
+}
+
+/* Reads optimizer_weights by the names of its datasets: tf.keras 2 orders slots its own way
+ * (Adam's m and v per variable, RMSprop's velocities then momentums, the legacy optimizers'
+ * slots after each variable), so a name says which slot of which variable it is. Every slot
+ * of every trained variable must be found; the iteration count is read when present. */
+static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names, int n,
+                                  const char *path) {
+    kc_opt_layout lay = opt_layout(v->opt, NULL);
+    kc_weight_desc *tv = malloc(sizeof *tv * MAX_VARS);
+    char(*full)[160] = malloc(sizeof *full * MAX_VARS);
+    float *scratch[3] = {NULL, NULL, NULL};
+    unsigned char *found = NULL;
+    int ntv = 0;
+    kc_status st = tv && full ? KC_OK : kc_err(KC_ENOMEM, "%s: out of memory", path);
+    for (int i = 0; !st && i < v->n_layers; i++) {
+        if (!layer_trained(v, i)) continue;
+        kc_weight_desc w[KC_MAX_WEIGHTS];
+        int k = kc_layer_weights(v->layers[i], w);
+        for (int j = 0; j < k && ntv < MAX_VARS; j++)
+            if (w[j].trainable) {
+                snprintf(full[ntv], sizeof full[0], "%s/%s", v->layers[i]->name, w[j].name);
+                tv[ntv++] = w[j];
+            }
+    }
+    int slots = 0;
+    for (int gi = 0; gi < lay.n_groups; gi++) slots += lay.group_size[gi];
+    if (!st && !(found = calloc((size_t)(ntv * slots + 1), 1)))
+        st = kc_err(KC_ENOMEM, "%s: out of memory", path);
+    for (int s = 0; s < 3 && !st; s++)
+        if (v->opt->slots[s] &&
+            !(scratch[s] = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1))))
+            st = kc_err(KC_ENOMEM, "%s: out of memory", path);
+    int64_t iterations = v->opt->iterations;
+    for (int k = 0; k < n && !st; k++) {
+        char name[300], *tok[16];
+        snprintf(name, sizeof name, "%s", names[k]);
+        char *colon = strrchr(name, ':');
+        if (colon && !strchr(colon, '/')) *colon = 0;
+        int nt = 0;
+        for (char *save = NULL, *t = strtok_r(name, "/", &save); t && nt < 16;
+             t = strtok_r(NULL, "/", &save))
+            tok[nt++] = t;
+        if (!nt) continue;
+        if (!strcmp(tok[nt - 1], "iter") || !strcmp(tok[nt - 1], "iteration") ||
+            !strcmp(tok[nt - 1], "iterations")) {
+            char what[400];
+            snprintf(what, sizeof what, "%s: optimizer_weights/%s", path, names[k]);
+            st = kc_h5_read_i64_scalar(g, names[k], &iterations, what);
+            continue;
+        }
+        /* the slot token, and the variable: the other tokens after the optimizer's name */
+        int matched = 0;
+        for (int gi = 0; gi < lay.n_groups && !matched; gi++)
+            for (int sl = 0; sl < lay.group_size[gi] && !matched; sl++)
+                for (int ti = 1; ti < nt && !matched; ti++) {
+                    if (!slot_synonym(lay.name[gi][sl], tok[ti])) continue;
+                    char var[200] = "";
+                    for (int q = 1; q < nt; q++)
+                        if (q != ti)
+                            snprintf(var + strlen(var), sizeof var - strlen(var), "%s%s",
+                                     var[0] ? "/" : "", tok[q]);
+                    for (int t = 0; t < ntv && !matched; t++) {
+                        size_t lv = strlen(var), lf = strlen(full[t]);
+                        if (lv < lf || strcmp(var + lv - lf, full[t]) ||
+                            (lv > lf && var[lv - lf - 1] != '/'))
+                            continue;
+                        char what[400];
+                        snprintf(what, sizeof what, "%s: optimizer_weights/%s (%s of %s)", path,
+                                 names[k], lay.name[gi][sl], full[t]);
+                        st = kc_h5_read_f32(g, names[k], scratch[lay.slot[gi][sl]] + tv[t].offset,
+                                            tv[t].rank, tv[t].dims, what);
+                        int index = 0;
+                        for (int g2 = 0; g2 < gi; g2++) index += lay.group_size[g2];
+                        found[t * slots + index + sl] = 1;
+                        matched = 1;
+                    }
+                }
+    }
+    for (int t = 0; t < ntv && !st; t++)
+        for (int q = 0; q < slots && !st; q++)
+            if (!found[t * slots + q])
+                st = kc_err(KC_EFORMAT, "%s: optimizer_weights has no slot %d of %s", path, q,
+                            full[t]);
+    if (!st) {
+        for (int s = 0; s < 3; s++)
+            if (scratch[s]) memcpy(v->opt->slots[s], scratch[s], sizeof(float) * (size_t)v->n_params);
+        v->opt->iterations = iterations;
+    }
+    for (int s = 0; s < 3; s++) free(scratch[s]);
+    free(found);
+    free(tv);
+    free(full);
+    return st;
+}
+
 kc_status kc_optimizer_read_legacy(const kc_model_view *v, hid_t file, const char *path) {
     if (!v->opt || !kc_h5_exists(file, "optimizer_weights")) return KC_OK;
     hid_t g = H5Gopen2(file, "optimizer_weights", H5P_DEFAULT);
-    if (g < 0) return kc_err(KC_EFORMAT, "%s: optimizer_weights is unreadable", path);
+    if (g < 0) {
+        kc_warn("%s: optimizer_weights is unreadable; the optimizer starts afresh", path);
+        return KC_OK;
+    }
     int n = 0;
     char **names = kc_h5_read_attr_str_list(g, "weight_names", &n);
-    kc_status st = KC_OK;
     if (names && n > 0) {
+        /* in Keras's order first (kerac's and Keras 3's files), else by the datasets' names
+         * (tf.keras 2's); state that fits neither is skipped with a warning, as Keras skips it:
+         * the model still loads */
         list_ctx ctx = {names};
-        /* optimizer state from other writers (tf.keras 2's legacy optimizers: other variables)
-         * is skipped when it does not fit, as Keras does */
-        st = read_opt_state(v, g, n, list_name, &ctx, path, "optimizer_weights", 0);
+        kc_status st = read_opt_state(v, g, n, list_name, &ctx, path, "optimizer_weights", 1);
+        if (st) {
+            char first[1024];
+            snprintf(first, sizeof first, "%s", kc_last_error());
+            if (read_opt_by_name(v, g, names, n, path))
+                kc_warn("%s: the optimizer state was skipped, training continues with a fresh "
+                        "optimizer: %s", path, first);
+        }
     }
     kc_h5_free_list(names, n);
     H5Gclose(g);
-    return st;
+    return KC_OK;
 }
 
 /* ---- kerac's own state ---- */

@@ -29,6 +29,27 @@ kc_status kc_err_prefix(kc_status status, const char *fmt, ...) {
     return status;
 }
 
+/* ---- warnings: what kerac did that the caller should know (state skipped while loading) ---- */
+
+static _Thread_local char last_warning[1024];
+static kc_warning_fn warning_handler;
+static void *warning_user;
+
+void kc_set_warning_handler(kc_warning_fn handler, void *user) {
+    warning_handler = handler;
+    warning_user = user;
+}
+
+const char *kc_last_warning(void) { return last_warning; }
+
+void kc_warn(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_warning, sizeof last_warning, fmt, ap);
+    va_end(ap);
+    if (warning_handler) warning_handler(last_warning, warning_user);
+}
+
 const char *kc_status_name(kc_status status) {
     switch (status) {
     case KC_OK: return "KC_OK";
