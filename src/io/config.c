@@ -198,7 +198,8 @@ static kc_status parse_loss(const cJSON *loss, const char *where, kc_loss_spec *
             const char *k = it->string;
             int num = cJSON_IsNumber(it), boolean = cJSON_IsBool(it);
             unsigned need = 0;
-            if (!strcmp(k, "name") || !strcmp(k, "dtype")) continue;
+            /* tf.keras 2 writes the function as "fn" */
+            if (!strcmp(k, "name") || !strcmp(k, "dtype") || !strcmp(k, "fn")) continue;
             if (!strcmp(k, "reduction")) {
                 const char *r = cJSON_IsString(it) ? it->valuestring : "";
                 if (!strcmp(r, "sum_over_batch_size") || !strcmp(r, "auto"))
