@@ -521,9 +521,50 @@ typedef enum {
     KC_SPARSE_CATEGORICAL_CROSSENTROPY,
     KC_BINARY_CROSSENTROPY,
     KC_MEAN_SQUARED_ERROR,
+    KC_BINARY_FOCAL_CROSSENTROPY,
+    KC_CATEGORICAL_FOCAL_CROSSENTROPY,
+    KC_MEAN_ABSOLUTE_ERROR,
+    KC_MEAN_ABSOLUTE_PERCENTAGE_ERROR,
+    KC_MEAN_SQUARED_LOGARITHMIC_ERROR,
+    KC_HUBER,
+    KC_LOG_COSH,
+    KC_KL_DIVERGENCE,
+    KC_POISSON,
+    KC_HINGE,
+    KC_SQUARED_HINGE,
+    KC_CATEGORICAL_HINGE,
+    KC_COSINE_SIMILARITY, /* the negative cosine similarity over the last axis, as Keras */
     KC_LOSS_COUNT /* no loss: the number of kc_loss values (a new one goes before it) */
 } kc_loss;
 const char *kc_loss_name(kc_loss loss); /* "none" for KC_LOSS_NONE; "unknown" when not a kc_loss */
+
+/* How a loss's values over a batch become one number (Keras's reduction); "none" is not
+ * trainable and kc_compile refuses it. */
+typedef enum {
+    KC_REDUCTION_SUM_OVER_BATCH_SIZE = 0, /* the mean over samples (Keras's default) */
+    KC_REDUCTION_SUM,
+    KC_REDUCTION_MEAN, /* the same as sum_over_batch_size without sample weights */
+    KC_REDUCTION_NONE,
+    KC_REDUCTION_COUNT
+} kc_reduction;
+const char *kc_reduction_name(kc_reduction r); /* Keras's: "sum_over_batch_size", ... */
+
+/* A loss with Keras's options; zero fields are Keras's defaults. Options a loss has no use
+ * for must stay zero (kc_compile says which one is set). */
+typedef struct {
+    kc_loss kind;
+    int from_logits;        /* categorical, sparse, binary and the focal crossentropies */
+    float label_smoothing;  /* categorical (y(1 - ls) + ls / classes), binary (y(1 - ls) + ls / 2),
+                               and their focal forms; in [0, 1] */
+    int has_ignore_class;   /* sparse categorical: samples labelled ignore_class count for */
+    int ignore_class;       /*   nothing, and the mean is over the others */
+    float gamma;            /* focal: 0 -> 2 */
+    float alpha;            /* focal: 0 -> 0.25 */
+    float delta;            /* Huber: 0 -> 1 */
+    int apply_class_balancing; /* binary focal */
+    kc_reduction reduction;
+    int axis;               /* 0 or -1: the last axis (the only one kerac has) */
+} kc_loss_spec;
 
 enum { KC_METRIC_NONE = 0, KC_METRIC_ACCURACY = 1 };
 
@@ -594,6 +635,9 @@ typedef struct {
     kc_optimizer *optimizer; /* required; taken over (also on error) */
     /* per output, in order; when only loss[0] is set it applies to every output */
     kc_loss loss[KC_MAX_IO];
+    /* per output, used instead of loss[] where loss_specs[o].kind is set (when only
+     * loss_specs[0] is set it applies to every output) */
+    kc_loss_spec loss_specs[KC_MAX_IO];
     /* per output; used when has_loss_weights (else every weight is 1); the total loss is
      * sum(loss_weights[o] * loss[o]) plus the regularization penalties */
     float loss_weights[KC_MAX_IO];
@@ -602,6 +646,8 @@ typedef struct {
     unsigned metrics[KC_MAX_IO];
 } kc_compile_opts;
 kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts);
+/* The loss of output o of a compiled model (kind KC_LOSS_NONE when not compiled) */
+kc_loss_spec kc_model_loss_spec(const kc_model *m, int o);
 
 /* ---- training and evaluation -------------------------------------------------------------- */
 

@@ -3,13 +3,37 @@
 #define KERAC_LOSSES_H
 #include "internal.h"
 
+/* options a loss's Keras class takes (kc_loss_info.opts) */
+enum {
+    KC_LOSS_OPT_LOGITS = 1,    /* from_logits */
+    KC_LOSS_OPT_SMOOTHING = 2, /* label_smoothing */
+    KC_LOSS_OPT_IGNORE = 4,    /* ignore_class */
+    KC_LOSS_OPT_FOCAL = 8,     /* gamma, alpha */
+    KC_LOSS_OPT_BALANCING = 16,/* apply_class_balancing */
+    KC_LOSS_OPT_DELTA = 32,    /* delta */
+    KC_LOSS_OPT_AXIS = 64      /* axis (written in the class config) */
+};
+typedef struct {
+    const char *name;        /* the function's name (kc_loss_name, compile_config's string) */
+    const char *class_name;  /* Keras's class */
+    const char *config_name; /* the class's default "name" in its config */
+    unsigned opts;           /* KC_LOSS_OPT_* */
+} kc_loss_info;
+const kc_loss_info *kc_loss_info_of(kc_loss loss); /* NULL when not a loss */
+/* a function name, class name or Keras alias ("mse", "kld", ...); KC_LOSS_NONE if unknown */
+kc_loss kc_loss_find(const char *name);
+/* Checks spec (where: the message's prefix) and writes it with the defaults filled in */
+kc_status kc_loss_spec_resolve(const kc_loss_spec *spec, kc_loss_spec *out, const char *where);
+/* Is it the loss with every option at its default (reduction sum_over_batch_size or mean)? */
+int kc_loss_spec_plain(const kc_loss_spec *s);
+
 /* Does this loss fold the last activation into its gradient exactly? */
-int kc_loss_fuses(kc_loss loss, kc_act last_act);
-/* Mean loss over the batch. pred (batch, cols); y (batch, cols), or (batch) class indices for
- * the sparse loss. grad (optional, batch x cols): d(mean loss)/d pred, or w.r.t. the
- * pre-activation when fused. */
-double kc_loss_compute(kc_loss loss, const float *pred, const float *y, int batch, int cols,
-                       float *grad, int fused);
+int kc_loss_fuses(const kc_loss_spec *s, kc_act last_act);
+/* The reduced loss over the batch. pred (batch, cols); y (batch, cols), or (batch) class
+ * indices for the sparse loss. grad (optional, batch x cols): d(loss)/d pred, or w.r.t. the
+ * pre-activation when fused. NaN when out of memory (only for cols > 256). */
+double kc_loss_compute(const kc_loss_spec *s, const float *pred, const float *y, int batch,
+                       int cols, float *grad, int fused);
 /* Number of correct samples in the batch (fractional for multi-output binary accuracy). */
 double kc_accuracy_sum(kc_loss loss, const float *pred, const float *y, int batch, int cols);
 #endif

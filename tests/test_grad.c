@@ -54,8 +54,7 @@ static void make_targets(kc_loss loss, int batch, int cols, float *y) {
             for (int j = 0; j < cols; j++) row[j] = (float)((i + j) % 2);
             break;
         case KC_MEAN_SQUARED_ERROR: fill_values(row, cols, 977u + (uint32_t)i, 0.9f); break;
-        case KC_LOSS_NONE:
-        case KC_LOSS_COUNT: break;
+        default: break; /* test_losses.c checks the others */
         }
     }
 }

@@ -9,9 +9,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* the loss's name in compile_config (kc_loss_name's); NULL (nothing written) for none */
-static cJSON *loss_json(kc_loss loss) {
-    return loss == KC_LOSS_NONE ? NULL : cJSON_CreateString(kc_loss_name(loss));
+/* the loss in compile_config as Keras 3 writes it: its function's name when every option is
+ * the default, else its class config; NULL (nothing written) for none */
+static cJSON *loss_json(const kc_loss_spec *sp, kc_config_style style) {
+    const kc_loss_info *info = kc_loss_info_of(sp->kind);
+    if (!info) return NULL;
+    kc_loss_spec def, s = *sp;
+    kc_loss_spec bare = {.kind = sp->kind};
+    if (kc_loss_spec_resolve(&bare, &def, "loss")) return NULL;
+    if (kc_loss_spec_resolve(sp, &s, "loss")) s = *sp;
+    if (!memcmp(&s, &def, sizeof s)) return cJSON_CreateString(info->name);
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "name", info->config_name);
+    cJSON_AddStringToObject(c, "reduction", kc_reduction_name(s.reduction));
+    unsigned o = info->opts;
+    if (o & KC_LOSS_OPT_LOGITS) cJSON_AddBoolToObject(c, "from_logits", s.from_logits);
+    if (o & KC_LOSS_OPT_IGNORE) {
+        if (s.has_ignore_class) cJSON_AddNumberToObject(c, "ignore_class", s.ignore_class);
+        else cJSON_AddNullToObject(c, "ignore_class");
+    }
+    if (o & KC_LOSS_OPT_SMOOTHING)
+        cJSON_AddNumberToObject(c, "label_smoothing", kc_json_float(s.label_smoothing));
+    if (o & KC_LOSS_OPT_AXIS) cJSON_AddNumberToObject(c, "axis", -1);
+    if (o & KC_LOSS_OPT_BALANCING)
+        cJSON_AddBoolToObject(c, "apply_class_balancing", s.apply_class_balancing);
+    if (o & KC_LOSS_OPT_FOCAL) {
+        cJSON_AddNumberToObject(c, "alpha", kc_json_float(s.alpha));
+        cJSON_AddNumberToObject(c, "gamma", kc_json_float(s.gamma));
+    }
+    if (o & KC_LOSS_OPT_DELTA) cJSON_AddNumberToObject(c, "delta", kc_json_float(s.delta));
+    return kc_cfg_wrap("keras.losses", info->class_name, c, style);
 }
 
 cJSON *kc_cfg_dtype_policy(kc_config_style style) {
@@ -76,7 +103,8 @@ cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style) {
     const kc_model *m = v->model;
     int n_out = m ? m->n_outputs : 1;
     if (n_out == 1) {
-        cJSON_AddItemToObject(c, "loss", loss_json(v->loss));
+        kc_loss_spec one = m ? m->loss_specs[0] : (kc_loss_spec){.kind = v->loss};
+        cJSON_AddItemToObject(c, "loss", loss_json(&one, style));
         cJSON_AddNullToObject(c, "loss_weights");
         cJSON *metrics = cJSON_AddArrayToObject(c, "metrics");
         if (v->metrics & KC_METRIC_ACCURACY)
@@ -88,7 +116,7 @@ cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style) {
         cJSON *metrics = cJSON_CreateArray();
         int weighted = 0, any_metric = 0;
         for (int o = 0; o < n_out; o++) {
-            cJSON_AddItemToArray(loss, loss_json(m->losses[o]));
+            cJSON_AddItemToArray(loss, loss_json(&m->loss_specs[o], style));
             cJSON_AddItemToArray(weights, cJSON_CreateNumber(kc_json_float(m->loss_weights[o])));
             weighted |= m->loss_weights[o] != 1.0f;
             cJSON *mo = cJSON_CreateArray();
@@ -147,36 +175,73 @@ kc_status kc_cfg_parse_batch_shape(const cJSON *a, const char *where, kc_shape *
 
 /* kc_config_model: model_config.c */
 
-static kc_status parse_loss(const cJSON *loss, const char *where, kc_loss *out) {
+/* a loss: a name (function, class or alias), or a class config (Keras 3's {"module",
+ * "class_name", "config"} or tf.keras 2's {"class_name", "config"}) with its options */
+static kc_status parse_loss(const cJSON *loss, const char *where, kc_loss_spec *out) {
     if (cJSON_IsArray(loss) && cJSON_GetArraySize(loss) == 1) loss = cJSON_GetArrayItem(loss, 0);
     const char *name = NULL;
+    const cJSON *c = NULL;
     if (cJSON_IsString(loss)) name = loss->valuestring;
     else if (cJSON_IsObject(loss)) {
-        const cJSON *c = get(loss, "config");
-        if (cJSON_IsTrue(get(c, "from_logits")))
-            return kc_err(KC_EFORMAT, "%s: a loss with from_logits=True is not supported", where);
+        c = get(loss, "config");
         if (cJSON_IsString(get(loss, "class_name"))) name = get(loss, "class_name")->valuestring;
-        if (cJSON_IsString(c)) name = c->valuestring;
+        if (cJSON_IsString(c)) name = c->valuestring; /* a function: {"config": "mse"} */
+        if (!cJSON_IsObject(c)) c = NULL;
     }
     if (!name) return kc_err(KC_EFORMAT, "%s: the loss is not a name", where);
-    static const struct {
-        const char *name;
-        kc_loss loss;
-    } names[] = {{"categorical_crossentropy", KC_CATEGORICAL_CROSSENTROPY},
-                 {"CategoricalCrossentropy", KC_CATEGORICAL_CROSSENTROPY},
-                 {"sparse_categorical_crossentropy", KC_SPARSE_CATEGORICAL_CROSSENTROPY},
-                 {"SparseCategoricalCrossentropy", KC_SPARSE_CATEGORICAL_CROSSENTROPY},
-                 {"binary_crossentropy", KC_BINARY_CROSSENTROPY},
-                 {"BinaryCrossentropy", KC_BINARY_CROSSENTROPY},
-                 {"mean_squared_error", KC_MEAN_SQUARED_ERROR},
-                 {"mse", KC_MEAN_SQUARED_ERROR},
-                 {"MeanSquaredError", KC_MEAN_SQUARED_ERROR}};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (!strcmp(name, names[i].name)) {
-            *out = names[i].loss;
-            return KC_OK;
+    kc_loss_spec s = {.kind = kc_loss_find(name)};
+    if (!s.kind) return kc_err(KC_EFORMAT, "%s: unknown loss '%s'", where, name);
+    const kc_loss_info *info = kc_loss_info_of(s.kind);
+    const cJSON *it;
+    if (c) {
+        cJSON_ArrayForEach(it, c) {
+            const char *k = it->string;
+            int num = cJSON_IsNumber(it), boolean = cJSON_IsBool(it);
+            unsigned need = 0;
+            /* tf.keras 2 writes the function as "fn" */
+            if (!strcmp(k, "name") || !strcmp(k, "dtype") || !strcmp(k, "fn")) continue;
+            if (!strcmp(k, "reduction")) {
+                const char *r = cJSON_IsString(it) ? it->valuestring : "";
+                if (!strcmp(r, "sum_over_batch_size") || !strcmp(r, "auto"))
+                    s.reduction = KC_REDUCTION_SUM_OVER_BATCH_SIZE;
+                else if (!strcmp(r, "sum")) s.reduction = KC_REDUCTION_SUM;
+                else if (!strcmp(r, "mean")) s.reduction = KC_REDUCTION_MEAN;
+                else
+                    return kc_err(KC_EFORMAT, "%s: reduction '%s' of %s (kerac trains with "
+                                  "sum_over_batch_size, sum or mean)", where, r, name);
+                continue;
+            }
+            if (!strcmp(k, "from_logits") && boolean) s.from_logits = cJSON_IsTrue(it), need = KC_LOSS_OPT_LOGITS;
+            else if (!strcmp(k, "label_smoothing") && num)
+                s.label_smoothing = (float)it->valuedouble, need = KC_LOSS_OPT_SMOOTHING;
+            else if (!strcmp(k, "ignore_class") && (num || cJSON_IsNull(it))) {
+                s.has_ignore_class = num;
+                s.ignore_class = num ? it->valueint : 0;
+                need = KC_LOSS_OPT_IGNORE;
+            } else if (!strcmp(k, "gamma") && num) s.gamma = (float)it->valuedouble, need = KC_LOSS_OPT_FOCAL;
+            else if (!strcmp(k, "alpha") && num) s.alpha = (float)it->valuedouble, need = KC_LOSS_OPT_FOCAL;
+            else if (!strcmp(k, "apply_class_balancing") && boolean)
+                s.apply_class_balancing = cJSON_IsTrue(it), need = KC_LOSS_OPT_BALANCING;
+            else if (!strcmp(k, "delta") && num) s.delta = (float)it->valuedouble, need = KC_LOSS_OPT_DELTA;
+            else if (!strcmp(k, "axis") && num) {
+                if (it->valueint != -1)
+                    return kc_err(KC_EFORMAT, "%s: axis %d of %s (kerac computes losses over the "
+                                  "last axis only)", where, it->valueint, name);
+                continue;
+            } else
+                return kc_err(KC_EFORMAT, "%s: %s's option '%s' is not one kerac knows", where,
+                              name, k);
+            if (num && it->valuedouble == 0.0 &&
+                (need == KC_LOSS_OPT_FOCAL || need == KC_LOSS_OPT_DELTA))
+                return kc_err(KC_EFORMAT, "%s: %s's %s of 0 (kerac's kc_loss_spec takes 0 as "
+                              "Keras's default)", where, name, k);
+            if (!(info->opts & need) && !(need == KC_LOSS_OPT_LOGITS && !s.from_logits) &&
+                !(need == KC_LOSS_OPT_SMOOTHING && s.label_smoothing == 0.0f))
+                return kc_err(KC_EFORMAT, "%s: %s has no option '%s'", where, name, k);
         }
-    return kc_err(KC_EFORMAT, "%s: unknown loss '%s'", where, name);
+    }
+    *out = s;
+    return KC_OK;
 }
 
 /* any string in the metrics tree naming accuracy ("accuracy", "acc", "categorical_accuracy",
@@ -243,7 +308,7 @@ kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
                         oname);
             break;
         }
-        st = parse_loss(lo, ow, &co.loss[out]);
+        st = parse_loss(lo, ow, &co.loss_specs[out]);
         if (wo && !cJSON_IsNull(wo)) {
             if (!cJSON_IsNumber(wo) || !(wo->valuedouble >= 0))
                 st = kc_err(KC_EFORMAT, "%s: loss_weights is not a number >= 0", ow);

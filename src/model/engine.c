@@ -162,7 +162,7 @@ static double losses(kc_model *m, int batch, double *per_output, double *correct
         int p = v->producer;
         int fused = p >= 0 && m->nodes[p].dout_pre;
         float *g = grads && v->grad_slot >= 0 ? m->grad_pool[v->grad_slot] : NULL;
-        double lo = kc_loss_compute(m->losses[o], v->act, m->ybuf[o], rows, cols, g, fused);
+        double lo = kc_loss_compute(&m->loss_specs[o], v->act, m->ybuf[o], rows, cols, g, fused);
         float w = m->loss_weights[o];
         if (g && w != 1.0f)
             for (int64_t i = 0; i < (int64_t)rows * cols; i++) g[i] *= w;

@@ -105,7 +105,8 @@ struct kc_model {
     float *params, *grads; /* resolved (kc_model_bind) */
 
     kc_optimizer *opt;
-    kc_loss losses[KC_MAX_IO];
+    kc_loss losses[KC_MAX_IO];          /* the kinds of loss_specs */
+    kc_loss_spec loss_specs[KC_MAX_IO]; /* defaults filled in (kc_loss_spec_resolve) */
     float loss_weights[KC_MAX_IO];
     unsigned metrics[KC_MAX_IO];
     int compiled_frozen_valid;

@@ -108,7 +108,7 @@ void kc_model_plan(kc_model *m) {
         int p = m->tensors[t].producer;
         if (p >= 0 && m->opt && m->tensors[t].n_consumers == 0 && !m->nodes[p].skip &&
             !activity_regularized(m->nodes[p].layer) &&
-            kc_loss_fuses(m->losses[o], m->nodes[p].layer->act))
+            kc_loss_fuses(&m->loss_specs[o], m->nodes[p].layer->act))
             m->nodes[p].dout_pre = 1;
     }
     /* gradient buffers: a tensor's gradient lives from its first contribution (its last

@@ -78,6 +78,7 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
     }
     kc_status st = KC_OK;
     kc_loss losses[KC_MAX_IO];
+    kc_loss_spec specs[KC_MAX_IO];
     unsigned metrics[KC_MAX_IO];
     float weights[KC_MAX_IO];
     if (!opts) st = kc_err(KC_EINVAL, "kc_compile: options are NULL");
@@ -87,13 +88,19 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
         unsigned l[KC_MAX_IO];
         for (int o = 0; o < KC_MAX_IO; o++) l[o] = (unsigned)opts->loss[o];
         int one_loss = broadcast_only_first(l, KC_MAX_IO), one_metric = 0;
+        for (int o = 0; o < KC_MAX_IO; o++) l[o] = (unsigned)opts->loss_specs[o].kind;
+        int one_spec = broadcast_only_first(l, KC_MAX_IO);
+        int with_specs = opts->loss_specs[0].kind != KC_LOSS_NONE || !one_spec;
+        if (with_specs) one_loss = one_spec;
         for (int o = 0; o < m->n_outputs; o++) {
-            losses[o] = one_loss ? opts->loss[0] : opts->loss[o];
+            int from = one_loss ? 0 : o;
+            specs[o] = with_specs ? opts->loss_specs[from] : (kc_loss_spec){.kind = opts->loss[from]};
+            losses[o] = specs[o].kind;
             metrics[o] = one_metric ? opts->metrics[0] : opts->metrics[o];
             weights[o] = opts->has_loss_weights ? opts->loss_weights[o] : 1.0f;
         }
         for (int o = m->n_outputs; o < KC_MAX_IO && !st; o++)
-            if ((!one_loss && opts->loss[o]) || (!one_metric && opts->metrics[o]))
+            if ((!one_loss && (with_specs ? opts->loss_specs[o].kind : opts->loss[o])) || (!one_metric && opts->metrics[o]))
                 st = kc_err(KC_EINVAL, "kc_compile: a loss or metric for output %d, but the model "
                                        "has %d output%s", o, m->n_outputs,
                             m->n_outputs == 1 ? "" : "s");
@@ -102,15 +109,20 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
         kc_shape out = m->tensors[m->outputs[o]].shape;
         char buf[64], which[48] = "";
         if (m->n_outputs > 1) snprintf(which, sizeof which, " (output %d)", o);
-        if (losses[o] < KC_CATEGORICAL_CROSSENTROPY || losses[o] > KC_MEAN_SQUARED_ERROR)
+        char lw[64];
+        snprintf(lw, sizeof lw, "kc_compile%s", which);
+        if (losses[o] <= KC_LOSS_NONE || losses[o] >= KC_LOSS_COUNT)
             st = kc_err(KC_EINVAL, "kc_compile: unknown loss %d%s", (int)losses[o], which);
+        else if ((st = kc_loss_spec_resolve(&specs[o], &specs[o], lw)))
+            ;
         else if (metrics[o] & ~(unsigned)KC_METRIC_ACCURACY)
             st = kc_err(KC_EINVAL, "kc_compile: unknown metrics bits 0x%x%s", metrics[o], which);
         else if (!isfinite(weights[o]) || weights[o] < 0.0f)
             st = kc_err(KC_EINVAL, "kc_compile: loss weight %g%s must be finite and >= 0",
                         (double)weights[o], which);
         else if ((losses[o] == KC_CATEGORICAL_CROSSENTROPY ||
-                  losses[o] == KC_SPARSE_CATEGORICAL_CROSSENTROPY) &&
+                  losses[o] == KC_SPARSE_CATEGORICAL_CROSSENTROPY ||
+                  losses[o] == KC_CATEGORICAL_FOCAL_CROSSENTROPY) &&
                  (out.rank != 1 || out.dims[0] < 2))
             st = kc_err(KC_EINVAL,
                         "kc_compile: %s needs an output of shape (classes) with classes >= 2, "
@@ -135,11 +147,17 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
     m->opt = opt;
     for (int o = 0; o < m->n_outputs; o++) {
         m->losses[o] = losses[o];
+        m->loss_specs[o] = specs[o];
         m->metrics[o] = metrics[o];
         m->loss_weights[o] = weights[o];
     }
     m->planned = 0;
     return KC_OK;
+}
+
+kc_loss_spec kc_model_loss_spec(const kc_model *m, int o) {
+    kc_loss_spec none = {.kind = KC_LOSS_NONE};
+    return m && m->opt && o >= 0 && o < m->n_outputs ? m->loss_specs[o] : none;
 }
 
 kc_status kc_compile(kc_model *m, kc_loss loss, kc_optimizer *opt, unsigned metrics) {
@@ -224,8 +242,10 @@ static kc_status check_data(kc_model *m, const kc_dataset *ds, const char *what,
                               "%s: sparse_categorical_crossentropy needs class indices (uint8 or "
                               "int32 labels of shape ()), the labels%s have shape %s",
                               what, which, kc_shape_str(y.shape, a, sizeof a));
+            const kc_loss_spec *sp = &m->loss_specs[o];
             for (int64_t i = 0; i < ds->count; i++)
-                if (class_at(&y, i) < 0 || class_at(&y, i) >= cols)
+                if ((class_at(&y, i) < 0 || class_at(&y, i) >= cols) &&
+                    !(sp->has_ignore_class && class_at(&y, i) == sp->ignore_class))
                     return kc_err(KC_EINVAL, "%s: label %lld of sample %lld%s is out of range [0, %d)",
                                   what, (long long)class_at(&y, i), (long long)i, which, cols);
             continue;
@@ -458,7 +478,9 @@ static kc_status load_user_batch(kc_model *m, const float *const *x, const float
         int64_t y_size = sparse ? batch : batch * m->tensors[m->outputs[o]].size;
         if (sparse)
             for (int i = 0; i < batch; i++)
-                if (!(y[o][i] >= 0.0f && y[o][i] < (float)cols) || y[o][i] != floorf(y[o][i]))
+                if ((!(y[o][i] >= 0.0f && y[o][i] < (float)cols) || y[o][i] != floorf(y[o][i])) &&
+                    !(m->loss_specs[o].has_ignore_class &&
+                      y[o][i] == (float)m->loss_specs[o].ignore_class))
                     return kc_err(KC_EINVAL, "%s: label %g of sample %d is not a class in [0, %d)",
                                   what, (double)y[o][i], i, cols);
         memcpy(m->ybuf[o], y[o], sizeof(float) * (size_t)y_size);
