@@ -44,7 +44,13 @@ static int parse_int(const char *option, const char *text, long lo, long hi, lon
     return 1;
 }
 
+/* kerac's warnings (a file's optimizer state skipped, ...) go to stderr */
+static void print_warning(const char *message, void *user) {
+    fprintf(stderr, "%s: warning: %s\n", (const char *)user, message);
+}
+
 int main(int argc, char **argv) {
+    kc_set_warning_handler(print_warning, (void *)"mnist_mlp");
     long hidden = 2, epochs = 20, batch_size = 128, seed = 1337, threads = 0, verbose = 1;
     int bf16 = 0;
     const char *data_dir = NULL, *save_path = NULL, *load_path = NULL;

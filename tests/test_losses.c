@@ -277,3 +277,22 @@ Test(losses, keras_file_sparse_from_logits_trains_as_keras) {
                   (double)after[i]);
     kc_model_free(m);
 }
+
+static int warned;
+static void on_warning(const char *message, void *user) { warned++; }
+
+/* Keras's warning: from_logits=True on a softmax output */
+Test(losses_warnings, from_logits_on_softmax_output) {
+    kc_model *m = kc_sequential(kc_shape1(3));
+    KC_CHECK(kc_add(m, kc_dense(3, KC_SOFTMAX)));
+    warned = 0;
+    kc_set_warning_handler(on_warning, NULL);
+    KC_CHECK(kc_compile_ex(m, &(kc_compile_opts){
+                                  .optimizer = kc_sgd(NULL),
+                                  .loss_specs = {{.kind = KC_CATEGORICAL_CROSSENTROPY, .from_logits = 1}}}));
+    kc_set_warning_handler(NULL, NULL);
+    cr_assert_eq(warned, 1);
+    cr_assert(strstr(kc_last_warning(), "softmax") && strstr(kc_last_warning(), "from_logits"),
+              "%s", kc_last_warning());
+    kc_model_free(m);
+}

@@ -150,6 +150,13 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
         m->loss_specs[o] = specs[o];
         m->metrics[o] = metrics[o];
         m->loss_weights[o] = weights[o];
+        /* Keras warns when a loss that takes logits is given probabilities */
+        int p = m->tensors[m->outputs[o]].producer;
+        kc_act act = p >= 0 ? m->nodes[p].layer->act : KC_LINEAR;
+        if (specs[o].from_logits && p >= 0 && (act == KC_SOFTMAX || act == KC_SIGMOID))
+            kc_warn("kc_compile: output %d ('%s') ends in a %s activation but its loss %s has "
+                    "from_logits=True: it will read probabilities as logits", o,
+                    kc_model_output_name(m, o), kc_act_name(act), kc_loss_name(losses[o]));
     }
     m->planned = 0;
     return KC_OK;
