@@ -119,8 +119,20 @@ kc_status kc_mnist_load(const char *dir, kc_dataset *train, kc_dataset *test);
 
 /* ---- layers and models -------------------------------------------------------------------- */
 
-/* KC_ACT_COUNT is no activation: the number of them (a new one goes before it) */
-typedef enum { KC_LINEAR = 0, KC_RELU, KC_SOFTMAX, KC_SIGMOID, KC_TANH, KC_ACT_COUNT } kc_act;
+/* Keras 3's activation functions (keras.activations, the formulas of its JAX backend, the
+ * default arguments). gelu is the exact erf form (Keras's gelu(x, approximate=False));
+ * leaky_relu's negative_slope is 0.2 (the function's; the LeakyReLU layer's is 0.3);
+ * hard_sigmoid is Keras 3's relu6(x + 3) / 6 (tf.keras 2's was clip(0.2 x + 0.5, 0, 1)).
+ * softmax and log_softmax act on the last axis, the others elementwise. KC_ACT_COUNT is no
+ * activation: the number of them (a new one goes before it) */
+typedef enum {
+    KC_LINEAR = 0, KC_RELU, KC_SOFTMAX, KC_SIGMOID, KC_TANH,
+    KC_ELU, KC_SELU, KC_GELU, KC_SOFTPLUS, KC_SOFTSIGN, KC_SILU /* swish */, KC_MISH,
+    KC_HARD_SIGMOID, KC_HARD_SILU /* hard_swish */, KC_HARD_TANH, KC_EXPONENTIAL,
+    KC_LEAKY_RELU, KC_RELU6, KC_CELU, KC_LOG_SIGMOID, KC_LOG_SOFTMAX, KC_TANH_SHRINK,
+    KC_SQUAREPLUS, KC_SPARSE_PLUS, KC_SPARSE_SIGMOID, KC_SOFT_SHRINK, KC_HARD_SHRINK,
+    KC_ACT_COUNT
+} kc_act;
 const char *kc_act_name(kc_act act); /* "relu"; "unknown" when act is none of them */
 
 #define KC_ZERO (-1) /* for integer options whose 0 means "the default": the value 0 itself */
@@ -213,6 +225,26 @@ kc_layer *kc_dense_ex(int units, const kc_dense_opts *opts);
 kc_layer *kc_dropout(float rate);                   /* inverted dropout, training only */
 kc_layer *kc_activation(kc_act activation);
 kc_layer *kc_softmax_layer(void); /* keras.layers.Softmax() on the last axis */
+/* Keras's activation layers (their formulas those of Keras 3's JAX backend):
+ * Softmax(axis): axis counts as Keras's (negative from the end, 1 the first after the batch) */
+kc_layer *kc_softmax_axis(int axis);
+/* ReLU(max_value, negative_slope, threshold): x > threshold ? min(x, max_value) :
+ * negative_slope * (x - threshold); max_value < 0 means None (Keras's default), Keras's
+ * defaults are (None, 0, 0) */
+kc_layer *kc_relu_layer(float max_value, float negative_slope, float threshold);
+/* LeakyReLU(negative_slope): x >= 0 ? x : negative_slope * x; Keras 3's default 0.3 (tf.keras
+ * 2's config key is alpha) */
+kc_layer *kc_leaky_relu(float negative_slope);
+/* ELU(alpha): x > 0 ? x : alpha * (exp(x) - 1); Keras's default 1 */
+kc_layer *kc_elu_layer(float alpha);
+/* PReLU: x > 0 ? x : alpha * x with a trainable alpha of the input's shape, size 1 along the
+ * shared axes (Keras's numbering: 1 is the first axis after the batch) */
+typedef struct {
+    kc_initializer alpha_initializer; /* zeros */
+    kc_regularizer alpha_regularizer; /* none */
+    int shared_axes[KC_MAX_RANK];     /* 0-terminated: {1, 2} shares alpha over axes 1 and 2 */
+} kc_prelu_opts;
+kc_layer *kc_prelu(const kc_prelu_opts *opts); /* opts may be NULL */
 kc_layer *kc_flatten(void);
 /* Reshape(target_shape): the same values per sample in another shape; one dim may be -1 */
 kc_layer *kc_reshape(kc_shape target_shape);

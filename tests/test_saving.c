@@ -272,11 +272,11 @@ Test(json, bad_json_errors) {
                        "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 8, 8, 1]}},"
                        "{\"class_name\": \"LSTM\", \"config\": {\"name\": \"lstm\"}}]}}";
     KC_EXPECT_ERR(kc_model_from_json(conv, &m), KC_EFORMAT, "layer 1 'lstm': unknown layer class 'LSTM'");
-    const char *gelu = "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
+    const char *crelu = "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
                        "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 4]}},"
                        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dd\", \"units\": 3, "
-                       "\"activation\": \"gelu\"}}]}}";
-    KC_EXPECT_ERR(kc_model_from_json(gelu, &m), KC_EFORMAT, "'dd': unknown activation 'gelu'");
+                       "\"activation\": \"crelu\"}}]}}";
+    KC_EXPECT_ERR(kc_model_from_json(crelu, &m), KC_EFORMAT, "'dd': unknown activation 'crelu'");
     const char *noshape = "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
                           "{\"class_name\": \"Dense\", \"config\": {\"units\": 3}}]}}";
     KC_EXPECT_ERR(kc_model_from_json(noshape, &m), KC_EFORMAT, "no input shape");
@@ -548,9 +548,9 @@ Test(bad_files, unknown_class_and_activation_name_the_layer) {
     KC_EXPECT_ERR(kc_load(path, &m), KC_EFORMAT,
                   "class.keras: layer 3 'dropout': unknown layer class 'GaussianNoise'");
     free(config);
-    config = fixture_config("\"activation\": \"relu\"", "\"activation\": \"swish\"");
+    config = fixture_config("\"activation\": \"relu\"", "\"activation\": \"crelu\"");
     write_keras(path, config, h5, size);
-    KC_EXPECT_ERR(kc_load(path, &m), KC_EFORMAT, "layer 2 'dense': unknown activation 'swish'");
+    KC_EXPECT_ERR(kc_load(path, &m), KC_EFORMAT, "layer 2 'dense': unknown activation 'crelu'");
     free(config);
     config = fixture_config("{", "{]");
     write_keras(path, config, h5, size);

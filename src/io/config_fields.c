@@ -99,7 +99,12 @@ kc_status kc_cfg_activation(const cJSON *v, const char *where, kc_act *out) {
     if (!name) return kc_err(KC_EFORMAT, "%s: the activation is not a name", where);
     kc_act act = kc_act_from_name(name);
     if (act != KC_ACT_COUNT) return *out = act, KC_OK;
-    char known[256];
+    /* Keras activations kerac leaves out, by name: glu halves the last axis (not elementwise,
+     * the activation table's kind); threshold has no defaults (Keras itself cannot call it by
+     * name); sparsemax needs a sort per row */
+    if (!strcmp(name, "glu") || !strcmp(name, "threshold") || !strcmp(name, "sparsemax"))
+        return kc_err(KC_EFORMAT, "%s: activation '%s' is not supported by kerac", where, name);
+    char known[640];
     kc_act_names(known, sizeof known);
     return kc_err(KC_EFORMAT, "%s: unknown activation '%s' (kerac has %s)", where, name, known);
 }

@@ -107,7 +107,8 @@ static int64_t chunk_floats(const kc_layer *l) {
 }
 static int64_t conv_scratch(const kc_layer *l, int batch, int parts) {
     return (int64_t)parts * 2 * chunk_floats(l) +
-           CONV_GROUPS * (l->kernel_size + l->units) + l->kernel_size;
+           CONV_GROUPS * (l->kernel_size + l->units) + l->kernel_size +
+           (kc_act_needs_input(l->act) ? (int64_t)batch * l->out_size : 0);
 }
 static float *partials_of(const kc_layer *l) {
     return l->scratch + (int64_t)l->scratch_parts * 2 * chunk_floats(l);
@@ -115,6 +116,8 @@ static float *partials_of(const kc_layer *l) {
 static float *kernel_t_of(const kc_layer *l) {
     return partials_of(l) + CONV_GROUPS * (l->kernel_size + l->units);
 }
+/* the pre-activation (batch, out_size), for activations whose derivative needs it */
+static float *preact_of(const kc_layer *l) { return kernel_t_of(l) + l->kernel_size; }
 
 typedef struct {
     kc_layer *l;
@@ -154,8 +157,11 @@ static void conv_forward(kc_layer *l, const float *in, float *out, int batch,
                          const kc_forward_ctx *ctx) {
     conv_job job = {.l = l, .in = in, .y = out, .batch = batch};
     run_task(l, conv_forward_task, &job);
-    if (l->act != KC_RELU && l->act != KC_LINEAR)
+    if (l->act != KC_RELU && l->act != KC_LINEAR) {
+        if (kc_act_needs_input(l->act))
+            memcpy(preact_of(l), out, sizeof(float) * (size_t)batch * (size_t)l->out_size);
         kc_act_forward(out, (int)(batch * (l->out_size / l->units)), l->units, l->act);
+    }
 }
 
 /* Each part takes whole groups of images; per group, the chunks' weight gradients add up in
@@ -219,7 +225,8 @@ static void conv_backward(kc_layer *l, const float *in, const float *out, float 
                           const kc_forward_ctx *ctx) {
     int relu_inline = !dout_is_preactivation && l->act == KC_RELU;
     if (!dout_is_preactivation && !relu_inline)
-        kc_act_backward(out, dout, (int)(batch * (l->out_size / l->units)), l->units, l->act);
+        kc_act_backward(kc_act_needs_input(l->act) ? preact_of(l) : NULL, out, dout,
+                        (int)(batch * (l->out_size / l->units)), l->units, l->act);
     int groups = batch < CONV_GROUPS ? batch : CONV_GROUPS;
     conv_job job = {.l = l, .in = in, .out = out, .dout = dout, .din = din, .batch = batch,
                     .groups = groups, .relu_inline = relu_inline};

@@ -140,7 +140,7 @@ static int64_t chunk_floats(const kc_layer *l) {
 }
 static int64_t convt_scratch(const kc_layer *l, int batch, int parts) {
     return (int64_t)parts * chunk_floats(l) + CONV_GROUPS * (l->kernel_size + l->units) +
-           l->kernel_size;
+           l->kernel_size + (kc_act_needs_input(l->act) ? (int64_t)batch * l->out_size : 0);
 }
 static float *partials_of(const kc_layer *l) {
     return l->scratch + (int64_t)l->scratch_parts * chunk_floats(l);
@@ -148,6 +148,8 @@ static float *partials_of(const kc_layer *l) {
 static float *kernel_t_of(const kc_layer *l) {
     return partials_of(l) + CONV_GROUPS * (l->kernel_size + l->units);
 }
+/* the pre-activation (batch, out_size), for activations whose derivative needs it */
+static float *preact_of(const kc_layer *l) { return kernel_t_of(l) + l->kernel_size; }
 
 typedef struct {
     kc_layer *l;
@@ -192,7 +194,13 @@ static void convt_forward(kc_layer *l, const float *in, float *out, int batch,
     convt_job job = {.l = l, .in = in, .y = out, .batch = batch};
     run_task(l, convt_forward_task, &job);
     int rows = (int)(batch * (l->out_size / l->units));
-    kc_bias_act(out, l->no_bias ? NULL : l->bias, rows, l->units, l->act);
+    if (kc_act_needs_input(l->act)) {
+        kc_bias_act(out, l->no_bias ? NULL : l->bias, rows, l->units, KC_LINEAR);
+        memcpy(preact_of(l), out, sizeof(float) * (size_t)batch * (size_t)l->out_size);
+        kc_act_forward(out, rows, l->units, l->act);
+    } else {
+        kc_bias_act(out, l->no_bias ? NULL : l->bias, rows, l->units, l->act);
+    }
 }
 
 /* Each part takes whole groups of images; per group, the chunks' weight gradients add up in
@@ -243,7 +251,8 @@ static void convt_backward(kc_layer *l, const float *in, const float *out, float
                            float *din, int batch, int dout_is_preactivation,
                            const kc_forward_ctx *ctx) {
     if (!dout_is_preactivation)
-        kc_act_backward(out, dout, (int)(batch * (l->out_size / l->units)), l->units, l->act);
+        kc_act_backward(kc_act_needs_input(l->act) ? preact_of(l) : NULL, out, dout,
+                        (int)(batch * (l->out_size / l->units)), l->units, l->act);
     int groups = batch < CONV_GROUPS ? batch : CONV_GROUPS;
     convt_job job = {.l = l, .in = in, .dout = dout, .din = din, .batch = batch,
                      .groups = groups};

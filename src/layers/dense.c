@@ -7,6 +7,7 @@
 #include "../ops/ops.h"
 #include "../optimizers.h"
 #include <math.h>
+#include <string.h>
 
 static kc_status dense_build(kc_layer *l) {
     if (l->units <= 0)
@@ -45,7 +46,16 @@ static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
                                .dropout_rate = drop ? d->rate : 0.0f,
                                .dropout_key = drop ? kc_dropout_key(d, ctx) : 0,
                                .bf16 = ctx->bf16});
-    if (l->act != KC_RELU && l->act != KC_LINEAR) kc_act_forward(out, batch, l->units, l->act);
+    if (l->act != KC_RELU && l->act != KC_LINEAR) {
+        /* an activation whose derivative needs the pre-activation keeps it in the scratch */
+        if (kc_act_needs_input(l->act))
+            memcpy(l->scratch, out, sizeof(float) * (size_t)batch * (size_t)l->units);
+        kc_act_forward(out, batch, l->units, l->act);
+    }
+}
+
+static int64_t dense_scratch(const kc_layer *l, int batch, int parts) {
+    return kc_act_needs_input(l->act) ? (int64_t)batch * l->units : 0;
 }
 
 typedef struct {
@@ -74,7 +84,7 @@ static void dense_backward(kc_layer *l, const float *in, const float *out, float
         kc_relu_dropout_backward(out, dout, (int64_t)batch * l->units,
                                  kc_fused_dropout_scale(l, ctx));
     else if (!dout_is_preactivation)
-        kc_act_backward(out, dout, batch, l->units, l->act);
+        kc_act_backward(l->scratch, out, dout, batch, l->units, l->act);
     /* dout is now dz (batch, units): din = dz @ K^T (first: it needs the kernel before this
      * step changes it), dbias = sum_rows dz, dkernel = in^T @ dz. In a training step the
      * kernel's weights are stepped as soon as their gradients are summed, while those are
@@ -144,6 +154,7 @@ const kc_layer_ops kc_dense_ops = {
     .init = dense_init,
     .forward = dense_forward,
     .backward = dense_backward,
+    .scratch_size = dense_scratch,
     .updates_weights = 1,
     .io = {dense_from, dense_to, dense_weights}};
 

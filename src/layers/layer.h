@@ -139,6 +139,11 @@ struct kc_layer {
     int output_padding[2]; /* Conv2DTranspose (-1: None) */
     int interpolation;     /* UpSampling2D: 0 nearest, 1 bilinear */
     int keepdims;          /* global pooling keeps (1, 1, channels) */
+    /* activation layers (activations.c): ReLU's max_value (< 0: None), negative_slope and
+     * threshold; LeakyReLU's negative_slope and ELU's alpha in act_param[1]; PReLU's
+     * shared_axes as a bit mask (bit i: Keras's axis i, 1 the first after the batch) */
+    float act_param[3];
+    int shared_axes;
     /* initializers and regularizers (initializers.c); zero values mean the layer's default */
     kc_initializer kernel_init, bias_init;
     kc_regularizer kernel_reg, bias_reg, activity_reg;

@@ -31,7 +31,11 @@
     X(kc_maximum_ops)                                                                            \
     X(kc_minimum_ops)                                                                            \
     X(kc_concatenate_ops)                                                                        \
-    X(kc_dot_ops)
+    X(kc_dot_ops)                                                                                \
+    X(kc_relu_ops)                                                                               \
+    X(kc_leaky_relu_ops)                                                                         \
+    X(kc_prelu_ops)                                                                              \
+    X(kc_elu_ops)
 
 #define DECLARE(cls) extern const kc_layer_ops cls;
 BUILTIN_CLASSES(DECLARE)

@@ -1,4 +1,4 @@
-/* simple.c: the weightless layers: Dropout (inverted, training only), Activation, Softmax,
+/* simple.c: the weightless layers: Dropout (inverted, training only), Activation,
  * Flatten, Identity; and the shared layer constructor. */
 #include "layer.h"
 #include "../io/config_fields.h"
@@ -112,7 +112,7 @@ static void activation_forward(kc_layer *l, const float *in, float *out, int bat
                                const kc_forward_ctx *ctx) {
     int rows = batch, cols = (int)l->out_size;
     /* softmax acts on the last axis; the others are elementwise */
-    if (l->act == KC_SOFTMAX) {
+    if (kc_act_is_rowwise(l->act)) {
         rows = (int)((int64_t)batch * l->out_size / l->out_shape.dims[l->out_shape.rank - 1]);
         cols = l->out_shape.dims[l->out_shape.rank - 1];
     }
@@ -124,9 +124,11 @@ static void activation_backward(kc_layer *l, const float *in, const float *out, 
                                 float *din, int batch, int dout_is_preactivation,
                                 const kc_forward_ctx *ctx) {
     if (!din) return;
-    int cols = l->act == KC_SOFTMAX ? l->out_shape.dims[l->out_shape.rank - 1] : (int)l->out_size;
+    int cols = kc_act_is_rowwise(l->act) ? l->out_shape.dims[l->out_shape.rank - 1]
+                                         : (int)l->out_size;
     int rows = (int)((int64_t)batch * l->out_size / cols);
-    if (!dout_is_preactivation) kc_act_backward(out, dout, rows, cols, l->act);
+    /* the pre-activation is the layer's input */
+    if (!dout_is_preactivation) kc_act_backward(in, out, dout, rows, cols, l->act);
     memcpy(din, dout, sizeof(float) * (size_t)batch * (size_t)l->out_size);
 }
 
@@ -134,9 +136,9 @@ static kc_status activation_build(kc_layer *l) {
     if ((unsigned)l->act >= KC_ACT_COUNT)
         return kc_err(KC_EINVAL, "layer %s (Activation): unknown activation %d", l->name,
                       (int)l->act);
-    if (l->in_shape.rank < 1 && l->act == KC_SOFTMAX)
-        return kc_err(KC_EINVAL, "layer %s (Activation softmax) needs an input with an axis",
-                      l->name);
+    if (l->in_shape.rank < 1 && kc_act_is_rowwise(l->act))
+        return kc_err(KC_EINVAL, "layer %s (Activation %s) needs an input with an axis",
+                      l->name, kc_act_name(l->act));
     return kc_same_shape_build(l);
 }
 
@@ -161,34 +163,6 @@ const kc_layer_ops kc_activation_ops = {
     .forward = activation_forward,
     .backward = activation_backward,
     .io = {activation_from, activation_to}};
-
-/* Softmax(axis=-1): the layer class keras.layers.Softmax (the last axis only) */
-
-static kc_status softmax_from(const cJSON *cfg, const char *where, kc_layer **out) {
-    double axis = -1;
-    if (kc_cfg_num(cfg, "axis", &axis) < 0 || axis != -1)
-        return kc_err(KC_EFORMAT, "%s: Softmax's axis must be -1 (the last axis) in kerac", where);
-    return kc_cfg_made(kc_softmax_layer(), where, out);
-}
-
-static kc_status softmax_to(const kc_layer *l, cJSON *cfg) {
-    cJSON_AddNumberToObject(cfg, "axis", -1);
-    return KC_OK;
-}
-
-const kc_layer_ops kc_softmax_ops = {.type_name = "Softmax",
-                                     .base_name = "softmax",
-                                     .build = activation_build,
-                                     .init = kc_no_init,
-                                     .forward = activation_forward,
-                                     .backward = activation_backward,
-                                     .io = {softmax_from, softmax_to}};
-
-kc_layer *kc_softmax_layer(void) {
-    kc_layer *l = kc_layer_new(&kc_softmax_ops);
-    if (l) l->act = KC_SOFTMAX;
-    return l;
-}
 
 kc_layer *kc_activation(kc_act activation) {
     kc_layer *l = kc_layer_new(&kc_activation_ops);

@@ -14,15 +14,43 @@ static const struct {
     const char *name;        /* Keras's: "relu" */
     const char *layer_class; /* Keras's layer class of the same function, also accepted as an
                                 activation's name ("ReLU"), or NULL */
+    const char *alias;       /* another name Keras accepts for it ("swish"), or NULL */
+    int from_input;          /* the derivative needs the pre-activation (kc_act_needs_input) */
 } acts[] = {
-    [KC_LINEAR] = {"linear", NULL},
-    [KC_RELU] = {"relu", "ReLU"},
-    [KC_SOFTMAX] = {"softmax", "Softmax"},
-    [KC_SIGMOID] = {"sigmoid", NULL},
-    [KC_TANH] = {"tanh", NULL},
+    [KC_LINEAR] = {"linear", NULL, NULL, 0},
+    [KC_RELU] = {"relu", "ReLU", NULL, 0},
+    [KC_SOFTMAX] = {"softmax", "Softmax", NULL, 0},
+    [KC_SIGMOID] = {"sigmoid", NULL, NULL, 0},
+    [KC_TANH] = {"tanh", NULL, NULL, 0},
+    [KC_ELU] = {"elu", NULL, NULL, 1},
+    [KC_SELU] = {"selu", NULL, NULL, 1},
+    [KC_GELU] = {"gelu", NULL, NULL, 1},
+    [KC_SOFTPLUS] = {"softplus", NULL, NULL, 1},
+    [KC_SOFTSIGN] = {"softsign", NULL, NULL, 1},
+    [KC_SILU] = {"silu", NULL, "swish", 1},
+    [KC_MISH] = {"mish", NULL, NULL, 1},
+    [KC_HARD_SIGMOID] = {"hard_sigmoid", NULL, NULL, 1},
+    [KC_HARD_SILU] = {"hard_silu", NULL, "hard_swish", 1},
+    [KC_HARD_TANH] = {"hard_tanh", NULL, NULL, 1},
+    [KC_EXPONENTIAL] = {"exponential", NULL, NULL, 0},
+    [KC_LEAKY_RELU] = {"leaky_relu", NULL, NULL, 1},
+    [KC_RELU6] = {"relu6", NULL, NULL, 1},
+    [KC_CELU] = {"celu", NULL, NULL, 1},
+    [KC_LOG_SIGMOID] = {"log_sigmoid", NULL, NULL, 1},
+    [KC_LOG_SOFTMAX] = {"log_softmax", NULL, NULL, 0},
+    [KC_TANH_SHRINK] = {"tanh_shrink", NULL, NULL, 1},
+    [KC_SQUAREPLUS] = {"squareplus", NULL, NULL, 1},
+    [KC_SPARSE_PLUS] = {"sparse_plus", NULL, NULL, 1},
+    [KC_SPARSE_SIGMOID] = {"sparse_sigmoid", NULL, NULL, 1},
+    [KC_SOFT_SHRINK] = {"soft_shrink", NULL, NULL, 1},
+    [KC_HARD_SHRINK] = {"hard_shrink", NULL, NULL, 1},
 };
 _Static_assert(sizeof acts / sizeof *acts == KC_ACT_COUNT,
                "the activations' table needs one row per kc_act (kerac.h)");
+
+int kc_act_needs_input(kc_act act) { return (unsigned)act < KC_ACT_COUNT && acts[act].from_input; }
+
+int kc_act_is_rowwise(kc_act act) { return act == KC_SOFTMAX || act == KC_LOG_SOFTMAX; }
 
 const char *kc_act_name(kc_act act) {
     return (unsigned)act < KC_ACT_COUNT ? acts[act].name : "unknown";
@@ -32,7 +60,9 @@ kc_act kc_act_from_name(const char *name) {
     for (int i = 0; i < KC_ACT_COUNT; i++)
         if (!strcmp(name, acts[i].name)) return (kc_act)i;
     for (int i = 0; i < KC_ACT_COUNT; i++)
-        if (acts[i].layer_class && !strcmp(name, acts[i].layer_class)) return (kc_act)i;
+        if ((acts[i].layer_class && !strcmp(name, acts[i].layer_class)) ||
+            (acts[i].alias && !strcmp(name, acts[i].alias)))
+            return (kc_act)i;
     return KC_ACT_COUNT;
 }
 
@@ -65,6 +95,98 @@ static inline float sigmoidf(float z) {
     return e / (1.0f + e);
 }
 
+/* the elementwise activations of one value, as Keras 3's JAX backend writes them (jax.nn) */
+#define SELU_ALPHA 1.6732632423543772848170429916717f
+#define SELU_SCALE 1.0507009873554804934193349852946f
+static inline float softplusf(float x) { /* jnp.logaddexp(x, 0) */
+    return (x > 0.0f ? x : 0.0f) + log1pf(expf(-fabsf(x)));
+}
+static inline float relu6f(float x) { return x < 0.0f ? 0.0f : x > 6.0f ? 6.0f : x; }
+static inline float hard_sigmoidf(float x) { return relu6f(x + 3.0f) / 6.0f; }
+static inline float gate6(float x) { return x > 0.0f && x < 6.0f ? 1.0f : 0.0f; }
+
+static inline float act_value(float x, kc_act act) {
+    switch (act) {
+    case KC_ELU: return x > 0.0f ? x : expm1f(x);
+    case KC_SELU: return SELU_SCALE * (x > 0.0f ? x : SELU_ALPHA * expm1f(x));
+    case KC_GELU: return x * (erff(x / 1.41421356237309504880f) + 1.0f) / 2.0f;
+    case KC_SOFTPLUS: return softplusf(x);
+    case KC_SOFTSIGN: return x / (fabsf(x) + 1.0f);
+    case KC_SILU: return x * sigmoidf(x);
+    case KC_MISH: return x * tanhf(softplusf(x));
+    case KC_HARD_SIGMOID: return hard_sigmoidf(x);
+    case KC_HARD_SILU: return x * hard_sigmoidf(x);
+    case KC_HARD_TANH: return x > 1.0f ? 1.0f : x < -1.0f ? -1.0f : x;
+    case KC_EXPONENTIAL: return expf(x);
+    case KC_LEAKY_RELU: return x >= 0.0f ? x : 0.2f * x;
+    case KC_RELU6: return relu6f(x);
+    case KC_CELU: return (x > 0.0f ? x : 0.0f) + expm1f(x < 0.0f ? x : 0.0f);
+    case KC_LOG_SIGMOID: return -softplusf(-x);
+    case KC_TANH_SHRINK: return x - tanhf(x);
+    case KC_SQUAREPLUS: return (x + sqrtf(x * x + 4.0f)) / 2.0f;
+    case KC_SPARSE_PLUS: return x <= -1.0f ? 0.0f : x >= 1.0f ? x : (x + 1.0f) * (x + 1.0f) / 4.0f;
+    case KC_SPARSE_SIGMOID: {
+        float c = x + 1.0f;
+        return 0.5f * (c < 0.0f ? 0.0f : c > 2.0f ? 2.0f : c);
+    }
+    case KC_SOFT_SHRINK: return x > 0.5f ? x - 0.5f : x < -0.5f ? x + 0.5f : 0.0f;
+    case KC_HARD_SHRINK: return fabsf(x) > 0.5f ? x : 0.0f;
+    default: return x; /* the others have their own loops */
+    }
+}
+
+/* act'(x), from the pre-activation x (or, exponential, the output y) */
+static inline float act_slope(float x, float y, kc_act act) {
+    switch (act) {
+    case KC_ELU: return x > 0.0f ? 1.0f : expf(x);
+    case KC_SELU: return SELU_SCALE * (x > 0.0f ? 1.0f : SELU_ALPHA * expf(x));
+    case KC_GELU:
+        return (erff(x / 1.41421356237309504880f) + 1.0f) / 2.0f +
+               x * expf(-0.5f * x * x) * 0.39894228040143267794f;
+    case KC_SOFTPLUS: return sigmoidf(x);
+    case KC_SOFTSIGN: {
+        float d = 1.0f + fabsf(x);
+        return 1.0f / (d * d);
+    }
+    case KC_SILU: {
+        float s = sigmoidf(x);
+        return s * (1.0f + x * (1.0f - s));
+    }
+    case KC_MISH: {
+        float t = tanhf(softplusf(x));
+        return t + x * (1.0f - t * t) * sigmoidf(x);
+    }
+    case KC_HARD_SIGMOID: return gate6(x + 3.0f) / 6.0f;
+    case KC_HARD_SILU: return hard_sigmoidf(x) + x * gate6(x + 3.0f) / 6.0f;
+    case KC_HARD_TANH: return x >= -1.0f && x <= 1.0f ? 1.0f : 0.0f;
+    case KC_EXPONENTIAL: return y;
+    case KC_LEAKY_RELU: return x >= 0.0f ? 1.0f : 0.2f;
+    case KC_RELU6: return gate6(x);
+    case KC_CELU: return x > 0.0f ? 1.0f : expf(x);
+    case KC_LOG_SIGMOID: return sigmoidf(-x);
+    case KC_TANH_SHRINK: {
+        float t = tanhf(x);
+        return t * t;
+    }
+    case KC_SQUAREPLUS: return 0.5f * (1.0f + x / sqrtf(x * x + 4.0f));
+    case KC_SPARSE_PLUS: return x <= -1.0f ? 0.0f : x >= 1.0f ? 1.0f : (x + 1.0f) / 2.0f;
+    case KC_SPARSE_SIGMOID: return x > -1.0f && x < 1.0f ? 0.5f : 0.0f;
+    case KC_SOFT_SHRINK: return x > 0.5f || x < -0.5f ? 1.0f : 0.0f;
+    case KC_HARD_SHRINK: return fabsf(x) > 0.5f ? 1.0f : 0.0f;
+    default: return 1.0f;
+    }
+}
+
+/* log_softmax of a row: shifted - log(sum(exp(shifted))), shifted = x - max */
+static void log_softmax_row(float *y, int cols) {
+    float max = y[0];
+    for (int j = 1; j < cols; j++) max = y[j] > max ? y[j] : max;
+    float sum = 0.0f;
+    for (int j = 0; j < cols; j++) sum += expf(y[j] - max);
+    float lse = logf(sum);
+    for (int j = 0; j < cols; j++) y[j] = (y[j] - max) - lse;
+}
+
 static void act_row(float *y, int cols, kc_act act) {
     switch (act) {
     case KC_LINEAR: break;
@@ -79,6 +201,14 @@ static void act_row(float *y, int cols, kc_act act) {
         for (int j = 0; j < cols; j++) y[j] = tanhf(y[j]);
         break;
     case KC_SOFTMAX: softmax_row(y, cols); break;
+    case KC_LOG_SOFTMAX: log_softmax_row(y, cols); break;
+    case KC_ELU: case KC_SELU: case KC_GELU: case KC_SOFTPLUS: case KC_SOFTSIGN: case KC_SILU:
+    case KC_MISH: case KC_HARD_SIGMOID: case KC_HARD_SILU: case KC_HARD_TANH:
+    case KC_EXPONENTIAL: case KC_LEAKY_RELU: case KC_RELU6: case KC_CELU: case KC_LOG_SIGMOID:
+    case KC_TANH_SHRINK: case KC_SQUAREPLUS: case KC_SPARSE_PLUS: case KC_SPARSE_SIGMOID:
+    case KC_SOFT_SHRINK: case KC_HARD_SHRINK:
+        for (int j = 0; j < cols; j++) y[j] = act_value(y[j], act);
+        break;
     case KC_ACT_COUNT: break;
     }
 }
@@ -87,7 +217,7 @@ static void act_row(float *y, int cols, kc_act act) {
  * struct, each thread takes its share of [0, n) from kc_parallel_range. */
 typedef struct {
     float *y;
-    const float *x, *bias;
+    const float *x, *bias, *pre;
     const void *src;
     const int64_t *index;
     int64_t rows, cols;
@@ -120,7 +250,7 @@ void kc_act_forward(float *y, int rows, int cols, kc_act act) {
 
 static void act_backward_range(void *arg, int64_t begin, int64_t end) {
     const kernel_args *k = arg;
-    const float *y = k->x;
+    const float *y = k->x, *x = k->pre;
     float *dy = k->y;
     int cols = (int)k->cols;
     switch (k->act) {
@@ -146,13 +276,33 @@ static void act_backward_range(void *arg, int64_t begin, int64_t end) {
             for (int j = 0; j < cols; j++) dr[j] = yr[j] * (dr[j] - dot);
         }
         break;
+    case KC_LOG_SOFTMAX: /* rows: dz = dy - softmax * sum(dy), softmax = exp(y) */
+        for (int64_t i = begin; i < end; i++) {
+            const float *yr = y + i * cols;
+            float *dr = dy + i * cols;
+            float sum = 0.0f;
+            for (int j = 0; j < cols; j++) sum += dr[j];
+            for (int j = 0; j < cols; j++) dr[j] -= expf(yr[j]) * sum;
+        }
+        break;
+    case KC_EXPONENTIAL:
+#pragma omp simd
+        for (int64_t i = begin; i < end; i++) dy[i] *= y[i];
+        break;
+    case KC_ELU: case KC_SELU: case KC_GELU: case KC_SOFTPLUS: case KC_SOFTSIGN: case KC_SILU:
+    case KC_MISH: case KC_HARD_SIGMOID: case KC_HARD_SILU: case KC_HARD_TANH:
+    case KC_LEAKY_RELU: case KC_RELU6: case KC_CELU: case KC_LOG_SIGMOID:
+    case KC_TANH_SHRINK: case KC_SQUAREPLUS: case KC_SPARSE_PLUS: case KC_SPARSE_SIGMOID:
+    case KC_SOFT_SHRINK: case KC_HARD_SHRINK: /* from the pre-activation */
+        for (int64_t i = begin; i < end; i++) dy[i] *= act_slope(x[i], 0.0f, k->act);
+        break;
     case KC_ACT_COUNT: break;
     }
 }
 
-void kc_act_backward(const float *y, float *dy, int rows, int cols, kc_act act) {
-    kernel_args k = {.y = dy, .x = y, .cols = cols, .act = act};
-    if (act == KC_SOFTMAX) kc_parallel_range(rows, 1, cols, act_backward_range, &k);
+void kc_act_backward(const float *x, const float *y, float *dy, int rows, int cols, kc_act act) {
+    kernel_args k = {.y = dy, .x = y, .pre = x, .cols = cols, .act = act};
+    if (kc_act_is_rowwise(act)) kc_parallel_range(rows, 1, cols, act_backward_range, &k);
     else if (act != KC_LINEAR) kc_parallel_range((int64_t)rows * cols, 16, 1, act_backward_range, &k);
 }
 

@@ -60,9 +60,16 @@ void kc_act_names(char *buf, size_t size);
 void kc_bias_act(float *y, const float *bias, int rows, int cols, kc_act act);
 /* y = act(y) in place, each row of cols values (softmax is per row). */
 void kc_act_forward(float *y, int rows, int cols, kc_act act);
-/* dy *= act'(.) where y = act(z) is the forward output: the derivative from the output.
- * Softmax: dz = y * (dy - sum(dy * y)) per row. */
-void kc_act_backward(const float *y, float *dy, int rows, int cols, kc_act act);
+/* dy *= act'(z) for y = act(z): z the pre-activation, y the forward's output. Activations
+ * whose derivative follows from the output (linear, relu, sigmoid, tanh, softmax,
+ * log_softmax, exponential) read y only (z may be NULL); the others
+ * (kc_act_needs_input) read z only (y may be NULL). Softmax: dz = y * (dy - sum(dy * y)) per
+ * row; log_softmax: dz = dy - exp(y) * sum(dy) per row. */
+void kc_act_backward(const float *z, const float *y, float *dy, int rows, int cols, kc_act act);
+/* 1 when kc_act_backward needs the pre-activation: layers keep it (in their scratch) */
+int kc_act_needs_input(kc_act act);
+/* 1 for softmax and log_softmax: per row of the last axis; the others are elementwise */
+int kc_act_is_rowwise(kc_act act);
 /* dy = y > 0 ? dy * scale : 0: the derivative of relu followed by inverted dropout, from the
  * dropout's output y (zero where dropped or where relu was) */
 void kc_relu_dropout_backward(const float *y, float *dy, int64_t n, float scale);
