@@ -195,7 +195,7 @@ static void check_outputs(kc_model *m, const fixture *f, const char *what) {
     run_inputs(f, x, y);
     float *out[KC_MAX_IO];
     for (int o = 0; o < f->n_outputs; o++) {
-        char name[16];
+        char name[32];
         int64_t n = 0;
         snprintf(name, sizeof name, "output%d", o);
         const float *want = tensor(f, name, &n);
@@ -204,7 +204,7 @@ static void check_outputs(kc_model *m, const fixture *f, const char *what) {
     }
     KC_CHECK(kc_predict_multi(m, x, f->batch, out));
     for (int o = 0; o < f->n_outputs; o++) {
-        char name[16], label[128];
+        char name[32], label[128];
         int64_t n = 0;
         snprintf(name, sizeof name, "output%d", o);
         const float *want = tensor(f, name, &n);
