@@ -95,15 +95,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
         return 1;
     }
-    /* x = x.reshape(n, 784).astype('float32') / 255; y = to_categorical(y, 10) */
-    kc_dataset *sets[] = {&train, &test};
-    for (int s = 0; s < 2; s++) {
-        if (kc_dataset_reshape(sets[s], kc_shape1(784)) || kc_dataset_scale(sets[s], 1.0f / 255) ||
-            kc_to_categorical(sets[s], 10)) {
-            fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
-            return 1;
-        }
-    }
     printf("%lld train samples\n%lld test samples\n", (long long)train.count,
            (long long)test.count);
 
@@ -139,9 +130,28 @@ int main(int argc, char **argv) {
      * is compiled as the tutorial does */
     int compiled = load_path && kc_get_learning_rate(model) > 0.0f;
     int first = load_path ? kc_model_epoch(model) : 0;
-    if ((!compiled && kc_compile(model, KC_CATEGORICAL_CROSSENTROPY,
-                                 kc_rmsprop(&(kc_rmsprop_opts){0}), KC_METRIC_ACCURACY) != KC_OK) ||
-        (epochs > 0 && kc_fit(model, &train,
+    if (!compiled && kc_compile(model, KC_CATEGORICAL_CROSSENTROPY,
+                                kc_rmsprop(&(kc_rmsprop_opts){0}), KC_METRIC_ACCURACY) != KC_OK) {
+        fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
+        kc_model_free(model);
+        return 1;
+    }
+    /* x = x.reshape(n, <the model's input shape>).astype('float32') / 255 (784 values for the
+     * tutorial's network; a loaded model may take (28, 28) or (28, 28, 1)); y as the model's
+     * loss wants it: class indices for a sparse loss, else to_categorical(y, 10) */
+    kc_shape in_shape = kc_input_shape(model);
+    kc_loss loss = kc_model_loss_spec(model, 0).kind;
+    int sparse = loss == KC_SPARSE_CATEGORICAL_CROSSENTROPY;
+    kc_dataset *sets[] = {&train, &test};
+    for (int s = 0; s < 2; s++) {
+        if (kc_dataset_reshape(sets[s], in_shape) || kc_dataset_scale(sets[s], 1.0f / 255) ||
+            (!sparse && kc_to_categorical(sets[s], 10))) {
+            fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
+            kc_model_free(model);
+            return 1;
+        }
+    }
+    if ((epochs > 0 && kc_fit(model, &train,
                &(kc_fit_opts){.batch_size = (int)batch_size,
                               .initial_epoch = first,
                               .epochs = first + (int)epochs,
