@@ -20,9 +20,6 @@ typedef char kc_path[PATH_MAX_LEN];
 
 static void k3_paths(const kc_model *m, const char *prefix, kc_path *leaf, int first,
                      kc_path *other, int *n_other, int cap_other) {
-    char names[KC_MAX_IO + 1][64];
-    int n_names = 0;
-    (void)names;
     /* class names in model.layers order, counted as they come */
     const char *classes[4096];
     int n_classes = 0;
@@ -56,7 +53,6 @@ static void k3_paths(const kc_model *m, const char *prefix, kc_path *leaf, int f
             snprintf(leaf[first + en->first_layer], PATH_MAX_LEN, "%s", path);
         }
     }
-    (void)n_names;
 }
 
 static kc_path *model_paths(const kc_model_view *v, kc_path **other, int *n_other) {

@@ -512,7 +512,6 @@ kc_status kc_add(kc_model *m, kc_layer *layer) {
 
 kc_status kc_call_multi(kc_layer *layer, kc_tensor *const *xs, int n_in, kc_tensor **outs,
                         int n_out) {
-    char buf[64];
     if (!layer) return kc_err(KC_EINVAL, "kc_call: layer is NULL (a layer constructor failed)");
     kc_status st = KC_OK;
     if (n_in < 1 || n_in > KC_MAX_LAYER_INPUTS || !xs)
@@ -553,7 +552,6 @@ kc_status kc_call_multi(kc_layer *layer, kc_tensor *const *xs, int n_in, kc_tens
         free(c);
         if (layer->refs <= 0) kc_layer_release(layer);
         for (int o = 0; o < n_out && outs; o++) outs[o] = NULL;
-        (void)buf;
         return st;
     }
     c->layer = layer;

@@ -109,7 +109,6 @@ struct kc_model {
     kc_loss_spec loss_specs[KC_MAX_IO]; /* defaults filled in (kc_loss_spec_resolve) */
     float loss_weights[KC_MAX_IO];
     unsigned metrics[KC_MAX_IO];
-    int compiled_frozen_valid;
     unsigned char *trained; /* per leaf layer: trained in this compile (not frozen) */
 
     kc_rng rng;        /* init, then shuffling */
