@@ -70,7 +70,7 @@ static kc_path *model_paths(const kc_model_view *v, kc_path **other, int *n_othe
  * when the model was compiled */
 static int layer_trained(const kc_model_view *v, int i) {
     const kc_model *m = v->model;
-    return m && m->trained ? m->trained[i] : !v->layers[i]->frozen;
+    return m ? kc_model_layer_trained(m, i) : !v->layers[i]->frozen;
 }
 
 static kc_opt_layout opt_layout(const kc_optimizer *opt, const kc_optimizer_io **io_out) {

@@ -98,7 +98,7 @@ static kc_layer *enter(const kc_model *m, const kc_node *n) {
 /* a frozen BatchNormalization runs in inference mode (Keras) */
 static kc_forward_ctx node_ctx(const kc_model *m, const kc_node *n, const kc_forward_ctx *ctx) {
     kc_forward_ctx c = *ctx;
-    int on = m->trained ? m->trained[n->li] : !n->layer->frozen;
+    int on = kc_model_layer_trained(m, n->li);
     if (n->inference || (!on && kc_model_is_type(n->layer, "BatchNormalization")))
         c.training = c.update_stats = 0;
     return c;
@@ -134,7 +134,7 @@ static double penalties(const kc_model *m, int batch) {
     double total = 0.0;
     for (int i = 0; i < m->n_layers; i++) {
         const kc_layer *l = m->layers[i];
-        int on = m->trained ? m->trained[i] : !l->frozen;
+        int on = kc_model_layer_trained(m, i);
         if (!l->param_count || !on) continue;
         if (reg_on(&l->kernel_reg))
             total += kc_regularizer_penalty(&l->kernel_reg, l->kernel, l->kernel_size);
@@ -242,7 +242,7 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
                 add_into(m->grad_pool[m->tensors[n->in[i]].grad_slot], din[i],
                          (int64_t)batch * m->tensors[n->in[i]].size);
         if (!n->last_backward || !l->param_count) continue;
-        int on = m->trained ? m->trained[n->li] : !l->frozen;
+        int on = kc_model_layer_trained(m, n->li);
         if (!on || n->fused_step) continue;
         if (reg_on(&l->kernel_reg))
             kc_regularizer_grad_add(&l->kernel_reg, l->kernel, l->dkernel, l->kernel_size);

@@ -221,6 +221,10 @@ int kc_model_layer_index(const kc_model *m, const kc_layer *l) {
     return -1;
 }
 
+int kc_model_layer_trained(const kc_model *m, int li) {
+    return m->trained ? m->trained[li] : !m->layers[li]->frozen;
+}
+
 static kc_status add_leaf(kc_model *m, kc_layer *l) {
     if (grow((void **)&m->layers, &m->cap_layers, m->n_layers + 1, sizeof *m->layers)) return KC_ENOMEM;
     int64_t *offs = realloc(m->offsets, sizeof *offs * (size_t)m->cap_layers);

@@ -137,6 +137,8 @@ kc_status kc_model_check_built(const kc_model *m, const char *what);
 kc_status kc_model_ensure_weights(kc_model *m, const char *what);
 void kc_model_bind(kc_model *m);
 int kc_model_layer_index(const kc_model *m, const kc_layer *l);
+/* leaf layer li trains: not frozen when the model was compiled (before compile: not frozen) */
+int kc_model_layer_trained(const kc_model *m, int li);
 /* plan.c */
 void kc_model_plan(kc_model *m);
 /* engine.c */

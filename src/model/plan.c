@@ -23,7 +23,7 @@ static int single_consumer(const kc_model *m, int t) {
 }
 
 static int trained(const kc_model *m, const kc_node *n) {
-    int on = m->trained ? m->trained[n->li] : !n->layer->frozen;
+    int on = kc_model_layer_trained(m, n->li);
     return on && n->layer->param_count > 0 && n->layer->trainable_count > 0;
 }
 
