@@ -86,6 +86,14 @@ typedef struct {
      * targets[] (one per model output) replace y. count is every array's sample count. */
     int n_inputs, n_targets;
     kc_array inputs[KC_MAX_IO], targets[KC_MAX_IO];
+    /* Keras's sample_weight (fit, evaluate, and validation data as (x, y, w)): count floats,
+     * finite and >= 0, that weight each sample's loss; NULL: every weight 1. A loss reduced
+     * by sum_over_batch_size becomes sum(w * loss) / samples (not / sum(w)), as Keras. It
+     * applies to every output unless output_sample_weight[o] is set (one array per output);
+     * metrics (accuracy) are not weighted (Keras's `metrics`). Not for outputs of several
+     * rows per sample (Keras refuses those too). validation_split splits it with the data. */
+    const float *sample_weight;
+    const float *output_sample_weight[KC_MAX_IO];
 } kc_dataset;
 
 void kc_dataset_free(kc_dataset *ds);
@@ -806,6 +814,21 @@ typedef struct {
     FILE *out;                      /* NULL -> stdout */
     kc_callback *const *callbacks;  /* n_callbacks of them, run in order; fit does not free them */
     int n_callbacks;
+    /* Keras's class_weight: class_weight[c] weights the samples of class c (the class: a
+     * class-index label, the argmax of a one-hot row, or a 1-column target rounded); classes
+     * >= n_class_weight weigh 1 (Keras: a class missing from the dict). Training data only,
+     * single-output models only, and not with the data's sample_weight (Keras refuses both). */
+    const float *class_weight;
+    int n_class_weight;
+    /* batches per epoch (0: the whole data). Fewer than the data has: the next epoch goes on
+     * from where this one stopped, a new (shuffled) pass starting when the data is used up;
+     * more: the epoch ends with the data and kc_warn says it ran out (Keras). With
+     * batch_size 0 the batch size becomes ceil(samples / steps_per_epoch), as Keras. */
+    int steps_per_epoch;
+    int validation_steps;      /* 0: all of the validation data; else its first batches */
+    int validation_batch_size; /* 0: batch_size */
+    int validation_freq;       /* 0 -> 1: validate after every validation_freq-th epoch (the
+                                  History's val_ values are NaN for the others) */
 } kc_fit_opts;
 
 /* Trains; history (optional) receives the per-epoch values, also when training stops early
@@ -817,6 +840,7 @@ typedef struct {
     int batch_size; /* 0 -> 32 */
     int verbose;    /* 0: silent; 1: a line at the end */
     FILE *out;
+    int steps;      /* 0: all of the data; else its first steps batches (Keras's steps) */
 } kc_evaluate_opts;
 kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opts *opts,
                       kc_metrics *result);
@@ -838,6 +862,13 @@ kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int 
 /* the same with one array per input and per output (the loss: the weighted total) */
 kc_status kc_train_on_batch_multi(kc_model *m, const float *const *x, const float *const *y,
                                   int batch, kc_metrics *result);
+/* train_on_batch(x, y, sample_weight=w): w[batch] weights (NULL: none); the _multi form takes
+ * one array per output (sw NULL, or sw[o] NULL for an unweighted output) */
+kc_status kc_train_on_batch_weighted(kc_model *m, const float *x, const float *y,
+                                     const float *sample_weight, int batch, kc_metrics *result);
+kc_status kc_train_on_batch_multi_weighted(kc_model *m, const float *const *x,
+                                           const float *const *y, const float *const *sw,
+                                           int batch, kc_metrics *result);
 kc_status kc_compute_gradients_multi(kc_model *m, const float *const *x,
                                      const float *const *y, int batch, int training,
                                      double *loss, float *grads, int64_t count);

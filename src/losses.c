@@ -523,6 +523,55 @@ double kc_loss_compute(const kc_loss_spec *s, const float *pred, const float *y,
     return total / den;
 }
 
+/* The same with a weight per row (Keras's sample_weight): value = sum_i w_i L_i / den, where den
+ * is what the unweighted form divides by (the rows, the rows not ignored, or 1 for "sum"); each
+ * row's gradient is its unweighted one times w_i / den. Each row goes through the path the
+ * unweighted form takes for it (row by row), so the fused gradient stays the same rows scaled. */
+double kc_loss_compute_weighted(const kc_loss_spec *s, const float *pred, const float *y,
+                                int batch, int cols, float *grad, int fused,
+                                const float *weights) {
+    if (!weights) return kc_loss_compute(s, pred, y, batch, cols, grad, fused);
+    int sparse = s->kind == KC_SPARSE_CATEGORICAL_CROSSENTROPY;
+    int plain = kc_loss_spec_plain(s);
+    float stack[512], *heap = NULL, *scratch = stack;
+    if (!plain && cols > 256) {
+        heap = malloc(sizeof(float) * 2 * (size_t)cols);
+        if (!heap) return NAN;
+        scratch = heap;
+    }
+    row_ctx c = {s, 0, scratch, scratch + cols};
+    if (s->kind == KC_HINGE || s->kind == KC_SQUARED_HINGE) {
+        c.hinge_binary = 1;
+        for (int64_t i = 0; i < (int64_t)batch * cols && c.hinge_binary; i++)
+            c.hinge_binary = y[i] == 0.0f || y[i] == 1.0f;
+    }
+    double total = 0.0;
+    int counted = 0;
+    for (int i = 0; i < batch; i++) {
+        const float *p = pred + (int64_t)i * cols;
+        const float *yi = y + (sparse ? (int64_t)i : (int64_t)i * cols);
+        float *g = grad ? grad + (int64_t)i * cols : NULL;
+        if (sparse && s->has_ignore_class && (int)yi[0] == s->ignore_class) {
+            if (g) memset(g, 0, sizeof(float) * (size_t)cols);
+            continue;
+        }
+        counted++;
+        double row = plain ? plain_compute(s->kind, p, yi, 1, cols, g, fused)
+                           : row_loss(&c, p, yi, cols, g);
+        total += (double)weights[i] * row;
+        if (g)
+            for (int j = 0; j < cols; j++) g[j] *= weights[i];
+    }
+    free(heap);
+    double den = s->reduction == KC_REDUCTION_SUM ? 1.0 : (double)counted;
+    if (den == 0.0) den = INFINITY;
+    if (grad && den != 1.0) {
+        float scale = (float)(1.0 / den);
+        for (int64_t i = 0; i < (int64_t)batch * cols; i++) grad[i] *= scale;
+    }
+    return total / den;
+}
+
 static int argmax(const float *x, int n) {
     int best = 0;
     for (int j = 1; j < n; j++)

@@ -34,6 +34,11 @@ int kc_loss_fuses(const kc_loss_spec *s, kc_act last_act);
  * pre-activation when fused. NaN when out of memory (only for cols > 256). */
 double kc_loss_compute(const kc_loss_spec *s, const float *pred, const float *y, int batch,
                        int cols, float *grad, int fused);
+/* The same with weights[batch] (sample weights, one per row; NULL: kc_loss_compute): the
+ * weighted sum over the rows divided by what the unweighted loss divides by (Keras) */
+double kc_loss_compute_weighted(const kc_loss_spec *s, const float *pred, const float *y,
+                                int batch, int cols, float *grad, int fused,
+                                const float *weights);
 /* Number of correct samples in the batch (fractional for multi-output binary accuracy). */
 double kc_accuracy_sum(kc_loss loss, const float *pred, const float *y, int batch, int cols);
 #endif

@@ -33,6 +33,9 @@ void kc_model_free_workspace(kc_model *m) {
     for (int o = 0; o < KC_MAX_IO; o++) {
         kc_free(m->ybuf[o]);
         m->ybuf[o] = NULL;
+        kc_free(m->wbuf[o]);
+        m->wbuf[o] = NULL;
+        m->weighted[o] = 0;
     }
     m->ws_batch = 0;
 }
@@ -71,6 +74,8 @@ kc_status kc_model_ensure_workspace(kc_model *m, int batch) {
     for (int o = 0; o < m->n_outputs; o++)
         if (!(m->ybuf[o] = kc_alloc(sizeof(float) * (size_t)(batch * m->tensors[m->outputs[o]].size))))
             goto fail;
+    for (int o = 0; o < m->n_outputs; o++)
+        if (!(m->wbuf[o] = kc_alloc(sizeof(float) * (size_t)batch))) goto fail;
     m->ws_batch = batch;
     m->ws_parts = parts;
     return KC_OK;
@@ -162,7 +167,10 @@ static double losses(kc_model *m, int batch, double *per_output, double *correct
         int p = v->producer;
         int fused = p >= 0 && m->nodes[p].dout_pre;
         float *g = grads && v->grad_slot >= 0 ? m->grad_pool[v->grad_slot] : NULL;
-        double lo = kc_loss_compute(&m->loss_specs[o], v->act, m->ybuf[o], rows, cols, g, fused);
+        /* sample weights: one per sample, and a sample is one row (sample_weights.c checks) */
+        const float *sw = m->weighted[o] ? m->wbuf[o] : NULL;
+        double lo = kc_loss_compute_weighted(&m->loss_specs[o], v->act, m->ybuf[o], rows, cols,
+                                             g, fused, sw);
         float w = m->loss_weights[o];
         if (g && w != 1.0f)
             for (int64_t i = 0; i < (int64_t)rows * cols; i++) g[i] *= w;

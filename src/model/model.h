@@ -128,6 +128,9 @@ struct kc_model {
     float *wgrad_tmp;  /* weight gradients of a shared layer's further calls */
     int64_t wgrad_tmp_size;
     float *ybuf[KC_MAX_IO]; /* targets per output */
+    /* sample weights per output (one per sample), used where weighted[o] (sample_weights.c) */
+    float *wbuf[KC_MAX_IO];
+    unsigned char weighted[KC_MAX_IO];
 };
 
 /* graph.c */
@@ -141,6 +144,18 @@ int kc_model_layer_index(const kc_model *m, const kc_layer *l);
 int kc_model_layer_trained(const kc_model *m, int li);
 /* plan.c */
 void kc_model_plan(kc_model *m);
+/* sample_weights.c: sample_weight and class_weight into wbuf (fit, evaluate, train_on_batch) */
+kc_status kc_model_check_sample_weights(const kc_model *m, const kc_dataset *ds, const char *what);
+kc_status kc_model_check_class_weight(const kc_model *m, const kc_dataset *ds, const float *cw,
+                                      int n, const char *what);
+/* the batch's weights: ds's sample weights at index[0..count) (none: unweighted) */
+void kc_model_gather_sample_weights(kc_model *m, const kc_dataset *ds, const int64_t *index,
+                                    int count);
+/* class_weight over the targets in ybuf[0] (after the batch is loaded) */
+void kc_model_apply_class_weight(kc_model *m, int batch, const float *cw, int n);
+/* a user's batch of weights (sw NULL, or sw[o] NULL: output o unweighted) */
+kc_status kc_model_set_batch_weights(kc_model *m, const float *const *sw, int batch,
+                                     const char *what);
 /* engine.c */
 kc_status kc_model_ensure_workspace(kc_model *m, int batch);
 void kc_model_free_workspace(kc_model *m);

@@ -267,7 +267,7 @@ static kc_status check_data(kc_model *m, const kc_dataset *ds, const char *what,
                           what, which, kc_shape_str(y.shape, a, sizeof a),
                           kc_shape_str(out, b, sizeof b));
     }
-    return KC_OK;
+    return kc_model_check_sample_weights(m, ds, what);
 }
 
 /* Copies count samples (by index, or from start when index is NULL) into the inputs' buffers
@@ -293,6 +293,7 @@ static void load_batch(kc_model *m, const kc_dataset *ds, const int64_t *index, 
         else
             kc_gather_rows_f32(m->ybuf[o], y.data, index, count, kc_shape_size(y.shape), 1.0f);
     }
+    kc_model_gather_sample_weights(m, ds, index, count);
 }
 
 /* ---- the values fit reports: Keras's log keys ---------------------------------------------- */
@@ -384,6 +385,14 @@ static void fill_metrics(const kc_model *m, const sums *s, kc_metrics *r) {
     }
 }
 
+/* Keras's warning when steps ask for more batches than the data has (once per call) */
+static void warn_ran_out(int *warned, const char *what, const char *which) {
+    if (*warned) return;
+    *warned = 1;
+    kc_warn("%s: your input ran out of data; interrupting the epoch. Make sure that the data "
+            "can give at least %s batches (Keras's warning)", what, which);
+}
+
 /* ---- evaluate ---------------------------------------------------------------------------- */
 
 /* the losses and accuracy sums over samples [start, start + count) of ds, in inference mode */
@@ -411,13 +420,23 @@ kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opt
     if (st) return st;
     int64_t *scratch = malloc(sizeof(int64_t) * (size_t)batch_size);
     if (!scratch) return kc_err(KC_ENOMEM, "kc_evaluate: out of memory");
+    if (o.steps < 0) {
+        free(scratch);
+        return kc_err(KC_EINVAL, "kc_evaluate: steps is %d; it must be >= 0", o.steps);
+    }
+    int64_t used = data->count; /* steps: the first batches only */
+    if (o.steps > 0 && (int64_t)o.steps * batch_size < used) used = (int64_t)o.steps * batch_size;
+    if (o.steps > (data->count + batch_size - 1) / batch_size) {
+        int warned = 0;
+        warn_ran_out(&warned, "kc_evaluate", "steps");
+    }
     sums s;
     double start = kc_now();
-    evaluate_range(m, data, 0, data->count, batch_size, scratch, &s);
+    evaluate_range(m, data, 0, used, batch_size, scratch, &s);
     free(scratch);
     if (o.verbose > 0) {
         FILE *out = o.out ? o.out : stdout;
-        int steps = (int)((data->count + batch_size - 1) / batch_size);
+        int steps = (int)((used + batch_size - 1) / batch_size);
         log_keys k;
         keys_init(m, &k);
         keys_fill(m, &k, &s, 0);
@@ -479,6 +498,7 @@ static kc_status load_user_batch(kc_model *m, const float *const *x, const float
         if (!y[o]) return kc_err(KC_EINVAL, "%s: need x, y and batch > 0 (target %d is NULL)", what, o);
     kc_status st = kc_model_ensure_workspace(m, batch);
     if (st) return st;
+    memset(m->weighted, 0, sizeof m->weighted);
     for (int o = 0; o < m->n_outputs; o++) {
         int cols = kc_model_output_cols(m, o);
         int sparse = m->losses[o] == KC_SPARSE_CATEGORICAL_CROSSENTROPY;
@@ -538,10 +558,12 @@ static double train_step(kc_model *m, int batch, double *per_output, double *cor
     return kc_model_forward_backward(m, batch, &ctx, per_output, correct, 1);
 }
 
-kc_status kc_train_on_batch_multi(kc_model *m, const float *const *x, const float *const *y,
-                                  int batch, kc_metrics *result) {
+kc_status kc_train_on_batch_multi_weighted(kc_model *m, const float *const *x,
+                                           const float *const *y, const float *const *sw,
+                                           int batch, kc_metrics *result) {
     kc_status st = check_compiled(m, "kc_train_on_batch");
     if (!st) st = load_user_batch(m, x, y, batch, "kc_train_on_batch");
+    if (!st) st = kc_model_set_batch_weights(m, sw, batch, "kc_train_on_batch");
     if (st) return st;
     double per_output[KC_MAX_IO], correct[KC_MAX_IO];
     double loss = train_step(m, batch, per_output, correct);
@@ -553,6 +575,21 @@ kc_status kc_train_on_batch_multi(kc_model *m, const float *const *x, const floa
     if (!isfinite(loss))
         return kc_err(KC_ENAN, "kc_train_on_batch: the loss is %g; no step was taken", loss);
     return KC_OK;
+}
+
+kc_status kc_train_on_batch_multi(kc_model *m, const float *const *x, const float *const *y,
+                                  int batch, kc_metrics *result) {
+    return kc_train_on_batch_multi_weighted(m, x, y, NULL, batch, result);
+}
+
+kc_status kc_train_on_batch_weighted(kc_model *m, const float *x, const float *y,
+                                     const float *sample_weight, int batch, kc_metrics *result) {
+    if (m && (m->n_inputs != 1 || m->n_outputs != 1))
+        return kc_err(KC_EINVAL, "kc_train_on_batch: model %s has %d inputs and %d outputs; use "
+                                 "kc_train_on_batch_multi_weighted", m->name, m->n_inputs,
+                      m->n_outputs);
+    return kc_train_on_batch_multi_weighted(m, &x, &y, sample_weight ? &sample_weight : NULL,
+                                            batch, result);
 }
 
 kc_status kc_train_on_batch(kc_model *m, const float *x, const float *y, int batch,
@@ -620,6 +657,18 @@ static kc_history *history_new(int epochs, const log_keys *k, int with_val) {
 
 /* ---- fit --------------------------------------------------------------------------------- */
 
+/* the options of fit beyond the basic ones: class_weight, steps and validation batches */
+static kc_status check_fit_extras(kc_model *m, const kc_dataset *train, const kc_fit_opts *o) {
+    if (o->steps_per_epoch < 0 || o->validation_steps < 0 || o->validation_batch_size < 0 ||
+        o->validation_freq < 0)
+        return kc_err(KC_EINVAL, "kc_fit: steps_per_epoch (%d), validation_steps (%d), "
+                                 "validation_batch_size (%d) and validation_freq (%d) must be >= 0",
+                      o->steps_per_epoch, o->validation_steps, o->validation_batch_size,
+                      o->validation_freq);
+    return kc_model_check_class_weight(m, train, o->class_weight, o->n_class_weight, "kc_fit");
+}
+
+
 static kc_logs make_logs(kc_model *m, int epoch, int batch, const log_keys *k, int n_values) {
     kc_logs logs = kc_logs_empty(m);
     logs.epoch = epoch;
@@ -643,6 +692,7 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
     if (st) return st;
     if (o.batch_size < 0 || o.epochs < 0 || o.initial_epoch < 0)
         return kc_err(KC_EINVAL, "kc_fit: batch_size, epochs and initial_epoch must be >= 0");
+    if ((st = check_fit_extras(m, train, &o))) return st;
     if (!(o.validation_split >= 0.0f && o.validation_split < 1.0f))
         return kc_err(KC_EINVAL, "kc_fit: validation_split must be in [0, 1), got %g",
                       (double)o.validation_split);
@@ -668,11 +718,20 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
     if (epochs <= 0)
         return kc_err(KC_EINVAL, "kc_fit: initial_epoch %d leaves no epoch to run (epochs %d)",
                       o.initial_epoch, last_epoch);
-    if ((st = kc_model_ensure_workspace(m, batch_size))) return st;
+    /* Keras: with steps_per_epoch and no batch_size, batch_size = ceil(samples / steps) */
+    if (o.batch_size == 0 && o.steps_per_epoch > 0)
+        batch_size = (int)((n_train + o.steps_per_epoch - 1) / o.steps_per_epoch);
+    int val_batch = o.validation_batch_size > 0 ? o.validation_batch_size : batch_size;
+    int64_t val_used = val_count; /* validation_steps: the first batches only */
+    if (val && o.validation_steps > 0 && (int64_t)o.validation_steps * val_batch < val_count)
+        val_used = (int64_t)o.validation_steps * val_batch;
+    int val_freq = o.validation_freq > 0 ? o.validation_freq : 1, warned = 0;
+    int ws = batch_size > val_batch ? batch_size : val_batch;
+    if ((st = kc_model_ensure_workspace(m, ws))) return st;
     log_keys keys;
     keys_init(m, &keys);
     int64_t *order = malloc(sizeof(int64_t) * (size_t)n_train);
-    int64_t *scratch = malloc(sizeof(int64_t) * (size_t)batch_size);
+    int64_t *scratch = malloc(sizeof(int64_t) * (size_t)ws);
     kc_history *h = history_new(epochs, &keys, val != NULL);
     if (!order || !scratch || !h) {
         free(order);
@@ -684,6 +743,8 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
     kc_progress progress;
     kc_progress_init(&progress, o.out, o.verbose);
     int steps = (int)((n_train + batch_size - 1) / batch_size);
+    if (o.steps_per_epoch > 0) steps = o.steps_per_epoch;
+    int64_t pass_seen = 0; /* samples of the current pass over the data already trained on */
     m->stop_training = 0;
     kc_logs logs = kc_logs_empty(m);
     st = kc_callbacks_run(&o, KC_CB_TRAIN_BEGIN, m, &logs);
@@ -691,11 +752,13 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
     for (int e = 0; e < epochs && !st && !m->stop_training; e++) {
         /* a fresh permutation of 0..n-1 each epoch (as Keras): it depends only on the rng
          * state, so a run resumed from a saved model shuffles as the uninterrupted one */
-        for (int64_t i = 0; i < n_train; i++) order[i] = i;
+        int new_pass = pass_seen == 0; /* steps_per_epoch: an epoch may go on with a pass */
+        if (new_pass)
+            for (int64_t i = 0; i < n_train; i++) order[i] = i;
         logs = kc_logs_empty(m);
         logs.epoch = o.initial_epoch + e;
         if ((st = kc_callbacks_run(&o, KC_CB_EPOCH_BEGIN, m, &logs))) break;
-        if (!o.no_shuffle)
+        if (!o.no_shuffle && new_pass)
             for (int64_t i = n_train - 1; i > 0; i--) {
                 int64_t j = (int64_t)kc_rng_below(&m->rng, (uint64_t)i + 1);
                 int64_t t = order[i];
@@ -707,8 +770,14 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         sums s = {0};
         int nan_stop = 0;
         for (int step = 0; step < steps; step++) {
-            int b = (int)(n_train - s.seen < batch_size ? n_train - s.seen : batch_size);
-            load_batch(m, train, order + s.seen, 0, b, scratch, 1);
+            if (pass_seen >= n_train) { /* steps_per_epoch beyond the data (Keras) */
+                warn_ran_out(&warned, "kc_fit", "steps_per_epoch * epochs");
+                break;
+            }
+            int b = (int)(n_train - pass_seen < batch_size ? n_train - pass_seen : batch_size);
+            load_batch(m, train, order + pass_seen, 0, b, scratch, 1);
+            kc_model_apply_class_weight(m, b, o.class_weight, o.n_class_weight);
+            pass_seen += b;
             double loss = train_step(m, b, per_output, correct);
             if (!isfinite(loss)) {
                 if (progress.mode == 1) fputc('\n', progress.out);
@@ -739,17 +808,23 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
             }
         }
         if (st || nan_stop) break; /* an error, or TerminateOnNaN */
+        if (pass_seen >= n_train) pass_seen = 0;
         double seconds = kc_now() - start;
         keys_fill(m, &keys, &s, 0);
         kc_metrics tm, vm = {.loss = NAN, .accuracy = NAN};
         fill_metrics(m, &s, &tm);
-        if (val) {
+        int validate = val && (o.initial_epoch + e + 1) % val_freq == 0;
+        if (validate) {
             sums vs;
-            evaluate_range(m, val, val_start, val_count, batch_size, scratch, &vs);
+            if (o.validation_steps > (val_count + val_batch - 1) / val_batch)
+                warn_ran_out(&warned, "kc_fit (validation)", "validation_steps");
+            evaluate_range(m, val, val_start, val_used, val_batch, scratch, &vs);
             keys_fill(m, &keys, &vs, 1);
             fill_metrics(m, &vs, &vm);
+        } else {
+            for (int i = keys.n; i < 2 * keys.n; i++) keys.values[i] = NAN;
         }
-        int n_values = val ? 2 * keys.n : keys.n;
+        int n_values = validate ? 2 * keys.n : keys.n;
         kc_progress_end_kv(&progress, n_values, keys.ptrs, keys.values);
         h->loss[e] = tm.loss;
         h->accuracy[e] = tm.accuracy;
