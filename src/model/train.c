@@ -657,6 +657,17 @@ static kc_history *history_new(int epochs, const log_keys *k, int with_val) {
 
 /* ---- fit --------------------------------------------------------------------------------- */
 
+/* the shortest decimal that reads back as f, as a double: 0.3f -> 0.3 (Keras's Python float),
+ * not 0.30000001192..., so that floor(10 * (1 - 0.3)) is 7 as in Keras, not 6 */
+static double decimal_of(float f) {
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    return (double)f;
+}
+
 /* the options of fit beyond the basic ones: class_weight, steps and validation batches */
 static kc_status check_fit_extras(kc_model *m, const kc_dataset *train, const kc_fit_opts *o) {
     if (o->steps_per_epoch < 0 || o->validation_steps < 0 || o->validation_batch_size < 0 ||
@@ -704,7 +715,7 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         if ((st = check_data(m, val, "kc_fit (validation data)", 1))) return st;
         val_count = val->count;
     } else if (o.validation_split > 0.0f) {
-        n_train = (int64_t)floor((double)train->count * (1.0 - (double)o.validation_split));
+        n_train = (int64_t)floor((double)train->count * (1.0 - decimal_of(o.validation_split)));
         if (n_train == 0 || n_train == train->count)
             return kc_err(KC_EINVAL,
                           "kc_fit: validation_split %g of %lld samples leaves an empty training "
