@@ -585,6 +585,7 @@ typedef enum {
     KC_REDUCTION_SUM,
     KC_REDUCTION_MEAN, /* the same as sum_over_batch_size without sample weights */
     KC_REDUCTION_NONE,
+    KC_REDUCTION_MEAN_WITH_SAMPLE_WEIGHT, /* sum(w * loss) / sum(w) with sample weights, else mean */
     KC_REDUCTION_COUNT
 } kc_reduction;
 const char *kc_reduction_name(kc_reduction r); /* Keras's: "sum_over_batch_size", ... */

@@ -56,6 +56,7 @@ static const char *const reduction_names[] = {
     [KC_REDUCTION_SUM] = "sum",
     [KC_REDUCTION_MEAN] = "mean",
     [KC_REDUCTION_NONE] = "none",
+    [KC_REDUCTION_MEAN_WITH_SAMPLE_WEIGHT] = "mean_with_sample_weight",
 };
 _Static_assert(sizeof reduction_names / sizeof *reduction_names == KC_REDUCTION_COUNT,
                "reduction_names needs one row per kc_reduction (kerac.h)");
@@ -545,7 +546,7 @@ double kc_loss_compute_weighted(const kc_loss_spec *s, const float *pred, const 
         for (int64_t i = 0; i < (int64_t)batch * cols && c.hinge_binary; i++)
             c.hinge_binary = y[i] == 0.0f || y[i] == 1.0f;
     }
-    double total = 0.0;
+    double total = 0.0, weight_sum = 0.0;
     int counted = 0;
     for (int i = 0; i < batch; i++) {
         const float *p = pred + (int64_t)i * cols;
@@ -556,6 +557,7 @@ double kc_loss_compute_weighted(const kc_loss_spec *s, const float *pred, const 
             continue;
         }
         counted++;
+        weight_sum += weights[i];
         double row = plain ? plain_compute(s->kind, p, yi, 1, cols, g, fused)
                            : row_loss(&c, p, yi, cols, g);
         total += (double)weights[i] * row;
@@ -563,7 +565,10 @@ double kc_loss_compute_weighted(const kc_loss_spec *s, const float *pred, const 
             for (int j = 0; j < cols; j++) g[j] *= weights[i];
     }
     free(heap);
-    double den = s->reduction == KC_REDUCTION_SUM ? 1.0 : (double)counted;
+    /* mean_with_sample_weight: / the weights' sum (of the rows not ignored; 0 gives 0) */
+    double den = s->reduction == KC_REDUCTION_SUM ? 1.0
+                 : s->reduction == KC_REDUCTION_MEAN_WITH_SAMPLE_WEIGHT ? weight_sum
+                                                                         : (double)counted;
     if (den == 0.0) den = INFINITY;
     if (grad && den != 1.0) {
         float scale = (float)(1.0 / den);

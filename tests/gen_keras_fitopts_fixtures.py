@@ -167,6 +167,8 @@ case("sw_sparse", "softmax", scce, "sparse",
      fit=dict(batch_size=4, epochs=2, sample_weight=True, validation_data="weighted"))
 case("sw_sum", "softmax", cce, "onehot", reduction="sum",
      fit=dict(batch_size=4, epochs=2, sample_weight=True))
+case("sw_mean_sw", "softmax", cce, "onehot", reduction="mean_with_sample_weight",
+     fit=dict(batch_size=4, epochs=2, sample_weight=True, validation_data="weighted"))
 case("sw_mse", "softmax", "mean_squared_error", "onehot",
      fit=dict(batch_size=4, epochs=2, sample_weight=True))
 case("sw_ignore", "logits", scce, "sparse", from_logits=1, ignore_class=1,

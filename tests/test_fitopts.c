@@ -138,7 +138,9 @@ static kc_model *case_model(const char *c, int fusion) {
                           .metrics = {KC_METRIC_ACCURACY}};
     co.loss_specs[0] = (kc_loss_spec){
         .kind = loss_named(loss), .from_logits = from_logits,
-        .reduction = !strcmp(red, "sum") ? KC_REDUCTION_SUM : KC_REDUCTION_SUM_OVER_BATCH_SIZE,
+        .reduction = !strcmp(red, "sum")                       ? KC_REDUCTION_SUM
+                     : !strcmp(red, "mean_with_sample_weight") ? KC_REDUCTION_MEAN_WITH_SAMPLE_WEIGHT
+                                                               : KC_REDUCTION_SUM_OVER_BATCH_SIZE,
         .has_ignore_class = ignore >= 0, .ignore_class = ignore >= 0 ? ignore : 0};
     KC_CHECK(kc_compile_ex(m, &co));
     if (sigmoid) KC_CHECK(kc_set_weights(m, INIT_SIGMOID, D * H + H + H + 1));
@@ -273,6 +275,7 @@ Test(fitopts, sample_weight_onehot_with_weighted_validation) { fit_case("sw_oneh
 Test(fitopts, sample_weight_validation_split) { fit_case("sw_split"); }
 Test(fitopts, sample_weight_sparse) { fit_case("sw_sparse"); }
 Test(fitopts, sample_weight_reduction_sum) { fit_case("sw_sum"); }
+Test(fitopts, sample_weight_reduction_mean_with_sample_weight) { fit_case("sw_mean_sw"); }
 Test(fitopts, sample_weight_mse) { fit_case("sw_mse"); }
 Test(fitopts, sample_weight_ignore_class_logits) { fit_case("sw_ignore"); }
 Test(fitopts, sample_weight_binary) { fit_case("sw_bce"); }

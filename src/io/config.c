@@ -206,9 +206,11 @@ static kc_status parse_loss(const cJSON *loss, const char *where, kc_loss_spec *
                     s.reduction = KC_REDUCTION_SUM_OVER_BATCH_SIZE;
                 else if (!strcmp(r, "sum")) s.reduction = KC_REDUCTION_SUM;
                 else if (!strcmp(r, "mean")) s.reduction = KC_REDUCTION_MEAN;
+                else if (!strcmp(r, "mean_with_sample_weight"))
+                    s.reduction = KC_REDUCTION_MEAN_WITH_SAMPLE_WEIGHT;
                 else
                     return kc_err(KC_EFORMAT, "%s: reduction '%s' of %s (kerac trains with "
-                                  "sum_over_batch_size, sum or mean)", where, r, name);
+                                  "sum_over_batch_size, sum, mean or mean_with_sample_weight)", where, r, name);
                 continue;
             }
             if (!strcmp(k, "from_logits") && boolean) s.from_logits = cJSON_IsTrue(it), need = KC_LOSS_OPT_LOGITS;
