@@ -91,7 +91,8 @@ typedef struct {
      * by sum_over_batch_size becomes sum(w * loss) / samples (not / sum(w)), as Keras. It
      * applies to every output unless output_sample_weight[o] is set (one array per output);
      * metrics (accuracy) are not weighted (Keras's `metrics`). Not for outputs of several
-     * rows per sample (Keras refuses those too). validation_split splits it with the data. */
+     * rows per sample (Keras refuses those too). validation_split splits it with the data.
+     * Borrowed: kc_dataset_free leaves it. */
     const float *sample_weight;
     const float *output_sample_weight[KC_MAX_IO];
 } kc_dataset;
