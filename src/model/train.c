@@ -766,6 +766,8 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         logs.val_accuracy = vm.accuracy;
         st = kc_callbacks_run(&o, KC_CB_EPOCH_END, m, &logs);
     }
+    /* Keras's fit ends with optimizer.finalize_variable_values: EMA's averages in */
+    if (h->epochs) kc_finalize_variable_values(m);
     if (!st || st == KC_ENAN) {
         kc_logs end = kc_logs_empty(m);
         if (h->epochs) {
