@@ -1,0 +1,228 @@
+/* test_optimizers2.c: Keras's options of every optimizer (clipping, weight decay, EMA, Keras 2
+ * decay), the learning-rate schedules and Adamax, Ftrl, Lion and Lamb, step by step against
+ * Keras 3 (tests/gen_keras_optimizer_fixtures.py -> tests/fixtures/keras_optim/), on the
+ * optimizer's own calls (the per-layer range, the fused Dense's rows, the whole step) and
+ * through a model's fit; plus their configs through saved files, and the errors. */
+#include "testutil.h"
+#include "optimizers.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NK 12 /* kernel (3, 4) */
+#define NB 4  /* bias (4,) */
+#define NW (NK + NB)
+#define STEPS 4
+
+typedef struct {
+    const char *name;
+    kc_optimizer *(*make)(void);
+    kc_optimizer_common_opts common;
+    kc_lr_schedule schedule;
+} opt_case;
+
+static kc_optimizer *sgd_01(void) { return kc_sgd(&(kc_sgd_opts){.learning_rate = 0.1f}); }
+static kc_optimizer *sgd_01_m09(void) {
+    return kc_sgd(&(kc_sgd_opts){.learning_rate = 0.1f, .momentum = 0.9f});
+}
+static kc_optimizer *sgd_01_m05(void) {
+    return kc_sgd(&(kc_sgd_opts){.learning_rate = 0.1f, .momentum = 0.5f});
+}
+static kc_optimizer *adam_001(void) { return kc_adam(&(kc_adam_opts){.learning_rate = 0.01f}); }
+static kc_optimizer *adamw_001(void) {
+    return kc_adamw(&(kc_adamw_opts){.learning_rate = 0.01f, .weight_decay = 0.1f});
+}
+static kc_optimizer *rmsprop_001(void) {
+    return kc_rmsprop(&(kc_rmsprop_opts){.learning_rate = 0.01f});
+}
+static kc_optimizer *adadelta_1(void) {
+    return kc_adadelta(&(kc_adadelta_opts){.learning_rate = 1.0f});
+}
+static kc_optimizer *nadam_001(void) { return kc_nadam(&(kc_nadam_opts){.learning_rate = 0.01f}); }
+static kc_optimizer *adagrad_01(void) {
+    return kc_adagrad(&(kc_adagrad_opts){.learning_rate = 0.1f});
+}
+static kc_optimizer *adamax_001(void) {
+    return kc_adamax(&(kc_adamax_opts){.learning_rate = 0.01f});
+}
+static kc_optimizer *adamax_custom(void) {
+    return kc_adamax(&(kc_adamax_opts){
+        .learning_rate = 0.02f, .beta_1 = 0.8f, .beta_2 = 0.9f, .epsilon = 1e-5f});
+}
+static kc_optimizer *ftrl_01(void) { return kc_ftrl(&(kc_ftrl_opts){.learning_rate = 0.1f}); }
+static kc_optimizer *ftrl_all(void) {
+    return kc_ftrl(&(kc_ftrl_opts){.learning_rate = 0.1f,
+                                   .learning_rate_power = -0.7f,
+                                   .initial_accumulator_value = 0.2f,
+                                   .l1_regularization_strength = 0.01f,
+                                   .l2_regularization_strength = 0.02f,
+                                   .l2_shrinkage_regularization_strength = 0.03f,
+                                   .beta = 0.5f});
+}
+static kc_optimizer *ftrl_zero_power(void) {
+    return kc_ftrl(&(kc_ftrl_opts){.learning_rate = 0.05f,
+                                   .learning_rate_power = (float)KC_ZERO,
+                                   .l1_regularization_strength = 0.5f});
+}
+static kc_optimizer *lion_001(void) { return kc_lion(&(kc_lion_opts){.learning_rate = 0.01f}); }
+static kc_optimizer *lion_custom(void) {
+    return kc_lion(&(kc_lion_opts){.learning_rate = 0.01f, .beta_1 = 0.8f, .beta_2 = 0.95f});
+}
+static kc_optimizer *lamb_001(void) { return kc_lamb(&(kc_lamb_opts){.learning_rate = 0.01f}); }
+static kc_optimizer *lamb_002(void) { return kc_lamb(&(kc_lamb_opts){.learning_rate = 0.02f}); }
+
+#define SCHED(...) .schedule = {__VA_ARGS__}
+static const opt_case cases[] = {
+    {.name = "sgd_clipnorm", .make = sgd_01_m09, .common = {.clipnorm = 1.0f}},
+    {.name = "adam_clipvalue", .make = adam_001, .common = {.clipvalue = 0.5f}},
+    {.name = "rmsprop_global_clipnorm", .make = rmsprop_001, .common = {.global_clipnorm = 1.0f}},
+    {.name = "adadelta_clipnorm", .make = adadelta_1, .common = {.clipnorm = 0.5f}},
+    {.name = "sgd_weight_decay", .make = sgd_01, .common = {.weight_decay = 0.05f}},
+    {.name = "adam_weight_decay", .make = adam_001, .common = {.weight_decay = 0.1f}},
+    {.name = "adamw", .make = adamw_001, .common = {.weight_decay = 0.1f}},
+    {.name = "nadam_weight_decay_clipvalue", .make = nadam_001, .common = {.weight_decay = 0.2f, .clipvalue = 0.3f}},
+    {.name = "adagrad_ema", .make = adagrad_01, .common = {.use_ema = 1, .ema_momentum = 0.9f}},
+    {.name = "sgd_ema_overwrite", .make = sgd_01_m05,
+     .common = {.use_ema = 1, .ema_momentum = 0.5f, .ema_overwrite_frequency = 2}},
+    {.name = "sgd_exponential_staircase", .make = sgd_01,
+     SCHED(.kind = KC_LR_EXPONENTIAL_DECAY, .initial_learning_rate = 0.1, .decay_steps = 2,
+           .decay_rate = 0.5, .staircase = 1)},
+    {.name = "sgd_exponential", .make = sgd_01,
+     SCHED(.kind = KC_LR_EXPONENTIAL_DECAY, .initial_learning_rate = 0.1, .decay_steps = 3,
+           .decay_rate = 0.7)},
+    {.name = "sgd_inverse_time", .make = sgd_01,
+     SCHED(.kind = KC_LR_INVERSE_TIME_DECAY, .initial_learning_rate = 0.1, .decay_steps = 1,
+           .decay_rate = 0.5)},
+    {.name = "sgd_inverse_time_staircase", .make = sgd_01,
+     SCHED(.kind = KC_LR_INVERSE_TIME_DECAY, .initial_learning_rate = 0.1, .decay_steps = 2,
+           .decay_rate = 0.5, .staircase = 1)},
+    {.name = "sgd_piecewise", .make = sgd_01,
+     SCHED(.kind = KC_LR_PIECEWISE_CONSTANT_DECAY, .n_boundaries = 2, .boundaries = {1, 2},
+           .values = {0.1, 0.05, 0.01})},
+    {.name = "sgd_polynomial", .make = sgd_01,
+     SCHED(.kind = KC_LR_POLYNOMIAL_DECAY, .initial_learning_rate = 0.1, .decay_steps = 3,
+           .end_learning_rate = 0.01, .power = 2.0)},
+    {.name = "sgd_polynomial_cycle", .make = sgd_01,
+     SCHED(.kind = KC_LR_POLYNOMIAL_DECAY, .initial_learning_rate = 0.1, .decay_steps = 2,
+           .end_learning_rate = 0.01, .power = 0.5, .cycle = 1)},
+    {.name = "sgd_cosine", .make = sgd_01,
+     SCHED(.kind = KC_LR_COSINE_DECAY, .initial_learning_rate = 0.1, .decay_steps = 3,
+           .alpha = 0.1)},
+    {.name = "sgd_cosine_warmup", .make = sgd_01,
+     SCHED(.kind = KC_LR_COSINE_DECAY, .initial_learning_rate = 0.0, .decay_steps = 3,
+           .has_warmup_target = 1, .warmup_target = 0.1, .warmup_steps = 2)},
+    {.name = "sgd_cosine_restarts", .make = sgd_01,
+     SCHED(.kind = KC_LR_COSINE_DECAY_RESTARTS, .initial_learning_rate = 0.1, .decay_steps = 1,
+           .t_mul = 2.0, .m_mul = 0.5, .alpha = 0.05)},
+    {.name = "sgd_cosine_restarts_tmul1", .make = sgd_01,
+     SCHED(.kind = KC_LR_COSINE_DECAY_RESTARTS, .initial_learning_rate = 0.1, .decay_steps = 2,
+           .t_mul = 1.0)},
+    {.name = "adam_exponential", .make = adam_001,
+     SCHED(.kind = KC_LR_EXPONENTIAL_DECAY, .initial_learning_rate = 0.01, .decay_steps = 1,
+           .decay_rate = 0.5)},
+    {.name = "adamax", .make = adamax_001},
+    {.name = "adamax_clipnorm_ema", .make = adamax_custom, .common = {.clipnorm = 1.0f, .use_ema = 1}},
+    {.name = "ftrl", .make = ftrl_01},
+    {.name = "ftrl_all", .make = ftrl_all},
+    {.name = "ftrl_zero_power", .make = ftrl_zero_power},
+    {.name = "lion", .make = lion_001},
+    {.name = "lion_weight_decay", .make = lion_custom, .common = {.weight_decay = 0.5f}},
+    {.name = "lamb", .make = lamb_001},
+    {.name = "lamb_global_clipnorm_wd", .make = lamb_002, .common = {.global_clipnorm = 2.0f, .weight_decay = 0.1f}},
+};
+#define N_CASES ((int)(sizeof cases / sizeof *cases))
+
+typedef struct {
+    float w0[NW], g[STEPS][NW], w[STEPS][NW], lr[STEPS];
+} fixture;
+
+static void read_row(FILE *in, const char *label, float *v, int n, const char *file) {
+    char word[32];
+    cr_assert_eq(fscanf(in, "%31s", word), 1, "%s: no %s", file, label);
+    cr_assert_str_eq(word, label, "%s", file);
+    for (int i = 0; i < n; i++) cr_assert_eq(fscanf(in, "%f", &v[i]), 1, "%s: %s", file, label);
+}
+
+static void load_fixture(const char *name, fixture *f) {
+    char path[256], label[16];
+    snprintf(path, sizeof path, "tests/fixtures/keras_optim/%s.txt", name);
+    FILE *in = fopen(path, "r");
+    cr_assert_not_null(in, "%s", path);
+    cr_assert_eq(fscanf(in, "%*[^\n]\n"), 0);
+    read_row(in, "w0", f->w0, NW, path);
+    for (int k = 0; k < STEPS; k++) {
+        snprintf(label, sizeof label, "g%d", k + 1);
+        read_row(in, label, f->g[k], NW, path);
+        snprintf(label, sizeof label, "w%d", k + 1);
+        read_row(in, label, f->w[k], NW, path);
+        snprintf(label, sizeof label, "lr%d", k + 1);
+        read_row(in, label, &f->lr[k], 1, path);
+    }
+    fclose(in);
+}
+
+static kc_optimizer *make_case(const opt_case *c) {
+    kc_optimizer *o = c->make();
+    cr_assert_not_null(o, "%s: %s", c->name, kc_last_error());
+    KC_CHECK(kc_optimizer_set_common(o, &c->common));
+    KC_CHECK(kc_optimizer_set_schedule(o, &c->schedule));
+    KC_CHECK(kc_optimizer_bind(o, NW));
+    return o;
+}
+
+static double max_err;
+
+/* relative to the value, or where a step cancels it to near 0, to the value before the step
+ * (float32's rounding there is relative to that) */
+static void expect_close(const char *name, const char *how, int step, const float *got,
+                         const float *want, const float *before, int n) {
+    for (int i = 0; i < n; i++) {
+        double scale = fmax(fmax(fabs(want[i]), before ? fabs(before[i]) : 0.0), 1e-3);
+        double e = fabs((double)got[i] - want[i]) / scale;
+        if (e > max_err) max_err = e;
+        cr_expect(e <= 1e-5, "%s (%s) step %d, value %d: kerac %.9g, Keras %.9g", name, how,
+                  step, i, (double)got[i], (double)want[i]);
+    }
+}
+
+/* how the model steps: 0 the whole step over both variables (kc_optimizer_step_vars), 1 one
+ * range per layer (kc_optimizer_update, then finish), 2 the fused Dense's rows (apply) */
+static void run_case(const opt_case *c, int how) {
+    static const char *hows[] = {"whole step", "per-layer range", "fused rows"};
+    kc_optimizer *o = make_case(c);
+    if (how && kc_optimizer_needs_all_grads(o)) {
+        kc_optimizer_free(o);
+        return; /* the model never steps such an optimizer by ranges */
+    }
+    fixture f;
+    load_fixture(c->name, &f);
+    float w[NW], g[NW];
+    memcpy(w, f.w0, sizeof w);
+    const int64_t vars[2][2] = {{0, NK}, {NK, NB}};
+    for (int k = 0; k < STEPS; k++) {
+        memcpy(g, f.g[k], sizeof g);
+        if (how == 0) {
+            kc_optimizer_step_vars(o, w, g, vars, 2);
+        } else if (how == 1) {
+            kc_optimizer_update(o, w, g, 0, NW);
+            kc_optimizer_finish_step(o);
+        } else {
+            for (int r = 0; r < 3; r++) kc_optimizer_apply(o, w + 4 * r, g + 4 * r, 4 * r, 4);
+            kc_optimizer_apply(o, w + NK, g + NK, NK, NB);
+            kc_optimizer_finish_step(o);
+        }
+        expect_close(c->name, hows[how], k + 1, w, f.w[k], k ? f.w[k - 1] : f.w0, NW);
+        float lr = kc_optimizer_get_learning_rate(o);
+        expect_close(c->name, "learning_rate", k + 1, &lr, &f.lr[k], NULL, 1);
+    }
+    kc_optimizer_free(o);
+}
+
+Test(keras_optimizers, every_case_every_path) {
+    max_err = 0;
+    for (int i = 0; i < N_CASES; i++)
+        for (int how = 0; how < 3; how++) run_case(&cases[i], how);
+    cr_log_info("optimizer fixtures: %d cases, max relative error %.3g", N_CASES, max_err);
+    fprintf(stderr, "keras_optimizers: %d cases, max relative error vs Keras %.3g\n", N_CASES,
+            max_err);
+}
