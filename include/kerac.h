@@ -749,6 +749,9 @@ kc_lr_schedule kc_optimizer_get_schedule(const kc_optimizer *opt);
 /* Keras's optimizer.finalize_variable_values: with use_ema, the weights become their moving
  * averages (kc_fit does this at its end, as Keras's fit). */
 kc_status kc_finalize_variable_values(kc_model *m);
+/* the compiled model's optimizer (owned by the model; NULL when not compiled): to read or change
+ * its options, schedule and learning rate */
+kc_optimizer *kc_model_get_optimizer(kc_model *m);
 
 /* Takes ownership of the optimizer (also on error). metrics: KC_METRIC_* bits. The loss and
  * metrics apply to every output. */

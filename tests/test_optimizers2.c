@@ -293,3 +293,110 @@ Test(keras_optimizers, model_fit_matches_keras) {
     }
     fprintf(stderr, "keras_optimizers: model fits, max relative error vs Keras %.3g\n", max_err);
 }
+
+/* ---- options and schedules through saved files ---- */
+
+static kc_optimizer *rt_adam(void) { return kc_adam(&(kc_adam_opts){.learning_rate = 0.02f}); }
+static kc_optimizer *rt_adamw(void) {
+    return kc_adamw(&(kc_adamw_opts){.learning_rate = 0.01f, .weight_decay = 0.05f});
+}
+static kc_optimizer *rt_nadam(void) { return kc_nadam(NULL); }
+
+static const opt_case roundtrip_cases[] = {
+    {.name = "adam_clipnorm_ema_wd_exponential", .make = rt_adam,
+     .common = {.clipnorm = 0.5f, .use_ema = 1, .ema_momentum = 0.9f, .weight_decay = 0.01f},
+     SCHED(.kind = KC_LR_EXPONENTIAL_DECAY, .initial_learning_rate = 0.02, .decay_steps = 3,
+           .decay_rate = 0.5, .staircase = 1)},
+    {.name = "sgd_global_clipnorm_piecewise", .make = sgd_01_m09,
+     .common = {.global_clipnorm = 1.0f},
+     SCHED(.kind = KC_LR_PIECEWISE_CONSTANT_DECAY, .n_boundaries = 2, .boundaries = {1, 3},
+           .values = {0.1, 0.05, 0.01})},
+    {.name = "ftrl_cosine_warmup", .make = ftrl_all,
+     SCHED(.kind = KC_LR_COSINE_DECAY, .initial_learning_rate = 0.01, .decay_steps = 5,
+           .alpha = 0.1, .has_warmup_target = 1, .warmup_target = 0.1, .warmup_steps = 2)},
+    {.name = "lion_polynomial", .make = lion_custom, .common = {.clipvalue = 0.2f},
+     SCHED(.kind = KC_LR_POLYNOMIAL_DECAY, .initial_learning_rate = 0.01, .decay_steps = 3,
+           .end_learning_rate = 0.001, .power = 2.0, .cycle = 1)},
+    {.name = "lamb_restarts", .make = lamb_002,
+     SCHED(.kind = KC_LR_COSINE_DECAY_RESTARTS, .initial_learning_rate = 0.02, .decay_steps = 2,
+           .t_mul = 1.5, .m_mul = 0.5, .alpha = 0.01)},
+    {.name = "adamax_clipvalue_inverse_time", .make = adamax_custom, .common = {.clipvalue = 0.3f},
+     SCHED(.kind = KC_LR_INVERSE_TIME_DECAY, .initial_learning_rate = 0.02, .decay_steps = 1,
+           .decay_rate = 0.5)},
+    {.name = "nadam_keras2_decay", .make = rt_nadam, .common = {.decay = 0.1f}},
+    {.name = "adamw_ema_overwrite", .make = rt_adamw,
+     .common = {.weight_decay = 0.05f, .use_ema = 1, .ema_overwrite_frequency = 2}},
+};
+
+static kc_model *rt_model(const opt_case *c) {
+    kc_model *m = kc_sequential(kc_shape1(3));
+    kc_add(m, kc_dense(4, KC_RELU));
+    kc_add(m, kc_dense(2, KC_SOFTMAX));
+    kc_optimizer *o = c->make();
+    KC_CHECK(kc_optimizer_set_common(o, &c->common));
+    KC_CHECK(kc_optimizer_set_schedule(o, &c->schedule));
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, o, 0));
+    float w[NM];
+    for (int i = 0; i < NM; i++) w[i] = 0.3f * sinf(1.7f * (float)i + 0.2f);
+    KC_CHECK(kc_set_weights(m, w, NM));
+    return m;
+}
+
+static const float rt_x[18] = {0.1f, -0.5f, 0.9f, 0.3f, 0.7f, -0.2f, -0.8f, 0.4f, 0.6f,
+                               0.5f, 0.5f,  -0.1f, 0.2f, -0.9f, 0.3f, 0.8f,  0.1f, -0.6f};
+static const float rt_y[12] = {1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1};
+
+static void same_optimizer(const char *name, const char *ext, kc_optimizer *a, kc_optimizer *b) {
+    cr_assert_not_null(b, "%s%s: loaded uncompiled", name, ext);
+    cr_expect_eq(a->kind, b->kind, "%s%s", name, ext);
+    cr_expect_eq(a->adamw, b->adamw, "%s%s", name, ext);
+    kc_optimizer_common_opts ca = kc_optimizer_get_common(a), cb = kc_optimizer_get_common(b);
+    cr_expect(!memcmp(&ca, &cb, sizeof ca), "%s%s: common options differ (clipnorm %g/%g, "
+              "clipvalue %g/%g, global %g/%g, wd %g/%g, ema %d/%d %g/%g freq %d/%d, decay %g/%g)",
+              name, ext, (double)ca.clipnorm, (double)cb.clipnorm, (double)ca.clipvalue,
+              (double)cb.clipvalue, (double)ca.global_clipnorm, (double)cb.global_clipnorm,
+              (double)ca.weight_decay, (double)cb.weight_decay, ca.use_ema, cb.use_ema,
+              (double)ca.ema_momentum, (double)cb.ema_momentum, ca.ema_overwrite_frequency,
+              cb.ema_overwrite_frequency, (double)ca.decay, (double)cb.decay);
+    kc_lr_schedule sa = kc_optimizer_get_schedule(a), sb = kc_optimizer_get_schedule(b);
+    cr_expect(!memcmp(&sa, &sb, sizeof sa), "%s%s: schedules differ", name, ext);
+    cr_expect_eq(a->iterations, b->iterations, "%s%s", name, ext);
+    cr_expect_eq(kc_optimizer_get_learning_rate(a), kc_optimizer_get_learning_rate(b), "%s%s",
+                 name, ext);
+    cr_expect_eq(a->learning_rate_power, b->learning_rate_power, "%s%s", name, ext);
+    cr_expect_eq(a->l2_shrinkage, b->l2_shrinkage, "%s%s", name, ext);
+    cr_expect_eq(a->beta_1, b->beta_1, "%s%s", name, ext);
+}
+
+Test(optimizer_files, options_and_schedules_round_trip) {
+    static const char *exts[] = {".keras", ".h5"};
+    for (size_t i = 0; i < sizeof roundtrip_cases / sizeof *roundtrip_cases; i++)
+        for (int e = 0; e < 2; e++) {
+            const opt_case *c = &roundtrip_cases[i];
+            kc_model *m = rt_model(c);
+            for (int k = 0; k < 3; k++)
+                cr_assert_eq(kc_train_on_batch(m, rt_x, rt_y, 6, NULL), KC_OK, "%s step %d: %s",
+                             c->name, k, kc_last_error());
+            char path[256];
+            snprintf(path, sizeof path, "%s/%s%s", tu_tmpdir(), c->name, exts[e]);
+            KC_CHECK(kc_save(m, path));
+            kc_model *back;
+            KC_CHECK(kc_load(path, &back));
+            same_optimizer(c->name, exts[e], kc_model_get_optimizer(m),
+                           kc_model_get_optimizer(back));
+            /* the state came back too: the next steps are the same */
+            float wa[NM], wb[NM];
+            for (int k = 0; k < 2; k++) {
+                KC_CHECK(kc_train_on_batch(m, rt_x, rt_y, 6, NULL));
+                KC_CHECK(kc_train_on_batch(back, rt_x, rt_y, 6, NULL));
+            }
+            KC_CHECK(kc_get_weights(m, wa, NM));
+            KC_CHECK(kc_get_weights(back, wb, NM));
+            for (int k = 0; k < NM; k++)
+                cr_expect(fabsf(wa[k] - wb[k]) <= 1e-6f * fmaxf(1.0f, fabsf(wa[k])),
+                          "%s%s: weight %d after two more steps: %.9g saved, %.9g loaded",
+                          c->name, exts[e], k, (double)wa[k], (double)wb[k]);
+            kc_model_free(m);
+            kc_model_free(back);
+        }
+}

@@ -53,3 +53,5 @@ kc_status kc_finalize_variable_values(kc_model *m) {
     free(v);
     return KC_OK;
 }
+
+kc_optimizer *kc_model_get_optimizer(kc_model *m) { return m ? m->opt : NULL; }
