@@ -670,6 +670,7 @@ static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names,
             !(scratch[s] = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1))))
             st = kc_err(KC_ENOMEM, "%s: out of memory", path);
     int64_t iterations = v->opt->iterations;
+    int new_layout = 0;
     for (int k = 0; k < n && !st; k++) {
         char name[300], *tok[16];
         snprintf(name, sizeof name, "%s", names[k]);
@@ -708,6 +709,7 @@ static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names,
                                  names[k], lay.name[gi][sl], full[t]);
                         st = kc_h5_read_f32(g, names[k], scratch[lay.slot[gi][sl]] + tv[t].offset,
                                             tv[t].rank, tv[t].dims, what);
+                        new_layout |= ti == 1; /* "Nadam/m/dense/kernel": tf.keras 2.11+ */
                         int index = 0;
                         for (int g2 = 0; g2 < gi; g2++) index += lay.group_size[g2];
                         found[t * slots + index + sl] = 1;
@@ -724,6 +726,12 @@ static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names,
         for (int s = 0; s < KC_OPT_SLOTS; s++)
             if (scratch[s]) memcpy(v->opt->slots[s], scratch[s], sizeof(float) * (size_t)v->n_params);
         v->opt->iterations = iterations;
+        /* tf.keras 2.11+'s Nadam keeps u_product out of the file; what it does after loading
+         * is kerac's next steps too (optimizers.c, kc_optimizer_step_vars) */
+        if (v->opt->kind == KC_OPT_NADAM && new_layout) {
+            v->opt->tf2_nadam = true;
+            v->opt->tf2_nadam_product = 1.0;
+        }
     }
     for (int s = 0; s < KC_OPT_SLOTS; s++) free(scratch[s]);
     free(found);
