@@ -400,3 +400,137 @@ Test(optimizer_files, options_and_schedules_round_trip) {
             kc_model_free(back);
         }
 }
+
+/* ---- bad input: errors naming the option ---- */
+
+Test(optimizer_errors, common_options_named) {
+    kc_optimizer *o = kc_sgd(NULL);
+    KC_EXPECT_ERR(kc_optimizer_set_common(o, &(kc_optimizer_common_opts){.clipnorm = -1.0f}),
+                  KC_EINVAL, "clipnorm must be a finite number >= 0");
+    KC_EXPECT_ERR(kc_optimizer_set_common(o, &(kc_optimizer_common_opts){.clipvalue = NAN}),
+                  KC_EINVAL, "clipvalue");
+    KC_EXPECT_ERR(kc_optimizer_set_common(o, &(kc_optimizer_common_opts){.weight_decay = -0.1f}),
+                  KC_EINVAL, "weight_decay");
+    KC_EXPECT_ERR(kc_optimizer_set_common(
+                      o, &(kc_optimizer_common_opts){.clipnorm = 1.0f, .global_clipnorm = 1.0f}),
+                  KC_EINVAL, "only one of clipnorm, clipvalue and global_clipnorm");
+    KC_EXPECT_ERR(kc_optimizer_set_common(
+                      o, &(kc_optimizer_common_opts){.use_ema = 1, .ema_momentum = 1.5f}),
+                  KC_EINVAL, "ema_momentum must be in [0, 1]");
+    KC_EXPECT_ERR(kc_optimizer_set_common(
+                      o, &(kc_optimizer_common_opts){.use_ema = 1, .ema_overwrite_frequency = -2}),
+                  KC_EINVAL, "ema_overwrite_frequency");
+    KC_EXPECT_ERR(kc_optimizer_set_common(NULL, NULL), KC_EINVAL, "optimizer is NULL");
+    /* a failed call changed nothing */
+    kc_optimizer_common_opts c = kc_optimizer_get_common(o);
+    cr_expect_eq(c.clipnorm, 0.0f);
+    cr_expect_eq(c.use_ema, 0);
+    KC_EXPECT_ERR(kc_optimizer_set_schedule(o, &(kc_lr_schedule){.kind = KC_LR_EXPONENTIAL_DECAY,
+                                                                 .initial_learning_rate = 0.1,
+                                                                 .decay_rate = 0.5}),
+                  KC_EINVAL, "ExponentialDecay: decay_steps must be > 0");
+    KC_EXPECT_ERR(kc_optimizer_set_schedule(
+                      o, &(kc_lr_schedule){.kind = KC_LR_PIECEWISE_CONSTANT_DECAY,
+                                           .n_boundaries = 2, .boundaries = {3, 1},
+                                           .values = {0.1, 0.2, 0.3}}),
+                  KC_EINVAL, "boundaries must be finite and increasing");
+    kc_optimizer_free(o);
+    cr_expect_null(kc_ftrl(&(kc_ftrl_opts){.learning_rate_power = 0.5f}));
+    cr_expect(strstr(kc_last_error(), "learning_rate_power must be <= 0"), "%s", kc_last_error());
+    cr_expect_null(kc_ftrl(&(kc_ftrl_opts){.l1_regularization_strength = -1.0f}));
+    cr_expect(strstr(kc_last_error(), "l1_regularization_strength"), "%s", kc_last_error());
+    cr_expect_null(kc_lion(&(kc_lion_opts){.beta_1 = 1.5f}));
+    cr_expect(strstr(kc_last_error(), "beta_1"), "%s", kc_last_error());
+}
+
+/* Keras: "its learning rate is not settable" with a schedule; the schedule's value is the
+ * optimizer's learning rate, step by step */
+static float halve(int epoch, float lr, void *user) { return lr * 0.5f; }
+
+Test(optimizer_errors, schedule_learning_rate_not_settable) {
+    kc_model *m = rt_model(&roundtrip_cases[0]); /* ExponentialDecay(0.02, 3, 0.5, staircase) */
+    cr_expect_float_eq(kc_get_learning_rate(m), 0.02f, 1e-9);
+    KC_EXPECT_ERR(kc_set_learning_rate(m, 0.1f), KC_ESTATE, "learning rate is not settable");
+    for (int k = 0; k < 3; k++) KC_CHECK(kc_train_on_batch(m, rt_x, rt_y, 6, NULL));
+    cr_expect_float_eq(kc_get_learning_rate(m), 0.01f, 1e-9); /* step 3: 0.02 * 0.5 */
+    kc_callback *cb = kc_learning_rate_scheduler(halve, NULL, 0);
+    kc_callback *list[] = {cb};
+    kc_dataset d = {.count = 6, .x_shape = kc_shape1(3), .x_dtype = KC_FLOAT32,
+                    .x = (void *)rt_x, .y_shape = kc_shape1(2), .y_dtype = KC_FLOAT32,
+                    .y = (void *)rt_y};
+    KC_EXPECT_ERR(kc_fit(m, &d, &(kc_fit_opts){.verbose = -1, .callbacks = list, .n_callbacks = 1},
+                         NULL),
+                  KC_ESTATE, "LearningRateScheduler");
+    kc_callback_free(cb);
+    /* without the schedule the rate is settable again */
+    KC_CHECK(kc_optimizer_set_schedule(kc_model_get_optimizer(m), NULL));
+    KC_CHECK(kc_set_learning_rate(m, 0.1f));
+    cr_expect_eq(kc_get_learning_rate(m), 0.1f);
+    kc_model_free(m);
+}
+
+/* Keras 2's decay: lr / (1 + decay * iterations), on SGD's plain rule */
+Test(optimizer_errors, keras2_decay_rule) {
+    kc_optimizer *o = kc_sgd(&(kc_sgd_opts){.learning_rate = 0.5f});
+    KC_CHECK(kc_optimizer_set_common(o, &(kc_optimizer_common_opts){.decay = 0.25f}));
+    KC_CHECK(kc_optimizer_bind(o, 1));
+    float w = 1.0f, g = 1.0f;
+    double want = 1.0;
+    for (int t = 0; t < 4; t++) {
+        kc_optimizer_update(o, &w, &g, 0, 1);
+        kc_optimizer_finish_step(o);
+        want -= 0.5 / (1.0 + 0.25 * t);
+        cr_expect_float_eq(w, (float)want, 1e-6, "step %d", t + 1);
+    }
+    cr_expect_eq(kc_optimizer_get_learning_rate(o), 0.5f); /* Keras 2 reports the base rate */
+    kc_optimizer_free(o);
+}
+
+/* an optimizer config kerac cannot represent (an unknown schedule class): the model loads for
+ * prediction, uncompiled, with a warning naming what was skipped */
+static int warnings_seen;
+static char last_warning[1024];
+static void count_warning(const char *message, void *user) {
+    warnings_seen++;
+    snprintf(last_warning, sizeof last_warning, "%s", message);
+}
+
+Test(optimizer_errors, unknown_schedule_in_file_loads_uncompiled) {
+    kc_model *m = rt_model(&roundtrip_cases[0]);
+    char path[256];
+    snprintf(path, sizeof path, "%s/sched.h5", tu_tmpdir());
+    KC_CHECK(kc_save(m, path));
+    kc_model_free(m);
+    /* rename the schedule's class in the file's training_config */
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    int replaced = 0;
+    for (long i = 0; i + 16 <= n; i++)
+        if (!memcmp(buf + i, "ExponentialDecay", 16)) {
+            memcpy(buf + i, "MyOwnDecaySched_", 16);
+            replaced++;
+        }
+    cr_assert(replaced > 0);
+    f = fopen(path, "wb");
+    cr_assert_eq(fwrite(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    free(buf);
+    warnings_seen = 0;
+    kc_set_warning_handler(count_warning, NULL);
+    KC_CHECK(kc_load(path, &m));
+    kc_set_warning_handler(NULL, NULL);
+    cr_expect_eq(warnings_seen, 1);
+    cr_expect(strstr(last_warning, "learning-rate schedule 'MyOwnDecaySched_'") &&
+                  strstr(last_warning, "uncompiled"),
+              "%s", last_warning);
+    cr_expect_null(kc_model_get_optimizer(m));
+    float out[2];
+    KC_CHECK(kc_predict(m, rt_x, 1, out));
+    kc_model_free(m);
+}

@@ -813,7 +813,9 @@ void kc_stop_training(kc_model *m) {
 
 int kc_model_epoch(const kc_model *m) { return m ? m->epoch : 0; }
 
-float kc_get_learning_rate(const kc_model *m) { return m && m->opt ? m->opt->learning_rate : 0.0f; }
+float kc_get_learning_rate(const kc_model *m) {
+    return m && m->opt ? kc_optimizer_get_learning_rate(m->opt) : 0.0f; /* a schedule: its value */
+}
 
 kc_status kc_set_learning_rate(kc_model *m, float learning_rate) {
     if (!m) return kc_err(KC_EINVAL, "kc_set_learning_rate: model is NULL");
