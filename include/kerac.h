@@ -655,6 +655,33 @@ typedef struct {
     int amsgrad;         /* 0 */
 } kc_adamw_opts;
 
+typedef struct {
+    float learning_rate; /* 0 -> 0.001 */
+    float beta_1;        /* 0 -> 0.9 */
+    float beta_2;        /* 0 -> 0.999 */
+    float epsilon;       /* 0 -> 1e-7 */
+} kc_adamax_opts;
+typedef struct {
+    float learning_rate;                   /* 0 -> 0.001 */
+    float learning_rate_power;             /* 0 -> -0.5; KC_ZERO for 0 (must be <= 0) */
+    float initial_accumulator_value;       /* 0 -> 0.1; KC_ZERO for 0 */
+    float l1_regularization_strength;      /* 0 */
+    float l2_regularization_strength;      /* 0 */
+    float l2_shrinkage_regularization_strength; /* 0 */
+    float beta;                            /* 0 */
+} kc_ftrl_opts;
+typedef struct {
+    float learning_rate; /* 0 -> 0.001 */
+    float beta_1;        /* 0 -> 0.9 */
+    float beta_2;        /* 0 -> 0.99 */
+} kc_lion_opts;
+typedef struct {
+    float learning_rate; /* 0 -> 0.001 */
+    float beta_1;        /* 0 -> 0.9 */
+    float beta_2;        /* 0 -> 0.999 */
+    float epsilon;       /* 0 -> 1e-7 */
+} kc_lamb_opts;
+
 /* NULL opts means defaults. NULL return only when out of memory or an option is invalid. */
 kc_optimizer *kc_sgd(const kc_sgd_opts *opts);
 kc_optimizer *kc_rmsprop(const kc_rmsprop_opts *opts);
@@ -663,12 +690,78 @@ kc_optimizer *kc_adadelta(const kc_adadelta_opts *opts);
 kc_optimizer *kc_adagrad(const kc_adagrad_opts *opts);
 kc_optimizer *kc_nadam(const kc_nadam_opts *opts);
 kc_optimizer *kc_adamw(const kc_adamw_opts *opts);
+kc_optimizer *kc_adamax(const kc_adamax_opts *opts);
+kc_optimizer *kc_ftrl(const kc_ftrl_opts *opts);
+kc_optimizer *kc_lion(const kc_lion_opts *opts);
+kc_optimizer *kc_lamb(const kc_lamb_opts *opts);
 void kc_optimizer_free(kc_optimizer *opt);
 float kc_optimizer_get_learning_rate(const kc_optimizer *opt);
 /* Sets the learning rate used from the next step on (0 is taken as 0 here, not the default);
  * AdamW's weight decay scales with it too. A NULL opt, or a negative or non-finite lr (which
  * the constructors reject), changes nothing and is an error. */
 kc_status kc_optimizer_set_learning_rate(kc_optimizer *opt, float learning_rate);
+
+/* Keras's options of every optimizer (base_optimizer's arguments), 0 meaning unset. Each step:
+ * the gradients clipped (clipnorm: each variable's, kernel and bias apart, to that L2 norm;
+ * global_clipnorm: all of them together; clipvalue: elementwise; at most one of the three),
+ * then w -= w * weight_decay * lr (decoupled), then the rule, then the EMA of the weights
+ * (use_ema). Clipping by a norm needs every gradient first, so the Dense layers do not step
+ * inside their products then (slower, the same result). */
+typedef struct {
+    float weight_decay;          /* 0: none */
+    float clipnorm;              /* 0: none */
+    float clipvalue;             /* 0: none */
+    float global_clipnorm;       /* 0: none */
+    int use_ema;                 /* 0 */
+    float ema_momentum;          /* 0 -> 0.99; KC_ZERO for 0; in [0, 1] */
+    int ema_overwrite_frequency; /* 0: none (kc_fit puts the averages in at its end) */
+    float decay;                 /* Keras 2's lr / (1 + decay * iterations); 0: none */
+} kc_optimizer_common_opts;
+/* Replaces the optimizer's common options (before or after compile). NULL opts: all unset. */
+kc_status kc_optimizer_set_common(kc_optimizer *opt, const kc_optimizer_common_opts *opts);
+kc_optimizer_common_opts kc_optimizer_get_common(const kc_optimizer *opt);
+
+/* Learning-rate schedules (keras.optimizers.schedules), evaluated at the optimizer's step count
+ * (the steps finished) before each step; saved and loaded with the model. */
+typedef enum {
+    KC_LR_CONSTANT = 0, /* no schedule */
+    KC_LR_EXPONENTIAL_DECAY,
+    KC_LR_INVERSE_TIME_DECAY,
+    KC_LR_PIECEWISE_CONSTANT_DECAY,
+    KC_LR_POLYNOMIAL_DECAY,
+    KC_LR_COSINE_DECAY,
+    KC_LR_COSINE_DECAY_RESTARTS
+} kc_lr_schedule_kind;
+#define KC_MAX_LR_BOUNDARIES 16
+typedef struct {
+    kc_lr_schedule_kind kind;
+    double initial_learning_rate; /* all but piecewise */
+    double decay_steps;   /* > 0; CosineDecayRestarts: first_decay_steps */
+    double decay_rate;    /* exponential, inverse time */
+    int staircase;        /* exponential, inverse time */
+    double end_learning_rate; /* polynomial: 0 -> 0.0001; KC_ZERO for 0 */
+    double power;         /* polynomial: 0 -> 1.0 */
+    int cycle;            /* polynomial */
+    double alpha;         /* cosine, restarts */
+    int has_warmup_target; /* cosine: warmup_target set (None in Keras otherwise) */
+    double warmup_target, warmup_steps;
+    double t_mul;         /* restarts: 0 -> 2.0 */
+    double m_mul;         /* restarts: 0 -> 1.0; KC_ZERO for 0 */
+    int n_boundaries;     /* piecewise: boundaries[n], values[n + 1] */
+    double boundaries[KC_MAX_LR_BOUNDARIES], values[KC_MAX_LR_BOUNDARIES + 1];
+} kc_lr_schedule;
+/* Sets (or with NULL or KC_LR_CONSTANT removes) the schedule. With a schedule, setting a
+ * learning rate (kc_set_learning_rate, LearningRateScheduler, ReduceLROnPlateau) is an error, as
+ * in Keras; kc_optimizer_get_learning_rate gives the schedule's value for the next step. */
+kc_status kc_optimizer_set_schedule(kc_optimizer *opt, const kc_lr_schedule *schedule);
+/* the schedule (kind KC_LR_CONSTANT when none), defaults filled in */
+kc_lr_schedule kc_optimizer_get_schedule(const kc_optimizer *opt);
+/* Keras's optimizer.finalize_variable_values: with use_ema, the weights become their moving
+ * averages (kc_fit does this at its end, as Keras's fit). */
+kc_status kc_finalize_variable_values(kc_model *m);
+/* the compiled model's optimizer (owned by the model; NULL when not compiled): to read or change
+ * its options, schedule and learning rate */
+kc_optimizer *kc_model_get_optimizer(kc_model *m);
 
 /* Takes ownership of the optimizer (also on error). metrics: KC_METRIC_* bits. The loss and
  * metrics apply to every output. */

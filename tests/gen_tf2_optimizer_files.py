@@ -22,6 +22,8 @@ OPTS = {
                                                                       centered=True),
     "sgd_momentum": lambda: tf.keras.optimizers.SGD(0.1, momentum=0.9),
     "adadelta": lambda: tf.keras.optimizers.Adadelta(1.0),
+    "nadam": lambda: tf.keras.optimizers.Nadam(0.01),
+    "adamax": lambda: tf.keras.optimizers.Adamax(0.01),
 }
 tf.config.threading.set_intra_op_parallelism_threads(1)
 os.makedirs(OUT, exist_ok=True)
@@ -36,10 +38,15 @@ for name, make in OPTS.items():
     m.train_on_batch(x, y)
     m.train_on_batch(x, y)
     m.save(os.path.join(OUT, name + ".h5"), save_format="h5")
-    # what tf.keras 2 does next from the file: load it and step (Nadam's u_product is not in
-    # the file, so a loaded Nadam starts it afresh, in tf.keras 2 as in kerac)
+    # what tf.keras 2 does next from the file: load it and step. Nadam's u_product is not in
+    # the file: a loaded Nadam starts it at 1, and its update step (traced once) multiplies it
+    # by u_t for every variable whose index + 1 differs from iterations + 2 (a trace-time
+    # counter), so each variable sees its own product; kerac follows that after loading
     m = tf.keras.models.load_model(os.path.join(OUT, name + ".h5"))
     m.train_on_batch(x, y)
+    if name == "nadam":
+        print("nadam: u_product after the step", float(m.optimizer._u_product.numpy()),
+              "iterations", int(m.optimizer.iterations.numpy()))
     with open(os.path.join(OUT, name + ".txt"), "w") as f:
         f.write("# tf.keras %s, written by tests/gen_tf2_optimizer_files.py\n" % tf.__version__)
         for label, a in (("x", x), ("y", y), ("after", np.concatenate(

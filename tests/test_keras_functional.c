@@ -475,6 +475,10 @@ Test(tf2_optimizer_state, adam) { tf2_next_step("adam", 1e-5); }
 Test(tf2_optimizer_state, rmsprop_centered_momentum) { tf2_next_step("rmsprop_centered_momentum", 1e-5); }
 Test(tf2_optimizer_state, sgd_momentum) { tf2_next_step("sgd_momentum", 1e-5); }
 Test(tf2_optimizer_state, adadelta) { tf2_next_step("adadelta", 1e-5); }
+/* Nadam: its u_product is not in the file; tf.keras 2 restarts it at 1 and, per variable,
+ * multiplies it again by u_t unless the variable's index + 1 equals iterations + 2 */
+Test(tf2_optimizer_state, nadam) { tf2_next_step("nadam", 1e-5); }
+Test(tf2_optimizer_state, adamax) { tf2_next_step("adamax", 1e-5); }
 
 /* load_model(path, compile=False): the architecture and the weights, nothing of training */
 Test(load_options, compile_false) {

@@ -71,22 +71,34 @@ cJSON *kc_cfg_wrap(const char *module, const char *cls, cJSON *config, kc_config
 /* a registered custom class, as Keras writes one: Keras 3 {"module": null, "class_name":
  * "Foo", "config", "registered_name": "Custom>Foo"}, legacy {"class_name": "Custom>Foo", ...} */
 
-static cJSON *optimizer_config(const kc_optimizer *opt, kc_config_style style) {
+/* lossy: set to 1 when the legacy form drops an option (kerac_optimizer_config keeps it) */
+static cJSON *optimizer_config(const kc_optimizer *opt, kc_config_style style, int *lossy) {
     const kc_optimizer_io *io = kc_optimizer_io_of(opt);
     if (!io) return NULL;
     cJSON *cfg = cJSON_CreateObject();
     io->to_config(opt, cfg);
     if (style == KC_CONFIG_LEGACY) {
         /* tf.keras 2 rebuilds a legacy .h5's optimizer with its legacy optimizer classes,
-         * which refuse Keras 3's newer arguments; they take decay (Keras 3 ignores it) */
-        const char *newer[] = {"weight_decay", "clipnorm", "global_clipnorm", "clipvalue",
-                               "use_ema", "ema_momentum", "ema_overwrite_frequency",
-                               "loss_scale_factor", "gradient_accumulation_steps"};
-        for (size_t i = 0; i < sizeof newer / sizeof *newer; i++)
-            if (i || opt->weight_decay <= 0.0f) /* AdamW's weight_decay is its own */
-                cJSON_DeleteItemFromObjectCaseSensitive(cfg, newer[i]);
+         * which refuse Keras 3's newer arguments; they take clipnorm, clipvalue,
+         * global_clipnorm, decay and a schedule as {"class_name", "config"} */
+        const char *newer[] = {"weight_decay", "use_ema", "ema_momentum",
+                               "ema_overwrite_frequency", "loss_scale_factor",
+                               "gradient_accumulation_steps", "clipnorm", "global_clipnorm",
+                               "clipvalue"};
+        for (size_t i = 0; i < sizeof newer / sizeof *newer; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, newer[i]);
+            if (i == 0 && opt->adamw) continue; /* AdamW's weight_decay is its own */
+            if (i >= 6 && v && !cJSON_IsNull(v)) continue;
+            if ((i == 0 && v && !cJSON_IsNull(v)) || (i == 1 && cJSON_IsTrue(v))) *lossy = 1;
+            cJSON_DeleteItemFromObjectCaseSensitive(cfg, newer[i]);
+        }
         cJSON_ReplaceItemInObjectCaseSensitive(cfg, "name", cJSON_CreateString(io->class_name));
-        cJSON_AddNumberToObject(cfg, "decay", 0.0);
+        if (!cJSON_GetObjectItemCaseSensitive(cfg, "decay")) cJSON_AddNumberToObject(cfg, "decay", 0.0);
+        cJSON *lr = cJSON_GetObjectItemCaseSensitive(cfg, "learning_rate");
+        if (cJSON_IsObject(lr)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(lr, "module");
+            cJSON_DeleteItemFromObjectCaseSensitive(lr, "registered_name");
+        }
     }
     return kc_cfg_wrap("keras.optimizers", io->class_name, cfg, style);
 }
@@ -94,7 +106,8 @@ static cJSON *optimizer_config(const kc_optimizer *opt, kc_config_style style) {
 cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style) {
     if (!v->opt) return NULL;
     cJSON *c = cJSON_CreateObject();
-    cJSON *opt = optimizer_config(v->opt, style);
+    int lossy = 0;
+    cJSON *opt = optimizer_config(v->opt, style, &lossy);
     if (!opt) {
         cJSON_Delete(c);
         return NULL;
@@ -142,6 +155,13 @@ cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style) {
     cJSON_AddNumberToObject(c, "steps_per_execution", 1);
     cJSON_AddFalseToObject(c, "jit_compile");
     if (style == KC_CONFIG_LEGACY) cJSON_AddItemToObject(c, "optimizer_config", opt);
+    /* what tf.keras 2's legacy optimizers cannot take (weight decay, EMA) in kerac's own key,
+     * which Keras's loaders pass over */
+    if (lossy) {
+        int none = 0;
+        cJSON *full = optimizer_config(v->opt, KC_CONFIG_KERAS3, &none);
+        if (full) cJSON_AddItemToObject(c, "kerac_optimizer_config", full);
+    }
     return c;
 }
 
@@ -263,6 +283,7 @@ kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
     snprintf(w, sizeof w, "%s: compile settings", where);
     const cJSON *opt = get(cc, "optimizer");
     if (!opt || cJSON_IsString(opt)) opt = get(cc, "optimizer_config") ? get(cc, "optimizer_config") : opt;
+    if (cJSON_IsObject(get(cc, "kerac_optimizer_config"))) opt = get(cc, "kerac_optimizer_config");
     kc_optimizer *o = NULL;
     if (!opt || cJSON_IsNull(opt)) {
         /* Keras 3's to_json leaves the optimizer out; compile's default is "rmsprop" */
@@ -276,14 +297,21 @@ kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
         if (!cJSON_IsString(ocls))
             return kc_err(KC_EFORMAT, "%s: the optimizer has no class_name", w);
         const kc_optimizer_io *io = kc_optimizer_io_find(ocls->valuestring);
-        if (!io)
-            return kc_err(KC_EFORMAT, "%s: unknown optimizer '%s' (kerac has SGD, RMSprop, Adam, AdamW, "
-                          "Adadelta, Adagrad, Nadam)",
-                          w, ocls->valuestring);
         const cJSON *ocfg = get(opt, "config");
-        o = io->from_config(cJSON_IsObject(ocfg) ? ocfg : NULL, w);
+        if (!io)
+            kc_err(KC_EFORMAT, "unknown optimizer '%s' (kerac has SGD, RMSprop, Adam, AdamW, "
+                   "Adadelta, Adagrad, Nadam, Adamax, Ftrl, Lion, Lamb)",
+                   ocls->valuestring);
+        else
+            o = io->from_config(cJSON_IsObject(ocfg) ? ocfg : NULL, w);
     }
-    if (!o) return KC_EFORMAT;
+    if (!o) {
+        /* an optimizer config kerac cannot represent: the model loads for prediction */
+        kc_warn("%s: the compile settings were skipped (%s); the model loads uncompiled, for "
+                "prediction (compile it to train)",
+                w, kc_last_error());
+        return KC_OK;
+    }
     /* one loss for every output, or one per output: a list in output order, or a dict keyed
      * by the output layers' names */
     kc_compile_opts co = {.optimizer = o};

@@ -84,6 +84,13 @@ typedef struct {
 } kc_optimizer_io;
 const kc_optimizer_io *kc_optimizer_io_find(const char *class_name);
 const kc_optimizer_io *kc_optimizer_io_of(const kc_optimizer *opt);
+/* a learning-rate schedule's config (Keras 3's or tf.keras 2's form) <-> kc_lr_schedule
+ * (schedule_config.c); to_config writes Keras 3's form */
+kc_status kc_schedule_from_config(const struct cJSON *v, const char *where, kc_lr_schedule *out);
+struct cJSON *kc_schedule_to_config(const kc_lr_schedule *s);
+/* the options of every optimizer and the learning-rate schedule from an optimizer config, set
+ * on opt (optimizer_config.c); freed with an error */
+kc_status kc_optimizer_common_from(const struct cJSON *cfg, const char *where, kc_optimizer *opt);
 
 /* ---- initializers and regularizers <-> Keras (init_config.c) ---- */
 /* A layer config's initializer field v into *out: absent leaves *out (the layer's default);

@@ -77,6 +77,20 @@ static kc_opt_layout opt_layout(const kc_optimizer *opt, const kc_optimizer_io *
     kc_opt_layout l = {0};
     const kc_optimizer_io *io = kc_optimizer_io_of(opt);
     if (io) io->layout(opt, &l);
+    if (opt->use_ema && l.n_groups < 4) {
+        /* Keras builds use_ema's averages first, one per variable, then the rule's slots */
+        for (int gi = l.n_groups; gi > 0; gi--) {
+            l.group_size[gi] = l.group_size[gi - 1];
+            for (int s = 0; s < 4; s++) {
+                l.slot[gi][s] = l.slot[gi - 1][s];
+                l.name[gi][s] = l.name[gi - 1][s];
+            }
+        }
+        l.group_size[0] = 1;
+        l.slot[0][0] = KC_SLOT_EMA;
+        l.name[0][0] = "average";
+        l.n_groups++;
+    }
     if (io_out) *io_out = io;
     return l;
 }
@@ -177,11 +191,12 @@ kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f) {
         kc_snake_case(io ? io->class_name : "optimizer", oname, sizeof oname);
         st = kc_h5_attr_str(g, "name", oname);
         if (!st) st = kc_h5_write_i64_scalar(g, "0", v->opt->iterations);
-        if (!st) st = kc_h5_write_f32(g, "1", &v->opt->learning_rate, 0, NULL);
+        /* a schedule has no learning_rate variable (Keras 3) */
+        int index = v->opt->has_schedule ? 1 : 2;
+        if (!st && index == 2) st = kc_h5_write_f32(g, "1", &v->opt->learning_rate, 0, NULL);
         kc_weight_desc *tv = malloc(sizeof *tv * MAX_VARS);
         int ntv = tv ? trainable_vars(v, tv, MAX_VARS) : 0;
         if (!tv) st = kc_err(KC_ENOMEM, "save: out of memory");
-        int index = 2;
         for (int gi = 0; gi < lay.n_groups && !st; gi++)
             for (int t = 0; t < ntv && !st; t++)
                 for (int s = 0; s < lay.group_size[gi] && !st; s++) {
@@ -248,8 +263,8 @@ static kc_status read_opt_state(const kc_model_view *v, hid_t g, int count, name
         st = kc_err(KC_EFORMAT, "%s: %s: iteration %lld or learning_rate %g is invalid", path,
                     where, (long long)it, (double)lr);
     /* into scratch first: a failure leaves the optimizer as it was */
-    float *scratch[3] = {NULL, NULL, NULL};
-    for (int s = 0; s < 3 && !st; s++)
+    float *scratch[KC_OPT_SLOTS] = {NULL};
+    for (int s = 0; s < KC_OPT_SLOTS && !st; s++)
         if (v->opt->slots[s]) {
             scratch[s] = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1));
             if (!scratch[s]) st = kc_err(KC_ENOMEM, "%s: out of memory", path);
@@ -272,12 +287,12 @@ static kc_status read_opt_state(const kc_model_view *v, hid_t g, int count, name
     }
     if (!st) {
         v->opt->u_product = u_product;
-        for (int s = 0; s < 3; s++)
+        for (int s = 0; s < KC_OPT_SLOTS; s++)
             if (scratch[s]) memcpy(v->opt->slots[s], scratch[s], sizeof(float) * (size_t)v->n_params);
         v->opt->iterations = it;
         v->opt->learning_rate = lr;
     }
-    for (int s = 0; s < 3; s++) free(scratch[s]);
+    for (int s = 0; s < KC_OPT_SLOTS; s++) free(scratch[s]);
     free(tv);
     return st;
 }
@@ -550,7 +565,8 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
     kc_weight_desc *tv = malloc(sizeof *tv * MAX_VARS);
     if (!tv) return kc_err(KC_ENOMEM, "save: out of memory");
     int ntv = trainable_vars(v, tv, MAX_VARS);
-    int total = 2 + lay.u_product;
+    int has_lr = !v->opt->has_schedule; /* a schedule has no learning_rate variable */
+    int total = 1 + has_lr + lay.u_product;
     for (int gi = 0; gi < lay.n_groups; gi++) total += lay.group_size[gi] * ntv;
     char oname[64];
     kc_snake_case(io ? io->class_name : "optimizer", oname, sizeof oname);
@@ -560,8 +576,8 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
     kc_status st = names && ptrs && g >= 0 ? KC_OK : kc_err(KC_EIO, "save: cannot write the optimizer");
     if (!st) {
         snprintf(names[0], 160, "%s/iteration", oname);
-        snprintf(names[1], 160, "%s/learning_rate", oname);
-        int k = 2;
+        if (has_lr) snprintf(names[1], 160, "%s/learning_rate", oname);
+        int k = 1 + has_lr;
         for (int gi = 0; gi < lay.n_groups; gi++)
             for (int t = 0; t < ntv; t++)
                 for (int s = 0; s < lay.group_size[gi]; s++) {
@@ -582,8 +598,8 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
     hid_t og = st ? -1 : kc_h5_group(g, oname);
     if (!st && og < 0) st = kc_err(KC_EIO, "save: cannot write the optimizer");
     if (!st) st = kc_h5_write_i64_scalar(og, "iteration", v->opt->iterations);
-    if (!st) st = kc_h5_write_f32(og, "learning_rate", &v->opt->learning_rate, 0, NULL);
-    int k = 2;
+    if (!st && has_lr) st = kc_h5_write_f32(og, "learning_rate", &v->opt->learning_rate, 0, NULL);
+    int k = 1 + has_lr;
     for (int gi = 0; gi < lay.n_groups && !st; gi++)
         for (int t = 0; t < ntv && !st; t++)
             for (int s = 0; s < lay.group_size[gi] && !st; s++)
@@ -611,7 +627,10 @@ static int slot_synonym(const char *slot, const char *token) {
         {"average_gradient", "mg", "average_gradient", NULL},
         {"accumulated_grad", "accum_grad", "accumulated_grad", NULL},
         {"accumulated_delta_var", "accum_var", "accumulated_delta_var", NULL},
-        {"accumulator", "accumulator", NULL, NULL}};
+        {"accumulator", "accumulator", NULL, NULL},
+        {"norm", "u", "norm", NULL},
+        {"linear", "linear", NULL, NULL},
+        {"average", "average", NULL, NULL}};
     for (size_t i = 0; i < sizeof syn / sizeof *syn; i++)
         if (!strcmp(syn[i][0], slot))
             for (int k = 1; k < 4 && syn[i][k]; k++)
@@ -628,7 +647,7 @@ static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names,
     kc_opt_layout lay = opt_layout(v->opt, NULL);
     kc_weight_desc *tv = malloc(sizeof *tv * MAX_VARS);
     char(*full)[160] = malloc(sizeof *full * MAX_VARS);
-    float *scratch[3] = {NULL, NULL, NULL};
+    float *scratch[KC_OPT_SLOTS] = {NULL};
     unsigned char *found = NULL;
     int ntv = 0;
     kc_status st = tv && full ? KC_OK : kc_err(KC_ENOMEM, "%s: out of memory", path);
@@ -646,11 +665,12 @@ static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names,
     for (int gi = 0; gi < lay.n_groups; gi++) slots += lay.group_size[gi];
     if (!st && !(found = calloc((size_t)(ntv * slots + 1), 1)))
         st = kc_err(KC_ENOMEM, "%s: out of memory", path);
-    for (int s = 0; s < 3 && !st; s++)
+    for (int s = 0; s < KC_OPT_SLOTS && !st; s++)
         if (v->opt->slots[s] &&
             !(scratch[s] = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1))))
             st = kc_err(KC_ENOMEM, "%s: out of memory", path);
     int64_t iterations = v->opt->iterations;
+    int new_layout = 0;
     for (int k = 0; k < n && !st; k++) {
         char name[300], *tok[16];
         snprintf(name, sizeof name, "%s", names[k]);
@@ -689,6 +709,7 @@ static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names,
                                  names[k], lay.name[gi][sl], full[t]);
                         st = kc_h5_read_f32(g, names[k], scratch[lay.slot[gi][sl]] + tv[t].offset,
                                             tv[t].rank, tv[t].dims, what);
+                        new_layout |= ti == 1; /* "Nadam/m/dense/kernel": tf.keras 2.11+ */
                         int index = 0;
                         for (int g2 = 0; g2 < gi; g2++) index += lay.group_size[g2];
                         found[t * slots + index + sl] = 1;
@@ -702,11 +723,17 @@ static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names,
                 st = kc_err(KC_EFORMAT, "%s: optimizer_weights has no slot %d of %s", path, q,
                             full[t]);
     if (!st) {
-        for (int s = 0; s < 3; s++)
+        for (int s = 0; s < KC_OPT_SLOTS; s++)
             if (scratch[s]) memcpy(v->opt->slots[s], scratch[s], sizeof(float) * (size_t)v->n_params);
         v->opt->iterations = iterations;
+        /* tf.keras 2.11+'s Nadam keeps u_product out of the file; what it does after loading
+         * is kerac's next steps too (optimizers.c, kc_optimizer_step_vars) */
+        if (v->opt->kind == KC_OPT_NADAM && new_layout) {
+            v->opt->tf2_nadam = true;
+            v->opt->tf2_nadam_product = 1.0;
+        }
     }
-    for (int s = 0; s < 3; s++) free(scratch[s]);
+    for (int s = 0; s < KC_OPT_SLOTS; s++) free(scratch[s]);
     free(found);
     free(tv);
     free(full);

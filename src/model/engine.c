@@ -5,6 +5,7 @@
  * layer as soon as its weight gradients are complete (inside the product for a fused Dense). */
 #include "model.h"
 #include "../initializers.h"
+#include "../optimizers.h"
 #include "../ops/ops.h"
 #include "../util/threads.h"
 #include <math.h>
@@ -198,6 +199,7 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
     for (int t = 0; t < m->n_tensors; t++) m->tensors[t].grad_written = 0;
     double loss = losses(m, batch, per_output, correct, 1);
     update = update && isfinite(loss);
+    int all_grads = update && kc_optimizer_needs_all_grads(m->opt);
     for (int k = m->n_nodes - 1; k >= 0; k--) {
         const kc_node *n = &m->nodes[k];
         if (n->skip) continue;
@@ -231,7 +233,7 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
             l->dbias = l->no_bias ? NULL : m->wgrad_tmp + l->kernel_size;
         }
         kc_forward_ctx c = node_ctx(m, n, ctx);
-        c.opt = update && n->fused_step ? m->opt : NULL;
+        c.opt = update && n->fused_step && !all_grads ? m->opt : NULL;
         if (l->ops->backward_n) {
             const float *ins[KC_MAX_LAYER_INPUTS];
             for (int i = 0; i < n->n_in; i++) ins[i] = m->tensors[n->in[i]].act;
@@ -256,9 +258,11 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
             kc_regularizer_grad_add(&l->kernel_reg, l->kernel, l->dkernel, l->kernel_size);
         if (reg_on(&l->bias_reg) && l->bias)
             kc_regularizer_grad_add(&l->bias_reg, l->bias, l->dbias, l->param_count - l->kernel_size);
-        if (update && l->trainable_count)
+        if (update && l->trainable_count && !all_grads)
             kc_optimizer_update(m->opt, m->params, m->grads, l->param_offset, l->trainable_count);
     }
-    if (update) kc_optimizer_finish_step(m->opt);
+    /* clipping by a norm, Lamb: one step over all variables once every gradient is there */
+    if (update && all_grads && kc_model_optimizer_step_all(m)) return NAN;
+    else if (update && !all_grads) kc_optimizer_finish_step(m->opt);
     return loss;
 }

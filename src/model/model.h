@@ -163,6 +163,9 @@ void kc_model_forward(kc_model *m, int batch, const kc_forward_ctx *ctx);
 /* acts of the inputs and ybuf hold the batch; returns the total loss (weighted sum plus
  * regularization); per_output[o] (optional) each output's loss, correct[o] (optional) the
  * accuracy sums. update: step the optimizer, else fill m->grads. */
+/* the optimizer's whole step over every trained variable (optim_step.c), when it needs all
+ * gradients first (kc_optimizer_needs_all_grads) */
+kc_status kc_model_optimizer_step_all(kc_model *m);
 double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *ctx,
                                  double *per_output, double *correct, int update);
 /* the loss of the forward already run (inference), per output and total */

@@ -7,10 +7,12 @@
  *     directly), read by it alone, multiplies its input gradient by the relu's (and
  *     dropout's) derivative in the product's last store; the relu Dense takes it as it is;
  *   - a Dense called once, trained and without weight regularizers, steps its kernel inside
- *     its weight-gradient product (gemm's block_done), the gradient never reaching m->grads.
+ *     its weight-gradient product (gemm's block_done), the gradient never reaching m->grads;
+ *     not when the optimizer needs every gradient first (clipping by a norm, Lamb).
  * The loss folds a softmax or sigmoid output into its gradient where that is exact (losses.c):
  * that is the loss's definition, planned here too but on both paths. */
 #include "model.h"
+#include "../optimizers.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,7 +86,8 @@ void kc_model_plan(kc_model *m) {
             kc_node *n = &m->nodes[k];
             kc_layer *l = n->layer;
             int once = calls_of(m, l) == 1;
-            if (kc_model_is_type(l, "Dense") && once && trained(m, n) && !regularized(l))
+            if (kc_model_is_type(l, "Dense") && once && trained(m, n) && !regularized(l) &&
+                !(m->opt && kc_optimizer_needs_all_grads(m->opt)))
                 n->fused_step = 1;
             if (!kc_model_is_type(l, "Dense") || l->act != KC_RELU || !once) continue;
             int t = n->out, c = single_consumer(m, t);

@@ -852,6 +852,8 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         logs.val_accuracy = vm.accuracy;
         st = kc_callbacks_run(&o, KC_CB_EPOCH_END, m, &logs);
     }
+    /* Keras's fit ends with optimizer.finalize_variable_values: EMA's averages in */
+    if (h->epochs) kc_finalize_variable_values(m);
     if (!st || st == KC_ENAN) {
         kc_logs end = kc_logs_empty(m);
         if (h->epochs) {
@@ -897,7 +899,9 @@ void kc_stop_training(kc_model *m) {
 
 int kc_model_epoch(const kc_model *m) { return m ? m->epoch : 0; }
 
-float kc_get_learning_rate(const kc_model *m) { return m && m->opt ? m->opt->learning_rate : 0.0f; }
+float kc_get_learning_rate(const kc_model *m) {
+    return m && m->opt ? kc_optimizer_get_learning_rate(m->opt) : 0.0f; /* a schedule: its value */
+}
 
 kc_status kc_set_learning_rate(kc_model *m, float learning_rate) {
     if (!m) return kc_err(KC_EINVAL, "kc_set_learning_rate: model is NULL");
