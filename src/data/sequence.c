@@ -269,7 +269,7 @@ typedef struct {
  * [skip_top, num_words) to oov_char (or drop them). The result is one builder whose first
  * *n_first sequences came from the first part. */
 static kc_status transform(const char *name, const kc_text_dataset_opts *o, const split_in *parts,
-                           int nparts, seq_builder *out, int64_t *n_first, int64_t *kept) {
+                           int nparts, int each_part_kept, seq_builder *out, int64_t *n_first) {
     uint32_t seed = o->has_seed ? o->seed : 113;
     int has_start = o->has_chars ? o->start_char >= 0 : 1;
     int has_oov = o->has_chars ? o->oov_char >= 0 : 1;
@@ -316,7 +316,9 @@ static kc_status transform(const char *name, const kc_text_dataset_opts *o, cons
             kept_here++;
         }
         if (p == 0) *n_first = b.n;
-        kept[p] = kept_here;
+        if (!st && each_part_kept && o->maxlen && !kept_here) /* Keras's imdb */
+            st = kc_err(KC_EINVAL, "%s: after filtering for sequences shorter than maxlen=%d, no "
+                        "sequence was kept. Increase maxlen.", name, o->maxlen);
     }
     free(tmp);
     free(perm);
@@ -396,14 +398,11 @@ kc_status kc_imdb_load(const char *dir, const kc_text_dataset_opts *opts, kc_seq
     st = read_part(path, "x_train", "y_train", &xtr, &ytr);
     if (!st) st = read_part(path, "x_test", "y_test", &xte, &yte);
     seq_builder b = {0};
-    int64_t n_first = 0, kept[2] = {0, 0};
+    int64_t n_first = 0;
     if (!st) {
         split_in parts[2] = {{&xtr, ytr, xtr.count}, {&xte, yte, xte.count}};
-        st = transform("imdb", opts, parts, 2, &b, &n_first, kept);
+        st = transform("imdb", opts, parts, 2, 1, &b, &n_first);
     }
-    if (!st && opts->maxlen && (!kept[0] || !kept[1]))
-        st = kc_err(KC_EINVAL, "imdb: after filtering for sequences shorter than maxlen=%d, no "
-                    "sequence was kept. Increase maxlen.", opts->maxlen);
     sb_to_sequences(&b, 0, n_first, train, &st);
     sb_to_sequences(&b, n_first, b.n, test, &st);
     if (st) {
@@ -436,10 +435,10 @@ kc_status kc_reuters_load(const char *dir, const kc_text_dataset_opts *opts, kc_
     int32_t *ys = NULL;
     st = read_part(path, "x", "y", &xs, &ys);
     seq_builder b = {0};
-    int64_t n_first = 0, kept[1] = {0};
+    int64_t n_first = 0;
     if (!st) {
         split_in parts[1] = {{&xs, ys, xs.count}};
-        st = transform("reuters", opts, parts, 1, &b, &n_first, kept);
+        st = transform("reuters", opts, parts, 1, 0, &b, &n_first);
     }
     double test_split = opts->has_test_split ? opts->test_split : 0.2;
     int64_t idx = st ? 0 : (int64_t)((double)b.n * (1.0 - test_split));
