@@ -615,7 +615,7 @@ static kc_status walk_dirs(const char *top, int follow, strlist *roots) {
 static kc_status class_files(const char *dirpath, int follow, strlist *files) {
     strlist roots = {0};
     kc_status st = walk_dirs(dirpath, follow, &roots);
-    if (!st) qsort(roots.items + 1, (size_t)(roots.n - 1), sizeof(char *), cmp_str);
+    if (!st && roots.n > 2) qsort(roots.items + 1, (size_t)(roots.n - 1), sizeof(char *), cmp_str);
     for (int64_t r = 0; r < roots.n && !st; r++) {
         DIR *d = opendir(roots.items[r]);
         if (!d) continue;
@@ -631,7 +631,7 @@ static kc_status class_files(const char *dirpath, int follow, strlist *files) {
             if (sl_add(&names, strdup(e->d_name))) st = kc_err(KC_ENOMEM, "out of memory");
         }
         closedir(d);
-        if (!st) qsort(names.items, (size_t)names.n, sizeof(char *), cmp_str);
+        if (!st && names.n > 1) qsort(names.items, (size_t)names.n, sizeof(char *), cmp_str);
         for (int64_t i = 0; i < names.n && !st; i++)
             if (sl_add(files, join(roots.items[r], names.items[i])))
                 st = kc_err(KC_ENOMEM, "out of memory");
@@ -709,7 +709,7 @@ kc_status kc_text_dataset_from_directory(const char *directory, const kc_text_di
         if (is_dir && sl_add(&subdirs, strdup(e->d_name))) st = kc_err(KC_ENOMEM, "out of memory");
     }
     closedir(d);
-    if (!st) qsort(subdirs.items, (size_t)subdirs.n, sizeof(char *), cmp_str);
+    if (!st && subdirs.n > 1) qsort(subdirs.items, (size_t)subdirs.n, sizeof(char *), cmp_str);
     if (!st && opts->class_names) {
         strlist given = {0};
         for (int i = 0; i < opts->num_class_names && !st; i++) {
