@@ -661,24 +661,29 @@ kc_status kc_read_whole_file(const char *path, size_t max_size, uint8_t **out, s
     return KC_OK;
 }
 
-#define NPZ_MAX ((size_t)1 << 33)
+kc_status kc_npz_member(const char *path, const uint8_t *zip, size_t zsize, const char *name,
+                        int32_t **ints, kc_sequences *seqs, int64_t *count) {
+    char member[256], what[4400];
+    if (snprintf(member, sizeof member, "%s.npy", name) >= (int)sizeof member)
+        return kc_err(KC_EINVAL, "%s: member name too long: %s", path, name);
+    snprintf(what, sizeof what, "%s: %s", path, member);
+    void *data;
+    size_t size;
+    kc_status st = kc_zip_read(path, zip, zsize, member, &data, &size);
+    if (st) return st;
+    st = kc_npy_parse(what, data, size, ints, seqs, count);
+    free(data);
+    return st;
+}
 
 static kc_status npz_member(const char *path, const char *name, int32_t **ints,
                             kc_sequences *seqs, int64_t *count) {
     uint8_t *zip;
     size_t zsize;
-    kc_status st = kc_read_whole_file(path, NPZ_MAX, &zip, &zsize);
+    kc_status st = kc_read_whole_file(path, KC_NPZ_MAX, &zip, &zsize);
     if (st) return st;
-    char member[256], what[4400];
-    snprintf(member, sizeof member, "%s.npy", name);
-    snprintf(what, sizeof what, "%s: %s", path, member);
-    void *data;
-    size_t size;
-    st = kc_zip_read(path, zip, zsize, member, &data, &size);
+    st = kc_npz_member(path, zip, zsize, name, ints, seqs, count);
     free(zip);
-    if (st) return st;
-    st = kc_npy_parse(what, data, size, ints, seqs, count);
-    free(data);
     return st;
 }
 

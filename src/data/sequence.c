@@ -368,11 +368,11 @@ static kc_status check_opts(const char *name, const kc_text_dataset_opts *o) {
     return KC_OK;
 }
 
-static kc_status read_part(const char *path, const char *xname, const char *yname,
-                           kc_sequences *x, int32_t **y) {
-    int64_t ny;
-    kc_status st = kc_npz_read_sequences(path, xname, x);
-    if (!st) st = kc_npz_read_ints(path, yname, y, &ny);
+static kc_status read_part(const char *path, const uint8_t *zip, size_t zsize, const char *xname,
+                           const char *yname, kc_sequences *x, int32_t **y) {
+    int64_t nx, ny;
+    kc_status st = kc_npz_member(path, zip, zsize, xname, NULL, x, &nx);
+    if (!st) st = kc_npz_member(path, zip, zsize, yname, y, NULL, &ny);
     if (!st && ny != x->count)
         st = kc_err(KC_EFORMAT, "%s: %s holds %" PRId64 " sequences but %s %" PRId64 " labels",
                     path, xname, x->count, yname, ny);
@@ -395,8 +395,12 @@ kc_status kc_imdb_load(const char *dir, const kc_text_dataset_opts *opts, kc_seq
     if (st) return st;
     kc_sequences xtr = {0}, xte = {0};
     int32_t *ytr = NULL, *yte = NULL;
-    st = read_part(path, "x_train", "y_train", &xtr, &ytr);
-    if (!st) st = read_part(path, "x_test", "y_test", &xte, &yte);
+    uint8_t *zip = NULL;
+    size_t zsize = 0;
+    st = kc_read_whole_file(path, KC_NPZ_MAX, &zip, &zsize);
+    if (!st) st = read_part(path, zip, zsize, "x_train", "y_train", &xtr, &ytr);
+    if (!st) st = read_part(path, zip, zsize, "x_test", "y_test", &xte, &yte);
+    free(zip);
     seq_builder b = {0};
     int64_t n_first = 0;
     if (!st) {
@@ -433,7 +437,11 @@ kc_status kc_reuters_load(const char *dir, const kc_text_dataset_opts *opts, kc_
     if (st) return st;
     kc_sequences xs = {0};
     int32_t *ys = NULL;
-    st = read_part(path, "x", "y", &xs, &ys);
+    uint8_t *zip = NULL;
+    size_t zsize = 0;
+    st = kc_read_whole_file(path, KC_NPZ_MAX, &zip, &zsize);
+    if (!st) st = read_part(path, zip, zsize, "x", "y", &xs, &ys);
+    free(zip);
     seq_builder b = {0};
     int64_t n_first = 0;
     if (!st) {

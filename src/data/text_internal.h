@@ -35,6 +35,11 @@ void kc_numpy_shuffled_range(uint32_t seed, int64_t *perm, int64_t n);
 kc_status kc_keras_data_file(const char *dir, const char *sub, const char *fname,
                              const char *base_url, const char *hash, char *out, size_t out_size);
 
+/* One member (name without ".npy") of an .npz already in memory, as kc_npy_parse. */
+kc_status kc_npz_member(const char *path, const uint8_t *zip, size_t zsize, const char *name,
+                        int32_t **ints, kc_sequences *seqs, int64_t *count);
+#define KC_NPZ_MAX ((size_t)1 << 33)
+
 /* The whole file, malloc'd (NUL-terminated beyond size), at most max_size bytes. */
 kc_status kc_read_whole_file(const char *path, size_t max_size, uint8_t **out, size_t *size);
 
