@@ -126,6 +126,143 @@ void kc_idx_free(kc_idx *idx);
  * checks their SHA-256 and only then moves them into the cache. */
 kc_status kc_mnist_load(const char *dir, kc_dataset *train, kc_dataset *test);
 
+/* ---- text and sequence data (src/data/sequence.c, text.c, npy.c) --------------------------- */
+
+/* Sequences of int32 of varying lengths (a ragged array), with optional labels: sequence i is
+ * values[offsets[i] .. offsets[i + 1]), offsets has count + 1 entries (offsets[0] = 0). Loaders
+ * malloc all three; kc_sequences_free releases them. Fill it yourself to pass your own. */
+typedef struct {
+    int64_t count;
+    int64_t *offsets;
+    int32_t *values;
+    int32_t *labels; /* count labels, or NULL */
+} kc_sequences;
+void kc_sequences_free(kc_sequences *s);
+
+/* keras.utils.pad_sequences: out (count, maxlen) int32, row-major. Zero values are Keras's
+ * defaults: maxlen 0 = the longest sequence, padding and truncating NULL = "pre", value 0. */
+typedef struct {
+    int64_t maxlen;
+    const char *padding;    /* "pre" or "post" */
+    const char *truncating; /* "pre" or "post" */
+    int32_t value;
+} kc_pad_opts;
+/* *out is malloc'd (free()); *out_maxlen receives the row length. */
+kc_status kc_pad_sequences(const kc_sequences *seqs, const kc_pad_opts *opts, int32_t **out,
+                           int64_t *out_maxlen);
+
+/* keras.datasets.imdb.load_data / reuters.load_data: the same arrays as Keras (the shuffle is
+ * NumPy's RandomState(seed).shuffle, reproduced), labels in seqs.labels. Zero values are the
+ * defaults: num_words 0 = None, skip_top 0, maxlen 0 = None, seed 113 unless has_seed,
+ * start_char 1, oov_char 2, index_from 3 unless has_chars (then a negative start_char or
+ * oov_char is None), test_split (Reuters) 0.2 unless has_test_split. Files: dir/<name>.npz when
+ * dir is given, else $KERAC_DATA/imdb/imdb.npz (reuters/reuters.npz), else the user cache
+ * (~/.cache/kerac/imdb/), else a download from Keras's origin (or $KERAC_KERAS_DATASETS_URL)
+ * checked against Keras's SHA-256 before it lands in the cache. */
+typedef struct {
+    int num_words, skip_top, maxlen;
+    int has_seed;
+    uint32_t seed;
+    int has_chars;
+    int start_char, oov_char, index_from;
+    int has_test_split;
+    double test_split;
+} kc_text_dataset_opts;
+kc_status kc_imdb_load(const char *dir, const kc_text_dataset_opts *opts, kc_sequences *train,
+                       kc_sequences *test);
+kc_status kc_reuters_load(const char *dir, const kc_text_dataset_opts *opts, kc_sequences *train,
+                          kc_sequences *test);
+
+/* get_word_index(): the words of imdb_word_index.json / reuters_word_index.json (located like
+ * the .npz, MD5-checked as Keras does). words[i] has index indices[i]; *out_n entries. Free
+ * with kc_word_index_free. */
+typedef struct {
+    int64_t count;
+    char **words;
+    int32_t *indices;
+} kc_word_index;
+kc_status kc_imdb_word_index(const char *dir, kc_word_index *out);
+kc_status kc_reuters_word_index(const char *dir, kc_word_index *out);
+void kc_word_index_free(kc_word_index *wi);
+/* A numpy .npz file of 1-d arrays: an integer array (int8..int64, uint8..uint64, either byte
+ * order) or an object array of lists of ints (a pickle; a strict reader that accepts only what
+ * NumPy writes for such arrays). name is the member without ".npy". out->labels stays NULL. */
+kc_status kc_npz_read_sequences(const char *path, const char *name, kc_sequences *out);
+kc_status kc_npz_read_ints(const char *path, const char *name, int32_t **out, int64_t *count);
+
+/* keras.layers.TextVectorization as a standalone object: its state is the vocabulary (and the
+ * idf weights in tf_idf mode) plus these options. Zero values are Keras's defaults. */
+typedef struct {
+    int64_t max_tokens;          /* 0: None */
+    const char *standardize;     /* "lower_and_strip_punctuation" (NULL), "lower",
+                                    "strip_punctuation", "none" */
+    const char *split;           /* "whitespace" (NULL) or "none" */
+    int ngrams;                  /* 0: None; n: all n-grams of widths 1..n, " "-joined */
+    const char *output_mode;     /* "int" (NULL), "multi_hot", "count", "tf_idf" */
+    int64_t output_sequence_length; /* "int" only; 0: None (the batch's longest) */
+    int pad_to_max_tokens;
+} kc_text_vectorization_opts;
+typedef struct kc_text_vectorization kc_text_vectorization;
+kc_status kc_text_vectorization_new(const kc_text_vectorization_opts *opts,
+                                    kc_text_vectorization **out);
+void kc_text_vectorization_free(kc_text_vectorization *tv);
+/* adapt(texts): the vocabulary by count, ties by the tokens' bytes, highest first; in tf_idf
+ * mode also the idf weights log(1 + n / (1 + df)). Texts are NUL-terminated UTF-8. */
+kc_status kc_text_vectorization_adapt(kc_text_vectorization *tv, const char *const *texts,
+                                      int64_t n);
+/* set_vocabulary(vocabulary, idf_weights): with or without the special tokens at the start
+ * ("", "[UNK]" in int mode; "[UNK]" otherwise); idf_weights (tf_idf only, else NULL) has one
+ * weight per entry of vocab. */
+kc_status kc_text_vectorization_set_vocabulary(kc_text_vectorization *tv,
+                                               const char *const *vocab, int64_t n,
+                                               const float *idf_weights);
+/* get_vocabulary(): *tokens points at the object's own array (valid until it changes) */
+int64_t kc_text_vectorization_vocabulary(const kc_text_vectorization *tv,
+                                         const char *const **tokens);
+/* the idf weights (vocabulary_size entries, or max_tokens with pad_to_max_tokens); NULL
+ * outside tf_idf mode */
+const float *kc_text_vectorization_idf_weights(const kc_text_vectorization *tv);
+/* layer(texts): *out malloc'd, (n, *out_cols) row-major; int32 token indices in "int" mode,
+ * float32 otherwise (kc_text_vectorization_output_dtype). */
+kc_status kc_text_vectorization_call(const kc_text_vectorization *tv, const char *const *texts,
+                                     int64_t n, void **out, int64_t *out_cols);
+kc_dtype kc_text_vectorization_output_dtype(const kc_text_vectorization *tv);
+
+/* keras.utils.text_dataset_from_directory, in memory: directory holds one folder per class
+ * (class names: the sorted folder names, hidden ones skipped, or class_names in that order);
+ * each class's .txt files (any case), folders walked recursively in Keras's order, are read
+ * whole (or their first max_length bytes). shuffle (default on: set no_shuffle to keep the
+ * sorted order) permutes as Keras does, with NumPy's RandomState(seed); Keras's later
+ * tf.data shuffle of each epoch is not reproduced. validation_split with subset "training"
+ * or "validation" keeps Keras's split: the last int(split * n) files are the validation
+ * set. An empty file is an empty text; a class folder without .txt files is a class
+ * without samples (a warning); no file at all is an error. */
+typedef struct {
+    const char *const *class_names; /* NULL: inferred */
+    int num_class_names;
+    const char *label_mode;        /* "int" (NULL), "categorical", "binary" */
+    int64_t max_length;            /* 0: None */
+    int no_shuffle;
+    int has_seed;
+    uint32_t seed;                 /* required with validation_split and shuffling */
+    double validation_split;       /* 0: None */
+    const char *subset;            /* "training" or "validation" with validation_split */
+    int follow_links;
+} kc_text_dir_opts;
+typedef struct {
+    int64_t count;
+    char **texts;      /* count NUL-terminated texts (a text may hold NUL bytes: lengths) */
+    int64_t *lengths;
+    char **paths;      /* the file each came from */
+    int32_t *labels;   /* class indices ("int" and "binary") */
+    float *onehot;     /* "categorical": count * num_classes, else NULL */
+    int num_classes;
+    char **class_names;
+} kc_text_files;
+kc_status kc_text_dataset_from_directory(const char *directory, const kc_text_dir_opts *opts,
+                                         kc_text_files *out);
+void kc_text_files_free(kc_text_files *tf);
+
 /* ---- layers and models -------------------------------------------------------------------- */
 
 /* Keras 3's activation functions (keras.activations, the formulas of its JAX backend, the

@@ -45,18 +45,20 @@ static void digest_hex(EVP_MD_CTX *md, char hex_out[65]) {
     unsigned len = 0;
     EVP_DigestFinal_ex(md, digest, &len);
     for (unsigned i = 0; i < len && i < 32; i++) snprintf(hex_out + 2 * i, 3, "%02x", digest[i]);
-    hex_out[64] = '\0';
+    hex_out[2 * (len < 32 ? len : 32)] = '\0';
 }
 
-static EVP_MD_CTX *sha256_begin(void) {
+static EVP_MD_CTX *digest_begin(const EVP_MD *type) {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+    if (md && EVP_DigestInit_ex(md, type, NULL) != 1) {
         EVP_MD_CTX_free(md);
         md = NULL;
     }
-    if (!md) kc_err(KC_ENOMEM, "cannot start a SHA-256 digest (OpenSSL)");
+    if (!md) kc_err(KC_ENOMEM, "cannot start a digest (OpenSSL)");
     return md;
 }
+
+static EVP_MD_CTX *sha256_begin(void) { return digest_begin(EVP_sha256()); }
 
 kc_status kc_sha256_file(const char *path, char hex_out[65]) {
     FILE *f = fopen(path, "rb");
@@ -134,10 +136,13 @@ static kc_status close_synced(download_sink *sink, const char *tmp_path) {
     return KC_OK;
 }
 
+/* sha256_hex: 64 hex digits; 32 digits are an MD5, as Keras's get_file(hash_algorithm="auto")
+ * reads the hashes of its older files (the word indexes) */
 kc_status kc_download_verified(const char *url, const char *sha256_hex, const char *dest_path) {
-    if (!url || !dest_path || !sha256_hex || strlen(sha256_hex) != 64)
+    size_t hash_len = sha256_hex ? strlen(sha256_hex) : 0;
+    if (!url || !dest_path || (hash_len != 64 && hash_len != 32))
         return kc_err(KC_EINVAL, "kc_download_verified: needs a URL, a destination and a "
-                      "64-digit SHA-256");
+                      "64-digit SHA-256 (or a 32-digit MD5)");
     path_buf tmp_path;
     if (snprintf(tmp_path, sizeof tmp_path, "%s.part-XXXXXX", dest_path) >= (int)sizeof tmp_path)
         return kc_err(KC_EINVAL, "kc_download_verified: path too long: %s", dest_path);
@@ -152,7 +157,8 @@ kc_status kc_download_verified(const char *url, const char *sha256_hex, const ch
         st = kc_err(KC_EIO, "cannot open %s: %s", tmp_path, strerror(errno));
         close(fd);
     }
-    if (st == KC_OK && !(sink.md = sha256_begin())) st = KC_ENOMEM;
+    if (st == KC_OK && !(sink.md = digest_begin(hash_len == 32 ? EVP_md5() : EVP_sha256())))
+        st = KC_ENOMEM;
     if (st == KC_OK) st = fetch(url, &sink, tmp_path);
     if (sink.file) {
         kc_status closed = close_synced(&sink, tmp_path);
@@ -162,8 +168,8 @@ kc_status kc_download_verified(const char *url, const char *sha256_hex, const ch
         char actual[65];
         digest_hex(sink.md, actual);
         if (strcasecmp(actual, sha256_hex) != 0)
-            st = kc_err(KC_ENET, "download of %s did not verify: its SHA-256 is %s, expected %s",
-                        url, actual, sha256_hex);
+            st = kc_err(KC_ENET, "download of %s did not verify: its %s is %s, expected %s",
+                        url, hash_len == 32 ? "MD5" : "SHA-256", actual, sha256_hex);
     }
     if (st == KC_OK && rename(tmp_path, dest_path) != 0)
         st = kc_err(KC_EIO, "cannot rename %s to %s: %s", tmp_path, dest_path, strerror(errno));
