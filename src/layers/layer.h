@@ -16,6 +16,10 @@ typedef struct {
      * model to the others */
     kc_optimizer *opt;
     int bf16; /* Dense products in bfloat16 (kc_set_mixed_bfloat16) */
+    /* Keras's mask of the layer's (first) input in this call, as forward and backward see it:
+     * batch x steps bytes, nonzero where the timestep is real (steps: the input's first
+     * dimension after the batch); NULL: no mask. Set by the engine per call (issue 12). */
+    const uint8_t *mask;
 } kc_forward_ctx;
 
 struct cJSON; /* cJSON's values (<cjson/cJSON.h>): the io functions' configs */
@@ -81,6 +85,14 @@ typedef struct {
                        const float *dout, float *const *din, int batch,
                        const kc_forward_ctx *ctx);
     int min_inputs, max_inputs;
+    /* Masks (Keras's supports_masking and compute_mask). supports_masking: the layer takes a
+     * masked input (one that does not is refused, or its mask dropped, as Keras does);
+     * compute_mask (optional) writes the output's mask (batch x output steps bytes) from the
+     * input's (in_mask NULL: none) and returns 1, or returns 0 for an output without a mask.
+     * A layer that supports masking without compute_mask passes its input's mask on. */
+    int supports_masking;
+    int (*compute_mask)(const kc_layer *layer, const uint8_t *in_mask, uint8_t *out_mask,
+                        int batch);
     /* optional: releases what the layer holds beyond the struct (called before free) */
     void (*destroy)(kc_layer *layer);
     /* its Keras config and variables; a class without to_config (a nested model's) is not
