@@ -396,7 +396,7 @@ kc_layer *kc_flatten(void);
 kc_layer *kc_reshape(kc_shape target_shape);
 
 /* Images are channels last: a sample is (height, width, channels), e.g. kc_shape3(28, 28, 1). */
-typedef enum { KC_VALID = 0, KC_SAME } kc_padding;
+typedef enum { KC_VALID = 0, KC_SAME, KC_CAUSAL /* Conv1D only */ } kc_padding;
 typedef struct {
     int kernel_size[2]; /* required; {3} means 3 x 3 */
     int strides[2];     /* 0 -> 1; {2} means 2 x 2 */
@@ -437,6 +437,42 @@ typedef struct {
 kc_layer *kc_global_average_pooling2d_ex(const kc_global_pool2d_opts *opts);
 /* GlobalMaxPooling2D: tied maxima share the gradient evenly (as JAX's jnp.max) */
 kc_layer *kc_global_max_pooling2d_ex(const kc_global_pool2d_opts *opts);
+
+/* ---- sequences: a sample is (steps, features), channels last (issue 12) ---- */
+/* Conv1D(filters, kernel_size, ...): (steps, in) -> (steps', filters), kernel (kernel_size,
+ * in, filters) as Keras's. padding KC_VALID, KC_SAME or KC_CAUSAL (zeros before the sequence
+ * only: output[t] sees input[<= t]); strides > 1 with dilation_rate > 1 is refused (Keras). */
+typedef struct {
+    int kernel_size;      /* required */
+    int strides;          /* 0 -> 1 */
+    kc_padding padding;   /* KC_VALID */
+    kc_act activation;    /* KC_LINEAR */
+    int dilation_rate;    /* 0 -> 1 */
+    int use_bias;         /* 0 -> True; KC_ZERO for False */
+    kc_initializer kernel_initializer, bias_initializer; /* glorot_uniform, zeros */
+    kc_regularizer kernel_regularizer, bias_regularizer, activity_regularizer; /* none */
+} kc_conv1d_opts;
+kc_layer *kc_conv1d(int filters, int kernel_size, kc_act activation);
+kc_layer *kc_conv1d_ex(int filters, const kc_conv1d_opts *opts);
+typedef struct {
+    int pool_size;      /* 0 -> 2 */
+    int strides;        /* 0 -> pool_size */
+    kc_padding padding; /* KC_VALID or KC_SAME */
+} kc_pool1d_opts;
+kc_layer *kc_max_pooling1d(int pool_size); /* MaxPooling1D(pool_size) */
+kc_layer *kc_max_pooling1d_ex(const kc_pool1d_opts *opts);
+kc_layer *kc_average_pooling1d(int pool_size);
+kc_layer *kc_average_pooling1d_ex(const kc_pool1d_opts *opts);
+/* GlobalAveragePooling1D and GlobalMaxPooling1D: (steps, c) -> (c), or (1, c) with keepdims.
+ * GlobalAveragePooling1D with a mask averages the unmasked steps only (Keras 3); Keras's
+ * GlobalMaxPooling1D does not support masking (the mask is dropped, all steps count). */
+kc_layer *kc_global_average_pooling1d(int keepdims);
+kc_layer *kc_global_max_pooling1d(int keepdims);
+/* RepeatVector(n): (features) -> (n, features) */
+kc_layer *kc_repeat_vector(int n);
+/* Permute(dims): dims[0..n) a permutation of 1..n (Keras's axes, 1 the first after the
+ * batch); output axis i is input axis dims[i] */
+kc_layer *kc_permute(const int *dims, int n);
 
 typedef enum { KC_NEAREST = 0, KC_BILINEAR } kc_interpolation;
 typedef struct {

@@ -23,7 +23,10 @@
 #define CHUNK_ROWS 512    /* unfolded rows per product: 512 x (3*3*32) floats is 0.6 MB, so the
                              unfolded chunk and its gradient stay in a core's L2 */
 
-static int64_t depth(const kc_layer *l) { return (int64_t)l->kh * l->kw * l->in_shape.dims[2]; }
+/* the input's channels: its last dimension (Conv1D's (steps, channels) is an image of height 1) */
+static int64_t depth(const kc_layer *l) {
+    return (int64_t)l->kh * l->kw * l->in_shape.dims[l->in_shape.rank - 1];
+}
 
 /* dilation_rate above 1 (0 means 1): the windows unfold tap by tap (kc_im2col_dilated) */
 static int dilated(const kc_layer *l) { return l->dh > 1 || l->dw > 1; }
@@ -44,7 +47,7 @@ static void unfold(const kc_layer *l, const kc_window *g, const float *in, int n
 
 /* images per unfolded chunk */
 static int chunk_images(const kc_layer *l) {
-    int64_t rows = (int64_t)l->out_shape.dims[0] * l->out_shape.dims[1];
+    int64_t rows = l->out_size / l->units;
     int64_t n = CHUNK_ROWS / (rows > 0 ? rows : 1);
     return n > 0 ? (int)n : 1;
 }
@@ -105,7 +108,7 @@ static void conv_init(kc_layer *l, kc_rng *rng) {
 static int64_t chunk_floats(const kc_layer *l) {
     return (int64_t)chunk_images(l) * l->out_shape.dims[0] * l->out_shape.dims[1] * depth(l);
 }
-static int64_t conv_scratch(const kc_layer *l, int batch, int parts) {
+int64_t kc_conv_scratch(const kc_layer *l, int batch, int parts) {
     return (int64_t)parts * 2 * chunk_floats(l) +
            CONV_GROUPS * (l->kernel_size + l->units) + l->kernel_size +
            (kc_act_needs_input(l->act) ? (int64_t)batch * l->out_size : 0);
@@ -153,7 +156,7 @@ static void run_task(const kc_layer *l, kc_task_fn fn, conv_job *job) {
     else fn(job, 0, 1);
 }
 
-static void conv_forward(kc_layer *l, const float *in, float *out, int batch,
+void kc_conv_forward(kc_layer *l, const float *in, float *out, int batch,
                          const kc_forward_ctx *ctx) {
     conv_job job = {.l = l, .in = in, .y = out, .batch = batch};
     run_task(l, conv_forward_task, &job);
@@ -220,7 +223,7 @@ static void conv_backward_task(void *arg, int part, int parts) {
     }
 }
 
-static void conv_backward(kc_layer *l, const float *in, const float *out, float *dout,
+void kc_conv_backward(kc_layer *l, const float *in, const float *out, float *dout,
                           float *din, int batch, int dout_is_preactivation,
                           const kc_forward_ctx *ctx) {
     int relu_inline = !dout_is_preactivation && l->act == KC_RELU;
@@ -312,9 +315,9 @@ const kc_layer_ops kc_conv2d_ops = {
     .base_name = "conv2d",
     .build = conv_build,
     .init = conv_init,
-    .forward = conv_forward,
-    .backward = conv_backward,
-    .scratch_size = conv_scratch,
+    .forward = kc_conv_forward,
+    .backward = kc_conv_backward,
+    .scratch_size = kc_conv_scratch,
     .io = {conv2d_from, conv2d_to, conv2d_weights}};
 
 kc_layer *kc_conv_new(const kc_layer_ops *ops, int filters, const kc_conv2d_opts *o) {

@@ -9,28 +9,34 @@
 #include <math.h>
 #include <string.h>
 
+/* the input's last axis (the product's depth), and the rows per sample (the other axes) */
+static int64_t features(const kc_layer *l) {
+    return l->in_shape.rank >= 1 ? l->in_shape.dims[l->in_shape.rank - 1] : l->in_size;
+}
+static int64_t rows_per(const kc_layer *l) { return l->in_size / features(l); }
+
 static kc_status dense_build(kc_layer *l) {
     if (l->units <= 0)
         return kc_err(KC_EINVAL, "layer %s (Dense): units must be positive, got %d", l->name,
                       l->units);
     if ((unsigned)l->act >= KC_ACT_COUNT)
         return kc_err(KC_EINVAL, "layer %s (Dense): unknown activation %d", l->name, (int)l->act);
-    if (l->in_shape.rank != 1) {
+    if (l->in_shape.rank < 1) {
         char buf[64];
-        return kc_err(KC_EINVAL,
-                      "layer %s (Dense) needs a flat input of shape (features), got %s: add "
-                      "kc_flatten() before it",
+        return kc_err(KC_EINVAL, "layer %s (Dense) needs an input of shape (..., features), got %s",
                       l->name, kc_shape_str(l->in_shape, buf, sizeof buf));
     }
-    l->out_shape = kc_shape1(l->units);
-    l->kernel_size = l->in_size * l->units;
+    /* on the last axis, as Keras: (steps, features) -> (steps, units) */
+    l->out_shape = l->in_shape;
+    l->out_shape.dims[l->in_shape.rank - 1] = l->units;
+    l->kernel_size = features(l) * l->units;
     l->param_count = l->kernel_size + (l->no_bias ? 0 : l->units);
-    return kc_layer_check_init_reg(l, 2, (int64_t[]){l->in_size, l->units});
+    return kc_layer_check_init_reg(l, 2, (int64_t[]){features(l), l->units});
 }
 
 static void dense_init(kc_layer *l, kc_rng *rng) {
     /* kernel_initializer (glorot_uniform), bias_initializer (zeros), kernel (in, units) */
-    kc_layer_init_weights(l, 2, (int64_t[]){l->in_size, l->units}, rng);
+    kc_layer_init_weights(l, 2, (int64_t[]){features(l), l->units}, rng);
 }
 
 static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
@@ -38,8 +44,9 @@ static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
     /* bias and relu (or linear), and the mask of a fused Dropout, in the product's last store */
     const kc_layer *d = l->fused_dropout;
     int drop = d && ctx->training && d->rate > 0.0f;
-    kc_gemm_ex(&(kc_gemm_args){.m = batch, .n = l->units, .k = (int)l->in_size, .a = in,
-                               .a_rs = l->in_size, .a_cs = 1, .b = l->kernel, .b_rs = l->units,
+    int rows = (int)(batch * rows_per(l)), feat = (int)features(l);
+    kc_gemm_ex(&(kc_gemm_args){.m = rows, .n = l->units, .k = feat, .a = in,
+                               .a_rs = feat, .a_cs = 1, .b = l->kernel, .b_rs = l->units,
                                .b_cs = 1, .c = out, .ldc = l->units,
                                .bias = l->no_bias ? NULL : l->bias,
                                .relu = l->act == KC_RELU, .a_sparse = l->input_is_data,
@@ -49,13 +56,13 @@ static void dense_forward(kc_layer *l, const float *in, float *out, int batch,
     if (l->act != KC_RELU && l->act != KC_LINEAR) {
         /* an activation whose derivative needs the pre-activation keeps it in the scratch */
         if (kc_act_needs_input(l->act))
-            memcpy(l->scratch, out, sizeof(float) * (size_t)batch * (size_t)l->units);
-        kc_act_forward(out, batch, l->units, l->act);
+            memcpy(l->scratch, out, sizeof(float) * (size_t)rows * (size_t)l->units);
+        kc_act_forward(out, rows, l->units, l->act);
     }
 }
 
 static int64_t dense_scratch(const kc_layer *l, int batch, int parts) {
-    return kc_act_needs_input(l->act) ? (int64_t)batch * l->units : 0;
+    return kc_act_needs_input(l->act) ? (int64_t)batch * l->out_size : 0;
 }
 
 typedef struct {
@@ -80,32 +87,33 @@ static void dense_block_done(void *arg, int64_t row0, int64_t row1, int64_t col0
 static void dense_backward(kc_layer *l, const float *in, const float *out, float *dout,
                            float *din, int batch, int dout_is_preactivation,
                            const kc_forward_ctx *ctx) {
+    int rows = (int)(batch * rows_per(l)), feat = (int)features(l);
     if (!dout_is_preactivation && l->fused_dropout) /* out is the Dropout's output */
-        kc_relu_dropout_backward(out, dout, (int64_t)batch * l->units,
+        kc_relu_dropout_backward(out, dout, (int64_t)rows * l->units,
                                  kc_fused_dropout_scale(l, ctx));
     else if (!dout_is_preactivation)
-        kc_act_backward(l->scratch, out, dout, batch, l->units, l->act);
+        kc_act_backward(l->scratch, out, dout, rows, l->units, l->act);
     /* dout is now dz (batch, units): din = dz @ K^T (first: it needs the kernel before this
      * step changes it), dbias = sum_rows dz, dkernel = in^T @ dz. In a training step the
      * kernel's weights are stepped as soon as their gradients are summed, while those are
      * still in cache, without a round trip through the gradient buffer. After a relu Dense,
      * din leaves the product multiplied by that relu's (and its Dropout's) derivative. */
     if (din)
-        kc_gemm_ex(&(kc_gemm_args){.m = batch, .n = (int)l->in_size, .k = l->units, .a = dout,
+        kc_gemm_ex(&(kc_gemm_args){.m = rows, .n = feat, .k = l->units, .a = dout,
                                    .a_rs = l->units, .a_cs = 1, .b = l->kernel, .b_rs = 1,
-                                   .b_cs = l->units, .c = din, .ldc = l->in_size,
+                                   .b_cs = l->units, .c = din, .ldc = feat,
                                    .gate = l->gate_from ? in : NULL,
                                    .gate_scale = l->gate_from
                                                      ? kc_fused_dropout_scale(l->gate_from, ctx)
                                                      : 1.0f,
                                    .bf16 = ctx->bf16});
-    if (!l->no_bias) kc_colsum(dout, batch, l->units, l->dbias);
+    if (!l->no_bias) kc_colsum(dout, rows, l->units, l->dbias);
     /* the model plans this step only for a Dense called once, trained, without weight
      * regularizers (their gradients join in the model, src/model/engine.c) */
     int step = ctx->opt && l->trainable_count;
     dense_step st = {l, ctx->opt};
-    kc_gemm_ex(&(kc_gemm_args){.m = (int)l->in_size, .n = l->units, .k = batch, .a = in,
-                               .a_rs = 1, .a_cs = l->in_size, .b = dout, .b_rs = l->units,
+    kc_gemm_ex(&(kc_gemm_args){.m = feat, .n = l->units, .k = rows, .a = in,
+                               .a_rs = 1, .a_cs = feat, .b = dout, .b_rs = l->units,
                                .b_cs = 1, .c = l->dkernel, .ldc = l->units,
                                .a_sparse = l->input_is_data,
                                .block_done = step ? dense_block_done : NULL,
@@ -144,7 +152,7 @@ static kc_status dense_to(const kc_layer *l, cJSON *cfg) {
 }
 
 static int dense_weights(const kc_layer *l, kc_weight_desc *w) {
-    return kc_cfg_kernel_bias(l, 2, (int64_t[]){l->in_size, l->units}, w);
+    return kc_cfg_kernel_bias(l, 2, (int64_t[]){features(l), l->units}, w);
 }
 
 const kc_layer_ops kc_dense_ops = {

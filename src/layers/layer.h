@@ -151,6 +151,9 @@ struct kc_layer {
     int output_padding[2]; /* Conv2DTranspose (-1: None) */
     int interpolation;     /* UpSampling2D: 0 nearest, 1 bilinear */
     int keepdims;          /* global pooling keeps (1, 1, channels) */
+    /* sequence layers (seq_simple.c): Permute's dims, 0-based (output axis i is input axis
+     * perm[i]), n_perm of them; RepeatVector's n is units */
+    int perm[KC_MAX_RANK], n_perm;
     /* activation layers (activations.c): ReLU's max_value (< 0: None), negative_slope and
      * threshold; LeakyReLU's negative_slope and ELU's alpha in act_param[1]; PReLU's
      * shared_axes as a bit mask (bit i: Keras's axis i, 1 the first after the batch) */
@@ -177,8 +180,12 @@ struct kc_layer {
 kc_layer *kc_layer_new(const kc_layer_ops *ops);
 /* one holder less; frees the layer (ops->destroy first) when none is left */
 void kc_layer_release(kc_layer *layer);
-/* The window geometry of a built Conv2D or pooling layer (channels-last input) */
+/* The window geometry of a built Conv2D or pooling layer (channels-last input); a rank-2
+ * input (steps, channels) (Conv1D, 1-D pooling) is an image of height 1 */
 static inline kc_window kc_layer_window(const kc_layer *l) {
+    if (l->in_shape.rank == 2)
+        return (kc_window){1, l->in_shape.dims[0], l->in_shape.dims[1], l->kh, l->kw, l->sh,
+                           l->sw, l->pad_top, l->pad_left, 1, l->out_shape.dims[0]};
     return (kc_window){l->in_shape.dims[0], l->in_shape.dims[1], l->in_shape.dims[2], l->kh,
                        l->kw, l->sh, l->sw, l->pad_top, l->pad_left, l->out_shape.dims[0],
                        l->out_shape.dims[1]};
@@ -186,6 +193,13 @@ static inline kc_window kc_layer_window(const kc_layer *l) {
 /* A layer of class ops (Conv2D's or Conv2DTranspose's) with o's filters, kernel_size, strides,
  * padding, activation, dilation_rate and use_bias (conv.c) */
 kc_layer *kc_conv_new(const kc_layer_ops *ops, int filters, const kc_conv2d_opts *o);
+/* Conv2D's forward, backward and scratch (conv.c), which Conv1D (conv1d.c) shares: its layer
+ * is a height-1 Conv2D (kh = sh = dh = 1, pad_top 0) of input (steps, channels) */
+void kc_conv_forward(kc_layer *l, const float *in, float *out, int batch,
+                     const kc_forward_ctx *ctx);
+void kc_conv_backward(kc_layer *l, const float *in, const float *out, float *dout, float *din,
+                      int batch, int dout_is_preactivation, const kc_forward_ctx *ctx);
+int64_t kc_conv_scratch(const kc_layer *l, int batch, int parts);
 /* The key of a Dropout layer's mask in this step (kc_dropout_apply) */
 uint64_t kc_dropout_key(const kc_layer *dropout, const kc_forward_ctx *ctx);
 /* 1 / (1 - rate) of a relu Dense's fused Dropout when it is active in ctx, else 1 */

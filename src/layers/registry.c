@@ -35,7 +35,15 @@
     X(kc_relu_ops)                                                                               \
     X(kc_leaky_relu_ops)                                                                         \
     X(kc_prelu_ops)                                                                              \
-    X(kc_elu_ops)
+    X(kc_elu_ops)                                                                                \
+    /* sequences (conv1d.c, seq_simple.c) */                                                     \
+    X(kc_conv1d_ops)                                                                             \
+    X(kc_max_pooling1d_ops)                                                                      \
+    X(kc_average_pooling1d_ops)                                                                  \
+    X(kc_global_average_pooling1d_ops)                                                           \
+    X(kc_global_max_pooling1d_ops)                                                               \
+    X(kc_repeat_vector_ops)                                                                      \
+    X(kc_permute_ops)
 
 #define DECLARE(cls) extern const kc_layer_ops cls;
 BUILTIN_CLASSES(DECLARE)
