@@ -94,7 +94,8 @@ def model_files(keras, tag):
         model.save(base + ".tf2.h5", save_format="h5")
         txt = base + ".tf2.txt"
     with open(txt, "w") as f:
-        f.write(f"# seq_model: keras {getattr(keras, "__version__", "tf.keras 2")}\n")
+        version = getattr(keras, "__version__", "tf.keras 2")
+        f.write(f"# seq_model: keras {version}\n")
         write_tensor(f, "x", x)
         write_tensor(f, "output", pred)
     print(f"seq_model ({tag}): predictions {pred.shape}")
