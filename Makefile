@@ -41,8 +41,12 @@ $(BUILD)/bench: bench/bench.c $(BUILD)/libkerac.a
 $(BUILD)/train_steps: bench/train_steps.c $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 
+# the Conv1D text classifier's training step (docs/PERFORMANCE.md, "Conv1D")
+$(BUILD)/conv1d_steps: bench/conv1d_steps.c $(BUILD)/libkerac.a
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
+
 # the benchmark: one JSON line per case (see docs/PERFORMANCE.md); needs MNIST via $$KERAC_DATA
-bench: $(BUILD)/bench
+bench: $(BUILD)/bench $(BUILD)/conv1d_steps
 	BENCH_ARGS="$(BENCH_ARGS)" bash bench/run.sh
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(wildcard examples/*.h) $(BUILD)/libkerac.a

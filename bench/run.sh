@@ -30,6 +30,12 @@ for threads in 1 2; do
     $bench $args --model convnet --no-peak --threads "$threads"
 done
 
+echo "# a Conv1D text classifier's training step (Conv1D(128, 5) on (400, 50), GlobalMaxPooling1D,"
+echo "# Dense(1)); Keras 3 / JAX's: KERAS_BACKEND=jax python3 bench/conv1d_keras.py"
+for threads in 1 2; do
+    build/conv1d_steps --threads "$threads"
+done
+
 blas_coretype=${OPENBLAS_CORETYPE:-$(grep -q avx512_bf16 /proc/cpuinfo && echo Cooperlake || echo Haswell)}
 multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 for flavour in pthread openmp; do

@@ -108,7 +108,7 @@ def main_tf2():
 
 def main_check(path):
     import keras
-    model = keras.saving.load_model(path)
+    model = keras.models.load_model(path)
     t = read_tensors(os.path.join(OUT_DIR, "seq_model.txt"))
     x = t["x"].reshape(-1, 16, 4)
     got = np.asarray(model.predict(x, verbose=0)).ravel()
