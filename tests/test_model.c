@@ -205,16 +205,26 @@ Test(summary, errors) {
 
 /* ---- building: shapes that do not chain, bad layer options ------------------------------------- */
 
-Test(build, dense_on_2d_input_needs_flatten) {
+Test(build, dense_on_2d_input_works_on_the_last_axis) {
+    /* as Keras's Dense: (28, 28) -> (28, 512), the kernel (28, 512) shared by the rows */
     kc_model *m = kc_sequential(kc_shape2(28, 28));
-    KC_EXPECT_ERR(kc_add(m, kc_dense(512, KC_RELU)), KC_EINVAL, "layer dense (Dense)");
+    KC_CHECK(kc_add(m, kc_dense(512, KC_RELU)));
+    kc_shape s = kc_output_shape(m);
+    cr_assert(s.rank == 2 && s.dims[0] == 28 && s.dims[1] == 512);
+    cr_assert_eq(kc_count_params(m), 28 * 512 + 512);
+    kc_model_free(m);
+}
+
+Test(build, conv2d_on_2d_input_needs_reshape) {
+    kc_model *m = kc_sequential(kc_shape2(28, 28));
+    KC_EXPECT_ERR(kc_add(m, kc_conv2d(8, 3, KC_RELU)), KC_EINVAL, "layer conv2d (Conv2D)");
     cr_assert(strstr(kc_last_error(), "(28, 28)"), "%s", kc_last_error());
-    cr_assert(strstr(kc_last_error(), "kc_flatten()"), "%s", kc_last_error());
+    cr_assert(strstr(kc_last_error(), "kc_reshape"), "%s", kc_last_error());
     /* the chain may be checked once at the end: later adds and compile repeat the first error */
     KC_EXPECT_ERR(kc_add(m, kc_dense(10, KC_SOFTMAX)), KC_EINVAL, "(28, 28)");
     KC_EXPECT_ERR(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_adam(NULL), KC_METRIC_ACCURACY),
                   KC_EINVAL, "kc_compile");
-    cr_assert(strstr(kc_last_error(), "layer dense (Dense)"), "%s", kc_last_error());
+    cr_assert(strstr(kc_last_error(), "layer conv2d (Conv2D)"), "%s", kc_last_error());
     cr_assert(strstr(kc_last_error(), "(28, 28)"), "%s", kc_last_error());
     cr_assert_eq(kc_layer_count(m), 0, "the failed layers were not kept");
     kc_model_free(m);
