@@ -17,8 +17,12 @@ It rewrites tests/fixtures/keras_conv1d/:
     (MSE), dx.
   seq_model.keras, seq_model.k3.h5 (Keras 3), seq_model.tf2.h5 (tf.keras 2) and
     seq_model.txt / seq_model.tf2.txt: x and the model's predictions.
-"check FILE" loads a model kerac saved (seq_model's architecture and weights) in Keras 3 and
-compares its predictions on seq_model.txt's x with the fixture's.
+"check FILE" loads a model kerac saved (seq_model's architecture and weights) in Keras 3 (or,
+run by tf.keras 2's python, a kerac .h5 in tf.keras 2) and compares its predictions on
+seq_model.txt's x with the fixture's. kerac's saves come from
+    KERAC_CONV1D_OUT=DIR build/tests/test_conv1d --filter 'conv1d_files/*'
+(DIR/kerac_seq_model<i>.keras and .h5: the model loaded from seq_model.keras, .k3.h5 and
+.tf2.h5, saved again by kerac).
 """
 import os
 import sys
