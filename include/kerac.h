@@ -369,6 +369,9 @@ typedef struct {
 } kc_dense_opts;
 kc_layer *kc_dense_ex(int units, const kc_dense_opts *opts);
 kc_layer *kc_dropout(float rate);                   /* inverted dropout, training only */
+/* Dropout(rate, noise_shape=(None, noise_shape[0], ...)): n per-sample sizes, 0 for None (the
+ * input's size), 1 to share the mask along that axis (as (None, 1, features) for sequences) */
+kc_layer *kc_dropout_noise(float rate, const int *noise_shape, int n);
 kc_layer *kc_activation(kc_act activation);
 kc_layer *kc_softmax_layer(void); /* keras.layers.Softmax() on the last axis */
 /* Keras's activation layers (their formulas those of Keras 3's JAX backend):

@@ -594,3 +594,87 @@ Test(conv1d_errors, configs) {
                                   "6, 2", &m),
                   KC_EFORMAT, "dims must hold the axes 1..2");
 }
+
+/* ---- Dropout(noise_shape): one draw per cell of the noise shape ---- */
+
+Test(conv1d_dropout, noise_shape_shares_the_mask_along_steps) {
+    int steps = 6, f = 8, batch = 4;
+    kc_layer *l = kc_dropout_noise(0.5f, (int[]){1, 0}, 2); /* (None, 1, None) */
+    strcpy(l->name, "d");
+    l->in_shape = kc_shape2(steps, f);
+    l->in_size = steps * f;
+    KC_CHECK(l->ops->build(l));
+    l->out_size = l->in_size;
+    float x[192], y[192], dy[192], dx[192];
+    for (int i = 0; i < 192; i++) x[i] = 1.0f + (float)i, dy[i] = 0.5f - (float)i;
+    kc_forward_ctx ctx = {.training = 1, .step_key = 7};
+    l->ops->forward(l, x, y, batch, &ctx);
+    l->ops->backward(l, x, y, dy, dx, batch, 0, &ctx);
+    int kept = 0, differ_in_features = 0;
+    for (int s = 0; s < batch; s++)
+        for (int c = 0; c < f; c++) {
+            int on = y[(s * steps) * f + c] != 0.0f;
+            kept += on;
+            if (c && on != (y[(s * steps) * f + c - 1] != 0.0f)) differ_in_features = 1;
+            for (int t = 0; t < steps; t++) {
+                int i = (s * steps + t) * f + c;
+                cr_expect_eq(y[i] != 0.0f, on, "sample %d step %d feature %d", s, t, c);
+                cr_expect(tu_close(y[i], on ? 2.0f * x[i] : 0.0f, 1e-6));
+                cr_expect(tu_close(dx[i], on ? 2.0f * dy[i] : 0.0f, 1e-6));
+            }
+        }
+    cr_expect(kept > 4 && kept < 28 && differ_in_features, "kept %d of 32", kept);
+    /* inference: the identity */
+    ctx.training = 0;
+    l->ops->forward(l, x, y, batch, &ctx);
+    cr_expect(!memcmp(x, y, sizeof x));
+    kc_layer_free(l);
+}
+
+Test(conv1d_dropout, noise_shape_after_relu_dense_fused_equals_plain) {
+    /* Dense(relu) + Dropout is fused unless the Dropout has a noise_shape: the gradients
+     * with and without the fusions are the same bits */
+    float g[2][MAX_W];
+    double loss[2];
+    for (int fusion = 0; fusion < 2; fusion++) {
+        kc_model *m = chain(kc_shape2(5, 3), kc_dense(6, KC_RELU),
+                            kc_dropout_noise(0.4f, (int[]){1, 0}, 2), kc_flatten(),
+                            kc_dense(2, KC_SOFTMAX), NULL);
+        KC_CHECK(kc_set_fusion(m, fusion));
+        KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_sgd(NULL), 0));
+        int64_t n = kc_count_params(m);
+        float w[MAX_W], x[60], y[8] = {1, 0, 0, 1, 1, 0, 0, 1};
+        fill(w, n, 99u, 0.5f);
+        fill(x, 60, 5u, 1.0f);
+        KC_CHECK(kc_set_weights(m, w, n));
+        KC_CHECK(kc_compute_gradients(m, x, y, 4, 1, &loss[fusion], g[fusion], n));
+        kc_model_free(m);
+    }
+    cr_expect_eq(loss[0], loss[1]);
+    cr_expect(!memcmp(g[0], g[1], sizeof(float) * (6 * 3 + 6 + 30 * 2 + 2)));
+}
+
+Test(conv1d_dropout, noise_shape_configs) {
+    kc_model *m;
+    const char *k3 = "{\"class_name\": \"Dropout\", \"config\": {\"name\": \"d\", \"rate\": 0.3, "
+                     "\"seed\": null, \"noise_shape\": [null, 1, 4]}}";
+    KC_CHECK(from_layer_json(k3, "5, 4", &m));
+    char *js;
+    KC_CHECK(kc_model_to_json(m, &js));
+    cr_expect(strstr(js, "\"noise_shape\":[null,1,4]") || strstr(js, "\"noise_shape\": [null, 1, 4]"),
+              "%s", js);
+    free(js);
+    kc_model_free(m);
+    KC_EXPECT_ERR(from_layer_json("{\"class_name\": \"Dropout\", \"config\": {\"name\": \"d\", "
+                                  "\"rate\": 0.3, \"noise_shape\": [null, 1, 3]}}",
+                                  "5, 4", &m),
+                  KC_EINVAL, "does not broadcast");
+    KC_EXPECT_ERR(from_layer_json("{\"class_name\": \"Dropout\", \"config\": {\"name\": \"d\", "
+                                  "\"rate\": 0.3, \"noise_shape\": [null, 1]}}",
+                                  "5, 4", &m),
+                  KC_EINVAL, "noise_shape has 1 sizes after the batch");
+    KC_EXPECT_ERR(from_layer_json("{\"class_name\": \"Dropout\", \"config\": {\"name\": \"d\", "
+                                  "\"rate\": 0.3, \"noise_shape\": [1, 1, 4]}}",
+                                  "5, 4", &m),
+                  KC_EFORMAT, "shared by the whole batch");
+}

@@ -154,6 +154,9 @@ struct kc_layer {
     /* sequence layers (seq_simple.c): Permute's dims, 0-based (output axis i is input axis
      * perm[i]), n_perm of them; RepeatVector's n is units */
     int perm[KC_MAX_RANK], n_perm;
+    /* Dropout's noise_shape per sample (0: None, the input's size; 1: the mask shared along
+     * that axis), n_noise of them; 0: no noise_shape (seq_simple.c) */
+    int noise_shape[KC_MAX_RANK], n_noise;
     /* activation layers (activations.c): ReLU's max_value (< 0: None), negative_slope and
      * threshold; LeakyReLU's negative_slope and ELU's alpha in act_param[1]; PReLU's
      * shared_axes as a bit mask (bit i: Keras's axis i, 1 the first after the batch) */
@@ -202,6 +205,11 @@ void kc_conv_backward(kc_layer *l, const float *in, const float *out, float *dou
 int64_t kc_conv_scratch(const kc_layer *l, int batch, int parts);
 /* The key of a Dropout layer's mask in this step (kc_dropout_apply) */
 uint64_t kc_dropout_key(const kc_layer *dropout, const kc_forward_ctx *ctx);
+/* Dropout with a noise_shape (seq_simple.c): build's check against the input's shape, and
+ * y = x * mask / (1 - rate), one draw per cell of the noise shape (both directions) */
+kc_status kc_dropout_noise_check(const kc_layer *dropout);
+void kc_dropout_noise_apply(const kc_layer *dropout, float *y, const float *x, int batch,
+                            uint64_t key);
 /* 1 / (1 - rate) of a relu Dense's fused Dropout when it is active in ctx, else 1 */
 float kc_fused_dropout_scale(const kc_layer *relu_dense, const kc_forward_ctx *ctx);
 /* The weightless layers' build and init: output shape = input shape, no weights. */

@@ -340,3 +340,80 @@ kc_layer *kc_permute(const int *dims, int n) {
     for (int i = 0; i < n && i < KC_MAX_RANK && dims; i++) l->perm[i] = dims[i] - 1;
     return l;
 }
+
+/* ---- Dropout's noise_shape (the class is simple.c's): one draw per cell of the noise shape,
+ * the same along its axes of size 1 ---- */
+
+kc_status kc_dropout_noise_check(const kc_layer *l) {
+    char buf[64];
+    if (l->n_noise != l->in_shape.rank)
+        return kc_err(KC_EINVAL,
+                      "layer %s (Dropout): noise_shape has %d sizes after the batch but the input "
+                      "%s has %d axes",
+                      l->name, l->n_noise, kc_shape_str(l->in_shape, buf, sizeof buf),
+                      l->in_shape.rank);
+    for (int i = 0; i < l->n_noise; i++) {
+        int d = l->noise_shape[i];
+        if (d != 0 && d != 1 && d != l->in_shape.dims[i])
+            return kc_err(KC_EINVAL,
+                          "layer %s (Dropout): noise_shape size %d on axis %d does not broadcast "
+                          "to the input %s (1, the axis's size or None)",
+                          l->name, d, i + 1, kc_shape_str(l->in_shape, buf, sizeof buf));
+    }
+    return KC_OK;
+}
+
+typedef struct {
+    const kc_layer *l;
+    float *y;
+    const float *x;
+    uint64_t key;
+} noise_job;
+
+static void noise_range(void *arg, int64_t s0, int64_t s1) {
+    const noise_job *j = arg;
+    const kc_layer *l = j->l;
+    int n = l->in_shape.rank;
+    int64_t dims[KC_MAX_RANK], nstride[KC_MAX_RANK], cells = 1;
+    for (int i = n - 1; i >= 0; i--) { /* the noise's strides, 0 along the shared axes */
+        dims[i] = l->in_shape.dims[i];
+        int shared = l->noise_shape[i] == 1;
+        nstride[i] = shared ? 0 : cells;
+        cells *= shared ? 1 : dims[i];
+    }
+    uint32_t threshold = kc_dropout_threshold(l->rate), key = kc_dropout_key32(j->key);
+    float scale = 1.0f / (1.0f - l->rate);
+    for (int64_t s = s0; s < s1; s++) {
+        int64_t idx[KC_MAX_RANK] = {0}, cell = 0;
+        const float *x = j->x + s * l->in_size;
+        float *y = j->y + s * l->in_size;
+        for (int64_t e = 0; e < l->in_size; e++) {
+            y[e] = kc_dropout_hash((uint32_t)(s * cells + cell), key) >= threshold ? x[e] * scale
+                                                                                  : 0.0f;
+            for (int i = n - 1; i >= 0; i--) { /* the next element's noise cell */
+                cell += nstride[i];
+                if (++idx[i] < dims[i]) break;
+                cell -= nstride[i] * dims[i];
+                idx[i] = 0;
+            }
+        }
+    }
+}
+
+void kc_dropout_noise_apply(const kc_layer *l, float *y, const float *x, int batch,
+                            uint64_t key) {
+    noise_job job = {l, y, x, key};
+    kc_parallel_range(batch, 1, l->in_size, noise_range, &job);
+}
+
+kc_layer *kc_dropout_noise(float rate, const int *noise_shape, int n) {
+    kc_layer *l = kc_dropout(rate);
+    if (!l) return NULL;
+    if (!noise_shape || n < 1 || n > KC_MAX_RANK) {
+        l->n_noise = n > KC_MAX_RANK ? n : -1; /* refused by build: no rank matches */
+        return l;
+    }
+    l->n_noise = n;
+    for (int i = 0; i < n; i++) l->noise_shape[i] = noise_shape[i] < 0 ? -1 : noise_shape[i];
+    return l;
+}

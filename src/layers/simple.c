@@ -49,7 +49,9 @@ float kc_fused_dropout_scale(const kc_layer *l, const kc_forward_ctx *ctx) {
 static void dropout_forward(kc_layer *l, const float *in, float *out, int batch,
                             const kc_forward_ctx *ctx) {
     int64_t n = (int64_t)batch * l->out_size;
-    if (ctx->training && l->rate > 0.0f)
+    if (ctx->training && l->rate > 0.0f && l->n_noise)
+        kc_dropout_noise_apply(l, out, in, batch, kc_dropout_key(l, ctx));
+    else if (ctx->training && l->rate > 0.0f)
         kc_dropout_apply(out, in, n, l->rate, kc_dropout_key(l, ctx));
     else
         memcpy(out, in, sizeof(float) * (size_t)n);
@@ -61,7 +63,9 @@ static void dropout_backward(kc_layer *l, const float *in, const float *out, flo
     if (!din) return;
     int64_t n = (int64_t)batch * l->out_size;
     /* the same mask again: din = dout * mask / (1 - rate) */
-    if (ctx->training && l->rate > 0.0f)
+    if (ctx->training && l->rate > 0.0f && l->n_noise)
+        kc_dropout_noise_apply(l, din, dout, batch, kc_dropout_key(l, ctx));
+    else if (ctx->training && l->rate > 0.0f)
         kc_dropout_apply(din, dout, n, l->rate, kc_dropout_key(l, ctx));
     else
         memcpy(din, dout, sizeof(float) * (size_t)n);
@@ -71,7 +75,8 @@ static kc_status dropout_build(kc_layer *l) {
     if (!(l->rate >= 0.0f && l->rate < 1.0f))
         return kc_err(KC_EINVAL, "layer %s (Dropout): rate must be in [0, 1), got %g", l->name,
                       (double)l->rate);
-    return kc_same_shape_build(l);
+    kc_status st = l->n_noise ? kc_dropout_noise_check(l) : KC_OK;
+    return st ? st : kc_same_shape_build(l);
 }
 
 static kc_status dropout_from(const cJSON *cfg, const char *where, kc_layer **out) {
@@ -79,15 +84,45 @@ static kc_status dropout_from(const cJSON *cfg, const char *where, kc_layer **ou
     if (!cJSON_IsNumber(rate) || !(rate->valuedouble >= 0 && rate->valuedouble < 1))
         return kc_err(KC_EFORMAT, "%s: rate is missing or not in [0, 1)", where);
     const cJSON *ns = kc_cfg_field(cfg, "noise_shape");
-    if (ns && !cJSON_IsNull(ns))
-        return kc_err(KC_EFORMAT, "%s: noise_shape is not supported by kerac", where);
+    if (ns && !cJSON_IsNull(ns)) { /* [batch, dims...]: the batch null (or any size but 1) */
+        int n = cJSON_GetArraySize(ns) - 1, dims[KC_MAX_RANK];
+        if (!cJSON_IsArray(ns) || n < 1 || n > KC_MAX_RANK)
+            return kc_err(KC_EFORMAT, "%s: noise_shape is not a list of 2 to %d sizes", where,
+                          KC_MAX_RANK + 1);
+        for (int i = 0; i <= n; i++) {
+            const cJSON *d = cJSON_GetArrayItem(ns, i);
+            if (cJSON_IsNull(d)) {
+                if (i) dims[i - 1] = 0;
+                continue;
+            }
+            if (!cJSON_IsNumber(d) || d->valuedouble < 1 || d->valuedouble > 1e9 ||
+                d->valuedouble != (int)d->valuedouble)
+                return kc_err(KC_EFORMAT, "%s: noise_shape holds %s (sizes or null only)", where,
+                              cJSON_IsNumber(d) ? "a bad number" : "a non-number");
+            if (!i && d->valuedouble == 1)
+                return kc_err(KC_EFORMAT,
+                              "%s: noise_shape's batch size 1 (one mask shared by the whole "
+                              "batch) is not supported by kerac",
+                              where);
+            if (i) dims[i - 1] = (int)d->valuedouble;
+        }
+        return kc_cfg_made(kc_dropout_noise((float)rate->valuedouble, dims, n), where, out);
+    }
     return kc_cfg_made(kc_dropout((float)rate->valuedouble), where, out);
 }
 
 static kc_status dropout_to(const kc_layer *l, cJSON *cfg) {
     cJSON_AddNumberToObject(cfg, "rate", kc_json_float(l->rate));
     cJSON_AddNullToObject(cfg, "seed");
-    cJSON_AddNullToObject(cfg, "noise_shape");
+    if (!l->n_noise) {
+        cJSON_AddNullToObject(cfg, "noise_shape");
+        return KC_OK;
+    }
+    cJSON *ns = cJSON_AddArrayToObject(cfg, "noise_shape");
+    cJSON_AddItemToArray(ns, cJSON_CreateNull()); /* the batch */
+    for (int i = 0; i < l->n_noise; i++)
+        cJSON_AddItemToArray(ns, l->noise_shape[i] ? cJSON_CreateNumber(l->noise_shape[i])
+                                                   : cJSON_CreateNull());
     return KC_OK;
 }
 

@@ -92,6 +92,7 @@ void kc_model_plan(kc_model *m) {
             if (!kc_model_is_type(l, "Dense") || l->act != KC_RELU || !once) continue;
             int t = n->out, c = single_consumer(m, t);
             if (c >= 0 && kc_model_is_type(m->nodes[c].layer, "Dropout") &&
+                !m->nodes[c].layer->n_noise && /* a noise_shape: its own mask (seq_simple.c) */
                 calls_of(m, m->nodes[c].layer) == 1 && !activity_regularized(l)) {
                 n->fused_dropout = m->nodes[c].layer;
                 m->nodes[c].skip = 1;
