@@ -523,6 +523,18 @@ double kc_loss_compute(const kc_loss_spec *s, const float *pred, const float *y,
     return total / den;
 }
 
+int kc_loss_hinge_binary(const float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (y[i] != 0.0f && y[i] != 1.0f) return 0;
+    return 1;
+}
+
+double kc_loss_row_value(const kc_loss_spec *s, const float *p, const float *y, int cols,
+                         int hinge_binary, float *scratch) {
+    row_ctx c = {s, hinge_binary, scratch, scratch + cols};
+    return row_loss(&c, p, y, cols, NULL);
+}
+
 static int argmax(const float *x, int n) {
     int best = 0;
     for (int j = 1; j < n; j++)

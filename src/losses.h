@@ -34,6 +34,13 @@ int kc_loss_fuses(const kc_loss_spec *s, kc_act last_act);
  * pre-activation when fused. NaN when out of memory (only for cols > 256). */
 double kc_loss_compute(const kc_loss_spec *s, const float *pred, const float *y, int batch,
                        int cols, float *grad, int fused);
+/* One row's loss value (no reduction), for the metrics that are losses: y the row of targets,
+ * or for the sparse loss a pointer to its class index; hinge_binary: the batch's labels are
+ * all 0 or 1 (kc_loss_hinge_binary: the hinge losses read them as -1 and 1); scratch: 2 * cols
+ * floats. The spec must be resolved. */
+double kc_loss_row_value(const kc_loss_spec *s, const float *p, const float *y, int cols,
+                         int hinge_binary, float *scratch);
+int kc_loss_hinge_binary(const float *y, int64_t n);
 /* Number of correct samples in the batch (fractional for multi-output binary accuracy). */
 double kc_accuracy_sum(kc_loss loss, const float *pred, const float *y, int batch, int cols);
 #endif

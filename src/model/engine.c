@@ -153,7 +153,20 @@ static double penalties(const kc_model *m, int batch) {
 
 /* every output's loss on the forward just run; grads (optional) receive each output's
  * weighted loss gradient in its slot */
-static double losses(kc_model *m, int batch, double *per_output, double *correct, int grads) {
+void kc_model_reset_metrics(kc_model *m) {
+    for (int i = 0; i < m->n_mets; i++) kc_metric_reset(&m->mets[i]);
+}
+
+void kc_model_update_metrics(kc_model *m, int batch, const float *const *sample_weight) {
+    for (int i = 0; i < m->n_mets; i++) {
+        kc_metric_state *st = &m->mets[i];
+        int o = st->output;
+        const float *w = st->weighted && sample_weight ? sample_weight[o] : NULL;
+        kc_metric_update(st, m->tensors[m->outputs[o]].act, m->ybuf[o], batch, w);
+    }
+}
+
+static double losses(kc_model *m, int batch, double *per_output, int metrics, int grads) {
     double total = 0.0;
     for (int o = 0; o < m->n_outputs; o++) {
         kc_tval *v = &m->tensors[m->outputs[o]];
@@ -168,14 +181,14 @@ static double losses(kc_model *m, int batch, double *per_output, double *correct
             for (int64_t i = 0; i < (int64_t)rows * cols; i++) g[i] *= w;
         if (g) v->grad_written = 1;
         if (per_output) per_output[o] = lo;
-        if (correct) correct[o] = kc_accuracy_sum(m->losses[o], v->act, m->ybuf[o], rows, cols);
         total += (double)w * lo;
     }
+    if (metrics) kc_model_update_metrics(m, batch, NULL);
     return total + penalties(m, batch);
 }
 
-double kc_model_loss(kc_model *m, int batch, double *per_output, double *correct) {
-    return losses(m, batch, per_output, correct, 0);
+double kc_model_loss(kc_model *m, int batch, double *per_output, int metrics) {
+    return losses(m, batch, per_output, metrics, 0);
 }
 
 /* ---- backward ---------------------------------------------------------------------------- */
@@ -185,10 +198,10 @@ static void add_into(float *dst, const float *src, int64_t n) {
 }
 
 double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *ctx,
-                                 double *per_output, double *correct, int update) {
+                                 double *per_output, int metrics, int update) {
     kc_model_forward(m, batch, ctx);
     for (int t = 0; t < m->n_tensors; t++) m->tensors[t].grad_written = 0;
-    double loss = losses(m, batch, per_output, correct, 1);
+    double loss = losses(m, batch, per_output, metrics, 1);
     update = update && isfinite(loss);
     for (int k = m->n_nodes - 1; k >= 0; k--) {
         const kc_node *n = &m->nodes[k];
