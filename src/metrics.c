@@ -471,6 +471,13 @@ void kc_metric_reset(kc_metric_state *st) {
     if (st->acc) memset(st->acc, 0, sizeof(double) * (size_t)st->n_acc);
 }
 
+kc_metric kc_metric_accuracy_kind(kc_loss loss, int cols, int keras3) {
+    int binary_loss = loss == KC_BINARY_CROSSENTROPY || loss == KC_BINARY_FOCAL_CROSSENTROPY;
+    return cols == 1 || (binary_loss && !keras3)       ? KC_METRIC_BINARY_ACCURACY
+           : loss == KC_SPARSE_CATEGORICAL_CROSSENTROPY ? KC_METRIC_SPARSE_CATEGORICAL_ACCURACY
+                                                        : KC_METRIC_CATEGORICAL_ACCURACY;
+}
+
 kc_status kc_metric_init(kc_metric_state *st, const kc_metric_spec *spec, const kc_loss_spec *loss,
                          kc_shape out, int output, int weighted, const char *where) {
     memset(st, 0, sizeof *st);
@@ -503,12 +510,7 @@ kc_status kc_metric_init(kc_metric_state *st, const kc_metric_spec *spec, const 
     const kc_metric_info *run = info;
     int sparse = loss->kind == KC_SPARSE_CATEGORICAL_CROSSENTROPY;
     if (s.kind == KC_METRIC_ACCURACY) {
-        kc_loss l = loss->kind;
-        kc_metric as = cols == 1 || l == KC_BINARY_CROSSENTROPY || l == KC_BINARY_FOCAL_CROSSENTROPY
-                           ? KC_METRIC_BINARY_ACCURACY
-                       : sparse ? KC_METRIC_SPARSE_CATEGORICAL_ACCURACY
-                                : KC_METRIC_CATEGORICAL_ACCURACY;
-        run = &metric_table[as];
+        run = &metric_table[kc_metric_accuracy_kind(loss->kind, cols, 0)];
         s.threshold = 0.5f;
     }
     if (!sparse && !(run->targets & KC_MT_DENSE))
@@ -581,6 +583,7 @@ kc_status kc_metric_init(kc_metric_state *st, const kc_metric_spec *spec, const 
     st->spec = s;
     st->output = output;
     st->weighted = weighted != 0;
+    st->loss_kind = loss->kind;
     st->cols = cols;
     st->rows_per_sample = (int)(size / cols);
     st->sparse = sparse;

@@ -50,6 +50,7 @@ struct kc_metric_state {
     const kc_metric_info *info; /* the kind it runs as ("accuracy" resolves to one) */
     kc_loss_spec loss;          /* the loss whose values a loss metric averages */
     int output, weighted;
+    kc_loss loss_kind;          /* the output's loss (what "accuracy" resolved from) */
     int cols, rows_per_sample, sparse;
     int hinge_binary;           /* this batch's labels are all 0 or 1 */
     char name[KC_METRIC_KEY_MAX]; /* before the output's prefix and the "_1" of a duplicate */
@@ -68,6 +69,11 @@ const kc_metric_info *kc_metric_info_of(kc_metric kind); /* NULL when not a metr
 kc_metric kc_metric_find(const char *name, const char **canonical);
 /* Is name one Keras 3's compile reads as this metric (with its default options)? */
 int kc_metric_keras3_string(kc_metric kind, const char *name);
+/* What "accuracy" runs as on an output of this loss and last axis: kerac's choice, as tf.keras
+ * 2's (binary for one column or a binary crossentropy, sparse for sparse categorical
+ * crossentropy, else categorical), or with keras3 Keras 3's, from the shapes alone (a binary
+ * crossentropy over several columns gets categorical accuracy there) */
+kc_metric kc_metric_accuracy_kind(kc_loss loss, int cols, int keras3);
 /* Resolves and checks spec for an output (its loss and shape); st's memory is its own */
 kc_status kc_metric_init(kc_metric_state *st, const kc_metric_spec *spec, const kc_loss_spec *loss,
                          kc_shape out, int output, int weighted, const char *where);

@@ -96,6 +96,15 @@ static cJSON *optimizer_config(const kc_optimizer *opt, kc_config_style style) {
 
 static cJSON *null_or_int(int has, int v) { return has ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
+/* a Python float for options Keras checks with isinstance(x, float) (FBetaScore's beta and
+ * threshold): 2 is written 2.0 */
+static void add_py_float(cJSON *c, const char *key, float v) {
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.17g", kc_json_float(v));
+    if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
+    cJSON_AddRawToObject(c, key, buf);
+}
+
 /* a metric in compile_config as Keras writes it: a string where Keras reads that string back as
  * this metric with these options (Keras 3's strings: a class's name, its snake case, the
  * aliases; a legacy file: "accuracy" and "acc" only, as tf.keras 2 reads other names as its
@@ -107,8 +116,15 @@ static cJSON *metric_json(const kc_metric_state *st, kc_config_style style) {
     if (!info) return NULL;
     int k3 = style == KC_CONFIG_KERAS3;
     if (s->kind == KC_METRIC_ACCURACY) {
-        if (kc_metric_keras3_string(s->kind, st->name)) return cJSON_CreateString(st->name);
-        info = st->info; /* another name: the class it resolved to */
+        /* a .keras file: the string, where Keras 3 reads it as the same accuracy; else
+         * (another name, or a binary crossentropy over several columns, which Keras 3 gives
+         * categorical accuracy) the class it runs as, named as it is */
+        kc_metric k = kc_metric_accuracy_kind(st->loss_kind, st->cols, 1);
+        if (k3 && kc_metric_keras3_string(s->kind, st->name) && kc_metric_info_of(k) == st->info)
+            return cJSON_CreateString(st->name);
+        /* a legacy file: the class, always (tf.keras 2 does not resolve "accuracy" from the
+         * loss as kerac writes it, and gives categorical accuracy to sparse labels) */
+        info = st->info;
     } else if (k3 && kc_metric_keras3_string(s->kind, st->name) && kc_metric_spec_default(s)) {
         return cJSON_CreateString(st->name);
     }
@@ -171,8 +187,8 @@ static cJSON *metric_json(const kc_metric_state *st, kc_config_style style) {
     case KC_METRIC_FBETA_SCORE: {
         static const char *const avg[] = {NULL, "micro", "macro", "weighted"};
         cJSON_AddStringToObject(c, "average", avg[s->average]);
-        if (kind == KC_METRIC_FBETA_SCORE) cJSON_AddNumberToObject(c, "beta", kc_json_float(s->beta));
-        if (s->has_threshold) cJSON_AddNumberToObject(c, "threshold", kc_json_float(s->threshold));
+        if (kind == KC_METRIC_FBETA_SCORE) add_py_float(c, "beta", s->beta);
+        if (s->has_threshold) add_py_float(c, "threshold", s->threshold);
         else cJSON_AddNullToObject(c, "threshold");
         break;
     }
@@ -478,6 +494,16 @@ static int parse_metric(const cJSON *j, const char *where, const kc_loss_spec *l
         snprintf(label, sizeof label, "%.100s", v ? v : "?");
         cJSON_free(v);
         snprintf(why, sizeof why, "it is not a metric's name or config");
+    }
+    /* a class that is what "accuracy" runs as here, named so (tf.keras 2's resolved
+     * MeanMetricWrapper, or kerac's own file), is "accuracy" again */
+    int cols = out.rank ? out.dims[out.rank - 1] : 1;
+    if (!why[0] && (!strcasecmp(name, "accuracy") || !strcasecmp(name, "acc")) &&
+        s.kind == kc_metric_accuracy_kind(loss->kind, cols, 0) &&
+        (s.kind != KC_METRIC_BINARY_ACCURACY || !s.has_threshold || s.threshold == 0.5f)) {
+        s.kind = KC_METRIC_ACCURACY;
+        s.has_threshold = 0;
+        s.threshold = 0.0f;
     }
     if (!why[0]) {
         s.name = name[0] ? name : NULL;
