@@ -14,6 +14,10 @@ How to run (from the repository root):
         metrics (class, options, names) and evaluate() to kerac's values (1e-5 relative)
     /work/venvs/tf2/bin/python tests/gen_keras_metric_fixtures.py check-tf2 DIR
         tf.keras 2 loads the .h5 files of a check run's DIR (kept when check is given --keep)
+    /work/venvs/tf2/bin/python tests/gen_keras_metric_fixtures.py tf2
+        rewrites tf2_metrics.h5 and tf2_metrics.txt: a tf.keras 2.15 model compiled with
+        metrics ["acc", "top_k_categorical_accuracy", AUC(), "mse", Precision(top_k=2)] and its
+        evaluate() (the training_config kerac reads: strings, tf.keras 2's class configs)
 
 cases.txt: plain text, one block per case:
     case <label>
@@ -38,7 +42,7 @@ MODE = sys.argv[1] if len(sys.argv) > 1 else "keras3"
 
 import numpy as np  # noqa: E402
 
-if MODE == "check-tf2":
+if MODE in ("check-tf2", "tf2"):
     import tensorflow as tf  # noqa: E402
 
     keras = tf.keras
@@ -366,6 +370,24 @@ def check(keep):
     return ok
 
 
+def tf2_file():
+    tf.keras.utils.set_random_seed(4)
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="softmax")])
+    m.compile(optimizer="adam", loss="categorical_crossentropy",
+              metrics=["acc", "top_k_categorical_accuracy", keras.metrics.AUC(), "mse",
+                       keras.metrics.Precision(top_k=2)])
+    x = rng.uniform(-1, 1, (10, 4)).astype("float32")
+    y = np.eye(5, dtype="float32")[rng.integers(0, 5, 10)]
+    m.fit(x, y, batch_size=5, epochs=1, shuffle=False, verbose=0)
+    m.save(os.path.join(OUT, "tf2_metrics.h5"))
+    ev = m.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    with open(os.path.join(OUT, "tf2_metrics.txt"), "w") as f:
+        f.write("# TensorFlow %s: evaluate(batch_size=4) of tf2_metrics.h5\n" % tf.__version__)
+        f.write("x %s\ny %s\n" % (fmt(x), fmt(y)))
+        for k, v in ev.items():
+            f.write("evaluate %s %s\n" % (k, fmt([v])))
+
+
 def check_tf2(d):
     ok = True
     for name in ("sparse_topk", "many_metrics"):
@@ -378,6 +400,9 @@ if __name__ == "__main__":
         sys.exit(0 if check("--keep" in sys.argv) else 1)
     if MODE == "check-tf2":
         sys.exit(0 if check_tf2(sys.argv[2]) else 1)
+    if MODE == "tf2":
+        tf2_file()
+        sys.exit(0)
     os.makedirs(OUT, exist_ok=True)
     cases()
     fit_fixture()

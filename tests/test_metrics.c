@@ -599,3 +599,46 @@ Test(metrics, file_metrics_unknown_or_unfit_are_warnings) {
     KC_CHECK(kc_predict(m, x, 1, &p));
     kc_model_free(m);
 }
+
+/* tf.keras 2's training_config: its MeanMetricWrapper configs for the strings "acc",
+ * "top_k_categorical_accuracy" and "mse", and its class configs (AUC, Precision(top_k=2)) */
+Test(metrics, tf2_h5_metrics_load_and_match) {
+    FILE *f = fopen(FIX "tf2_metrics.txt", "r");
+    cr_assert_not_null(f);
+    static float x[40], y[50];
+    char line[256], word[48], keys[8][48];
+    double want[8];
+    int n = 0;
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    read_floats(f, "x", x, 40);
+    read_floats(f, "y", y, 50);
+    while (fscanf(f, "%47s", word) == 1) {
+        cr_assert_eq(fscanf(f, "%47s %lf", keys[n], &want[n]), 2);
+        n++;
+    }
+    fclose(f);
+    kc_model *m;
+    KC_CHECK(kc_load(FIX "tf2_metrics.h5", &m));
+    const kc_metric kinds[] = {KC_METRIC_ACCURACY, KC_METRIC_TOP_K_CATEGORICAL_ACCURACY,
+                               KC_METRIC_AUC, KC_METRIC_MEAN_SQUARED_ERROR, KC_METRIC_PRECISION};
+    cr_assert_eq(kc_model_metric_count(m), 5);
+    for (int i = 0; i < 5; i++) {
+        kc_metric_spec s;
+        const char *key;
+        KC_CHECK(kc_model_metric(m, i, &s, NULL, NULL, &key));
+        cr_assert_eq(s.kind, kinds[i], "metric %d (%s)", i, key);
+        cr_assert_str_eq(key, keys[i + 1]);
+    }
+    kc_dataset d = {.count = 10, .x_shape = kc_shape1(4), .x_dtype = KC_FLOAT32, .x = x,
+                    .y_shape = kc_shape1(5), .y_dtype = KC_FLOAT32, .y = y};
+    kc_metrics r;
+    KC_CHECK(kc_evaluate(m, &d, &(kc_evaluate_opts){.batch_size = 4}, &r));
+    cr_assert_eq(r.n_values, n);
+    for (int i = 0; i < n; i++) {
+        double v;
+        cr_assert(kc_metrics_get(&r, keys[i], &v), "no %s", keys[i]);
+        cr_expect(close_rel(v, want[i]), "%s: kerac %.9g, tf.keras 2 %.9g", keys[i], v, want[i]);
+    }
+    cr_assert(close_rel(r.accuracy, want[1]), "acc is kc_metrics.accuracy");
+    kc_model_free(m);
+}
