@@ -125,8 +125,7 @@ static inline double div_no_nan(double a, double b) { return b == 0.0 ? 0.0 : a 
 static double auc_result(const kc_metric_state *st) {
     int n = st->spec.num_thresholds;
     const double *tb = st->acc, *fb = st->acc + n;
-    double *tp = malloc(sizeof(double) * 4 * (size_t)n);
-    if (!tp) return NAN;
+    double *tp = st->work;
     double *fp = tp + n, *x = fp + n, *yv = x + n;
     double T = 0.0, F = 0.0, ct = 0.0, cf = 0.0;
     for (int i = 0; i < n; i++) T += tb[i], F += fb[i];
@@ -150,7 +149,6 @@ static double auc_result(const kc_metric_state *st) {
             double den = tp[i + 1] + fn1;
             total += div_no_nan(slope * (dtp + intercept * log(ratio)), den > 0.0 ? den : 0.0);
         }
-        free(tp);
         return total;
     }
     for (int i = 0; i < n; i++) {
@@ -178,7 +176,6 @@ static double auc_result(const kc_metric_state *st) {
                        : (yv[i] > yv[i + 1] ? yv[i] : yv[i + 1]);
         total += (x[i] - x[i + 1]) * h;
     }
-    free(tp);
     return total;
 }
 
@@ -458,9 +455,11 @@ int kc_metric_spec_default(const kc_metric_spec *s) {
 void kc_metric_free(kc_metric_state *st) {
     if (!st) return;
     free(st->acc);
+    free(st->work);
     free(st->scratch);
     free(st->vals);
     st->acc = NULL;
+    st->work = NULL;
     st->scratch = NULL;
     st->vals = NULL;
     st->cap_vals = 0;
@@ -590,7 +589,9 @@ kc_status kc_metric_init(kc_metric_state *st, const kc_metric_spec *spec, const 
     st->n_acc = run->state_size ? run->state_size(st) : 0;
     st->scratch = malloc(sizeof(float) * 2 * (size_t)cols);
     st->acc = st->n_acc ? calloc((size_t)st->n_acc, sizeof(double)) : NULL;
-    if (!st->scratch || (st->n_acc && !st->acc)) {
+    int auc = run == &metric_table[KC_METRIC_AUC];
+    st->work = auc ? malloc(sizeof(double) * 4 * (size_t)s.num_thresholds) : NULL;
+    if (!st->scratch || (st->n_acc && !st->acc) || (auc && !st->work)) {
         kc_metric_free(st);
         return kc_err(KC_ENOMEM, "%s: out of memory for metric %s", where, name);
     }

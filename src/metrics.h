@@ -58,6 +58,8 @@ struct kc_metric_state {
     double total, count;        /* a Mean metric */
     double *acc;                /* other state: state_size doubles */
     int64_t n_acc;
+    double *work;               /* AUC's result: 4 * num_thresholds doubles (kept: fit asks
+                                   for results every step and allocates nothing there) */
     float *scratch;             /* 2 * cols floats */
     double *vals;               /* a batch's row values */
     int64_t cap_vals;

@@ -32,6 +32,8 @@ int __wrap_posix_memalign(void **p, size_t a, size_t n) {
 #define N 512
 static float x[N * 32], y[N * 4];
 
+static void check_fit(kc_model *m, const kc_dataset *ds);
+
 static long fit_allocations(kc_model *m, const kc_dataset *ds, int epochs) {
     long before = atomic_load(&allocations);
     kc_history *h;
@@ -43,6 +45,20 @@ static long fit_allocations(kc_model *m, const kc_dataset *ds, int epochs) {
 
 static void check_model(kc_model *m, const kc_dataset *ds) {
     KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_adam(NULL), KC_METRIC_ACCURACY));
+    check_fit(m, ds);
+    /* the metrics keep their state and scratch from compile on */
+    kc_compile_opts o = {.optimizer = kc_adam(NULL), .loss = {KC_CATEGORICAL_CROSSENTROPY},
+                         .metrics = {KC_METRIC_ACCURACY}};
+    o.metric_specs[0][0] = (kc_metric_spec){.kind = KC_METRIC_AUC, .curve = KC_CURVE_PR};
+    o.metric_specs[0][1] = (kc_metric_spec){.kind = KC_METRIC_PRECISION, .top_k = 2};
+    o.metric_specs[0][2] = (kc_metric_spec){.kind = KC_METRIC_F1_SCORE, .average = KC_AVERAGE_MACRO};
+    o.metric_specs[0][3] = (kc_metric_spec){.kind = KC_METRIC_CATEGORICAL_CROSSENTROPY};
+    o.metric_specs[0][4] = (kc_metric_spec){.kind = KC_METRIC_ROOT_MEAN_SQUARED_ERROR};
+    KC_CHECK(kc_compile_ex(m, &o));
+    check_fit(m, ds);
+}
+
+static void check_fit(kc_model *m, const kc_dataset *ds) {
     fit_allocations(m, ds, 1); /* the workspace, the threads' buffers: once */
     long one = fit_allocations(m, ds, 1), three = fit_allocations(m, ds, 3);
     cr_assert_eq(one, three,
