@@ -814,8 +814,9 @@ typedef struct {
     double *val_accuracy;
     double *seconds;     /* wall time of each epoch's training part */
     int capacity;
-    /* Keras's History.history: every key ("loss", "accuracy", per output "<output
-     * layer>_loss" and "<output layer>_accuracy" for models of several outputs, then the same
+    /* Keras's History.history: every key ("loss", every metric's: "accuracy", "auc", per
+     * output "<output layer>_loss" and "<output layer>_auc" for models of several outputs),
+     * sorted as Keras 3's logs, then the same
      * with "val_"), values[k][epoch] */
     int n_keys;
     char **keys;
@@ -828,13 +829,14 @@ const double *kc_history_get(const kc_history *h, const char *key);
 /* ---- callbacks ---------------------------------------------------------------------------- */
 
 /* What fit passes to callbacks, as Keras's logs dict. NaN means absent (no accuracy metric, no
- * validation, or batch logs, which carry only loss and accuracy so far in the epoch). */
+ * validation, or batch logs, which carry the training values so far in the epoch). */
 typedef struct {
     int epoch;            /* 0-based, as Keras passes it (the progress bar shows epoch + 1) */
     int batch;            /* 0-based step within the epoch (on_batch_end), else -1 */
     double loss, accuracy, val_loss, val_accuracy;
     double learning_rate; /* the optimizer's current learning rate */
-    /* every key with its value (as in History; per output for models of several outputs) */
+    /* every key with its value (as in History: the loss and every metric, sorted, then the
+     * val_ ones) */
     int n_values;
     const char *const *keys;
     const double *values;
@@ -869,7 +871,11 @@ typedef struct {
     const char *monitor;      /* NULL -> "val_loss" */
     double min_delta;         /* 0 */
     int patience;             /* 0 */
-    kc_monitor_mode mode;     /* auto: max for accuracy, min otherwise */
+    kc_monitor_mode mode;     /* auto: the monitored metric's direction (max for accuracy,
+                                 AUC, precision, ...; min for losses and errors); a key the
+                                 model does not log is an error when fit starts (Keras: it
+                                 cannot tell the direction); with min or max, a key missing
+                                 from the logs is a warning (kc_warn) */
     int restore_best_weights; /* 0 */
     int has_baseline;         /* 0: no baseline; 1: baseline below */
     double baseline;
@@ -945,7 +951,7 @@ kc_status kc_predict_multi(kc_model *m, const float *const *x, int64_t count, fl
 
 /* One optimizer step on one batch (training mode). y: float one-hot / targets, or for sparse
  * categorical crossentropy class indices stored as floats. result (optional): that batch's loss
- * and accuracy before the step. */
+ * and metrics before the step (the metrics are reset first, as Keras's reset_metrics=True). */
 kc_status kc_train_on_batch(kc_model *m, const float *x, const float *y, int batch,
                             kc_metrics *result);
 /* The loss and the gradient of every weight (flat, kc_get_weights order) for one batch, without

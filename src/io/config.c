@@ -99,8 +99,12 @@ static cJSON *null_or_int(int has, int v) { return has ? cJSON_CreateNumber(v) :
 /* a Python float for options Keras checks with isinstance(x, float) (FBetaScore's beta and
  * threshold): 2 is written 2.0 */
 static void add_py_float(cJSON *c, const char *key, float v) {
-    char buf[40];
-    snprintf(buf, sizeof buf, "%.17g", kc_json_float(v));
+    char buf[48];
+    double d = kc_json_float(v);
+    for (int prec = 1; prec <= 17; prec++) { /* the shortest digits that read back as d */
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) break;
+    }
     if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
     cJSON_AddRawToObject(c, key, buf);
 }
