@@ -1,4 +1,4 @@
-/* losses.h: loss values, gradients and the accuracy metric on one batch. */
+/* losses.h: loss values and gradients on one batch (and a row's value, for the metrics). */
 #ifndef KERAC_LOSSES_H
 #define KERAC_LOSSES_H
 #include "internal.h"
@@ -41,6 +41,4 @@ double kc_loss_compute(const kc_loss_spec *s, const float *pred, const float *y,
 double kc_loss_row_value(const kc_loss_spec *s, const float *p, const float *y, int cols,
                          int hinge_binary, float *scratch);
 int kc_loss_hinge_binary(const float *y, int64_t n);
-/* Number of correct samples in the batch (fractional for multi-output binary accuracy). */
-double kc_accuracy_sum(kc_loss loss, const float *pred, const float *y, int batch, int cols);
 #endif
