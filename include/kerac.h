@@ -784,7 +784,97 @@ typedef struct {
     int axis;               /* 0 or -1: the last axis (the only one kerac has) */
 } kc_loss_spec;
 
-enum { KC_METRIC_NONE = 0, KC_METRIC_ACCURACY = 1 };
+/* Keras's metrics, by class. kc_compile's `metrics` argument takes KC_METRIC_ACCURACY (the
+ * value 1, as the bit it always was); kc_compile_ex takes any of them as kc_metric_spec. */
+typedef enum {
+    KC_METRIC_NONE = 0,
+    KC_METRIC_ACCURACY = 1, /* "accuracy" / "acc": binary, sparse or categorical accuracy from
+                               the loss and the output (binary for one column or a binary
+                               crossentropy, sparse for sparse_categorical_crossentropy) */
+    KC_METRIC_BINARY_ACCURACY,               /* BinaryAccuracy(threshold=0.5) */
+    KC_METRIC_CATEGORICAL_ACCURACY,          /* CategoricalAccuracy */
+    KC_METRIC_SPARSE_CATEGORICAL_ACCURACY,   /* SparseCategoricalAccuracy */
+    KC_METRIC_TOP_K_CATEGORICAL_ACCURACY,    /* TopKCategoricalAccuracy(k=5) */
+    KC_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY, /* SparseTopKCategoricalAccuracy(k=5) */
+    KC_METRIC_MEAN_SQUARED_ERROR,            /* MeanSquaredError ("mse") */
+    KC_METRIC_MEAN_ABSOLUTE_ERROR,           /* MeanAbsoluteError ("mae") */
+    KC_METRIC_ROOT_MEAN_SQUARED_ERROR,       /* RootMeanSquaredError */
+    KC_METRIC_MEAN_ABSOLUTE_PERCENTAGE_ERROR,/* MeanAbsolutePercentageError ("mape") */
+    KC_METRIC_MEAN_SQUARED_LOGARITHMIC_ERROR,/* MeanSquaredLogarithmicError ("msle") */
+    KC_METRIC_COSINE_SIMILARITY,             /* CosineSimilarity: the cosine itself (the loss
+                                                is its negative) */
+    KC_METRIC_LOG_COSH_ERROR,                /* LogCoshError (named "logcosh") */
+    KC_METRIC_BINARY_CROSSENTROPY,           /* BinaryCrossentropy(from_logits, label_smoothing) */
+    KC_METRIC_CATEGORICAL_CROSSENTROPY,      /* CategoricalCrossentropy(from_logits, label_smoothing) */
+    KC_METRIC_SPARSE_CATEGORICAL_CROSSENTROPY, /* SparseCategoricalCrossentropy(from_logits) */
+    KC_METRIC_KL_DIVERGENCE,                 /* KLDivergence */
+    KC_METRIC_POISSON,                       /* Poisson */
+    KC_METRIC_HINGE,                         /* Hinge */
+    KC_METRIC_SQUARED_HINGE,                 /* SquaredHinge */
+    KC_METRIC_CATEGORICAL_HINGE,             /* CategoricalHinge */
+    KC_METRIC_HUBER,                         /* the loss function huber (Keras has no metric
+                                                class: the function, wrapped in a Mean) */
+    KC_METRIC_BINARY_FOCAL_CROSSENTROPY,     /* the loss function, likewise */
+    KC_METRIC_CATEGORICAL_FOCAL_CROSSENTROPY,/* the loss function, likewise */
+    KC_METRIC_AUC,                           /* AUC(num_thresholds=200, curve, summation_method,
+                                                from_logits); multi_label False */
+    KC_METRIC_PRECISION,                     /* Precision(thresholds, top_k, class_id) */
+    KC_METRIC_RECALL,                        /* Recall(thresholds, top_k, class_id) */
+    KC_METRIC_F1_SCORE,                      /* F1Score(average, threshold) */
+    KC_METRIC_FBETA_SCORE,                   /* FBetaScore(average, beta, threshold) */
+    KC_METRIC_COUNT /* no metric: the number of kc_metric values (a new one goes before it) */
+} kc_metric;
+
+typedef enum { KC_CURVE_ROC = 0, KC_CURVE_PR, KC_CURVE_PRGAIN } kc_auc_curve;
+typedef enum {
+    KC_SUMMATION_INTERPOLATION = 0,
+    KC_SUMMATION_MAJORING,
+    KC_SUMMATION_MINORING
+} kc_auc_summation;
+/* F1Score / FBetaScore's average. Keras's default, None, gives one value per class: kerac logs
+ * one number per metric, so kc_compile refuses it (and a file's is skipped with a warning). */
+typedef enum {
+    KC_AVERAGE_NONE = 0,
+    KC_AVERAGE_MICRO,
+    KC_AVERAGE_MACRO,
+    KC_AVERAGE_WEIGHTED
+} kc_average;
+
+#define KC_MAX_METRICS 16 /* metrics (and as many weighted metrics) per output */
+
+/* A metric with Keras's options; zero fields are Keras's defaults. Options a metric's class
+ * does not take must stay zero (kc_compile says which one is set). */
+typedef struct {
+    kc_metric kind;
+    /* the name in logs and History (before an output's prefix); NULL: Keras's, the class's
+       default name ("auc", "top_k_categorical_accuracy", "logcosh", ...) or, from
+       kc_metric_from_name, the name given ("mse", "acc"), as Keras names a metric given as a
+       string. A second metric of the same name in a model gets "_1", "_2", ... */
+    const char *name;
+    int has_threshold;     /* else Keras's default: */
+    float threshold;       /*   BinaryAccuracy 0.5; Precision, Recall 0.5 (with top_k: the
+                                top_k classes are positive); F1Score, FBetaScore: None (a row's
+                                largest value is its positive class) */
+    int k;                 /* TopK and SparseTopK accuracy: 0 -> 5 */
+    int top_k;             /* Precision, Recall: 0 -> None */
+    int has_class_id;      /* Precision, Recall: only this column counts */
+    int class_id;
+    int num_thresholds;    /* AUC: 0 -> 200 (> 1) */
+    kc_auc_curve curve;    /* AUC: ROC */
+    kc_auc_summation summation_method; /* AUC: interpolation */
+    int from_logits;       /* AUC (a sigmoid first), the crossentropies */
+    float label_smoothing; /* BinaryCrossentropy, CategoricalCrossentropy */
+    float beta;            /* FBetaScore: 0 -> 1 */
+    kc_average average;    /* F1Score, FBetaScore: must be micro, macro or weighted */
+} kc_metric_spec;
+
+/* The class's default name ("auc"); "none" for KC_METRIC_NONE, "unknown" when not a kc_metric */
+const char *kc_metric_name(kc_metric metric);
+/* A metric by the name Keras 3's compile takes (a class name "AUC", its snake-case name
+ * "top_k_categorical_accuracy", an alias "mse", "acc") or tf.keras 2's ("logcosh", "kld"):
+ * out gets the kind, its default options and name = that name (a static string, the key Keras
+ * gives it). KC_EINVAL (with a message naming it) when unknown. */
+kc_status kc_metric_from_name(const char *name, kc_metric_spec *out);
 
 typedef struct kc_optimizer kc_optimizer;
 typedef struct {
@@ -939,8 +1029,8 @@ kc_status kc_finalize_variable_values(kc_model *m);
  * its options, schedule and learning rate */
 kc_optimizer *kc_model_get_optimizer(kc_model *m);
 
-/* Takes ownership of the optimizer (also on error). metrics: KC_METRIC_* bits. The loss and
- * metrics apply to every output. */
+/* Takes ownership of the optimizer (also on error). metrics: 0 or KC_METRIC_ACCURACY (other
+ * metrics: kc_compile_ex's metric_specs). The loss and metrics apply to every output. */
 kc_status kc_compile(kc_model *m, kc_loss loss, kc_optimizer *opt, unsigned metrics);
 typedef struct {
     kc_optimizer *optimizer; /* required; taken over (also on error) */
@@ -953,21 +1043,47 @@ typedef struct {
      * sum(loss_weights[o] * loss[o]) plus the regularization penalties */
     float loss_weights[KC_MAX_IO];
     int has_loss_weights;
-    /* per output (kc_compile's metrics apply to every output) */
+    /* per output: 0 or KC_METRIC_ACCURACY (kc_compile's metrics apply to every output) */
     unsigned metrics[KC_MAX_IO];
+    /* per output, Keras's metrics=[...]: a list ended by the first kind KC_METRIC_NONE (after
+     * the accuracy of metrics[o], when set); unknown kinds, options a class does not take and
+     * metrics that do not fit the output (a sparse metric without class-index labels, top-k
+     * of one column, class_id out of range) are errors */
+    kc_metric_spec metric_specs[KC_MAX_IO][KC_MAX_METRICS];
+    /* per output, Keras's weighted_metrics=[...]: updated with the sample weights fit is
+     * given (without any, the same values as metrics); a name already taken gets "weighted_" */
+    kc_metric_spec weighted_metric_specs[KC_MAX_IO][KC_MAX_METRICS];
 } kc_compile_opts;
 kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts);
 /* The loss of output o of a compiled model (kind KC_LOSS_NONE when not compiled) */
 kc_loss_spec kc_model_loss_spec(const kc_model *m, int o);
+/* The compiled metrics, in Keras's order (output by output, the metrics then the weighted
+ * ones): how many, and metric i's spec (resolved: defaults filled, name set), output, whether
+ * it is weighted and its log key ("auc", "auc_1", "<output>_auc"). 0 / KC_EINVAL when out of
+ * range or not compiled. */
+int kc_model_metric_count(const kc_model *m);
+kc_status kc_model_metric(const kc_model *m, int i, kc_metric_spec *spec, int *output,
+                          int *weighted, const char **key);
 
 /* ---- training and evaluation -------------------------------------------------------------- */
 
+/* the most values kc_metrics holds: the loss, the outputs' losses, every metric */
+#define KC_MAX_METRIC_VALUES (1 + KC_MAX_IO + 2 * KC_MAX_IO * KC_MAX_METRICS)
 typedef struct {
     double loss;
     double accuracy; /* NaN when accuracy is not a metric (or the model has several outputs) */
     /* per output: its (unweighted) loss and accuracy, NaN where absent */
     double output_loss[KC_MAX_IO], output_accuracy[KC_MAX_IO];
+    /* every value by its Keras name, in Keras's metrics_names order (what evaluate() returns
+     * as a list): "loss", each output's "<output>_loss" (several outputs), then every metric as
+     * compiled ("accuracy", "auc", "<output>_auc", ...). keys point into the model: valid until
+     * it is compiled again or freed */
+    int n_values;
+    const char *const *keys;
+    double values[KC_MAX_METRIC_VALUES];
 } kc_metrics;
+/* result[key] ("acc" and "accuracy" find each other); 0 when absent */
+int kc_metrics_get(const kc_metrics *r, const char *key, double *value);
 
 typedef struct {
     int epochs;          /* number of epochs completed in this call */
@@ -977,8 +1093,9 @@ typedef struct {
     double *val_accuracy;
     double *seconds;     /* wall time of each epoch's training part */
     int capacity;
-    /* Keras's History.history: every key ("loss", "accuracy", per output "<output
-     * layer>_loss" and "<output layer>_accuracy" for models of several outputs, then the same
+    /* Keras's History.history: every key ("loss", every metric's: "accuracy", "auc", per
+     * output "<output layer>_loss" and "<output layer>_auc" for models of several outputs),
+     * sorted as Keras 3's logs, then the same
      * with "val_"), values[k][epoch] */
     int n_keys;
     char **keys;
@@ -991,19 +1108,21 @@ const double *kc_history_get(const kc_history *h, const char *key);
 /* ---- callbacks ---------------------------------------------------------------------------- */
 
 /* What fit passes to callbacks, as Keras's logs dict. NaN means absent (no accuracy metric, no
- * validation, or batch logs, which carry only loss and accuracy so far in the epoch). */
+ * validation, or batch logs, which carry the training values so far in the epoch). */
 typedef struct {
     int epoch;            /* 0-based, as Keras passes it (the progress bar shows epoch + 1) */
     int batch;            /* 0-based step within the epoch (on_batch_end), else -1 */
     double loss, accuracy, val_loss, val_accuracy;
     double learning_rate; /* the optimizer's current learning rate */
-    /* every key with its value (as in History; per output for models of several outputs) */
+    /* every key with its value (as in History: the loss and every metric, sorted, then the
+     * val_ ones) */
     int n_values;
     const char *const *keys;
     const double *values;
 } kc_logs;
-/* logs[key] for key "loss", "accuracy" (or "acc"), "val_loss", "val_accuracy", "learning_rate";
- * returns 0 when the key is unknown or its value is absent (NaN) */
+/* logs[key]: any key of the logs ("loss", "auc", "val_auc", "out_precision", ...), and
+ * "learning_rate"; "acc" and "accuracy" find each other. Returns 0 when the key is unknown or
+ * its value is absent (NaN) */
 int kc_logs_get(const kc_logs *logs, const char *key, double *value);
 
 /* A callback: any hook may be NULL. A hook returning a status other than KC_OK ends fit with
@@ -1031,7 +1150,11 @@ typedef struct {
     const char *monitor;      /* NULL -> "val_loss" */
     double min_delta;         /* 0 */
     int patience;             /* 0 */
-    kc_monitor_mode mode;     /* auto: max for accuracy, min otherwise */
+    kc_monitor_mode mode;     /* auto: the monitored metric's direction (max for accuracy,
+                                 AUC, precision, ...; min for losses and errors); a key the
+                                 model does not log is an error when fit starts (Keras: it
+                                 cannot tell the direction); with min or max, a key missing
+                                 from the logs is a warning (kc_warn) */
     int restore_best_weights; /* 0 */
     int has_baseline;         /* 0: no baseline; 1: baseline below */
     double baseline;
@@ -1123,7 +1246,7 @@ kc_status kc_predict_multi(kc_model *m, const float *const *x, int64_t count, fl
 
 /* One optimizer step on one batch (training mode). y: float one-hot / targets, or for sparse
  * categorical crossentropy class indices stored as floats. result (optional): that batch's loss
- * and accuracy before the step. */
+ * and metrics before the step (the metrics are reset first, as Keras's reset_metrics=True). */
 kc_status kc_train_on_batch(kc_model *m, const float *x, const float *y, int batch,
                             kc_metrics *result);
 /* The loss and the gradient of every weight (flat, kc_get_weights order) for one batch, without

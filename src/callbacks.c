@@ -3,6 +3,7 @@
  * TerminateOnNaN (the files of keras/src/callbacks). Each is a kc_callback whose user pointer holds its
  * state; kc_callback_free releases it. */
 #include "model_view.h"
+#include "metrics.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,20 +12,32 @@ kc_logs kc_logs_empty(const kc_model *m) {
     return (kc_logs){0, -1, NAN, NAN, NAN, NAN, (double)kc_get_learning_rate(m), 0, NULL, NULL};
 }
 
+static int logs_find(const kc_logs *logs, const char *key, double *v) {
+    for (int i = 0; i < logs->n_values; i++)
+        if (!strcmp(logs->keys[i], key)) {
+            *v = logs->values[i];
+            return 1;
+        }
+    return 0;
+}
+
 int kc_logs_get(const kc_logs *logs, const char *key, double *value) {
     if (!logs || !key) return 0;
     double v;
-    if (!strcmp(key, "loss")) v = logs->loss;
+    /* the keys the logs carry, then the fields, then "acc" and "accuracy" for each other */
+    const char *other = !strcmp(key, "acc")            ? "accuracy"
+                        : !strcmp(key, "accuracy")     ? "acc"
+                        : !strcmp(key, "val_acc")      ? "val_accuracy"
+                        : !strcmp(key, "val_accuracy") ? "val_acc"
+                                                       : NULL;
+    if (logs_find(logs, key, &v)) {
+    } else if (!strcmp(key, "loss")) v = logs->loss;
     else if (!strcmp(key, "accuracy") || !strcmp(key, "acc")) v = logs->accuracy;
     else if (!strcmp(key, "val_loss")) v = logs->val_loss;
     else if (!strcmp(key, "val_accuracy") || !strcmp(key, "val_acc")) v = logs->val_accuracy;
     else if (!strcmp(key, "learning_rate") || !strcmp(key, "lr")) v = logs->learning_rate;
-    else {
-        int i = 0;
-        while (i < logs->n_values && strcmp(logs->keys[i], key)) i++;
-        if (i == logs->n_values) return 0;
-        v = logs->values[i];
-    }
+    else if (!other || !logs_find(logs, other, &v)) return 0;
+    if (isnan(v) && other) logs_find(logs, other, &v); /* "acc" absent: "accuracy"'s */
     if (isnan(v) && strcmp(key, "loss")) return 0;
     if (value) *value = v;
     return 1;
@@ -74,32 +87,77 @@ static char *dup_str(const char *s) {
     return d;
 }
 
+/* the logs' keys as "a, b, c" (a static buffer) */
+static const char *logs_list(const kc_logs *logs) {
+    static _Thread_local char buf[1024];
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; i < logs->n_values && n + 4 < sizeof buf; i++) {
+        if (isnan(logs->values[i])) continue;
+        int w = snprintf(buf + n, sizeof buf - n, "%s%s", n ? ", " : "", logs->keys[i]);
+        if (w < 0) break;
+        n += (size_t)w;
+        if (n >= sizeof buf) {
+            n = sizeof buf - 1;
+            break;
+        }
+    }
+    return buf;
+}
+
 /* ---- MonitorCallback: the comparison EarlyStopping, ReduceLROnPlateau and ModelCheckpoint
  * share: mode auto is max for accuracy, min for loss (and for anything else kerac logs) ---- */
 
 typedef struct {
-    char monitor[32];
+    char monitor[KC_METRIC_KEY_MAX + 4];
+    kc_monitor_mode mode;
     int maximize;
     double min_delta; /* signed as Keras: negative when minimising */
     int has_best;
     double best;
+    int warned; /* the monitor was missing from the logs once (warned) */
 } monitor_state;
 
 static kc_status monitor_init(monitor_state *s, const char *monitor, kc_monitor_mode mode,
                               double min_delta, const char *who) {
     if (!monitor) monitor = "val_loss";
-    if (!kc_logs_get(&(kc_logs){0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL}, monitor, NULL) ||
-        strlen(monitor) >= sizeof s->monitor)
-        return kc_err(KC_EINVAL,
-                      "%s: unknown monitor '%s' (kerac logs loss, accuracy, val_loss, "
-                      "val_accuracy, learning_rate)",
-                      who, monitor);
+    if (!*monitor || strlen(monitor) >= sizeof s->monitor)
+        return kc_err(KC_EINVAL, "%s: monitor '%s' is empty or too long", who, monitor);
     if ((unsigned)mode > KC_MODE_MAX) return kc_err(KC_EINVAL, "%s: unknown mode %d", who, mode);
     strcpy(s->monitor, monitor);
-    s->maximize = mode == KC_MODE_MAX ||
-                  (mode == KC_MODE_AUTO && (strstr(monitor, "acc") != NULL));
-    s->min_delta = s->maximize ? fabs(min_delta) : -fabs(min_delta);
+    s->mode = mode;
+    s->maximize = mode == KC_MODE_MAX;
+    s->min_delta = fabs(min_delta);
     return KC_OK;
+}
+
+/* At training's start, as Keras 3's MonitorCallback: mode auto takes the direction of the
+ * compiled metric the monitor names (up for accuracy, AUC, precision ...; down for the losses
+ * and error metrics); a key the model does not log is an error in auto mode (Keras: "isn't
+ * able to automatically determine whether that metric should be maximized or minimized") */
+static kc_status monitor_start(monitor_state *s, const kc_model *m, const char *who) {
+    s->warned = 0;
+    if (s->mode == KC_MODE_AUTO) {
+        int dir = kc_model_metric_direction(m, s->monitor);
+        if (!dir)
+            return kc_err(KC_EINVAL,
+                          "%s: unknown monitor '%s': the model logs %s (with validation, the "
+                          "same with \"val_\"); pass mode min or max to monitor another key",
+                          who, s->monitor, kc_model_log_keys(m));
+        s->maximize = dir > 0;
+    }
+    s->min_delta = s->maximize ? fabs(s->min_delta) : -fabs(s->min_delta);
+    return KC_OK;
+}
+
+/* the monitored value, or 0 with a warning (once per fit) when the logs lack it, as Keras */
+static int monitor_value(monitor_state *s, const kc_logs *logs, const char *who, double *v) {
+    if (kc_logs_get(logs, s->monitor, v)) return 1;
+    if (!s->warned)
+        kc_warn("%s conditioned on metric '%s' which is not available; available metrics are: %s",
+                who, s->monitor, logs_list(logs));
+    s->warned = 1;
+    return 0;
 }
 
 static int is_improvement(const monitor_state *s, double value, int has_reference,
@@ -124,7 +182,7 @@ static kc_status es_train_begin(kc_callback *cb, kc_model *m, const kc_logs *log
     s->mon.has_best = 0;
     free(s->best_weights);
     s->best_weights = NULL;
-    return KC_OK;
+    return monitor_start(&s->mon, m, "EarlyStopping");
 }
 
 static kc_status es_snapshot(early_state *s, kc_model *m) {
@@ -140,7 +198,8 @@ static kc_status es_snapshot(early_state *s, kc_model *m) {
 static kc_status es_epoch_end(kc_callback *cb, kc_model *m, const kc_logs *logs) {
     early_state *s = cb->user;
     double current;
-    if (!kc_logs_get(logs, s->mon.monitor, &current) || logs->epoch < s->o.start_from_epoch)
+    if (!monitor_value(&s->mon, logs, "Early stopping", &current) ||
+        logs->epoch < s->o.start_from_epoch)
         return KC_OK;
     kc_status st;
     if (s->o.restore_best_weights && !s->best_weights) {
@@ -216,13 +275,13 @@ static kc_status rl_train_begin(kc_callback *cb, kc_model *m, const kc_logs *log
     plateau_state *s = cb->user;
     s->mon.has_best = 0;
     s->cooldown_counter = s->wait = 0;
-    return KC_OK;
+    return monitor_start(&s->mon, m, "ReduceLROnPlateau");
 }
 
 static kc_status rl_epoch_end(kc_callback *cb, kc_model *m, const kc_logs *logs) {
     plateau_state *s = cb->user;
     double current;
-    if (!kc_logs_get(logs, s->mon.monitor, &current)) return KC_OK;
+    if (!monitor_value(&s->mon, logs, "Learning rate reduction", &current)) return KC_OK;
     if (s->cooldown_counter > 0) {
         s->cooldown_counter--;
         s->wait = 0;
@@ -341,11 +400,16 @@ too_long:
     return kc_err(KC_EINVAL, "ModelCheckpoint: the file path from '%s' is too long", tmpl);
 }
 
+static kc_status mc_train_begin(kc_callback *cb, kc_model *m, const kc_logs *logs) {
+    checkpoint_state *s = cb->user;
+    return s->o.save_best_only ? monitor_start(&s->mon, m, "ModelCheckpoint") : KC_OK;
+}
+
 static kc_status mc_epoch_end(kc_callback *cb, kc_model *m, const kc_logs *logs) {
     checkpoint_state *s = cb->user;
     if (s->o.save_best_only) {
         double current;
-        if (!kc_logs_get(logs, s->mon.monitor, &current)) return KC_OK;
+        if (!monitor_value(&s->mon, logs, "ModelCheckpoint (save_best_only)", &current)) return KC_OK;
         if (!is_improvement(&s->mon, current, s->mon.has_best, s->mon.best)) {
             if (s->o.verbose > 0)
                 printf("\nEpoch %d: %s did not improve from %.5f\n", logs->epoch + 1,
@@ -400,6 +464,7 @@ kc_callback *kc_model_checkpoint(const char *filepath, const kc_model_checkpoint
         kc_err(KC_ENOMEM, "out of memory creating a callback");
         return NULL;
     }
+    cb->on_train_begin = mc_train_begin;
     cb->on_epoch_end = mc_epoch_end;
     cb->destroy = mc_destroy;
     return cb;
@@ -412,29 +477,33 @@ typedef struct {
     char sep;
     int append;
     FILE *f;
-    int keys; /* bit set of the columns, fixed at the first epoch (Keras: sorted logs keys) */
     int header;
-    /* a model of several outputs: every log key, sorted, fixed at the first epoch */
+    /* the columns, fixed at the first epoch: the logs' keys sorted, and without validation
+     * their "val_" twins (Keras's CSVLogger adds them, written NA) */
     int n_named;
-    char named[48][80];
+    char (*named)[KC_METRIC_KEY_MAX + 4];
 } csv_state;
 
 static void print_repr(FILE *f, double v);
 
-static int known_key(const char *k) {
-    return !strcmp(k, "loss") || !strcmp(k, "accuracy") || !strcmp(k, "val_loss") ||
-           !strcmp(k, "val_accuracy");
-}
-
 static int cmp_key(const void *a, const void *b) { return strcmp(a, b); }
 
-/* the epoch's row when the logs carry keys beyond loss and accuracy (several outputs): all of
- * them, sorted, as Keras's CSVLogger */
-static void csv_named_row(csv_state *s, const kc_logs *logs) {
+static void csv_row(csv_state *s, const kc_logs *logs) {
     if (!s->n_named) {
-        for (int i = 0; i < logs->n_values && s->n_named < 48; i++)
-            snprintf(s->named[s->n_named++], sizeof s->named[0], "%s", logs->keys[i]);
-        qsort(s->named, (size_t)s->n_named, sizeof s->named[0], cmp_key);
+        int n = 0, val = 0;
+        for (int i = 0; i < logs->n_values; i++) {
+            snprintf(s->named[n++], sizeof s->named[0], "%s", logs->keys[i]);
+            val |= !strncmp(logs->keys[i], "val_", 4);
+        }
+        if (!n) snprintf(s->named[n++], sizeof s->named[0], "loss");
+        qsort(s->named, (size_t)n, sizeof s->named[0], cmp_key);
+        if (!val)
+            for (int i = 0, k = n; i < k; i++) {
+                char v[sizeof s->named[0]];
+                snprintf(v, sizeof v, "val_%.*s", (int)sizeof v - 5, s->named[i]);
+                memcpy(s->named[n++], v, sizeof v);
+            }
+        s->n_named = n;
         if (s->header) {
             fprintf(s->f, "epoch");
             for (int k = 0; k < s->n_named; k++) fprintf(s->f, "%c%s", s->sep, s->named[k]);
@@ -446,14 +515,14 @@ static void csv_named_row(csv_state *s, const kc_logs *logs) {
         double v = NAN;
         fputc(s->sep, s->f);
         if (kc_logs_get(logs, s->named[k], &v) && !isnan(v)) print_repr(s->f, v);
+        else if (!strcmp(s->named[k], "loss")) print_repr(s->f, logs->loss);
         else fputs("NA", s->f);
     }
     fputc('\n', s->f);
 }
 
 /* Keras 3's epoch logs are loss, the compiled metrics and, with validation, their val_
- * twins (no learning_rate); CSVLogger writes them sorted, and without validation adds the
- * val_ columns anyway, as NA */
+ * twins (no learning_rate); CSVLogger writes them sorted */
 static kc_status csv_train_begin(kc_callback *cb, kc_model *m, const kc_logs *logs) {
     csv_state *s = cb->user;
     if (s->f) fclose(s->f);
@@ -466,7 +535,6 @@ static kc_status csv_train_begin(kc_callback *cb, kc_model *m, const kc_logs *lo
         }
     }
     s->f = fopen(s->filename, s->append ? "a" : "w");
-    s->keys = 0;
     s->n_named = 0;
     if (!s->f) return kc_err(KC_EIO, "CSVLogger: cannot open %s for writing", s->filename);
     return KC_OK;
@@ -487,32 +555,11 @@ static void print_repr(FILE *f, double v) {
 static kc_status csv_epoch_end(kc_callback *cb, kc_model *m, const kc_logs *logs) {
     csv_state *s = cb->user;
     if (!s->f) return kc_err(KC_ESTATE, "CSVLogger: the file is not open (on_train_begin)");
-    int named = s->n_named > 0;
-    for (int i = 0; i < logs->n_values && !named; i++) named = !known_key(logs->keys[i]);
-    if (named) {
-        csv_named_row(s, logs);
-        fflush(s->f);
-        return ferror(s->f) ? kc_err(KC_EIO, "CSVLogger: writing %s failed", s->filename) : KC_OK;
+    if (!s->named) {
+        s->named = calloc(2 * KC_MAX_METRIC_VALUES + 2, sizeof *s->named);
+        if (!s->named) return kc_err(KC_ENOMEM, "CSVLogger: out of memory");
     }
-    static const char *const names[] = {"accuracy", "loss", "val_accuracy", "val_loss"};
-    const double vals[] = {logs->accuracy, logs->loss, logs->val_accuracy, logs->val_loss};
-    if (!s->keys) {
-        s->keys = 2 | 8 | (!isnan(logs->accuracy) ? 1 | 4 : 0);
-        if (s->header) {
-            fprintf(s->f, "epoch");
-            for (int k = 0; k < 4; k++)
-                if (s->keys & 1 << k) fprintf(s->f, "%c%s", s->sep, names[k]);
-            fputc('\n', s->f);
-        }
-    }
-    fprintf(s->f, "%d", logs->epoch);
-    for (int k = 0; k < 4; k++) {
-        if (!(s->keys & 1 << k)) continue;
-        fputc(s->sep, s->f);
-        if (isnan(vals[k]) && k != 1) fputs("NA", s->f);
-        else print_repr(s->f, vals[k]);
-    }
-    fputc('\n', s->f);
+    csv_row(s, logs);
     fflush(s->f);
     return ferror(s->f) ? kc_err(KC_EIO, "CSVLogger: writing %s failed", s->filename) : KC_OK;
 }
@@ -528,6 +575,7 @@ static kc_status csv_train_end(kc_callback *cb, kc_model *m, const kc_logs *logs
 static void csv_destroy(kc_callback *cb) {
     csv_state *s = cb->user;
     if (s->f) fclose(s->f);
+    free(s->named);
     free(s->filename);
     free(cb);
 }

@@ -1,5 +1,5 @@
-/* losses.c: Keras's losses (value and gradient) and the accuracy metric, on a batch of model
- * outputs pred (batch, cols). Loss values are means over the batch ("sum_over_batch_size"). */
+/* losses.c: Keras's losses (value and gradient), on a batch of model outputs pred (batch,
+ * cols). Loss values are means over the batch ("sum_over_batch_size"). */
 #include "losses.h"
 #include <math.h>
 #include <stdlib.h>
@@ -577,28 +577,14 @@ double kc_loss_compute_weighted(const kc_loss_spec *s, const float *pred, const 
     return total / den;
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int j = 1; j < n; j++)
-        if (x[j] > x[best]) best = j;
-    return best;
+int kc_loss_hinge_binary(const float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (y[i] != 0.0f && y[i] != 1.0f) return 0;
+    return 1;
 }
 
-double kc_accuracy_sum(kc_loss loss, const float *pred, const float *y, int batch, int cols) {
-    double correct = 0.0;
-    for (int i = 0; i < batch; i++) {
-        const float *p = pred + (int64_t)i * cols;
-        if (cols == 1 || loss == KC_BINARY_CROSSENTROPY || loss == KC_BINARY_FOCAL_CROSSENTROPY) {
-            /* binary_accuracy: (p > 0.5) == t, averaged over the row */
-            const float *t = y + (int64_t)i * cols;
-            int hits = 0;
-            for (int j = 0; j < cols; j++) hits += (p[j] > 0.5f) == (t[j] > 0.5f);
-            correct += (double)hits / cols;
-        } else if (loss == KC_SPARSE_CATEGORICAL_CROSSENTROPY) {
-            correct += argmax(p, cols) == (int)y[i];
-        } else {
-            correct += argmax(p, cols) == argmax(y + (int64_t)i * cols, cols);
-        }
-    }
-    return correct;
+double kc_loss_row_value(const kc_loss_spec *s, const float *p, const float *y, int cols,
+                         int hinge_binary, float *scratch) {
+    row_ctx c = {s, hinge_binary, scratch, scratch + cols};
+    return row_loss(&c, p, y, cols, NULL);
 }

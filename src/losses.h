@@ -1,4 +1,4 @@
-/* losses.h: loss values, gradients and the accuracy metric on one batch. */
+/* losses.h: loss values and gradients on one batch (and a row's value, for the metrics). */
 #ifndef KERAC_LOSSES_H
 #define KERAC_LOSSES_H
 #include "internal.h"
@@ -39,6 +39,11 @@ double kc_loss_compute(const kc_loss_spec *s, const float *pred, const float *y,
 double kc_loss_compute_weighted(const kc_loss_spec *s, const float *pred, const float *y,
                                 int batch, int cols, float *grad, int fused,
                                 const float *weights);
-/* Number of correct samples in the batch (fractional for multi-output binary accuracy). */
-double kc_accuracy_sum(kc_loss loss, const float *pred, const float *y, int batch, int cols);
+/* One row's loss value (no reduction), for the metrics that are losses: y the row of targets,
+ * or for the sparse loss a pointer to its class index; hinge_binary: the batch's labels are
+ * all 0 or 1 (kc_loss_hinge_binary: the hinge losses read them as -1 and 1); scratch: 2 * cols
+ * floats. The spec must be resolved. */
+double kc_loss_row_value(const kc_loss_spec *s, const float *p, const float *y, int cols,
+                         int hinge_binary, float *scratch);
+int kc_loss_hinge_binary(const float *y, int64_t n);
 #endif

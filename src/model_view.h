@@ -14,7 +14,6 @@ typedef struct {
     int64_t n_params;
     kc_optimizer *opt; /* NULL when not compiled */
     kc_loss loss;
-    unsigned metrics;
     kc_rng *rng;       /* the shuffling stream */
     uint64_t *step;    /* training steps taken: keys dropout masks */
     int *epoch;        /* epochs completed */
@@ -26,6 +25,12 @@ typedef struct {
 kc_status kc_model_view_get(kc_model *m, kc_model_view *v);
 /* layer i (NULL when out of range), also before the weights exist */
 kc_layer *kc_model_layer(kc_model *m, int i);
+
+/* which way a log key improves (train.c): 1 up (accuracy, AUC, ...), -1 down (the losses, the
+ * error metrics; also learning_rate), 0 when the model does not log it */
+int kc_model_metric_direction(const kc_model *m, const char *key);
+/* the keys the model logs, "loss, accuracy, ..." (a static buffer) */
+const char *kc_model_log_keys(const kc_model *m);
 
 /* ---- callbacks (callbacks.c) ---- */
 typedef enum {

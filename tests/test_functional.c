@@ -237,8 +237,9 @@ Test(functional, two_inputs_two_outputs_loss_weights) {
     KC_CHECK(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 2, .epochs = 2, .verbose = 2, .out = out,
                                            .validation = &ds}, &hist));
     fclose(out);
-    const char *keys[] = {"loss", "class_loss", "value_loss", "class_accuracy", "val_loss",
-                          "val_class_loss", "val_value_loss", "val_class_accuracy"};
+    /* Keras 3's order: the training keys sorted, then the validation keys sorted */
+    const char *keys[] = {"class_accuracy", "class_loss", "loss", "value_loss",
+                          "val_class_accuracy", "val_class_loss", "val_loss", "val_value_loss"};
     cr_assert_eq(hist->n_keys, 8);
     for (int i = 0; i < 8; i++) {
         cr_assert_str_eq(hist->keys[i], keys[i]);

@@ -5,6 +5,7 @@
 #include "io.h"
 #include "../model/model.h"
 #include "../layers/custom.h"
+#include "../metrics.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,154 @@ static cJSON *optimizer_config(const kc_optimizer *opt, kc_config_style style, i
     return kc_cfg_wrap("keras.optimizers", io->class_name, cfg, style);
 }
 
+/* ---- metrics ---- */
+
+static cJSON *null_or_int(int has, int v) { return has ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+/* a Python float for options Keras checks with isinstance(x, float) (FBetaScore's beta and
+ * threshold): 2 is written 2.0 */
+static void add_py_float(cJSON *c, const char *key, float v) {
+    char buf[48];
+    double d = kc_json_float(v);
+    for (int prec = 1; prec <= 17; prec++) { /* the shortest digits that read back as d */
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) break;
+    }
+    if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
+    cJSON_AddRawToObject(c, key, buf);
+}
+
+/* a metric in compile_config as Keras writes it: a string where Keras reads that string back as
+ * this metric with these options (Keras 3's strings: a class's name, its snake case, the
+ * aliases; a legacy file: "accuracy" and "acc" only, as tf.keras 2 reads other names as its
+ * functions), else the class's config. NULL: left out (a loss function without a metric class
+ * has no form a legacy file's readers take). */
+static cJSON *metric_json(const kc_metric_state *st, kc_config_style style) {
+    const kc_metric_spec *s = &st->spec;
+    const kc_metric_info *info = kc_metric_info_of(s->kind);
+    if (!info) return NULL;
+    int k3 = style == KC_CONFIG_KERAS3;
+    if (s->kind == KC_METRIC_ACCURACY) {
+        /* a .keras file: the string, where Keras 3 reads it as the same accuracy; else
+         * (another name, or a binary crossentropy over several columns, which Keras 3 gives
+         * categorical accuracy) the class it runs as, named as it is */
+        kc_metric k = kc_metric_accuracy_kind(st->loss_kind, st->cols, 1);
+        if (k3 && kc_metric_keras3_string(s->kind, st->name) && kc_metric_info_of(k) == st->info)
+            return cJSON_CreateString(st->name);
+        /* a legacy file: the class, always (tf.keras 2 does not resolve "accuracy" from the
+         * loss as kerac writes it, and gives categorical accuracy to sparse labels) */
+        info = st->info;
+    } else if (k3 && kc_metric_keras3_string(s->kind, st->name) && kc_metric_spec_default(s)) {
+        return cJSON_CreateString(st->name);
+    }
+    if (!info->class_name) {
+        if (!k3) {
+            kc_warn("saving: metric %s is a loss function without a Keras metric class; a legacy "
+                    ".h5 file cannot hold it (Keras 3 and tf.keras 2 refuse its name there), so "
+                    "it is left out (a .keras file keeps it)", st->key);
+            return NULL;
+        }
+        /* Keras 3 serializes a function given as a metric this way, and reads it back */
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "module", "builtins");
+        cJSON_AddStringToObject(f, "class_name", "function");
+        cJSON_AddStringToObject(f, "config", info->name);
+        cJSON_AddStringToObject(f, "registered_name", "function");
+        return f;
+    }
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "name", st->name);
+    cJSON_AddStringToObject(c, "dtype", "float32");
+    kc_metric kind = info - kc_metric_info_of(KC_METRIC_ACCURACY) + KC_METRIC_ACCURACY;
+    switch (kind) {
+    case KC_METRIC_BINARY_ACCURACY:
+        cJSON_AddNumberToObject(c, "threshold", kc_json_float(s->has_threshold ? s->threshold : 0.5f));
+        break;
+    case KC_METRIC_TOP_K_CATEGORICAL_ACCURACY:
+    case KC_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY: cJSON_AddNumberToObject(c, "k", s->k); break;
+    case KC_METRIC_BINARY_CROSSENTROPY:
+    case KC_METRIC_CATEGORICAL_CROSSENTROPY:
+        cJSON_AddBoolToObject(c, "from_logits", s->from_logits);
+        cJSON_AddNumberToObject(c, "label_smoothing", kc_json_float(s->label_smoothing));
+        if (kind == KC_METRIC_CATEGORICAL_CROSSENTROPY) cJSON_AddNumberToObject(c, "axis", -1);
+        break;
+    case KC_METRIC_SPARSE_CATEGORICAL_CROSSENTROPY:
+        cJSON_AddBoolToObject(c, "from_logits", s->from_logits);
+        if (k3) cJSON_AddNullToObject(c, "ignore_class");
+        cJSON_AddNumberToObject(c, "axis", -1);
+        break;
+    case KC_METRIC_AUC: {
+        static const char *const curves[] = {"ROC", "PR", "PRGAIN"};
+        static const char *const sums[] = {"interpolation", "majoring", "minoring"};
+        cJSON_AddNumberToObject(c, "num_thresholds", s->num_thresholds);
+        cJSON_AddStringToObject(c, "curve", curves[s->curve]);
+        cJSON_AddStringToObject(c, "summation_method", sums[s->summation_method]);
+        cJSON_AddFalseToObject(c, "multi_label");
+        cJSON_AddNullToObject(c, "num_labels");
+        cJSON_AddNullToObject(c, "label_weights");
+        cJSON_AddBoolToObject(c, "from_logits", s->from_logits);
+        break;
+    }
+    case KC_METRIC_PRECISION:
+    case KC_METRIC_RECALL:
+        if (s->has_threshold) cJSON_AddNumberToObject(c, "thresholds", kc_json_float(s->threshold));
+        else cJSON_AddNullToObject(c, "thresholds");
+        cJSON_AddItemToObject(c, "top_k", null_or_int(s->top_k != 0, s->top_k));
+        cJSON_AddItemToObject(c, "class_id", null_or_int(s->has_class_id, s->class_id));
+        break;
+    case KC_METRIC_F1_SCORE:
+    case KC_METRIC_FBETA_SCORE: {
+        static const char *const avg[] = {NULL, "micro", "macro", "weighted"};
+        cJSON_AddStringToObject(c, "average", avg[s->average]);
+        if (kind == KC_METRIC_FBETA_SCORE) add_py_float(c, "beta", s->beta);
+        if (s->has_threshold) add_py_float(c, "threshold", s->threshold);
+        else cJSON_AddNullToObject(c, "threshold");
+        break;
+    }
+    default: break;
+    }
+    return kc_cfg_wrap("keras.metrics", info->class_name, c, style);
+}
+
+/* output o's metrics (weighted or not) as a list; NULL when it has none */
+static cJSON *metrics_json(const kc_model *m, int o, int weighted, kc_config_style style) {
+    cJSON *list = NULL;
+    for (int i = 0; i < m->n_mets; i++) {
+        const kc_metric_state *st = &m->mets[i];
+        if (st->output != o || st->weighted != weighted) continue;
+        cJSON *j = metric_json(st, style);
+        if (!j) continue;
+        if (!list) list = cJSON_CreateArray();
+        cJSON_AddItemToArray(list, j);
+    }
+    return list;
+}
+
+/* compile_config's "metrics" or "weighted_metrics": a list for one output, a list per output
+ * (an empty one where an output has none) for several, null when there are none */
+static void add_metrics(cJSON *c, const char *key, const kc_model *m, int weighted,
+                        kc_config_style style) {
+    int n_out = m ? m->n_outputs : 1, any = 0;
+    if (n_out == 1) {
+        cJSON *l = m ? metrics_json(m, 0, weighted, style) : NULL;
+        if (l) cJSON_AddItemToObject(c, key, l);
+        else if (weighted) cJSON_AddNullToObject(c, key);
+        else cJSON_AddArrayToObject(c, key);
+        return;
+    }
+    cJSON *all = cJSON_CreateArray();
+    for (int o = 0; o < n_out; o++) {
+        cJSON *l = metrics_json(m, o, weighted, style);
+        any |= l != NULL;
+        cJSON_AddItemToArray(all, l ? l : cJSON_CreateArray());
+    }
+    if (any) cJSON_AddItemToObject(c, key, all);
+    else {
+        cJSON_Delete(all);
+        cJSON_AddNullToObject(c, key);
+    }
+}
+
 cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style) {
     if (!v->opt) return NULL;
     cJSON *c = cJSON_CreateObject();
@@ -119,38 +268,24 @@ cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style) {
         kc_loss_spec one = m ? m->loss_specs[0] : (kc_loss_spec){.kind = v->loss};
         cJSON_AddItemToObject(c, "loss", loss_json(&one, style));
         cJSON_AddNullToObject(c, "loss_weights");
-        cJSON *metrics = cJSON_AddArrayToObject(c, "metrics");
-        if (v->metrics & KC_METRIC_ACCURACY)
-            cJSON_AddItemToArray(metrics, cJSON_CreateString("accuracy"));
     } else {
         /* one entry per output, in order, as Keras writes a list */
         cJSON *loss = cJSON_AddArrayToObject(c, "loss");
         cJSON *weights = cJSON_CreateArray();
-        cJSON *metrics = cJSON_CreateArray();
-        int weighted = 0, any_metric = 0;
+        int weighted = 0;
         for (int o = 0; o < n_out; o++) {
             cJSON_AddItemToArray(loss, loss_json(&m->loss_specs[o], style));
             cJSON_AddItemToArray(weights, cJSON_CreateNumber(kc_json_float(m->loss_weights[o])));
             weighted |= m->loss_weights[o] != 1.0f;
-            cJSON *mo = cJSON_CreateArray();
-            if (m->metrics[o] & KC_METRIC_ACCURACY) {
-                cJSON_AddItemToArray(mo, cJSON_CreateString("accuracy"));
-                any_metric = 1;
-            }
-            cJSON_AddItemToArray(metrics, mo);
         }
         if (weighted) cJSON_AddItemToObject(c, "loss_weights", weights);
         else {
             cJSON_Delete(weights);
             cJSON_AddNullToObject(c, "loss_weights");
         }
-        if (any_metric) cJSON_AddItemToObject(c, "metrics", metrics);
-        else {
-            cJSON_Delete(metrics);
-            cJSON_AddNullToObject(c, "metrics");
-        }
     }
-    cJSON_AddNullToObject(c, "weighted_metrics");
+    add_metrics(c, "metrics", m, 0, style);
+    add_metrics(c, "weighted_metrics", m, 1, style);
     cJSON_AddFalseToObject(c, "run_eagerly");
     cJSON_AddNumberToObject(c, "steps_per_execution", 1);
     cJSON_AddFalseToObject(c, "jit_compile");
@@ -266,14 +401,192 @@ static kc_status parse_loss(const cJSON *loss, const char *where, kc_loss_spec *
     return KC_OK;
 }
 
-/* any string in the metrics tree naming accuracy ("accuracy", "acc", "categorical_accuracy",
- * tf.keras 2's MeanMetricWrapper configs) */
-static int mentions_accuracy(const cJSON *j) {
-    if (cJSON_IsString(j))
-        return strstr(j->valuestring, "accuracy") || !strcmp(j->valuestring, "acc");
-    const cJSON *c;
-    cJSON_ArrayForEach(c, j) if (mentions_accuracy(c)) return 1;
-    return 0;
+/* ---- reading metrics ---- */
+
+/* a metric class by its exact Keras class name */
+static kc_metric metric_class(const char *cls) {
+    for (int k = KC_METRIC_ACCURACY; k < KC_METRIC_COUNT; k++) {
+        const kc_metric_info *i = kc_metric_info_of((kc_metric)k);
+        if (i->class_name && !strcmp(i->class_name, cls)) return (kc_metric)k;
+    }
+    return KC_METRIC_NONE;
+}
+
+/* a metric class's config options into s; an option kerac cannot honour gives a message in
+ * why (the metric is then left out) */
+static int metric_options(const cJSON *c, kc_metric_spec *s, char *name, size_t name_size,
+                          char *why, size_t why_size) {
+    const cJSON *it;
+    cJSON_ArrayForEach(it, c) {
+        const char *k = it->string;
+        int num = cJSON_IsNumber(it), null = cJSON_IsNull(it);
+        const char *str = cJSON_IsString(it) ? it->valuestring : NULL;
+        if (!strcmp(k, "dtype") || !strcmp(k, "fn")) continue;
+        if (!strcmp(k, "name") && str) snprintf(name, name_size, "%s", str);
+        else if ((!strcmp(k, "threshold") || !strcmp(k, "thresholds")) && (num || null)) {
+            s->has_threshold = num;
+            s->threshold = num ? (float)it->valuedouble : 0.0f;
+        } else if (!strcmp(k, "thresholds") && cJSON_IsArray(it) && cJSON_GetArraySize(it) == 1 &&
+                   cJSON_IsNumber(cJSON_GetArrayItem(it, 0))) {
+            s->has_threshold = 1;
+            s->threshold = (float)cJSON_GetArrayItem(it, 0)->valuedouble;
+        } else if (!strcmp(k, "k") && num) s->k = it->valueint;
+        else if (!strcmp(k, "top_k") && (num || null)) s->top_k = num ? it->valueint : 0;
+        else if (!strcmp(k, "class_id") && (num || null)) {
+            s->has_class_id = num;
+            s->class_id = num ? it->valueint : 0;
+        } else if (!strcmp(k, "num_thresholds") && num) s->num_thresholds = it->valueint;
+        else if (!strcmp(k, "curve") && str && (!strcasecmp(str, "roc") || !strcasecmp(str, "pr") ||
+                                                 !strcasecmp(str, "prgain")))
+            s->curve = !strcasecmp(str, "roc") ? KC_CURVE_ROC : !strcasecmp(str, "pr") ? KC_CURVE_PR
+                                                                                      : KC_CURVE_PRGAIN;
+        else if (!strcmp(k, "summation_method") && str &&
+                 (!strcasecmp(str, "interpolation") || !strcasecmp(str, "majoring") ||
+                  !strcasecmp(str, "minoring")))
+            s->summation_method = !strcasecmp(str, "interpolation") ? KC_SUMMATION_INTERPOLATION
+                                  : !strcasecmp(str, "majoring")    ? KC_SUMMATION_MAJORING
+                                                                    : KC_SUMMATION_MINORING;
+        else if (!strcmp(k, "multi_label") && cJSON_IsFalse(it)) continue;
+        else if ((!strcmp(k, "num_labels") || !strcmp(k, "label_weights") ||
+                  !strcmp(k, "ignore_class")) && null)
+            continue;
+        else if (!strcmp(k, "from_sorted_ids") && cJSON_IsFalse(it)) continue;
+        else if (!strcmp(k, "from_logits") && cJSON_IsBool(it)) s->from_logits = cJSON_IsTrue(it);
+        else if (!strcmp(k, "label_smoothing") && num) s->label_smoothing = (float)it->valuedouble;
+        else if (!strcmp(k, "axis") && num && it->valueint == -1) continue;
+        else if (!strcmp(k, "beta") && num) s->beta = (float)it->valuedouble;
+        else if (!strcmp(k, "average") && (str || null)) {
+            if (null) s->average = KC_AVERAGE_NONE;
+            else if (!strcmp(str, "micro")) s->average = KC_AVERAGE_MICRO;
+            else if (!strcmp(str, "macro")) s->average = KC_AVERAGE_MACRO;
+            else if (!strcmp(str, "weighted")) s->average = KC_AVERAGE_WEIGHTED;
+            else goto bad;
+        } else
+            goto bad;
+        continue;
+    bad:;
+        char *v = cJSON_PrintUnformatted(it);
+        snprintf(why, why_size, "its option %s=%s is not one kerac has", k, v ? v : "?");
+        cJSON_free(v);
+        return 0;
+    }
+    return 1;
+}
+
+/* One entry of a metrics list: a name (Keras 3's or tf.keras 2's), Keras 3's serialized class
+ * or function, tf.keras 2's class config or MeanMetricWrapper. 1: out is set (its name in
+ * name); 0: left out with a warning (unknown, an option kerac lacks, or it does not fit the
+ * output: kc_metric_init's reason). */
+static int parse_metric(const cJSON *j, const char *where, const kc_loss_spec *loss, kc_shape out,
+                        kc_metric_spec *spec, char *name, size_t name_size) {
+    kc_metric_spec s = {0};
+    char why[300] = "", label[120] = "";
+    name[0] = 0;
+    if (cJSON_IsString(j)) {
+        snprintf(label, sizeof label, "'%s'", j->valuestring);
+        s.kind = kc_metric_find(j->valuestring, NULL);
+        snprintf(name, name_size, "%s", j->valuestring);
+        if (!s.kind) snprintf(why, sizeof why, "kerac has no such metric");
+    } else if (cJSON_IsObject(j) && cJSON_IsString(get(j, "class_name"))) {
+        const char *cls = get(j, "class_name")->valuestring;
+        const cJSON *c = get(j, "config"), *mod = get(j, "module");
+        snprintf(label, sizeof label, "%s", cls);
+        if (cJSON_IsString(mod) && strcmp(mod->valuestring, "keras.metrics") &&
+            strcmp(mod->valuestring, "builtins") && strcmp(mod->valuestring, "keras.losses"))
+            snprintf(why, sizeof why, "it is from module %s", mod->valuestring);
+        else if (!strcmp(cls, "function") && cJSON_IsString(c)) {
+            /* Keras 3's serialized function: {"class_name": "function", "config": "huber"} */
+            snprintf(label, sizeof label, "'%s'", c->valuestring);
+            s.kind = kc_metric_find(c->valuestring, NULL);
+            snprintf(name, name_size, "%s", c->valuestring);
+            if (!s.kind) snprintf(why, sizeof why, "kerac has no such metric");
+        } else if (!strcmp(cls, "MeanMetricWrapper") && cJSON_IsObject(c)) {
+            /* tf.keras 2: {"class_name": "MeanMetricWrapper", "config": {"name", "fn"}} */
+            const cJSON *fn = get(c, "fn");
+            if (cJSON_IsObject(fn) && cJSON_IsString(get(fn, "config"))) fn = get(fn, "config");
+            const char *f = cJSON_IsString(fn) ? fn->valuestring : "?";
+            snprintf(label, sizeof label, "MeanMetricWrapper(fn=%s)", f);
+            s.kind = kc_metric_find(f, NULL);
+            if (s.kind == KC_METRIC_ACCURACY) s.kind = KC_METRIC_NONE; /* Keras's accuracy() */
+            if (!s.kind) snprintf(why, sizeof why, "kerac has no such metric");
+            else metric_options(c, &s, name, name_size, why, sizeof why);
+        } else {
+            s.kind = metric_class(cls);
+            if (!s.kind) snprintf(why, sizeof why, "kerac has no such metric");
+            else if (cJSON_IsObject(c)) metric_options(c, &s, name, name_size, why, sizeof why);
+        }
+    } else {
+        char *v = cJSON_PrintUnformatted(j);
+        snprintf(label, sizeof label, "%.100s", v ? v : "?");
+        cJSON_free(v);
+        snprintf(why, sizeof why, "it is not a metric's name or config");
+    }
+    /* a class that is what "accuracy" runs as here, named so (tf.keras 2's resolved
+     * MeanMetricWrapper, or kerac's own file), is "accuracy" again */
+    int cols = out.rank ? out.dims[out.rank - 1] : 1;
+    if (!why[0] && (!strcasecmp(name, "accuracy") || !strcasecmp(name, "acc")) &&
+        s.kind == kc_metric_accuracy_kind(loss->kind, cols, 0) &&
+        (s.kind != KC_METRIC_BINARY_ACCURACY || !s.has_threshold || s.threshold == 0.5f)) {
+        s.kind = KC_METRIC_ACCURACY;
+        s.has_threshold = 0;
+        s.threshold = 0.0f;
+    }
+    if (!why[0]) {
+        s.name = name[0] ? name : NULL;
+        kc_metric_state st;
+        if (kc_metric_init(&st, &s, loss, out, 0, 0, "")) snprintf(why, sizeof why, "%s", kc_last_error() + 2);
+        else kc_metric_free(&st);
+    }
+    if (why[0]) {
+        kc_warn("%s: metric %s is left out: %s", where, label, why);
+        return 0;
+    }
+    *spec = s;
+    return 1;
+}
+
+/* output o's entry of compile_config's "metrics" (or "weighted_metrics"): one list for every
+ * output, a list per output, or a dict by output name; tf.keras 2 writes [[...]] for one
+ * output */
+static const cJSON *metrics_for_output(const cJSON *mets, const kc_model *m, int o) {
+    int n_out = m->n_outputs;
+    if (!mets || cJSON_IsNull(mets)) return NULL;
+    if (cJSON_IsObject(mets) && !get(mets, "class_name")) return get(mets, kc_model_output_name(m, o));
+    if (cJSON_IsArray(mets) && n_out > 1 && cJSON_GetArraySize(mets) == n_out) {
+        int nested = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, mets) nested |= cJSON_IsArray(it) || cJSON_IsNull(it);
+        if (nested) return cJSON_GetArrayItem(mets, o);
+    }
+    if (cJSON_IsArray(mets) && n_out == 1 && cJSON_GetArraySize(mets) == 1 &&
+        cJSON_IsArray(cJSON_GetArrayItem(mets, 0)))
+        return cJSON_GetArrayItem(mets, 0);
+    return mets;
+}
+
+static void read_metrics(const cJSON *mets, const kc_model *m, int o, const char *where,
+                         const kc_loss_spec *loss, kc_metric_spec *specs,
+                         char (*names)[KC_METRIC_KEY_MAX]) {
+    const cJSON *mo = metrics_for_output(mets, m, o);
+    if (!mo || cJSON_IsNull(mo)) return;
+    kc_shape out = m->tensors[m->outputs[o]].shape;
+    int n = 0;
+    if (!cJSON_IsArray(mo)) {
+        if (parse_metric(mo, where, loss, out, &specs[0], names[0], KC_METRIC_KEY_MAX))
+            specs[0].name = names[0];
+        return;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, mo) {
+        if (n == KC_MAX_METRICS) {
+            kc_warn("%s: more than %d metrics; the rest are left out", where, KC_MAX_METRICS);
+            break;
+        }
+        if (parse_metric(it, where, loss, out, &specs[n], names[n], KC_METRIC_KEY_MAX)) {
+            specs[n].name = names[n][0] ? names[n] : NULL;
+            n++;
+        }
+    }
 }
 
 kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
@@ -314,25 +627,32 @@ kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
     }
     /* one loss for every output, or one per output: a list in output order, or a dict keyed
      * by the output layers' names */
-    kc_compile_opts co = {.optimizer = o};
+    kc_compile_opts *cop = calloc(1, sizeof *cop);
+    char(*names)[2][KC_MAX_METRICS][KC_METRIC_KEY_MAX] = calloc(KC_MAX_IO, sizeof *names);
+    if (!cop || !names) {
+        free(cop);
+        free(names);
+        kc_optimizer_free(o);
+        return kc_err(KC_ENOMEM, "%s: out of memory", w);
+    }
+    kc_compile_opts co_local = {.optimizer = o};
+#define co (*cop)
+    co = co_local;
     int n_out = m->n_outputs;
     const cJSON *loss = get(cc, "loss"), *lw = get(cc, "loss_weights"), *mets = get(cc, "metrics");
+    const cJSON *wmets = get(cc, "weighted_metrics");
     kc_status st = KC_OK;
     for (int out = 0; out < n_out && !st; out++) {
         char ow[700];
         snprintf(ow, sizeof ow, "%s (output %d)", w, out);
         const char *oname = kc_model_output_name(m, out);
-        const cJSON *lo = loss, *wo = NULL, *mo = mets;
+        const cJSON *lo = loss, *wo = NULL;
         if (cJSON_IsArray(loss) && cJSON_GetArraySize(loss) == n_out && n_out > 1)
             lo = cJSON_GetArrayItem(loss, out);
         else if (cJSON_IsObject(loss) && !get(loss, "class_name"))
             lo = get(loss, oname);
         if (cJSON_IsArray(lw)) wo = cJSON_GetArrayItem(lw, out);
         else if (cJSON_IsObject(lw)) wo = get(lw, oname);
-        if (cJSON_IsArray(mets) && n_out > 1 && cJSON_GetArraySize(mets) == n_out &&
-            (cJSON_IsArray(cJSON_GetArrayItem(mets, 0)) || cJSON_IsNull(cJSON_GetArrayItem(mets, 0))))
-            mo = cJSON_GetArrayItem(mets, out);
-        else if (cJSON_IsObject(mets)) mo = get(mets, oname);
         if (!lo || cJSON_IsNull(lo)) {
             st = kc_err(KC_EFORMAT, "%s: no loss for output '%s' (kerac trains every output)", ow,
                         oname);
@@ -346,15 +666,23 @@ kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
         } else {
             co.loss_weights[out] = 1.0f;
         }
-        co.metrics[out] = mentions_accuracy(mo) ? KC_METRIC_ACCURACY : 0;
+        if (!st) {
+            read_metrics(mets, m, out, ow, &co.loss_specs[out], co.metric_specs[out], names[out][0]);
+            read_metrics(wmets, m, out, ow, &co.loss_specs[out], co.weighted_metric_specs[out],
+                         names[out][1]);
+        }
     }
     co.has_loss_weights = 1;
     if (st) {
         kc_optimizer_free(o);
-        return st;
+    } else {
+        st = kc_compile_ex(m, &co);
+        if (st) kc_err_prefix(st, "%s", where);
     }
-    st = kc_compile_ex(m, &co);
-    return st ? kc_err_prefix(st, "%s", where) : KC_OK;
+#undef co
+    free(cop);
+    free(names);
+    return st;
 }
 
 /* ---- public JSON calls ---- */

@@ -159,8 +159,22 @@ static double penalties(const kc_model *m, int batch) {
 
 /* every output's loss on the forward just run; grads (optional) receive each output's
  * weighted loss gradient in its slot */
-static double losses(kc_model *m, int batch, double *per_output, double *correct, int grads) {
+void kc_model_reset_metrics(kc_model *m) {
+    for (int i = 0; i < m->n_mets; i++) kc_metric_reset(&m->mets[i]);
+}
+
+void kc_model_update_metrics(kc_model *m, int batch, const float *const *sample_weight) {
+    for (int i = 0; i < m->n_mets; i++) {
+        kc_metric_state *st = &m->mets[i];
+        int o = st->output;
+        const float *w = st->weighted && sample_weight ? sample_weight[o] : NULL;
+        kc_metric_update(st, m->tensors[m->outputs[o]].act, m->ybuf[o], batch, w);
+    }
+}
+
+static double losses(kc_model *m, int batch, double *per_output, int metrics, int grads) {
     double total = 0.0;
+    const float *weights[KC_MAX_IO] = {0}; /* the batch's sample weights, for weighted_metrics */
     for (int o = 0; o < m->n_outputs; o++) {
         kc_tval *v = &m->tensors[m->outputs[o]];
         int cols = kc_model_output_cols(m, o);
@@ -170,6 +184,7 @@ static double losses(kc_model *m, int batch, double *per_output, double *correct
         float *g = grads && v->grad_slot >= 0 ? m->grad_pool[v->grad_slot] : NULL;
         /* sample weights: one per sample, and a sample is one row (sample_weights.c checks) */
         const float *sw = m->weighted[o] ? m->wbuf[o] : NULL;
+        weights[o] = sw;
         double lo = kc_loss_compute_weighted(&m->loss_specs[o], v->act, m->ybuf[o], rows, cols,
                                              g, fused, sw);
         float w = m->loss_weights[o];
@@ -177,14 +192,14 @@ static double losses(kc_model *m, int batch, double *per_output, double *correct
             for (int64_t i = 0; i < (int64_t)rows * cols; i++) g[i] *= w;
         if (g) v->grad_written = 1;
         if (per_output) per_output[o] = lo;
-        if (correct) correct[o] = kc_accuracy_sum(m->losses[o], v->act, m->ybuf[o], rows, cols);
         total += (double)w * lo;
     }
+    if (metrics) kc_model_update_metrics(m, batch, weights);
     return total + penalties(m, batch);
 }
 
-double kc_model_loss(kc_model *m, int batch, double *per_output, double *correct) {
-    return losses(m, batch, per_output, correct, 0);
+double kc_model_loss(kc_model *m, int batch, double *per_output, int metrics) {
+    return losses(m, batch, per_output, metrics, 0);
 }
 
 /* ---- backward ---------------------------------------------------------------------------- */
@@ -194,10 +209,10 @@ static void add_into(float *dst, const float *src, int64_t n) {
 }
 
 double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *ctx,
-                                 double *per_output, double *correct, int update) {
+                                 double *per_output, int metrics, int update) {
     kc_model_forward(m, batch, ctx);
     for (int t = 0; t < m->n_tensors; t++) m->tensors[t].grad_written = 0;
-    double loss = losses(m, batch, per_output, correct, 1);
+    double loss = losses(m, batch, per_output, metrics, 1);
     update = update && isfinite(loss);
     int all_grads = update && kc_optimizer_needs_all_grads(m->opt);
     for (int k = m->n_nodes - 1; k >= 0; k--) {

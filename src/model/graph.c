@@ -774,6 +774,7 @@ void kc_model_free(kc_model *m) {
     free(m->tensors);
     free(m->nodes);
     free(m->trained);
+    kc_model_free_metrics(m);
     kc_free(m->own_params);
     kc_free(m->own_grads);
     kc_optimizer_free(m->opt);

@@ -8,6 +8,7 @@
 #include "../internal.h"
 #include "../layers/layer.h"
 #include "../losses.h"
+#include "../metrics.h"
 #include "../optimizers.h"
 
 #define KC_NAME_MAX 48
@@ -108,7 +109,13 @@ struct kc_model {
     kc_loss losses[KC_MAX_IO];          /* the kinds of loss_specs */
     kc_loss_spec loss_specs[KC_MAX_IO]; /* defaults filled in (kc_loss_spec_resolve) */
     float loss_weights[KC_MAX_IO];
-    unsigned metrics[KC_MAX_IO];
+    kc_metric_state *mets; /* the compiled metrics, in Keras's order (output by output, the
+                              metrics then the weighted metrics); their state is the epoch's */
+    int n_mets;
+    /* the value keys in Keras's metrics_names order: "loss", the outputs' losses (several
+     * outputs), every metric's key; kc_metrics.keys points here */
+    int n_value_keys;
+    const char **value_keys;
     unsigned char *trained; /* per leaf layer: trained in this compile (not frozen) */
 
     kc_rng rng;        /* init, then shuffling */
@@ -160,16 +167,24 @@ kc_status kc_model_set_batch_weights(kc_model *m, const float *const *sw, int ba
 kc_status kc_model_ensure_workspace(kc_model *m, int batch);
 void kc_model_free_workspace(kc_model *m);
 void kc_model_forward(kc_model *m, int batch, const kc_forward_ctx *ctx);
-/* acts of the inputs and ybuf hold the batch; returns the total loss (weighted sum plus
- * regularization); per_output[o] (optional) each output's loss, correct[o] (optional) the
- * accuracy sums. update: step the optimizer, else fill m->grads. */
 /* the optimizer's whole step over every trained variable (optim_step.c), when it needs all
  * gradients first (kc_optimizer_needs_all_grads) */
 kc_status kc_model_optimizer_step_all(kc_model *m);
+/* acts of the inputs and ybuf hold the batch; returns the total loss (weighted sum plus
+ * regularization); per_output[o] (optional) each output's loss; metrics: update the compiled
+ * metrics with the batch's outputs (before the step). update: step the optimizer, else fill
+ * m->grads. */
 double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *ctx,
-                                 double *per_output, double *correct, int update);
-/* the loss of the forward already run (inference), per output and total */
-double kc_model_loss(kc_model *m, int batch, double *per_output, double *correct);
+                                 double *per_output, int metrics, int update);
+/* the loss of the forward already run (inference), per output and total; metrics as above */
+double kc_model_loss(kc_model *m, int batch, double *per_output, int metrics);
+/* The compiled metrics' update with the batch of outputs in the workspace (ybuf the targets):
+ * sample_weight, one per sample per output (NULL, or a NULL entry: unweighted), reaches the
+ * weighted metrics only, as Keras's weighted_metrics; the others are unweighted. */
+void kc_model_update_metrics(kc_model *m, int batch, const float *const *sample_weight);
+void kc_model_reset_metrics(kc_model *m);
+/* train.c: releases the compiled metrics and their keys */
+void kc_model_free_metrics(kc_model *m);
 int kc_model_output_cols(const kc_model *m, int o);
 int kc_model_is_type(const kc_layer *l, const char *type);
 /* the call record (and output index) that produced tensor t; -1 for a model input */

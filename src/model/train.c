@@ -70,6 +70,174 @@ static kc_status check_differentiable(const kc_model *m, const unsigned char *tr
     return st;
 }
 
+/* ---- the compiled metrics: their states, keys as Keras 3 names them -------------------- */
+
+typedef struct {
+    kc_metric_state *mets;
+    int n;
+    const char **keys; /* "loss", the outputs' losses, the metrics' keys (one allocation) */
+    int n_keys;
+} metric_set;
+
+static void metric_set_free(metric_set *ms) {
+    for (int i = 0; i < ms->n; i++) kc_metric_free(&ms->mets[i]);
+    free(ms->mets);
+    free(ms->keys);
+    *ms = (metric_set){0};
+}
+
+void kc_model_free_metrics(kc_model *m) {
+    metric_set ms = {m->mets, m->n_mets, m->value_keys, m->n_value_keys};
+    metric_set_free(&ms);
+    m->mets = NULL;
+    m->n_mets = 0;
+    m->value_keys = NULL;
+    m->n_value_keys = 0;
+}
+
+static int count_specs(const kc_metric_spec *list) {
+    int n = 0;
+    while (n < KC_MAX_METRICS && list[n].kind != KC_METRIC_NONE) n++;
+    return n;
+}
+
+/* Keras 3's CompileMetrics.result(): "<output>_<name>" for several outputs; a name met again
+ * gets "_1", "_2" ... (its unique_name_counters: names[] and uses[], the first n); a weighted
+ * metric whose name is taken becomes "weighted_<name>" first */
+static int counter_find(char (*names)[KC_METRIC_KEY_MAX], int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(names[i], name)) return i;
+    return -1;
+}
+
+static void name_metric(const kc_model *m, kc_metric_state *st, char (*names)[KC_METRIC_KEY_MAX],
+                        int *uses, int *n) {
+    char name[KC_METRIC_KEY_MAX];
+    int multi = m->n_outputs > 1;
+    const char *out = multi ? kc_model_output_name(m, st->output) : "";
+    snprintf(name, sizeof name, "%.48s%s%.63s", out, multi ? "_" : "", st->name);
+    int at = counter_find(names, *n, name);
+    if (at >= 0 && st->weighted) {
+        snprintf(name, sizeof name, "%.48s%sweighted_%.63s", out, multi ? "_" : "", st->name);
+        at = counter_find(names, *n, name);
+    }
+    if (at < 0) {
+        snprintf(names[*n], KC_METRIC_KEY_MAX, "%s", name);
+        uses[(*n)++] = 1;
+        snprintf(st->key, sizeof st->key, "%s", name);
+        return;
+    }
+    char key[KC_METRIC_KEY_MAX + 16];
+    snprintf(key, sizeof key, "%s_%d", name, uses[at]++);
+    snprintf(st->key, sizeof st->key, "%.*s", (int)sizeof st->key - 1, key);
+}
+
+static kc_status metrics_build(kc_model *m, const kc_compile_opts *opts, const unsigned *bits,
+                               const kc_loss_spec *losses, metric_set *ms) {
+    int total = 0;
+    for (int o = 0; o < m->n_outputs; o++)
+        total += (bits[o] & KC_METRIC_ACCURACY ? 1 : 0) + count_specs(opts->metric_specs[o]) +
+                 count_specs(opts->weighted_metric_specs[o]);
+    ms->mets = calloc((size_t)(total ? total : 1), sizeof *ms->mets);
+    char(*names)[KC_METRIC_KEY_MAX] = calloc((size_t)(total ? total : 1), sizeof *names);
+    int *uses = calloc((size_t)(total ? total : 1), sizeof *uses), n_names = 0;
+    if (!ms->mets || !names || !uses) {
+        free(names);
+        free(uses);
+        free(ms->mets);
+        ms->mets = NULL;
+        return kc_err(KC_ENOMEM, "kc_compile: out of memory");
+    }
+    kc_status st = KC_OK;
+    /* Keras's order: each output's metrics, then each output's weighted metrics */
+    for (int weighted = 0; weighted < 2 && !st; weighted++)
+        for (int o = 0; o < m->n_outputs && !st; o++) {
+            char where[160];
+            if (m->n_outputs > 1)
+                snprintf(where, sizeof where, "kc_compile (output %d, '%s')", o,
+                         kc_model_output_name(m, o));
+            else
+                snprintf(where, sizeof where, "kc_compile");
+            const kc_metric_spec *list = weighted ? opts->weighted_metric_specs[o] : opts->metric_specs[o];
+            int n = count_specs(list);
+            kc_metric_spec acc = {.kind = KC_METRIC_ACCURACY};
+            for (int k = -1; k < n && !st; k++) {
+                if (k < 0 && (weighted || !(bits[o] & KC_METRIC_ACCURACY))) continue;
+                const kc_metric_spec *sp = k < 0 ? &acc : &list[k];
+                char w2[200];
+                snprintf(w2, sizeof w2, "%s%s", where, weighted ? " (weighted_metrics)" : "");
+                st = kc_metric_init(&ms->mets[ms->n], sp, &losses[o], m->tensors[m->outputs[o]].shape,
+                                    o, weighted, w2);
+                if (!st) name_metric(m, &ms->mets[ms->n++], names, uses, &n_names);
+            }
+        }
+    free(names);
+    free(uses);
+    int n_keys = 1 + (m->n_outputs > 1 ? m->n_outputs : 0) + ms->n;
+    if (!st) {
+        ms->keys = malloc(sizeof(char *) * (size_t)n_keys + (size_t)n_keys * KC_METRIC_KEY_MAX);
+        if (!ms->keys) st = kc_err(KC_ENOMEM, "kc_compile: out of memory");
+    }
+    if (st) {
+        metric_set_free(ms);
+        return st;
+    }
+    char *text = (char *)(ms->keys + n_keys);
+    for (int i = 0; i < n_keys; i++) {
+        char *k = text + (size_t)i * KC_METRIC_KEY_MAX;
+        int outs = m->n_outputs > 1 ? m->n_outputs : 0;
+        if (i == 0) snprintf(k, KC_METRIC_KEY_MAX, "loss");
+        else if (i <= outs) snprintf(k, KC_METRIC_KEY_MAX, "%s_loss", kc_model_output_name(m, i - 1));
+        else snprintf(k, KC_METRIC_KEY_MAX, "%s", ms->mets[i - 1 - outs].key);
+        ms->keys[i] = k;
+    }
+    ms->n_keys = n_keys;
+    return KC_OK;
+}
+
+int kc_model_metric_direction(const kc_model *m, const char *key) {
+    if (!key) return 0;
+    const char *k = !strncmp(key, "val_", 4) ? key + 4 : key;
+    if (!strcmp(k, "learning_rate") || !strcmp(k, "lr")) return -1;
+    if (!m || !m->opt) return !strcmp(k, "loss") ? -1 : 0;
+    for (int i = 0; i < m->n_value_keys; i++)
+        if (!strcmp(m->value_keys[i], k)) {
+            int outs = m->n_outputs > 1 ? m->n_outputs : 0;
+            return i <= outs ? -1 : (m->mets[i - 1 - outs].info->up ? 1 : -1);
+        }
+    /* "acc" and "accuracy" for each other */
+    if (!strcmp(k, "acc") || !strcmp(k, "accuracy"))
+        return kc_model_metric_direction(m, !strcmp(k, "acc") ? "accuracy" : "acc");
+    return 0;
+}
+
+const char *kc_model_log_keys(const kc_model *m) {
+    static _Thread_local char buf[1024];
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; m && i < m->n_value_keys; i++) {
+        int w = snprintf(buf + n, sizeof buf - n, "%s%s", i ? ", " : "", m->value_keys[i]);
+        if (w < 0 || (size_t)w >= sizeof buf - n) break;
+        n += (size_t)w;
+    }
+    return buf;
+}
+
+int kc_model_metric_count(const kc_model *m) { return m && m->opt ? m->n_mets : 0; }
+
+kc_status kc_model_metric(const kc_model *m, int i, kc_metric_spec *spec, int *output,
+                          int *weighted, const char **key) {
+    if (!m || !m->opt || i < 0 || i >= m->n_mets)
+        return kc_err(KC_EINVAL, "kc_model_metric: no metric %d (the model has %d)", i,
+                      m && m->opt ? m->n_mets : 0);
+    const kc_metric_state *st = &m->mets[i];
+    if (spec) *spec = st->spec;
+    if (output) *output = st->output;
+    if (weighted) *weighted = st->weighted;
+    if (key) *key = st->key;
+    return KC_OK;
+}
+
 kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
     kc_optimizer *opt = opts ? opts->optimizer : NULL;
     if (!m) {
@@ -81,6 +249,7 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
     kc_loss_spec specs[KC_MAX_IO];
     unsigned metrics[KC_MAX_IO];
     float weights[KC_MAX_IO];
+    metric_set ms = {0};
     if (!opts) st = kc_err(KC_EINVAL, "kc_compile: options are NULL");
     else if (!opt) st = kc_err(KC_EINVAL, "kc_compile: optimizer is NULL (its constructor failed)");
     if (!st) st = kc_model_ensure_weights(m, "kc_compile");
@@ -100,7 +269,9 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
             weights[o] = opts->has_loss_weights ? opts->loss_weights[o] : 1.0f;
         }
         for (int o = m->n_outputs; o < KC_MAX_IO && !st; o++)
-            if ((!one_loss && (with_specs ? opts->loss_specs[o].kind : opts->loss[o])) || (!one_metric && opts->metrics[o]))
+            if ((!one_loss && (with_specs ? opts->loss_specs[o].kind : opts->loss[o])) ||
+                (!one_metric && opts->metrics[o]) || opts->metric_specs[o][0].kind ||
+                opts->weighted_metric_specs[o][0].kind)
                 st = kc_err(KC_EINVAL, "kc_compile: a loss or metric for output %d, but the model "
                                        "has %d output%s", o, m->n_outputs,
                             m->n_outputs == 1 ? "" : "s");
@@ -116,7 +287,9 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
         else if ((st = kc_loss_spec_resolve(&specs[o], &specs[o], lw)))
             ;
         else if (metrics[o] & ~(unsigned)KC_METRIC_ACCURACY)
-            st = kc_err(KC_EINVAL, "kc_compile: unknown metrics bits 0x%x%s", metrics[o], which);
+            st = kc_err(KC_EINVAL, "kc_compile: unknown metrics bits 0x%x%s (kc_compile's metrics "
+                        "takes KC_METRIC_ACCURACY; other metrics go in kc_compile_ex's "
+                        "metric_specs)", metrics[o], which);
         else if (!isfinite(weights[o]) || weights[o] < 0.0f)
             st = kc_err(KC_EINVAL, "kc_compile: loss weight %g%s must be finite and >= 0",
                         (double)weights[o], which);
@@ -129,6 +302,7 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
                         "the model's output%s is %s",
                         kc_loss_name(losses[o]), which, kc_shape_str(out, buf, sizeof buf));
     }
+    if (!st) st = metrics_build(m, opts, metrics, specs, &ms);
     unsigned char *trained = st ? NULL : malloc((size_t)(m->n_layers ? m->n_layers : 1));
     if (!st && !trained) st = kc_err(KC_ENOMEM, "kc_compile: out of memory");
     if (!st) {
@@ -138,9 +312,15 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
     if (!st) st = kc_optimizer_bind(opt, m->n_params);
     if (st) {
         free(trained);
+        metric_set_free(&ms);
         kc_optimizer_free(opt);
         return st;
     }
+    kc_model_free_metrics(m);
+    m->mets = ms.mets;
+    m->n_mets = ms.n;
+    m->value_keys = ms.keys;
+    m->n_value_keys = ms.n_keys;
     free(m->trained);
     m->trained = trained;
     kc_optimizer_free(m->opt);
@@ -148,7 +328,6 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
     for (int o = 0; o < m->n_outputs; o++) {
         m->losses[o] = losses[o];
         m->loss_specs[o] = specs[o];
-        m->metrics[o] = metrics[o];
         m->loss_weights[o] = weights[o];
         /* Keras warns when a loss that takes logits is given probabilities */
         int p = m->tensors[m->outputs[o]].producer;
@@ -300,15 +479,19 @@ static void load_batch(kc_model *m, const kc_dataset *ds, const int64_t *index, 
 
 typedef struct {
     double loss;
-    double out_loss[KC_MAX_IO], correct[KC_MAX_IO];
+    double out_loss[KC_MAX_IO];
     int64_t seen;
 } sums;
 
+/* The logs' keys: the training half then the validation half ("val_"), each sorted as Keras
+ * 3's logs come (the JAX trainer's dicts are sorted): the progress line, History, callbacks */
 typedef struct {
-    int n; /* keys per half (training; validation has the same with "val_") */
-    char names[2 * (1 + 2 * KC_MAX_IO)][KC_NAME_MAX + 16];
-    const char *ptrs[2 * (1 + 2 * KC_MAX_IO)];
-    double values[2 * (1 + 2 * KC_MAX_IO)];
+    int n; /* keys per half */
+    char names[2 * KC_MAX_METRIC_VALUES][KC_METRIC_KEY_MAX + 4];
+    const char *ptrs[2 * KC_MAX_METRIC_VALUES];
+    double values[2 * KC_MAX_METRIC_VALUES];
+    int order[KC_MAX_METRIC_VALUES]; /* sorted position -> metrics_names position */
+    int loss_at;                     /* where "loss" sorted to */
 } log_keys;
 
 /* the name Keras gives output o in log keys: its layer's (or nested model's) name */
@@ -316,73 +499,99 @@ const char *kc_model_output_name(const kc_model *m, int o) {
     int p = m->tensors[m->outputs[o]].producer;
     return p >= 0 ? m->entries[m->nodes[p].nest].layer->name : m->input_names[0];
 }
-#define output_name kc_model_output_name
 
-static void keys_init(const kc_model *m, log_keys *k) {
-    int n = 0;
-    snprintf(k->names[n++], sizeof k->names[0], "loss");
-    if (m->n_outputs > 1)
-        for (int o = 0; o < m->n_outputs; o++)
-            snprintf(k->names[n++], sizeof k->names[0], "%s_loss", output_name(m, o));
-    for (int o = 0; o < m->n_outputs; o++)
-        if (m->metrics[o] & KC_METRIC_ACCURACY) {
-            if (m->n_outputs > 1)
-                snprintf(k->names[n++], sizeof k->names[0], "%s_accuracy", output_name(m, o));
-            else
-                snprintf(k->names[n++], sizeof k->names[0], "accuracy");
-        }
+static const kc_model *sort_model;
+static int by_key(const void *a, const void *b) {
+    return strcmp(sort_model->value_keys[*(const int *)a], sort_model->value_keys[*(const int *)b]);
+}
+
+static log_keys *keys_new(const kc_model *m) {
+    log_keys *k = malloc(sizeof *k);
+    if (!k) return NULL;
+    int n = m->n_value_keys;
+    for (int i = 0; i < n; i++) k->order[i] = i;
+    sort_model = m;
+    qsort(k->order, (size_t)n, sizeof *k->order, by_key);
     k->n = n;
     for (int i = 0; i < n; i++) {
-        char name[sizeof k->names[0]];
-        memcpy(name, k->names[i], sizeof name);
-        snprintf(k->names[n + i], sizeof k->names[0], "val_%.*s", (int)sizeof name - 5, name);
+        const char *name = m->value_keys[k->order[i]];
+        if (k->order[i] == 0) k->loss_at = i;
+        snprintf(k->names[i], sizeof k->names[0], "%s", name);
+        snprintf(k->names[n + i], sizeof k->names[0], "val_%s", name);
         k->ptrs[i] = k->names[i];
         k->ptrs[n + i] = k->names[n + i];
         k->values[i] = k->values[n + i] = NAN;
     }
+    return k;
 }
 
-static int64_t rows_per_sample(const kc_model *m, int o) {
-    return m->tensors[m->outputs[o]].size / kc_model_output_cols(m, o);
-}
-
-/* the means of s into values[0..k->n) (or from k->n for validation) */
-static void keys_fill(const kc_model *m, log_keys *k, const sums *s, int validation) {
-    double *v = k->values + (validation ? k->n : 0);
+/* the values in metrics_names order: the mean losses of s, then the metrics' results */
+static void current_values(const kc_model *m, const sums *s, double *v) {
     int n = 0;
     double seen = (double)s->seen;
     v[n++] = s->loss / seen;
     if (m->n_outputs > 1)
         for (int o = 0; o < m->n_outputs; o++) v[n++] = s->out_loss[o] / seen;
-    for (int o = 0; o < m->n_outputs; o++)
-        if (m->metrics[o] & KC_METRIC_ACCURACY)
-            v[n++] = s->correct[o] / (seen * (double)rows_per_sample(m, o));
+    for (int i = 0; i < m->n_mets; i++) v[n++] = kc_metric_result(&m->mets[i]);
 }
 
-static double single_accuracy(const kc_model *m, const sums *s) {
-    if (m->n_outputs != 1 || !(m->metrics[0] & KC_METRIC_ACCURACY) || !s->seen) return NAN;
-    return s->correct[0] / ((double)s->seen * (double)rows_per_sample(m, 0));
+/* the current values into values[0..k->n) (or from k->n for validation) */
+static void keys_fill(const kc_model *m, log_keys *k, const sums *s, int validation) {
+    double v[KC_MAX_METRIC_VALUES];
+    current_values(m, s, v);
+    double *out = k->values + (validation ? k->n : 0);
+    for (int i = 0; i < k->n; i++) out[i] = v[k->order[i]];
 }
 
-static void sums_add(sums *s, double loss, const double *per_output, const double *correct,
-                     int b, int n_outputs) {
-    s->loss += loss * b;
-    for (int o = 0; o < n_outputs; o++) {
-        s->out_loss[o] += per_output[o] * b;
-        s->correct[o] += correct[o];
+/* the result of output o's "accuracy" (KC_METRIC_ACCURACY, unweighted), NaN without one */
+static double accuracy_of(const kc_model *m, int o) {
+    for (int i = 0; i < m->n_mets; i++) {
+        const kc_metric_state *st = &m->mets[i];
+        if (st->output == o && !st->weighted && st->spec.kind == KC_METRIC_ACCURACY)
+            return kc_metric_result(st);
     }
+    return NAN;
+}
+
+static double single_accuracy(const kc_model *m) {
+    return m->n_outputs == 1 ? accuracy_of(m, 0) : NAN;
+}
+
+static void sums_add(sums *s, double loss, const double *per_output, int b, int n_outputs) {
+    s->loss += loss * b;
+    for (int o = 0; o < n_outputs; o++) s->out_loss[o] += per_output[o] * b;
     s->seen += b;
 }
 
 static void fill_metrics(const kc_model *m, const sums *s, kc_metrics *r) {
     r->loss = s->loss / (double)s->seen;
-    r->accuracy = single_accuracy(m, s);
+    r->accuracy = single_accuracy(m);
     for (int o = 0; o < KC_MAX_IO; o++) {
         r->output_loss[o] = o < m->n_outputs ? s->out_loss[o] / (double)s->seen : NAN;
-        r->output_accuracy[o] = o < m->n_outputs && (m->metrics[o] & KC_METRIC_ACCURACY)
-                                    ? s->correct[o] / ((double)s->seen * (double)rows_per_sample(m, o))
-                                    : NAN;
+        r->output_accuracy[o] = o < m->n_outputs ? accuracy_of(m, o) : NAN;
     }
+    r->n_values = m->n_value_keys;
+    r->keys = m->value_keys;
+    current_values(m, s, r->values);
+}
+
+int kc_metrics_get(const kc_metrics *r, const char *key, double *value) {
+    if (!r || !key || !r->keys) return 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *want = key;
+        if (pass == 1) { /* "acc" and "accuracy" find each other */
+            if (!strcmp(key, "acc")) want = "accuracy";
+            else if (!strcmp(key, "accuracy")) want = "acc";
+            else break;
+        }
+        for (int i = 0; i < r->n_values; i++)
+            if (!strcmp(r->keys[i], want)) {
+                if (isnan(r->values[i])) return 0;
+                if (value) *value = r->values[i];
+                return 1;
+            }
+    }
+    return 0;
 }
 
 /* Keras's warning when steps ask for more batches than the data has (once per call) */
@@ -395,18 +604,20 @@ static void warn_ran_out(int *warned, const char *what, const char *which) {
 
 /* ---- evaluate ---------------------------------------------------------------------------- */
 
-/* the losses and accuracy sums over samples [start, start + count) of ds, in inference mode */
+/* the losses over samples [start, start + count) of ds, in inference mode, and the metrics
+ * (reset first, as Keras's evaluate resets them) */
 static void evaluate_range(kc_model *m, const kc_dataset *ds, int64_t start, int64_t count,
                            int batch_size, int64_t *scratch_index, sums *s) {
     kc_forward_ctx ctx = {.bf16 = m->bf16};
     memset(s, 0, sizeof *s);
-    double per_output[KC_MAX_IO], correct[KC_MAX_IO];
+    kc_model_reset_metrics(m);
+    double per_output[KC_MAX_IO];
     for (int64_t done = 0; done < count; done += batch_size) {
         int b = (int)(count - done < batch_size ? count - done : batch_size);
         load_batch(m, ds, NULL, start + done, b, scratch_index, 1);
         kc_model_forward(m, b, &ctx);
-        double loss = kc_model_loss(m, b, per_output, correct);
-        sums_add(s, loss, per_output, correct, b, m->n_outputs);
+        double loss = kc_model_loss(m, b, per_output, 1);
+        sums_add(s, loss, per_output, b, m->n_outputs);
     }
 }
 
@@ -419,9 +630,15 @@ kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opt
     if (!st) st = kc_model_ensure_workspace(m, batch_size);
     if (st) return st;
     int64_t *scratch = malloc(sizeof(int64_t) * (size_t)batch_size);
-    if (!scratch) return kc_err(KC_ENOMEM, "kc_evaluate: out of memory");
+    log_keys *k = o.verbose > 0 ? keys_new(m) : NULL;
+    if (!scratch || (o.verbose > 0 && !k)) {
+        free(scratch);
+        free(k);
+        return kc_err(KC_ENOMEM, "kc_evaluate: out of memory");
+    }
     if (o.steps < 0) {
         free(scratch);
+        free(k);
         return kc_err(KC_EINVAL, "kc_evaluate: steps is %d; it must be >= 0", o.steps);
     }
     int64_t used = data->count; /* steps: the first batches only */
@@ -434,15 +651,14 @@ kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opt
     double start = kc_now();
     evaluate_range(m, data, 0, used, batch_size, scratch, &s);
     free(scratch);
-    if (o.verbose > 0) {
-        FILE *out = o.out ? o.out : stdout;
-        int steps = (int)((used + batch_size - 1) / batch_size);
-        log_keys k;
-        keys_init(m, &k);
-        keys_fill(m, &k, &s, 0);
-        fprintf(out, "%d/%d - %.0fs", steps, steps, kc_now() - start);
-        for (int i = 0; i < k.n; i++) fprintf(out, " - %s: %.4f", k.names[i], k.values[i]);
-        fputc('\n', out);
+    if (k) {
+        kc_progress p;
+        kc_progress_init(&p, o.out, 2);
+        p.start = start;
+        p.total = (int)((used + batch_size - 1) / batch_size);
+        keys_fill(m, k, &s, 0);
+        kc_progress_end_kv(&p, k->n, k->ptrs, k->values);
+        free(k);
     }
     if (result) fill_metrics(m, &s, result);
     return KC_OK;
@@ -530,7 +746,7 @@ kc_status kc_compute_gradients_multi(kc_model *m, const float *const *x,
     if (st) return st;
     kc_forward_ctx ctx = {.training = training, .step_key = m->step, .bf16 = m->bf16};
     memset(m->grads, 0, sizeof(float) * (size_t)m->n_params);
-    double l = kc_model_forward_backward(m, batch, &ctx, NULL, NULL, 0);
+    double l = kc_model_forward_backward(m, batch, &ctx, NULL, 0, 0);
     if (loss) *loss = l;
     if (!grads) return KC_OK;
     memcpy(grads, m->grads, sizeof(float) * (size_t)count);
@@ -552,10 +768,10 @@ kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int 
     return kc_compute_gradients_multi(m, &x, &y, batch, training, loss, grads, count);
 }
 
-/* One training step on the batch in the workspace. */
-static double train_step(kc_model *m, int batch, double *per_output, double *correct) {
+/* One training step on the batch in the workspace; the metrics see its outputs */
+static double train_step(kc_model *m, int batch, double *per_output) {
     kc_forward_ctx ctx = {.training = 1, .update_stats = 1, .step_key = m->step++, .bf16 = m->bf16};
-    return kc_model_forward_backward(m, batch, &ctx, per_output, correct, 1);
+    return kc_model_forward_backward(m, batch, &ctx, per_output, 1, 1);
 }
 
 kc_status kc_train_on_batch_multi_weighted(kc_model *m, const float *const *x,
@@ -565,11 +781,12 @@ kc_status kc_train_on_batch_multi_weighted(kc_model *m, const float *const *x,
     if (!st) st = load_user_batch(m, x, y, batch, "kc_train_on_batch");
     if (!st) st = kc_model_set_batch_weights(m, sw, batch, "kc_train_on_batch");
     if (st) return st;
-    double per_output[KC_MAX_IO], correct[KC_MAX_IO];
-    double loss = train_step(m, batch, per_output, correct);
+    double per_output[KC_MAX_IO];
+    kc_model_reset_metrics(m); /* Keras's train_on_batch(reset_metrics=True): this batch's */
+    double loss = train_step(m, batch, per_output);
     if (result) {
         sums s = {0};
-        sums_add(&s, loss, per_output, correct, batch, m->n_outputs);
+        sums_add(&s, loss, per_output, batch, m->n_outputs);
         fill_metrics(m, &s, result);
     }
     if (!isfinite(loss))
@@ -622,8 +839,13 @@ const double *kc_history_get(const kc_history *h, const char *key) {
     if (!h || !key) return NULL;
     for (int i = 0; i < h->n_keys; i++)
         if (!strcmp(h->keys[i], key)) return h->values[i];
+    /* "acc" and "accuracy" find each other */
     if (!strcmp(key, "acc")) return kc_history_get(h, "accuracy");
     if (!strcmp(key, "val_acc")) return kc_history_get(h, "val_accuracy");
+    for (int i = 0; i < h->n_keys; i++)
+        if ((!strcmp(key, "accuracy") && !strcmp(h->keys[i], "acc")) ||
+            (!strcmp(key, "val_accuracy") && !strcmp(h->keys[i], "val_acc")))
+            return h->values[i];
     return NULL;
 }
 
@@ -739,14 +961,14 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
     int val_freq = o.validation_freq > 0 ? o.validation_freq : 1, warned = 0;
     int ws = batch_size > val_batch ? batch_size : val_batch;
     if ((st = kc_model_ensure_workspace(m, ws))) return st;
-    log_keys keys;
-    keys_init(m, &keys);
+    log_keys *kp = keys_new(m);
     int64_t *order = malloc(sizeof(int64_t) * (size_t)n_train);
     int64_t *scratch = malloc(sizeof(int64_t) * (size_t)ws);
-    kc_history *h = history_new(epochs, &keys, val != NULL);
+    kc_history *h = kp ? history_new(epochs, kp, val != NULL) : NULL;
     if (!order || !scratch || !h) {
         free(order);
         free(scratch);
+        free(kp);
         kc_history_free(h);
         return kc_err(KC_ENOMEM, "kc_fit: out of memory");
     }
@@ -759,7 +981,7 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
     m->stop_training = 0;
     kc_logs logs = kc_logs_empty(m);
     st = kc_callbacks_run(&o, KC_CB_TRAIN_BEGIN, m, &logs);
-    double per_output[KC_MAX_IO], correct[KC_MAX_IO];
+    double per_output[KC_MAX_IO];
     for (int e = 0; e < epochs && !st && !m->stop_training; e++) {
         /* a fresh permutation of 0..n-1 each epoch (as Keras): it depends only on the rng
          * state, so a run resumed from a saved model shuffles as the uninterrupted one */
@@ -779,6 +1001,7 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         kc_progress_epoch(&progress, o.initial_epoch + e + 1, last_epoch, steps);
         double start = kc_now();
         sums s = {0};
+        kc_model_reset_metrics(m); /* Keras resets the metrics at each epoch's start */
         int nan_stop = 0;
         for (int step = 0; step < steps; step++) {
             if (pass_seen >= n_train) { /* steps_per_epoch beyond the data (Keras) */
@@ -789,12 +1012,12 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
             load_batch(m, train, order + pass_seen, 0, b, scratch, 1);
             kc_model_apply_class_weight(m, b, o.class_weight, o.n_class_weight);
             pass_seen += b;
-            double loss = train_step(m, b, per_output, correct);
+            double loss = train_step(m, b, per_output);
             if (!isfinite(loss)) {
                 if (progress.mode == 1) fputc('\n', progress.out);
                 /* TerminateOnNaN (or a callback of one's own) may end training quietly */
-                keys.values[0] = loss;
-                logs = make_logs(m, o.initial_epoch + e, step, &keys, 1);
+                for (int i = 0; i < kp->n; i++) kp->values[i] = i == kp->loss_at ? loss : NAN;
+                logs = make_logs(m, o.initial_epoch + e, step, kp, kp->n);
                 logs.loss = loss;
                 if ((st = kc_callbacks_run(&o, KC_CB_BATCH_END, m, &logs))) break;
                 if (m->stop_training) {
@@ -807,13 +1030,13 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
                             isnan(loss) ? "nan" : "inf", o.initial_epoch + e + 1, step + 1, steps);
                 break;
             }
-            sums_add(&s, loss, per_output, correct, b, m->n_outputs);
-            keys_fill(m, &keys, &s, 0);
-            kc_progress_step_kv(&progress, step + 1, keys.n, keys.ptrs, keys.values);
+            sums_add(&s, loss, per_output, b, m->n_outputs);
+            keys_fill(m, kp, &s, 0);
+            kc_progress_step_kv(&progress, step + 1, kp->n, kp->ptrs, kp->values);
             if (o.n_callbacks) {
-                logs = make_logs(m, o.initial_epoch + e, step, &keys, keys.n);
-                logs.loss = keys.values[0];
-                logs.accuracy = single_accuracy(m, &s);
+                logs = make_logs(m, o.initial_epoch + e, step, kp, kp->n);
+                logs.loss = kp->values[kp->loss_at];
+                logs.accuracy = single_accuracy(m);
                 if ((st = kc_callbacks_run(&o, KC_CB_BATCH_END, m, &logs))) break;
                 if (m->stop_training) break;
             }
@@ -821,7 +1044,7 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         if (st || nan_stop) break; /* an error, or TerminateOnNaN */
         if (pass_seen >= n_train) pass_seen = 0;
         double seconds = kc_now() - start;
-        keys_fill(m, &keys, &s, 0);
+        keys_fill(m, kp, &s, 0);
         kc_metrics tm, vm = {.loss = NAN, .accuracy = NAN};
         fill_metrics(m, &s, &tm);
         int validate = val && (o.initial_epoch + e + 1) % val_freq == 0;
@@ -830,22 +1053,22 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
             if (o.validation_steps > (val_count + val_batch - 1) / val_batch)
                 warn_ran_out(&warned, "kc_fit (validation)", "validation_steps");
             evaluate_range(m, val, val_start, val_used, val_batch, scratch, &vs);
-            keys_fill(m, &keys, &vs, 1);
+            keys_fill(m, kp, &vs, 1);
             fill_metrics(m, &vs, &vm);
         } else {
-            for (int i = keys.n; i < 2 * keys.n; i++) keys.values[i] = NAN;
+            for (int i = kp->n; i < 2 * kp->n; i++) kp->values[i] = NAN;
         }
-        int n_values = validate ? 2 * keys.n : keys.n;
-        kc_progress_end_kv(&progress, n_values, keys.ptrs, keys.values);
+        int n_values = validate ? 2 * kp->n : kp->n;
+        kc_progress_end_kv(&progress, n_values, kp->ptrs, kp->values);
         h->loss[e] = tm.loss;
         h->accuracy[e] = tm.accuracy;
         h->val_loss[e] = vm.loss;
         h->val_accuracy[e] = vm.accuracy;
         h->seconds[e] = seconds;
-        for (int i = 0; i < h->n_keys; i++) h->values[i][e] = keys.values[i];
+        for (int i = 0; i < h->n_keys; i++) h->values[i][e] = kp->values[i];
         h->epochs = e + 1;
         m->epoch = o.initial_epoch + e + 1;
-        logs = make_logs(m, o.initial_epoch + e, -1, &keys, n_values);
+        logs = make_logs(m, o.initial_epoch + e, -1, kp, n_values);
         logs.loss = tm.loss;
         logs.accuracy = tm.accuracy;
         logs.val_loss = vm.loss;
@@ -858,8 +1081,8 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         kc_logs end = kc_logs_empty(m);
         if (h->epochs) {
             int last = h->epochs - 1;
-            for (int i = 0; i < h->n_keys; i++) keys.values[i] = h->values[i][last];
-            end = make_logs(m, o.initial_epoch + last, -1, &keys, h->n_keys);
+            for (int i = 0; i < h->n_keys; i++) kp->values[i] = h->values[i][last];
+            end = make_logs(m, o.initial_epoch + last, -1, kp, h->n_keys);
             end.loss = h->loss[last];
             end.accuracy = h->accuracy[last];
             end.val_loss = h->val_loss[last];
@@ -871,6 +1094,7 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         if (!st) st = end_st;
         else kc_err(st, "%s", saved);
     }
+    free(kp);
     free(order);
     free(scratch);
     if (history) *history = h;
@@ -884,7 +1108,7 @@ kc_status kc_model_view_get(kc_model *m, kc_model_view *v) {
     kc_status st = kc_model_ensure_weights(m, "model");
     if (st) return st;
     *v = (kc_model_view){m->tensors[m->inputs[0]].shape, m->layers, m->n_layers, m->params,
-                         m->n_params, m->opt, m->losses[0], m->metrics[0], &m->rng, &m->step,
+                         m->n_params, m->opt, m->losses[0], &m->rng, &m->step,
                          &m->epoch, &m->stop_training, m};
     return KC_OK;
 }

@@ -534,8 +534,11 @@ static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
     const int step = sparse_rows(g), depth = k_block_depth(g->k);
     const int64_t panels = (j1 - j0 + NR - 1) / NR, panel_floats = (int64_t)depth * NR;
     const int blocks = (g->k + depth - 1) / depth, to_scratch = g->block_scratch && !g->accumulate;
-    float *bp = grow(&bufs->packed_b, blocks * panels * panel_floats);
-    float *out = to_scratch ? grow(&bufs->scratch, ROW_BLOCK * (j1 - j0)) : NULL;
+    /* sized for all of B's columns, not this part's: how a product is split between threads
+     * varies with the machine's load, and the buffers must not grow in a training loop */
+    const int64_t all_panels = (g->n + NR - 1) / NR;
+    float *bp = grow(&bufs->packed_b, blocks * all_panels * panel_floats);
+    float *out = to_scratch ? grow(&bufs->scratch, ROW_BLOCK * g->n) : NULL;
     if (!bp || (to_scratch && !out)) return 0;
     if (packed_for != product) /* once per thread and product */
         for (int kb = 0, blk = 0; kb < g->k; kb += depth, blk++)

@@ -1,5 +1,6 @@
-/* progress.c: the Keras 2 progress bar and epoch lines, written to the stream fit was given.
- *   469/469 [==============================] - 3s 6ms/step - loss: 0.2456 - accuracy: 0.9240 */
+/* progress.c: the Keras 2 progress bar and epoch lines, written to the stream fit was given,
+ * with the values in the order fit gives them (Keras 3's: its logs' keys sorted).
+ *   469/469 [==============================] - 3s 6ms/step - accuracy: 0.9240 - loss: 0.2456 */
 #include "progress.h"
 #include <math.h>
 #include <string.h>
