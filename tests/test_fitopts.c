@@ -498,3 +498,43 @@ Test(fitopts, evaluate_steps) {
     cr_expect_eq(warnings_seen, 1);
     kc_model_free(m);
 }
+
+/* Keras's weighted_metrics take fit's and evaluate's sample weights (a Mean metric divides by
+ * the weights' sum), its metrics do not: an identity model makes both values known by hand. */
+#define WN 6
+#define WC 2
+Test(fitopts, weighted_metrics_take_the_sample_weights) {
+    float x[WN * WC], y[WN * WC], sw[WN] = {1, 0, 2, 0.5f, 3, 0};
+    for (int i = 0; i < WN * WC; i++) {
+        x[i] = (float)((i * 7) % 5) / 4.0f;
+        y[i] = (float)((i * 3) % 4) / 3.0f;
+    }
+    kc_model *m = kc_sequential(kc_shape1(WC));
+    KC_CHECK(kc_add(m, kc_dense(WC, KC_LINEAR)));
+    float eye[WC * WC + WC] = {1, 0, 0, 1, 0, 0};
+    KC_CHECK(kc_set_weights(m, eye, WC * WC + WC));
+    kc_compile_opts o = {.optimizer = kc_sgd(NULL), .loss = {KC_MEAN_SQUARED_ERROR}};
+    o.metric_specs[0][0] = (kc_metric_spec){.kind = KC_METRIC_MEAN_ABSOLUTE_ERROR};
+    o.weighted_metric_specs[0][0] = (kc_metric_spec){.kind = KC_METRIC_MEAN_ABSOLUTE_ERROR};
+    KC_CHECK(kc_compile_ex(m, &o));
+    kc_dataset ds = {.count = WN, .x_shape = kc_shape1(WC), .x_dtype = KC_FLOAT32, .x = x,
+                     .y_shape = kc_shape1(WC), .y_dtype = KC_FLOAT32, .y = y, .sample_weight = sw};
+    double plain = 0, weighted = 0, wsum = 0;
+    for (int i = 0; i < WN; i++) {
+        double mae = 0;
+        for (int j = 0; j < WC; j++) mae += fabs((double)x[i * WC + j] - y[i * WC + j]) / WC;
+        plain += mae / WN;
+        weighted += sw[i] * mae;
+        wsum += sw[i];
+    }
+    weighted /= wsum;
+    kc_metrics r;
+    KC_CHECK(kc_evaluate(m, &ds, &(kc_evaluate_opts){.batch_size = 4}, &r));
+    double a = NAN, b = NAN;
+    cr_assert(kc_metrics_get(&r, "mean_absolute_error", &a), "no key mean_absolute_error");
+    cr_assert(kc_metrics_get(&r, "weighted_mean_absolute_error", &b),
+              "no key weighted_mean_absolute_error");
+    cr_expect(tu_close(a, plain, 1e-6), "unweighted metric %g, expected %g", a, plain);
+    cr_expect(tu_close(b, weighted, 1e-6), "weighted metric %g, expected %g", b, weighted);
+    kc_model_free(m);
+}
