@@ -332,6 +332,27 @@ Test(conv_errors, optimizer_config_errors) {
         kc_model_free(m);
         free(full);
     }
+    /* a loss kerac does not know, or one that does not fit the output: the same */
+    const char *losses[][2] = {{"\"focal_dice_loss\"", "unknown loss 'focal_dice_loss'"},
+                               {"{\"class_name\": \"MyLoss\", \"config\": {}}", "unknown loss 'MyLoss'"}};
+    for (int i = 0; i < 2; i++) {
+        size_t n = strlen(js) + 300;
+        char *full = malloc(n);
+        snprintf(full, n, "%.*s, \"compile_config\": {\"optimizer\": \"adam\", \"loss\": %s}}",
+                 (int)strlen(js) - 1, js, losses[i][0]);
+        warned = 0;
+        kc_set_warning_handler(note_warning, NULL);
+        KC_CHECK(kc_model_from_json(full, &m));
+        kc_set_warning_handler(NULL, NULL);
+        cr_expect_eq(warned, 1, "%s", losses[i][0]);
+        cr_expect(strstr(kc_last_warning(), losses[i][1]) && strstr(kc_last_warning(), "uncompiled"),
+                  "%s: %s", losses[i][0], kc_last_warning());
+        cr_expect_eq(kc_get_learning_rate(m), 0.0f, "%s: compiled", losses[i][0]);
+        float x[28 * 28] = {0}, y[10];
+        KC_CHECK(kc_predict(m, x, 1, y)); /* it still predicts */
+        kc_model_free(m);
+        free(full);
+    }
     free(js);
 }
 

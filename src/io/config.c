@@ -679,6 +679,14 @@ kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
         st = kc_compile_ex(m, &co);
         if (st) kc_err_prefix(st, "%s", where);
     }
+    if (st && st != KC_ENOMEM) {
+        /* a loss kerac does not know or cannot apply to the output, as an optimizer it cannot
+         * represent: Keras would still predict with the model */
+        kc_warn("%s: the compile settings were skipped (%s); the model loads uncompiled, for "
+                "prediction (compile it to train)",
+                w, kc_last_error());
+        st = KC_OK;
+    }
 #undef co
     free(cop);
     free(names);
