@@ -35,7 +35,10 @@
     X(kc_relu_ops)                                                                               \
     X(kc_leaky_relu_ops)                                                                         \
     X(kc_prelu_ops)                                                                              \
-    X(kc_elu_ops)
+    X(kc_elu_ops)                                                                                \
+    X(kc_simple_rnn_ops)                                                                         \
+    X(kc_lstm_ops)                                                                               \
+    X(kc_gru_ops)
 
 #define DECLARE(cls) extern const kc_layer_ops cls;
 BUILTIN_CLASSES(DECLARE)
