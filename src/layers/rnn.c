@@ -5,7 +5,7 @@
 #include "layer.h"
 #include "../initializers.h"
 #include "../io/config_fields.h"
-#include "../ops/rnn.h"
+#include "rnn.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +92,7 @@ static void rnn_init(kc_layer *l, kc_rng *rng) {
     }
 }
 
-static kc_rnn_args args_of(const kc_layer *l, int batch, const kc_forward_ctx *ctx) {
+kc_rnn_args kc_rnn_layer_args(const kc_layer *l, int batch, const kc_forward_ctx *ctx) {
     const struct kc_rnn *r = l->rnn;
     int F = l->in_shape.dims[1];
     return (kc_rnn_args){.cell = r->cell, .reset_after = r->reset_after, .B = batch,
@@ -109,7 +109,7 @@ static kc_rnn_args args_of(const kc_layer *l, int batch, const kc_forward_ctx *c
 static int64_t rnn_scratch(const kc_layer *l, int batch, int parts) {
     /* sized for training, dropout included */
     kc_forward_ctx c = {.training = 1};
-    kc_rnn_args a = args_of(l, batch, &c);
+    kc_rnn_args a = kc_rnn_layer_args(l, batch, &c);
     return kc_rnn_workspace(&a);
 }
 
@@ -124,7 +124,7 @@ static void fill_keep(float *keep, int64_t n, float rate, uint64_t key) {
 static void rnn_forward(kc_layer *l, const float *in, float *out, int batch,
                         const kc_forward_ctx *ctx) {
     struct kc_rnn *r = l->rnn;
-    kc_rnn_args a = args_of(l, batch, ctx);
+    kc_rnn_args a = kc_rnn_layer_args(l, batch, ctx);
     uint64_t key = kc_dropout_key(l, ctx);
     if (a.in_dropout) fill_keep(kc_rnn_in_keep(&a), (int64_t)batch * a.F, r->dropout, key);
     if (a.rec_dropout)
@@ -151,7 +151,7 @@ static void rnn_forward(kc_layer *l, const float *in, float *out, int batch,
 
 static void rnn_backward(kc_layer *l, const float *in, const float *out, float *dout, float *din,
                          int batch, int dout_is_preactivation, const kc_forward_ctx *ctx) {
-    kc_rnn_args a = args_of(l, batch, ctx);
+    kc_rnn_args a = kc_rnn_layer_args(l, batch, ctx);
     int64_t wsz = (int64_t)a.F * gates(l) * l->units;
     kc_rnn_backward(&a, in, dout, din, l->dkernel, l->dkernel + wsz,
                     l->no_bias ? NULL : l->dbias);
