@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""check_kerac_saved_rnn.py: Keras 3 loads the recurrent model kerac saved and predicts what
+Keras predicted. Run after `KERAC_KEEP_RNN_FILES=1 build/tests/test_rnn --filter
+rnn_files/round_trip` (which writes /tmp/kerac_rnn_saved.keras and .h5):
+    KERAS_BACKEND=jax /work/venvs/k3/bin/python tests/check_kerac_saved_rnn.py
+"""
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "keras_rnn")
+tensors, name = {}, None
+for line in open(os.path.join(here, "k3_files.txt")):
+    if line.startswith("#"):
+        continue
+    if line.startswith("tensor"):
+        name = line.split()[1]
+        tensors[name] = []
+    else:
+        tensors[name] += [float(v) for v in line.split()]
+x = np.array(tensors["x"], np.float32).reshape(3, 5, 3)
+want = np.array(tensors["output"], np.float32).reshape(3, -1)
+bad = 0
+for path in ["/tmp/kerac_rnn_saved.keras", "/tmp/kerac_rnn_saved.h5"]:
+    m = keras.saving.load_model(path)
+    got = m.predict(x, verbose=0)
+    err = float(np.max(np.abs(got - want)))
+    print(f"{path}: Keras {keras.__version__} loads it, max |difference| {err:.3g}")
+    bad += err > 1e-5
+sys.exit(1 if bad else 0)
