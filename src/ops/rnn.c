@@ -12,6 +12,7 @@
 #include "ops.h"
 #include <math.h>
 #include <string.h>
+#include "../util/threads.h"
 
 int kc_rnn_gates(kc_cell_kind cell) { return cell == KC_CELL_LSTM ? 4 : cell == KC_CELL_GRU ? 3 : 1; }
 
@@ -20,24 +21,68 @@ int kc_rnn_act_ok(kc_act act) {
            act == KC_HARD_SIGMOID || act == KC_SOFTSIGN;
 }
 
-static inline float sigm(float z) {
-    if (z >= 0) return 1.0f / (1.0f + expf(-z));
-    float e = expf(z);
-    return e / (1.0f + e);
+/* exp(x) for the activations, in a form the compiler vectorises: Cephes's range reduction
+ * and polynomial (about 1 ulp), x clamped to [-87.3, 88.7] */
+static inline float exp_v(float x) {
+    x = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;
+    float n = __builtin_roundf(x * 1.44269504088896341f);
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float q = 1.9875691500e-4f;
+    q = q * r + 1.3981999507e-3f;
+    q = q * r + 8.3334519073e-3f;
+    q = q * r + 4.1665795894e-2f;
+    q = q * r + 1.6666665459e-1f;
+    q = q * r + 5.0000001201e-1f;
+    q = q * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } sc = {.i = ((int32_t)n + 127) << 23};
+    return q * sc.f;
+}
+static inline float sigm_v(float x) { return 1.0f / (1.0f + exp_v(-x)); }
+/* tanh: Cephes's odd polynomial below |x| 0.625, else 1 - 2 / (exp(2|x|) + 1) */
+static inline float tanh_v(float x) {
+    float ax = x < 0 ? -x : x, z = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    float small = p * z * x + x;
+    float big = 1.0f - 2.0f / (exp_v(2.0f * ax) + 1.0f);
+    big = x < 0 ? -big : big;
+    return ax < 0.625f ? small : big;
 }
 
-static inline float actf(float x, kc_act act) {
+/* y = act(x) over n values, in place */
+static void act_row(float *restrict x, int n, kc_act act) {
     switch (act) {
-    case KC_TANH: return tanhf(x);
-    case KC_SIGMOID: return sigm(x);
-    case KC_RELU: return x > 0.0f ? x : 0.0f;
-    case KC_HARD_SIGMOID: {
-        float y = x + 3.0f;
-        y = y < 0.0f ? 0.0f : y > 6.0f ? 6.0f : y;
-        return y / 6.0f;
-    }
-    case KC_SOFTSIGN: return x / (fabsf(x) + 1.0f);
-    default: return x;
+    case KC_TANH:
+#pragma omp simd
+        for (int j = 0; j < n; j++) x[j] = tanh_v(x[j]);
+        break;
+    case KC_SIGMOID:
+#pragma omp simd
+        for (int j = 0; j < n; j++) x[j] = sigm_v(x[j]);
+        break;
+    case KC_RELU:
+#pragma omp simd
+        for (int j = 0; j < n; j++) x[j] = x[j] > 0.0f ? x[j] : 0.0f;
+        break;
+    case KC_HARD_SIGMOID:
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+            float y = x[j] + 3.0f;
+            y = y < 0.0f ? 0.0f : y > 6.0f ? 6.0f : y;
+            x[j] = y / 6.0f;
+        }
+        break;
+    case KC_SOFTSIGN:
+#pragma omp simd
+        for (int j = 0; j < n; j++) x[j] = x[j] / ((x[j] < 0 ? -x[j] : x[j]) + 1.0f);
+        break;
+    default: break;
     }
 }
 
@@ -49,7 +94,7 @@ static inline float dactf(float y, kc_act act) {
     case KC_RELU: return y > 0.0f ? 1.0f : 0.0f;
     case KC_HARD_SIGMOID: return y > 0.0f && y < 1.0f ? 1.0f / 6.0f : 0.0f;
     case KC_SOFTSIGN: {
-        float d = 1.0f - fabsf(y);
+        float d = 1.0f - (y < 0 ? -y : y);
         return d * d;
     }
     default: return 1.0f;
@@ -129,13 +174,92 @@ static void mm(int m, int n, int k, const float *A, int64_t a_rs, int64_t a_cs, 
                                .accumulate = acc, .bias = bias});
 }
 
+/* one step's elementwise work over rows [b0, b1), on the pool */
+typedef struct {
+    const kc_rnn_args *a;
+    ws_parts *p;
+    float *z;        /* the step's gate rows (row b at z + b T G u) */
+    const float *hd; /* the recurrent products' input h (after recurrent dropout) */
+    int t, phase;
+} step_ctx;
+
+static inline int real_step(const kc_rnn_args *a, int64_t b, int t) {
+    return !a->mask || a->mask[b * a->T + t];
+}
+
+static void fwd_rows(void *arg, int64_t b0, int64_t b1) {
+    const step_ctx *s = arg;
+    const kc_rnn_args *a = s->a;
+    const ws_parts *p = s->p;
+    const int u = a->u, Gu = kc_rnn_gates(a->cell) * u, t = s->t;
+    const int64_t TGu = (int64_t)a->T * Gu, Tu = (int64_t)a->T * u;
+    const kc_act act = a->act, ra = a->rec_act;
+    for (int64_t b = b0; b < b1; b++) {
+        float *restrict zr = s->z + b * TGu, *restrict h = p->h + b * u;
+        const int keep = real_step(a, b, t);
+        if (a->cell == KC_CELL_LSTM) {
+            float *restrict c = p->c + b * u;
+            float *restrict cp = p->cp + b * Tu + (int64_t)t * u;
+            float *restrict cn = p->cn + b * Tu + (int64_t)t * u;
+            act_row(zr, 2 * u, ra);
+            act_row(zr + 2 * u, u, act);
+            act_row(zr + 3 * u, u, ra);
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                cp[j] = c[j];
+                cn[j] = zr[u + j] * c[j] + zr[j] * zr[2 * u + j];
+            }
+            if (keep) memcpy(c, cn, sizeof(float) * (size_t)u);
+            act_row(cn, u, act); /* cn keeps act(c) for backward */
+            if (keep)
+#pragma omp simd
+                for (int j = 0; j < u; j++) h[j] = zr[3 * u + j] * cn[j];
+        } else if (a->cell == KC_CELL_SIMPLE) {
+            act_row(zr, u, act);
+            if (keep) memcpy(h, zr, sizeof(float) * (size_t)u);
+        } else if (a->reset_after) {
+            const float *restrict r = p->rbuf + b * Gu;
+            float *restrict rh = p->rh + b * Tu + (int64_t)t * u;
+#pragma omp simd
+            for (int j = 0; j < 2 * u; j++) zr[j] += r[j];
+            act_row(zr, 2 * u, ra);
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                rh[j] = r[2 * u + j];
+                zr[2 * u + j] += zr[u + j] * r[2 * u + j];
+            }
+            act_row(zr + 2 * u, u, act);
+            if (keep)
+#pragma omp simd
+                for (int j = 0; j < u; j++) h[j] = zr[j] * h[j] + (1.0f - zr[j]) * zr[2 * u + j];
+        } else if (s->phase == 0) { /* GRU reset_after=False: z, r and r * h */
+            const float *restrict r = p->rbuf + b * Gu, *restrict hdr = s->hd + b * u;
+            float *restrict rh = p->rh + b * Tu + (int64_t)t * u;
+#pragma omp simd
+            for (int j = 0; j < 2 * u; j++) zr[j] += r[j];
+            act_row(zr, 2 * u, ra);
+#pragma omp simd
+            for (int j = 0; j < u; j++) rh[j] = zr[u + j] * hdr[j];
+        } else { /* GRU reset_after=False: hh and h */
+            act_row(zr + 2 * u, u, act);
+            if (keep)
+#pragma omp simd
+                for (int j = 0; j < u; j++) h[j] = zr[j] * h[j] + (1.0f - zr[j]) * zr[2 * u + j];
+        }
+    }
+}
+
+static void run_rows(step_ctx *s, kc_range_fn fn, int phase) {
+    s->phase = phase;
+    kc_parallel_range(s->a->B, 1, (int64_t)kc_rnn_gates(s->a->cell) * s->a->u * 16, fn, s);
+}
+
 void kc_rnn_forward(const kc_rnn_args *a, const float *x, const float *h0, const float *c0,
                     float *out, float *h_last, float *c_last) {
     ws_parts p;
     layout(a, &p);
     const int B = a->B, T = a->T, F = a->F, u = a->u, G = kc_rnn_gates(a->cell), Gu = G * u;
     const int64_t TGu = (int64_t)T * Gu, Tu = (int64_t)T * u;
-    const kc_act act = a->act, ra = a->rec_act;
     const float *xin = x;
     if (a->in_dropout) { /* the same mask at every step */
         for (int b = 0; b < B; b++)
@@ -156,6 +280,7 @@ void kc_rnn_forward(const kc_rnn_args *a, const float *x, const float *h0, const
         else memset(p.c, 0, sizeof(float) * (size_t)B * u);
     }
     const float *rbias = a->cell == KC_CELL_GRU && a->reset_after && a->b ? a->b + Gu : NULL;
+    step_ctx sc = {.a = a, .p = &p};
     for (int s = 0; s < T; s++) {
         const int t = a->go_backwards ? T - 1 - s : s;
         float *z = p.xp + (int64_t)t * Gu; /* row b at z + b * TGu */
@@ -169,74 +294,21 @@ void kc_rnn_forward(const kc_rnn_args *a, const float *x, const float *h0, const
                        sizeof(float) * u);
             hd = p.hdrop;
         }
-        if (a->cell == KC_CELL_LSTM) {
+        sc.z = z, sc.hd = hd, sc.t = t;
+        if (a->cell == KC_CELL_LSTM || a->cell == KC_CELL_SIMPLE) {
+            /* z += h @ U straight into the step's projections */
             mm(B, Gu, u, hd, u, 1, a->U, Gu, 1, z, TGu, 1, NULL);
-            for (int b = 0; b < B; b++) {
-                float *zr = z + b * TGu, *h = p.h + (int64_t)b * u, *c = p.c + (int64_t)b * u;
-                float *cp = p.cp + b * Tu + (int64_t)t * u, *cn = p.cn + b * Tu + (int64_t)t * u;
-                int keep = !a->mask || a->mask[(int64_t)b * T + t];
-                for (int j = 0; j < u; j++) {
-                    float ig = actf(zr[j], ra), fg = actf(zr[u + j], ra);
-                    float gg = actf(zr[2 * u + j], act), og = actf(zr[3 * u + j], ra);
-                    zr[j] = ig, zr[u + j] = fg, zr[2 * u + j] = gg, zr[3 * u + j] = og;
-                    float cv = fg * c[j] + ig * gg;
-                    cp[j] = c[j];
-                    cn[j] = cv;
-                    if (keep) {
-                        c[j] = cv;
-                        h[j] = og * actf(cv, act);
-                    }
-                }
-            }
-        } else if (a->cell == KC_CELL_SIMPLE) {
-            mm(B, u, u, hd, u, 1, a->U, u, 1, z, TGu, 1, NULL);
-            for (int b = 0; b < B; b++) {
-                float *zr = z + b * TGu, *h = p.h + (int64_t)b * u;
-                int keep = !a->mask || a->mask[(int64_t)b * T + t];
-                for (int j = 0; j < u; j++) {
-                    float y = actf(zr[j], act);
-                    zr[j] = y;
-                    if (keep) h[j] = y;
-                }
-            }
-        } else if (a->reset_after) { /* GRU, reset_after=True */
+            run_rows(&sc, fwd_rows, 0);
+        } else if (a->reset_after) {
             mm(B, Gu, u, hd, u, 1, a->U, Gu, 1, p.rbuf, Gu, 0, rbias);
-            for (int b = 0; b < B; b++) {
-                float *zr = z + b * TGu, *h = p.h + (int64_t)b * u, *r = p.rbuf + (int64_t)b * Gu;
-                float *rh = p.rh + b * Tu + (int64_t)t * u;
-                int keep = !a->mask || a->mask[(int64_t)b * T + t];
-                for (int j = 0; j < u; j++) {
-                    float zg = actf(zr[j] + r[j], ra), rg = actf(zr[u + j] + r[u + j], ra);
-                    float hh = actf(zr[2 * u + j] + rg * r[2 * u + j], act);
-                    zr[j] = zg, zr[u + j] = rg, zr[2 * u + j] = hh;
-                    rh[j] = r[2 * u + j];
-                    if (keep) h[j] = zg * h[j] + (1.0f - zg) * hh;
-                }
-            }
-        } else { /* GRU, reset_after=False */
+            run_rows(&sc, fwd_rows, 0);
+        } else {
             mm(B, 2 * u, u, hd, u, 1, a->U, Gu, 1, p.rbuf, Gu, 0, NULL);
-            for (int b = 0; b < B; b++) {
-                float *zr = z + b * TGu, *r = p.rbuf + (int64_t)b * Gu;
-                const float *hdr = hd + (int64_t)b * u;
-                float *rh = p.rh + b * Tu + (int64_t)t * u;
-                for (int j = 0; j < u; j++) {
-                    float zg = actf(zr[j] + r[j], ra), rg = actf(zr[u + j] + r[u + j], ra);
-                    zr[j] = zg, zr[u + j] = rg;
-                    rh[j] = rg * hdr[j];
-                }
-            }
+            run_rows(&sc, fwd_rows, 0);
             /* (r * h) @ U_h, into the h gate's projection */
             mm(B, u, u, p.rh + (int64_t)t * u, Tu, 1, a->U + 2 * u, Gu, 1, z + 2 * u, TGu, 1,
                NULL);
-            for (int b = 0; b < B; b++) {
-                float *zr = z + b * TGu, *h = p.h + (int64_t)b * u;
-                int keep = !a->mask || a->mask[(int64_t)b * T + t];
-                for (int j = 0; j < u; j++) {
-                    float zg = zr[j], hh = actf(zr[2 * u + j], act);
-                    zr[2 * u + j] = hh;
-                    if (keep) h[j] = zg * h[j] + (1.0f - zg) * hh;
-                }
-            }
+            run_rows(&sc, fwd_rows, 1);
         }
         if (a->return_sequences)
             for (int b = 0; b < B; b++)
@@ -247,17 +319,110 @@ void kc_rnn_forward(const kc_rnn_args *a, const float *x, const float *h0, const
     if (c_last && a->cell == KC_CELL_LSTM) memcpy(c_last, p.c, sizeof(float) * (size_t)B * u);
 }
 
+/* backward's elementwise work of one step: the gate gradients (in place of the gate values)
+ * from dh (and dc), phase 0; phase 1 (GRU reset_after=False): r's gradient from d(r h);
+ * phase 2: dh_{t-1} from the recurrent product's result in tmp */
+static void bwd_rows(void *arg, int64_t b0, int64_t b1) {
+    const step_ctx *s = arg;
+    const kc_rnn_args *a = s->a;
+    const ws_parts *p = s->p;
+    const int u = a->u, Gu = kc_rnn_gates(a->cell) * u, t = s->t;
+    const int64_t TGu = (int64_t)a->T * Gu, Tu = (int64_t)a->T * u;
+    const kc_act act = a->act, ra = a->rec_act;
+    for (int64_t b = b0; b < b1; b++) {
+        float *restrict zr = s->z + b * TGu, *restrict dh = p->dh + b * u;
+        const int keep = real_step(a, b, t);
+        if (s->phase == 2) {
+            if (!keep) continue; /* a masked step passes dh (and dc) on unchanged */
+            const float *restrict tm = p->tmp + b * u;
+            const float *restrict rk = a->rec_dropout ? p->rec_keep + b * u : NULL;
+            const float *restrict carry = p->rbuf + b * u; /* GRU: dh * z */
+            for (int j = 0; j < u; j++) {
+                float g = rk ? tm[j] * rk[j] : tm[j];
+                dh[j] = a->cell == KC_CELL_GRU ? g + carry[j] : g;
+            }
+            continue;
+        }
+        if (a->cell == KC_CELL_LSTM) {
+            if (!keep) {
+                memset(zr, 0, sizeof(float) * (size_t)Gu);
+                continue;
+            }
+            float *restrict dc = p->dc + b * u;
+            const float *restrict cp = p->cp + b * Tu + (int64_t)t * u;
+            const float *restrict ac = p->cn + b * Tu + (int64_t)t * u; /* act(c) */
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                float ig = zr[j], fg = zr[u + j], gg = zr[2 * u + j], og = zr[3 * u + j];
+                float d = dc[j] + dh[j] * og * dactf(ac[j], act);
+                zr[j] = d * gg * dactf(ig, ra);
+                zr[u + j] = d * cp[j] * dactf(fg, ra);
+                zr[2 * u + j] = d * ig * dactf(gg, act);
+                zr[3 * u + j] = dh[j] * ac[j] * dactf(og, ra);
+                dc[j] = d * fg;
+            }
+        } else if (a->cell == KC_CELL_SIMPLE) {
+            if (!keep) {
+                memset(zr, 0, sizeof(float) * (size_t)u);
+                continue;
+            }
+            for (int j = 0; j < u; j++) zr[j] = dh[j] * dactf(zr[j], act);
+        } else if (a->reset_after) {
+            float *restrict dr = p->dzr + (int64_t)t * Gu + b * TGu;
+            if (!keep) {
+                memset(zr, 0, sizeof(float) * (size_t)Gu);
+                memset(dr, 0, sizeof(float) * (size_t)Gu);
+                continue;
+            }
+            const float *restrict hp = p->hprev + b * Tu + (int64_t)t * u;
+            const float *restrict rh = p->rh + b * Tu + (int64_t)t * u;
+            float *restrict carry = p->rbuf + b * u;
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                float zg = zr[j], rg = zr[u + j], hh = zr[2 * u + j];
+                float dhh = dh[j] * (1.0f - zg) * dactf(hh, act);
+                float dz = dh[j] * (hp[j] - hh) * dactf(zg, ra);
+                float drg = dhh * rh[j] * dactf(rg, ra);
+                carry[j] = dh[j] * zg;
+                zr[j] = dr[j] = dz;
+                zr[u + j] = dr[u + j] = drg;
+                zr[2 * u + j] = dhh;
+                dr[2 * u + j] = dhh * rg;
+            }
+        } else if (s->phase == 0) { /* GRU reset_after=False */
+            const float *restrict hp = p->hprev + b * Tu + (int64_t)t * u;
+            float *restrict carry = p->rbuf + b * u;
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                float zg = zr[j], hh = zr[2 * u + j];
+                carry[j] = dh[j] * zg;
+                zr[2 * u + j] = keep ? dh[j] * (1.0f - zg) * dactf(hh, act) : 0.0f;
+                zr[j] = keep ? dh[j] * (hp[j] - hh) * dactf(zg, ra) : 0.0f;
+            }
+        } else { /* phase 1 */
+            float *restrict d2 = p->tmp2 + b * u;
+            const float *restrict hdr = (a->rec_dropout ? p->hd : p->hprev) + b * Tu + (int64_t)t * u;
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                float rg = zr[u + j];
+                zr[u + j] = d2[j] * hdr[j] * dactf(rg, ra);
+                d2[j] *= rg; /* the h part's gradient w.r.t. the dropped h */
+            }
+        }
+    }
+}
+
 void kc_rnn_backward(const kc_rnn_args *a, const float *x, const float *dout, float *dx,
                      float *dW, float *dU, float *db) {
     ws_parts p;
     layout(a, &p);
     const int B = a->B, T = a->T, F = a->F, u = a->u, G = kc_rnn_gates(a->cell), Gu = G * u;
-    const int64_t TGu = (int64_t)T * Gu, Tu = (int64_t)T * u;
-    const kc_act act = a->act, ra = a->rec_act;
+    const int64_t TGu = (int64_t)T * Gu;
     const int gru_ra = a->cell == KC_CELL_GRU && a->reset_after;
     memset(p.dh, 0, sizeof(float) * (size_t)B * u);
     memset(p.dc, 0, sizeof(float) * (size_t)B * u);
     const float *hds = a->rec_dropout ? p.hd : p.hprev; /* the recurrent products' inputs */
+    step_ctx sc = {.a = a, .p = &p};
     for (int s = T - 1; s >= 0; s--) {
         const int t = a->go_backwards ? T - 1 - s : s;
         float *z = p.xp + (int64_t)t * Gu;
@@ -270,99 +435,20 @@ void kc_rnn_backward(const kc_rnn_args *a, const float *x, const float *dout, fl
         } else if (s == T - 1) {
             for (int64_t i = 0; i < (int64_t)B * u; i++) p.dh[i] += dout[i];
         }
-        if (a->cell == KC_CELL_LSTM) {
-            for (int b = 0; b < B; b++) {
-                float *zr = z + b * TGu, *dh = p.dh + (int64_t)b * u, *dc = p.dc + (int64_t)b * u;
-                if (a->mask && !a->mask[(int64_t)b * T + t]) {
-                    memset(zr, 0, sizeof(float) * Gu);
-                    continue;
-                }
-                const float *cp = p.cp + b * Tu + (int64_t)t * u, *cn = p.cn + b * Tu + (int64_t)t * u;
-                for (int j = 0; j < u; j++) {
-                    float ig = zr[j], fg = zr[u + j], gg = zr[2 * u + j], og = zr[3 * u + j];
-                    float ac = actf(cn[j], act);
-                    float dct = dc[j] + dh[j] * og * dactf(ac, act);
-                    zr[j] = dct * gg * dactf(ig, ra);
-                    zr[u + j] = dct * cp[j] * dactf(fg, ra);
-                    zr[2 * u + j] = dct * ig * dactf(gg, act);
-                    zr[3 * u + j] = dh[j] * ac * dactf(og, ra);
-                    dc[j] = dct * fg;
-                }
-            }
+        sc.z = z, sc.t = t;
+        run_rows(&sc, bwd_rows, 0);
+        if (a->cell != KC_CELL_GRU) {
             mm(B, u, Gu, z, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
-        } else if (a->cell == KC_CELL_SIMPLE) {
-            for (int b = 0; b < B; b++) {
-                float *zr = z + b * TGu, *dh = p.dh + (int64_t)b * u;
-                if (a->mask && !a->mask[(int64_t)b * T + t]) {
-                    memset(zr, 0, sizeof(float) * u);
-                    continue;
-                }
-                for (int j = 0; j < u; j++) zr[j] = dh[j] * dactf(zr[j], act);
-            }
-            mm(B, u, u, z, TGu, 1, a->U, 1, u, p.tmp, u, 0, NULL);
         } else if (gru_ra) {
-            float *dzr = p.dzr + (int64_t)t * Gu;
-            for (int b = 0; b < B; b++) {
-                float *zr = z + b * TGu, *dr = dzr + b * TGu, *dh = p.dh + (int64_t)b * u;
-                if (a->mask && !a->mask[(int64_t)b * T + t]) {
-                    memset(zr, 0, sizeof(float) * Gu);
-                    memset(dr, 0, sizeof(float) * Gu);
-                    continue;
-                }
-                const float *hp = p.hprev + b * Tu + (int64_t)t * u;
-                const float *rh = p.rh + b * Tu + (int64_t)t * u;
-                for (int j = 0; j < u; j++) {
-                    float zg = zr[j], rg = zr[u + j], hh = zr[2 * u + j];
-                    float dhh = dh[j] * (1.0f - zg) * dactf(hh, act);
-                    float dz = dh[j] * (hp[j] - hh) * dactf(zg, ra);
-                    p.rbuf[(int64_t)b * u + j] = dh[j] * zg;
-                    float drg = dhh * rh[j] * dactf(rg, ra);
-                    zr[j] = dr[j] = dz;
-                    zr[u + j] = dr[u + j] = drg;
-                    zr[2 * u + j] = dhh;
-                    dr[2 * u + j] = dhh * rg;
-                }
-            }
-            mm(B, u, Gu, dzr, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
-        } else { /* GRU, reset_after=False */
-            for (int b = 0; b < B; b++) {
-                float *zr = z + b * TGu, *dh = p.dh + (int64_t)b * u;
-                int keep = !a->mask || a->mask[(int64_t)b * T + t];
-                const float *hp = p.hprev + b * Tu + (int64_t)t * u;
-                for (int j = 0; j < u; j++) {
-                    float zg = zr[j], hh = zr[2 * u + j];
-                    p.rbuf[(int64_t)b * u + j] = dh[j] * zg;
-                    zr[2 * u + j] = keep ? dh[j] * (1.0f - zg) * dactf(hh, act) : 0.0f;
-                    zr[j] = keep ? dh[j] * (hp[j] - hh) * dactf(zg, ra) : 0.0f;
-                }
-            }
-            /* d(r * h) = dhh @ U_h^T */
+            mm(B, u, Gu, p.dzr + (int64_t)t * Gu, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
+        } else {
+            /* d(r * h) = dhh @ U_h^T, then r's gradient; dh_{t-1} through z, r and r * h */
             mm(B, u, u, z + 2 * u, TGu, 1, a->U + 2 * u, 1, Gu, p.tmp2, u, 0, NULL);
-            for (int b = 0; b < B; b++) {
-                float *zr = z + b * TGu, *d2 = p.tmp2 + (int64_t)b * u;
-                const float *hdr = hds + b * Tu + (int64_t)t * u;
-                for (int j = 0; j < u; j++) {
-                    float rg = zr[u + j];
-                    zr[u + j] = d2[j] * hdr[j] * dactf(rg, ra);
-                    d2[j] *= rg; /* the h part's gradient w.r.t. the dropped h */
-                }
-            }
+            run_rows(&sc, bwd_rows, 1);
             mm(B, u, 2 * u, z, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
             for (int64_t i = 0; i < (int64_t)B * u; i++) p.tmp[i] += p.tmp2[i];
         }
-        /* dh_{t-1}: through the recurrent product (and recurrent dropout), plus z * dh in a
-         * GRU; a masked step passes dh (and dc) on unchanged */
-        for (int b = 0; b < B; b++) {
-            if (a->mask && !a->mask[(int64_t)b * T + t]) continue;
-            float *dh = p.dh + (int64_t)b * u;
-            const float *tm = p.tmp + (int64_t)b * u;
-            const float *rk = a->rec_dropout ? p.rec_keep + (int64_t)b * u : NULL;
-            const float *carry = p.rbuf + (int64_t)b * u; /* GRU: dh * z */
-            for (int j = 0; j < u; j++) {
-                float g = rk ? tm[j] * rk[j] : tm[j];
-                dh[j] = a->cell == KC_CELL_GRU ? g + carry[j] : g;
-            }
-        }
+        run_rows(&sc, bwd_rows, 2);
     }
     /* the weight gradients: one product each over all B T rows */
     const float *xin = a->in_dropout ? p.xd : x;
