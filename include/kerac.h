@@ -554,6 +554,15 @@ kc_layer *kc_lstm(int units, const kc_rnn_opts *opts);
 kc_layer *kc_gru(int units, const kc_rnn_opts *opts);
 /* a stateful recurrent layer's states back to zeros (Keras's reset_states) */
 kc_status kc_rnn_reset_states(kc_layer *layer);
+/* Bidirectional(rnn, merge_mode, backward_layer): rnn runs forwards (renamed forward_<name>),
+ * backward (NULL: a copy of rnn with go_backwards flipped, backward_<name>) backwards; its
+ * output sequence is flipped back to time order and merged with the forward one. The wrapper
+ * holds both layers. merge_mode None (two outputs) is not available: a kerac layer has one. */
+typedef enum { KC_MERGE_CONCAT = 0, KC_MERGE_SUM, KC_MERGE_MUL, KC_MERGE_AVE } kc_merge_mode;
+kc_layer *kc_bidirectional(kc_layer *rnn, kc_merge_mode merge_mode, kc_layer *backward);
+/* TimeDistributed(layer): layer (one input) applied to each timestep of (timesteps, ...), the
+ * same weights at every step; the wrapper holds it */
+kc_layer *kc_time_distributed(kc_layer *layer);
 
 /* ---- custom layers ------------------------------------------------------------------------ */
 

@@ -69,6 +69,8 @@ static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
     return item;
 }
 
+cJSON *kc_config_layer_item(const kc_layer *l) { return leaf_item(l, KC_CONFIG_KERAS3); }
+
 static cJSON *entry_item(kc_model *m, int e, kc_config_style style) {
     const kc_entry *en = &m->entries[e];
     if (!en->model) return leaf_item(en->layer, style);
@@ -316,6 +318,10 @@ static kc_status layer_from(const cJSON *item, const char *where, kc_layer **out
     }
     if (cJSON_IsFalse(get(cfg, "trainable"))) kc_set_trainable(*out, 0);
     return KC_OK;
+}
+
+kc_status kc_config_layer_from(const cJSON *item, const char *where, kc_layer **out) {
+    return layer_from(item, where, out);
 }
 
 static const char *item_name(const cJSON *item) {

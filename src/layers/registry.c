@@ -38,7 +38,9 @@
     X(kc_elu_ops)                                                                                \
     X(kc_simple_rnn_ops)                                                                         \
     X(kc_lstm_ops)                                                                               \
-    X(kc_gru_ops)
+    X(kc_gru_ops)                                                                                \
+    X(kc_bidirectional_ops)                                                                      \
+    X(kc_time_distributed_ops)
 
 #define DECLARE(cls) extern const kc_layer_ops cls;
 BUILTIN_CLASSES(DECLARE)

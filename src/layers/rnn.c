@@ -379,3 +379,30 @@ kc_layer *kc_lstm(int units, const kc_rnn_opts *o) {
 kc_layer *kc_gru(int units, const kc_rnn_opts *o) {
     return rnn_new(&kc_gru_ops, KC_CELL_GRU, units, o);
 }
+
+int kc_is_rnn(const kc_layer *l) { return l && l->rnn != NULL; }
+int kc_rnn_return_sequences(const kc_layer *l) { return l->rnn->return_sequences; }
+const char *kc_rnn_cell_name(const kc_layer *l) {
+    return l->rnn->cell == KC_CELL_LSTM ? "lstm_cell"
+           : l->rnn->cell == KC_CELL_GRU ? "gru_cell"
+                                         : "simple_rnn_cell";
+}
+kc_layer *kc_rnn_copy(const kc_layer *l, int flip) {
+    const struct kc_rnn *r = l->rnn;
+    kc_rnn_opts o = {.activation = l->act == KC_LINEAR ? KC_RNN_LINEAR : l->act,
+                     .recurrent_activation = r->rec_act == KC_LINEAR ? KC_RNN_LINEAR : r->rec_act,
+                     .use_bias = l->no_bias ? KC_ZERO : 0,
+                     .unit_forget_bias = r->unit_forget_bias ? 0 : KC_ZERO,
+                     .reset_after = r->reset_after ? 0 : KC_ZERO,
+                     .kernel_initializer = l->kernel_init,
+                     .recurrent_initializer = r->rec_init,
+                     .bias_initializer = l->bias_init,
+                     .return_sequences = r->return_sequences,
+                     .go_backwards = flip ? !r->go_backwards : r->go_backwards,
+                     .stateful = r->stateful,
+                     .dropout = r->dropout,
+                     .recurrent_dropout = r->rec_dropout};
+    kc_layer *c = rnn_new(l->ops, r->cell, l->units, &o);
+    if (c) c->rnn->unroll = r->unroll;
+    return c;
+}

@@ -25,7 +25,8 @@ int kc_rnn_act_ok(kc_act act) {
  * and polynomial (about 1 ulp), x clamped to [-87.3, 88.7] */
 static inline float exp_v(float x) {
     x = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;
-    float n = __builtin_roundf(x * 1.44269504088896341f);
+    /* round to nearest by the 1.5 * 2^23 trick (no libm call, so it vectorises) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float q = 1.9875691500e-4f;
     q = q * r + 1.3981999507e-3f;
