@@ -548,6 +548,7 @@ typedef struct {
     int return_sequences, go_backwards;
     int stateful; /* the final state is the next batch's initial state (kc_rnn_reset_states) */
     float dropout, recurrent_dropout; /* one mask per sequence, the same at every step */
+    int zero_output_for_mask; /* a masked step's output is 0 (default: the previous output) */
 } kc_rnn_opts;
 kc_layer *kc_simple_rnn(int units, const kc_rnn_opts *opts); /* opts may be NULL */
 kc_layer *kc_lstm(int units, const kc_rnn_opts *opts);

@@ -37,6 +37,8 @@ def file_model(keras, L):
     return keras.Sequential([
         keras.Input((T, F)),
         L.LSTM(4, return_sequences=True, name="lstm"),
+        L.TimeDistributed(L.Dense(3, name="dense_td"), name="time_distributed"),
+        L.Bidirectional(L.GRU(2, return_sequences=True, name="gru_b"), name="bidirectional"),
         L.GRU(3, return_sequences=True, go_backwards=True, name="gru"),
         L.GRU(3, reset_after=False, return_sequences=True, name="gru_1"),
         L.SimpleRNN(2, name="simple_rnn"),
@@ -85,6 +87,16 @@ def keras3():
         "gru_v1_back": (lambda: L.GRU(U, reset_after=False, go_backwards=True), False),
         "gru_mask_seq": (lambda: L.GRU(U, return_sequences=True), True),
         "gru_v1_mask": (lambda: L.GRU(U, reset_after=False), True),
+        "bidi_lstm_concat_seq": (lambda: L.Bidirectional(L.LSTM(U, return_sequences=True)),
+                                 False),
+        "bidi_gru_sum": (lambda: L.Bidirectional(L.GRU(U), merge_mode="sum"), False),
+        "bidi_simple_rnn_mul_seq": (lambda: L.Bidirectional(
+            L.SimpleRNN(U, return_sequences=True), merge_mode="mul"), False),
+        "bidi_lstm_ave_mask_seq": (lambda: L.Bidirectional(
+            L.LSTM(U, return_sequences=True), merge_mode="ave"), True),
+        "bidi_gru_backward_layer": (lambda: L.Bidirectional(
+            L.GRU(U), backward_layer=L.GRU(3, go_backwards=True, reset_after=False)), False),
+        "td_dense": (lambda: L.TimeDistributed(L.Dense(U, activation="tanh")), False),
     }
     mse = keras.losses.MeanSquaredError()
     for seed, (name, (make, masked)) in enumerate(cases.items()):

@@ -108,8 +108,8 @@ static void keras_case(const char *name) {
                  (long long)kc_count_params(m), w->count);
     KC_CHECK(kc_set_weights(m, w->data, w->count));
     kc_layer *l = NULL;
-    const char *names[] = {"simple_rnn", "lstm", "gru"};
-    for (int i = 0; i < 3 && !l; i++)
+    const char *names[] = {"simple_rnn", "lstm", "gru", "bidirectional", "time_distributed"};
+    for (int i = 0; i < 5 && !l; i++)
         for (int k = 0; k < 40 && !l; k++) {
             char nm[32];
             if (k) snprintf(nm, sizeof nm, "%s_%d", names[i], k);
@@ -122,31 +122,35 @@ static void keras_case(const char *name) {
     uint8_t mask[B * T];
     for (int i = 0; i < B * T; i++) mask[i] = mk ? mk->data[i] != 0 : 1;
 
-    /* the kernels */
-    kc_forward_ctx c0 = {.mask = mk ? mask : NULL};
-    kc_rnn_args a = kc_rnn_layer_args(l, B, &c0);
-    a.ws = malloc(sizeof(float) * (size_t)kc_rnn_workspace(&a));
-    kc_rnn_forward(&a, x->data, NULL, NULL, out, NULL, NULL);
-    expect_close("output (kernels)", out, want->data, n_out);
     float *dout = malloc(sizeof(float) * (size_t)n_out), *dx = malloc(sizeof(float) * x->count);
     float *dw = malloc(sizeof(float) * (size_t)w->count);
-    double loss = 0;
-    for (long i = 0; i < n_out; i++) {
-        double d = (double)out[i] - y->data[i];
-        loss += d * d / (double)n_out;
-        dout[i] = (float)(2.0 * d / (double)n_out);
+    /* d MSE / d output at Keras's output */
+    for (long i = 0; i < n_out; i++)
+        dout[i] = (float)(2.0 * ((double)want->data[i] - y->data[i]) / (double)n_out);
+    if (kc_is_rnn(l)) { /* the kernels */
+        kc_forward_ctx c0 = {.mask = mk ? mask : NULL};
+        kc_rnn_args a = kc_rnn_layer_args(l, B, &c0);
+        a.ws = malloc(sizeof(float) * (size_t)kc_rnn_workspace(&a));
+        kc_rnn_forward(&a, x->data, NULL, NULL, out, NULL, NULL);
+        expect_close("output (kernels)", out, want->data, n_out);
+        double loss = 0;
+        for (long i = 0; i < n_out; i++) {
+            double d = (double)out[i] - y->data[i];
+            loss += d * d / (double)n_out;
+        }
+        float lf = (float)loss;
+        expect_close("loss (kernels)", &lf, get(&fx, "loss")->data, 1);
+        int G = kc_rnn_gates(a.cell);
+        kc_rnn_backward(&a, x->data, dout, dx, dw, dw + F * G * l->units,
+                        l->no_bias ? NULL : dw + l->kernel_size);
+        expect_close("dx (kernels)", dx, get(&fx, "dx")->data, x->count);
+        expect_close("grads (kernels)", dw, g->data, g->count);
+        free(a.ws);
     }
-    float lf = (float)loss;
-    expect_close("loss (kernels)", &lf, get(&fx, "loss")->data, 1);
-    int G = kc_rnn_gates(a.cell);
-    kc_rnn_backward(&a, x->data, dout, dx, dw, dw + F * G * l->units,
-                    l->no_bias ? NULL : dw + l->kernel_size);
-    expect_close("dx (kernels)", dx, get(&fx, "dx")->data, x->count);
-    expect_close("grads (kernels)", dw, g->data, g->count);
-    free(a.ws);
 
     /* the layer itself, ctx.mask set as the engine sets it */
     l->scratch = malloc(sizeof(float) * (size_t)l->ops->scratch_size(l, B, 1));
+    l->scratch_parts = 1;
     kc_forward_ctx ctx = {.mask = mk ? mask : NULL};
     float *lout = malloc(sizeof(float) * (size_t)n_out);
     l->ops->forward(l, x->data, lout, B, &ctx);
@@ -166,7 +170,7 @@ static void keras_case(const char *name) {
                             kc_sgd(&(kc_sgd_opts){.learning_rate = 0.1f}), 0));
         double mloss;
         KC_CHECK(kc_compute_gradients(m, x->data, y->data, B, 0, &mloss, dw, w->count));
-        lf = (float)mloss;
+        float lf = (float)mloss;
         expect_close("loss (model)", &lf, get(&fx, "loss")->data, 1);
         expect_close("grads (model)", dw, g->data, g->count);
         KC_CHECK(kc_train_on_batch(m, x->data, y->data, B, NULL));
@@ -196,6 +200,12 @@ KERAS_CASE(gru_v1)
 KERAS_CASE(gru_v1_back)
 KERAS_CASE(gru_mask_seq)
 KERAS_CASE(gru_v1_mask)
+KERAS_CASE(bidi_lstm_concat_seq)
+KERAS_CASE(bidi_gru_sum)
+KERAS_CASE(bidi_simple_rnn_mul_seq)
+KERAS_CASE(bidi_lstm_ave_mask_seq)
+KERAS_CASE(bidi_gru_backward_layer)
+KERAS_CASE(td_dense)
 
 /* ---- finite differences ---------------------------------------------------------------------- */
 

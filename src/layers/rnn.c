@@ -14,6 +14,7 @@ struct kc_rnn {
     kc_cell_kind cell;
     kc_act rec_act;
     int return_sequences, go_backwards, stateful, reset_after, unit_forget_bias, unroll;
+    int zero_output; /* zero_output_for_mask */
     float dropout, rec_dropout;
     kc_initializer rec_init;
     float *state; /* stateful: h (state_batch, units), then c (LSTM) */
@@ -98,7 +99,8 @@ kc_rnn_args kc_rnn_layer_args(const kc_layer *l, int batch, const kc_forward_ctx
     return (kc_rnn_args){.cell = r->cell, .reset_after = r->reset_after, .B = batch,
                          .T = l->in_shape.dims[0], .F = F, .u = l->units, .act = l->act,
                          .rec_act = r->rec_act, .go_backwards = r->go_backwards,
-                         .return_sequences = r->return_sequences, .W = l->kernel,
+                         .return_sequences = r->return_sequences,
+                         .zero_output = r->zero_output, .W = l->kernel,
                          .U = l->kernel + (int64_t)F * gates(l) * l->units,
                          .b = l->no_bias ? NULL : l->bias, .mask = ctx ? ctx->mask : NULL,
                          .in_dropout = ctx && ctx->training && r->dropout > 0,
@@ -235,9 +237,6 @@ static kc_status rnn_from(kc_cell_kind cell, const cJSON *cfg, const char *where
                       "%s: return_state=True is not supported by kerac (a layer has one output "
                       "in kerac's graph)", where);
     if (tm) return kc_err(KC_EFORMAT, "%s: time_major=True is not supported by kerac", where);
-    if (zofm)
-        return kc_err(KC_EFORMAT, "%s: zero_output_for_mask=True is not supported by kerac",
-                      where);
     double d = 0, rd = 0;
     if (kc_cfg_num(cfg, "dropout", &d) < 0 || kc_cfg_num(cfg, "recurrent_dropout", &rd) < 0)
         return kc_err(KC_EFORMAT, "%s: dropout and recurrent_dropout must be numbers", where);
@@ -260,7 +259,7 @@ static kc_status rnn_from(kc_cell_kind cell, const cJSON *cfg, const char *where
                               : cell == KC_CELL_GRU ? &kc_gru_ops
                                                     : &kc_simple_rnn_ops;
     kc_layer *l = rnn_new(ops, cell, units, &o);
-    if (l) l->rnn->unroll = unroll;
+    if (l) l->rnn->unroll = unroll, l->rnn->zero_output = zofm;
     return kc_cfg_made(l, where, out);
 }
 static kc_status simple_from(const cJSON *c, const char *w, kc_layer **o) {
@@ -280,7 +279,7 @@ static kc_status rnn_to(const kc_layer *l, cJSON *cfg) {
     cJSON_AddBoolToObject(cfg, "go_backwards", r->go_backwards);
     cJSON_AddBoolToObject(cfg, "stateful", r->stateful);
     cJSON_AddBoolToObject(cfg, "unroll", r->unroll);
-    cJSON_AddBoolToObject(cfg, "zero_output_for_mask", 0);
+    cJSON_AddBoolToObject(cfg, "zero_output_for_mask", r->zero_output);
     cJSON_AddNumberToObject(cfg, "units", l->units);
     cJSON_AddStringToObject(cfg, "activation", kc_act_name(l->act));
     if (r->cell != KC_CELL_SIMPLE)
@@ -367,6 +366,7 @@ static kc_layer *rnn_new(const kc_layer_ops *ops, kc_cell_kind cell, int units,
     r->stateful = o.stateful;
     r->dropout = o.dropout;
     r->rec_dropout = o.recurrent_dropout;
+    r->zero_output = o.zero_output_for_mask;
     return l;
 }
 
@@ -403,6 +403,7 @@ kc_layer *kc_rnn_copy(const kc_layer *l, int flip) {
                      .dropout = r->dropout,
                      .recurrent_dropout = r->rec_dropout};
     kc_layer *c = rnn_new(l->ops, r->cell, l->units, &o);
-    if (c) c->rnn->unroll = r->unroll;
+    if (c) c->rnn->unroll = r->unroll, c->rnn->zero_output = r->zero_output;
     return c;
 }
+void kc_rnn_set_zero_output(kc_layer *l, int on) { l->rnn->zero_output = on; }

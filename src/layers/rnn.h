@@ -12,6 +12,8 @@ int kc_rnn_return_sequences(const kc_layer *l);
 /* a new layer of l's class and options (its weights not copied), go_backwards flipped when
  * flip; NULL when out of memory */
 kc_layer *kc_rnn_copy(const kc_layer *l, int flip);
+/* Keras's zero_output_for_mask (Bidirectional sets it to return_sequences) */
+void kc_rnn_set_zero_output(kc_layer *l, int on);
 /* its legacy weight name prefix: "lstm_cell" */
 const char *kc_rnn_cell_name(const kc_layer *l);
 #endif

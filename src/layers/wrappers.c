@@ -56,6 +56,7 @@ static kc_status build_inner(kc_layer *l, kc_layer *in, kc_shape shape) {
     kc_status st = in->ops->build(in);
     if (st) return kc_err_prefix(st, "layer %s (%s)", l->name, l->ops->type_name);
     if (in->trainable_count < 0) in->trainable_count = in->param_count;
+    in->out_size = kc_shape_size(in->out_shape);
     in->built = 1;
     return KC_OK;
 }
@@ -434,6 +435,9 @@ kc_layer *kc_bidirectional(kc_layer *rnn, kc_merge_mode merge, kc_layer *backwar
         return NULL;
     }
     f->refs++, b->refs++; /* the wrapper holds both */
+    /* as Keras: the inner layers' zero_output_for_mask follows their return_sequences */
+    kc_rnn_set_zero_output(f, kc_rnn_return_sequences(f));
+    kc_rnn_set_zero_output(b, kc_rnn_return_sequences(b));
     char base[48];
     snprintf(base, sizeof base, "%s", rnn->name[0] ? rnn->name : rnn->ops->base_name);
     prefix_name(f, "forward_", base);

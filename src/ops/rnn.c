@@ -312,10 +312,19 @@ void kc_rnn_forward(const kc_rnn_args *a, const float *x, const float *h0, const
             run_rows(&sc, fwd_rows, 1);
         }
         if (a->return_sequences)
-            for (int b = 0; b < B; b++)
-                memcpy(out + ((int64_t)b * T + s) * u, p.h + (int64_t)b * u, sizeof(float) * u);
+            for (int b = 0; b < B; b++) {
+                float *o = out + ((int64_t)b * T + s) * u;
+                if (a->zero_output && !real_step(a, b, t)) memset(o, 0, sizeof(float) * u);
+                else memcpy(o, p.h + (int64_t)b * u, sizeof(float) * u);
+            }
     }
-    if (!a->return_sequences) memcpy(out, p.h, sizeof(float) * (size_t)B * u);
+    if (!a->return_sequences) {
+        memcpy(out, p.h, sizeof(float) * (size_t)B * u);
+        /* the last step's output: 0 where it is masked, with zero_output_for_mask */
+        const int tl = a->go_backwards ? 0 : T - 1;
+        for (int b = 0; a->zero_output && b < B; b++)
+            if (!real_step(a, b, tl)) memset(out + (int64_t)b * u, 0, sizeof(float) * u);
+    }
     if (h_last) memcpy(h_last, p.h, sizeof(float) * (size_t)B * u);
     if (c_last && a->cell == KC_CELL_LSTM) memcpy(c_last, p.c, sizeof(float) * (size_t)B * u);
 }
@@ -427,14 +436,15 @@ void kc_rnn_backward(const kc_rnn_args *a, const float *x, const float *dout, fl
     for (int s = T - 1; s >= 0; s--) {
         const int t = a->go_backwards ? T - 1 - s : s;
         float *z = p.xp + (int64_t)t * Gu;
-        if (a->return_sequences) {
+        if (a->return_sequences || s == T - 1) {
             for (int b = 0; b < B; b++) {
-                const float *d = dout + ((int64_t)b * T + s) * u;
+                /* a zeroed output (zero_output_for_mask) passes no gradient */
+                if (a->zero_output && !real_step(a, b, t)) continue;
+                const float *d = dout + ((int64_t)b * (a->return_sequences ? T : 1) +
+                                         (a->return_sequences ? s : 0)) * u;
                 float *dh = p.dh + (int64_t)b * u;
                 for (int j = 0; j < u; j++) dh[j] += d[j];
             }
-        } else if (s == T - 1) {
-            for (int64_t i = 0; i < (int64_t)B * u; i++) p.dh[i] += dout[i];
         }
         sc.z = z, sc.t = t;
         run_rows(&sc, bwd_rows, 0);

@@ -16,6 +16,9 @@ typedef struct {
     int B, T, F, u;  /* batch, timesteps, input features, units */
     kc_act act, rec_act;
     int go_backwards, return_sequences;
+    /* Keras's zero_output_for_mask: a masked step's output is 0 instead of the previous output
+     * (the state is kept either way) */
+    int zero_output;
     /* kernel (F, G u), recurrent_kernel (u, G u), bias (G u) or NULL; GRU reset_after: bias
      * (2, 3 u), the input bias then the recurrent one. Gates i f c o (LSTM), z r h (GRU). */
     const float *W, *U, *b;
