@@ -304,14 +304,8 @@ Test(rnn_grad, gru_reset_before) {
     fd_kernels(KC_CELL_GRU, 0, 1, 1, 1, 1);
 }
 
-/* a stack of the three through the model: kc_compute_gradients against differences */
-Test(rnn_grad, model_stack) {
-    kc_model *m = kc_sequential(kc_shape2(T, F));
-    KC_CHECK(kc_add(m, kc_lstm(4, &(kc_rnn_opts){.return_sequences = 1})));
-    KC_CHECK(kc_add(m, kc_gru(3, &(kc_rnn_opts){.return_sequences = 1, .go_backwards = 1,
-                                                 .reset_after = KC_ZERO})));
-    KC_CHECK(kc_add(m, kc_simple_rnn(3, NULL)));
-    KC_CHECK(kc_add(m, kc_dense(2, KC_LINEAR)));
+/* stacks through the model: kc_compute_gradients against differences */
+static void fd_model(kc_model *m) {
     KC_CHECK(kc_compile(m, KC_MEAN_SQUARED_ERROR, kc_sgd(NULL), 0));
     int64_t n = kc_count_params(m);
     float *w = malloc(sizeof(float) * (size_t)n), *g = malloc(sizeof(float) * (size_t)n);
@@ -338,6 +332,34 @@ Test(rnn_grad, model_stack) {
     KC_CHECK(kc_set_weights(m, w, n));
     kc_model_free(m);
     free(w), free(g);
+}
+
+Test(rnn_grad, model_stack) {
+    kc_model *m = kc_sequential(kc_shape2(T, F));
+    KC_CHECK(kc_add(m, kc_lstm(4, &(kc_rnn_opts){.return_sequences = 1})));
+    KC_CHECK(kc_add(m, kc_gru(3, &(kc_rnn_opts){.return_sequences = 1, .go_backwards = 1,
+                                                 .reset_after = KC_ZERO})));
+    KC_CHECK(kc_add(m, kc_simple_rnn(3, NULL)));
+    KC_CHECK(kc_add(m, kc_dense(2, KC_LINEAR)));
+    fd_model(m);
+}
+
+Test(rnn_grad, wrappers) {
+    kc_model *m = kc_sequential(kc_shape2(T, F));
+    KC_CHECK(kc_add(m, kc_time_distributed(kc_dense(4, KC_TANH))));
+    KC_CHECK(kc_add(m, kc_bidirectional(kc_lstm(3, &(kc_rnn_opts){.return_sequences = 1}),
+                                        KC_MERGE_MUL, NULL)));
+    KC_CHECK(kc_add(m, kc_bidirectional(kc_gru(2, NULL), KC_MERGE_CONCAT,
+                                        kc_simple_rnn(3, &(kc_rnn_opts){.go_backwards = 1}))));
+    KC_CHECK(kc_add(m, kc_dense(2, KC_LINEAR)));
+    fd_model(m);
+}
+
+Test(rnn_grad, bidirectional_refuses_other_layers) {
+    kc_layer *d = kc_dense(2, KC_LINEAR);
+    cr_expect_null(kc_bidirectional(d, KC_MERGE_SUM, NULL));
+    cr_expect(strstr(kc_last_error(), "recurrent layer") != NULL);
+    kc_layer_free(d);
 }
 
 /* ---- dropout, state ------------------------------------------------------------------------- */
