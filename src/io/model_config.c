@@ -37,6 +37,10 @@ static cJSON *wrap_custom(const kc_custom_entry *e, cJSON *config, kc_config_sty
     return o;
 }
 
+/* the style of the item being written: a wrapper's nested layers (kc_config_layer_item) are
+ * written as their wrapper is */
+static _Thread_local kc_config_style item_style = KC_CONFIG_KERAS3;
+
 /* a layer's item: {module, class_name, config, registered_name, build_config} */
 static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
     const kc_layer_io *io = &l->ops->io;
@@ -49,7 +53,11 @@ static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
     cJSON_AddStringToObject(lc, "name", l->name);
     cJSON_AddBoolToObject(lc, "trainable", !l->frozen);
     cJSON_AddItemToObject(lc, "dtype", kc_cfg_dtype_policy(style));
-    if (io->to_config(l, lc)) {
+    kc_config_style outer = item_style;
+    item_style = style;
+    kc_status st = io->to_config(l, lc);
+    item_style = outer;
+    if (st) {
         cJSON_Delete(lc);
         return NULL;
     }
@@ -69,7 +77,8 @@ static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
     return item;
 }
 
-cJSON *kc_config_layer_item(const kc_layer *l) { return leaf_item(l, KC_CONFIG_KERAS3); }
+cJSON *kc_config_layer_item(const kc_layer *l) { return leaf_item(l, item_style); }
+int kc_config_writing_legacy(void) { return item_style == KC_CONFIG_LEGACY; }
 
 static cJSON *entry_item(kc_model *m, int e, kc_config_style style) {
     const kc_entry *en = &m->entries[e];

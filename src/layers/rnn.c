@@ -298,7 +298,7 @@ static kc_status rnn_to(const kc_layer *l, cJSON *cfg) {
     for (int i = 0; i < 7; i++) cJSON_AddNullToObject(cfg, nulls[i]);
     cJSON_AddNumberToObject(cfg, "dropout", kc_json_float(r->dropout));
     cJSON_AddNumberToObject(cfg, "recurrent_dropout", kc_json_float(r->rec_dropout));
-    cJSON_AddNullToObject(cfg, "seed");
+    if (!kc_config_writing_legacy()) cJSON_AddNullToObject(cfg, "seed"); /* tf.keras 2 has none */
     if (r->cell == KC_CELL_GRU) cJSON_AddBoolToObject(cfg, "reset_after", r->reset_after);
     return KC_OK;
 }
