@@ -77,7 +77,16 @@ static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
     return item;
 }
 
-cJSON *kc_config_layer_item(const kc_layer *l) { return leaf_item(l, item_style); }
+cJSON *kc_config_layer_item(const kc_layer *l) {
+    cJSON *item = leaf_item(l, item_style);
+    /* tf.keras 2.15 writes a wrapper's nested layer with its module, as Keras 3 does, and Keras
+     * 3 needs it to find the class in a legacy file */
+    if (item && item_style == KC_CONFIG_LEGACY && !cJSON_GetObjectItem(item, "module")) {
+        cJSON_AddStringToObject(item, "module", "keras.layers");
+        cJSON_AddNullToObject(item, "registered_name");
+    }
+    return item;
+}
 int kc_config_writing_legacy(void) { return item_style == KC_CONFIG_LEGACY; }
 
 static cJSON *entry_item(kc_model *m, int e, kc_config_style style) {
