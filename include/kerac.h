@@ -553,7 +553,8 @@ typedef struct {
 kc_layer *kc_simple_rnn(int units, const kc_rnn_opts *opts); /* opts may be NULL */
 kc_layer *kc_lstm(int units, const kc_rnn_opts *opts);
 kc_layer *kc_gru(int units, const kc_rnn_opts *opts);
-/* a stateful recurrent layer's states back to zeros (Keras's reset_states) */
+/* a stateful recurrent layer's states back to zeros (Keras's reset_states); a Bidirectional
+ * resets both of its layers */
 kc_status kc_rnn_reset_states(kc_layer *layer);
 /* Bidirectional(rnn, merge_mode, backward_layer): rnn runs forwards (renamed forward_<name>),
  * backward (NULL: a copy of rnn with go_backwards flipped, backward_<name>) backwards; its

@@ -443,6 +443,25 @@ Test(rnn_state, stateful) {
     kc_model_free(m), kc_model_free(l2), free(w);
 }
 
+/* a stateful Bidirectional: both directions keep their state; reset_states resets both */
+Test(rnn_state, stateful_bidirectional) {
+    kc_model *m = kc_sequential(kc_shape2(T, F));
+    kc_layer *bi = kc_bidirectional(kc_gru(3, &(kc_rnn_opts){.stateful = 1}), KC_MERGE_CONCAT,
+                                    NULL);
+    KC_CHECK(kc_add(m, bi));
+    float x[B * T * F], o1[B * 6], o2[B * 6], o3[B * 6];
+    fill(x, B * T * F, 12u, 1.0f);
+    KC_CHECK(kc_predict(m, x, B, o1));
+    KC_CHECK(kc_predict(m, x, B, o2));
+    int differ = 0;
+    for (int i = 0; i < B * 6; i++) differ += o1[i] != o2[i];
+    cr_expect(differ > 0, "the second call starts from the first one's state");
+    KC_CHECK(kc_rnn_reset_states(bi));
+    KC_CHECK(kc_predict(m, x, B, o3));
+    for (int i = 0; i < B * 6; i++) cr_expect_eq(o1[i], o3[i]);
+    kc_model_free(m);
+}
+
 /* ---- files ------------------------------------------------------------------------------------ */
 
 static void predict_file(const char *file, const char *expect) {

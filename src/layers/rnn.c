@@ -174,7 +174,10 @@ static int rnn_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *
     return 1;
 }
 
+kc_status kc_wrapper_reset_states(kc_layer *l); /* wrappers.c */
+extern const kc_layer_ops kc_bidirectional_ops;
 kc_status kc_rnn_reset_states(kc_layer *l) {
+    if (l && l->wrap && l->ops == &kc_bidirectional_ops) return kc_wrapper_reset_states(l);
     if (!l || !l->rnn)
         return kc_err(KC_EINVAL, "kc_rnn_reset_states: %s is not a recurrent layer",
                       l ? l->name : "NULL");
@@ -189,7 +192,7 @@ kc_status kc_rnn_reset_states(kc_layer *l) {
 
 static kc_layer *rnn_new(const kc_layer_ops *ops, kc_cell_kind cell, int units,
                          const kc_rnn_opts *opts);
-extern const kc_layer_ops kc_simple_rnn_ops, kc_lstm_ops, kc_gru_ops;
+extern const kc_layer_ops kc_simple_rnn_ops, kc_lstm_ops, kc_gru_ops, kc_bidirectional_ops;
 
 static kc_status cfg_bool(const cJSON *cfg, const char *name, const char *where, int *out) {
     const cJSON *v = kc_cfg_field(cfg, name);

@@ -26,6 +26,8 @@ static void bind(kc_layer *l) {
     for (int i = 0; i < w->n; i++) {
         kc_layer *in = w->inner[i];
         in->param_offset = l->param_offset + at;
+        /* each inner layer its own dropout stream, from the wrapper's */
+        in->seed = l->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(i + 1));
         in->kernel = l->kernel ? l->kernel + at : NULL;
         in->dkernel = l->dkernel ? l->dkernel + at : NULL;
         in->bias = in->no_bias || !in->kernel ? NULL : in->kernel + in->kernel_size;
@@ -453,4 +455,11 @@ kc_layer *kc_bidirectional(kc_layer *rnn, kc_merge_mode merge, kc_layer *backwar
     l->wrap->n = 2;
     l->wrap->merge = merge;
     return l;
+}
+
+kc_status kc_wrapper_reset_states(kc_layer *l) {
+    kc_status st = KC_OK;
+    for (int i = 0; i < l->wrap->n && !st; i++)
+        if (kc_is_rnn(l->wrap->inner[i])) st = kc_rnn_reset_states(l->wrap->inner[i]);
+    return st;
 }
