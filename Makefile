@@ -37,7 +37,12 @@ $(BUILD)/%: examples/%.c $(wildcard examples/*.h) $(BUILD)/libkerac.a
 $(BUILD)/bench: bench/bench.c $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 
+# the recurrent layers' benchmark (bench/compare_pytorch_rnn.py runs it)
+$(BUILD)/bench_rnn: bench/rnn.c $(BUILD)/libkerac.a
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
+
 # the plain step timing that links against any kerac build (docs/PERFORMANCE.md)
+
 $(BUILD)/train_steps: bench/train_steps.c $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 

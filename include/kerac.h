@@ -569,6 +569,42 @@ kc_layer *kc_concatenate(int axis);
  * the cosine similarity. */
 kc_layer *kc_dot(int axis0, int axis1, int normalize);
 
+/* ---- recurrent layers (issue 12) ------------------------------------------------------------
+ * SimpleRNN, LSTM, GRU on (timesteps, features) inputs, as Keras 3's: weights kernel (features,
+ * G units), recurrent_kernel (units, G units), bias (G units; GRU reset_after: (2, 3 units)),
+ * gates i f c o (LSTM), z r h (GRU). Output (timesteps, units) with return_sequences, else
+ * (units). A zero field means Keras's default. */
+#define KC_RNN_LINEAR ((kc_act)(KC_ACT_COUNT + 1)) /* activation=None/"linear" (0 is tanh) */
+typedef struct {
+    kc_act activation;           /* 0 -> tanh; KC_RNN_LINEAR for linear */
+    kc_act recurrent_activation; /* 0 -> sigmoid (LSTM, GRU); KC_RNN_LINEAR for linear */
+    int use_bias;                /* 0 -> True; KC_ZERO for False */
+    int unit_forget_bias;        /* LSTM: 0 -> True; KC_ZERO for False */
+    int reset_after;             /* GRU: 0 -> True; KC_ZERO for False */
+    kc_initializer kernel_initializer;    /* glorot_uniform */
+    kc_initializer recurrent_initializer; /* orthogonal */
+    kc_initializer bias_initializer;      /* zeros */
+    int return_sequences, go_backwards;
+    int stateful; /* the final state is the next batch's initial state (kc_rnn_reset_states) */
+    float dropout, recurrent_dropout; /* one mask per sequence, the same at every step */
+    int zero_output_for_mask; /* a masked step's output is 0 (default: the previous output) */
+} kc_rnn_opts;
+kc_layer *kc_simple_rnn(int units, const kc_rnn_opts *opts); /* opts may be NULL */
+kc_layer *kc_lstm(int units, const kc_rnn_opts *opts);
+kc_layer *kc_gru(int units, const kc_rnn_opts *opts);
+/* a stateful recurrent layer's states back to zeros (Keras's reset_states); a Bidirectional
+ * resets both of its layers */
+kc_status kc_rnn_reset_states(kc_layer *layer);
+/* Bidirectional(rnn, merge_mode, backward_layer): rnn runs forwards (renamed forward_<name>),
+ * backward (NULL: a copy of rnn with go_backwards flipped, backward_<name>) backwards; its
+ * output sequence is flipped back to time order and merged with the forward one. The wrapper
+ * holds both layers. merge_mode None (two outputs) is not available: a kerac layer has one. */
+typedef enum { KC_MERGE_CONCAT = 0, KC_MERGE_SUM, KC_MERGE_MUL, KC_MERGE_AVE } kc_merge_mode;
+kc_layer *kc_bidirectional(kc_layer *rnn, kc_merge_mode merge_mode, kc_layer *backward);
+/* TimeDistributed(layer): layer (one input) applied to each timestep of (timesteps, ...), the
+ * same weights at every step; the wrapper holds it */
+kc_layer *kc_time_distributed(kc_layer *layer);
+
 /* ---- custom layers ------------------------------------------------------------------------ */
 
 /* A subclass of keras.layers.Layer, in C. A type (a static struct: Keras's class) describes

@@ -270,8 +270,9 @@ Test(json, bad_json_errors) {
                   KC_EFORMAT, "the model is a Subclassed; kerac loads Sequential and Functional");
     const char *conv = "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
                        "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 8, 8, 1]}},"
-                       "{\"class_name\": \"LSTM\", \"config\": {\"name\": \"lstm\"}}]}}";
-    KC_EXPECT_ERR(kc_model_from_json(conv, &m), KC_EFORMAT, "layer 1 'lstm': unknown layer class 'LSTM'");
+                       "{\"class_name\": \"ConvLSTM2D\", \"config\": {\"name\": \"c\"}}]}}";
+    KC_EXPECT_ERR(kc_model_from_json(conv, &m), KC_EFORMAT,
+                  "layer 1 'c': unknown layer class 'ConvLSTM2D'");
     const char *crelu = "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
                        "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 4]}},"
                        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dd\", \"units\": 3, "

@@ -115,6 +115,13 @@ typedef enum { KC_CONFIG_KERAS3 = 0, KC_CONFIG_LEGACY } kc_config_style;
 /* The Sequential config object ({"module", "class_name", "config", ...}); with compile set
  * and the model compiled, "compile_config" too (Keras 3 style only) */
 cJSON *kc_config_build(const kc_model_view *v, int with_compile, kc_config_style style);
+/* one layer's item {module, class_name, config, ...} (in the form of the item being written),
+ * and a layer from one:
+ * the wrapper layers' nested "layer" (wrappers.c) */
+cJSON *kc_config_layer_item(const kc_layer *l);
+kc_status kc_config_layer_from(const cJSON *item, const char *where, kc_layer **out);
+/* 1 while a to_config writes tf.keras 2's form (legacy .h5), which lacks some Keras 3 keys */
+int kc_config_writing_legacy(void);
 /* compile_config (Keras 3) or training_config (legacy) */
 cJSON *kc_compile_config_build(const kc_model_view *v, kc_config_style style);
 /* Builds a model from a config object (the whole {"class_name": "Sequential", ...}). where:

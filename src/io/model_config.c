@@ -37,6 +37,10 @@ static cJSON *wrap_custom(const kc_custom_entry *e, cJSON *config, kc_config_sty
     return o;
 }
 
+/* the style of the item being written: a wrapper's nested layers (kc_config_layer_item) are
+ * written as their wrapper is */
+static _Thread_local kc_config_style item_style = KC_CONFIG_KERAS3;
+
 /* a layer's item: {module, class_name, config, registered_name, build_config} */
 static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
     const kc_layer_io *io = &l->ops->io;
@@ -49,7 +53,11 @@ static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
     cJSON_AddStringToObject(lc, "name", l->name);
     cJSON_AddBoolToObject(lc, "trainable", !l->frozen);
     cJSON_AddItemToObject(lc, "dtype", kc_cfg_dtype_policy(style));
-    if (io->to_config(l, lc)) {
+    kc_config_style outer = item_style;
+    item_style = style;
+    kc_status st = io->to_config(l, lc);
+    item_style = outer;
+    if (st) {
         cJSON_Delete(lc);
         return NULL;
     }
@@ -68,6 +76,18 @@ static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
     }
     return item;
 }
+
+cJSON *kc_config_layer_item(const kc_layer *l) {
+    cJSON *item = leaf_item(l, item_style);
+    /* tf.keras 2.15 writes a wrapper's nested layer with its module, as Keras 3 does, and Keras
+     * 3 needs it to find the class in a legacy file */
+    if (item && item_style == KC_CONFIG_LEGACY && !cJSON_GetObjectItem(item, "module")) {
+        cJSON_AddStringToObject(item, "module", "keras.layers");
+        cJSON_AddNullToObject(item, "registered_name");
+    }
+    return item;
+}
+int kc_config_writing_legacy(void) { return item_style == KC_CONFIG_LEGACY; }
 
 static cJSON *entry_item(kc_model *m, int e, kc_config_style style) {
     const kc_entry *en = &m->entries[e];
@@ -316,6 +336,10 @@ static kc_status layer_from(const cJSON *item, const char *where, kc_layer **out
     }
     if (cJSON_IsFalse(get(cfg, "trainable"))) kc_set_trainable(*out, 0);
     return KC_OK;
+}
+
+kc_status kc_config_layer_from(const cJSON *item, const char *where, kc_layer **out) {
+    return layer_from(item, where, out);
 }
 
 static const char *item_name(const cJSON *item) {

@@ -66,6 +66,23 @@ static kc_path *model_paths(const kc_model_view *v, kc_path **other, int *n_othe
     return leaf;
 }
 
+/* Keras 3's dataset of variable j of a layer at lpath: <lpath>/vars/<i>, or, for a variable
+ * of a sub-layer (io.k3_group: the recurrent layers' cells), <lpath>/<group>/vars/<i>, i
+ * counted within the group */
+static const char *k3_group(const kc_layer *l, int j) {
+    return l->ops->io.k3_group ? l->ops->io.k3_group(l, j) : NULL;
+}
+static void k3_var_path(const char *lpath, const kc_layer *l, int j, char *out, size_t size) {
+    int i = 0;
+    const char *gj = k3_group(l, j);
+    for (int k = 0; k < j; k++) {
+        const char *gk = k3_group(l, k);
+        i += (gk == NULL) == (gj == NULL) && (!gj || !strcmp(gk, gj));
+    }
+    if (gj) snprintf(out, size, "%s/%s/vars/%d", lpath, gj, i);
+    else snprintf(out, size, "%s/vars/%d", lpath, i);
+}
+
 /* a layer is trained (and has optimizer state, as Keras's trainable_variables) unless frozen
  * when the model was compiled */
 static int layer_trained(const kc_model_view *v, int i) {
@@ -174,9 +191,19 @@ kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f) {
         kc_weight_desc w[KC_MAX_WEIGHTS];
         int n = kc_layer_weights(l, w);
         for (int j = 0; j < n && !st; j++) {
-            snprintf(idx, sizeof idx, "%d", j);
-            st = kc_h5_write_f32(g, idx, v->params + w[j].offset, w[j].rank, w[j].dims);
+            char vp[PATH_MAX_LEN + 64];
+            k3_var_path(paths[i], l, j, vp, sizeof vp);
+            char *slash = strrchr(vp, '/');
+            *slash = 0;
+            hid_t vg = kc_h5_group(f, vp);
+            if (vg < 0) {
+                st = kc_err(KC_EIO, "HDF5: cannot create %s", vp);
+                break;
+            }
+            st = kc_h5_write_f32(vg, slash + 1, v->params + w[j].offset, w[j].rank, w[j].dims);
+            H5Gclose(vg);
         }
+        (void)idx;
         H5Gclose(g);
     }
     free(paths);
@@ -324,17 +351,28 @@ kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path,
             break;
         }
         hid_t g = H5Gopen2(f, lpath, H5P_DEFAULT);
-        int have = g >= 0 ? count_links(g) : -1;
-        if (have != n) {
+        int have = g >= 0 ? count_links(g) : -1, plain = 0;
+        for (int j = 0; j < n; j++) plain += k3_group(l, j) == NULL;
+        if (have != plain) {
             st = kc_err(KC_EFORMAT, "%s: layer '%s' (%s): %s holds %d variables, the layer has %d",
-                        path, l->name, l->ops->type_name, lpath, have, n);
+                        path, l->name, l->ops->type_name, lpath, have, plain);
         }
         for (int j = 0; j < n && !st; j++) {
-            snprintf(idx, sizeof idx, "%d", j);
-            snprintf(what, sizeof what, "%s: layer '%s' (%s): variable '%s' (%s/%d)", path,
-                     l->name, l->ops->type_name, w[j].name, lpath, j);
-            st = kc_h5_read_f32(g, idx, params + w[j].offset, w[j].rank, w[j].dims, what);
+            char vp[PATH_MAX_LEN + 64];
+            k3_var_path(paths[i], l, j, vp, sizeof vp);
+            snprintf(what, sizeof what, "%s: layer '%s' (%s): variable '%s' (%s)", path,
+                     l->name, l->ops->type_name, w[j].name, vp);
+            if (!kc_h5_exists(f, vp)) {
+                st = kc_err(KC_EFORMAT, "%s is missing", what);
+                break;
+            }
+            char *slash = strrchr(vp, '/');
+            *slash = 0;
+            hid_t vg = H5Gopen2(f, vp, H5P_DEFAULT);
+            st = kc_h5_read_f32(vg, slash + 1, params + w[j].offset, w[j].rank, w[j].dims, what);
+            H5Gclose(vg);
         }
+        (void)idx;
         if (g >= 0) H5Gclose(g);
     }
     free(paths);

@@ -49,6 +49,10 @@ typedef struct {
     /* optional: checks the config against the built layer (its input shape known) */
     kc_status (*check_built)(const struct cJSON *config, const kc_layer *layer,
                              const char *where);
+    /* optional: Keras 3's files hold variable i (of weights' list) under a sub-layer's path
+     * ("cell", "forward_layer/cell"): <layer path>/<group>/vars/<n>, n counted within the
+     * group (the recurrent layers, rnn.c); NULL: <layer path>/vars/<i> */
+    const char *(*k3_group)(const kc_layer *layer, int i);
 } kc_layer_io;
 
 /* A layer class: one object per Keras class, defined in its file of src/layers/ and listed in
@@ -170,6 +174,8 @@ struct kc_layer {
     struct kc_model *home;   /* the model whose buffer holds its weights (NULL: none yet) */
     struct kc_model *nested; /* the model this layer stands for (kc_model_as_layer) */
     struct kc_custom_layer *custom; /* a custom layer's own part (custom.c) */
+    struct kc_rnn *rnn; /* the recurrent layers' options and state (rnn.c) */
+    struct kc_wrap *wrap; /* TimeDistributed's and Bidirectional's inner layers (wrappers.c) */
     /* fusions the model plans (model.c, plan_fusion), which change no result: */
     struct kc_layer *fused_dropout; /* Dense(relu): the Dropout after it, whose mask this
                                        layer's product applies; it writes the Dropout's output,

@@ -43,7 +43,13 @@
     X(kc_global_average_pooling1d_ops)                                                           \
     X(kc_global_max_pooling1d_ops)                                                               \
     X(kc_repeat_vector_ops)                                                                      \
-    X(kc_permute_ops)
+    X(kc_permute_ops)                                                                            \
+    /* recurrent (rnn.c, wrappers.c) */                                                          \
+    X(kc_simple_rnn_ops)                                                                         \
+    X(kc_lstm_ops)                                                                               \
+    X(kc_gru_ops)                                                                                \
+    X(kc_bidirectional_ops)                                                                      \
+    X(kc_time_distributed_ops)
 
 #define DECLARE(cls) extern const kc_layer_ops cls;
 BUILTIN_CLASSES(DECLARE)

@@ -1,0 +1,491 @@
+/* rnn.c: SimpleRNN, LSTM and GRU over whole sequences (see rnn.h).
+ *
+ * Layout: x (B, T, F) row-major; the projections XP (B, T, G u) = x @ W + b are one product
+ * over all B T rows. Step s consumes input position t = s (go_backwards: T - 1 - s); every
+ * per-step array is kept by position t, so that one product over B T rows gives each weight
+ * gradient at the end (dW = X^T dZ, dU = Hprev^T dZ). The per-step gate values overwrite XP in
+ * place, and backward overwrites them with the gate gradients.
+ *
+ * Masks (Keras 3's backend.rnn without zero_output_for_mask): at a masked step the state (h
+ * and c) is kept, and the step's output is the previous output, i.e. the kept h. */
+#include "rnn.h"
+#include "ops.h"
+#include <math.h>
+#include <string.h>
+#include "../util/threads.h"
+
+int kc_rnn_gates(kc_cell_kind cell) { return cell == KC_CELL_LSTM ? 4 : cell == KC_CELL_GRU ? 3 : 1; }
+
+int kc_rnn_act_ok(kc_act act) {
+    return act == KC_LINEAR || act == KC_RELU || act == KC_SIGMOID || act == KC_TANH ||
+           act == KC_HARD_SIGMOID || act == KC_SOFTSIGN;
+}
+
+/* exp(x) for the activations, in a form the compiler vectorises: Cephes's range reduction
+ * and polynomial (about 1 ulp), x clamped to [-87.3, 88.7] */
+static inline float exp_v(float x) {
+    x = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;
+    /* round to nearest by the 1.5 * 2^23 trick (no libm call, so it vectorises) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float q = 1.9875691500e-4f;
+    q = q * r + 1.3981999507e-3f;
+    q = q * r + 8.3334519073e-3f;
+    q = q * r + 4.1665795894e-2f;
+    q = q * r + 1.6666665459e-1f;
+    q = q * r + 5.0000001201e-1f;
+    q = q * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } sc = {.i = ((int32_t)n + 127) << 23};
+    return q * sc.f;
+}
+static inline float sigm_v(float x) { return 1.0f / (1.0f + exp_v(-x)); }
+/* tanh: Cephes's odd polynomial below |x| 0.625, else 1 - 2 / (exp(2|x|) + 1) */
+static inline float tanh_v(float x) {
+    float ax = x < 0 ? -x : x, z = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    float small = p * z * x + x;
+    float big = 1.0f - 2.0f / (exp_v(2.0f * ax) + 1.0f);
+    big = x < 0 ? -big : big;
+    return ax < 0.625f ? small : big;
+}
+
+/* y = act(x) over n values, in place */
+static void act_row(float *restrict x, int n, kc_act act) {
+    switch (act) {
+    case KC_TANH:
+#pragma omp simd
+        for (int j = 0; j < n; j++) x[j] = tanh_v(x[j]);
+        break;
+    case KC_SIGMOID:
+#pragma omp simd
+        for (int j = 0; j < n; j++) x[j] = sigm_v(x[j]);
+        break;
+    case KC_RELU:
+#pragma omp simd
+        for (int j = 0; j < n; j++) x[j] = x[j] > 0.0f ? x[j] : 0.0f;
+        break;
+    case KC_HARD_SIGMOID:
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+            float y = x[j] + 3.0f;
+            y = y < 0.0f ? 0.0f : y > 6.0f ? 6.0f : y;
+            x[j] = y / 6.0f;
+        }
+        break;
+    case KC_SOFTSIGN:
+#pragma omp simd
+        for (int j = 0; j < n; j++) x[j] = x[j] / ((x[j] < 0 ? -x[j] : x[j]) + 1.0f);
+        break;
+    default: break;
+    }
+}
+
+/* the derivative from the output y = act(x) */
+static inline float dactf(float y, kc_act act) {
+    switch (act) {
+    case KC_TANH: return 1.0f - y * y;
+    case KC_SIGMOID: return y * (1.0f - y);
+    case KC_RELU: return y > 0.0f ? 1.0f : 0.0f;
+    case KC_HARD_SIGMOID: return y > 0.0f && y < 1.0f ? 1.0f / 6.0f : 0.0f;
+    case KC_SOFTSIGN: {
+        float d = 1.0f - (y < 0 ? -y : y);
+        return d * d;
+    }
+    default: return 1.0f;
+    }
+}
+
+/* ---- the workspace ---- */
+typedef struct {
+    float *xp;    /* B T G u: projections, then gate values, then gate gradients */
+    float *hprev; /* B T u: the state h before the step at t */
+    float *cp, *cn; /* LSTM, B T u: c before and after the step at t */
+    float *rh;    /* GRU, B T u: reset_after: h @ U_h + b_h; else r * h */
+    float *dzr;   /* GRU reset_after, B T 3u: the recurrent side's gate gradients */
+    float *xd;    /* B T F: the input after dropout */
+    float *hd;    /* B T u: hprev after recurrent dropout (backward's dU) */
+    float *in_keep, *rec_keep; /* B F, B u */
+    float *h, *c, *hdrop, *tmp, *tmp2, *rbuf, *dh, *dc; /* B G u each */
+} ws_parts;
+
+static int64_t layout(const kc_rnn_args *a, ws_parts *p) {
+    int64_t B = a->B, T = a->T, F = a->F, u = a->u, G = kc_rnn_gates(a->cell);
+    int64_t at = 0;
+    float *base = a->ws;
+#define TAKE(field, n)                                                                        \
+    do {                                                                                      \
+        if (p) p->field = base ? base + at : NULL;                                            \
+        at += (n);                                                                            \
+    } while (0)
+    if (p) memset(p, 0, sizeof *p);
+    TAKE(xp, B * T * G * u);
+    TAKE(hprev, B * T * u);
+    if (a->cell == KC_CELL_LSTM) {
+        TAKE(cp, B * T * u);
+        TAKE(cn, B * T * u);
+    }
+    if (a->cell == KC_CELL_GRU) {
+        TAKE(rh, B * T * u);
+        if (a->reset_after) TAKE(dzr, B * T * 3 * u);
+    }
+    if (a->in_dropout) {
+        TAKE(xd, B * T * F);
+        TAKE(in_keep, B * F);
+    }
+    if (a->rec_dropout) {
+        TAKE(hd, B * T * u);
+        TAKE(rec_keep, B * u);
+    }
+    TAKE(h, B * G * u);
+    TAKE(c, B * G * u);
+    TAKE(hdrop, B * G * u);
+    TAKE(tmp, B * G * u);
+    TAKE(tmp2, B * G * u);
+    TAKE(rbuf, B * G * u);
+    TAKE(dh, B * G * u);
+    TAKE(dc, B * G * u);
+#undef TAKE
+    return at;
+}
+
+int64_t kc_rnn_workspace(const kc_rnn_args *a) { return layout(a, NULL); }
+float *kc_rnn_in_keep(const kc_rnn_args *a) {
+    ws_parts p;
+    layout(a, &p);
+    return p.in_keep;
+}
+float *kc_rnn_rec_keep(const kc_rnn_args *a) {
+    ws_parts p;
+    layout(a, &p);
+    return p.rec_keep;
+}
+
+/* C (m, n) (+)= A (m, k) @ B (k, n), with strides */
+static void mm(int m, int n, int k, const float *A, int64_t a_rs, int64_t a_cs, const float *Bm,
+               int64_t b_rs, int64_t b_cs, float *C, int64_t ldc, int acc, const float *bias) {
+    kc_gemm_ex(&(kc_gemm_args){.m = m, .n = n, .k = k, .a = A, .a_rs = a_rs, .a_cs = a_cs,
+                               .b = Bm, .b_rs = b_rs, .b_cs = b_cs, .c = C, .ldc = ldc,
+                               .accumulate = acc, .bias = bias});
+}
+
+/* one step's elementwise work over rows [b0, b1), on the pool */
+typedef struct {
+    const kc_rnn_args *a;
+    ws_parts *p;
+    float *z;        /* the step's gate rows (row b at z + b T G u) */
+    const float *hd; /* the recurrent products' input h (after recurrent dropout) */
+    int t, phase;
+} step_ctx;
+
+static inline int real_step(const kc_rnn_args *a, int64_t b, int t) {
+    return !a->mask || a->mask[b * a->T + t];
+}
+
+static void fwd_rows(void *arg, int64_t b0, int64_t b1) {
+    const step_ctx *s = arg;
+    const kc_rnn_args *a = s->a;
+    const ws_parts *p = s->p;
+    const int u = a->u, Gu = kc_rnn_gates(a->cell) * u, t = s->t;
+    const int64_t TGu = (int64_t)a->T * Gu, Tu = (int64_t)a->T * u;
+    const kc_act act = a->act, ra = a->rec_act;
+    for (int64_t b = b0; b < b1; b++) {
+        float *restrict zr = s->z + b * TGu, *restrict h = p->h + b * u;
+        const int keep = real_step(a, b, t);
+        if (a->cell == KC_CELL_LSTM) {
+            float *restrict c = p->c + b * u;
+            float *restrict cp = p->cp + b * Tu + (int64_t)t * u;
+            float *restrict cn = p->cn + b * Tu + (int64_t)t * u;
+            act_row(zr, 2 * u, ra);
+            act_row(zr + 2 * u, u, act);
+            act_row(zr + 3 * u, u, ra);
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                cp[j] = c[j];
+                cn[j] = zr[u + j] * c[j] + zr[j] * zr[2 * u + j];
+            }
+            if (keep) memcpy(c, cn, sizeof(float) * (size_t)u);
+            act_row(cn, u, act); /* cn keeps act(c) for backward */
+            if (keep)
+#pragma omp simd
+                for (int j = 0; j < u; j++) h[j] = zr[3 * u + j] * cn[j];
+        } else if (a->cell == KC_CELL_SIMPLE) {
+            act_row(zr, u, act);
+            if (keep) memcpy(h, zr, sizeof(float) * (size_t)u);
+        } else if (a->reset_after) {
+            const float *restrict r = p->rbuf + b * Gu;
+            float *restrict rh = p->rh + b * Tu + (int64_t)t * u;
+#pragma omp simd
+            for (int j = 0; j < 2 * u; j++) zr[j] += r[j];
+            act_row(zr, 2 * u, ra);
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                rh[j] = r[2 * u + j];
+                zr[2 * u + j] += zr[u + j] * r[2 * u + j];
+            }
+            act_row(zr + 2 * u, u, act);
+            if (keep)
+#pragma omp simd
+                for (int j = 0; j < u; j++) h[j] = zr[j] * h[j] + (1.0f - zr[j]) * zr[2 * u + j];
+        } else if (s->phase == 0) { /* GRU reset_after=False: z, r and r * h */
+            const float *restrict r = p->rbuf + b * Gu, *restrict hdr = s->hd + b * u;
+            float *restrict rh = p->rh + b * Tu + (int64_t)t * u;
+#pragma omp simd
+            for (int j = 0; j < 2 * u; j++) zr[j] += r[j];
+            act_row(zr, 2 * u, ra);
+#pragma omp simd
+            for (int j = 0; j < u; j++) rh[j] = zr[u + j] * hdr[j];
+        } else { /* GRU reset_after=False: hh and h */
+            act_row(zr + 2 * u, u, act);
+            if (keep)
+#pragma omp simd
+                for (int j = 0; j < u; j++) h[j] = zr[j] * h[j] + (1.0f - zr[j]) * zr[2 * u + j];
+        }
+    }
+}
+
+static void run_rows(step_ctx *s, kc_range_fn fn, int phase) {
+    s->phase = phase;
+    kc_parallel_range(s->a->B, 1, (int64_t)kc_rnn_gates(s->a->cell) * s->a->u * 16, fn, s);
+}
+
+void kc_rnn_forward(const kc_rnn_args *a, const float *x, const float *h0, const float *c0,
+                    float *out, float *h_last, float *c_last) {
+    ws_parts p;
+    layout(a, &p);
+    const int B = a->B, T = a->T, F = a->F, u = a->u, G = kc_rnn_gates(a->cell), Gu = G * u;
+    const int64_t TGu = (int64_t)T * Gu, Tu = (int64_t)T * u;
+    const float *xin = x;
+    if (a->in_dropout) { /* the same mask at every step */
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                const float *xr = x + ((int64_t)b * T + t) * F;
+                float *yr = p.xd + ((int64_t)b * T + t) * F;
+                const float *k = p.in_keep + (int64_t)b * F;
+                for (int f = 0; f < F; f++) yr[f] = xr[f] * k[f];
+            }
+        xin = p.xd;
+    }
+    /* every step's input projection in one product, with the input bias */
+    mm(B * T, Gu, F, xin, F, 1, a->W, Gu, 1, p.xp, Gu, 0, a->b);
+    if (h0) memcpy(p.h, h0, sizeof(float) * (size_t)B * u);
+    else memset(p.h, 0, sizeof(float) * (size_t)B * u);
+    if (a->cell == KC_CELL_LSTM) {
+        if (c0) memcpy(p.c, c0, sizeof(float) * (size_t)B * u);
+        else memset(p.c, 0, sizeof(float) * (size_t)B * u);
+    }
+    const float *rbias = a->cell == KC_CELL_GRU && a->reset_after && a->b ? a->b + Gu : NULL;
+    step_ctx sc = {.a = a, .p = &p};
+    for (int s = 0; s < T; s++) {
+        const int t = a->go_backwards ? T - 1 - s : s;
+        float *z = p.xp + (int64_t)t * Gu; /* row b at z + b * TGu */
+        for (int b = 0; b < B; b++)
+            memcpy(p.hprev + b * Tu + (int64_t)t * u, p.h + (int64_t)b * u, sizeof(float) * u);
+        const float *hd = p.h;
+        if (a->rec_dropout) {
+            for (int64_t i = 0; i < (int64_t)B * u; i++) p.hdrop[i] = p.h[i] * p.rec_keep[i];
+            for (int b = 0; b < B; b++)
+                memcpy(p.hd + b * Tu + (int64_t)t * u, p.hdrop + (int64_t)b * u,
+                       sizeof(float) * u);
+            hd = p.hdrop;
+        }
+        sc.z = z, sc.hd = hd, sc.t = t;
+        if (a->cell == KC_CELL_LSTM || a->cell == KC_CELL_SIMPLE) {
+            /* z += h @ U straight into the step's projections */
+            mm(B, Gu, u, hd, u, 1, a->U, Gu, 1, z, TGu, 1, NULL);
+            run_rows(&sc, fwd_rows, 0);
+        } else if (a->reset_after) {
+            mm(B, Gu, u, hd, u, 1, a->U, Gu, 1, p.rbuf, Gu, 0, rbias);
+            run_rows(&sc, fwd_rows, 0);
+        } else {
+            mm(B, 2 * u, u, hd, u, 1, a->U, Gu, 1, p.rbuf, Gu, 0, NULL);
+            run_rows(&sc, fwd_rows, 0);
+            /* (r * h) @ U_h, into the h gate's projection */
+            mm(B, u, u, p.rh + (int64_t)t * u, Tu, 1, a->U + 2 * u, Gu, 1, z + 2 * u, TGu, 1,
+               NULL);
+            run_rows(&sc, fwd_rows, 1);
+        }
+        if (a->return_sequences)
+            for (int b = 0; b < B; b++) {
+                float *o = out + ((int64_t)b * T + s) * u;
+                if (a->zero_output && !real_step(a, b, t)) memset(o, 0, sizeof(float) * u);
+                else memcpy(o, p.h + (int64_t)b * u, sizeof(float) * u);
+            }
+    }
+    if (!a->return_sequences) {
+        memcpy(out, p.h, sizeof(float) * (size_t)B * u);
+        /* the last step's output: 0 where it is masked, with zero_output_for_mask */
+        const int tl = a->go_backwards ? 0 : T - 1;
+        for (int b = 0; a->zero_output && b < B; b++)
+            if (!real_step(a, b, tl)) memset(out + (int64_t)b * u, 0, sizeof(float) * u);
+    }
+    if (h_last) memcpy(h_last, p.h, sizeof(float) * (size_t)B * u);
+    if (c_last && a->cell == KC_CELL_LSTM) memcpy(c_last, p.c, sizeof(float) * (size_t)B * u);
+}
+
+/* backward's elementwise work of one step: the gate gradients (in place of the gate values)
+ * from dh (and dc), phase 0; phase 1 (GRU reset_after=False): r's gradient from d(r h);
+ * phase 2: dh_{t-1} from the recurrent product's result in tmp */
+static void bwd_rows(void *arg, int64_t b0, int64_t b1) {
+    const step_ctx *s = arg;
+    const kc_rnn_args *a = s->a;
+    const ws_parts *p = s->p;
+    const int u = a->u, Gu = kc_rnn_gates(a->cell) * u, t = s->t;
+    const int64_t TGu = (int64_t)a->T * Gu, Tu = (int64_t)a->T * u;
+    const kc_act act = a->act, ra = a->rec_act;
+    for (int64_t b = b0; b < b1; b++) {
+        float *restrict zr = s->z + b * TGu, *restrict dh = p->dh + b * u;
+        const int keep = real_step(a, b, t);
+        if (s->phase == 2) {
+            if (!keep) continue; /* a masked step passes dh (and dc) on unchanged */
+            const float *restrict tm = p->tmp + b * u;
+            const float *restrict rk = a->rec_dropout ? p->rec_keep + b * u : NULL;
+            const float *restrict carry = p->rbuf + b * u; /* GRU: dh * z */
+            for (int j = 0; j < u; j++) {
+                float g = rk ? tm[j] * rk[j] : tm[j];
+                dh[j] = a->cell == KC_CELL_GRU ? g + carry[j] : g;
+            }
+            continue;
+        }
+        if (a->cell == KC_CELL_LSTM) {
+            if (!keep) {
+                memset(zr, 0, sizeof(float) * (size_t)Gu);
+                continue;
+            }
+            float *restrict dc = p->dc + b * u;
+            const float *restrict cp = p->cp + b * Tu + (int64_t)t * u;
+            const float *restrict ac = p->cn + b * Tu + (int64_t)t * u; /* act(c) */
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                float ig = zr[j], fg = zr[u + j], gg = zr[2 * u + j], og = zr[3 * u + j];
+                float d = dc[j] + dh[j] * og * dactf(ac[j], act);
+                zr[j] = d * gg * dactf(ig, ra);
+                zr[u + j] = d * cp[j] * dactf(fg, ra);
+                zr[2 * u + j] = d * ig * dactf(gg, act);
+                zr[3 * u + j] = dh[j] * ac[j] * dactf(og, ra);
+                dc[j] = d * fg;
+            }
+        } else if (a->cell == KC_CELL_SIMPLE) {
+            if (!keep) {
+                memset(zr, 0, sizeof(float) * (size_t)u);
+                continue;
+            }
+            for (int j = 0; j < u; j++) zr[j] = dh[j] * dactf(zr[j], act);
+        } else if (a->reset_after) {
+            float *restrict dr = p->dzr + (int64_t)t * Gu + b * TGu;
+            if (!keep) {
+                memset(zr, 0, sizeof(float) * (size_t)Gu);
+                memset(dr, 0, sizeof(float) * (size_t)Gu);
+                continue;
+            }
+            const float *restrict hp = p->hprev + b * Tu + (int64_t)t * u;
+            const float *restrict rh = p->rh + b * Tu + (int64_t)t * u;
+            float *restrict carry = p->rbuf + b * u;
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                float zg = zr[j], rg = zr[u + j], hh = zr[2 * u + j];
+                float dhh = dh[j] * (1.0f - zg) * dactf(hh, act);
+                float dz = dh[j] * (hp[j] - hh) * dactf(zg, ra);
+                float drg = dhh * rh[j] * dactf(rg, ra);
+                carry[j] = dh[j] * zg;
+                zr[j] = dr[j] = dz;
+                zr[u + j] = dr[u + j] = drg;
+                zr[2 * u + j] = dhh;
+                dr[2 * u + j] = dhh * rg;
+            }
+        } else if (s->phase == 0) { /* GRU reset_after=False */
+            const float *restrict hp = p->hprev + b * Tu + (int64_t)t * u;
+            float *restrict carry = p->rbuf + b * u;
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                float zg = zr[j], hh = zr[2 * u + j];
+                carry[j] = dh[j] * zg;
+                zr[2 * u + j] = keep ? dh[j] * (1.0f - zg) * dactf(hh, act) : 0.0f;
+                zr[j] = keep ? dh[j] * (hp[j] - hh) * dactf(zg, ra) : 0.0f;
+            }
+        } else { /* phase 1 */
+            float *restrict d2 = p->tmp2 + b * u;
+            const float *restrict hdr = (a->rec_dropout ? p->hd : p->hprev) + b * Tu + (int64_t)t * u;
+#pragma omp simd
+            for (int j = 0; j < u; j++) {
+                float rg = zr[u + j];
+                zr[u + j] = d2[j] * hdr[j] * dactf(rg, ra);
+                d2[j] *= rg; /* the h part's gradient w.r.t. the dropped h */
+            }
+        }
+    }
+}
+
+void kc_rnn_backward(const kc_rnn_args *a, const float *x, const float *dout, float *dx,
+                     float *dW, float *dU, float *db) {
+    ws_parts p;
+    layout(a, &p);
+    const int B = a->B, T = a->T, F = a->F, u = a->u, G = kc_rnn_gates(a->cell), Gu = G * u;
+    const int64_t TGu = (int64_t)T * Gu;
+    const int gru_ra = a->cell == KC_CELL_GRU && a->reset_after;
+    memset(p.dh, 0, sizeof(float) * (size_t)B * u);
+    memset(p.dc, 0, sizeof(float) * (size_t)B * u);
+    const float *hds = a->rec_dropout ? p.hd : p.hprev; /* the recurrent products' inputs */
+    step_ctx sc = {.a = a, .p = &p};
+    for (int s = T - 1; s >= 0; s--) {
+        const int t = a->go_backwards ? T - 1 - s : s;
+        float *z = p.xp + (int64_t)t * Gu;
+        if (a->return_sequences || s == T - 1) {
+            for (int b = 0; b < B; b++) {
+                /* a zeroed output (zero_output_for_mask) passes no gradient */
+                if (a->zero_output && !real_step(a, b, t)) continue;
+                const float *d = dout + ((int64_t)b * (a->return_sequences ? T : 1) +
+                                         (a->return_sequences ? s : 0)) * u;
+                float *dh = p.dh + (int64_t)b * u;
+                for (int j = 0; j < u; j++) dh[j] += d[j];
+            }
+        }
+        sc.z = z, sc.t = t;
+        run_rows(&sc, bwd_rows, 0);
+        if (a->cell != KC_CELL_GRU) {
+            mm(B, u, Gu, z, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
+        } else if (gru_ra) {
+            mm(B, u, Gu, p.dzr + (int64_t)t * Gu, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
+        } else {
+            /* d(r * h) = dhh @ U_h^T, then r's gradient; dh_{t-1} through z, r and r * h */
+            mm(B, u, u, z + 2 * u, TGu, 1, a->U + 2 * u, 1, Gu, p.tmp2, u, 0, NULL);
+            run_rows(&sc, bwd_rows, 1);
+            mm(B, u, 2 * u, z, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
+            for (int64_t i = 0; i < (int64_t)B * u; i++) p.tmp[i] += p.tmp2[i];
+        }
+        run_rows(&sc, bwd_rows, 2);
+    }
+    /* the weight gradients: one product each over all B T rows */
+    const float *xin = a->in_dropout ? p.xd : x;
+    mm(F, Gu, B * T, xin, 1, F, p.xp, Gu, 1, dW, Gu, 0, NULL);
+    if (gru_ra) {
+        mm(u, Gu, B * T, hds, 1, u, p.dzr, Gu, 1, dU, Gu, 0, NULL);
+        if (db) {
+            kc_colsum(p.xp, B * T, Gu, db);
+            kc_colsum(p.dzr, B * T, Gu, db + Gu);
+        }
+    } else if (a->cell == KC_CELL_GRU) {
+        mm(u, 2 * u, B * T, hds, 1, u, p.xp, Gu, 1, dU, Gu, 0, NULL);
+        mm(u, u, B * T, p.rh, 1, u, p.xp + 2 * u, Gu, 1, dU + 2 * u, Gu, 0, NULL);
+        if (db) kc_colsum(p.xp, B * T, Gu, db);
+    } else {
+        mm(u, Gu, B * T, hds, 1, u, p.xp, Gu, 1, dU, Gu, 0, NULL);
+        if (db) kc_colsum(p.xp, B * T, Gu, db);
+    }
+    if (dx) {
+        mm(B * T, F, Gu, p.xp, Gu, 1, a->W, 1, Gu, dx, F, 0, NULL);
+        if (a->in_dropout)
+            for (int b = 0; b < B; b++)
+                for (int t = 0; t < T; t++) {
+                    float *r = dx + ((int64_t)b * T + t) * F;
+                    const float *k = p.in_keep + (int64_t)b * F;
+                    for (int f = 0; f < F; f++) r[f] *= k[f];
+                }
+    }
+}
