@@ -39,6 +39,15 @@ double kc_loss_compute(const kc_loss_spec *s, const float *pred, const float *y,
 double kc_loss_compute_weighted(const kc_loss_spec *s, const float *pred, const float *y,
                                 int batch, int cols, float *grad, int fused,
                                 const float *weights);
+/* The same with a mask (one byte per row, NULL: none): masked rows weigh 0 and the mean is
+ * over the rows left, as Keras 3's apply_mask (no row left: 0); weights may be NULL then.
+ * counted_rows (optional) receives the rows counted (not masked, not ignore_class). */
+double kc_loss_compute_masked(const kc_loss_spec *s, const float *pred, const float *y,
+                              int batch, int cols, float *grad, int fused,
+                              const float *weights, const uint8_t *mask, double *counted_rows);
 /* Number of correct samples in the batch (fractional for multi-output binary accuracy). */
 double kc_accuracy_sum(kc_loss loss, const float *pred, const float *y, int batch, int cols);
+/* the same over the rows a mask keeps (mask NULL: all) */
+double kc_accuracy_sum_masked(kc_loss loss, const float *pred, const float *y, int batch,
+                              int cols, const uint8_t *mask);
 #endif

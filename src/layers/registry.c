@@ -35,7 +35,9 @@
     X(kc_relu_ops)                                                                               \
     X(kc_leaky_relu_ops)                                                                         \
     X(kc_prelu_ops)                                                                              \
-    X(kc_elu_ops)
+    X(kc_elu_ops)                                                                                 \
+    X(kc_embedding_ops)                                                                           \
+    X(kc_masking_ops)
 
 #define DECLARE(cls) extern const kc_layer_ops cls;
 BUILTIN_CLASSES(DECLARE)
