@@ -44,11 +44,17 @@ typedef struct {
     int rank;
     int dims[KC_MAX_RANK];
 } kc_shape; /* the shape of one sample: the batch dimension is never part of it */
+/* A dimension whose size each call takes from its data (Keras's None), in a model input's
+ * shape: kc_input(kc_shape1(KC_NONE)) is keras.Input(shape=(None,)) (a sequence of any
+ * length), kc_shape2(KC_NONE, 8) is (None, 8). Layer shapes that follow from it are None too
+ * (the summary prints None, files save null); the data of each call (fit, evaluate,
+ * kc_predict_ex, kc_train_on_batch_ex) fixes the length for that call. */
+#define KC_NONE (-1)
 
 kc_shape kc_shape1(int d0);
 kc_shape kc_shape2(int d0, int d1);
 kc_shape kc_shape3(int d0, int d1, int d2);
-int64_t kc_shape_size(kc_shape shape); /* product of the dims */
+int64_t kc_shape_size(kc_shape shape); /* product of the dims; -1 when one is KC_NONE */
 /* "(28, 28)" into buf; returns buf */
 char *kc_shape_str(kc_shape shape, char *buf, size_t size);
 
@@ -493,6 +499,32 @@ kc_layer *kc_cropping2d(int top, int bottom, int left, int right);
 /* Identity(): the output is the input */
 kc_layer *kc_identity(void);
 
+/* Embedding(input_dim, output_dim, embeddings_initializer, embeddings_regularizer, mask_zero):
+ * token ids (batch, ...) -> (batch, ..., output_dim), the rows of the (input_dim, output_dim)
+ * variable "embeddings" (uniform(-0.05, 0.05) by default, Keras's "uniform"). Ids are whole
+ * numbers in [0, input_dim) (a float input is truncated toward zero first, as Keras casts it);
+ * an id out of range is an error naming the sample and position (Keras on JAX would clip or
+ * give NaN). input_dim at most 2^24. mask_zero: id 0 is padding; the output carries a mask
+ * (see kc_masking) that layers after it and the loss honour. input_length: tf.keras 2's
+ * option, kept for its files (0: None); the input's length must then be that length. The
+ * weight gradient is sparse: with plain SGD (no momentum, weight decay, clipping or EMA) only
+ * the rows a batch used are touched; other optimizers get the dense gradient, as in Keras 3
+ * on JAX (Adam's moments decay for every row). */
+typedef struct {
+    kc_initializer embeddings_initializer; /* RandomUniform(-0.05, 0.05) */
+    kc_regularizer embeddings_regularizer; /* none */
+    int mask_zero;                         /* 0 */
+    int input_length;                      /* 0: None */
+} kc_embedding_opts;
+kc_layer *kc_embedding(int input_dim, int output_dim, const kc_embedding_opts *opts);
+/* Masking(mask_value): a timestep (the last axis's values of one position) whose values all
+ * equal mask_value is masked: its output is 0 and it carries mask 0. Masks, as Keras 3: a
+ * tensor's mask has one byte per row (its shape without the last axis); layers that support
+ * masking (Dense, Dropout, Activation, the activation layers, Identity, the merge layers, ...)
+ * pass it on, a layer that does not (Flatten, Conv2D, ...) drops it with a warning, and the
+ * loss of a masked output weighs masked rows 0 and divides by the rows left (accuracy too). */
+kc_layer *kc_masking(float mask_value);
+
 typedef struct {
     float momentum; /* 0 -> 0.99 */
     float epsilon;  /* 0 -> 1e-3 */
@@ -519,6 +551,12 @@ int kc_get_trainable(const kc_layer *layer);
  * the models built from them; a tensor that ends in no model is released by kc_tensor_free. */
 typedef struct kc_tensor kc_tensor;
 kc_tensor *kc_input(kc_shape shape);                        /* keras.Input(shape) */
+/* keras.Input(shape, dtype, name): dtype KC_INT32 for token ids (an Embedding's input),
+ * KC_FLOAT32 otherwise (KC_UINT8 is taken as float32, as the data it scales). An int32 input
+ * takes int32 or uint8 data, and float32 data whose values are whole numbers (anything else is
+ * refused, naming the sample and position). Inside the engine token ids travel as float32
+ * values, exact up to 2^24: int32 data beyond +-16777216 is refused. NULL name: input_layer_N. */
+kc_tensor *kc_input_ex(kc_shape shape, kc_dtype dtype, const char *name);
 kc_tensor *kc_input_named(kc_shape shape, const char *name); /* NULL name: input_layer_N */
 /* layer(x). The layer is built on its first call, then shared: calling it again (on tensors of
  * the same shapes) shares its weights. A layer a call fails on is freed when nothing holds it;
@@ -725,6 +763,10 @@ void kc_set_num_threads(int threads);
 int kc_get_num_threads(void);
 
 kc_model *kc_sequential(kc_shape input_shape); /* NULL only when out of memory */
+/* Sequential([keras.Input(input_shape, dtype)]): an int32 input of token ids (kc_input_ex) */
+kc_model *kc_sequential_ex(kc_shape input_shape, kc_dtype dtype);
+/* input i's dtype (KC_FLOAT32 or KC_INT32) */
+kc_dtype kc_model_input_dtype(const kc_model *m, int i);
 /* Takes ownership of layer (also on error). Shapes are checked here; an error is also kept
  * and reported again by kc_compile, so a chain of kc_add calls may be checked once. */
 kc_status kc_add(kc_model *m, kc_layer *layer);
@@ -1279,6 +1321,15 @@ kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opt
 kc_status kc_predict(kc_model *m, const float *x, int64_t count, float *out);
 /* one array per input (x[i]: count samples of input i) and per output */
 kc_status kc_predict_multi(kc_model *m, const float *const *x, int64_t count, float *const *out);
+/* predict on typed arrays, one per input: x[i].shape is the per-sample shape of this call's
+ * data (its None dimensions' lengths), x[i].dtype int32 (token ids), uint8 (times x[i].scale,
+ * 0 meaning 1) or float32. out[o] receives count samples of output o's shape for these lengths;
+ * out_shapes (optional) receives those shapes (kc_model_output_shapes_for gives them first). */
+kc_status kc_predict_ex(kc_model *m, const kc_array *x, int64_t count, float *const *out,
+                        kc_shape *out_shapes);
+/* the per-sample output shapes (one per output) for inputs of these shapes (one per input) */
+kc_status kc_model_output_shapes_for(kc_model *m, const kc_shape *input_shapes,
+                                     kc_shape *out_shapes);
 
 /* One optimizer step on one batch (training mode). y: float one-hot / targets, or for sparse
  * categorical crossentropy class indices stored as floats. result (optional): that batch's loss
@@ -1299,6 +1350,13 @@ kc_status kc_train_on_batch_weighted(kc_model *m, const float *x, const float *y
 kc_status kc_train_on_batch_multi_weighted(kc_model *m, const float *const *x,
                                            const float *const *y, const float *const *sw,
                                            int batch, kc_metrics *result);
+/* train_on_batch(x, y, sample_weight) on a dataset (all of its samples are the batch): typed
+ * inputs (int32 token ids, None lengths from the data's shapes), class-index targets of any
+ * rank (sparse_categorical_crossentropy on sequences: (steps) labels for (steps, classes)
+ * outputs), sample weights; and the same for the gradients without a step */
+kc_status kc_train_on_batch_ex(kc_model *m, const kc_dataset *batch, kc_metrics *result);
+kc_status kc_compute_gradients_ex(kc_model *m, const kc_dataset *batch, int training,
+                                  double *loss, float *grads, int64_t count);
 kc_status kc_compute_gradients_multi(kc_model *m, const float *const *x,
                                      const float *const *y, int batch, int training,
                                      double *loss, float *grads, int64_t count);

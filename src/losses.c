@@ -531,7 +531,21 @@ double kc_loss_compute(const kc_loss_spec *s, const float *pred, const float *y,
 double kc_loss_compute_weighted(const kc_loss_spec *s, const float *pred, const float *y,
                                 int batch, int cols, float *grad, int fused,
                                 const float *weights) {
-    if (!weights) return kc_loss_compute(s, pred, y, batch, cols, grad, fused);
+    return kc_loss_compute_masked(s, pred, y, batch, cols, grad, fused, weights, NULL, NULL);
+}
+
+double kc_loss_compute_masked(const kc_loss_spec *s, const float *pred, const float *y,
+                              int batch, int cols, float *grad, int fused,
+                              const float *weights, const uint8_t *mask, double *counted_rows) {
+    if (!weights && !mask) {
+        if (counted_rows) {
+            int64_t n = batch;
+            if (s->kind == KC_SPARSE_CATEGORICAL_CROSSENTROPY && s->has_ignore_class)
+                for (int i = 0; i < batch; i++) n -= (int)y[i] == s->ignore_class;
+            *counted_rows = (double)n;
+        }
+        return kc_loss_compute(s, pred, y, batch, cols, grad, fused);
+    }
     int sparse = s->kind == KC_SPARSE_CATEGORICAL_CROSSENTROPY;
     int plain = kc_loss_spec_plain(s);
     float stack[512], *heap = NULL, *scratch = stack;
@@ -552,19 +566,24 @@ double kc_loss_compute_weighted(const kc_loss_spec *s, const float *pred, const 
         const float *p = pred + (int64_t)i * cols;
         const float *yi = y + (sparse ? (int64_t)i : (int64_t)i * cols);
         float *g = grad ? grad + (int64_t)i * cols : NULL;
-        if (sparse && s->has_ignore_class && (int)yi[0] == s->ignore_class) {
+        /* a masked row (Keras 3's apply_mask: weight 0, the mean over the rows left) counts
+         * as an ignored one */
+        if ((sparse && s->has_ignore_class && (int)yi[0] == s->ignore_class) ||
+            (mask && !mask[i])) {
             if (g) memset(g, 0, sizeof(float) * (size_t)cols);
             continue;
         }
         counted++;
-        weight_sum += weights[i];
+        float w = weights ? weights[i] : 1.0f;
+        weight_sum += w;
         double row = plain ? plain_compute(s->kind, p, yi, 1, cols, g, fused)
                            : row_loss(&c, p, yi, cols, g);
-        total += (double)weights[i] * row;
-        if (g)
-            for (int j = 0; j < cols; j++) g[j] *= weights[i];
+        total += (double)w * row;
+        if (g && w != 1.0f)
+            for (int j = 0; j < cols; j++) g[j] *= w;
     }
     free(heap);
+    if (counted_rows) *counted_rows = (double)counted;
     /* mean_with_sample_weight: / the weights' sum (of the rows not ignored; 0 gives 0) */
     double den = s->reduction == KC_REDUCTION_SUM ? 1.0
                  : s->reduction == KC_REDUCTION_MEAN_WITH_SAMPLE_WEIGHT ? weight_sum

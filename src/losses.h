@@ -46,4 +46,10 @@ double kc_loss_compute_weighted(const kc_loss_spec *s, const float *pred, const 
 double kc_loss_row_value(const kc_loss_spec *s, const float *p, const float *y, int cols,
                          int hinge_binary, float *scratch);
 int kc_loss_hinge_binary(const float *y, int64_t n);
+/* The same with a mask (one byte per row, NULL: none): masked rows weigh 0 and the mean is
+ * over the rows left, as Keras 3's apply_mask (no row left: 0); weights may be NULL then.
+ * counted_rows (optional) receives the rows counted (not masked, not ignore_class). */
+double kc_loss_compute_masked(const kc_loss_spec *s, const float *pred, const float *y,
+                              int batch, int cols, float *grad, int fused,
+                              const float *weights, const uint8_t *mask, double *counted_rows);
 #endif

@@ -599,7 +599,7 @@ kc_status kc_metric_init(kc_metric_state *st, const kc_metric_spec *spec, const 
 }
 
 void kc_metric_update(kc_metric_state *st, const float *pred, const float *y, int batch,
-                      const float *sample_weight) {
+                      const float *sample_weight, const uint8_t *mask) {
     const kc_metric_info *info = st->info;
     int rps = st->rows_per_sample;
     int64_t rows = (int64_t)batch * rps;
@@ -621,6 +621,17 @@ void kc_metric_update(kc_metric_state *st, const float *pred, const float *y, in
     info->values(st, pred, y, (int)rows, st->vals);
     for (int i = 0; i < batch; i++) {
         double v = 0.0, w = sample_weight ? sample_weight[i] : 1.0;
+        if (mask) { /* Keras's apply_mask: each row weighs w times its mask byte */
+            double kept = 0.0;
+            for (int r = 0; r < rps; r++)
+                if (mask[(int64_t)i * rps + r]) {
+                    v += st->vals[(int64_t)i * rps + r];
+                    kept += 1.0;
+                }
+            st->total += w * (v / rps);
+            st->count += w * (kept / rps);
+            continue;
+        }
         for (int r = 0; r < rps; r++) v += st->vals[(int64_t)i * rps + r];
         st->total += w * (v / rps);
         st->count += w;

@@ -84,7 +84,7 @@ void kc_metric_reset(kc_metric_state *st);
 /* pred: batch * rows_per_sample rows of cols; y: as many rows of targets (or one class index
  * per sample); sample_weight: one per sample, or NULL. NaN when out of memory. */
 void kc_metric_update(kc_metric_state *st, const float *pred, const float *y, int batch,
-                      const float *sample_weight);
+                      const float *sample_weight, const uint8_t *mask);
 double kc_metric_result(const kc_metric_state *st);
 /* Are the resolved spec's options Keras's defaults (so that a name can stand for it)? */
 int kc_metric_spec_default(const kc_metric_spec *resolved);

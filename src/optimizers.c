@@ -727,6 +727,11 @@ void kc_optimizer_update(kc_optimizer *o, float *w, const float *g, int64_t offs
     kc_parallel(step_task, &(step_job){o, w, g, scalars_for_step(o), offset, count});
 }
 
+int kc_optimizer_row_sparse(const kc_optimizer *o) {
+    return o && o->kind == KC_OPT_SGD && !(o->momentum > 0.0f) && o->weight_decay == 0.0f &&
+           !o->use_ema && !o->tf2_nadam && !kc_optimizer_needs_all_grads(o);
+}
+
 void kc_optimizer_apply(kc_optimizer *o, float *w, const float *g, int64_t offset,
                         int64_t count) {
     float *s[KC_OPT_SLOTS];

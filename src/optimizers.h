@@ -57,6 +57,10 @@ kc_status kc_optimizer_bind(kc_optimizer *opt, int64_t n);
  * tf.keras 2 Nadam): then the model steps all variables at once with kc_optimizer_step_vars
  * after backward, and does not step inside a Dense product. */
 int kc_optimizer_needs_all_grads(const kc_optimizer *opt);
+/* 1 when a step leaves a weight whose gradient is 0 exactly as it was (plain SGD: no momentum,
+ * weight decay or EMA): an Embedding may then step only the rows its batch used, with the same
+ * numbers as the dense step */
+int kc_optimizer_row_sparse(const kc_optimizer *opt);
 /* the learning rate of the next step (the schedule at the step count, Keras 2's decay) */
 float kc_optimizer_step_lr(const kc_optimizer *opt);
 /* w -= update(g) on [offset, offset + count) of the flat buffers, with this step's rule (each

@@ -5,7 +5,9 @@ functional fixture says?
 Usage (from the repository root; either Keras version, as for gen_keras_functional_fixtures.py):
     KERAS_BACKEND=jax python3 tests/check_kerac_saved.py NAME FILE [WEIGHTS] [options]
     <python with tensorflow 2.15> tests/check_kerac_saved.py NAME FILE [WEIGHTS] [options]
-NAME is a model of tests/gen_keras_functional_fixtures.py (residual_cnn, two_inputs, ...).
+NAME is a model of tests/gen_keras_functional_fixtures.py (residual_cnn, two_inputs, ...) or of
+tests/gen_keras_seq_fixtures.py (seq_sparse, masking_seq, ...: int32 token inputs of None
+length, whose fixtures also hold a second batch of another length, checked too).
 FILE is what kerac wrote: a .keras file, a full-model .h5 file, or a .json architecture
 (model.to_json() format), which then needs WEIGHTS (.weights.h5 for Keras 3's load_weights, or
 an .h5 weights file in the legacy layout, which both versions read).
@@ -56,6 +58,7 @@ else:
     load_model = keras.saving.load_model
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "functional")
+SEQ_FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "seq")
 
 
 def read_fixture(path):
@@ -79,14 +82,30 @@ def read_fixture(path):
 
 
 def shaped(header, tensors, kind, prefix):
-    """the x<i> (kind 'input') or y<i> / output<i> (kind 'output') tensors, batch-shaped"""
+    """the x<i> (kind 'input') or y<i> / output<i> (kind 'output') tensors, batch-shaped; a
+    sequence fixture's "shape <tensor> <rank> <dims>" lines give the shapes (None lengths),
+    its "input <i> <name> <dtype> ..." lines the dtype (int32 token ids), and class-index
+    targets (sparse_categorical_crossentropy) are int32"""
     batch = next(int(t[1]) for t in header if t[0] == "batch")
+    shapes = {t[1]: [int(d) for d in t[3:3 + int(t[2])]] for t in header if t[0] == "shape"}
     out = []
     for t in header:
-        if t[0] == kind:
+        if t[0] != kind:
+            continue
+        name = f"{prefix}{t[1]}"
+        if name not in tensors:
+            continue
+        seq = kind == "input" and not t[3].lstrip("-").isdigit()
+        if name in shapes:
+            dims = shapes[name]
+        else:
             rank = int(t[3] if kind == "input" else t[5])
             dims = [int(d) for d in t[(4 if kind == "input" else 6):][:rank]]
-            out.append(tensors[f"{prefix}{t[1]}"].reshape([batch] + dims))
+        a = tensors[name].reshape([batch] + dims)
+        if (seq and t[3] == "int32") or (kind == "output" and prefix == "y" and
+                                         t[3] == "sparse_categorical_crossentropy"):
+            a = a.astype(np.int32)
+        out.append(a)
     return out
 
 
@@ -126,9 +145,11 @@ def main():
     fixture = a.fixture
     if fixture is None:
         other = "tf2" if VERSION == "k3" else "k3"
-        fixture = os.path.join(FIXTURES, f"{a.name}.{VERSION}.txt")
+        base = SEQ_FIXTURES if os.path.exists(
+            os.path.join(SEQ_FIXTURES, f"{a.name}.k3.txt")) else FIXTURES
+        fixture = os.path.join(base, f"{a.name}.{VERSION}.txt")
         if not os.path.exists(fixture):
-            fixture = os.path.join(FIXTURES, f"{a.name}.{other}.txt")
+            fixture = os.path.join(base, f"{a.name}.{other}.txt")
     header, tensors = read_fixture(fixture)
     xs = shaped(header, tensors, "input", "x")
     ys = shaped(header, tensors, "output", "y")
@@ -177,6 +198,16 @@ def main():
         good = e <= a.tol
         ok &= good
         print(f"  output {i}: max relative error {e:.3g} {'ok' if good else 'FAIL'}")
+    xbs = shaped(header, tensors, "input", "xb")
+    if xbs:  # a sequence fixture's second batch, of another length
+        gots = as_list(model.predict(one_or_list(xbs), batch_size=len(xbs[0]), verbose=0))
+        for i, got in enumerate(gots):
+            want = tensors[f"outputb{i}"].reshape(got.shape)
+            e = rel_err(got, want, a.floor)
+            good = e <= a.tol
+            ok &= good
+            print(f"  output {i} at length {xbs[0].shape[1]}: max relative error {e:.3g} "
+                  f"{'ok' if good else 'FAIL'}")
 
     if a.step:
         if not compiled(model):

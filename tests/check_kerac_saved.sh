@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # check_kerac_saved.sh: does real Keras load the Functional models kerac saves? Writes every
-# model of tests/fixtures/functional/ with kc_save (build/tools/write_functional_models) and runs
+# model of tests/fixtures/functional/ and tests/fixtures/seq/ (token inputs of None length,
+# Embedding, Masking) with kc_save (build/tools/write_functional_models, write_seq_models) and runs
 # tests/check_kerac_saved.py on each file: Keras 3 on the .keras file (predictions and one Adam
 # step against the fixture) and on the JSON with its .weights.h5; tf.keras 2 on the .h5 file
 # (predictions). Not part of `make test` (it needs the Python venvs).
@@ -9,9 +10,10 @@ set -u
 cd "$(dirname "$0")/.."
 K3=${K3:-python3}
 TF2=${TF2:-}
-make -s build/tools/write_functional_models || exit 1
+make -s build/tools/write_functional_models build/tools/write_seq_models || exit 1
 dir=$(mktemp -d)
 build/tools/write_functional_models "$dir" || exit 1
+build/tools/write_seq_models "$dir" || exit 1
 fail=0
 for f in "$dir"/*.keras; do
     n=$(basename "$f" .keras)

@@ -107,3 +107,41 @@ Test(alloc, functional_graph) {
     kc_model_free(m);
     kc_model_free(inner);
 }
+
+/* token ids of a None length, masks, a sparse loss per timestep, validation data of another
+ * length: after the first epoch the workspace fits both lengths and the loop allocates nothing */
+Test(alloc, sequence_model) {
+    static int32_t ids[N * 12], vids[N * 9], tags[N * 12], vtags[N * 9];
+    for (int i = 0; i < N * 12; i++) {
+        ids[i] = i % 12 > 8 + i / 12 % 3 ? 0 : 1 + (i * 7) % 40;
+        tags[i] = (i * 5) % 4;
+    }
+    for (int i = 0; i < N * 9; i++) {
+        vids[i] = 1 + (i * 3) % 40;
+        vtags[i] = i % 4;
+    }
+    kc_dataset train = {.count = N, .n_inputs = 1, .n_targets = 1};
+    train.inputs[0] = (kc_array){kc_shape1(12), KC_INT32, ids, 0, 0};
+    train.targets[0] = (kc_array){kc_shape1(12), KC_INT32, tags, 0, 0};
+    kc_dataset val = train;
+    val.inputs[0] = (kc_array){kc_shape1(9), KC_INT32, vids, 0, 0};
+    val.targets[0] = (kc_array){kc_shape1(9), KC_INT32, vtags, 0, 0};
+    kc_model *m = kc_sequential_ex(kc_shape1(KC_NONE), KC_INT32);
+    KC_CHECK(kc_add(m, kc_embedding(41, 8, &(kc_embedding_opts){.mask_zero = 1})));
+    KC_CHECK(kc_add(m, kc_dense(16, KC_RELU)));
+    KC_CHECK(kc_add(m, kc_dense(4, KC_SOFTMAX)));
+    KC_CHECK(kc_compile(m, KC_SPARSE_CATEGORICAL_CROSSENTROPY, kc_adam(NULL), KC_METRIC_ACCURACY));
+    long counts[3];
+    for (int r = 0; r < 3; r++) {
+        long before = atomic_load(&allocations);
+        kc_history *h;
+        KC_CHECK(kc_fit(m, &train, &(kc_fit_opts){.batch_size = 32, .epochs = r == 2 ? 3 : 1,
+                                                  .verbose = -1, .validation = &val}, &h));
+        kc_history_free(h);
+        counts[r] = atomic_load(&allocations) - before;
+    }
+    cr_assert_eq(counts[1], counts[2], "kc_fit allocated %ld times for 1 epoch, %ld for 3: the "
+                 "training loop allocates", counts[1], counts[2]);
+    cr_assert(counts[1] < 64, "kc_fit allocates %ld times for one epoch", counts[1]);
+    kc_model_free(m);
+}

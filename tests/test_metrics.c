@@ -122,7 +122,7 @@ Test(metrics, every_metric_matches_keras) {
             kc_metric_reset(&st);
             for (int k = 0; k < c->n_batches; k++) {
                 mbatch *b = &c->b[k];
-                kc_metric_update(&st, b->y_pred, b->y_true, b->n, b->weighted ? b->w : NULL);
+                kc_metric_update(&st, b->y_pred, b->y_true, b->n, b->weighted ? b->w : NULL, NULL);
             }
             double got = kc_metric_result(&st);
             if (!close_rel(got, c->value)) {

@@ -11,7 +11,10 @@ kc_shape kc_shape3(int d0, int d1, int d2) { return (kc_shape){3, {d0, d1, d2}};
 
 int64_t kc_shape_size(kc_shape shape) {
     int64_t size = 1;
-    for (int i = 0; i < shape.rank && i < KC_MAX_RANK; i++) size *= shape.dims[i];
+    for (int i = 0; i < shape.rank && i < KC_MAX_RANK; i++) {
+        if (shape.dims[i] == KC_NONE) return -1;
+        size *= shape.dims[i];
+    }
     return size;
 }
 
@@ -22,8 +25,12 @@ char *kc_shape_str(kc_shape shape, char *buf, size_t size) {
         return buf;
     }
     size_t used = (size_t)snprintf(buf, size, "(");
-    for (int i = 0; i < shape.rank && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%d", i ? ", " : "", shape.dims[i]);
+    for (int i = 0; i < shape.rank && used < size; i++) {
+        if (shape.dims[i] == KC_NONE)
+            used += (size_t)snprintf(buf + used, size - used, "%sNone", i ? ", " : "");
+        else
+            used += (size_t)snprintf(buf + used, size - used, "%s%d", i ? ", " : "", shape.dims[i]);
+    }
     if (used < size) snprintf(buf + used, size - used, ")");
     return buf;
 }

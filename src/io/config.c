@@ -55,7 +55,9 @@ cJSON *kc_cfg_dtype_policy(kc_config_style style) {
 cJSON *kc_cfg_batch_shape(kc_shape s) {
     cJSON *a = cJSON_CreateArray();
     cJSON_AddItemToArray(a, cJSON_CreateNull());
-    for (int i = 0; i < s.rank; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(s.dims[i]));
+    for (int i = 0; i < s.rank; i++)
+        cJSON_AddItemToArray(a, s.dims[i] == KC_NONE ? cJSON_CreateNull()
+                                                     : cJSON_CreateNumber(s.dims[i]));
     return a;
 }
 
@@ -308,7 +310,7 @@ static const cJSON *get(const cJSON *o, const char *name) {
     return cJSON_GetObjectItemCaseSensitive(o, name);
 }
 
-/* [null, d1, d2...] into a kc_shape */
+/* [null, d1, d2...] into a kc_shape; a null dimension is None (KC_NONE) */
 kc_status kc_cfg_parse_batch_shape(const cJSON *a, const char *where, kc_shape *out) {
     int n = cJSON_GetArraySize(a);
     if (!cJSON_IsArray(a) || n < 2 || n > KC_MAX_RANK + 1)
@@ -317,10 +319,14 @@ kc_status kc_cfg_parse_batch_shape(const cJSON *a, const char *where, kc_shape *
     kc_shape s = {n - 1, {0}};
     for (int i = 1; i < n; i++) {
         const cJSON *d = cJSON_GetArrayItem(a, i);
+        if (cJSON_IsNull(d)) {
+            s.dims[i - 1] = KC_NONE;
+            continue;
+        }
         if (!cJSON_IsNumber(d) || d->valuedouble < 1 || d->valuedouble > 1e9 ||
             d->valuedouble != floor(d->valuedouble))
             return kc_err(KC_EFORMAT, "%s: input dimension %d is not a positive whole number "
-                                      "(kerac needs a fixed input shape)",
+                                      "or null (None)",
                           where, i);
         s.dims[i - 1] = (int)d->valuedouble;
     }

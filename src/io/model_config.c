@@ -69,9 +69,9 @@ static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
         if (l->n_in > 1) {
             cJSON *shapes = cJSON_AddArrayToObject(bc, "input_shape");
             for (int i = 0; i < l->n_in; i++)
-                cJSON_AddItemToArray(shapes, kc_cfg_batch_shape(l->in_shapes[i]));
+                cJSON_AddItemToArray(shapes, kc_cfg_batch_shape(l->decl_in_shapes[i]));
         } else {
-            cJSON_AddItemToObject(bc, "input_shape", kc_cfg_batch_shape(l->in_shape));
+            cJSON_AddItemToObject(bc, "input_shape", kc_cfg_batch_shape(l->decl_in_shapes[0]));
         }
     }
     return item;
@@ -138,7 +138,7 @@ static cJSON *history_json(const kc_model *m, int t, kc_config_style style, int 
     cJSON_AddStringToObject(o, "class_name", "__keras_tensor__");
     cJSON *c = cJSON_AddObjectToObject(o, "config");
     cJSON_AddItemToObject(c, "shape", kc_cfg_batch_shape(m->tensors[t].shape));
-    cJSON_AddStringToObject(c, "dtype", "float32");
+    cJSON_AddStringToObject(c, "dtype", m->tensors[t].dtype == KC_INT32 ? "int32" : "float32");
     cJSON *h = cJSON_AddArrayToObject(c, "keras_history");
     cJSON_AddItemToArray(h, cJSON_CreateString(name));
     cJSON_AddItemToArray(h, cJSON_CreateNumber(node));
@@ -177,12 +177,13 @@ static cJSON *inbound_nodes(const kc_model *m, int e, kc_config_style style) {
     return nodes;
 }
 
-static cJSON *input_layer_item(kc_shape shape, const char *name, kc_config_style style) {
+static cJSON *input_layer_item(kc_shape shape, kc_dtype dtype, const char *name,
+                               kc_config_style style) {
     cJSON *in = cJSON_CreateObject();
     /* Keras 3 says batch_shape; tf.keras 2 knows only batch_input_shape (Keras 3 reads both) */
     cJSON_AddItemToObject(in, style == KC_CONFIG_LEGACY ? "batch_input_shape" : "batch_shape",
                           kc_cfg_batch_shape(shape));
-    cJSON_AddStringToObject(in, "dtype", "float32");
+    cJSON_AddStringToObject(in, "dtype", dtype == KC_INT32 ? "int32" : "float32");
     cJSON_AddFalseToObject(in, "sparse");
     cJSON_AddFalseToObject(in, "ragged");
     cJSON_AddStringToObject(in, "name", name);
@@ -205,7 +206,8 @@ static cJSON *model_config(kc_model *m, kc_config_style style) {
     cJSON *layers = cJSON_AddArrayToObject(cfg, "layers");
     kc_shape in_shape = m->tensors[m->inputs[0]].shape;
     if (!m->functional) {
-        cJSON_AddItemToArray(layers, input_layer_item(in_shape, m->input_names[0], style));
+        cJSON_AddItemToArray(layers, input_layer_item(in_shape, m->tensors[m->inputs[0]].dtype,
+                                                      m->input_names[0], style));
         for (int e = 0; e < m->n_entries; e++) {
             cJSON *item = entry_item(m, e, style);
             if (!item) {
@@ -223,7 +225,8 @@ static cJSON *model_config(kc_model *m, kc_config_style style) {
         return root;
     }
     for (int i = 0; i < m->n_inputs; i++) {
-        cJSON *item = input_layer_item(m->tensors[m->inputs[i]].shape, m->input_names[i], style);
+        cJSON *item = input_layer_item(m->tensors[m->inputs[i]].shape,
+                                       m->tensors[m->inputs[i]].dtype, m->input_names[i], style);
         cJSON_AddStringToObject(item, "name", m->input_names[i]);
         cJSON_AddItemToObject(item, "inbound_nodes", cJSON_CreateArray());
         cJSON_AddItemToArray(layers, item);
@@ -348,6 +351,24 @@ static const char *item_name(const cJSON *item) {
     return cJSON_IsString(n) ? n->valuestring : "?";
 }
 
+/* the dtype of an InputLayer item: int32 for Keras's integer dtypes (token ids), float32 for
+ * the floating ones (absent: float32) */
+static kc_status input_dtype_of(const cJSON *cfg, const char *where, kc_dtype *out) {
+    const cJSON *dt = get(cfg, "dtype");
+    const char *s = cJSON_IsString(dt) ? dt->valuestring
+                    : cJSON_IsString(get(get(dt, "config"), "name"))
+                        ? get(get(dt, "config"), "name")->valuestring
+                        : NULL;
+    *out = KC_FLOAT32;
+    if (!s || !strncmp(s, "float", 5) || !strcmp(s, "bfloat16")) return KC_OK;
+    if (!strncmp(s, "int", 3) || !strncmp(s, "uint", 4)) {
+        *out = KC_INT32;
+        return KC_OK;
+    }
+    return kc_err(KC_EFORMAT, "%s: the input's dtype %s is not supported (float or integer "
+                              "inputs only)", where, s);
+}
+
 /* the per-sample shape of an InputLayer item */
 static kc_status input_shape_of(const cJSON *cfg, const char *where, kc_shape *out) {
     const char *keys[] = {"batch_shape", "batch_input_shape"};
@@ -395,7 +416,16 @@ static kc_status sequential_from(const cJSON *root, const cJSON *cfg, const char
     if (!have)
         return kc_err(KC_EFORMAT, "%s: the model has no input shape (no InputLayer, "
                                   "batch_input_shape or build_input_shape)", where);
-    kc_model *m = kc_sequential(in);
+    /* the input's dtype: the InputLayer's, else float32 */
+    kc_dtype dtype = KC_FLOAT32; /* a layer's own dtype is its compute dtype, not the input's */
+    if (!st && cJSON_IsObject(fc) && cJSON_IsString(get(first, "class_name")) &&
+        !strcmp(get(first, "class_name")->valuestring, "InputLayer"))
+        st = input_dtype_of(fc, where, &dtype);
+    if (st) {
+        kc_layer_free(first_nested);
+        return st;
+    }
+    kc_model *m = kc_sequential_ex(in, dtype);
     if (!m) {
         kc_layer_free(first_nested);
         return kc_err_prefix(KC_ENOMEM, "%s", where);
@@ -541,8 +571,10 @@ static kc_status functional_from(const cJSON *cfg, const char *where, kc_model *
         const cJSON *cls = get(item, "class_name");
         if (cJSON_IsString(cls) && !strcmp(cls->valuestring, "InputLayer")) {
             kc_shape shape;
+            kc_dtype dtype;
             if ((st = input_shape_of(get(item, "config"), lw, &shape))) break;
-            if (!(l->input = kc_input_named(shape, l->name))) {
+            if ((st = input_dtype_of(get(item, "config"), lw, &dtype))) break;
+            if (!(l->input = kc_input_ex(shape, dtype, l->name))) {
                 st = kc_err_prefix(KC_EINVAL, "%s", lw);
                 break;
             }

@@ -103,6 +103,9 @@ const kc_layer_ops kc_softmax_ops = {.type_name = "Softmax",
                                      .init = kc_no_init,
                                      .forward = softmax_forward,
                                      .backward = softmax_backward,
+                                     .supports_masking = 1,
+                                     .mask_refusal = "Keras's Softmax applies a mask to the values along the axes it broadcasts to, not per timestep (it raises on (batch, steps, features) unless steps == features); kerac refuses it",
+                                     .allows_none = 1,
                                      .io = {softmax_from, softmax_to}};
 
 kc_layer *kc_softmax_axis(int axis) {
@@ -252,6 +255,8 @@ const kc_layer_ops kc_relu_ops = {.type_name = "ReLU",
                                   .init = kc_no_init,
                                   .forward = elementwise_forward,
                                   .backward = elementwise_backward,
+                                  .supports_masking = 1,
+                                  .allows_none = 1,
                                   .io = {relu_from, relu_to}};
 const kc_layer_ops kc_leaky_relu_ops = {.type_name = "LeakyReLU",
                                         .base_name = "leaky_re_lu",
@@ -259,6 +264,8 @@ const kc_layer_ops kc_leaky_relu_ops = {.type_name = "LeakyReLU",
                                         .init = kc_no_init,
                                         .forward = elementwise_forward,
                                         .backward = elementwise_backward,
+                                        .supports_masking = 1,
+                                        .allows_none = 1,
                                         .io = {leaky_from, leaky_to}};
 const kc_layer_ops kc_elu_ops = {.type_name = "ELU",
                                  .base_name = "elu",
@@ -266,6 +273,8 @@ const kc_layer_ops kc_elu_ops = {.type_name = "ELU",
                                  .init = kc_no_init,
                                  .forward = elementwise_forward,
                                  .backward = elementwise_backward,
+                                 .supports_masking = 1,
+                                 .allows_none = 1,
                                  .io = {elu_from, elu_to}};
 
 static int kind_of(const kc_layer *l) {
@@ -422,6 +431,7 @@ const kc_layer_ops kc_prelu_ops = {.type_name = "PReLU",
                                    .init = prelu_init,
                                    .forward = prelu_forward,
                                    .backward = prelu_backward,
+                                   .supports_masking = 1,
                                    .io = {prelu_from, prelu_to, prelu_weights}};
 
 kc_layer *kc_prelu(const kc_prelu_opts *opts) {

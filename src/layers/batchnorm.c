@@ -204,6 +204,10 @@ const kc_layer_ops kc_batch_normalization_ops = {
     .forward = bn_forward,
     .backward = bn_backward,
     .scratch_size = bn_scratch,
+    .supports_masking = 1,
+    .mask_refusal = "Keras's BatchNormalization takes its batch moments over the unmasked "
+                    "timesteps only, which kerac does not reproduce yet",
+    .allows_none = 1,
     .io = {bn_from, bn_to, bn_weights, bn_check}};
 
 kc_layer *kc_batch_normalization(const kc_batchnorm_opts *opts) {

@@ -47,13 +47,16 @@ static kc_status conv1d_build(kc_layer *l) {
     l->kh = l->sh = l->dh = 1;
     l->pad_top = 0;
     int steps = l->in_shape.dims[0], extent = (l->kw - 1) * l->dw + 1, out;
-    if (l->pad_same == KC_CAUSAL) {
+    if (steps == KC_NONE) { /* a None length stays None (built again per call) */
+        l->pad_left = l->pad_same == KC_CAUSAL ? extent - 1 : 0;
+        out = KC_NONE;
+    } else if (l->pad_same == KC_CAUSAL) {
         l->pad_left = extent - 1; /* then "valid" over steps + extent - 1 */
         out = (steps - 1) / l->sw + 1;
     } else {
         kc_window_axis(steps, extent, l->sw, l->pad_same, &out, &l->pad_left);
     }
-    if (out <= 0)
+    if (out <= 0 && out != KC_NONE)
         return kc_err(KC_EINVAL,
                       "layer %s (Conv1D): a kernel of %d steps%s does not fit the input %s "
                       "with padding \"valid\"",
@@ -164,6 +167,7 @@ const kc_layer_ops kc_conv1d_ops = {
     .forward = kc_conv_forward,
     .backward = kc_conv_backward,
     .scratch_size = kc_conv_scratch,
+    .allows_none = 1,
     .io = {conv1d_from, conv1d_to, conv1d_weights}};
 
 kc_layer *kc_conv1d_ex(int filters, const kc_conv1d_opts *opts) {
@@ -210,9 +214,11 @@ static kc_status pool1d_build(kc_layer *l) {
                       l->name, type, kc_shape_str(l->in_shape, buf, sizeof buf));
     l->kh = l->sh = 1;
     l->pad_top = 0;
-    int out;
-    kc_window_axis(l->in_shape.dims[0], l->kw, l->sw, l->pad_same, &out, &l->pad_left);
-    if (out <= 0)
+    int out = KC_NONE;
+    l->pad_left = 0;
+    if (l->in_shape.dims[0] != KC_NONE) /* a None length stays None (built again per call) */
+        kc_window_axis(l->in_shape.dims[0], l->kw, l->sw, l->pad_same, &out, &l->pad_left);
+    if (out <= 0 && out != KC_NONE)
         return kc_err(KC_EINVAL,
                       "layer %s (%s): a pool of %d steps does not fit the input %s with padding "
                       "\"valid\"",
@@ -298,6 +304,7 @@ const kc_layer_ops kc_max_pooling1d_ops = {
     .forward = pool1d_forward,
     .backward = pool1d_backward,
     .scratch_size = pool1d_scratch,
+    .allows_none = 1,
     .io = {max_pool1d_from, pool1d_to}};
 const kc_layer_ops kc_average_pooling1d_ops = {
     .type_name = "AveragePooling1D",
@@ -306,6 +313,7 @@ const kc_layer_ops kc_average_pooling1d_ops = {
     .init = kc_no_init,
     .forward = pool1d_forward,
     .backward = pool1d_backward,
+    .allows_none = 1,
     .io = {avg_pool1d_from, pool1d_to}};
 
 static int is_max1(const kc_layer *l) { return l->ops == &kc_max_pooling1d_ops; }

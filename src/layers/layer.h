@@ -17,8 +17,10 @@ typedef struct {
     kc_optimizer *opt;
     int bf16; /* Dense products in bfloat16 (kc_set_mixed_bfloat16) */
     /* Keras's mask of the layer's (first) input in this call, as forward and backward see it:
-     * batch x steps bytes, nonzero where the timestep is real (steps: the input's first
-     * dimension after the batch); NULL: no mask. Set by the engine per call (issue 12). */
+     * one byte per row of the input (its shape without the last axis: batch x steps for a
+     * (batch, steps, features) input, batch for (batch, features)), nonzero where the row is
+     * real; NULL: no mask. The engine sets it for a layer whose ops set supports_masking, in
+     * forward and in backward, from the mask its first input carries (src/model/engine.c). */
     const uint8_t *mask;
 } kc_forward_ctx;
 
@@ -90,13 +92,36 @@ typedef struct {
                        const kc_forward_ctx *ctx);
     int min_inputs, max_inputs;
     /* Masks (Keras's supports_masking and compute_mask). supports_masking: the layer takes a
-     * masked input (one that does not is refused, or its mask dropped, as Keras does);
-     * compute_mask (optional) writes the output's mask (batch x output steps bytes) from the
-     * input's (in_mask NULL: none) and returns 1, or returns 0 for an output without a mask.
-     * A layer that supports masking without compute_mask passes its input's mask on. */
+     * masked input and sees its mask in ctx->mask (a layer that does not drops the mask with
+     * Keras 3's warning, at build); compute_mask (optional) writes the output's mask (one byte
+     * per output row: batch x output steps) from the input's (in_mask NULL: none) and returns
+     * 1, or returns 0 for an output without a mask. The engine calls it after the layer's
+     * forward of the same call (Embedding and Masking keep the mask their forward computed in
+     * their scratch), and once at build with batch 0 and out_mask NULL (in_mask non-NULL when
+     * the input carries a mask) to learn whether the output will carry one: it must then only
+     * return. A layer that supports masking without compute_mask passes its input's mask on.
+     * compute_mask_n: the same for layers of several inputs (merges; in_masks[i] NULL: input i
+     * has none). mask_refusal: Keras's layer supports masking, but kerac does not reproduce
+     * what it computes with the mask (BatchNormalization's masked moments, Softmax's masked
+     * axes, Maximum's masked values): a masked input is refused at build with this reason. */
     int supports_masking;
     int (*compute_mask)(const kc_layer *layer, const uint8_t *in_mask, uint8_t *out_mask,
                         int batch);
+    int (*compute_mask_n)(const kc_layer *layer, const uint8_t *const *in_masks,
+                          uint8_t *out_mask, int batch);
+    const char *mask_refusal;
+    /* None dimensions (KC_NONE) in the input shapes: a class that sets allows_none builds on
+     * them (out_shape None where its length is unknown, in_size and out_size -1; param_count
+     * must not depend on them) and is built again with each call's lengths, so in_shape,
+     * in_size, out_shape and out_size hold the call's concrete values in forward and backward
+     * (the declared shapes stay in decl_in_shapes, decl_out_shape). Other classes refuse a
+     * None dimension at build, naming the layer. */
+    int allows_none;
+    /* optional: checks a batch of the layer's input before the forward (Embedding: ids in
+     * range). Row i is sample sample[i] of the caller's data (sample NULL: first + i); the
+     * message (prefixed with what) names the layer, the sample and the position. */
+    kc_status (*check_input)(const kc_layer *layer, const float *in, int batch,
+                             const int64_t *sample, int64_t first, const char *what);
     /* optional: releases what the layer holds beyond the struct (called before free) */
     void (*destroy)(kc_layer *layer);
     /* its Keras config and variables; a class without to_config (a nested model's) is not
@@ -121,11 +146,14 @@ struct kc_layer {
     char name[48];
     kc_shape in_shape, out_shape;
     int64_t in_size, out_size; /* values per sample */
+    /* the shapes it was built for, with KC_NONE where the length comes per call (in_shape and
+     * out_shape are then the current call's; see kc_layer_ops.allows_none) */
+    kc_shape decl_in_shapes[KC_MAX_LAYER_INPUTS], decl_out_shape;
     int64_t param_count, param_offset;
     int64_t trainable_count; /* the first trainable_count weights are trained, the rest
                                 (BatchNormalization's moving mean and variance) are not */
     int64_t kernel_size;     /* floats before the bias: the bias is kernel + kernel_size */
-    float *kernel, *bias;   /* views into the model's params: kernel (in, units), bias (units) */
+    float *kernel, *bias;   /* views into the model's params: kernel (features, units), bias */
     float *dkernel, *dbias; /* same views into the gradients */
     int units;  /* Dense's units, Conv2D's filters, BatchNormalization's channels */
     kc_act act; /* Dense's or Conv2D's activation, or the Activation layer's */
@@ -161,6 +189,9 @@ struct kc_layer {
     /* Dropout's noise_shape per sample (0: None, the input's size; 1: the mask shared along
      * that axis), n_noise of them; 0: no noise_shape (seq_simple.c) */
     int noise_shape[KC_MAX_RANK], n_noise;
+    /* Embedding: input_dim (units is output_dim), mask_zero, tf.keras 2's input_length (0:
+     * None); Masking's mask_value is act_param[0] */
+    int input_dim, mask_zero, input_length;
     /* activation layers (activations.c): ReLU's max_value (< 0: None), negative_slope and
      * threshold; LeakyReLU's negative_slope and ELU's alpha in act_param[1]; PReLU's
      * shared_axes as a bit mask (bit i: Keras's axis i, 1 the first after the batch) */

@@ -78,9 +78,29 @@ static int whole(const cJSON *v, int *out) {
 
 static kc_merge_op op_of(const kc_layer *l); /* the class's operation */
 
+static int any_none(const kc_layer *l) {
+    for (int i = 0; i < l->n_in; i++)
+        for (int d = 0; d < l->in_shapes[i].rank; d++)
+            if (l->in_shapes[i].dims[d] == KC_NONE) return 1;
+    return 0;
+}
+
 static kc_status elementwise_build(kc_layer *l) {
     kc_status st = check_input_count(l);
     if (st) return st;
+    if (any_none(l)) { /* a None length: equal shapes only (each call's lengths broadcast) */
+        for (int i = 1; i < l->n_in; i++)
+            if (memcmp(&l->in_shapes[i], &l->in_shapes[0], sizeof(kc_shape))) {
+                char shapes[1024];
+                return kc_err(KC_EINVAL,
+                              "layer %s (%s): inputs have shapes %s; with a None dimension kerac "
+                              "needs equal shapes", l->name, l->ops->type_name,
+                              input_shapes_str(l, shapes, sizeof shapes));
+            }
+        l->out_shape = l->in_shapes[0];
+        l->param_count = 0;
+        return KC_OK;
+    }
     kc_broadcast b;
     if (!kc_broadcast_init(&b, l->n_in, l->in_shapes)) {
         char shapes[1024];
@@ -112,7 +132,26 @@ static void elementwise_backward(kc_layer *l, const float *const *in, const floa
     kc_merge_backward(op_of(l), &b, in, dout, din, batch);
 }
 
+/* Keras's Merge.compute_mask: the masks OR'ed, or none unless every input has one (masks of
+ * equal rows only: inputs that broadcast have no common rows) */
+static int merge_mask(const kc_layer *l, const uint8_t *const *in, uint8_t *out, int batch) {
+    for (int i = 0; i < l->n_in; i++)
+        if (!in[i]) return 0;
+    if (!out) return 1;
+    int64_t rows = (int64_t)batch * (l->out_size / l->out_shape.dims[l->out_shape.rank - 1]);
+    for (int64_t r = 0; r < rows; r++) {
+        uint8_t m = 0;
+        for (int i = 0; i < l->n_in; i++) m |= in[i][r] != 0;
+        out[r] = m;
+    }
+    return 1;
+}
+
 /* the config: no options of their own; cls names the class */
+static int dot_mask(const kc_layer *l, const uint8_t *const *in, uint8_t *out, int batch) {
+    return 0;
+}
+
 static kc_status elementwise_from(const cJSON *cfg, const char *where, const char *cls,
                                   kc_layer *(*make)(void), kc_layer **out) {
     kc_status st = merge_fields(cfg, where, cls, NULL, 0);
@@ -123,7 +162,7 @@ static kc_status elementwise_to(const kc_layer *l, cJSON *cfg) { return KC_OK; }
 
 /* the class kc_<name>_ops (kc_merge_<name> makes its layers); Keras takes a single input too,
  * except Subtract */
-#define ELEMENTWISE(name, type, min)                                                        \
+#define ELEMENTWISE(name, type, min, refusal)                                               \
     static kc_status name##_from(const cJSON *cfg, const char *where, kc_layer **out) {     \
         return elementwise_from(cfg, where, type, kc_merge_##name, out);                     \
     }                                                                                        \
@@ -136,13 +175,22 @@ static kc_status elementwise_to(const kc_layer *l, cJSON *cfg) { return KC_OK; }
         .backward_n = elementwise_backward,                                                  \
         .min_inputs = min,                                                                   \
         .max_inputs = (min) == 2 ? 2 : KC_MAX_LAYER_INPUTS,                                  \
+        .supports_masking = 1,                                                               \
+        .compute_mask_n = merge_mask,                                                        \
+        .mask_refusal = refusal,                                                             \
+        .allows_none = 1,                                                                    \
         .io = {name##_from, elementwise_to}};
-ELEMENTWISE(add, "Add", 1)
-ELEMENTWISE(subtract, "Subtract", 2)
-ELEMENTWISE(multiply, "Multiply", 1)
-ELEMENTWISE(average, "Average", 1)
-ELEMENTWISE(maximum, "Maximum", 1)
-ELEMENTWISE(minimum, "Minimum", 1)
+/* Keras 3's Multiply, Maximum and Minimum change the values of masked positions (1 for
+ * Multiply, the other inputs' for Maximum and Minimum); kerac does not reproduce that */
+#define MASKED_VALUES                                                                        \
+    "Keras 3 replaces the masked positions' values before this merge (and kerac does not "   \
+    "reproduce that yet)"
+ELEMENTWISE(add, "Add", 1, NULL)
+ELEMENTWISE(subtract, "Subtract", 2, NULL)
+ELEMENTWISE(multiply, "Multiply", 1, MASKED_VALUES)
+ELEMENTWISE(average, "Average", 1, NULL)
+ELEMENTWISE(maximum, "Maximum", 1, MASKED_VALUES)
+ELEMENTWISE(minimum, "Minimum", 1, MASKED_VALUES)
 
 /* the classes by kc_merge_op */
 static const kc_layer_ops *const elementwise_ops[] = {
@@ -221,8 +269,11 @@ static kc_status concatenate_build(kc_layer *l) {
     kc_shape out = l->in_shapes[0];
     for (int i = 1; i < l->n_in; i++)
         for (int d = 0; d < rank; d++) {
-            if (d == p) {
-                out.dims[d] += l->in_shapes[i].dims[d];
+            if (d == p) { /* a None length along the axis gives None */
+                if (out.dims[d] == KC_NONE || l->in_shapes[i].dims[d] == KC_NONE)
+                    out.dims[d] = KC_NONE;
+                else
+                    out.dims[d] += l->in_shapes[i].dims[d];
                 continue;
             }
             if (l->in_shapes[i].dims[d] != out.dims[d])
@@ -249,6 +300,39 @@ static void concatenate_backward(kc_layer *l, const float *const *in, const floa
     int64_t inner[KC_MAX_LAYER_INPUTS];
     int64_t outer = concat_blocks(l, inner);
     kc_concat_backward(l->n_in, outer, inner, dout, din, batch);
+}
+
+/* Keras's Concatenate.compute_mask: none unless some input has one; an input without a mask
+ * counts as all ones; along the last axis the masks are OR'ed, along another axis the masks
+ * are concatenated as the values are */
+static int concatenate_mask(const kc_layer *l, const uint8_t *const *in, uint8_t *out,
+                            int batch) {
+    int any = 0;
+    for (int i = 0; i < l->n_in; i++) any |= in[i] != NULL;
+    if (!any || !out) return any;
+    int rank = l->in_shapes[0].rank, p = sample_axis(l->axis, rank);
+    int64_t rows = (int64_t)batch * (l->out_size / l->out_shape.dims[rank - 1]);
+    if (p == rank - 1) {
+        for (int64_t r = 0; r < rows; r++) {
+            uint8_t m = 0;
+            for (int i = 0; i < l->n_in; i++) m |= !in[i] || in[i][r];
+            out[r] = m;
+        }
+        return 1;
+    }
+    /* rows are (d0 .. d[rank-2]): outer blocks before the axis, each input's d[p] * inner */
+    int64_t outer = batch, inner = 1;
+    for (int d = 0; d < p; d++) outer *= l->in_shapes[0].dims[d];
+    for (int d = p + 1; d < rank - 1; d++) inner *= l->in_shapes[0].dims[d];
+    uint8_t *o = out;
+    for (int64_t b = 0; b < outer; b++)
+        for (int i = 0; i < l->n_in; i++) {
+            int64_t n = (int64_t)l->in_shapes[i].dims[p] * inner;
+            if (in[i]) memcpy(o, in[i] + b * n, (size_t)n);
+            else memset(o, 1, (size_t)n);
+            o += n;
+        }
+    return 1;
 }
 
 /* axis (Keras 3 and tf.keras 2 alike; absent: -1). Its range is checked when the layer is
@@ -278,6 +362,9 @@ const kc_layer_ops kc_concatenate_ops = {
     .backward_n = concatenate_backward,
     .min_inputs = 1,
     .max_inputs = KC_MAX_LAYER_INPUTS,
+    .supports_masking = 1,
+    .compute_mask_n = concatenate_mask,
+    .allows_none = 1,
     .io = {concatenate_from, concatenate_to}};
 
 kc_layer *kc_concatenate(int axis) {
@@ -422,6 +509,8 @@ const kc_layer_ops kc_dot_ops = {
     .backward_n = dot_backward,
     .min_inputs = 2,
     .max_inputs = 2,
+    .supports_masking = 1, /* Keras's Dot.compute_mask: None */
+    .compute_mask_n = dot_mask,
     .io = {dot_from, dot_to}};
 
 kc_layer *kc_dot(int axis0, int axis1, int normalize) {

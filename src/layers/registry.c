@@ -49,7 +49,10 @@
     X(kc_lstm_ops)                                                                               \
     X(kc_gru_ops)                                                                                \
     X(kc_bidirectional_ops)                                                                      \
-    X(kc_time_distributed_ops)
+    X(kc_time_distributed_ops)                                                                   \
+    /* token ids and masks (embedding.c) */                                                      \
+    X(kc_embedding_ops)                                                                          \
+    X(kc_masking_ops)
 
 #define DECLARE(cls) extern const kc_layer_ops cls;
 BUILTIN_CLASSES(DECLARE)

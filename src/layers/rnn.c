@@ -37,7 +37,8 @@ static kc_status rnn_build(kc_layer *l) {
     if (l->units <= 0)
         return kc_err(KC_EINVAL, "layer %s (%s): units must be positive, got %d", l->name, cls,
                       l->units);
-    if (l->in_shape.rank != 2 || l->in_shape.dims[0] <= 0 || l->in_shape.dims[1] <= 0) {
+    if (l->in_shape.rank != 2 || (l->in_shape.dims[0] <= 0 && l->in_shape.dims[0] != KC_NONE) ||
+        l->in_shape.dims[1] <= 0) {
         char buf[64];
         return kc_err(KC_EINVAL,
                       "layer %s (%s) needs an input of shape (timesteps, features), got %s",
@@ -170,7 +171,7 @@ static int rnn_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *
     /* Keras: the input's mask for return_sequences (go_backwards included: Keras does not
      * flip it), else none */
     if (!in_mask || !l->rnn->return_sequences) return 0;
-    memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
+    if (out_mask) memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
     return 1;
 }
 
@@ -335,6 +336,7 @@ static const char *rnn_k3_group(const kc_layer *l, int i) { return "cell"; }
                               .scratch_size = rnn_scratch,                                     \
                               .supports_masking = 1,                                           \
                               .compute_mask = rnn_compute_mask,                                \
+                              .allows_none = 1,                                                \
                               .destroy = rnn_destroy,                                          \
                               .io = {from, rnn_to, rnn_weights, NULL, rnn_k3_group}};
 RNN_OPS(kc_simple_rnn_ops, "SimpleRNN", "simple_rnn", simple_from)

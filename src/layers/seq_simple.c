@@ -132,6 +132,7 @@ const kc_layer_ops kc_global_average_pooling1d_ops = {
     .backward = global1d_backward,
     .supports_masking = 1,
     .compute_mask = no_mask,
+    .allows_none = 1,
     .io = {gap1_from, global1d_to}};
 const kc_layer_ops kc_global_max_pooling1d_ops = {
     .type_name = "GlobalMaxPooling1D",
@@ -141,6 +142,7 @@ const kc_layer_ops kc_global_max_pooling1d_ops = {
     .forward = global1d_forward,
     .backward = global1d_backward,
     .scratch_size = gmp1_scratch,
+    .allows_none = 1,
     .io = {gmp1_from, global1d_to}};
 
 static int is_gmp1(const kc_layer *l) { return l->ops == &kc_global_max_pooling1d_ops; }

@@ -133,6 +133,8 @@ const kc_layer_ops kc_dropout_ops = {
     .init = kc_no_init,
     .forward = dropout_forward,
     .backward = dropout_backward,
+    .supports_masking = 1,
+    .allows_none = 1,
     .io = {dropout_from, dropout_to}};
 
 kc_layer *kc_dropout(float rate) {
@@ -197,6 +199,8 @@ const kc_layer_ops kc_activation_ops = {
     .init = kc_no_init,
     .forward = activation_forward,
     .backward = activation_backward,
+    .supports_masking = 1,
+    .allows_none = 1,
     .io = {activation_from, activation_to}};
 
 kc_layer *kc_activation(kc_act activation) {
@@ -244,6 +248,7 @@ const kc_layer_ops kc_flatten_ops = {
     .init = kc_no_init,
     .forward = kc_copy_forward,
     .backward = kc_copy_backward,
+    .allows_none = 1, /* (None, 8) -> (None), as Keras: a Dense after it refuses that */
     .io = {flatten_from, flatten_to}};
 
 kc_layer *kc_flatten(void) { return kc_layer_new(&kc_flatten_ops); }
@@ -263,6 +268,8 @@ const kc_layer_ops kc_identity_ops = {
     .init = kc_no_init,
     .forward = kc_copy_forward,
     .backward = kc_copy_backward,
+    .supports_masking = 1,
+    .allows_none = 1,
     .io = {identity_from, identity_to}};
 
 kc_layer *kc_identity(void) { return kc_layer_new(&kc_identity_ops); }

@@ -120,7 +120,7 @@ static void td_backward(kc_layer *l, const float *x, const float *out, float *do
 static int td_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *out_mask,
                            int batch) {
     if (!in_mask) return 0;
-    memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
+    if (out_mask) memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
     return 1;
 }
 
@@ -168,6 +168,7 @@ const kc_layer_ops kc_time_distributed_ops = {
     .scratch_size = td_scratch,
     .supports_masking = 1,
     .compute_mask = td_compute_mask,
+    .allows_none = 1,
     .destroy = wrap_destroy,
     .io = {td_from, td_to, td_weights, NULL, td_group}};
 
@@ -322,7 +323,7 @@ static void bi_backward(kc_layer *l, const float *x, const float *out, float *do
 static int bi_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *out_mask,
                            int batch) {
     if (!in_mask || !kc_rnn_return_sequences(l->wrap->inner[0])) return 0;
-    memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
+    if (out_mask) memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
     return 1;
 }
 
@@ -409,6 +410,7 @@ const kc_layer_ops kc_bidirectional_ops = {
     .scratch_size = bi_scratch,
     .supports_masking = 1,
     .compute_mask = bi_compute_mask,
+    .allows_none = 1,
     .destroy = wrap_destroy,
     .io = {bi_from, bi_to, bi_weights, NULL, bi_group}};
 

@@ -1,8 +1,11 @@
-/* engine.c: running a model's graph on a batch: the workspace (one activation buffer per
- * tensor, the planned gradient buffers, each node's scratch, the targets), forward in
- * topological order, the losses, and backward in reverse order with gradients summed where a
- * tensor feeds several nodes or a layer is called several times. The optimizer steps each
- * layer as soon as its weight gradients are complete (inside the product for a fused Dense). */
+/* engine.c: running a model's graph on a batch: this call's lengths (None dimensions bound,
+ * layers built again for them), the workspace (one activation buffer per tensor, the masks,
+ * the planned gradient buffers, each node's scratch, the targets; grown when too small),
+ * forward in topological order (each layer seeing its input's mask, the output's mask
+ * computed or passed on), the losses (masked rows left out), and backward in reverse order
+ * with gradients summed where a tensor feeds several nodes or a layer is called several
+ * times. The optimizer steps each layer as soon as its weight gradients are complete (inside
+ * the product for a fused Dense, on the used rows for an Embedding under plain SGD). */
 #include "model.h"
 #include "../initializers.h"
 #include "../optimizers.h"
@@ -18,10 +21,15 @@ void kc_model_free_workspace(kc_model *m) {
     for (int t = 0; t < m->n_tensors; t++) {
         kc_free(m->tensors[t].act);
         m->tensors[t].act = NULL;
+        m->tensors[t].act_cap = 0;
+        if (m->tensors[t].mask_cap) kc_free(m->tensors[t].mask); /* not a passed-on one */
+        m->tensors[t].mask_cap = 0;
     }
+    for (int t = 0; t < m->n_tensors; t++) m->tensors[t].mask = NULL;
     for (int k = 0; k < m->n_nodes; k++) {
         kc_free(m->nodes[k].scratch);
         m->nodes[k].scratch = NULL;
+        m->nodes[k].scratch_cap = 0;
     }
     for (int i = 0; m->grad_pool && i < m->n_grad_pool; i++) kc_free(m->grad_pool[i]);
     free(m->grad_pool);
@@ -31,9 +39,11 @@ void kc_model_free_workspace(kc_model *m) {
     kc_free(m->wgrad_tmp);
     m->grad_tmp = NULL;
     m->wgrad_tmp = NULL;
+    m->grad_cap = 0;
     for (int o = 0; o < KC_MAX_IO; o++) {
         kc_free(m->ybuf[o]);
         m->ybuf[o] = NULL;
+        m->ybuf_cap[o] = 0;
         kc_free(m->wbuf[o]);
         m->wbuf[o] = NULL;
         m->weighted[o] = 0;
@@ -41,48 +51,197 @@ void kc_model_free_workspace(kc_model *m) {
     m->ws_batch = 0;
 }
 
+int64_t kc_model_mask_rows(const kc_model *m, int t) {
+    const kc_tval *v = &m->tensors[t];
+    int last = v->run.rank ? v->run.dims[v->run.rank - 1] : 1;
+    return last > 0 && v->size > 0 ? v->size / last : 1;
+}
+
+/* *p holds at least need elements (reallocated, contents dropped, when it held fewer) */
+static int fit_buffer(void *pp, int64_t *cap, int64_t need, size_t elem) {
+    void **p = pp;
+    if (*p && need <= *cap) return 1;
+    kc_free(*p);
+    *p = kc_alloc(elem * (size_t)(need > 0 ? need : 1));
+    *cap = *p ? need : 0;
+    return *p != NULL;
+}
+
+/* The workspace for batches of up to `batch` samples at the lengths bound now: each buffer
+ * grows when it is too small (a larger batch, a longer sequence), and is kept otherwise, so a
+ * training loop at fixed shapes allocates nothing. */
 kc_status kc_model_ensure_workspace(kc_model *m, int batch) {
     if (!m->planned) kc_model_plan(m);
     int parts = kc_pool_size();
-    if (batch <= m->ws_batch && parts == m->ws_parts && m->grad_pool) return KC_OK;
+    if (parts != m->ws_parts) kc_model_free_workspace(m); /* scratch is sized per part */
     if (batch < m->ws_batch) batch = m->ws_batch;
-    kc_model_free_workspace(m);
     int64_t largest = 1, shared_params = 0;
+    for (int t = 0; t < m->n_tensors; t++) /* passed-on masks are set again below */
+        if (!m->tensors[t].mask_cap) m->tensors[t].mask = NULL;
     for (int t = 0; t < m->n_tensors; t++) {
         kc_tval *v = &m->tensors[t];
+        if (v->size < 0) {
+            char buf[64];
+            return kc_err(KC_EINVAL,
+                          "model %s: a tensor of shape %s has a None length that no data has "
+                          "given; a model with a None input dimension takes its lengths from "
+                          "each call's data (a kc_dataset, kc_predict_ex, kc_train_on_batch_ex)",
+                          m->name, kc_shape_str(v->shape, buf, sizeof buf));
+        }
         largest = v->size > largest ? v->size : largest;
-        if (!(v->act = kc_alloc(sizeof(float) * (size_t)(batch * v->size)))) goto fail;
+        if (!fit_buffer(&v->act, &v->act_cap, (int64_t)batch * v->size, sizeof(float))) goto fail;
+        if (v->has_mask && v->mask_src == t &&
+            !fit_buffer(&v->mask, &v->mask_cap, (int64_t)batch * kc_model_mask_rows(m, t), 1))
+            goto fail;
     }
-    m->grad_pool = calloc((size_t)m->n_grad_pool + 1, sizeof *m->grad_pool);
-    if (!m->grad_pool) goto fail;
-    for (int i = 0; i < m->n_grad_pool; i++)
-        if (!(m->grad_pool[i] = kc_alloc(sizeof(float) * (size_t)(batch * largest)))) goto fail;
-    m->grad_tmp = calloc((size_t)m->n_grad_tmp + 1, sizeof *m->grad_tmp);
-    if (!m->grad_tmp) goto fail;
-    for (int i = 0; i < m->n_grad_tmp; i++)
-        if (!(m->grad_tmp[i] = kc_alloc(sizeof(float) * (size_t)(batch * largest)))) goto fail;
+    for (int t = 0; t < m->n_tensors; t++) { /* a passed-on mask: its source's buffer */
+        kc_tval *v = &m->tensors[t];
+        if (v->has_mask && v->mask_src != t) v->mask = m->tensors[v->mask_src].mask;
+    }
+    int64_t grad_need = (int64_t)batch * largest;
+    if (!m->grad_pool || grad_need > m->grad_cap) {
+        for (int i = 0; m->grad_pool && i < m->n_grad_pool; i++) kc_free(m->grad_pool[i]);
+        free(m->grad_pool);
+        for (int i = 0; m->grad_tmp && i < m->n_grad_tmp; i++) kc_free(m->grad_tmp[i]);
+        free(m->grad_tmp);
+        m->grad_tmp = NULL;
+        m->grad_cap = 0;
+        m->grad_pool = calloc((size_t)m->n_grad_pool + 1, sizeof *m->grad_pool);
+        if (!m->grad_pool) goto fail;
+        for (int i = 0; i < m->n_grad_pool; i++)
+            if (!(m->grad_pool[i] = kc_alloc(sizeof(float) * (size_t)grad_need))) goto fail;
+        m->grad_tmp = calloc((size_t)m->n_grad_tmp + 1, sizeof *m->grad_tmp);
+        if (!m->grad_tmp) goto fail;
+        for (int i = 0; i < m->n_grad_tmp; i++)
+            if (!(m->grad_tmp[i] = kc_alloc(sizeof(float) * (size_t)grad_need))) goto fail;
+        m->grad_cap = grad_need;
+    }
     for (int k = 0; k < m->n_nodes; k++) {
         kc_node *n = &m->nodes[k];
         kc_layer *l = n->layer;
         if (n->call && l->param_count > shared_params) shared_params = l->param_count;
         int64_t floats = l->ops->scratch_size ? l->ops->scratch_size(l, batch, parts) : 0;
-        if (floats > 0 && !(n->scratch = kc_alloc(sizeof(float) * (size_t)floats))) goto fail;
+        if (floats > 0 && !fit_buffer(&n->scratch, &n->scratch_cap, floats, sizeof(float)))
+            goto fail;
         l->scratch_parts = parts;
     }
-    if (shared_params && !(m->wgrad_tmp = kc_alloc(sizeof(float) * (size_t)shared_params)))
-        goto fail;
-    m->wgrad_tmp_size = shared_params;
+    if (shared_params && (!m->wgrad_tmp || shared_params > m->wgrad_tmp_size)) {
+        kc_free(m->wgrad_tmp);
+        if (!(m->wgrad_tmp = kc_alloc(sizeof(float) * (size_t)shared_params))) goto fail;
+        m->wgrad_tmp_size = shared_params;
+    }
     for (int o = 0; o < m->n_outputs; o++)
-        if (!(m->ybuf[o] = kc_alloc(sizeof(float) * (size_t)(batch * m->tensors[m->outputs[o]].size))))
+        if (!fit_buffer(&m->ybuf[o], &m->ybuf_cap[o],
+                        (int64_t)batch * m->tensors[m->outputs[o]].size, sizeof(float)))
             goto fail;
-    for (int o = 0; o < m->n_outputs; o++)
-        if (!(m->wbuf[o] = kc_alloc(sizeof(float) * (size_t)batch))) goto fail;
+    if (batch > m->ws_batch || !m->wbuf[0])
+        for (int o = 0; o < m->n_outputs; o++) {
+            kc_free(m->wbuf[o]);
+            if (!(m->wbuf[o] = kc_alloc(sizeof(float) * (size_t)batch))) goto fail;
+        }
     m->ws_batch = batch;
     m->ws_parts = parts;
     return KC_OK;
 fail:
     kc_model_free_workspace(m);
     return kc_err(KC_ENOMEM, "out of memory for the batch workspace (batch %d)", batch);
+}
+
+/* ---- None lengths ------------------------------------------------------------------------ */
+
+static int shape_has_none(kc_shape s) {
+    for (int i = 0; i < s.rank; i++)
+        if (s.dims[i] == KC_NONE) return 1;
+    return 0;
+}
+
+kc_status kc_model_bind_shapes(kc_model *m, const kc_shape *inputs, const char *what) {
+    char a[64], b[64];
+    if (!m->has_none) return KC_OK; /* every shape is fixed */
+    kc_shape declared[KC_MAX_IO];
+    int inputs_fixed = !inputs;
+    for (int i = 0; i < m->n_inputs && !inputs; i++) {
+        declared[i] = m->tensors[m->inputs[i]].shape;
+        inputs_fixed &= !shape_has_none(declared[i]);
+    }
+    if (inputs_fixed) inputs = declared; /* a None model nested in a fixed one */
+    if (!inputs)
+        return kc_err(KC_EINVAL,
+                      "%s: model %s has an input with a None dimension; its length comes from "
+                      "the data: give typed arrays with their shapes (kc_predict_ex, "
+                      "kc_train_on_batch_ex, kc_compute_gradients_ex, or a kc_dataset)",
+                      what, m->name);
+    for (int i = 0; i < m->n_inputs; i++) {
+        kc_tval *v = &m->tensors[m->inputs[i]];
+        kc_shape s = inputs[i];
+        int ok = s.rank == v->shape.rank;
+        for (int d = 0; ok && d < s.rank; d++)
+            ok = s.dims[d] > 0 && (v->shape.dims[d] == KC_NONE || v->shape.dims[d] == s.dims[d]);
+        if (!ok)
+            return kc_err(KC_EINVAL, "%s: the data of input %d ('%s') has per-sample shape %s; "
+                                     "the model takes %s (a None dimension: any length)",
+                          what, i, m->input_names[i], kc_shape_str(s, a, sizeof a),
+                          kc_shape_str(v->shape, b, sizeof b));
+        v->run = s;
+        v->size = kc_shape_size(s);
+    }
+    for (int k = 0; k < m->n_nodes; k++) {
+        const kc_node *n = &m->nodes[k];
+        kc_layer *l = n->layer;
+        kc_tval *out = &m->tensors[n->out];
+        int none = 0;
+        for (int i = 0; i < n->n_in; i++) /* a None input, or a layer built on one */
+            none |= shape_has_none(m->tensors[n->in[i]].shape) ||
+                    shape_has_none(l->decl_in_shapes[i]);
+        if (!none) {
+            out->run = out->shape;
+            out->size = kc_shape_size(out->shape);
+            continue;
+        }
+        /* a layer called twice in one model runs on one length per call */
+        for (int j = 0; j < k; j++) {
+            if (m->nodes[j].layer != l) continue;
+            for (int i = 0; i < n->n_in; i++)
+                if (memcmp(&m->tensors[m->nodes[j].in[i]].run, &m->tensors[n->in[i]].run,
+                           sizeof(kc_shape)))
+                    return kc_err(KC_EINVAL,
+                                  "%s: layer %s is called on inputs of shapes %s and %s in this "
+                                  "call; kerac runs a shared layer on one length per call",
+                                  what, l->name,
+                                  kc_shape_str(m->tensors[m->nodes[j].in[i]].run, a, sizeof a),
+                                  kc_shape_str(m->tensors[n->in[i]].run, b, sizeof b));
+        }
+        int64_t params = l->param_count, kernel = l->kernel_size, trained = l->trainable_count;
+        for (int i = 0; i < n->n_in; i++) {
+            l->in_shapes[i] = m->tensors[n->in[i]].run;
+            l->in_sizes[i] = kc_shape_size(l->in_shapes[i]);
+        }
+        l->in_shape = l->in_shapes[0];
+        l->in_size = l->in_sizes[0];
+        kc_status st = l->ops->build(l);
+        if (st) return kc_err_prefix(st, "%s: ", what);
+        l->out_size = kc_shape_size(l->out_shape);
+        if (l->param_count != params || l->kernel_size != kernel || l->trainable_count != trained)
+            return kc_err(KC_EINVAL, "%s: layer %s (%s): its weights would depend on the input's "
+                                     "length %s; kerac refuses this",
+                          what, l->name, l->ops->type_name,
+                          kc_shape_str(l->in_shape, a, sizeof a));
+        out->run = l->out_shape;
+        out->size = l->out_size;
+    }
+    return KC_OK;
+}
+
+kc_status kc_model_check_batch(kc_model *m, int batch, const int64_t *index, int64_t first,
+                               const char *what) {
+    for (int k = 0; k < m->n_nodes; k++) {
+        const kc_node *n = &m->nodes[k];
+        const kc_layer *l = n->layer;
+        if (!l->ops->check_input || m->tensors[n->in[0]].producer >= 0) continue;
+        kc_status st = l->ops->check_input(l, m->tensors[n->in[0]].act, batch, index, first, what);
+        if (st) return st;
+    }
+    return KC_OK;
 }
 
 /* ---- regularizers -------------------------------------------------------------------------- */
@@ -110,12 +269,35 @@ static kc_forward_ctx node_ctx(const kc_model *m, const kc_node *n, const kc_for
     return c;
 }
 
+/* the mask a node's layer sees: its first input's, when the layer supports masking */
+static const uint8_t *node_mask(const kc_model *m, const kc_node *n) {
+    const kc_tval *in = &m->tensors[n->in[0]];
+    return n->layer->ops->supports_masking && in->has_mask ? in->mask : NULL;
+}
+
+/* the node's output mask, when it computes one (a passed-on mask is its input's buffer) */
+static void compute_out_mask(kc_model *m, const kc_node *n, int batch) {
+    kc_tval *out = &m->tensors[n->out];
+    if (!out->has_mask || out->mask_src != n->out) return;
+    const kc_layer *l = n->layer;
+    if (l->ops->compute_mask_n) {
+        const uint8_t *ins[KC_MAX_LAYER_INPUTS];
+        for (int i = 0; i < n->n_in; i++)
+            ins[i] = m->tensors[n->in[i]].has_mask ? m->tensors[n->in[i]].mask : NULL;
+        l->ops->compute_mask_n(l, ins, out->mask, batch);
+    } else if (l->ops->compute_mask) {
+        const kc_tval *in = &m->tensors[n->in[0]];
+        l->ops->compute_mask(l, in->has_mask ? in->mask : NULL, out->mask, batch);
+    }
+}
+
 void kc_model_forward(kc_model *m, int batch, const kc_forward_ctx *ctx) {
     for (int k = 0; k < m->n_nodes; k++) {
         const kc_node *n = &m->nodes[k];
         if (n->skip) continue;
         kc_layer *l = enter(m, n);
         kc_forward_ctx c = node_ctx(m, n, ctx);
+        c.mask = node_mask(m, n);
         float *out = m->tensors[n->write_to].act;
         if (l->ops->forward_n) {
             const float *ins[KC_MAX_LAYER_INPUTS];
@@ -124,11 +306,12 @@ void kc_model_forward(kc_model *m, int batch, const kc_forward_ctx *ctx) {
         } else {
             l->ops->forward(l, m->tensors[n->in[0]].act, out, batch, &c);
         }
+        compute_out_mask(m, n, batch);
     }
 }
 
 int kc_model_output_cols(const kc_model *m, int o) {
-    kc_shape s = m->tensors[m->outputs[o]].shape;
+    kc_shape s = m->tensors[m->outputs[o]].run;
     return s.rank ? s.dims[s.rank - 1] : 1;
 }
 
@@ -163,18 +346,23 @@ void kc_model_reset_metrics(kc_model *m) {
     for (int i = 0; i < m->n_mets; i++) kc_metric_reset(&m->mets[i]);
 }
 
-void kc_model_update_metrics(kc_model *m, int batch, const float *const *sample_weight) {
+void kc_model_update_metrics(kc_model *m, int batch, const float *const *sample_weight,
+                             const uint8_t *const *mask) {
     for (int i = 0; i < m->n_mets; i++) {
         kc_metric_state *st = &m->mets[i];
         int o = st->output;
         const float *w = st->weighted && sample_weight ? sample_weight[o] : NULL;
-        kc_metric_update(st, m->tensors[m->outputs[o]].act, m->ybuf[o], batch, w);
+        /* a None length changes the rows per sample from call to call */
+        st->rows_per_sample = (int)(m->tensors[m->outputs[o]].size / st->cols);
+        kc_metric_update(st, m->tensors[m->outputs[o]].act, m->ybuf[o], batch, w,
+                         mask ? mask[o] : NULL);
     }
 }
 
 static double losses(kc_model *m, int batch, double *per_output, int metrics, int grads) {
     double total = 0.0;
     const float *weights[KC_MAX_IO] = {0}; /* the batch's sample weights, for weighted_metrics */
+    const uint8_t *masks[KC_MAX_IO] = {0};  /* the outputs' masks (Keras's Mean metrics use them) */
     for (int o = 0; o < m->n_outputs; o++) {
         kc_tval *v = &m->tensors[m->outputs[o]];
         int cols = kc_model_output_cols(m, o);
@@ -185,8 +373,11 @@ static double losses(kc_model *m, int batch, double *per_output, int metrics, in
         /* sample weights: one per sample, and a sample is one row (sample_weights.c checks) */
         const float *sw = m->weighted[o] ? m->wbuf[o] : NULL;
         weights[o] = sw;
-        double lo = kc_loss_compute_weighted(&m->loss_specs[o], v->act, m->ybuf[o], rows, cols,
-                                             g, fused, sw);
+        /* a masked output: masked rows weigh 0, the mean is over the rows left (Keras 3) */
+        const uint8_t *mask = v->has_mask ? v->mask : NULL;
+        masks[o] = mask;
+        double lo = kc_loss_compute_masked(&m->loss_specs[o], v->act, m->ybuf[o], rows, cols,
+                                           g, fused, sw, mask, NULL);
         float w = m->loss_weights[o];
         if (g && w != 1.0f)
             for (int64_t i = 0; i < (int64_t)rows * cols; i++) g[i] *= w;
@@ -194,7 +385,7 @@ static double losses(kc_model *m, int batch, double *per_output, int metrics, in
         if (per_output) per_output[o] = lo;
         total += (double)w * lo;
     }
-    if (metrics) kc_model_update_metrics(m, batch, weights);
+    if (metrics) kc_model_update_metrics(m, batch, weights, masks);
     return total + penalties(m, batch);
 }
 
@@ -248,6 +439,7 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
             l->dbias = l->no_bias ? NULL : m->wgrad_tmp + l->kernel_size;
         }
         kc_forward_ctx c = node_ctx(m, n, ctx);
+        c.mask = node_mask(m, n);
         c.opt = update && n->fused_step && !all_grads ? m->opt : NULL;
         if (l->ops->backward_n) {
             const float *ins[KC_MAX_LAYER_INPUTS];

@@ -25,6 +25,7 @@ typedef struct sym_call {
 struct kc_tensor {
     int refs;
     kc_shape shape;
+    kc_dtype dtype; /* an Input's: KC_FLOAT32 or KC_INT32 */
     sym_call *call; /* NULL for an Input */
     int index;      /* which output of call */
     char name[KC_NAME_MAX];
@@ -101,17 +102,29 @@ void kc_tensors_free_floating(kc_tensor **ts, int n) {
     for (int i = 0; i < k; i++) kc_tensor_free(ts[i]);
 }
 
+/* a model input's shape: positive dims, or KC_NONE (a length given per call) */
 static int valid_shape(kc_shape s) {
     if (s.rank < 0 || s.rank > KC_MAX_RANK) return 0;
     for (int i = 0; i < s.rank; i++)
-        if (s.dims[i] <= 0) return 0;
+        if (s.dims[i] <= 0 && s.dims[i] != KC_NONE) return 0;
     return 1;
 }
 
-kc_tensor *kc_input_named(kc_shape shape, const char *name) {
+static int has_none(kc_shape s) {
+    for (int i = 0; i < s.rank; i++)
+        if (s.dims[i] == KC_NONE) return 1;
+    return 0;
+}
+
+kc_tensor *kc_input_ex(kc_shape shape, kc_dtype dtype, const char *name) {
     char buf[64];
     if (!valid_shape(shape) || shape.rank < 1) {
-        kc_err(KC_EINVAL, "kc_input: invalid shape %s", kc_shape_str(shape, buf, sizeof buf));
+        kc_err(KC_EINVAL, "kc_input: invalid shape %s (dims > 0, or KC_NONE for a length given "
+                          "per call)", kc_shape_str(shape, buf, sizeof buf));
+        return NULL;
+    }
+    if (dtype != KC_FLOAT32 && dtype != KC_INT32 && dtype != KC_UINT8) {
+        kc_err(KC_EINVAL, "kc_input: unknown dtype %d (KC_FLOAT32 or KC_INT32)", (int)dtype);
         return NULL;
     }
     kc_tensor *t = calloc(1, sizeof *t);
@@ -120,12 +133,17 @@ kc_tensor *kc_input_named(kc_shape shape, const char *name) {
         return NULL;
     }
     t->shape = shape;
+    t->dtype = dtype == KC_INT32 ? KC_INT32 : KC_FLOAT32;
     if (name && *name) snprintf(t->name, sizeof t->name, "%s", name);
     else session_name("input_layer", t->name, sizeof t->name);
     return t;
 }
 
-kc_tensor *kc_input(kc_shape shape) { return kc_input_named(shape, NULL); }
+kc_tensor *kc_input_named(kc_shape shape, const char *name) {
+    return kc_input_ex(shape, KC_FLOAT32, name);
+}
+
+kc_tensor *kc_input(kc_shape shape) { return kc_input_ex(shape, KC_FLOAT32, NULL); }
 
 /* ---- layers ------------------------------------------------------------------------------- */
 
@@ -206,8 +224,11 @@ static int add_tensor(kc_model *m, kc_shape shape, int producer) {
         return -1;
     kc_tval *t = &m->tensors[m->n_tensors];
     memset(t, 0, sizeof *t);
-    t->shape = shape;
+    t->shape = t->run = shape;
     t->size = kc_shape_size(shape);
+    t->dtype = KC_FLOAT32;
+    t->mask_src = m->n_tensors;
+    if (has_none(shape)) m->has_none = 1;
     t->producer = producer;
     t->output = -1;
     t->act_from = m->n_tensors;
@@ -368,8 +389,12 @@ static kc_status build_layer(kc_layer *l, const kc_shape *shapes, int n, int mod
             return kc_err(KC_EINVAL, "model %s takes %d inputs, called on %d", nm->name,
                           nm->n_inputs, n);
         for (int i = 0; i < n; i++) {
+            /* a None length takes any length (and None) */
             kc_shape want = nm->tensors[nm->inputs[i]].shape;
-            if (memcmp(&want, &shapes[i], sizeof want))
+            int fits = want.rank == shapes[i].rank;
+            for (int d = 0; fits && d < want.rank; d++)
+                fits = want.dims[d] == KC_NONE || want.dims[d] == shapes[i].dims[d];
+            if (!fits)
                 return kc_err(KC_EINVAL, "model %s: input %d has shape %s, called on %s",
                               nm->name, i, kc_shape_str(want, a, sizeof a),
                               kc_shape_str(shapes[i], b, sizeof b));
@@ -382,12 +407,12 @@ static kc_status build_layer(kc_layer *l, const kc_shape *shapes, int n, int mod
                       min_in == max_in ? "" : "at least ", min_in, min_in == 1 ? "" : "s", n);
     if (l->built) {
         for (int i = 0; i < n; i++)
-            if (memcmp(&l->in_shapes[i], &shapes[i], sizeof shapes[i]))
+            if (memcmp(&l->decl_in_shapes[i], &shapes[i], sizeof shapes[i]))
                 return kc_err(KC_EINVAL,
                               "layer %s (%s) was built for input %d of shape %s and is now "
                               "called on %s; a shared layer takes the same shapes",
                               l->name, ops->type_name, i,
-                              kc_shape_str(l->in_shapes[i], a, sizeof a),
+                              kc_shape_str(l->decl_in_shapes[i], a, sizeof a),
                               kc_shape_str(shapes[i], b, sizeof b));
         return n == l->n_in ? KC_OK
                             : kc_err(KC_EINVAL, "layer %s was built for %d inputs, called on %d",
@@ -403,9 +428,17 @@ static kc_status build_layer(kc_layer *l, const kc_shape *shapes, int n, int mod
             session_name(ops->base_name, l->name, sizeof l->name);
         }
     }
+    for (int i = 0; i < n; i++)
+        if (has_none(shapes[i]) && !ops->allows_none)
+            return kc_err(KC_EINVAL,
+                          "layer %s (%s) needs a fixed input shape, and its input%s %s has a "
+                          "None dimension (a length given per call); kerac's %s does not take "
+                          "one: give the model input a fixed length",
+                          l->name, ops->type_name, n > 1 ? " shape" : "",
+                          kc_shape_str(shapes[i], a, sizeof a), ops->type_name);
     l->n_in = n;
     for (int i = 0; i < n; i++) {
-        l->in_shapes[i] = shapes[i];
+        l->in_shapes[i] = l->decl_in_shapes[i] = shapes[i];
         l->in_sizes[i] = kc_shape_size(shapes[i]);
     }
     l->in_shape = shapes[0];
@@ -413,6 +446,7 @@ static kc_status build_layer(kc_layer *l, const kc_shape *shapes, int n, int mod
     kc_status st = ops->build(l);
     if (st) return st;
     l->out_size = kc_shape_size(l->out_shape);
+    l->decl_out_shape = l->out_shape;
     if (l->trainable_count < 0) l->trainable_count = l->param_count;
     l->built = 1;
     if (!l->seed) {
@@ -420,6 +454,49 @@ static kc_status build_layer(kc_layer *l, const kc_shape *shapes, int n, int mod
          * index, else the session's call count), so a program rebuilt draws the same masks */
         uint64_t index = model_local ? (uint64_t)m->n_entries : 1000003u + session_calls++;
         l->seed = kc_mix64(kc_default_seed() ^ (0x5eedull + index));
+    }
+    return KC_OK;
+}
+
+/* ---- masks ------------------------------------------------------------------------------- */
+
+/* Which tensors carry a mask, as Keras 3's Layer.__call__ decides: a layer that supports
+ * masking sees its first input's mask and sets its output's (compute_mask, or its input's
+ * passed on); one that does not drops a mask it is given, with Keras's warning. */
+kc_status kc_model_plan_masks(kc_model *m, int from) {
+    static const uint8_t some = 1; /* "this input carries a mask", for the dry runs */
+    for (int k = from; k < m->n_nodes; k++) {
+        const kc_node *n = &m->nodes[k];
+        const kc_layer *l = n->layer;
+        const kc_layer_ops *ops = l->ops;
+        kc_tval *out = &m->tensors[n->out];
+        out->has_mask = 0;
+        out->mask_src = n->out;
+        int any = 0;
+        for (int i = 0; i < n->n_in; i++) any |= m->tensors[n->in[i]].has_mask;
+        int first = m->tensors[n->in[0]].has_mask;
+        if (!ops->supports_masking) {
+            if (any)
+                kc_warn("Layer '%s' (of type %s) was passed an input with a mask attached to "
+                        "it. However, this layer does not support masking and will therefore "
+                        "destroy the mask information. Downstream layers will not see the mask.",
+                        l->name, ops->type_name);
+            continue;
+        }
+        if (any && ops->mask_refusal)
+            return kc_err(KC_EINVAL, "layer %s (%s) is given a masked input (after an "
+                                     "Embedding with mask_zero or a Masking layer): %s",
+                          l->name, ops->type_name, ops->mask_refusal);
+        if (ops->compute_mask_n) {
+            const uint8_t *ins[KC_MAX_LAYER_INPUTS];
+            for (int i = 0; i < n->n_in; i++) ins[i] = m->tensors[n->in[i]].has_mask ? &some : NULL;
+            out->has_mask = ops->compute_mask_n(l, ins, NULL, 0) != 0;
+        } else if (ops->compute_mask) {
+            out->has_mask = ops->compute_mask(l, first ? &some : NULL, NULL, 0) != 0;
+        } else if (first) {
+            out->has_mask = 1;
+            out->mask_src = m->tensors[n->in[0]].mask_src;
+        }
     }
     return KC_OK;
 }
@@ -439,10 +516,18 @@ static kc_model *model_new(void) {
 }
 
 kc_model *kc_sequential(kc_shape input_shape) {
+    return kc_sequential_ex(input_shape, KC_FLOAT32);
+}
+
+kc_model *kc_sequential_ex(kc_shape input_shape, kc_dtype dtype) {
     kc_model *m = model_new();
     if (!m) return NULL;
     session_name("sequential", m->name, sizeof m->name);
     char buf[64];
+    if (dtype != KC_FLOAT32 && dtype != KC_INT32 && dtype != KC_UINT8) {
+        m->build_error = kc_err(KC_EINVAL, "kc_sequential: unknown input dtype %d", (int)dtype);
+        snprintf(m->build_error_msg, sizeof m->build_error_msg, "%s", kc_last_error());
+    }
     if (input_shape.rank < 1 || !valid_shape(input_shape)) {
         m->build_error = kc_err(KC_EINVAL, "kc_sequential: invalid input shape %s",
                                 kc_shape_str(input_shape, buf, sizeof buf));
@@ -456,6 +541,7 @@ kc_model *kc_sequential(kc_shape input_shape) {
         kc_model_free(m);
         return NULL;
     }
+    m->tensors[m->inputs[0]].dtype = dtype == KC_INT32 ? KC_INT32 : KC_FLOAT32;
     return m;
 }
 
@@ -503,7 +589,8 @@ kc_status kc_add(kc_model *m, kc_layer *layer) {
     if (!st) {
         int out, first = m->n_nodes;
         if (layer->nested) st = inline_model(m, layer->nested, &last, e, &out);
-        else if ((out = add_node(m, layer, &last, 1, layer->out_shape, e)) < 0) st = KC_ENOMEM;
+        else if ((out = add_node(m, layer, &last, 1, layer->decl_out_shape, e)) < 0) st = KC_ENOMEM;
+        if (!st) st = kc_model_plan_masks(m, first);
         if (!st) st = add_callrec(m, e, &last, 1, &out, 1, 0, first);
         if (!st) m->outputs[0] = out;
     }
@@ -543,7 +630,7 @@ kc_status kc_call_multi(kc_layer *layer, kc_tensor *const *xs, int n_in, kc_tens
             break;
         }
         t->shape = layer->nested ? layer->nested->tensors[layer->nested->outputs[o]].shape
-                                 : layer->out_shape;
+                                 : layer->decl_out_shape;
         t->call = c;
         t->index = o;
         c->out[o] = t;
@@ -672,6 +759,7 @@ kc_model *kc_functional(kc_tensor *const *inputs, int n_inputs, kc_tensor *const
     for (int i = 0; i < n_inputs && !st; i++) {
         inputs[i]->id = add_tensor(m, inputs[i]->shape, -1);
         if (inputs[i]->id < 0) st = KC_ENOMEM;
+        else m->tensors[inputs[i]->id].dtype = inputs[i]->dtype;
         m->inputs[i] = inputs[i]->id;
         snprintf(m->input_names[i], KC_NAME_MAX, "%s", inputs[i]->name);
     }
@@ -682,13 +770,14 @@ kc_model *kc_functional(kc_tensor *const *inputs, int n_inputs, kc_tensor *const
         int e, first = m->n_nodes;
         if ((st = entry_for(m, c->layer, &e))) break;
         if (c->layer->nested) st = inline_model(m, c->layer->nested, ins, e, outs);
-        else if ((outs[0] = add_node(m, c->layer, ins, c->n_in, c->layer->out_shape, e)) < 0)
+        else if ((outs[0] = add_node(m, c->layer, ins, c->n_in, c->layer->decl_out_shape, e)) < 0)
             st = KC_ENOMEM;
         if (!st) st = add_callrec(m, e, ins, c->n_in, outs, c->n_out, c->inference, first);
         for (int o = 0; o < c->n_out && !st; o++)
             if (c->out[o]) c->out[o]->id = outs[o];
     }
     free(order);
+    if (!st) st = kc_model_plan_masks(m, 0);
     /* names are unique among the model's layers (Keras: "All operation names should be
      * unique") */
     for (int i = 0; i < m->n_entries && !st; i++)
@@ -957,6 +1046,9 @@ kc_shape kc_model_output_shape_at(const kc_model *m, int i) {
     return m && i >= 0 && i < m->n_outputs ? m->tensors[m->outputs[i]].shape : (kc_shape){0};
 }
 kc_shape kc_input_shape(const kc_model *m) { return kc_model_input_shape_at(m, 0); }
+kc_dtype kc_model_input_dtype(const kc_model *m, int i) {
+    return m && i >= 0 && i < m->n_inputs ? m->tensors[m->inputs[i]].dtype : KC_FLOAT32;
+}
 kc_shape kc_output_shape(const kc_model *m) { return kc_model_output_shape_at(m, 0); }
 
 int kc_layer_count(const kc_model *m) { return m ? m->n_layers : 0; }

@@ -15,8 +15,16 @@
 
 /* a value of the graph: a model input, or a node's output */
 typedef struct {
-    kc_shape shape;
-    int64_t size;    /* values per sample */
+    kc_shape shape;  /* as declared: KC_NONE where the length comes per call */
+    kc_shape run;    /* this call's shape (kc_model_bind_shapes; shape itself without None) */
+    int64_t size;    /* values per sample in this call (-1 before a length is bound) */
+    kc_dtype dtype;  /* a model input's: KC_FLOAT32 or KC_INT32 (token ids, carried as floats) */
+    /* Keras's mask (planned at build, kc_model_plan_masks): has_mask says the tensor carries
+     * one; mask_src is the tensor whose buffer holds it (a layer that passes its input's mask
+     * on shares that buffer); mask: rows bytes per sample (kc_model_mask_rows) */
+    int has_mask, mask_src;
+    uint8_t *mask;
+    int64_t act_cap, mask_cap; /* floats of act, bytes of mask allocated */
     int producer;    /* node index; -1 for a model input */
     int n_consumers; /* nodes that read it */
     int output;      /* index among the model's outputs, or -1 */
@@ -51,6 +59,7 @@ typedef struct {
     int last_backward;                /* the layer's weight gradients are complete after it */
     int inference;                    /* its call said training=False */
     int first_backward;               /* the first of the layer's calls that backward visits */
+    int64_t scratch_cap;              /* floats of scratch allocated */
 } kc_node;
 
 /* one call of a top-level entry (a layer, or a nested model whose nodes were inlined): Keras's
@@ -126,8 +135,15 @@ struct kc_model {
     int no_fusion;     /* kc_set_fusion(m, 0): the plain path */
     int planned;       /* the plan matches the graph, the flags and the compile */
 
+    /* a model input's shape has a None dimension: each call binds its lengths
+     * (kc_model_bind_shapes), the layer shapes after it follow */
+    int has_none;
+    /* the rows each output's last loss counted (masks and ignore_class leave some out): the
+     * accuracy's denominator */
+    double counted_rows[KC_MAX_IO];
     /* workspace for batches of up to ws_batch samples */
     int ws_batch, ws_parts;
+    int64_t grad_cap, ybuf_cap[KC_MAX_IO]; /* floats allocated per buffer */
     float **grad_pool; /* gradient buffers, batch x the largest tensor each */
     int n_grad_pool;
     float **grad_tmp;  /* further contributions to gradients, before they are added */
@@ -163,7 +179,20 @@ void kc_model_apply_class_weight(kc_model *m, int batch, const float *cw, int n)
 /* a user's batch of weights (sw NULL, or sw[o] NULL: output o unweighted) */
 kc_status kc_model_set_batch_weights(kc_model *m, const float *const *sw, int batch,
                                      const char *what);
-/* engine.c */
+/* the masks' rows per sample of tensor t (its shape without the last axis) */
+int64_t kc_model_mask_rows(const kc_model *m, int t);
+/* graph.c: which tensors carry a mask, from node `from` on (Keras 3's rules: a warning where a
+ * layer drops one, an error where kerac refuses it) */
+kc_status kc_model_plan_masks(kc_model *m, int from);
+/* engine.c: this call's shapes from the inputs' (one per model input, concrete; NULL: the
+ * declared ones, which must then have no None): every layer after a None dimension is built
+ * again for these lengths. what prefixes errors. */
+kc_status kc_model_bind_shapes(kc_model *m, const kc_shape *inputs, const char *what);
+/* checks the batch in the inputs' buffers before the forward (kc_layer_ops.check_input on the
+ * layers reading a model input: Embedding's ids): row i is sample index[i] of the caller's data
+ * (index NULL: first + i) */
+kc_status kc_model_check_batch(kc_model *m, int batch, const int64_t *index, int64_t first,
+                               const char *what);
 kc_status kc_model_ensure_workspace(kc_model *m, int batch);
 void kc_model_free_workspace(kc_model *m);
 void kc_model_forward(kc_model *m, int batch, const kc_forward_ctx *ctx);
@@ -180,8 +209,11 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
 double kc_model_loss(kc_model *m, int batch, double *per_output, int metrics);
 /* The compiled metrics' update with the batch of outputs in the workspace (ybuf the targets):
  * sample_weight, one per sample per output (NULL, or a NULL entry: unweighted), reaches the
- * weighted metrics only, as Keras's weighted_metrics; the others are unweighted. */
-void kc_model_update_metrics(kc_model *m, int batch, const float *const *sample_weight);
+ * weighted metrics only, as Keras's weighted_metrics; the others are unweighted. mask (NULL,
+ * or a NULL entry: none): each output's mask, one byte per row; Keras's Mean metrics count only
+ * the rows it keeps (AUC, Precision, Recall and the F-scores ignore it, as Keras's). */
+void kc_model_update_metrics(kc_model *m, int batch, const float *const *sample_weight,
+                             const uint8_t *const *mask);
 void kc_model_reset_metrics(kc_model *m);
 /* train.c: releases the compiled metrics and their keys */
 void kc_model_free_metrics(kc_model *m);

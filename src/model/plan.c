@@ -8,7 +8,9 @@
  *     dropout's) derivative in the product's last store; the relu Dense takes it as it is;
  *   - a Dense called once, trained and without weight regularizers, steps its kernel inside
  *     its weight-gradient product (gemm's block_done), the gradient never reaching m->grads;
- *     not when the optimizer needs every gradient first (clipping by a norm, Lamb).
+ *     not when the optimizer needs every gradient first (clipping by a norm, Lamb);
+ *   - an Embedding called once, trained, unregularized, under plain SGD
+ *     (kc_optimizer_row_sparse) steps only the rows its batch used: the dense step's numbers.
  * The loss folds a softmax or sigmoid output into its gradient where that is exact (losses.c):
  * that is the loss's definition, planned here too but on both paths. */
 #include "model.h"
@@ -88,6 +90,11 @@ void kc_model_plan(kc_model *m) {
             int once = calls_of(m, l) == 1;
             if (kc_model_is_type(l, "Dense") && once && trained(m, n) && !regularized(l) &&
                 !(m->opt && kc_optimizer_needs_all_grads(m->opt)))
+                n->fused_step = 1;
+            /* an Embedding steps the rows its batch used when the step leaves the others as
+             * they are (plain SGD): the same numbers as the dense step */
+            if (kc_model_is_type(l, "Embedding") && once && trained(m, n) && !regularized(l) &&
+                kc_optimizer_row_sparse(m->opt))
                 n->fused_step = 1;
             if (!kc_model_is_type(l, "Dense") || l->act != KC_RELU || !once) continue;
             int t = n->out, c = single_consumer(m, t);

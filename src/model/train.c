@@ -296,10 +296,10 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
         else if ((losses[o] == KC_CATEGORICAL_CROSSENTROPY ||
                   losses[o] == KC_SPARSE_CATEGORICAL_CROSSENTROPY ||
                   losses[o] == KC_CATEGORICAL_FOCAL_CROSSENTROPY) &&
-                 (out.rank != 1 || out.dims[0] < 2))
+                 (out.rank < 1 || out.dims[out.rank - 1] < 2))
             st = kc_err(KC_EINVAL,
-                        "kc_compile: %s needs an output of shape (classes) with classes >= 2, "
-                        "the model's output%s is %s",
+                        "kc_compile: %s needs an output of shape (..., classes) with classes >= "
+                        "2, the model's output%s is %s",
                         kc_loss_name(losses[o]), which, kc_shape_str(out, buf, sizeof buf));
     }
     if (!st) st = metrics_build(m, opts, metrics, specs, &ms);
@@ -371,6 +371,23 @@ static kc_array ds_target(const kc_dataset *ds, int o) {
     return (kc_array){ds->y_shape, ds->y_dtype, ds->y, 1.0f, ds->num_classes};
 }
 
+/* the target rows of output o per sample: its shape without the last axis (this call's) */
+static int64_t target_rows(const kc_model *m, int o) {
+    return m->tensors[m->outputs[o]].size / kc_model_output_cols(m, o);
+}
+
+/* class indices for output o: an integer array of the output's shape without its last axis
+ * (rank 0 for an output (classes); (steps) for (steps, classes)) */
+static int is_class_index_for(const kc_model *m, const kc_array *a, int o) {
+    if (a->dtype != KC_UINT8 && a->dtype != KC_INT32) return 0;
+    if (a->shape.rank == 0) return target_rows(m, o) == 1;
+    kc_shape out = m->tensors[m->outputs[o]].run;
+    if (a->shape.rank != out.rank - 1) return 0;
+    for (int d = 0; d < a->shape.rank; d++)
+        if (a->shape.dims[d] != out.dims[d]) return 0;
+    return 1;
+}
+
 static int is_class_index(const kc_array *a) {
     return a->shape.rank == 0 && (a->dtype == KC_UINT8 || a->dtype == KC_INT32);
 }
@@ -379,15 +396,60 @@ static int64_t class_at(const kc_array *a, int64_t i) {
     return a->dtype == KC_UINT8 ? ((const uint8_t *)a->data)[i] : ((const int32_t *)a->data)[i];
 }
 
-static int same_shape(kc_shape a, kc_shape b) {
-    if (a.rank != b.rank) return 0;
-    for (int i = 0; i < a.rank; i++)
-        if (a.dims[i] != b.dims[i]) return 0;
-    return 1;
+static int shape_has_none(kc_shape s) {
+    for (int i = 0; i < s.rank; i++)
+        if (s.dims[i] == KC_NONE) return 1;
+    return 0;
 }
 
-/* Checks that ds fits the compiled model: each input's per-sample shape, each target's kind
- * and range. */
+#define KC_EXACT_INT 16777216.0f /* 2^24: integers above it are not exact as float32 */
+
+/* Values of one input array that the engine cannot carry as they are: int32 beyond 2^24 (token
+ * ids travel as float32), and for an int32 model input float data that is not a whole number.
+ * count samples of per values from sample first on. */
+static kc_status check_values(const kc_model *m, int i, const void *data, kc_dtype dtype,
+                              int64_t first, int64_t count, int64_t per, const char *what) {
+    char which[96] = "";
+    if (m->n_inputs > 1) snprintf(which, sizeof which, " of input %d ('%s')", i, m->input_names[i]);
+    int int_input = m->tensors[m->inputs[i]].dtype == KC_INT32;
+    int64_t n = count * per;
+    if (dtype == KC_INT32) {
+        const int32_t *x = (const int32_t *)data + first * per;
+        for (int64_t k = 0; k < n; k++)
+            if (x[k] > (int32_t)KC_EXACT_INT || x[k] < -(int32_t)KC_EXACT_INT)
+                return kc_err(KC_EINVAL, "%s: value %d at sample %lld, position %lld%s is beyond "
+                                         "2^24, which kerac carries exactly (int32 data travel "
+                                         "as float32 values)",
+                              what, (int)x[k], (long long)(first + k / per),
+                              (long long)(k % per), which);
+    } else if (dtype == KC_FLOAT32 && int_input) {
+        const float *x = (const float *)data + first * per;
+        for (int64_t k = 0; k < n; k++)
+            if (!(fabsf(x[k]) <= KC_EXACT_INT) || x[k] != truncf(x[k]))
+                return kc_err(KC_EINVAL, "%s: input%s is int32 (token ids), but the float value "
+                                         "%g at sample %lld, position %lld is not a whole number "
+                                         "within 2^24; give int32 data",
+                              what, which, (double)x[k], (long long)(first + k / per),
+                              (long long)(k % per));
+    }
+    return KC_OK;
+}
+
+/* the per-sample shapes of ds's inputs: this call's lengths */
+static void data_shapes(const kc_model *m, const kc_dataset *ds, kc_shape *shapes) {
+    for (int i = 0; i < m->n_inputs; i++) shapes[i] = ds_input(ds, i).shape;
+}
+
+/* binds the lengths of ds (a model with a None dimension) */
+static kc_status bind_data(kc_model *m, const kc_dataset *ds, const char *what) {
+    if (!m->has_none) return KC_OK;
+    kc_shape shapes[KC_MAX_IO];
+    data_shapes(m, ds, shapes);
+    return kc_model_bind_shapes(m, shapes, what);
+}
+
+/* Checks that ds fits the compiled model: each input's per-sample shape (its None lengths
+ * bound for this call) and values, each target's kind and range. */
 static kc_status check_data(kc_model *m, const kc_dataset *ds, const char *what, int need_y) {
     char a[64], b[64], which[64] = "";
     if (!ds || ds->count <= 0) return kc_err(KC_EINVAL, "%s: the dataset is empty", what);
@@ -400,15 +462,36 @@ static kc_status check_data(kc_model *m, const kc_dataset *ds, const char *what,
         kc_shape want = m->tensors[m->inputs[i]].shape;
         if (m->n_inputs > 1) snprintf(which, sizeof which, " of input %d ('%s')", i, m->input_names[i]);
         if (!x.data) return kc_err(KC_EINVAL, "%s: the dataset is empty (no x%s)", what, which);
-        if (x.dtype != KC_UINT8 && x.dtype != KC_FLOAT32)
-            return kc_err(KC_EINVAL, "%s: x%s must be uint8 or float32", what, which);
-        if (!same_shape(x.shape, want))
+        if (x.dtype != KC_UINT8 && x.dtype != KC_FLOAT32 && x.dtype != KC_INT32)
+            return kc_err(KC_EINVAL, "%s: x%s must be uint8, int32 or float32", what, which);
+        if (shape_has_none(x.shape))
+            return kc_err(KC_EINVAL, "%s: the data's per-sample shape%s %s has a None dimension; "
+                                     "data has a length", what, which,
+                          kc_shape_str(x.shape, a, sizeof a));
+        if (m->tensors[m->inputs[i]].dtype == KC_INT32 && x.scale != 0.0f && x.scale != 1.0f)
+            return kc_err(KC_EINVAL, "%s: input%s takes token ids (int32); the data's scale %g "
+                                     "would change them", what, which, (double)x.scale);
+        int fits = x.shape.rank == want.rank;
+        for (int d = 0; fits && d < want.rank; d++)
+            fits = want.dims[d] == KC_NONE || want.dims[d] == x.shape.dims[d];
+        if (!fits) {
+            int longer = 0; /* a sequence longer than a fixed-length model takes */
+            for (int d = 0; x.shape.rank == want.rank && d < want.rank; d++)
+                longer |= want.dims[d] != KC_NONE && x.shape.dims[d] > want.dims[d];
             return kc_err(KC_EINVAL,
                           "%s: the data's per-sample shape%s is %s but the model's input shape is %s%s",
                           what, which, kc_shape_str(x.shape, a, sizeof a),
                           kc_shape_str(want, b, sizeof b),
-                          kc_shape_size(x.shape) == kc_shape_size(want) ? " (kc_dataset_reshape it)" : "");
+                          kc_shape_size(x.shape) == kc_shape_size(want) ? " (kc_dataset_reshape it)"
+                          : longer ? " (longer than the model's fixed length: pad or truncate the "
+                                     "data to it, or build the model with a None length)"
+                                   : "");
+        }
+        kc_status st = check_values(m, i, x.data, x.dtype, 0, ds->count, kc_shape_size(x.shape), what);
+        if (st) return st;
     }
+    kc_status st = bind_data(m, ds, what);
+    if (st) return st;
     if (!need_y) return KC_OK;
     int n_out = ds->n_targets > 0 ? ds->n_targets : 1;
     if (n_out != m->n_outputs)
@@ -417,31 +500,39 @@ static kc_status check_data(kc_model *m, const kc_dataset *ds, const char *what,
     which[0] = 0;
     for (int o = 0; o < n_out; o++) {
         kc_array y = ds_target(ds, o);
-        kc_shape out = m->tensors[m->outputs[o]].shape;
+        kc_shape out = m->tensors[m->outputs[o]].run;
         int cols = kc_model_output_cols(m, o);
         kc_loss loss = m->losses[o];
         if (m->n_outputs > 1) snprintf(which, sizeof which, " (output %d)", o);
         if (!y.data) return kc_err(KC_EINVAL, "%s: the dataset has no labels (y)%s", what, which);
         if (loss == KC_SPARSE_CATEGORICAL_CROSSENTROPY) {
-            if (!is_class_index(&y))
+            if (!is_class_index_for(m, &y, o))
                 return kc_err(KC_EINVAL,
                               "%s: sparse_categorical_crossentropy needs class indices (uint8 or "
-                              "int32 labels of shape ()), the labels%s have shape %s",
-                              what, which, kc_shape_str(y.shape, a, sizeof a));
+                              "int32 labels of the output's shape %s without its last axis), "
+                              "the labels%s have shape %s",
+                              what, kc_shape_str(out, b, sizeof b), which,
+                              kc_shape_str(y.shape, a, sizeof a));
             const kc_loss_spec *sp = &m->loss_specs[o];
-            for (int64_t i = 0; i < ds->count; i++)
+            int64_t rows = target_rows(m, o);
+            for (int64_t i = 0; i < ds->count * rows; i++)
                 if ((class_at(&y, i) < 0 || class_at(&y, i) >= cols) &&
-                    !(sp->has_ignore_class && class_at(&y, i) == sp->ignore_class))
-                    return kc_err(KC_EINVAL, "%s: label %lld of sample %lld%s is out of range [0, %d)",
-                                  what, (long long)class_at(&y, i), (long long)i, which, cols);
+                    !(sp->has_ignore_class && class_at(&y, i) == sp->ignore_class)) {
+                    if (rows == 1)
+                        return kc_err(KC_EINVAL, "%s: label %lld of sample %lld%s is out of range [0, %d)",
+                                      what, (long long)class_at(&y, i), (long long)i, which, cols);
+                    return kc_err(KC_EINVAL, "%s: label %lld of sample %lld, position %lld%s is out "
+                                             "of range [0, %d)", what, (long long)class_at(&y, i),
+                                  (long long)(i / rows), (long long)(i % rows), which, cols);
+                }
             continue;
         }
-        if (is_class_index(&y))
+        if (is_class_index(&y) || is_class_index_for(m, &y, o))
             return kc_err(KC_EINVAL,
                           "%s: %s needs targets of shape %s but the labels%s are class indices: "
                           "call kc_to_categorical(ds, %d) or use sparse_categorical_crossentropy",
                           what, kc_loss_name(loss), kc_shape_str(out, a, sizeof a), which, cols);
-        if (y.dtype != KC_FLOAT32 || kc_shape_size(y.shape) != kc_shape_size(out))
+        if (y.dtype != KC_FLOAT32 || kc_shape_size(y.shape) != m->tensors[m->outputs[o]].size)
             return kc_err(KC_EINVAL, "%s: the targets%s have shape %s but the model's output is %s",
                           what, which, kc_shape_str(y.shape, a, sizeof a),
                           kc_shape_str(out, b, sizeof b));
@@ -450,29 +541,38 @@ static kc_status check_data(kc_model *m, const kc_dataset *ds, const char *what,
 }
 
 /* Copies count samples (by index, or from start when index is NULL) into the inputs' buffers
- * and the targets'. */
-static void load_batch(kc_model *m, const kc_dataset *ds, const int64_t *index, int64_t start,
-                       int count, int64_t *scratch_index, int with_y) {
+ * and the targets', then checks them (an Embedding's ids in range). */
+static kc_status load_batch(kc_model *m, const kc_dataset *ds, const int64_t *index,
+                            int64_t start, int count, int64_t *scratch_index, int with_y,
+                            const char *what) {
+    int64_t *sample = (int64_t *)index;
     if (!index) {
         for (int i = 0; i < count; i++) scratch_index[i] = start + i;
-        index = scratch_index;
+        index = sample = scratch_index;
     }
     for (int i = 0; i < m->n_inputs; i++) {
         kc_array x = ds_input(ds, i);
         kc_tval *v = &m->tensors[m->inputs[i]];
         float scale = x.scale != 0.0f ? x.scale : 1.0f;
         if (x.dtype == KC_UINT8) kc_gather_rows_u8(v->act, x.data, index, count, v->size, scale);
+        else if (x.dtype == KC_INT32)
+            kc_gather_rows_i32(v->act, x.data, index, count, v->size, scale);
         else kc_gather_rows_f32(v->act, x.data, index, count, v->size, scale);
     }
-    if (!with_y) return;
-    for (int o = 0; o < m->n_outputs; o++) {
-        kc_array y = ds_target(ds, o);
-        if (is_class_index(&y))
-            for (int i = 0; i < count; i++) m->ybuf[o][i] = (float)class_at(&y, index[i]);
-        else
-            kc_gather_rows_f32(m->ybuf[o], y.data, index, count, kc_shape_size(y.shape), 1.0f);
+    if (with_y) {
+        for (int o = 0; o < m->n_outputs; o++) {
+            kc_array y = ds_target(ds, o);
+            int64_t rows = target_rows(m, o);
+            if (is_class_index(&y) || (y.dtype != KC_FLOAT32 && is_class_index_for(m, &y, o)))
+                for (int i = 0; i < count; i++)
+                    for (int64_t r = 0; r < rows; r++)
+                        m->ybuf[o][i * rows + r] = (float)class_at(&y, index[i] * rows + r);
+            else
+                kc_gather_rows_f32(m->ybuf[o], y.data, index, count, kc_shape_size(y.shape), 1.0f);
+        }
+        kc_model_gather_sample_weights(m, ds, index, count);
     }
-    kc_model_gather_sample_weights(m, ds, index, count);
+    return kc_model_check_batch(m, count, sample, 0, what);
 }
 
 /* ---- the values fit reports: Keras's log keys ---------------------------------------------- */
@@ -606,19 +706,23 @@ static void warn_ran_out(int *warned, const char *what, const char *which) {
 
 /* the losses over samples [start, start + count) of ds, in inference mode, and the metrics
  * (reset first, as Keras's evaluate resets them) */
-static void evaluate_range(kc_model *m, const kc_dataset *ds, int64_t start, int64_t count,
-                           int batch_size, int64_t *scratch_index, sums *s) {
+static kc_status evaluate_range(kc_model *m, const kc_dataset *ds, int64_t start,
+                                int64_t count, int batch_size, int64_t *scratch_index, sums *s,
+                                const char *what) {
     kc_forward_ctx ctx = {.bf16 = m->bf16};
     memset(s, 0, sizeof *s);
     kc_model_reset_metrics(m);
     double per_output[KC_MAX_IO];
-    for (int64_t done = 0; done < count; done += batch_size) {
+    kc_status st = bind_data(m, ds, what);
+    if (!st) st = kc_model_ensure_workspace(m, batch_size);
+    for (int64_t done = 0; !st && done < count; done += batch_size) {
         int b = (int)(count - done < batch_size ? count - done : batch_size);
-        load_batch(m, ds, NULL, start + done, b, scratch_index, 1);
+        if ((st = load_batch(m, ds, NULL, start + done, b, scratch_index, 1, what))) break;
         kc_model_forward(m, b, &ctx);
         double loss = kc_model_loss(m, b, per_output, 1);
         sums_add(s, loss, per_output, b, m->n_outputs);
     }
+    return st;
 }
 
 kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opts *opts,
@@ -649,8 +753,12 @@ kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opt
     }
     sums s;
     double start = kc_now();
-    evaluate_range(m, data, 0, used, batch_size, scratch, &s);
+    st = evaluate_range(m, data, 0, used, batch_size, scratch, &s, "kc_evaluate");
     free(scratch);
+    if (st) {
+        free(k);
+        return st;
+    }
     if (k) {
         kc_progress p;
         kc_progress_init(&p, o.out, 2);
@@ -675,6 +783,10 @@ kc_status kc_predict_multi(kc_model *m, const float *const *x, int64_t count, fl
     for (int o = 0; o < m->n_outputs; o++)
         if (!out[o]) return kc_err(KC_EINVAL, "kc_predict: output %d is NULL", o);
     kc_status st = kc_model_ensure_weights(m, "kc_predict");
+    if (!st) st = kc_model_bind_shapes(m, NULL, "kc_predict");
+    for (int i = 0; i < m->n_inputs && !st; i++) /* an int32 input: whole numbers */
+        st = check_values(m, i, x[i], KC_FLOAT32, 0, count, m->tensors[m->inputs[i]].size,
+                          "kc_predict");
     if (st) return st;
     int batch = count < 256 ? (int)count : 256;
     if (m->ws_batch > batch) batch = m->ws_batch < count ? m->ws_batch : (int)count;
@@ -686,12 +798,79 @@ kc_status kc_predict_multi(kc_model *m, const float *const *x, int64_t count, fl
             kc_tval *v = &m->tensors[m->inputs[i]];
             memcpy(v->act, x[i] + done * v->size, sizeof(float) * (size_t)(b * v->size));
         }
+        if ((st = kc_model_check_batch(m, b, NULL, done, "kc_predict"))) return st;
         kc_model_forward(m, b, &ctx);
         for (int o = 0; o < m->n_outputs; o++) {
             kc_tval *v = &m->tensors[m->outputs[o]];
             memcpy(out[o] + done * v->size, v->act, sizeof(float) * (size_t)(b * v->size));
         }
     }
+    return KC_OK;
+}
+
+/* the typed arrays x[] (one per input) as a dataset of count samples */
+static kc_status arrays_dataset(const kc_model *m, const kc_array *x, int64_t count,
+                                kc_dataset *ds, const char *what) {
+    if (!x || count <= 0) return kc_err(KC_EINVAL, "%s: need the inputs and count > 0", what);
+    memset(ds, 0, sizeof *ds);
+    ds->count = count;
+    ds->n_inputs = m->n_inputs;
+    for (int i = 0; i < m->n_inputs; i++) ds->inputs[i] = x[i];
+    return KC_OK;
+}
+
+kc_status kc_predict_ex(kc_model *m, const kc_array *x, int64_t count, float *const *out,
+                        kc_shape *out_shapes) {
+    const char *what = "kc_predict_ex";
+    if (!m) return kc_err(KC_EINVAL, "%s: model is NULL", what);
+    if (!out) return kc_err(KC_EINVAL, "%s: out is NULL", what);
+    for (int o = 0; o < m->n_outputs; o++)
+        if (!out[o]) return kc_err(KC_EINVAL, "%s: output %d is NULL", what, o);
+    kc_dataset ds;
+    kc_status st = arrays_dataset(m, x, count, &ds, what);
+    if (!st) st = kc_model_ensure_weights(m, what);
+    if (!st) st = check_data(m, &ds, what, 0);
+    if (st) return st;
+    int batch = count < 256 ? (int)count : 256;
+    if (m->ws_batch > batch) batch = m->ws_batch < count ? m->ws_batch : (int)count;
+    if ((st = kc_model_ensure_workspace(m, batch))) return st;
+    int64_t *index = malloc(sizeof(int64_t) * (size_t)batch);
+    if (!index) return kc_err(KC_ENOMEM, "%s: out of memory", what);
+    kc_forward_ctx ctx = {.bf16 = m->bf16};
+    for (int64_t done = 0; done < count && !st; done += batch) {
+        int b = (int)(count - done < batch ? count - done : batch);
+        if ((st = load_batch(m, &ds, NULL, done, b, index, 0, what))) break;
+        kc_model_forward(m, b, &ctx);
+        for (int o = 0; o < m->n_outputs; o++) {
+            kc_tval *v = &m->tensors[m->outputs[o]];
+            memcpy(out[o] + done * v->size, v->act, sizeof(float) * (size_t)(b * v->size));
+        }
+    }
+    free(index);
+    for (int o = 0; out_shapes && o < m->n_outputs; o++)
+        out_shapes[o] = m->tensors[m->outputs[o]].run;
+    return st;
+}
+
+kc_status kc_model_output_shapes_for(kc_model *m, const kc_shape *input_shapes,
+                                     kc_shape *out_shapes) {
+    const char *what = "kc_model_output_shapes_for";
+    if (!m || !input_shapes || !out_shapes)
+        return kc_err(KC_EINVAL, "%s: NULL model, input shapes or output shapes", what);
+    kc_status st = kc_model_check_built(m, what);
+    if (st) return st;
+    char a[64], b[64];
+    for (int i = 0; i < m->n_inputs; i++) {
+        kc_shape want = m->tensors[m->inputs[i]].shape, s = input_shapes[i];
+        int fits = s.rank == want.rank;
+        for (int d = 0; fits && d < s.rank; d++)
+            fits = s.dims[d] > 0 && (want.dims[d] == KC_NONE || want.dims[d] == s.dims[d]);
+        if (!fits)
+            return kc_err(KC_EINVAL, "%s: input %d of shape %s, the model takes %s", what, i,
+                          kc_shape_str(s, a, sizeof a), kc_shape_str(want, b, sizeof b));
+    }
+    if ((st = kc_model_bind_shapes(m, input_shapes, what))) return st;
+    for (int o = 0; o < m->n_outputs; o++) out_shapes[o] = m->tensors[m->outputs[o]].run;
     return KC_OK;
 }
 
@@ -712,27 +891,51 @@ static kc_status load_user_batch(kc_model *m, const float *const *x, const float
         if (!x[i]) return kc_err(KC_EINVAL, "%s: need x, y and batch > 0 (input %d is NULL)", what, i);
     for (int o = 0; o < m->n_outputs; o++)
         if (!y[o]) return kc_err(KC_EINVAL, "%s: need x, y and batch > 0 (target %d is NULL)", what, o);
-    kc_status st = kc_model_ensure_workspace(m, batch);
+    kc_status st = kc_model_bind_shapes(m, NULL, what);
+    for (int i = 0; i < m->n_inputs && !st; i++) /* an int32 input: whole numbers */
+        st = check_values(m, i, x[i], KC_FLOAT32, 0, batch, m->tensors[m->inputs[i]].size, what);
+    if (!st) st = kc_model_ensure_workspace(m, batch);
     if (st) return st;
     memset(m->weighted, 0, sizeof m->weighted);
     for (int o = 0; o < m->n_outputs; o++) {
         int cols = kc_model_output_cols(m, o);
         int sparse = m->losses[o] == KC_SPARSE_CATEGORICAL_CROSSENTROPY;
-        int64_t y_size = sparse ? batch : batch * m->tensors[m->outputs[o]].size;
+        int64_t rows = target_rows(m, o);
+        int64_t y_size = sparse ? batch * rows : batch * m->tensors[m->outputs[o]].size;
         if (sparse)
-            for (int i = 0; i < batch; i++)
+            for (int64_t i = 0; i < batch * rows; i++)
                 if ((!(y[o][i] >= 0.0f && y[o][i] < (float)cols) || y[o][i] != floorf(y[o][i])) &&
                     !(m->loss_specs[o].has_ignore_class &&
-                      y[o][i] == (float)m->loss_specs[o].ignore_class))
-                    return kc_err(KC_EINVAL, "%s: label %g of sample %d is not a class in [0, %d)",
-                                  what, (double)y[o][i], i, cols);
+                      y[o][i] == (float)m->loss_specs[o].ignore_class)) {
+                    if (rows == 1)
+                        return kc_err(KC_EINVAL, "%s: label %g of sample %d is not a class in [0, %d)",
+                                      what, (double)y[o][i], (int)i, cols);
+                    return kc_err(KC_EINVAL, "%s: label %g of sample %lld, position %lld is not a "
+                                             "class in [0, %d)", what, (double)y[o][i],
+                                  (long long)(i / rows), (long long)(i % rows), cols);
+                }
         memcpy(m->ybuf[o], y[o], sizeof(float) * (size_t)y_size);
     }
     for (int i = 0; i < m->n_inputs; i++) {
         kc_tval *v = &m->tensors[m->inputs[i]];
         memcpy(v->act, x[i], sizeof(float) * (size_t)(batch * v->size));
     }
-    return KC_OK;
+    return kc_model_check_batch(m, batch, NULL, 0, what);
+}
+
+/* a dataset as one batch in the workspace (kc_train_on_batch_ex, kc_compute_gradients_ex) */
+static kc_status load_dataset_batch(kc_model *m, const kc_dataset *ds, const char *what) {
+    kc_status st = check_data(m, ds, what, 1);
+    if (st) return st;
+    if (ds->count > 1 << 30) return kc_err(KC_EINVAL, "%s: %lld samples in one batch", what,
+                                           (long long)ds->count);
+    int batch = (int)ds->count;
+    if ((st = kc_model_ensure_workspace(m, batch))) return st;
+    int64_t *index = malloc(sizeof(int64_t) * (size_t)batch);
+    if (!index) return kc_err(KC_ENOMEM, "%s: out of memory", what);
+    st = load_batch(m, ds, NULL, 0, batch, index, 1, what);
+    free(index);
+    return st;
 }
 
 kc_status kc_compute_gradients_multi(kc_model *m, const float *const *x,
@@ -768,6 +971,35 @@ kc_status kc_compute_gradients(kc_model *m, const float *x, const float *y, int 
     return kc_compute_gradients_multi(m, &x, &y, batch, training, loss, grads, count);
 }
 
+static void zero_untrained(const kc_model *m, float *grads) {
+    /* no gradient for what does not train (Keras gives none): frozen layers, and the
+     * non-trainable weights of a layer (BatchNormalization's moving statistics) */
+    for (int i = 0; i < m->n_layers; i++) {
+        const kc_layer *lay = m->layers[i];
+        int64_t from = m->trained[i] ? lay->trainable_count : 0;
+        memset(grads + m->offsets[i] + from, 0, sizeof(float) * (size_t)(lay->param_count - from));
+    }
+}
+
+kc_status kc_compute_gradients_ex(kc_model *m, const kc_dataset *batch, int training,
+                                  double *loss, float *grads, int64_t count) {
+    const char *what = "kc_compute_gradients_ex";
+    kc_status st = check_compiled(m, what);
+    if (!st && grads && count != m->n_params)
+        st = kc_err(KC_EINVAL, "%s: the model has %lld weights, the buffer holds %lld", what,
+                    (long long)m->n_params, (long long)count);
+    if (!st) st = load_dataset_batch(m, batch, what);
+    if (st) return st;
+    kc_forward_ctx ctx = {.training = training, .step_key = m->step, .bf16 = m->bf16};
+    memset(m->grads, 0, sizeof(float) * (size_t)m->n_params);
+    double l = kc_model_forward_backward(m, (int)batch->count, &ctx, NULL, 0, 0);
+    if (loss) *loss = l;
+    if (!grads) return KC_OK;
+    memcpy(grads, m->grads, sizeof(float) * (size_t)count);
+    zero_untrained(m, grads);
+    return KC_OK;
+}
+
 /* One training step on the batch in the workspace; the metrics see its outputs */
 static double train_step(kc_model *m, int batch, double *per_output) {
     kc_forward_ctx ctx = {.training = 1, .update_stats = 1, .step_key = m->step++, .bf16 = m->bf16};
@@ -791,6 +1023,25 @@ kc_status kc_train_on_batch_multi_weighted(kc_model *m, const float *const *x,
     }
     if (!isfinite(loss))
         return kc_err(KC_ENAN, "kc_train_on_batch: the loss is %g; no step was taken", loss);
+    return KC_OK;
+}
+
+kc_status kc_train_on_batch_ex(kc_model *m, const kc_dataset *batch, kc_metrics *result) {
+    const char *what = "kc_train_on_batch_ex";
+    kc_status st = check_compiled(m, what);
+    if (!st) st = load_dataset_batch(m, batch, what);
+    if (st) return st;
+    int b = (int)batch->count;
+    double per_output[KC_MAX_IO];
+    kc_model_reset_metrics(m); /* Keras's train_on_batch(reset_metrics=True): this batch's */
+    double loss = train_step(m, b, per_output);
+    if (result) {
+        sums s = {0};
+        sums_add(&s, loss, per_output, b, m->n_outputs);
+        fill_metrics(m, &s, result);
+    }
+    if (!isfinite(loss))
+        return kc_err(KC_ENAN, "%s: the loss is %g; no step was taken", what, loss);
     return KC_OK;
 }
 
@@ -960,7 +1211,11 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         val_used = (int64_t)o.validation_steps * val_batch;
     int val_freq = o.validation_freq > 0 ? o.validation_freq : 1, warned = 0;
     int ws = batch_size > val_batch ? batch_size : val_batch;
-    if ((st = kc_model_ensure_workspace(m, ws))) return st;
+    /* the workspace for both data's lengths (a None dimension), then the training data's */
+    if (val && m->has_none &&
+        ((st = bind_data(m, val, "kc_fit (validation data)")) || (st = kc_model_ensure_workspace(m, ws))))
+        return st;
+    if ((st = bind_data(m, train, "kc_fit")) || (st = kc_model_ensure_workspace(m, ws))) return st;
     log_keys *kp = keys_new(m);
     int64_t *order = malloc(sizeof(int64_t) * (size_t)n_train);
     int64_t *scratch = malloc(sizeof(int64_t) * (size_t)ws);
@@ -1009,7 +1264,8 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
                 break;
             }
             int b = (int)(n_train - pass_seen < batch_size ? n_train - pass_seen : batch_size);
-            load_batch(m, train, order + pass_seen, 0, b, scratch, 1);
+            if (step == 0 && (st = bind_data(m, train, "kc_fit"))) break;
+            if ((st = load_batch(m, train, order + pass_seen, 0, b, scratch, 1, "kc_fit"))) break;
             kc_model_apply_class_weight(m, b, o.class_weight, o.n_class_weight);
             pass_seen += b;
             double loss = train_step(m, b, per_output);
@@ -1052,7 +1308,9 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
             sums vs;
             if (o.validation_steps > (val_count + val_batch - 1) / val_batch)
                 warn_ran_out(&warned, "kc_fit (validation)", "validation_steps");
-            evaluate_range(m, val, val_start, val_used, val_batch, scratch, &vs);
+            st = evaluate_range(m, val, val_start, val_used, val_batch, scratch, &vs,
+                                "kc_fit (validation data)");
+            if (st) break;
             keys_fill(m, kp, &vs, 1);
             fill_metrics(m, &vs, &vm);
         } else {

@@ -372,6 +372,22 @@ static void gather_f32_rows(void *arg, int64_t begin, int64_t end) {
     }
 }
 
+static void gather_i32_rows(void *arg, int64_t begin, int64_t end) {
+    const kernel_args *k = arg;
+    for (int64_t i = begin; i < end; i++) {
+        const int32_t *row = (const int32_t *)k->src + k->index[i] * k->cols;
+        float *o = k->y + i * k->cols;
+#pragma omp simd
+        for (int64_t j = 0; j < k->cols; j++) o[j] = (float)row[j] * k->scale;
+    }
+}
+
+void kc_gather_rows_i32(float *out, const int32_t *src, const int64_t *index, int count,
+                        int64_t size, float scale) {
+    kernel_args k = {.y = out, .src = src, .index = index, .cols = size, .scale = scale};
+    kc_parallel_range(count, 1, size, gather_i32_rows, &k);
+}
+
 void kc_gather_rows_u8(float *out, const uint8_t *src, const int64_t *index, int count,
                        int64_t size, float scale) {
     kernel_args k = {.y = out, .src = src, .index = index, .cols = size, .scale = scale};

@@ -98,6 +98,8 @@ void kc_dropout_apply(float *y, const float *x, int64_t n, float rate, uint64_t 
 /* uint8 or float rows gathered by index and scaled: out (count, size) */
 void kc_gather_rows_u8(float *out, const uint8_t *src, const int64_t *index, int count,
                        int64_t size, float scale);
+void kc_gather_rows_i32(float *out, const int32_t *src, const int64_t *index, int count,
+                        int64_t size, float scale); /* int32: exact as float below 2^24 */
 void kc_gather_rows_f32(float *out, const float *src, const int64_t *index, int count,
                         int64_t size, float scale);
 /* ---- convolution and pooling (conv.c): images are (n, h, w, c), channels last ---- */
