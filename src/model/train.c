@@ -293,8 +293,17 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
         else if (!isfinite(weights[o]) || weights[o] < 0.0f)
             st = kc_err(KC_EINVAL, "kc_compile: loss weight %g%s must be finite and >= 0",
                         (double)weights[o], which);
-        else if ((losses[o] == KC_CATEGORICAL_CROSSENTROPY ||
-                  losses[o] == KC_SPARSE_CATEGORICAL_CROSSENTROPY ||
+        /* the categorical losses take the last axis as the classes: on (steps, classes) each
+         * step is a row, the loss the mean over samples and steps (Keras's
+         * sum_over_batch_size on a (batch, steps) loss; tests/test_seqloss.c); sparse labels stay
+         * one per sample, and focal crossentropy is checked against Keras on (classes) only */
+        else if (losses[o] == KC_CATEGORICAL_CROSSENTROPY &&
+                 (out.rank < 1 || out.dims[out.rank - 1] < 2))
+            st = kc_err(KC_EINVAL,
+                        "kc_compile: %s needs an output of shape (..., classes) with classes >= 2, "
+                        "the model's output%s is %s",
+                        kc_loss_name(losses[o]), which, kc_shape_str(out, buf, sizeof buf));
+        else if ((losses[o] == KC_SPARSE_CATEGORICAL_CROSSENTROPY ||
                   losses[o] == KC_CATEGORICAL_FOCAL_CROSSENTROPY) &&
                  (out.rank < 1 || out.dims[out.rank - 1] < 2))
             st = kc_err(KC_EINVAL,
