@@ -295,8 +295,8 @@ kc_status kc_compile_ex(kc_model *m, const kc_compile_opts *opts) {
                         (double)weights[o], which);
         /* the categorical losses take the last axis as the classes: on (steps, classes) each
          * step is a row, the loss the mean over samples and steps (Keras's
-         * sum_over_batch_size on a (batch, steps) loss; tests/test_seqloss.c); sparse labels stay
-         * one per sample, and focal crossentropy is checked against Keras on (classes) only */
+         * sum_over_batch_size on a (batch, steps) loss; tests/test_seqloss.c); sparse labels are
+         * one class index per row (tests/test_keras_seq.c) */
         else if (losses[o] == KC_CATEGORICAL_CROSSENTROPY &&
                  (out.rank < 1 || out.dims[out.rank - 1] < 2))
             st = kc_err(KC_EINVAL,
