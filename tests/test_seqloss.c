@@ -93,12 +93,29 @@ Test(seqloss, time_distributed_matches_keras) {
     check_case("logits", 1, 1);
 }
 
-/* sparse labels stay one class index per sample: a sequence output is refused by name */
-Test(seqloss, sparse_on_sequence_refused) {
-    kc_model *m = kc_sequential(kc_shape2(T, F));
-    KC_CHECK(kc_add(m, kc_dense(C, KC_SOFTMAX)));
-    KC_EXPECT_ERR(kc_compile(m, KC_SPARSE_CATEGORICAL_CROSSENTROPY, kc_adam(NULL),
-                             KC_METRIC_ACCURACY),
-                  KC_EINVAL, "sparse_categorical_crossentropy");
-    kc_model_free(m);
+/* sparse labels are one class index per step: the same loss and gradients as the one-hot
+ * labels with categorical crossentropy */
+Test(seqloss, sparse_on_sequence_equals_categorical) {
+    float x[B * T * F], idx[B * T], onehot[B * T * C] = {0}, w[NW];
+    for (int i = 0; i < B * T * F; i++) x[i] = (float)((i * 13) % 7) / 7.0f - 0.4f;
+    for (int i = 0; i < B * T; i++) {
+        idx[i] = (float)((i * 3) % C);
+        onehot[i * C + (i * 3) % C] = 1.0f;
+    }
+    for (int i = 0; i < NW; i++) w[i] = (float)((i * 5) % 11) / 11.0f - 0.5f;
+    kc_loss kinds[2] = {KC_CATEGORICAL_CROSSENTROPY, KC_SPARSE_CATEGORICAL_CROSSENTROPY};
+    double loss[2];
+    float g[2][NW];
+    for (int k = 0; k < 2; k++) {
+        kc_model *m = kc_sequential(kc_shape2(T, F));
+        KC_CHECK(kc_add(m, kc_dense(C, KC_SOFTMAX)));
+        KC_CHECK(kc_compile(m, kinds[k], kc_sgd(NULL), KC_METRIC_ACCURACY));
+        KC_CHECK(kc_set_weights(m, w, NW));
+        KC_CHECK(kc_compute_gradients(m, x, k ? idx : onehot, B, 0, &loss[k], g[k], NW));
+        kc_model_free(m);
+    }
+    cr_expect(fabs(loss[0] - loss[1]) <= 1e-6 * fabs(loss[0]), "loss %g vs %g", loss[0], loss[1]);
+    for (int i = 0; i < NW; i++)
+        cr_expect(fabsf(g[0][i] - g[1][i]) <= 1e-6f + 1e-5f * fabsf(g[0][i]), "grad %d: %g vs %g",
+                  i, (double)g[0][i], (double)g[1][i]);
 }
