@@ -3,54 +3,16 @@
  * weights (moving averages included) after SGD and Adam steps. Fixtures from
  * tests/gen_keras_conv_fixtures.py; each model here is the one that script builds. */
 #include "testutil.h"
+#include "fixture.h"
 
 #define FIXTURE_DIR "tests/fixtures/keras_conv/"
-#define MAX_TENSORS 16
-
-typedef struct {
-    char name[32];
-    long count;
-    float *data;
-} tensor;
-
-typedef struct {
-    tensor t[MAX_TENSORS];
-    int n;
-} fixture;
-
 static void load_fixture(const char *name, fixture *fx) {
     char path[256];
     snprintf(path, sizeof path, FIXTURE_DIR "%s.txt", name);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "cannot open %s (run the tests from the repository root)", path);
-    memset(fx, 0, sizeof *fx);
-    char line[256];
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '#' || line[0] == '\n') continue;
-        tensor *t = &fx->t[fx->n];
-        cr_assert(fx->n < MAX_TENSORS && sscanf(line, "tensor %31s %ld", t->name, &t->count) == 2 &&
-                      t->count > 0,
-                  "%s: bad line '%s'", path, line);
-        t->data = malloc(sizeof(float) * (size_t)t->count);
-        cr_assert_not_null(t->data);
-        for (long i = 0; i < t->count; i++)
-            cr_assert(fscanf(f, "%f", &t->data[i]) == 1, "%s: tensor %s value %ld", path,
-                      t->name, i);
-        fx->n++;
-    }
-    fclose(f);
+    tu_fixture_load(path, fx);
 }
-
-static const tensor *get(const fixture *fx, const char *name) {
-    for (int i = 0; i < fx->n; i++)
-        if (!strcmp(fx->t[i].name, name)) return &fx->t[i];
-    cr_assert_fail("fixture has no tensor %s", name);
-    return NULL;
-}
-
-static void free_fixture(fixture *fx) {
-    for (int i = 0; i < fx->n; i++) free(fx->t[i].data);
-}
+#define get tu_fixture_get
+#define free_fixture tu_fixture_free
 
 /* the models of gen_keras_conv_fixtures.py's CASES */
 static kc_model *build(const char *name) {

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 
 #include "testutil.h"
+#include "fixture.h"
 #include "ops/ops.h" /* kc_gemm_backend */
 
 #define MAX_W 4096
@@ -53,66 +54,15 @@ static void expect_shape(const kc_model *m, int rank, int d0, int d1, int d2) {
 
 /* ---- Keras 3 fixtures ------------------------------------------------------------------------ */
 
-#define MAX_TENSORS 8
-typedef struct {
-    char name[32];
-    long count;
-    float *data;
-} tensor;
-typedef struct {
-    tensor t[MAX_TENSORS];
-    int n;
-} fixture;
-
 static void load_fixture(const char *name, fixture *fx) {
     char path[256];
     snprintf(path, sizeof path, FIXTURE_DIR "%s.txt", name);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "cannot open %s (run the tests from the repository root)", path);
-    memset(fx, 0, sizeof *fx);
-    char line[256];
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '#' || line[0] == '\n') continue;
-        tensor *t = &fx->t[fx->n];
-        cr_assert(fx->n < MAX_TENSORS &&
-                      sscanf(line, "tensor %31s %ld", t->name, &t->count) == 2 && t->count > 0,
-                  "%s: bad line '%s'", path, line);
-        t->data = malloc(sizeof(float) * (size_t)t->count);
-        cr_assert_not_null(t->data);
-        for (long i = 0; i < t->count; i++)
-            cr_assert(fscanf(f, "%f", &t->data[i]) == 1, "%s: tensor %s value %ld", path,
-                      t->name, i);
-        fx->n++;
-    }
-    fclose(f);
+    tu_fixture_load(path, fx);
 }
-
-static const tensor *find(const fixture *fx, const char *name) {
-    for (int i = 0; i < fx->n; i++)
-        if (!strcmp(fx->t[i].name, name)) return &fx->t[i];
-    return NULL;
-}
-static const tensor *get(const fixture *fx, const char *name) {
-    const tensor *t = find(fx, name);
-    cr_assert_not_null(t, "fixture has no tensor %s", name);
-    return t;
-}
-static void free_fixture(fixture *fx) {
-    for (int i = 0; i < fx->n; i++) free(fx->t[i].data);
-}
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
+#define find tu_fixture_find
+#define get tu_fixture_get
+#define free_fixture tu_fixture_free
+#define read_text tu_read_text
 
 /* Within 1e-5 of Keras's value, relative to the larger of |value| and 1e-2 of the tensor's
  * largest magnitude (values near 0 in a tensor of O(1) values carry O(1e-8) of rounding). */
