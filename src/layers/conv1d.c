@@ -197,7 +197,6 @@ kc_layer *kc_conv1d(int filters, int kernel_size, kc_act activation) {
 
 /* ---- MaxPooling1D, AveragePooling1D ---- */
 
-static int is_max1(const kc_layer *l);
 
 static kc_status pool1d_build(kc_layer *l) {
     char buf[64];
@@ -225,51 +224,6 @@ static kc_status pool1d_build(kc_layer *l) {
                       l->name, type, l->kw, kc_shape_str(l->in_shape, buf, sizeof buf));
     l->out_shape = kc_shape2(out, l->in_shape.dims[1]);
     return KC_OK;
-}
-
-/* MaxPooling1D keeps the position of each maximum: one int32 per output value */
-static int64_t pool1d_scratch(const kc_layer *l, int batch, int parts) {
-    return is_max1(l) ? (int64_t)batch * l->out_size : 0;
-}
-
-typedef struct {
-    kc_layer *l;
-    const float *x;
-    float *y;
-    int backward;
-} pool1d_job;
-
-static void pool1d_range(void *arg, int64_t s0, int64_t s1) {
-    const pool1d_job *j = arg;
-    kc_layer *l = j->l;
-    kc_window g = kc_layer_window(l);
-    int n = (int)(s1 - s0);
-    int32_t *index = l->scratch ? (int32_t *)l->scratch + s0 * l->out_size : NULL;
-    if (!j->backward) {
-        const float *in = j->x + s0 * l->in_size;
-        float *out = j->y + s0 * l->out_size;
-        if (is_max1(l)) kc_max_pool(&g, in, n, out, index);
-        else kc_avg_pool(&g, in, n, out);
-    } else {
-        const float *dout = j->x + s0 * l->out_size;
-        float *din = j->y + s0 * l->in_size;
-        if (is_max1(l)) kc_max_pool_backward(&g, dout, index, n, din);
-        else kc_avg_pool_backward(&g, dout, n, din);
-    }
-}
-
-static void pool1d_forward(kc_layer *l, const float *in, float *out, int batch,
-                           const kc_forward_ctx *ctx) {
-    pool1d_job job = {.l = l, .x = in, .y = out};
-    kc_parallel_range(batch, 1, l->in_size, pool1d_range, &job);
-}
-
-static void pool1d_backward(kc_layer *l, const float *in, const float *out, float *dout,
-                            float *din, int batch, int dout_is_preactivation,
-                            const kc_forward_ctx *ctx) {
-    if (!din) return;
-    pool1d_job job = {.l = l, .x = dout, .y = din, .backward = 1};
-    kc_parallel_range(batch, 1, l->in_size, pool1d_range, &job);
 }
 
 static kc_status pool1d_from(const cJSON *cfg, const char *where,
@@ -301,9 +255,9 @@ const kc_layer_ops kc_max_pooling1d_ops = {
     .base_name = "max_pooling1d",
     .build = pool1d_build,
     .init = kc_no_init,
-    .forward = pool1d_forward,
-    .backward = pool1d_backward,
-    .scratch_size = pool1d_scratch,
+    .forward = kc_pool_forward,
+    .backward = kc_pool_backward,
+    .scratch_size = kc_pool_scratch,
     .allows_none = 1,
     .io = {max_pool1d_from, pool1d_to}};
 const kc_layer_ops kc_average_pooling1d_ops = {
@@ -311,12 +265,11 @@ const kc_layer_ops kc_average_pooling1d_ops = {
     .base_name = "average_pooling1d",
     .build = pool1d_build,
     .init = kc_no_init,
-    .forward = pool1d_forward,
-    .backward = pool1d_backward,
+    .forward = kc_pool_forward,
+    .backward = kc_pool_backward,
     .allows_none = 1,
     .io = {avg_pool1d_from, pool1d_to}};
 
-static int is_max1(const kc_layer *l) { return l->ops == &kc_max_pooling1d_ops; }
 
 static kc_layer *pool1d_new(const kc_layer_ops *ops, const kc_pool1d_opts *opts) {
     kc_pool1d_opts o = opts ? *opts : (kc_pool1d_opts){0};

@@ -235,6 +235,14 @@ static inline kc_window kc_layer_window(const kc_layer *l) {
 kc_layer *kc_conv_new(const kc_layer_ops *ops, int filters, const kc_conv2d_opts *o);
 /* Conv2D's forward, backward and scratch (conv.c), which Conv1D (conv1d.c) shares: its layer
  * is a height-1 Conv2D (kh = sh = dh = 1, pad_top 0) of input (steps, channels) */
+/* The pooling layers' forward, backward and scratch on a built layer's window (pool.c): Max-
+ * and AveragePooling2D, and the 1-D ones as images of height 1 (conv1d.c) */
+int kc_pool_is_max(const kc_layer *l);
+void kc_pool_forward(kc_layer *l, const float *in, float *out, int batch,
+                     const kc_forward_ctx *ctx);
+void kc_pool_backward(kc_layer *l, const float *in, const float *out, float *dout, float *din,
+                      int batch, int dout_is_preactivation, const kc_forward_ctx *ctx);
+int64_t kc_pool_scratch(const kc_layer *l, int batch, int parts);
 void kc_conv_forward(kc_layer *l, const float *in, float *out, int batch,
                      const kc_forward_ctx *ctx);
 void kc_conv_backward(kc_layer *l, const float *in, const float *out, float *dout, float *din,

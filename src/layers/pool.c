@@ -8,7 +8,6 @@
 #include <math.h>
 #include <string.h>
 
-static int is_max(const kc_layer *l);        /* MaxPooling2D, not AveragePooling2D */
 static int is_global_max(const kc_layer *l); /* GlobalMaxPooling2D, not GlobalAveragePooling2D */
 
 static kc_status pool_build(kc_layer *l) {
@@ -38,9 +37,14 @@ static kc_status pool_build(kc_layer *l) {
     return KC_OK;
 }
 
+extern const kc_layer_ops kc_max_pooling1d_ops, kc_max_pooling2d_ops;
+int kc_pool_is_max(const kc_layer *l) {
+    return l->ops == &kc_max_pooling2d_ops || l->ops == &kc_max_pooling1d_ops;
+}
+
 /* MaxPooling2D keeps the position of each maximum: one int32 per output value */
-static int64_t pool_scratch(const kc_layer *l, int batch, int parts) {
-    return is_max(l) ? (int64_t)batch * l->out_size : 0;
+int64_t kc_pool_scratch(const kc_layer *l, int batch, int parts) {
+    return kc_pool_is_max(l) ? (int64_t)batch * l->out_size : 0;
 }
 
 typedef struct {
@@ -60,23 +64,23 @@ static void pool_range(void *arg, int64_t s0, int64_t s1) {
     if (!j->backward) {
         const float *in = j->x + s0 * l->in_size;
         float *out = j->y + s0 * l->out_size;
-        if (is_max(l)) kc_max_pool(&g, in, n, out, index);
+        if (kc_pool_is_max(l)) kc_max_pool(&g, in, n, out, index);
         else kc_avg_pool(&g, in, n, out);
     } else {
         const float *dout = j->x + s0 * l->out_size;
         float *din = j->y + s0 * l->in_size;
-        if (is_max(l)) kc_max_pool_backward(&g, dout, index, n, din);
+        if (kc_pool_is_max(l)) kc_max_pool_backward(&g, dout, index, n, din);
         else kc_avg_pool_backward(&g, dout, n, din);
     }
 }
 
-static void pool_forward(kc_layer *l, const float *in, float *out, int batch,
+void kc_pool_forward(kc_layer *l, const float *in, float *out, int batch,
                          const kc_forward_ctx *ctx) {
     pool_job job = {.l = l, .x = in, .y = out};
     kc_parallel_range(batch, 1, l->in_size, pool_range, &job);
 }
 
-static void pool_backward(kc_layer *l, const float *in, const float *out, float *dout,
+void kc_pool_backward(kc_layer *l, const float *in, const float *out, float *dout,
                           float *din, int batch, int dout_is_preactivation,
                           const kc_forward_ctx *ctx) {
     if (!din) return;
@@ -129,21 +133,20 @@ const kc_layer_ops kc_max_pooling2d_ops = {
     .base_name = "max_pooling2d",
     .build = pool_build,
     .init = kc_no_init,
-    .forward = pool_forward,
-    .backward = pool_backward,
-    .scratch_size = pool_scratch,
+    .forward = kc_pool_forward,
+    .backward = kc_pool_backward,
+    .scratch_size = kc_pool_scratch,
     .io = {max_pool_from, pool_to}};
 const kc_layer_ops kc_average_pooling2d_ops = {
     .type_name = "AveragePooling2D",
     .base_name = "average_pooling2d",
     .build = pool_build,
     .init = kc_no_init,
-    .forward = pool_forward,
-    .backward = pool_backward,
-    .scratch_size = pool_scratch,
+    .forward = kc_pool_forward,
+    .backward = kc_pool_backward,
+    .scratch_size = kc_pool_scratch,
     .io = {avg_pool_from, pool_to}};
 
-static int is_max(const kc_layer *l) { return l->ops == &kc_max_pooling2d_ops; }
 
 kc_layer *kc_max_pooling2d_ex(const kc_pool2d_opts *opts) {
     return pool_new(&kc_max_pooling2d_ops, opts);
