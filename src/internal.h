@@ -44,5 +44,10 @@ double kc_now(void); /* seconds, monotonic */
  * temporary file beside dest, verifies, then renames. Never leaves a partial dest. */
 kc_status kc_download_verified(const char *url, const char *sha256_hex, const char *dest_path);
 kc_status kc_sha256_file(const char *path, char hex_out[65]);
+/* mkdir -p path (mode 0755); an error when path is not a directory after it */
+kc_status kc_make_dirs(const char *path);
+/* kerac's cache folder for a dataset: ($XDG_CACHE_HOME or $HOME/.cache)/kerac/sub, into
+ * out[PATH_MAX]; what names the dataset in the error when there is no home */
+kc_status kc_cache_dir(const char *sub, const char *what, char *out);
 
 #endif

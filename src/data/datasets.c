@@ -210,8 +210,7 @@ static kc_status find_all(const char *dir, path_buf paths[MNIST_FILES], int *mis
     return KC_OK;
 }
 
-/* mkdir -p path (mode 0755) */
-static kc_status make_dirs(const char *path) {
+kc_status kc_make_dirs(const char *path) {
     path_buf buf;
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
         return kc_err(KC_EINVAL, "path too long: %s", path);
@@ -230,14 +229,14 @@ static kc_status make_dirs(const char *path) {
     return KC_OK;
 }
 
-/* ($XDG_CACHE_HOME or $HOME/.cache)/kerac/mnist */
-static kc_status cache_dir(char *out) {
+kc_status kc_cache_dir(const char *sub, const char *what, char *out) {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     int n;
-    if (xdg && xdg[0] == '/') n = snprintf(out, PATH_MAX, "%s/kerac/mnist", xdg);
-    else if (home && home[0]) n = snprintf(out, PATH_MAX, "%s/.cache/kerac/mnist", home);
-    else return kc_err(KC_EIO, "MNIST: no cache directory: set KERAC_DATA, XDG_CACHE_HOME or HOME");
-    if (n >= PATH_MAX) return kc_err(KC_EINVAL, "MNIST: cache path too long");
+    if (xdg && xdg[0] == '/') n = snprintf(out, PATH_MAX, "%s/kerac/%s", xdg, sub);
+    else if (home && home[0]) n = snprintf(out, PATH_MAX, "%s/.cache/kerac/%s", home, sub);
+    else return kc_err(KC_EIO, "%s: no cache directory: set KERAC_DATA, XDG_CACHE_HOME or HOME",
+                       what);
+    if (n >= PATH_MAX) return kc_err(KC_EINVAL, "%s: cache path too long", what);
     return KC_OK;
 }
 
@@ -246,7 +245,7 @@ static kc_status download_missing(const char *dir, path_buf paths[MNIST_FILES]) 
     const char *base = getenv("KERAC_MNIST_URL");
     if (!base || !base[0]) base = MNIST_DEFAULT_URL;
     const char *sep = base[strlen(base) - 1] == '/' ? "" : "/";
-    kc_status st = make_dirs(dir);
+    kc_status st = kc_make_dirs(dir);
     for (int i = 0; i < MNIST_FILES && st == KC_OK; i++) {
         bool found;
         st = find_file(dir, mnist_files[i].name, paths[i], &found);
@@ -282,7 +281,7 @@ static kc_status locate_mnist(const char *dir, path_buf paths[MNIST_FILES]) {
         if ((st = find_all(search_dir, paths, &missing)) != KC_OK) return st;
         if (missing < 0) return KC_OK;
     }
-    if ((st = cache_dir(search_dir)) != KC_OK) return st;
+    if ((st = kc_cache_dir("mnist", "MNIST", search_dir)) != KC_OK) return st;
     if ((st = find_all(search_dir, paths, &missing)) != KC_OK) return st;
     return missing < 0 ? KC_OK : download_missing(search_dir, paths);
 }

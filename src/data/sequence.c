@@ -148,21 +148,6 @@ void kc_numpy_shuffled_range(uint32_t seed, int64_t *perm, int64_t n) {
 
 /* ---- locating Keras's files ----------------------------------------------------------------- */
 
-static kc_status make_dirs(const char *path) {
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return kc_err(KC_EINVAL, "path too long: %s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return kc_err(KC_EIO, "cannot create directory %s: %s", buf, strerror(errno));
-        if (saved == '\0') break;
-        *p = saved;
-    }
-    return KC_OK;
-}
 
 kc_status kc_keras_data_file(const char *dir, const char *sub, const char *fname,
                              const char *base_url, const char *hash, char *out, size_t out_size) {
@@ -183,13 +168,9 @@ kc_status kc_keras_data_file(const char *dir, const char *sub, const char *fname
         if (access(out, F_OK) == 0) return KC_OK;
     }
     char cache[PATH_MAX];
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    int n;
-    if (xdg && xdg[0] == '/') n = snprintf(cache, sizeof cache, "%s/kerac/%s", xdg, sub);
-    else if (home && home[0]) n = snprintf(cache, sizeof cache, "%s/.cache/kerac/%s", home, sub);
-    else return kc_err(KC_EIO, "%s: no cache directory: set KERAC_DATA, XDG_CACHE_HOME or HOME",
-                       fname);
-    if (n >= (int)sizeof cache || snprintf(out, out_size, "%s/%s", cache, fname) >= (int)out_size)
+    kc_status st = kc_cache_dir(sub, fname, cache);
+    if (st) return st;
+    if (snprintf(out, out_size, "%s/%s", cache, fname) >= (int)out_size)
         return kc_err(KC_EINVAL, "%s: cache path too long", fname);
     if (access(out, F_OK) == 0) return KC_OK;
     if (!base_url) base_url = getenv("KERAC_KERAS_DATASETS_URL");
@@ -198,7 +179,7 @@ kc_status kc_keras_data_file(const char *dir, const char *sub, const char *fname
     const char *sep = base_url[strlen(base_url) - 1] == '/' ? "" : "/";
     if (snprintf(url, sizeof url, "%s%s%s", base_url, sep, fname) >= (int)sizeof url)
         return kc_err(KC_EINVAL, "%s: download URL too long", fname);
-    kc_status st = make_dirs(cache);
+    st = kc_make_dirs(cache);
     if (!st) st = kc_download_verified(url, hash, out);
     return st;
 }
