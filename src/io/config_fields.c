@@ -192,6 +192,18 @@ kc_status kc_cfg_weight_opts_from(const cJSON *cfg, const char *where, kc_cfg_we
     return st;
 }
 
+kc_status kc_cfg_conv_common(const cJSON *cfg, const char *where, kc_cfg_weight_opts *w,
+                             kc_act *act) {
+    double groups = 1;
+    if (kc_cfg_num(cfg, "groups", &groups) < 0)
+        return kc_err(KC_EFORMAT, "%s: groups is not a number", where);
+    if (groups != 1)
+        return kc_err(KC_EFORMAT, "%s: groups %g is not supported by kerac (1 only)", where, groups);
+    kc_status st = kc_cfg_weight_opts_from(cfg, where, w);
+    if (!st) st = kc_cfg_activation(kc_cfg_field(cfg, "activation"), where, act);
+    return st;
+}
+
 int kc_cfg_kernel_bias(const kc_layer *l, int rank, const int64_t *dims, kc_weight_desc *w) {
     w[0] = (kc_weight_desc){"kernel", rank, {0}, 0, l->kernel_size, 1};
     memcpy(w[0].dims, dims, sizeof(int64_t) * (size_t)rank);

@@ -49,6 +49,16 @@ typedef struct {
 /* use_bias, kernel_initializer, bias_initializer, the three regularizers; the constraints and
  * the LoRA and quantization options kerac lacks must be null */
 kc_status kc_cfg_weight_opts_from(const cJSON *cfg, const char *where, kc_cfg_weight_opts *o);
+/* copies w into a layer's option struct o (kc_dense_opts, kc_conv2d_opts, kc_conv1d_opts:
+ * the same member names) */
+#define KC_CFG_WEIGHT_OPTS_INTO(o, w)                                                           \
+    ((o).use_bias = (w).use_bias, (o).kernel_initializer = (w).kernel_init,                      \
+     (o).bias_initializer = (w).bias_init, (o).kernel_regularizer = (w).kernel_reg,              \
+     (o).bias_regularizer = (w).bias_reg, (o).activity_regularizer = (w).activity_reg)
+/* a convolution's options beyond its geometry: groups (1 only), the weights' options and the
+ * activation */
+kc_status kc_cfg_conv_common(const cJSON *cfg, const char *where, kc_cfg_weight_opts *w,
+                             kc_act *act);
 /* the same fields of layer l, and the two constraints null */
 void kc_cfg_weight_opts_to(const kc_layer *l, cJSON *cfg);
 /* the variables of a layer with a kernel of rank dims (kernel_size floats), then, unless

@@ -123,21 +123,10 @@ static kc_status conv1d_from(const cJSON *cfg, const char *where, kc_layer **out
                     "%s: dilation_rate %d with strides %d is not supported (strides > 1 together "
                     "with dilation_rate > 1)",
                     where, o.dilation_rate, o.strides);
-    double groups = 1;
-    if (!st && kc_cfg_num(cfg, "groups", &groups) < 0)
-        st = kc_err(KC_EFORMAT, "%s: groups is not a number", where);
-    if (!st && groups != 1)
-        st = kc_err(KC_EFORMAT, "%s: groups %g is not supported by kerac (1 only)", where, groups);
     kc_cfg_weight_opts w;
-    if (!st) st = kc_cfg_weight_opts_from(cfg, where, &w);
-    if (!st) st = kc_cfg_activation(kc_cfg_field(cfg, "activation"), where, &o.activation);
+    if (!st) st = kc_cfg_conv_common(cfg, where, &w, &o.activation);
     if (st) return st;
-    o.use_bias = w.use_bias;
-    o.kernel_initializer = w.kernel_init;
-    o.bias_initializer = w.bias_init;
-    o.kernel_regularizer = w.kernel_reg;
-    o.bias_regularizer = w.bias_reg;
-    o.activity_regularizer = w.activity_reg;
+    KC_CFG_WEIGHT_OPTS_INTO(o, w);
     return kc_cfg_made(kc_conv1d_ex(filters, &o), where, out);
 }
 

@@ -144,13 +144,8 @@ static kc_status dense_from(const cJSON *cfg, const char *where, kc_layer **out)
     kc_act act = KC_LINEAR;
     if (!st) st = kc_cfg_activation(kc_cfg_field(cfg, "activation"), where, &act);
     if (st) return st;
-    kc_dense_opts o = {.activation = act,
-                       .use_bias = w.use_bias,
-                       .kernel_initializer = w.kernel_init,
-                       .bias_initializer = w.bias_init,
-                       .kernel_regularizer = w.kernel_reg,
-                       .bias_regularizer = w.bias_reg,
-                       .activity_regularizer = w.activity_reg};
+    kc_dense_opts o = {.activation = act};
+    KC_CFG_WEIGHT_OPTS_INTO(o, w);
     return kc_cfg_made(kc_dense_ex(units, &o), where, out);
 }
 
