@@ -33,7 +33,7 @@ for sec in 1 3 5 8; do
             skip { if ($0 ~ /^\.\.[ \t]*$/) skip = 0; next }         # inside .de/.am/.ig
             /^[.'"'"'][ \t]*(de|de1|am|ig)([ \t]|$)/ { skip = 1; next }
             /^\.(TH|Dt|IX)[ \t]/ { next }       # the header (it names the section), index
-            /^[.'"'"'][ \t]*\\/ { next }           # comments, conditionals' ends
+            /^[.'"'"'][ \t]*\\/ { next }           # comments, the ends of conditionals
             /^[.'"'"'][ \t]*([a-z]|\.|$)/ { next }   # groff requests (lower case): no text
             {
                 line = $0
