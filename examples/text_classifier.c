@@ -30,7 +30,7 @@ static void print_warning(const char *msg, void *user) {
 
 static int fail(const char *what) {
     fprintf(stderr, "text_classifier: %s%s%s\n", what ? what : "", what ? ": " : "",
-            kc_last_error());
+            tp_last_error());
     return 1;
 }
 
@@ -62,7 +62,7 @@ static int predict_files(const char *model_path, char **files, int n) {
     kc_text_vectorization *tv;
     char **classes;
     int nc;
-    if (tp_load_model(model_path, &m, &tv, &classes, &nc)) return fail(model_path);
+    if (tp_load_model(model_path, &m, &tv, &classes, &nc)) return fail(NULL);
     char **texts = calloc((size_t)n, sizeof *texts);
     int status = texts ? 0 : 1;
     for (int i = 0; !status && i < n; i++) {
@@ -178,7 +178,7 @@ int main(int argc, char **argv) {
     kc_set_random_seed(c.seed);
 
     kc_text_files train, val;
-    if (tp_load(dir, &c, &train, &val)) return fail(dir);
+    if (tp_load(dir, &c, &train, &val)) return fail(NULL);
     printf("Found %lld files in %d classes:", (long long)(train.count + val.count),
            train.num_classes);
     for (int k = 0; k < train.num_classes; k++) printf(" %s", train.class_names[k]);

@@ -14,6 +14,7 @@
  * get_vocabulary() order, "" and "[UNK]" first) with the class names (F.classes.txt). */
 #ifndef KERAC_EXAMPLE_TEXT_PIPELINE_H
 #define KERAC_EXAMPLE_TEXT_PIPELINE_H
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,19 @@ typedef struct {
     uint32_t seed;                  /* the split's and the model's (0 -> 1337) */
 } tp_config;
 
+/* the pipeline's own errors (a message here, not kerac's); tp_last_error() gives the last
+ * failure's message, the pipeline's or kerac's */
+static char tp_message[512];
+static kc_status tp_fail(kc_status st, const char *fmt, ...) KC_PRINTF_LIKE(2, 3);
+static kc_status tp_fail(kc_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tp_message, sizeof tp_message, fmt, ap);
+    va_end(ap);
+    return st;
+}
+static const char *tp_last_error(void) { return tp_message[0] ? tp_message : kc_last_error(); }
+
 static void tp_defaults(tp_config *c) {
     if (!c->model) c->model = "fasttext";
     if (!c->max_tokens) c->max_tokens = 20000;
@@ -42,6 +56,7 @@ static void tp_defaults(tp_config *c) {
 /* the training and validation subsets of dir, as Keras's two calls with the same seed */
 static kc_status tp_load(const char *dir, const tp_config *c, kc_text_files *train,
                          kc_text_files *val) {
+    tp_message[0] = 0;
     memset(train, 0, sizeof *train);
     memset(val, 0, sizeof *val);
     kc_text_dir_opts o = {.has_seed = 1, .seed = c->seed, .validation_split = c->validation_split,
@@ -55,11 +70,10 @@ static kc_status tp_load(const char *dir, const tp_config *c, kc_text_files *tra
         return st;
     }
     if (train->num_classes < 2) {
+        const int k = train->num_classes;
         kc_text_files_free(train);
         kc_text_files_free(val);
-        fprintf(stderr, "%s: %d class folder(s); a classifier needs at least 2\n", dir,
-                train->num_classes);
-        return KC_EINVAL;
+        return tp_fail(KC_EINVAL, "%s: %d class folder; a classifier needs at least 2", dir, k);
     }
     return KC_OK;
 }
@@ -158,15 +172,9 @@ static char *tp_beside(const char *model_path, const char *suffix) {
 
 static kc_status tp_write_lines(const char *path, const char *const *lines, int64_t n) {
     FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "cannot write %s\n", path);
-        return KC_EIO;
-    }
+    if (!f) return tp_fail(KC_EIO, "cannot write %s", path);
     for (int64_t i = 0; i < n; i++) fprintf(f, "%s\n", lines[i]);
-    if (fclose(f)) {
-        fprintf(stderr, "cannot write %s\n", path);
-        return KC_EIO;
-    }
+    if (fclose(f)) return tp_fail(KC_EIO, "cannot write %s", path);
     return KC_OK;
 }
 
@@ -175,10 +183,7 @@ static kc_status tp_read_lines(const char *path, char ***lines, int64_t *n) {
     *lines = NULL;
     *n = 0;
     FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "cannot read %s\n", path);
-        return KC_EIO;
-    }
+    if (!f) return tp_fail(KC_EIO, "cannot read %s", path);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -214,6 +219,7 @@ static void tp_free_lines(char **lines, int64_t n) {
 /* kc_save(model_path) and the vocabulary and class names beside it */
 static kc_status tp_save(kc_model *m, const kc_text_vectorization *tv, char *const *class_names,
                          int num_classes, const char *model_path) {
+    tp_message[0] = 0;
     kc_status st = kc_save(m, model_path);
     if (st) return st;
     const char *const *vocab;
@@ -238,15 +244,16 @@ static kc_status tp_load_model(const char *model_path, kc_model **m, kc_text_vec
     char *vp = tp_beside(model_path, "vocab.txt"), *cp = tp_beside(model_path, "classes.txt");
     char **vocab = NULL;
     int64_t nv = 0, nc = 0;
+    tp_message[0] = 0;
     kc_status st = vp && cp ? KC_OK : KC_ENOMEM;
     if (!st) st = kc_load(model_path, m);
     if (!st) st = tp_read_lines(vp, &vocab, &nv);
     if (!st) st = tp_read_lines(cp, class_names, &nc);
     if (!st && (nc < 2 || kc_model_input_shape_at(*m, 0).rank != 1 ||
                 kc_model_input_shape_at(*m, 0).dims[0] <= 0)) {
-        fprintf(stderr, "%s: %s\n", cp,
-                nc < 2 ? "fewer than 2 class names" : "the model's input is not (length,)");
-        st = KC_EINVAL;
+        st = nc < 2 ? tp_fail(KC_EINVAL, "%s: %lld class names; a classifier has at least 2",
+                              cp, (long long)nc)
+                    : tp_fail(KC_EINVAL, "%s: the model's input is not (length,)", model_path);
     }
     if (!st)
         st = kc_text_vectorization_new(
