@@ -39,10 +39,11 @@ static const char *base(const char *p) {
     return s ? s + 1 : p;
 }
 
-/* the first line's first 60 bytes, for a prediction's line */
+/* the text's first size - 1 bytes on one line, for a prediction's line */
 static void snippet(const char *text, char *buf, size_t size) {
     size_t j = 0;
-    for (const char *s = text; *s && j + 1 < size; s++) buf[j++] = (*s == '\n' || *s == '\t') ? ' ' : *s;
+    for (const char *s = text; *s && j + 1 < size; s++)
+        buf[j++] = (*s == '\n' || *s == '\t' || *s == '\r') ? ' ' : *s;
     buf[j] = 0;
 }
 
