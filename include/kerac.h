@@ -626,6 +626,9 @@ typedef struct {
     int stateful; /* the final state is the next batch's initial state (kc_rnn_reset_states) */
     float dropout, recurrent_dropout; /* one mask per sequence, the same at every step */
     int zero_output_for_mask; /* a masked step's output is 0 (default: the previous output) */
+    /* return_state: the call has 2 outputs [output, h] (LSTM: 3, [output, h, c]), the last
+     * state of each (units); call it with kc_call_multi(layer, &x, 1, outs, n) */
+    int return_state;
 } kc_rnn_opts;
 kc_layer *kc_simple_rnn(int units, const kc_rnn_opts *opts); /* opts may be NULL */
 kc_layer *kc_lstm(int units, const kc_rnn_opts *opts);
@@ -636,8 +639,15 @@ kc_status kc_rnn_reset_states(kc_layer *layer);
 /* Bidirectional(rnn, merge_mode, backward_layer): rnn runs forwards (renamed forward_<name>),
  * backward (NULL: a copy of rnn with go_backwards flipped, backward_<name>) backwards; its
  * output sequence is flipped back to time order and merged with the forward one. The wrapper
- * holds both layers. merge_mode None (two outputs) is not available: a kerac layer has one. */
-typedef enum { KC_MERGE_CONCAT = 0, KC_MERGE_SUM, KC_MERGE_MUL, KC_MERGE_AVE } kc_merge_mode;
+ * holds both layers. KC_MERGE_NONE (merge_mode=None): the call has 2 outputs, [forward,
+ * backward] (kc_call_multi). The inner layers' return_state is not available. */
+typedef enum {
+    KC_MERGE_CONCAT = 0,
+    KC_MERGE_SUM,
+    KC_MERGE_MUL,
+    KC_MERGE_AVE,
+    KC_MERGE_NONE
+} kc_merge_mode;
 kc_layer *kc_bidirectional(kc_layer *rnn, kc_merge_mode merge_mode, kc_layer *backward);
 /* TimeDistributed(layer): layer (one input) applied to each timestep of (timesteps, ...), the
  * same weights at every step; the wrapper holds it */

@@ -632,7 +632,7 @@ static kc_status functional_from(const cJSON *cfg, const char *where, kc_model *
                 char lw[600];
                 snprintf(lw, sizeof lw, "%s: layer '%s' call %d", where, l->name, l->done);
                 if ((st = check_kwargs(node, lw))) break;
-                int n_out = l->layer->nested ? l->layer->nested->n_outputs : 1;
+                int n_out = kc_layer_output_count(l->layer);
                 int held = l->layer->refs > 0;
                 st = kc_call_multi(l->layer, ins, nr, l->outs[l->done], n_out);
                 if (st && !held) l->layer = NULL; /* a failed first call frees the layer */

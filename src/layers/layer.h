@@ -124,6 +124,16 @@ typedef struct {
                              const int64_t *sample, int64_t first, const char *what);
     /* optional: releases what the layer holds beyond the struct (called before free) */
     void (*destroy)(kc_layer *layer);
+    /* optional: layers of several outputs (a recurrent layer's return_state, Bidirectional's
+     * merge_mode=None): how many this layer has (NULL, or 1: one). Such a layer's out_shape is
+     * all its outputs side by side per sample (n_outputs reads only the layer's options, so it
+     * answers before build); output_part gives output o's declared shape
+     * (from decl_in_shapes) and where it lies: *row 0: the out_size values from *head on of
+     * the flat sample; *row > 0: the sample is rows of *row values and output o is columns
+     * [*head, *head + its last dimension) of every row. Both stay fixed when a None length is
+     * bound. The graph records the call with one slice node per output (graph.c). */
+    int (*n_outputs)(const kc_layer *layer);
+    kc_shape (*output_part)(const kc_layer *layer, int o, int64_t *head, int64_t *row);
     /* its Keras config and variables; a class without to_config (a nested model's) is not
      * saved as a layer */
     kc_layer_io io;
@@ -138,6 +148,12 @@ const kc_layer_io *kc_layer_io_find(const char *class_name);
 void kc_layer_io_names(char *buf, size_t size);
 /* the variables of layer (count returned), offsets resolved to the model's flat buffer */
 int kc_layer_weights(const kc_layer *layer, kc_weight_desc *out);
+/* a layer's outputs per call (graph.c): a nested model's, ops->n_outputs (from the layer's
+ * options: known before it is built), else 1 */
+int kc_layer_output_count(const kc_layer *layer);
+/* the internal slice layers graph.c adds after a layer of several outputs (not in the model's
+ * layers, entries or files) */
+int kc_is_slice(const kc_layer *layer);
 
 #define KC_MAX_LAYER_INPUTS 16
 

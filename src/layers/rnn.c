@@ -15,6 +15,7 @@ struct kc_rnn {
     kc_act rec_act;
     int return_sequences, go_backwards, stateful, reset_after, unit_forget_bias, unroll;
     int zero_output; /* zero_output_for_mask */
+    int return_state; /* outputs [output, h(, c)], written [h(, c), output] per sample */
     float dropout, rec_dropout;
     kc_initializer rec_init;
     float *state; /* stateful: h (state_batch, units), then c (LSTM) */
@@ -26,6 +27,7 @@ static const char *cell_class(kc_cell_kind c) {
 }
 
 static int gates(const kc_layer *l) { return kc_rnn_gates(l->rnn->cell); }
+static int n_states(const kc_layer *l) { return l->rnn->cell == KC_CELL_LSTM ? 2 : 1; }
 static int64_t bias_count(const kc_layer *l) {
     if (l->no_bias) return 0;
     int64_t gu = (int64_t)gates(l) * l->units;
@@ -55,6 +57,10 @@ static kc_status rnn_build(kc_layer *l) {
                       l->name, cls);
     int T = l->in_shape.dims[0], F = l->in_shape.dims[1], u = l->units, G = gates(l);
     l->out_shape = l->rnn->return_sequences ? kc_shape2(T, u) : kc_shape1(u);
+    if (l->rnn->return_state) /* the states first: their places stay fixed for a None T */
+        l->out_shape = kc_shape1(l->rnn->return_sequences && T == KC_NONE
+                                     ? KC_NONE
+                                     : (int64_t)n_states(l) * u + kc_shape_size(l->out_shape));
     l->kernel_size = (int64_t)F * G * u + (int64_t)u * G * u;
     l->param_count = l->kernel_size + bias_count(l);
     char where[128];
@@ -109,11 +115,40 @@ kc_rnn_args kc_rnn_layer_args(const kc_layer *l, int batch, const kc_forward_ctx
                          .ws = l->scratch};
 }
 
+/* the layer's own output (B, seq_size): (T, u) or (u) */
+static int64_t seq_size(const kc_layer *l) {
+    return (l->rnn->return_sequences ? (int64_t)l->in_shape.dims[0] : 1) * l->units;
+}
+
 static int64_t rnn_scratch(const kc_layer *l, int batch, int parts) {
-    /* sized for training, dropout included */
+    /* sized for training, dropout included; return_state: the output and the final states
+     * (or their gradients) apart, after the kernels' workspace */
     kc_forward_ctx c = {.training = 1};
     kc_rnn_args a = kc_rnn_layer_args(l, batch, &c);
-    return kc_rnn_workspace(&a);
+    int64_t extra = l->rnn->return_state ? (int64_t)batch * (seq_size(l) + 2 * l->units) : 0;
+    return kc_rnn_workspace(&a) + extra;
+}
+
+/* return_state: the parts of the scratch after the kernels' workspace */
+static void state_bufs(const kc_layer *l, const kc_rnn_args *a, float **seq, float **h, float **c) {
+    *seq = l->scratch + kc_rnn_workspace(a);
+    *h = *seq + (int64_t)a->B * seq_size(l);
+    *c = *h + (int64_t)a->B * l->units;
+}
+
+static int rnn_n_outputs(const kc_layer *l) {
+    return l->rnn->return_state ? 1 + n_states(l) : 1;
+}
+
+static kc_shape rnn_output_part(const kc_layer *l, int o, int64_t *head, int64_t *row) {
+    int64_t u = l->units, T = l->decl_in_shapes[0].dims[0];
+    *row = 0;
+    if (o == 0) {
+        *head = n_states(l) * u;
+        return l->rnn->return_sequences ? kc_shape2(T, u) : kc_shape1(u);
+    }
+    *head = (o - 1) * u;
+    return kc_shape1(u);
 }
 
 /* the factors of a dropout mask, one per (sample, feature), the same at every step */
@@ -149,15 +184,47 @@ static void rnn_forward(kc_layer *l, const float *in, float *out, int batch,
             c0 = r->cell == KC_CELL_LSTM ? r->state + (size_t)batch * l->units : NULL;
         }
     }
-    kc_rnn_forward(&a, in, h0, c0, out, h0, c0);
+    if (!r->return_state) {
+        kc_rnn_forward(&a, in, h0, c0, out, h0, c0);
+        return;
+    }
+    float *seq, *hb, *cb;
+    state_bufs(l, &a, &seq, &hb, &cb);
+    kc_rnn_forward(&a, in, h0, c0, seq, hb, cb);
+    int64_t u = l->units, ns = n_states(l), sq = seq_size(l), row = ns * u + sq;
+    size_t su = sizeof(float) * (size_t)u;
+    for (int b = 0; b < batch; b++) {
+        float *o = out + (int64_t)b * row;
+        memcpy(o, hb + (int64_t)b * u, su);
+        if (ns == 2) memcpy(o + u, cb + (int64_t)b * u, su);
+        memcpy(o + ns * u, seq + (int64_t)b * sq, sizeof(float) * (size_t)sq);
+    }
+    if (h0) memcpy(h0, hb, su * (size_t)batch);
+    if (c0) memcpy(c0, cb, su * (size_t)batch);
 }
 
 static void rnn_backward(kc_layer *l, const float *in, const float *out, float *dout, float *din,
                          int batch, int dout_is_preactivation, const kc_forward_ctx *ctx) {
     kc_rnn_args a = kc_rnn_layer_args(l, batch, ctx);
     int64_t wsz = (int64_t)a.F * gates(l) * l->units;
-    kc_rnn_backward(&a, in, dout, din, l->dkernel, l->dkernel + wsz,
-                    l->no_bias ? NULL : l->dbias);
+    if (!l->rnn->return_state) {
+        kc_rnn_backward(&a, in, dout, din, l->dkernel, l->dkernel + wsz,
+                        l->no_bias ? NULL : l->dbias);
+        return;
+    }
+    /* dout is [dh(, dc), doutput] per sample: apart for the kernel */
+    float *dseq, *dh, *dc;
+    state_bufs(l, &a, &dseq, &dh, &dc);
+    int64_t u = l->units, ns = n_states(l), sq = seq_size(l), row = ns * u + sq;
+    size_t su = sizeof(float) * (size_t)u;
+    for (int b = 0; b < batch; b++) {
+        const float *d = dout + (int64_t)b * row;
+        memcpy(dh + (int64_t)b * u, d, su);
+        if (ns == 2) memcpy(dc + (int64_t)b * u, d + u, su);
+        memcpy(dseq + (int64_t)b * sq, d + ns * u, sizeof(float) * (size_t)sq);
+    }
+    kc_rnn_backward_ex(&a, in, dseq, dh, ns == 2 ? dc : NULL, din, l->dkernel, l->dkernel + wsz,
+                       l->no_bias ? NULL : l->dbias, NULL, NULL);
 }
 
 static void rnn_destroy(kc_layer *l) {
@@ -170,7 +237,7 @@ static int rnn_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *
                             int batch) {
     /* Keras: the input's mask for return_sequences (go_backwards included: Keras does not
      * flip it), else none */
-    if (!in_mask || !l->rnn->return_sequences) return 0;
+    if (!in_mask || !l->rnn->return_sequences || l->rnn->return_state) return 0;
     if (out_mask) memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
     return 1;
 }
@@ -236,10 +303,6 @@ static kc_status rnn_from(kc_cell_kind cell, const cJSON *cfg, const char *where
     if (!st) st = cfg_bool(cfg, "time_major", where, &tm);
     if (!st) st = cfg_bool(cfg, "zero_output_for_mask", where, &zofm);
     if (st) return st;
-    if (rstate)
-        return kc_err(KC_EFORMAT,
-                      "%s: return_state=True is not supported by kerac (a layer has one output "
-                      "in kerac's graph)", where);
     if (tm) return kc_err(KC_EFORMAT, "%s: time_major=True is not supported by kerac", where);
     double d = 0, rd = 0;
     if (kc_cfg_num(cfg, "dropout", &d) < 0 || kc_cfg_num(cfg, "recurrent_dropout", &rd) < 0)
@@ -255,6 +318,7 @@ static kc_status rnn_from(kc_cell_kind cell, const cJSON *cfg, const char *where
     o.unit_forget_bias = ufb ? 0 : KC_ZERO;
     o.reset_after = ra ? 0 : KC_ZERO;
     o.return_sequences = rs;
+    o.return_state = rstate;
     o.go_backwards = gb;
     o.stateful = sf;
     o.dropout = (float)d;
@@ -279,7 +343,7 @@ static kc_status gru_from(const cJSON *c, const char *w, kc_layer **o) {
 static kc_status rnn_to(const kc_layer *l, cJSON *cfg) {
     const struct kc_rnn *r = l->rnn;
     cJSON_AddBoolToObject(cfg, "return_sequences", r->return_sequences);
-    cJSON_AddBoolToObject(cfg, "return_state", 0);
+    cJSON_AddBoolToObject(cfg, "return_state", r->return_state);
     cJSON_AddBoolToObject(cfg, "go_backwards", r->go_backwards);
     cJSON_AddBoolToObject(cfg, "stateful", r->stateful);
     cJSON_AddBoolToObject(cfg, "unroll", r->unroll);
@@ -338,6 +402,8 @@ static const char *rnn_k3_group(const kc_layer *l, int i) { return "cell"; }
                               .compute_mask = rnn_compute_mask,                                \
                               .allows_none = 1,                                                \
                               .destroy = rnn_destroy,                                          \
+                              .n_outputs = rnn_n_outputs,                                      \
+                              .output_part = rnn_output_part,                                  \
                               .io = {from, rnn_to, rnn_weights, NULL, rnn_k3_group}};
 RNN_OPS(kc_simple_rnn_ops, "SimpleRNN", "simple_rnn", simple_from)
 RNN_OPS(kc_lstm_ops, "LSTM", "lstm", lstm_from)
@@ -367,6 +433,7 @@ static kc_layer *rnn_new(const kc_layer_ops *ops, kc_cell_kind cell, int units,
     r->rec_init = o.recurrent_initializer;
     l->bias_init = o.bias_initializer;
     r->return_sequences = o.return_sequences;
+    r->return_state = o.return_state != 0;
     r->go_backwards = o.go_backwards;
     r->stateful = o.stateful;
     r->dropout = o.dropout;

@@ -190,6 +190,10 @@ kc_layer *kc_time_distributed(kc_layer *inner) {
 /* ---- Bidirectional ---- */
 
 static const char *const merge_names[] = {"concat", "sum", "mul", "ave"};
+/* merge_mode=None runs as concat: the two outputs are column ranges of the concatenation */
+static int concat_like(const kc_wrap *w) {
+    return w->merge == KC_MERGE_CONCAT || w->merge == KC_MERGE_NONE;
+}
 
 static kc_status bi_build(kc_layer *l) {
     kc_wrap *w = l->wrap;
@@ -201,12 +205,12 @@ static kc_status bi_build(kc_layer *l) {
     if (kc_rnn_return_sequences(f) != kc_rnn_return_sequences(b) ||
         f->out_shape.rank != b->out_shape.rank ||
         kc_shape_size(f->out_shape) / f->units != kc_shape_size(b->out_shape) / b->units ||
-        (w->merge != KC_MERGE_CONCAT && f->units != b->units))
+        (!concat_like(w) && f->units != b->units))
         return kc_err(KC_EINVAL, "layer %s (Bidirectional): the forward and backward layers' "
                                  "outputs do not match (return_sequences, units)", l->name);
     l->out_shape = f->out_shape;
     l->out_shape.dims[f->out_shape.rank - 1] =
-        w->merge == KC_MERGE_CONCAT ? f->units + b->units : f->units;
+        concat_like(w) ? f->units + b->units : f->units;
     l->param_count = l->kernel_size = f->param_count + b->param_count;
     l->no_bias = 1;
     return KC_OK;
@@ -260,6 +264,7 @@ static void bi_forward(kc_layer *l, const float *x, float *out, int batch,
             const float *yb = p.y[1] + ((int64_t)b * T + (seq ? T - 1 - t : 0)) * ub;
             float *o = out + ((int64_t)b * T + t) * uo;
             switch (w->merge) {
+            case KC_MERGE_NONE:
             case KC_MERGE_CONCAT:
                 memcpy(o, yf, sizeof(float) * (size_t)uf);
                 memcpy(o + uf, yb, sizeof(float) * (size_t)ub);
@@ -291,8 +296,9 @@ static void bi_backward(kc_layer *l, const float *x, const float *out, float *do
             float *yf = p.y[0] + ((int64_t)b * T + t) * uf;
             float *yb = p.y[1] + ((int64_t)b * T + (seq ? T - 1 - t : 0)) * ub;
             const float *d = dout + ((int64_t)b * T + t) * uo;
-            for (int j = 0; j < (w->merge == KC_MERGE_CONCAT ? 1 : uo); j++) {
+            for (int j = 0; j < (concat_like(w) ? 1 : uo); j++) {
                 switch (w->merge) {
+                case KC_MERGE_NONE:
                 case KC_MERGE_CONCAT:
                     memcpy(yf, d, sizeof(float) * (size_t)uf);
                     memcpy(yb, d + uf, sizeof(float) * (size_t)ub);
@@ -320,9 +326,24 @@ static void bi_backward(kc_layer *l, const float *x, const float *out, float *do
         for (int64_t i = 0; i < (int64_t)batch * l->in_size; i++) din[i] += p.din2[i];
 }
 
+static int bi_n_outputs(const kc_layer *l) { return l->wrap->merge == KC_MERGE_NONE ? 2 : 1; }
+
+/* merge_mode=None: forward and backward are the two column ranges of the concatenation */
+static kc_shape bi_output_part(const kc_layer *l, int o, int64_t *head, int64_t *row) {
+    const kc_layer *f = l->wrap->inner[0], *b = l->wrap->inner[1];
+    kc_shape s = l->decl_out_shape;
+    *row = f->units + b->units;
+    *head = o ? f->units : 0;
+    s.dims[s.rank - 1] = o ? b->units : f->units;
+    return s;
+}
+
 static int bi_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *out_mask,
                            int batch) {
-    if (!in_mask || !kc_rnn_return_sequences(l->wrap->inner[0])) return 0;
+    /* merge_mode=None: the outputs are slices, which carry no mask in kerac */
+    if (!in_mask || !kc_rnn_return_sequences(l->wrap->inner[0]) ||
+        l->wrap->merge == KC_MERGE_NONE)
+        return 0;
     if (out_mask) memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
     return 1;
 }
@@ -330,10 +351,9 @@ static int bi_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *o
 static kc_status bi_from(const cJSON *cfg, const char *where, kc_layer **out) {
     const cJSON *mm = kc_cfg_field(cfg, "merge_mode");
     kc_merge_mode mode = KC_MERGE_CONCAT;
-    if (mm && cJSON_IsNull(mm))
-        return kc_err(KC_EFORMAT, "%s: merge_mode=None (two outputs) is not supported by kerac "
-                                  "(a layer has one output in kerac's graph)", where);
-    if (mm) {
+    if (mm && cJSON_IsNull(mm)) {
+        mode = KC_MERGE_NONE;
+    } else if (mm) {
         int k = -1;
         for (int i = 0; i < 4; i++)
             if (cJSON_IsString(mm) && !strcmp(mm->valuestring, merge_names[i])) k = i;
@@ -365,7 +385,8 @@ static kc_status bi_from(const cJSON *cfg, const char *where, kc_layer **out) {
 }
 
 static kc_status bi_to(const kc_layer *l, cJSON *cfg) {
-    cJSON_AddStringToObject(cfg, "merge_mode", merge_names[l->wrap->merge]);
+    if (l->wrap->merge == KC_MERGE_NONE) cJSON_AddNullToObject(cfg, "merge_mode");
+    else cJSON_AddStringToObject(cfg, "merge_mode", merge_names[l->wrap->merge]);
     const char *keys[2] = {"layer", "backward_layer"};
     for (int i = 0; i < 2; i++) {
         cJSON *item = kc_config_layer_item(l->wrap->inner[i]);
@@ -412,6 +433,8 @@ const kc_layer_ops kc_bidirectional_ops = {
     .compute_mask = bi_compute_mask,
     .allows_none = 1,
     .destroy = wrap_destroy,
+    .n_outputs = bi_n_outputs,
+    .output_part = bi_output_part,
     .io = {bi_from, bi_to, bi_weights, NULL, bi_group}};
 
 static void prefix_name(kc_layer *in, const char *prefix, const char *base) {
@@ -424,9 +447,15 @@ static void prefix_name(kc_layer *in, const char *prefix, const char *base) {
 }
 
 kc_layer *kc_bidirectional(kc_layer *rnn, kc_merge_mode merge, kc_layer *backward) {
-    if (!kc_is_rnn(rnn) || (backward && !kc_is_rnn(backward)) || (unsigned)merge > 3) {
+    if (!kc_is_rnn(rnn) || (backward && !kc_is_rnn(backward)) || (unsigned)merge > 4) {
         kc_err(KC_EINVAL, "kc_bidirectional: needs a recurrent layer (SimpleRNN, LSTM, GRU) and a "
-                          "merge mode of concat, sum, mul or ave");
+                          "merge mode of concat, sum, mul, ave or none");
+        return NULL;
+    }
+    if (kc_layer_output_count(rnn) > 1 || (backward && kc_layer_output_count(backward) > 1)) {
+        kc_err(KC_EINVAL, "kc_bidirectional: layer %s has return_state=True; kerac's "
+                          "Bidirectional does not return the states",
+               rnn->name[0] ? rnn->name : rnn->ops->base_name);
         return NULL;
     }
     kc_layer *l = kc_layer_new(&kc_bidirectional_ops);

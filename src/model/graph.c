@@ -205,6 +205,75 @@ kc_layer *kc_model_as_layer(kc_model *m) {
     return l;
 }
 
+/* ---- slices: the outputs of a layer of several outputs ----------------------------------- */
+
+/* A layer of several outputs writes them side by side in one tensor per sample; its call's
+ * outputs are slice nodes of that tensor: pad[1] 0: out_size values from pad[0] on; pad[1] > 0:
+ * the sample is rows of pad[1] values, the slice columns [pad[0], pad[0] + its last dim). A
+ * slice is no layer of the model: not in layers[], the entries, the summary or the files. */
+static kc_status slice_build(kc_layer *l) {
+    kc_shape s = l->decl_out_shape;
+    int64_t last = s.rank ? s.dims[s.rank - 1] : 1;
+    if (s.rank >= 2 && s.dims[0] == KC_NONE && l->pad[1] > 0 && l->in_size >= 0)
+        s.dims[0] = l->in_size / l->pad[1]; /* rows of the bound length */
+    else if (s.rank >= 2 && s.dims[0] == KC_NONE && l->in_size >= 0)
+        s.dims[0] = (l->in_size - l->pad[0]) / last;
+    l->out_shape = s;
+    return KC_OK;
+}
+
+static void slice_rows(const kc_layer *l, int64_t *rows, int64_t *w) {
+    *w = l->pad[1] > 0 ? l->out_shape.dims[l->out_shape.rank - 1] : l->out_size;
+    *rows = l->pad[1] > 0 ? l->in_size / l->pad[1] : 1;
+}
+
+static void slice_forward(kc_layer *l, const float *in, float *out, int batch,
+                          const kc_forward_ctx *ctx) {
+    int64_t rows, w, stride = l->pad[1] > 0 ? l->pad[1] : 0;
+    slice_rows(l, &rows, &w);
+    for (int b = 0; b < batch; b++)
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(out + (int64_t)b * l->out_size + r * w,
+                   in + (int64_t)b * l->in_size + r * stride + l->pad[0], sizeof(float) * (size_t)w);
+}
+
+static void slice_backward(kc_layer *l, const float *in, const float *out, float *dout,
+                           float *din, int batch, int pre, const kc_forward_ctx *ctx) {
+    if (!din) return;
+    int64_t rows, w, stride = l->pad[1] > 0 ? l->pad[1] : 0;
+    slice_rows(l, &rows, &w);
+    memset(din, 0, sizeof(float) * (size_t)batch * (size_t)l->in_size);
+    for (int b = 0; b < batch; b++)
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(din + (int64_t)b * l->in_size + r * stride + l->pad[0],
+                   dout + (int64_t)b * l->out_size + r * w, sizeof(float) * (size_t)w);
+}
+
+static const kc_layer_ops slice_ops = {.type_name = "Slice",
+                                       .base_name = "slice",
+                                       .build = slice_build,
+                                       .init = kc_no_init,
+                                       .forward = slice_forward,
+                                       .backward = slice_backward,
+                                       .allows_none = 1};
+
+int kc_is_slice(const kc_layer *l) { return l && l->ops == &slice_ops; }
+
+int kc_layer_output_count(const kc_layer *l) {
+    if (l->nested) return l->nested->n_outputs;
+    return l->ops->n_outputs ? l->ops->n_outputs(l) : 1;
+}
+
+/* output o's declared shape of a built layer */
+static kc_shape layer_out_shape(const kc_layer *l, int o) {
+    if (l->nested) return l->nested->tensors[l->nested->outputs[o]].shape;
+    if (kc_layer_output_count(l) > 1) {
+        int64_t head, row;
+        return l->ops->output_part(l, o, &head, &row);
+    }
+    return l->decl_out_shape;
+}
+
 /* ---- the model's graph -------------------------------------------------------------------- */
 
 static kc_status grow(void **p, int *cap, int need, size_t elem) {
@@ -243,6 +312,7 @@ int kc_model_layer_index(const kc_model *m, const kc_layer *l) {
 }
 
 int kc_model_layer_trained(const kc_model *m, int li) {
+    if (li < 0) return 1; /* a slice (no layer of the model) */
     return m->trained ? m->trained[li] : !m->layers[li]->frozen;
 }
 
@@ -366,6 +436,7 @@ static kc_status inline_model(kc_model *m, kc_model *n, const int *in, int nest,
         int out = add_node(m, src->layer, ins, src->n_in, n->tensors[src->out].shape, nest);
         if (out < 0) st = KC_ENOMEM;
         else {
+            if (kc_is_slice(src->layer)) src->layer->refs++; /* released with the nodes */
             map[src->out] = out;
             m->nodes[m->n_nodes - 1].inference = src->inference;
         }
@@ -373,6 +444,37 @@ static kc_status inline_model(kc_model *m, kc_model *n, const int *in, int nest,
     for (int o = 0; o < n->n_outputs && !st; o++) outs[o] = map[n->outputs[o]];
     free(map);
     return st;
+}
+
+/* the call of a layer of several outputs on in[]: its node (writing all the outputs side by
+ * side) and one slice node per output, whose tensors outs[] receive */
+static kc_status add_multi_node(kc_model *m, kc_layer *l, const int *in, int n_in, int nest,
+                                int *outs) {
+    int all = add_node(m, l, in, n_in, l->decl_out_shape, nest);
+    if (all < 0) return KC_ENOMEM;
+    int n_out = kc_layer_output_count(l);
+    for (int o = 0; o < n_out; o++) {
+        kc_layer *s = kc_layer_new(&slice_ops);
+        if (!s) return kc_err(KC_ENOMEM, "out of memory building the model");
+        int64_t head, row;
+        kc_shape shape = l->ops->output_part(l, o, &head, &row);
+        snprintf(s->name, sizeof s->name, "%.38s_part%d", l->name, o & 7);
+        s->pad[0] = (int)head;
+        s->pad[1] = (int)row;
+        s->trainable_count = 0;
+        s->n_in = 1;
+        s->in_shape = s->in_shapes[0] = s->decl_in_shapes[0] = l->decl_out_shape;
+        s->in_size = s->in_sizes[0] = kc_shape_size(l->decl_out_shape);
+        s->decl_out_shape = s->out_shape = shape;
+        s->out_size = kc_shape_size(shape);
+        s->built = 1;
+        s->refs = 1; /* the node's, released with the model */
+        if ((outs[o] = add_node(m, s, &all, 1, shape, nest)) < 0) {
+            kc_layer_release(s);
+            return KC_ENOMEM;
+        }
+    }
+    return KC_OK;
 }
 
 /* Builds a fresh layer on input shapes, or checks a built one's. */
@@ -582,6 +684,11 @@ kc_status kc_add(kc_model *m, kc_layer *layer) {
         st = kc_err(KC_EINVAL, "kc_add: nested model %s has %d inputs and %d outputs; a "
                                "Sequential takes one of each", layer->nested->name,
                     layer->nested->n_inputs, layer->nested->n_outputs);
+    if (!st && !layer->nested && kc_layer_output_count(layer) > 1)
+        st = kc_err(KC_EINVAL, "kc_add: layer %s has %d outputs (return_state, or "
+                               "merge_mode=None); a Sequential takes layers of one output: "
+                               "build a Functional model (kc_call_multi)",
+                    layer->name, kc_layer_output_count(layer));
     if (!st && entry_of(m, layer) >= 0)
         st = kc_err(KC_EINVAL, "kc_add: layer %s is already in this model", layer->name);
     int e = -1;
@@ -613,14 +720,15 @@ kc_status kc_call_multi(kc_layer *layer, kc_tensor *const *xs, int n_in, kc_tens
             st = kc_err_prefix(KC_EINVAL, "kc_call: layer %s: input %d is NULL (the call that "
                                           "should have made it failed)",
                                layer->name[0] ? layer->name : layer->ops->base_name, i);
-    int want_out = layer->nested ? layer->nested->n_outputs : 1;
-    if (!st && n_out != want_out)
-        st = kc_err(KC_EINVAL, "kc_call: layer %s has %d output%s, %d asked for",
-                    layer->name[0] ? layer->name : layer->ops->base_name, want_out,
-                    want_out == 1 ? "" : "s", n_out);
     kc_shape shapes[KC_MAX_LAYER_INPUTS];
     for (int i = 0; !st && i < n_in; i++) shapes[i] = xs[i]->shape;
     if (!st) st = build_layer(layer, shapes, n_in, 0, NULL);
+    int want_out = st ? 1 : kc_layer_output_count(layer);
+    if (!st && (n_out != want_out || n_out > KC_MAX_IO || !outs))
+        st = kc_err(KC_EINVAL, "kc_call: layer %s has %d output%s, %d asked for%s",
+                    layer->name[0] ? layer->name : layer->ops->base_name, want_out,
+                    want_out == 1 ? "" : "s", n_out,
+                    want_out > 1 ? " (kc_call_multi takes them all)" : "");
     sym_call *c = st ? NULL : calloc(1, sizeof *c);
     if (!st && !c) st = kc_err(KC_ENOMEM, "kc_call: out of memory");
     for (int o = 0; !st && o < n_out; o++) {
@@ -629,8 +737,7 @@ kc_status kc_call_multi(kc_layer *layer, kc_tensor *const *xs, int n_in, kc_tens
             st = kc_err(KC_ENOMEM, "kc_call: out of memory");
             break;
         }
-        t->shape = layer->nested ? layer->nested->tensors[layer->nested->outputs[o]].shape
-                                 : layer->decl_out_shape;
+        t->shape = layer_out_shape(layer, o);
         t->call = c;
         t->index = o;
         c->out[o] = t;
@@ -770,6 +877,8 @@ kc_model *kc_functional(kc_tensor *const *inputs, int n_inputs, kc_tensor *const
         int e, first = m->n_nodes;
         if ((st = entry_for(m, c->layer, &e))) break;
         if (c->layer->nested) st = inline_model(m, c->layer->nested, ins, e, outs);
+        else if (kc_layer_output_count(c->layer) > 1)
+            st = add_multi_node(m, c->layer, ins, c->n_in, e, outs);
         else if ((outs[0] = add_node(m, c->layer, ins, c->n_in, c->layer->decl_out_shape, e)) < 0)
             st = KC_ENOMEM;
         if (!st) st = add_callrec(m, e, ins, c->n_in, outs, c->n_out, c->inference, first);
@@ -854,6 +963,8 @@ void kc_model_free(kc_model *m) {
         kc_layer_release(m->layers[i]);
     }
     for (int i = 0; i < m->n_entries; i++) kc_layer_release(m->entries[i].layer);
+    for (int k = 0; k < m->n_nodes; k++)
+        if (kc_is_slice(m->nodes[k].layer)) kc_layer_release(m->nodes[k].layer);
     for (int i = 0; i < m->n_inputs; i++) tensor_release(m->sym_inputs[i]);
     for (int o = 0; o < m->n_outputs; o++) tensor_release(m->sym_outputs[o]);
     free(m->entries);

@@ -424,13 +424,22 @@ static void bwd_rows(void *arg, int64_t b0, int64_t b1) {
 
 void kc_rnn_backward(const kc_rnn_args *a, const float *x, const float *dout, float *dx,
                      float *dW, float *dU, float *db) {
+    kc_rnn_backward_ex(a, x, dout, NULL, NULL, dx, dW, dU, db, NULL, NULL);
+}
+
+void kc_rnn_backward_ex(const kc_rnn_args *a, const float *x, const float *dout,
+                        const float *dh_last, const float *dc_last, float *dx, float *dW,
+                        float *dU, float *db, float *dh0, float *dc0) {
     ws_parts p;
     layout(a, &p);
     const int B = a->B, T = a->T, F = a->F, u = a->u, G = kc_rnn_gates(a->cell), Gu = G * u;
     const int64_t TGu = (int64_t)T * Gu;
     const int gru_ra = a->cell == KC_CELL_GRU && a->reset_after;
-    memset(p.dh, 0, sizeof(float) * (size_t)B * u);
-    memset(p.dc, 0, sizeof(float) * (size_t)B * u);
+    /* the final state's own gradients (return_state) reach it unchanged through masked steps */
+    if (dh_last) memcpy(p.dh, dh_last, sizeof(float) * (size_t)B * u);
+    else memset(p.dh, 0, sizeof(float) * (size_t)B * u);
+    if (dc_last && a->cell == KC_CELL_LSTM) memcpy(p.dc, dc_last, sizeof(float) * (size_t)B * u);
+    else memset(p.dc, 0, sizeof(float) * (size_t)B * u);
     const float *hds = a->rec_dropout ? p.hd : p.hprev; /* the recurrent products' inputs */
     step_ctx sc = {.a = a, .p = &p};
     for (int s = T - 1; s >= 0; s--) {
@@ -461,6 +470,8 @@ void kc_rnn_backward(const kc_rnn_args *a, const float *x, const float *dout, fl
         }
         run_rows(&sc, bwd_rows, 2);
     }
+    if (dh0) memcpy(dh0, p.dh, sizeof(float) * (size_t)B * u);
+    if (dc0 && a->cell == KC_CELL_LSTM) memcpy(dc0, p.dc, sizeof(float) * (size_t)B * u);
     /* the weight gradients: one product each over all B T rows */
     const float *xin = a->in_dropout ? p.xd : x;
     mm(F, Gu, B * T, xin, 1, F, p.xp, Gu, 1, dW, Gu, 0, NULL);

@@ -45,6 +45,11 @@ void kc_rnn_forward(const kc_rnn_args *a, const float *x, const float *h0, const
  * written, from dout (as out) */
 void kc_rnn_backward(const kc_rnn_args *a, const float *x, const float *dout, float *dx,
                      float *dW, float *dU, float *db);
+/* the same with the final state's gradients added (dh_last, dc_last (LSTM): (B, u), NULL for
+ * none), and the initial state's gradients written to dh0, dc0 (optional) */
+void kc_rnn_backward_ex(const kc_rnn_args *a, const float *x, const float *dout,
+                        const float *dh_last, const float *dc_last, float *dx, float *dW,
+                        float *dU, float *db, float *dh0, float *dc0);
 /* activations the recurrent kernels take (derivative from the output) */
 int kc_rnn_act_ok(kc_act act);
 #endif
