@@ -6,6 +6,7 @@
  * represent is refused by name. */
 #include "io.h"
 #include "../layers/custom.h"
+#include "../layers/rnn.h"
 #include "../model/model.h"
 #include <math.h>
 #include <stdlib.h>
@@ -149,7 +150,9 @@ static cJSON *history_json(const kc_model *m, int t, kc_config_style style, int 
 static cJSON *inbound_nodes(const kc_model *m, int e, kc_config_style style) {
     cJSON *nodes = cJSON_CreateArray();
     const kc_entry *en = &m->entries[e];
-    int list = en->model ? en->model->n_inputs > 1 : en->layer->ops->max_inputs > 0;
+    /* a recurrent layer's further inputs are its initial_state (Keras 3: a call kwarg) */
+    int rnn = !en->model && kc_is_rnn(en->layer);
+    int list = en->model ? en->model->n_inputs > 1 : en->layer->ops->max_inputs > 0 && !rnn;
     for (int c = 0; c < m->n_calls; c++) {
         const kc_callrec *call = &m->calls[c];
         if (call->entry != e) continue;
@@ -172,6 +175,11 @@ static cJSON *inbound_nodes(const kc_model *m, int e, kc_config_style style) {
         }
         cJSON *kw = cJSON_AddObjectToObject(node, "kwargs");
         if (call->inference) cJSON_AddFalseToObject(kw, "training");
+        if (rnn && call->n_in > 1) {
+            cJSON *st = cJSON_AddArrayToObject(kw, "initial_state");
+            for (int i = 1; i < call->n_in; i++)
+                cJSON_AddItemToArray(st, history_json(m, call->in[i], style, 0));
+        }
         cJSON_AddItemToArray(nodes, node);
     }
     return nodes;
@@ -523,6 +531,11 @@ static int node_refs(const cJSON *node, const cJSON **refs, int cap, int *traini
         const cJSON *list = cJSON_IsArray(a0) && cJSON_IsObject(cJSON_GetArrayItem(a0, 0)) ? a0 : args;
         const cJSON *r;
         cJSON_ArrayForEach(r, list) if (n < cap && cJSON_IsObject(r)) refs[n++] = r;
+        /* a recurrent layer's initial_state: its further inputs */
+        const cJSON *is = get(kw, "initial_state");
+        if (cJSON_IsObject(is) && n < cap) refs[n++] = is; /* one tensor */
+        else if (cJSON_IsArray(is))
+            cJSON_ArrayForEach(r, is) if (n < cap && cJSON_IsObject(r)) refs[n++] = r;
         return n;
     }
     const cJSON *r;
@@ -539,6 +552,8 @@ static kc_status check_kwargs(const cJSON *node, const char *where) {
     const cJSON *kw = cJSON_IsObject(node) ? get(node, "kwargs") : NULL, *k;
     cJSON_ArrayForEach(k, kw) {
         if (!strcmp(k->string, "training") && cJSON_IsFalse(k)) continue;
+        if (!strcmp(k->string, "initial_state") && (cJSON_IsArray(k) || cJSON_IsObject(k)))
+            continue; /* node_refs reads it */
         if (cJSON_IsNull(k)) continue;
         return kc_err(KC_EFORMAT, "%s: the call's argument '%s' is not supported by kerac", where,
                       k->string);

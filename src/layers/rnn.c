@@ -56,6 +56,18 @@ static kc_status rnn_build(kc_layer *l) {
         return kc_err(KC_EINVAL, "layer %s (%s): dropout and recurrent_dropout must be in [0, 1)",
                       l->name, cls);
     int T = l->in_shape.dims[0], F = l->in_shape.dims[1], u = l->units, G = gates(l);
+    /* initial_state: the states after the sequence, (units) each */
+    if (l->n_in > 1 + n_states(l))
+        return kc_err(KC_EINVAL, "layer %s (%s) takes the sequence and %d initial state%s, "
+                                 "called on %d inputs", l->name, cls, n_states(l),
+                      n_states(l) > 1 ? "s" : "", l->n_in);
+    for (int i = 1; i < l->n_in; i++)
+        if (l->in_shapes[i].rank != 1 || l->in_shapes[i].dims[0] != u) {
+            char buf[64];
+            return kc_err(KC_EINVAL, "layer %s (%s): initial state %d has shape %s; it takes "
+                                     "(%d) (the units)", l->name, cls, i - 1,
+                          kc_shape_str(l->in_shapes[i], buf, sizeof buf), u);
+        }
     l->out_shape = l->rnn->return_sequences ? kc_shape2(T, u) : kc_shape1(u);
     if (l->rnn->return_state) /* the states first: their places stay fixed for a None T */
         l->out_shape = kc_shape1(l->rnn->return_sequences && T == KC_NONE
@@ -126,7 +138,8 @@ static int64_t rnn_scratch(const kc_layer *l, int batch, int parts) {
     kc_forward_ctx c = {.training = 1};
     kc_rnn_args a = kc_rnn_layer_args(l, batch, &c);
     int64_t extra = l->rnn->return_state ? (int64_t)batch * (seq_size(l) + 2 * l->units) : 0;
-    return kc_rnn_workspace(&a) + extra;
+    /* and, last, a zero c for an LSTM given h only */
+    return kc_rnn_workspace(&a) + extra + (int64_t)batch * l->units;
 }
 
 /* return_state: the parts of the scratch after the kernels' workspace */
@@ -159,8 +172,9 @@ static void fill_keep(float *keep, int64_t n, float rate, uint64_t key) {
         keep[i] = kc_dropout_hash((uint32_t)i, k32) >= thr ? scale : 0.0f;
 }
 
-static void rnn_forward(kc_layer *l, const float *in, float *out, int batch,
-                        const kc_forward_ctx *ctx) {
+/* the forward from initial states h_init, c_init (NULL: zeros, or the stateful state) */
+static void rnn_run(kc_layer *l, const float *in, const float *h_init, const float *c_init,
+                    float *out, int batch, const kc_forward_ctx *ctx) {
     struct kc_rnn *r = l->rnn;
     kc_rnn_args a = kc_rnn_layer_args(l, batch, ctx);
     uint64_t key = kc_dropout_key(l, ctx);
@@ -184,13 +198,14 @@ static void rnn_forward(kc_layer *l, const float *in, float *out, int batch,
             c0 = r->cell == KC_CELL_LSTM ? r->state + (size_t)batch * l->units : NULL;
         }
     }
+    const float *hi = h_init ? h_init : h0, *ci = h_init ? c_init : c0;
     if (!r->return_state) {
-        kc_rnn_forward(&a, in, h0, c0, out, h0, c0);
+        kc_rnn_forward(&a, in, hi, ci, out, h0, c0);
         return;
     }
     float *seq, *hb, *cb;
     state_bufs(l, &a, &seq, &hb, &cb);
-    kc_rnn_forward(&a, in, h0, c0, seq, hb, cb);
+    kc_rnn_forward(&a, in, hi, ci, seq, hb, cb);
     int64_t u = l->units, ns = n_states(l), sq = seq_size(l), row = ns * u + sq;
     size_t su = sizeof(float) * (size_t)u;
     for (int b = 0; b < batch; b++) {
@@ -203,13 +218,19 @@ static void rnn_forward(kc_layer *l, const float *in, float *out, int batch,
     if (c0) memcpy(c0, cb, su * (size_t)batch);
 }
 
-static void rnn_backward(kc_layer *l, const float *in, const float *out, float *dout, float *din,
-                         int batch, int dout_is_preactivation, const kc_forward_ctx *ctx) {
+static void rnn_forward(kc_layer *l, const float *in, float *out, int batch,
+                        const kc_forward_ctx *ctx) {
+    rnn_run(l, in, NULL, NULL, out, batch, ctx);
+}
+
+/* the backward, the initial states' gradients into dh0, dc0 (optional) */
+static void rnn_back(kc_layer *l, const float *in, const float *dout, float *din, float *dh0,
+                     float *dc0, int batch, const kc_forward_ctx *ctx) {
     kc_rnn_args a = kc_rnn_layer_args(l, batch, ctx);
     int64_t wsz = (int64_t)a.F * gates(l) * l->units;
     if (!l->rnn->return_state) {
-        kc_rnn_backward(&a, in, dout, din, l->dkernel, l->dkernel + wsz,
-                        l->no_bias ? NULL : l->dbias);
+        kc_rnn_backward_ex(&a, in, dout, NULL, NULL, din, l->dkernel, l->dkernel + wsz,
+                           l->no_bias ? NULL : l->dbias, dh0, dc0);
         return;
     }
     /* dout is [dh(, dc), doutput] per sample: apart for the kernel */
@@ -224,7 +245,35 @@ static void rnn_backward(kc_layer *l, const float *in, const float *out, float *
         memcpy(dseq + (int64_t)b * sq, d + ns * u, sizeof(float) * (size_t)sq);
     }
     kc_rnn_backward_ex(&a, in, dseq, dh, ns == 2 ? dc : NULL, din, l->dkernel, l->dkernel + wsz,
-                       l->no_bias ? NULL : l->dbias, NULL, NULL);
+                       l->no_bias ? NULL : l->dbias, dh0, dc0);
+}
+
+static void rnn_backward(kc_layer *l, const float *in, const float *out, float *dout, float *din,
+                         int batch, int dout_is_preactivation, const kc_forward_ctx *ctx) {
+    rnn_back(l, in, dout, din, NULL, NULL, batch, ctx);
+}
+
+/* initial_state: the sequence, then h (and c, LSTM); a state not given starts at zeros */
+static void rnn_forward_n(kc_layer *l, const float *const *in, float *out, int batch,
+                          const kc_forward_ctx *ctx) {
+    if (l->n_in == 1) {
+        rnn_run(l, in[0], NULL, NULL, out, batch, ctx);
+        return;
+    }
+    /* an LSTM given h only: c from zeros (scratch after the rest) */
+    float *zc = NULL;
+    if (l->rnn->cell == KC_CELL_LSTM && l->n_in == 2) {
+        zc = l->scratch + rnn_scratch(l, batch, 1) - (int64_t)batch * l->units;
+        memset(zc, 0, sizeof(float) * (size_t)batch * l->units);
+    }
+    rnn_run(l, in[0], in[1], l->n_in > 2 ? in[2] : zc, out, batch, ctx);
+}
+
+static void rnn_backward_n(kc_layer *l, const float *const *in, const float *out,
+                           const float *dout, float *const *din, int batch,
+                           const kc_forward_ctx *ctx) {
+    rnn_back(l, in[0], dout, din[0], l->n_in > 1 ? din[1] : NULL, l->n_in > 2 ? din[2] : NULL,
+             batch, ctx);
 }
 
 static void rnn_destroy(kc_layer *l) {
@@ -390,7 +439,7 @@ static int rnn_weights(const kc_layer *l, kc_weight_desc *w) {
 
 static const char *rnn_k3_group(const kc_layer *l, int i) { return "cell"; }
 
-#define RNN_OPS(var, type, base, from)                                                          \
+#define RNN_OPS(var, type, base, from, max_in)                                                  \
     const kc_layer_ops var = {.type_name = type,                                               \
                               .base_name = base,                                               \
                               .build = rnn_build,                                              \
@@ -398,6 +447,10 @@ static const char *rnn_k3_group(const kc_layer *l, int i) { return "cell"; }
                               .forward = rnn_forward,                                          \
                               .backward = rnn_backward,                                        \
                               .scratch_size = rnn_scratch,                                     \
+                              .forward_n = rnn_forward_n,                                      \
+                              .backward_n = rnn_backward_n,                                    \
+                              .min_inputs = 1,                                                 \
+                              .max_inputs = max_in,                                            \
                               .supports_masking = 1,                                           \
                               .compute_mask = rnn_compute_mask,                                \
                               .allows_none = 1,                                                \
@@ -405,9 +458,9 @@ static const char *rnn_k3_group(const kc_layer *l, int i) { return "cell"; }
                               .n_outputs = rnn_n_outputs,                                      \
                               .output_part = rnn_output_part,                                  \
                               .io = {from, rnn_to, rnn_weights, NULL, rnn_k3_group}};
-RNN_OPS(kc_simple_rnn_ops, "SimpleRNN", "simple_rnn", simple_from)
-RNN_OPS(kc_lstm_ops, "LSTM", "lstm", lstm_from)
-RNN_OPS(kc_gru_ops, "GRU", "gru", gru_from)
+RNN_OPS(kc_simple_rnn_ops, "SimpleRNN", "simple_rnn", simple_from, 2)
+RNN_OPS(kc_lstm_ops, "LSTM", "lstm", lstm_from, 3)
+RNN_OPS(kc_gru_ops, "GRU", "gru", gru_from, 2)
 
 static kc_act act_opt(kc_act a, kc_act dflt) { return a == 0 ? dflt : a == KC_RNN_LINEAR ? KC_LINEAR : a; }
 
