@@ -410,7 +410,7 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
         const kc_node *n = &m->nodes[k];
         if (n->skip) continue;
         kc_tval *dv = &m->tensors[n->write_to];
-        if (!dv->needs_grad) continue;
+        if (!dv->needs_grad || dv->grad_slot < 0) continue; /* read by nothing: no gradient */
         kc_layer *l = enter(m, n);
         float *dout = m->grad_pool[dv->grad_slot];
         int64_t out_count = (int64_t)batch * dv->size;

@@ -136,7 +136,8 @@ void kc_model_plan(kc_model *m) {
         kc_node *n = &m->nodes[k];
         if (n->skip) continue;
         int d = n->write_to;
-        if (!m->tensors[d].needs_grad) continue;
+        /* an output nothing reads (a slice of a layer's several outputs) gets no gradient */
+        if (!m->tensors[d].needs_grad || m->tensors[d].grad_slot < 0) continue;
         int written = 0;
         for (int i = 0; i < n->n_in; i++) {
             kc_tval *v = &m->tensors[n->in[i]];

@@ -1,0 +1,175 @@
+/* test_rstate.c: the recurrent layers' return_state and initial_state, and Bidirectional's
+ * merge_mode=None, against Keras 3 (tests/gen_keras_rstate_fixtures.py writes the fixtures):
+ * each model loaded from Keras 3's .keras and .h5 predicts as Keras, its loss gradient wrt every
+ * weight and one SGD step agree, and kerac's saves load back equal. The C API: kc_call_multi
+ * with the outputs, initial_state as further inputs, and what is refused. */
+#include "testutil.h"
+#include "fixture.h"
+#include <math.h>
+
+#define FIX "tests/fixtures/rstate/"
+#define B 3
+
+static void expect_close(const char *what, const float *got, const float *want, long n,
+                         double tol) {
+    double worst = 0;
+    for (long i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - want[i]) / fmax(1.0, fabs(want[i]));
+        if (err > worst) worst = err;
+        cr_expect(err <= tol, "%s[%ld]: %.9g, Keras %.9g", what, i, got[i], want[i]);
+    }
+    cr_log_info("%s: worst relative error %.3g", what, worst);
+}
+
+static void inputs_of(const fixture *f, const float **x, int *n) {
+    *n = 0;
+    char nm[8];
+    for (int i = 0; i < 4; i++) {
+        snprintf(nm, sizeof nm, "x%d", i);
+        const tensor *t = tu_fixture_find(f, nm);
+        if (t) x[(*n)++] = t->data;
+    }
+}
+
+static void check_predict(kc_model *m, const fixture *f, const char *what) {
+    const float *x[4];
+    int n;
+    inputs_of(f, x, &n);
+    cr_assert_eq(kc_model_input_count(m), n, "%s: inputs", what);
+    const tensor *want = tu_fixture_get(f, "output");
+    float *out = malloc(sizeof(float) * (size_t)want->count);
+    KC_CHECK(kc_predict_multi(m, x, B, (float *const[]){out}));
+    expect_close(what, out, want->data, want->count, 1e-5);
+    free(out);
+}
+
+static void check_case(const char *name, const char *ext) {
+    char path[256], what[300];
+    snprintf(path, sizeof path, FIX "%s.txt", name);
+    fixture f;
+    tu_fixture_load(path, &f);
+    snprintf(path, sizeof path, FIX "%s%s", name, ext);
+    kc_model *m;
+    KC_CHECK(kc_load(path, &m));
+    int64_t n = kc_count_params(m);
+    const tensor *tw = tu_fixture_get(&f, "weights");
+    cr_assert_eq(n, tw->count, "%s: %lld weights, Keras %ld", path, (long long)n, tw->count);
+    float *w = malloc(sizeof(float) * (size_t)n), *g = malloc(sizeof(float) * (size_t)n);
+    KC_CHECK(kc_get_weights(m, w, n));
+    for (int64_t k = 0; k < n; k++) cr_assert_eq(w[k], tw->data[k], "%s: weight %lld", path, (long long)k);
+    snprintf(what, sizeof what, "%s: predict", path);
+    check_predict(m, &f, what);
+    /* MSE's loss and gradients, then one SGD(0.1) step */
+    KC_CHECK(kc_compile(m, KC_MEAN_SQUARED_ERROR, kc_sgd(&(kc_sgd_opts){.learning_rate = 0.1f}), 0));
+    const float *x[4];
+    int nx;
+    inputs_of(&f, x, &nx);
+    const float *y[1] = {tu_fixture_get(&f, "y")->data};
+    double loss;
+    KC_CHECK(kc_compute_gradients_multi(m, x, y, B, 1, &loss, g, n));
+    double want_loss = tu_fixture_get(&f, "loss")->data[0];
+    cr_expect(fabs(loss - want_loss) <= 1e-5 * fmax(1.0, fabs(want_loss)), "%s: loss %.9g, Keras %.9g",
+              path, loss, want_loss);
+    snprintf(what, sizeof what, "%s: grads", path);
+    expect_close(what, g, tu_fixture_get(&f, "grads")->data, n, 1e-5);
+    KC_CHECK(kc_train_on_batch_multi(m, x, y, B, NULL));
+    KC_CHECK(kc_get_weights(m, w, n));
+    snprintf(what, sizeof what, "%s: after_sgd", path);
+    expect_close(what, w, tu_fixture_get(&f, "after_sgd")->data, n, 1e-5);
+    kc_model_free(m);
+    /* kerac's saves load back equal (and, with KERAC_RSTATE_SAVE_DIR, are kept for Keras 3's
+     * check: gen_keras_rstate_fixtures.py check DIR) */
+    const char *keep = getenv("KERAC_RSTATE_SAVE_DIR");
+    const char *exts[] = {".keras", ".h5"};
+    for (int e = 0; e < 2; e++) {
+        kc_model *a, *b;
+        KC_CHECK(kc_load(path, &a));
+        char out[512];
+        snprintf(out, sizeof out, "%s/%s%s", keep ? keep : tu_tmpdir(), name, exts[e]);
+        KC_CHECK(kc_save(a, out));
+        KC_CHECK(kc_load(out, &b));
+        snprintf(what, sizeof what, "%s saved by kerac as %s", path, exts[e]);
+        check_predict(b, &f, what);
+        cr_expect_eq(kc_count_params(a), kc_count_params(b));
+        kc_model_free(a);
+        kc_model_free(b);
+    }
+    free(w);
+    free(g);
+    tu_fixture_free(&f);
+}
+
+#define CASE(name)                                                                           \
+    Test(rstate_keras3, name) { check_case(#name, ".keras"); }                                \
+    Test(rstate_keras3_h5, name) { check_case(#name, ".h5"); }
+CASE(enc_lstm)
+CASE(gru_seq)
+CASE(bidi_none)
+CASE(seq2seq)
+
+/* the C API: outputs and shapes, initial_state, and the refusals */
+Test(rstate_api, outputs_and_refusals) {
+    kc_tensor *x = kc_input(kc_shape2(5, 3));
+    kc_tensor *o[3];
+    kc_layer *lstm = kc_lstm(4, &(kc_rnn_opts){.return_state = 1, .return_sequences = 1});
+    KC_CHECK(kc_call_multi(lstm, &x, 1, o, 3));
+    kc_tensor *o2[2];
+    KC_EXPECT_ERR(kc_call_multi(lstm, &x, 1, o2, 2), KC_EINVAL, "3 outputs"); /* held: kept */
+    kc_shape s0 = kc_tensor_shape(o[0]), s1 = kc_tensor_shape(o[1]), s2 = kc_tensor_shape(o[2]);
+    cr_expect(s0.rank == 2 && s0.dims[0] == 5 && s0.dims[1] == 4);
+    cr_expect(s1.rank == 1 && s1.dims[0] == 4 && s2.rank == 1 && s2.dims[0] == 4);
+    /* initial_state: the decoder takes h and c */
+    kc_tensor *y = kc_input(kc_shape2(2, 3));
+    kc_tensor *dec_out;
+    KC_CHECK(kc_call_multi(kc_lstm(4, NULL), (kc_tensor *[]){y, o[1], o[2]}, 3, &dec_out, 1));
+    kc_tensor *bad;
+    KC_EXPECT_ERR(kc_call_multi(kc_gru(4, NULL), (kc_tensor *[]){y, o[1], o[2]}, 3, &bad, 1),
+                  KC_EINVAL, "at least 1 input");
+    KC_EXPECT_ERR(kc_call_multi(kc_gru(3, NULL), (kc_tensor *[]){y, o[1]}, 2, &bad, 1), KC_EINVAL,
+                  "initial state 0 has shape");
+    kc_model *m = kc_functional((kc_tensor *[]){x, y}, 2, (kc_tensor *[]){dec_out, o[0]}, 2);
+    cr_assert_not_null(m, "%s", kc_last_error());
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    KC_CHECK(kc_summary(m, mem));
+    fclose(mem);
+    cr_expect(strstr(buf, "[(None, 5, 4),") != NULL, "summary:\n%s", buf);
+    free(buf);
+    kc_model_free(m);
+    /* Sequential takes layers of one output; Bidirectional no return_state */
+    kc_model *s = kc_sequential(kc_shape2(5, 3));
+    KC_EXPECT_ERR(kc_add(s, kc_gru(2, &(kc_rnn_opts){.return_state = 1})), KC_EINVAL,
+                  "outputs");
+    kc_model_free(s);
+    cr_expect_null(kc_bidirectional(kc_gru(2, &(kc_rnn_opts){.return_state = 1}),
+                                    KC_MERGE_CONCAT, NULL));
+}
+
+/* a None length: the sequence output's slice follows the bound length */
+Test(rstate_api, none_length) {
+    kc_tensor *x = kc_input(kc_shape2(KC_NONE, 2));
+    kc_tensor *o[2], *b[2];
+    KC_CHECK(kc_call_multi(kc_gru(3, &(kc_rnn_opts){.return_state = 1, .return_sequences = 1}),
+                           &x, 1, o, 2));
+    KC_CHECK(kc_call_multi(kc_bidirectional(kc_simple_rnn(2, &(kc_rnn_opts){.return_sequences = 1}),
+                                            KC_MERGE_NONE, NULL),
+                           &o[0], 1, b, 2));
+    kc_model *m = kc_functional(&x, 1, (kc_tensor *[]){b[1], o[1]}, 2);
+    cr_assert_not_null(m, "%s", kc_last_error());
+    float xs[2 * 4 * 2];
+    for (int i = 0; i < 16; i++) xs[i] = 0.1f * (float)(i % 7) - 0.3f;
+    float out0[2 * 4 * 2], out1[2 * 3];
+    kc_array arr = {.shape = kc_shape2(4, 2), .dtype = KC_FLOAT32, .data = xs};
+    KC_CHECK(kc_predict_ex(m, &arr, 2, (float *const[]){out0, out1}, NULL));
+    /* the state is the sequence's last step */
+    kc_model *seq = kc_functional(&x, 1, &o[0], 1);
+    cr_assert_not_null(seq, "%s", kc_last_error());
+    float full[2 * 4 * 3];
+    KC_CHECK(kc_predict_ex(seq, &arr, 2, (float *const[]){full}, NULL));
+    for (int bi = 0; bi < 2; bi++)
+        for (int j = 0; j < 3; j++)
+            cr_expect_float_eq(out1[bi * 3 + j], full[bi * 12 + 9 + j], 1e-6);
+    kc_model_free(seq);
+    kc_model_free(m);
+}
