@@ -78,6 +78,8 @@ def write_tensor(f, name, values):
 def read_fixture(path):
     out, name, left, vals = {}, None, 0, []
     for line in open(path):
+        if line.startswith("#"):
+            continue
         if line.startswith("tensor "):
             _, name, n = line.split()
             left, vals = int(n), []

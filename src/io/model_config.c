@@ -67,7 +67,14 @@ static cJSON *leaf_item(const kc_layer *l, kc_config_style style) {
                      : kc_cfg_wrap("keras.layers", l->ops->type_name, lc, style);
     if (style == KC_CONFIG_KERAS3) {
         cJSON *bc = cJSON_AddObjectToObject(item, "build_config");
-        if (l->n_in > 1) {
+        if (l->n_in > 1 && kc_is_rnn(l)) {
+            /* Keras 3's RNN built with initial_state: its shapes_dict */
+            cJSON *sd = cJSON_AddObjectToObject(bc, "shapes_dict");
+            cJSON_AddItemToObject(sd, "sequences_shape", kc_cfg_batch_shape(l->decl_in_shapes[0]));
+            cJSON *is = cJSON_AddArrayToObject(sd, "initial_state_shape");
+            for (int i = 1; i < l->n_in; i++)
+                cJSON_AddItemToArray(is, kc_cfg_batch_shape(l->decl_in_shapes[i]));
+        } else if (l->n_in > 1) {
             cJSON *shapes = cJSON_AddArrayToObject(bc, "input_shape");
             for (int i = 0; i < l->n_in; i++)
                 cJSON_AddItemToArray(shapes, kc_cfg_batch_shape(l->decl_in_shapes[i]));

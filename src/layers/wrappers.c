@@ -52,6 +52,7 @@ static void wrap_init(kc_layer *l, kc_rng *rng) {
 static kc_status build_inner(kc_layer *l, kc_layer *in, kc_shape shape) {
     in->in_shape = shape;
     in->in_shapes[0] = shape;
+    in->decl_in_shapes[0] = l->decl_in_shapes[0]; /* its build_config in Keras 3's files */
     in->in_size = in->in_sizes[0] = kc_shape_size(shape);
     in->n_in = 1;
     if (in->trainable_count == 0 && in->ops->build) in->trainable_count = -1;
