@@ -35,8 +35,28 @@ static int64_t entry_params(const kc_model *m, const kc_entry *e, int trainable_
 static kc_shape entry_shape(const kc_model *m, int e) {
     kc_shape s = {0};
     for (int k = 0; k < m->n_nodes; k++)
-        if (m->nodes[k].nest == e) s = m->tensors[m->nodes[k].out].shape;
+        if (m->nodes[k].nest == e && !kc_is_slice(m->nodes[k].layer))
+            s = m->tensors[m->nodes[k].out].shape;
     return s;
+}
+
+/* entry e's output shapes, as tf.keras 2.15 prints them: "(None, 4)", or for a layer of several
+ * outputs a list, an item a line ("[(None, 4),", " (None, 4)]"); returns the lines */
+static int entry_shape_lines(const kc_model *m, int e, char lines[][96], int cap) {
+    const kc_callrec *call = NULL;
+    for (int c = 0; c < m->n_calls && !call; c++)
+        if (m->calls[c].entry == e) call = &m->calls[c];
+    if (!call || call->n_out == 1 || m->entries[e].model) {
+        batch_shape_str(entry_shape(m, e), lines[0], 96);
+        return 1;
+    }
+    int n = call->n_out < cap ? call->n_out : cap;
+    for (int o = 0; o < n; o++) {
+        char one[80];
+        batch_shape_str(m->tensors[call->out[o]].shape, one, sizeof one);
+        snprintf(lines[o], 96, "%s%s%s", o ? " " : "[", one, o + 1 == n ? "]" : ",");
+    }
+    return n;
 }
 
 /* "name[node][index]": the call that produced tensor t (Keras's inbound node), or an input */
@@ -101,7 +121,13 @@ static int sequential_like(const kc_model *m) {
     if (m->n_inputs != 1 || m->n_outputs != 1) return 0;
     int prev = m->inputs[0];
     for (int c = 0; c < m->n_calls; c++) {
-        if (m->calls[c].n_in != 1 || m->calls[c].in[0] != prev || m->calls[c].n_out != 1 ||
+        /* after a layer of several outputs (return_state), any of them (tf.keras 2.15 looks at
+         * the inputs only) */
+        int from_prev = m->calls[c].in[0] == prev;
+        for (int o = 1; c && o < m->calls[c - 1].n_out; o++)
+            from_prev |= m->calls[c].in[0] == m->calls[c - 1].out[o];
+        if (m->calls[c].n_in != 1 || !from_prev ||
+            (m->calls[c].n_out != 1 && m->entries[m->calls[c].entry].model) ||
             kc_model_call_number(m, c) > 0)
             return 0;
         prev = m->calls[c].out[0];
@@ -139,10 +165,12 @@ static kc_status functional_summary(kc_model *m, FILE *out) {
     for (int e = 0; e < m->n_entries; e++) {
         const kc_entry *en = &m->entries[e];
         snprintf(name, sizeof name, "%s (%s)", en->layer->name, en->layer->ops->type_name);
-        batch_shape_str(entry_shape(m, e), shape, sizeof shape);
+        char shapes[KC_MAX_IO][96];
+        int n_shapes = entry_shape_lines(m, e, shapes, KC_MAX_IO);
         snprintf(params, sizeof params, "%lld", (long long)entry_params(m, en, 0));
-        /* every call's inputs as one Python list, an item a line */
-        int total = 0, printed = 0;
+        /* every call's inputs as one Python list, an item a line, beside the output shapes
+         * (several: a list, an item a line) */
+        int total = 0, printed = 0, rows = 0;
         for (int c = 0; c < m->n_calls; c++)
             if (m->calls[c].entry == e) total += m->calls[c].n_in;
         for (int c = 0; c < m->n_calls; c++) {
@@ -152,11 +180,14 @@ static kc_status functional_summary(kc_model *m, FILE *out) {
                 tensor_ref(m, call->in[i], ref, sizeof ref);
                 snprintf(conn, sizeof conn, "%s'%s'%s", printed ? " " : "[", ref,
                          printed + 1 == total ? "]" : ",");
-                if (!printed++) frow(out, name, shape, params, conn);
-                else frow(out, "", "", "", conn);
+                const char *sh = rows < n_shapes ? shapes[rows] : "";
+                if (!printed++) frow(out, name, sh, params, conn);
+                else frow(out, "", sh, "", conn);
+                rows++;
             }
         }
-        if (!printed) frow(out, name, shape, params, "[]");
+        if (!printed) frow(out, name, shapes[0], params, "[]"), rows++;
+        for (; rows < n_shapes; rows++) frow(out, "", shapes[rows], "", "");
         fprintf(out, "%s\n", blank);
     }
     int64_t trainable = 0;
