@@ -5,10 +5,13 @@ initial_state and Bidirectional(merge_mode=None) (tests/test_rstate.c).
 How to run (from the repository root):
     KERAS_BACKEND=jax /work/venvs/k3/bin/python tests/gen_keras_rstate_fixtures.py
     KERAS_BACKEND=jax /work/venvs/k3/bin/python tests/gen_keras_rstate_fixtures.py check DIR
-The first writes tests/fixtures/rstate/<case>.keras, <case>.h5 (Keras 3's legacy HDF5) and
-<case>.txt per case; "check DIR" loads kerac's saves DIR/<case>.keras and DIR/<case>.h5 (written
-by tests/test_rstate.c when KERAC_RSTATE_SAVE_DIR is set) in Keras 3 and compares their
-predictions with the fixtures'.
+    /work/venvs/tf2/bin/python tests/gen_keras_rstate_fixtures.py            # tf.keras 2.15
+    /work/venvs/tf2/bin/python tests/gen_keras_rstate_fixtures.py check DIR
+With Keras 3 the first writes tests/fixtures/rstate/<case>.keras, <case>.h5 (Keras 3's legacy
+HDF5) and <case>.txt per case; with tf.keras 2 it writes <case>.tf2.h5 and <case>.tf2.txt (the
+inputs and the predictions only). "check DIR" loads kerac's saves DIR/<case>.keras and
+DIR/<case>.h5 (written by tests/test_rstate.c when KERAC_RSTATE_SAVE_DIR is set) in that Keras
+(tf.keras 2: the .h5 only) and compares their predictions with the fixtures'.
 
 <case>.txt: lines "tensor NAME COUNT" and the values (8 a line, %.9g):
     x<i>       each input's batch
@@ -90,7 +93,29 @@ def read_fixture(path):
     return out
 
 
+TF2 = keras.__version__.startswith("2.")
+
+
+def gen_tf2(name):
+    model, in_shapes = CASES[name]()
+    rng = np.random.default_rng(len(name) * 31 + 5)
+    model.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32)
+                       for w in model.get_weights()])
+    xs = [rng.normal(0, 1, (B,) + s).astype(np.float32) for s in in_shapes]
+    pred = np.asarray(model.predict(xs if len(xs) > 1 else xs[0], verbose=0))
+    os.makedirs(OUT, exist_ok=True)
+    model.save(os.path.join(OUT, name + ".tf2.h5"), save_format="h5")
+    with open(os.path.join(OUT, name + ".tf2.txt"), "w") as f:
+        f.write(f"# kerac rstate fixture '{name}': tf.keras {keras.__version__}\n")
+        for i, x in enumerate(xs):
+            write_tensor(f, f"x{i}", x)
+        write_tensor(f, "output", pred)
+    print(name, "tf2", pred.shape)
+
+
 def gen(name):
+    if TF2:
+        return gen_tf2(name)
     import jax
     model, in_shapes = CASES[name]()
     rng = np.random.default_rng(len(name) * 31 + 5)
@@ -132,10 +157,10 @@ def gen(name):
 def check(d):
     bad = 0
     for name in CASES:
-        fx = read_fixture(os.path.join(OUT, name + ".txt"))
+        fx = read_fixture(os.path.join(OUT, name + (".tf2.txt" if TF2 else ".txt")))
         xs = [fx[k].reshape((B,) + s) for k, s in
               zip(sorted(k for k in fx if k.startswith("x")), CASES[name]()[1])]
-        for ext in (".keras", ".h5"):
+        for ext in (".h5",) if TF2 else (".keras", ".h5"):
             p = os.path.join(d, name + ext)
             if not os.path.exists(p):
                 print(name + ext, "missing")
@@ -144,7 +169,8 @@ def check(d):
             m = keras.saving.load_model(p)
             got = np.asarray(m.predict(xs if len(xs) > 1 else xs[0], verbose=0)).ravel()
             err = float(np.max(np.abs(got - fx["output"])))
-            print(f"{name}{ext}: Keras 3 loads kerac's save, max |diff| {err:.3g}")
+            print(f"{name}{ext}: Keras {keras.__version__} loads kerac's save, "
+                  f"max |diff| {err:.3g}")
             bad += err > 1e-5
     sys.exit(1 if bad else 0)
 
