@@ -74,9 +74,12 @@ static kc_status td_build(kc_layer *l) {
                                  "(timesteps, ...), got %s",
                       l->name, kc_shape_str(l->in_shape, buf, sizeof buf));
     }
-    if (in->ops->forward_n || !in->ops->forward)
+    /* a recurrent layer takes one input here (its initial_state is for calls of its own) */
+    if ((in->ops->forward_n && !kc_is_rnn(in)) || !in->ops->forward ||
+        kc_layer_output_count(in) > 1)
         return kc_err(KC_EINVAL, "layer %s (TimeDistributed): the inner layer %s (%s) must take "
-                                 "one input", l->name, in->name, in->ops->type_name);
+                                 "one input and have one output", l->name, in->name,
+                      in->ops->type_name);
     kc_shape s = {.rank = l->in_shape.rank - 1};
     for (int i = 1; i < l->in_shape.rank; i++) s.dims[i - 1] = l->in_shape.dims[i];
     kc_status st = build_inner(l, in, s);
@@ -341,10 +344,8 @@ static kc_shape bi_output_part(const kc_layer *l, int o, int64_t *head, int64_t 
 
 static int bi_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *out_mask,
                            int batch) {
-    /* merge_mode=None: the outputs are slices, which carry no mask in kerac */
-    if (!in_mask || !kc_rnn_return_sequences(l->wrap->inner[0]) ||
-        l->wrap->merge == KC_MERGE_NONE)
-        return 0;
+    /* merge_mode=None: the two outputs' slices pass this mask on (rows of the same steps) */
+    if (!in_mask || !kc_rnn_return_sequences(l->wrap->inner[0])) return 0;
     if (out_mask) memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
     return 1;
 }

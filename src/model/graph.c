@@ -255,6 +255,9 @@ static const kc_layer_ops slice_ops = {.type_name = "Slice",
                                        .init = kc_no_init,
                                        .forward = slice_forward,
                                        .backward = slice_backward,
+                                       /* a column slice's rows are its input's: the mask
+                                        * passes on (a flat one's input carries none) */
+                                       .supports_masking = 1,
                                        .allows_none = 1};
 
 int kc_is_slice(const kc_layer *l) { return l && l->ops == &slice_ops; }
