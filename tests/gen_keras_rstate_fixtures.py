@@ -58,6 +58,17 @@ def bidi_none():
                        name="bidi_none"), [(5, 3)]
 
 
+def bidi_state():
+    x = keras.Input((5, 3), name="x")
+    f, b, fh, fc, bh, bc = L.Bidirectional(
+        L.LSTM(3, return_sequences=True, return_state=True, name="lstm"), merge_mode=None,
+        name="bi")(x)
+    o, gf, gb = L.Bidirectional(L.GRU(2, return_state=True, name="gru"), name="bi2")(f)
+    flat = L.Flatten(name="flat")(L.Concatenate(name="fb")([f, b]))
+    cat = L.Concatenate(name="cat")([flat, fh, fc, bh, bc, o, gf, gb])
+    return keras.Model(x, L.Dense(2, name="head")(cat), name="bidi_state"), [(5, 3)]
+
+
 def bidi_mask():
     x = keras.Input((5, 3), name="x")
     m = L.Masking(name="masking")(x)
@@ -78,7 +89,7 @@ def seq2seq():
 
 
 CASES = {"enc_lstm": enc_lstm, "gru_seq": gru_seq, "bidi_none": bidi_none, "seq2seq": seq2seq,
-         "bidi_mask": bidi_mask}
+         "bidi_mask": bidi_mask, "bidi_state": bidi_state}
 
 
 def masked(name, xs):

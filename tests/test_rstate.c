@@ -132,6 +132,7 @@ CASE(enc_lstm)
 CASE(gru_seq)
 CASE(bidi_none)
 CASE(seq2seq)
+CASE(bidi_state)
 
 /* the C API: outputs and shapes, initial_state, and the refusals */
 Test(rstate_api, outputs_and_refusals) {
@@ -168,13 +169,13 @@ Test(rstate_api, outputs_and_refusals) {
               "summary:\n%s", buf);
     free(buf);
     kc_model_free(m);
-    /* Sequential takes layers of one output; Bidirectional no return_state */
+    /* Sequential takes layers of one output; Bidirectional's two layers return_state alike */
     kc_model *s = kc_sequential(kc_shape2(5, 3));
     KC_EXPECT_ERR(kc_add(s, kc_gru(2, &(kc_rnn_opts){.return_state = 1})), KC_EINVAL,
                   "outputs");
     kc_model_free(s);
     cr_expect_null(kc_bidirectional(kc_gru(2, &(kc_rnn_opts){.return_state = 1}),
-                                    KC_MERGE_CONCAT, NULL));
+                                    KC_MERGE_CONCAT, kc_gru(2, NULL)));
 }
 
 /* a None length: the sequence output's slice follows the bound length */

@@ -129,11 +129,12 @@ typedef struct {
      * all its outputs side by side per sample (n_outputs reads only the layer's options, so it
      * answers before build); output_part gives output o's declared shape
      * (from decl_in_shapes) and where it lies: *row 0: the out_size values from *head on of
-     * the flat sample; *row > 0: the sample is rows of *row values and output o is columns
-     * [*head, *head + its last dimension) of every row. Both stay fixed when a None length is
-     * bound. The graph records the call with one slice node per output (graph.c). */
+     * the flat sample; *row > 0: after the sample's first *base values come rows of *row
+     * values, and output o is columns [*head, *head + its last dimension) of every row. All
+     * stay fixed when a None length is bound. The graph records the call with one slice node per output (graph.c). */
     int (*n_outputs)(const kc_layer *layer);
-    kc_shape (*output_part)(const kc_layer *layer, int o, int64_t *head, int64_t *row);
+    kc_shape (*output_part)(const kc_layer *layer, int o, int64_t *head, int64_t *row,
+                            int64_t *base);
     /* its Keras config and variables; a class without to_config (a nested model's) is not
      * saved as a layer */
     kc_layer_io io;

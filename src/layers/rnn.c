@@ -153,9 +153,10 @@ static int rnn_n_outputs(const kc_layer *l) {
     return l->rnn->return_state ? 1 + n_states(l) : 1;
 }
 
-static kc_shape rnn_output_part(const kc_layer *l, int o, int64_t *head, int64_t *row) {
+static kc_shape rnn_output_part(const kc_layer *l, int o, int64_t *head, int64_t *row,
+                                int64_t *base) {
     int64_t u = l->units, T = l->decl_in_shapes[0].dims[0];
-    *row = 0;
+    *row = *base = 0;
     if (o == 0) {
         *head = n_states(l) * u;
         return l->rnn->return_sequences ? kc_shape2(T, u) : kc_shape1(u);
@@ -507,6 +508,7 @@ kc_layer *kc_gru(int units, const kc_rnn_opts *o) {
 
 int kc_is_rnn(const kc_layer *l) { return l && l->rnn != NULL; }
 int kc_rnn_return_sequences(const kc_layer *l) { return l->rnn->return_sequences; }
+int kc_rnn_state_count(const kc_layer *l) { return l->rnn->return_state ? n_states(l) : 0; }
 const char *kc_rnn_cell_name(const kc_layer *l) {
     return l->rnn->cell == KC_CELL_LSTM ? "lstm_cell"
            : l->rnn->cell == KC_CELL_GRU ? "gru_cell"
@@ -526,7 +528,8 @@ kc_layer *kc_rnn_copy(const kc_layer *l, int flip) {
                      .go_backwards = flip ? !r->go_backwards : r->go_backwards,
                      .stateful = r->stateful,
                      .dropout = r->dropout,
-                     .recurrent_dropout = r->rec_dropout};
+                     .recurrent_dropout = r->rec_dropout,
+                     .return_state = r->return_state};
     kc_layer *c = rnn_new(l->ops, r->cell, l->units, &o);
     if (c) c->rnn->unroll = r->unroll, c->rnn->zero_output = r->zero_output;
     return c;

@@ -9,6 +9,8 @@ kc_rnn_args kc_rnn_layer_args(const kc_layer *l, int batch, const kc_forward_ctx
 /* 1 for SimpleRNN, LSTM, GRU */
 int kc_is_rnn(const kc_layer *l);
 int kc_rnn_return_sequences(const kc_layer *l);
+/* the states a call returns: 0 without return_state, else 1 (2 for LSTM: h, c) */
+int kc_rnn_state_count(const kc_layer *l);
 /* a new layer of l's class and options (its weights not copied), go_backwards flipped when
  * flip; NULL when out of memory */
 kc_layer *kc_rnn_copy(const kc_layer *l, int flip);

@@ -212,9 +212,19 @@ static kc_status bi_build(kc_layer *l) {
         (!concat_like(w) && f->units != b->units))
         return kc_err(KC_EINVAL, "layer %s (Bidirectional): the forward and backward layers' "
                                  "outputs do not match (return_sequences, units)", l->name);
-    l->out_shape = f->out_shape;
-    l->out_shape.dims[f->out_shape.rank - 1] =
+    /* the inner layers' own outputs: their sequences (or last outputs), after their states */
+    int sf = kc_rnn_state_count(f), sb = kc_rnn_state_count(b), T = l->in_shape.dims[0];
+    if ((sf > 0) != (sb > 0))
+        return kc_err(KC_EINVAL, "layer %s (Bidirectional): return_state must be the same for "
+                                 "the forward and backward layers", l->name);
+    l->out_shape = kc_rnn_return_sequences(f) ? kc_shape2(T, f->units) : kc_shape1(f->units);
+    l->out_shape.dims[l->out_shape.rank - 1] =
         concat_like(w) ? f->units + b->units : f->units;
+    if (sf) /* return_state: the states first, [forward's, backward's, merged output] */
+        l->out_shape = kc_shape1(kc_rnn_return_sequences(f) && T == KC_NONE
+                                     ? KC_NONE
+                                     : (int64_t)sf * f->units + (int64_t)sb * b->units +
+                                           kc_shape_size(l->out_shape));
     l->param_count = l->kernel_size = f->param_count + b->param_count;
     l->no_bias = 1;
     return KC_OK;
@@ -248,6 +258,27 @@ static bi_parts bi_layout(kc_layer *l, int batch) {
     return p;
 }
 
+/* this call's layout: per sample, the inner layers' rows (rf, rb: their states sf, sb values
+ * first, then their outputs) and the wrapper's (row: the states, then the merged output) */
+typedef struct {
+    int T, uf, ub, uo, seq;
+    int64_t sf, sb, rf, rb, row;
+} bi_geom;
+static bi_geom bi_geometry(const kc_layer *l) {
+    const kc_layer *f = l->wrap->inner[0], *b = l->wrap->inner[1];
+    bi_geom g;
+    g.seq = kc_rnn_return_sequences(f);
+    g.T = g.seq ? l->in_shape.dims[0] : 1;
+    g.uf = f->units, g.ub = b->units;
+    g.uo = concat_like(l->wrap) ? g.uf + g.ub : g.uf;
+    g.sf = (int64_t)kc_rnn_state_count(f) * g.uf;
+    g.sb = (int64_t)kc_rnn_state_count(b) * g.ub;
+    g.rf = g.sf + (int64_t)g.T * g.uf;
+    g.rb = g.sb + (int64_t)g.T * g.ub;
+    g.row = g.sf + g.sb + (int64_t)g.T * g.uo;
+    return g;
+}
+
 static void bi_forward(kc_layer *l, const float *x, float *out, int batch,
                        const kc_forward_ctx *ctx) {
     kc_wrap *w = l->wrap;
@@ -259,14 +290,18 @@ static void bi_forward(kc_layer *l, const float *x, float *out, int batch,
         w->inner[i]->scratch = p.ws[i];
         w->inner[i]->ops->forward(w->inner[i], x, p.y[i], batch, &c);
     }
-    int seq = kc_rnn_return_sequences(w->inner[0]);
-    int T = seq ? l->in_shape.dims[0] : 1, uf = w->inner[0]->units, ub = w->inner[1]->units;
-    int uo = l->out_shape.dims[l->out_shape.rank - 1];
+    bi_geom g = bi_geometry(l);
+    int T = g.T, uf = g.uf, ub = g.ub, uo = g.uo, seq = g.seq;
+    for (int b = 0; b < batch; b++) {
+        /* the states, as the inner layers wrote them */
+        memcpy(out + b * g.row, p.y[0] + b * g.rf, sizeof(float) * (size_t)g.sf);
+        memcpy(out + b * g.row + g.sf, p.y[1] + b * g.rb, sizeof(float) * (size_t)g.sb);
+    }
     for (int b = 0; b < batch; b++)
         for (int t = 0; t < T; t++) {
-            const float *yf = p.y[0] + ((int64_t)b * T + t) * uf;
-            const float *yb = p.y[1] + ((int64_t)b * T + (seq ? T - 1 - t : 0)) * ub;
-            float *o = out + ((int64_t)b * T + t) * uo;
+            const float *yf = p.y[0] + b * g.rf + g.sf + (int64_t)t * uf;
+            const float *yb = p.y[1] + b * g.rb + g.sb + (int64_t)(seq ? T - 1 - t : 0) * ub;
+            float *o = out + b * g.row + g.sf + g.sb + (int64_t)t * uo;
             switch (w->merge) {
             case KC_MERGE_NONE:
             case KC_MERGE_CONCAT:
@@ -291,15 +326,19 @@ static void bi_backward(kc_layer *l, const float *x, const float *out, float *do
     kc_wrap *w = l->wrap;
     bind(l);
     bi_parts p = bi_layout(l, batch);
-    int seq = kc_rnn_return_sequences(w->inner[0]);
-    int T = seq ? l->in_shape.dims[0] : 1, uf = w->inner[0]->units, ub = w->inner[1]->units;
-    int uo = l->out_shape.dims[l->out_shape.rank - 1];
-    /* the outputs' gradients, overwriting the outputs (mul reads them first) */
+    bi_geom g = bi_geometry(l);
+    int T = g.T, uf = g.uf, ub = g.ub, uo = g.uo, seq = g.seq;
+    /* the outputs' gradients, overwriting the outputs (mul reads them first); the states'
+     * gradients go to the inner layers' state parts */
+    for (int b = 0; b < batch; b++) {
+        memcpy(p.y[0] + b * g.rf, dout + b * g.row, sizeof(float) * (size_t)g.sf);
+        memcpy(p.y[1] + b * g.rb, dout + b * g.row + g.sf, sizeof(float) * (size_t)g.sb);
+    }
     for (int b = 0; b < batch; b++)
         for (int t = 0; t < T; t++) {
-            float *yf = p.y[0] + ((int64_t)b * T + t) * uf;
-            float *yb = p.y[1] + ((int64_t)b * T + (seq ? T - 1 - t : 0)) * ub;
-            const float *d = dout + ((int64_t)b * T + t) * uo;
+            float *yf = p.y[0] + b * g.rf + g.sf + (int64_t)t * uf;
+            float *yb = p.y[1] + b * g.rb + g.sb + (int64_t)(seq ? T - 1 - t : 0) * ub;
+            const float *d = dout + b * g.row + g.sf + g.sb + (int64_t)t * uo;
             for (int j = 0; j < (concat_like(w) ? 1 : uo); j++) {
                 switch (w->merge) {
                 case KC_MERGE_NONE:
@@ -330,13 +369,34 @@ static void bi_backward(kc_layer *l, const float *x, const float *out, float *do
         for (int64_t i = 0; i < (int64_t)batch * l->in_size; i++) din[i] += p.din2[i];
 }
 
-static int bi_n_outputs(const kc_layer *l) { return l->wrap->merge == KC_MERGE_NONE ? 2 : 1; }
+/* Keras's order: the output (merge_mode=None: forward, backward), then with return_state the
+ * forward layer's states, then the backward layer's */
+static int bi_n_outputs(const kc_layer *l) {
+    return (l->wrap->merge == KC_MERGE_NONE ? 2 : 1) + kc_rnn_state_count(l->wrap->inner[0]) +
+           kc_rnn_state_count(l->wrap->inner[1]);
+}
 
-/* merge_mode=None: forward and backward are the two column ranges of the concatenation */
-static kc_shape bi_output_part(const kc_layer *l, int o, int64_t *head, int64_t *row) {
+static kc_shape bi_output_part(const kc_layer *l, int o, int64_t *head, int64_t *row,
+                               int64_t *base) {
     const kc_layer *f = l->wrap->inner[0], *b = l->wrap->inner[1];
-    kc_shape s = l->decl_out_shape;
-    *row = f->units + b->units;
+    int n_main = l->wrap->merge == KC_MERGE_NONE ? 2 : 1, sf = kc_rnn_state_count(f);
+    int64_t states = (int64_t)sf * f->units + (int64_t)kc_rnn_state_count(b) * b->units;
+    int64_t T = l->decl_in_shapes[0].dims[0];
+    *row = *base = 0;
+    if (o >= n_main) { /* a state: (units) */
+        int k = o - n_main;
+        *head = k < sf ? (int64_t)k * f->units : (int64_t)sf * f->units + (int64_t)(k - sf) * b->units;
+        return kc_shape1(k < sf ? f->units : b->units);
+    }
+    int uo = concat_like(l->wrap) ? f->units + b->units : f->units;
+    kc_shape s = kc_rnn_return_sequences(f) ? kc_shape2(T, uo) : kc_shape1(uo);
+    if (n_main == 1) { /* the merged output, after the states */
+        *head = states;
+        return s;
+    }
+    /* merge_mode=None: forward and backward are the two column ranges of the concatenation */
+    *base = states;
+    *row = uo;
     *head = o ? f->units : 0;
     s.dims[s.rank - 1] = o ? b->units : f->units;
     return s;
@@ -345,7 +405,9 @@ static kc_shape bi_output_part(const kc_layer *l, int o, int64_t *head, int64_t 
 static int bi_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *out_mask,
                            int batch) {
     /* merge_mode=None: the two outputs' slices pass this mask on (rows of the same steps) */
-    if (!in_mask || !kc_rnn_return_sequences(l->wrap->inner[0])) return 0;
+    if (!in_mask || !kc_rnn_return_sequences(l->wrap->inner[0]) ||
+        kc_rnn_state_count(l->wrap->inner[0]))
+        return 0; /* return_state: one flat row per sample, whose slices carry no mask */
     if (out_mask) memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
     return 1;
 }
@@ -454,10 +516,9 @@ kc_layer *kc_bidirectional(kc_layer *rnn, kc_merge_mode merge, kc_layer *backwar
                           "merge mode of concat, sum, mul, ave or none");
         return NULL;
     }
-    if (kc_layer_output_count(rnn) > 1 || (backward && kc_layer_output_count(backward) > 1)) {
-        kc_err(KC_EINVAL, "kc_bidirectional: layer %s has return_state=True; kerac's "
-                          "Bidirectional does not return the states",
-               rnn->name[0] ? rnn->name : rnn->ops->base_name);
+    if (backward && (kc_rnn_state_count(rnn) > 0) != (kc_rnn_state_count(backward) > 0)) {
+        kc_err(KC_EINVAL, "kc_bidirectional: return_state must be the same for the forward and "
+                          "backward layers");
         return NULL;
     }
     kc_layer *l = kc_layer_new(&kc_bidirectional_ops);

@@ -209,13 +209,14 @@ kc_layer *kc_model_as_layer(kc_model *m) {
 
 /* A layer of several outputs writes them side by side in one tensor per sample; its call's
  * outputs are slice nodes of that tensor: pad[1] 0: out_size values from pad[0] on; pad[1] > 0:
- * the sample is rows of pad[1] values, the slice columns [pad[0], pad[0] + its last dim). A
+ * after the first pad[2] values, rows of pad[1] values, the slice columns [pad[0], pad[0] + its
+ * last dim). A
  * slice is no layer of the model: not in layers[], the entries, the summary or the files. */
 static kc_status slice_build(kc_layer *l) {
     kc_shape s = l->decl_out_shape;
     int64_t last = s.rank ? s.dims[s.rank - 1] : 1;
     if (s.rank >= 2 && s.dims[0] == KC_NONE && l->pad[1] > 0 && l->in_size >= 0)
-        s.dims[0] = l->in_size / l->pad[1]; /* rows of the bound length */
+        s.dims[0] = (l->in_size - l->pad[2]) / l->pad[1]; /* rows of the bound length */
     else if (s.rank >= 2 && s.dims[0] == KC_NONE && l->in_size >= 0)
         s.dims[0] = (l->in_size - l->pad[0]) / last;
     l->out_shape = s;
@@ -224,7 +225,7 @@ static kc_status slice_build(kc_layer *l) {
 
 static void slice_rows(const kc_layer *l, int64_t *rows, int64_t *w) {
     *w = l->pad[1] > 0 ? l->out_shape.dims[l->out_shape.rank - 1] : l->out_size;
-    *rows = l->pad[1] > 0 ? l->in_size / l->pad[1] : 1;
+    *rows = l->pad[1] > 0 ? (l->in_size - l->pad[2]) / l->pad[1] : 1;
 }
 
 static void slice_forward(kc_layer *l, const float *in, float *out, int batch,
@@ -234,7 +235,8 @@ static void slice_forward(kc_layer *l, const float *in, float *out, int batch,
     for (int b = 0; b < batch; b++)
         for (int64_t r = 0; r < rows; r++)
             memcpy(out + (int64_t)b * l->out_size + r * w,
-                   in + (int64_t)b * l->in_size + r * stride + l->pad[0], sizeof(float) * (size_t)w);
+                   in + (int64_t)b * l->in_size + l->pad[2] + r * stride + l->pad[0],
+                   sizeof(float) * (size_t)w);
 }
 
 static void slice_backward(kc_layer *l, const float *in, const float *out, float *dout,
@@ -245,7 +247,7 @@ static void slice_backward(kc_layer *l, const float *in, const float *out, float
     memset(din, 0, sizeof(float) * (size_t)batch * (size_t)l->in_size);
     for (int b = 0; b < batch; b++)
         for (int64_t r = 0; r < rows; r++)
-            memcpy(din + (int64_t)b * l->in_size + r * stride + l->pad[0],
+            memcpy(din + (int64_t)b * l->in_size + l->pad[2] + r * stride + l->pad[0],
                    dout + (int64_t)b * l->out_size + r * w, sizeof(float) * (size_t)w);
 }
 
@@ -271,8 +273,8 @@ int kc_layer_output_count(const kc_layer *l) {
 static kc_shape layer_out_shape(const kc_layer *l, int o) {
     if (l->nested) return l->nested->tensors[l->nested->outputs[o]].shape;
     if (kc_layer_output_count(l) > 1) {
-        int64_t head, row;
-        return l->ops->output_part(l, o, &head, &row);
+        int64_t head, row, base;
+        return l->ops->output_part(l, o, &head, &row, &base);
     }
     return l->decl_out_shape;
 }
@@ -459,11 +461,12 @@ static kc_status add_multi_node(kc_model *m, kc_layer *l, const int *in, int n_i
     for (int o = 0; o < n_out; o++) {
         kc_layer *s = kc_layer_new(&slice_ops);
         if (!s) return kc_err(KC_ENOMEM, "out of memory building the model");
-        int64_t head, row;
-        kc_shape shape = l->ops->output_part(l, o, &head, &row);
+        int64_t head, row, base = 0;
+        kc_shape shape = l->ops->output_part(l, o, &head, &row, &base);
         snprintf(s->name, sizeof s->name, "%.38s_part%d", l->name, o & 7);
         s->pad[0] = (int)head;
         s->pad[1] = (int)row;
+        s->pad[2] = row > 0 ? (int)base : 0;
         s->trainable_count = 0;
         s->n_in = 1;
         s->in_shape = s->in_shapes[0] = s->decl_in_shapes[0] = l->decl_out_shape;
