@@ -640,7 +640,8 @@ kc_status kc_rnn_reset_states(kc_layer *layer);
  * backward (NULL: a copy of rnn with go_backwards flipped, backward_<name>) backwards; its
  * output sequence is flipped back to time order and merged with the forward one. The wrapper
  * holds both layers. KC_MERGE_NONE (merge_mode=None): the call has 2 outputs, [forward,
- * backward] (kc_call_multi). The inner layers' return_state is not available. */
+ * backward] (kc_call_multi). With return_state (both layers alike) the call's outputs are, as
+ * Keras's, the output(s), then the forward layer's states, then the backward layer's. */
 typedef enum {
     KC_MERGE_CONCAT = 0,
     KC_MERGE_SUM,

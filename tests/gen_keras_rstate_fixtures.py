@@ -202,7 +202,16 @@ def check(d):
                 print(name + ext, "missing")
                 bad += 1
                 continue
-            m = keras.saving.load_model(p)
+            try:
+                m = keras.saving.load_model(p)
+            except Exception as e:  # noqa: BLE001
+                # kerac's .h5 is tf.keras 2's layout, initial_state as the call's further
+                # inputs; Keras 3 reads no such node (nor tf.keras 2's own file of it)
+                known = not TF2 and ext == ".h5" and name == "seq2seq"
+                print(f"{name}{ext}: {'known: ' if known else ''}Keras {keras.__version__} "
+                      f"refuses it: {str(e)[:100]}")
+                bad += not known
+                continue
             got = np.asarray(m.predict(xs if len(xs) > 1 else xs[0], verbose=0)).ravel()
             err = float(np.max(np.abs(got - fx["output"])))
             print(f"{name}{ext}: Keras {keras.__version__} loads kerac's save, "
