@@ -183,12 +183,24 @@ static int64_t *weight_map(kc_model *m, const fixture *f) {
             for (int j = 0; j < n && !found; j++) {
                 char p[192];
                 snprintf(p, sizeof p, "%s/%s", layer->name, w[j].name);
-                if (strcmp(p, f->wpath[i])) continue;
+                /* TimeDistributed: Keras 3's tags/dense/kernel, tf.keras 2's tags/kernel */
+                const char *kp = f->wpath[i], *s1 = strchr(kp, '/');
+                char alt[192] = "";
+                if (s1 && strchr(s1 + 1, '/'))
+                    snprintf(alt, sizeof alt, "%.*s%s", (int)(s1 - kp), kp, strchr(s1 + 1, '/'));
+                if (strcmp(p, kp) && strcmp(p, alt)) continue;
                 cr_assert_eq(w[j].count, f->wcount[i]);
                 for (int64_t k = 0; k < w[j].count; k++) map[at + k] = w[j].offset + k;
                 found = 1;
             }
         }
+        if (!found)
+            for (int l = 0; l < kc_layer_count(m); l++) {
+                kc_weight_desc w[KC_MAX_WEIGHTS];
+                int nw = kc_layer_weights(m->layers[l], w);
+                for (int j = 0; j < nw; j++)
+                    cr_log_error("kerac has %s/%s", m->layers[l]->name, w[j].name);
+            }
         cr_assert(found, "Keras's weight %s is not in the kerac model", f->wpath[i]);
         at += f->wcount[i];
     }

@@ -438,7 +438,6 @@ kc_layer *kc_bidirectional(kc_layer *rnn, kc_merge_mode merge, kc_layer *backwar
         kc_layer_release(l);
         return NULL;
     }
-    f->refs++, b->refs++; /* the wrapper holds both */
     /* as Keras: the inner layers' zero_output_for_mask follows their return_sequences */
     kc_rnn_set_zero_output(f, kc_rnn_return_sequences(f));
     kc_rnn_set_zero_output(b, kc_rnn_return_sequences(b));
@@ -452,6 +451,8 @@ kc_layer *kc_bidirectional(kc_layer *rnn, kc_merge_mode merge, kc_layer *backwar
     } else if (!b->name[0]) {
         prefix_name(b, "backward_", b->ops->base_name);
     }
+    f->refs++, b->refs++; /* the wrapper holds both (after naming them: a held layer keeps
+                             its name) */
     l->wrap->inner[0] = f;
     l->wrap->inner[1] = b;
     l->wrap->n = 2;
