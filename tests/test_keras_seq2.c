@@ -215,20 +215,23 @@ static double expect_close_scaled(const char *what, const float *got, const floa
                                   int64_t n, const int64_t *map, double tol, const float *scale,
                                   double floor_share) {
     double largest = 0, worst = 0;
+    int64_t at = 0;
     for (int64_t k = 0; k < n; k++) largest = fmax(largest, fabs(want[k]));
     double floor = fmax(floor_share * largest, 1e-7);
     int bad = 0;
     for (int64_t k = 0; k < n; k++) {
         double g = got[map ? map[k] : k], w = want[k];
         double size = fmax(fmax(fabs(w), scale ? fabs(scale[k]) : 0.0), floor);
-        worst = fmax(worst, fabs(g - w) / size);
+        if (fabs(g - w) / size > worst) worst = fabs(g - w) / size, at = k;
         if (!(fabs(g - w) <= tol * size)) {
             if (bad < 5) cr_log_error("%s[%lld]: kerac %.9g, Keras %.9g", what, (long long)k, g, w);
             bad++;
         }
     }
     cr_expect_eq(bad, 0, "%s: %d of %lld values differ", what, bad, (long long)n);
-    if (verbose()) fprintf(stderr, "seq2 %-60s max rel err %.3g\n", what, worst);
+    if (verbose())
+        fprintf(stderr, "seq2 %-60s max rel err %.3g (at %lld: kerac %.9g, Keras %.9g)\n", what,
+                worst, (long long)at, got[map ? map[at] : at], want[at]);
     return worst;
 }
 
@@ -242,13 +245,14 @@ static void expect_close_step(const char *what, const float *got, const float *w
 
 #define GRAD_FLOOR 5e-2
 
-/* Adam's first step is lr * g / (|g| + 1e-7): for a gradient near epsilon it moves with the
+/* Adam's first step is lr * g / (|g| + 1e-7 / sqrt(1 - 0.999)): for a gradient near epsilon it moves with the
  * gradient's own error, so each weight may also be off by what the gradients' tolerance
  * (1e-5 of max(|g|, GRAD_FLOOR of the largest)) makes of its step */
 static void expect_close_adam(const char *what, const float *got, const float *want,
                               const float *before, const float *grads, int64_t n,
                               const int64_t *map) {
-    const double lr = 0.01, eps = 1e-7, tol = 1e-5;
+    /* the first step's effective epsilon: Keras's 1e-7 over sqrt(1 - beta_2) */
+    const double lr = 0.01, eps = 1e-7 / sqrt(1 - 0.999), tol = 1e-5;
     double largest = 0;
     for (int64_t k = 0; k < n; k++) largest = fmax(largest, fabs(grads[k]));
     float *scale = malloc(sizeof(float) * (size_t)n);
