@@ -464,3 +464,93 @@ static void check_fit(const char *version) {
 
 Test(fit, keras3) { check_fit("k3"); }
 Test(fit, tf_keras2) { check_fit("tf2"); }
+
+/* ---- the same models built with the C API (kc_sequential_ex, int32 ids of None length):
+ * Keras's weights set by name, outputs at both lengths, the loss and the gradients ---- */
+
+static kc_layer *named(kc_layer *l, const char *name) {
+    cr_assert_not_null(l, "%s: %s", name, kc_last_error());
+    KC_CHECK(kc_layer_set_name(l, name));
+    return l;
+}
+
+static kc_model *api_model(const char *name) {
+    kc_model *m = kc_sequential_ex(kc_shape1(KC_NONE), KC_INT32);
+    cr_assert_not_null(m);
+    int conv = !strcmp(name, "conv_pool");
+    kc_embedding_opts eo = {.mask_zero = !conv};
+    KC_CHECK(kc_add(m, named(kc_embedding(12, !strcmp(name, "srnn_gap") ? 4 : 5, &eo), "embed")));
+    if (!strcmp(name, "lstm_cls")) {
+        KC_CHECK(kc_add(m, named(kc_lstm(8, NULL), "lstm")));
+        KC_CHECK(kc_add(m, named(kc_dense(3, KC_SOFTMAX), "probs")));
+    } else if (!strcmp(name, "gru_bin") || !strcmp(name, "gru_v1_bin")) {
+        kc_rnn_opts ro = {.reset_after = !strcmp(name, "gru_bin") ? 0 : KC_ZERO};
+        KC_CHECK(kc_add(m, named(kc_gru(8, &ro), "gru")));
+        KC_CHECK(kc_add(m, named(kc_dense(1, KC_SIGMOID), "prob")));
+    } else if (!strcmp(name, "bilstm")) {
+        KC_CHECK(kc_add(m, named(kc_bidirectional(named(kc_lstm(6, NULL), "lstm"), KC_MERGE_CONCAT,
+                                                  NULL), "bidi")));
+        KC_CHECK(kc_add(m, named(kc_dense(3, KC_SOFTMAX), "probs")));
+    } else if (!strcmp(name, "tagger")) {
+        KC_CHECK(kc_add(m, named(kc_lstm(6, &(kc_rnn_opts){.return_sequences = 1}), "lstm")));
+        KC_CHECK(kc_add(m, named(kc_time_distributed(named(kc_dense(4, KC_SOFTMAX), "dense")),
+                                 "tags")));
+    } else if (!strcmp(name, "srnn_gap")) {
+        kc_rnn_opts ro = {.return_sequences = 1, .go_backwards = 1};
+        KC_CHECK(kc_add(m, named(kc_simple_rnn(5, &ro), "rnn")));
+        KC_CHECK(kc_add(m, named(kc_global_average_pooling1d(0), "gap")));
+        KC_CHECK(kc_add(m, named(kc_dense(2, KC_SOFTMAX), "probs")));
+    } else {
+        kc_conv1d_opts co = {.kernel_size = 3, .padding = KC_CAUSAL, .activation = KC_RELU};
+        KC_CHECK(kc_add(m, named(kc_conv1d_ex(8, &co), "conv")));
+        KC_CHECK(kc_add(m, named(kc_max_pooling1d(2), "pool")));
+        KC_CHECK(kc_add(m, named(kc_global_max_pooling1d(0), "gmp")));
+        KC_CHECK(kc_add(m, named(kc_dense(3, KC_SOFTMAX), "probs")));
+    }
+    return m;
+}
+
+static void check_api(const char *name) {
+    char path[256];
+    snprintf(path, sizeof path, FIX "%s.k3.txt", name);
+    fixture f;
+    load_fixture(path, &f);
+    kc_model *m = api_model(name);
+    KC_CHECK(kc_compile(m, f.losses[0], kc_sgd(&(kc_sgd_opts){.learning_rate = 0.1f}), 0));
+    int64_t *map = weight_map(m, &f);
+    int64_t n = kc_count_params(m);
+    float *w = malloc(sizeof(float) * (size_t)n), *g = malloc(sizeof(float) * (size_t)n);
+    const float *w0 = tensor(&f, "weights", NULL, NULL);
+    for (int64_t k = 0; k < n; k++) w[map[k]] = w0[k];
+    KC_CHECK(kc_set_weights(m, w, n));
+    char what[300];
+    snprintf(what, sizeof what, "%s built with the C API", name);
+    check_outputs(m, &f, "x", what);
+    check_outputs(m, &f, "xb", what);
+    kc_dataset ds = batch_of(&f, "x", 1);
+    double loss;
+    KC_CHECK(kc_compute_gradients_ex(m, &ds, 1, &loss, g, n));
+    const float *want_loss = tensor(&f, "loss", NULL, NULL);
+    cr_expect(fabs(loss - want_loss[0]) <= 1e-5 * fmax(1.0, fabs(want_loss[0])),
+              "%s: loss %.9g, Keras %.9g", what, loss, (double)want_loss[0]);
+    snprintf(what, sizeof what, "%s built with the C API: grads", name);
+    expect_close_scaled(what, g, tensor(&f, "grads", NULL, NULL), n, map, 1e-5, NULL, GRAD_FLOOR);
+    KC_CHECK(kc_train_on_batch_ex(m, &ds, NULL));
+    KC_CHECK(kc_get_weights(m, w, n));
+    snprintf(what, sizeof what, "%s built with the C API: after_sgd", name);
+    expect_close_step(what, w, tensor(&f, "after_sgd", NULL, NULL), w0, n, map, 1e-5);
+    free_batch(&ds);
+    free(map);
+    free(w);
+    free(g);
+    kc_model_free(m);
+    free_fixture(&f);
+}
+
+Test(c_api, lstm_cls) { check_api("lstm_cls"); }
+Test(c_api, gru_bin) { check_api("gru_bin"); }
+Test(c_api, gru_v1_bin) { check_api("gru_v1_bin"); }
+Test(c_api, bilstm) { check_api("bilstm"); }
+Test(c_api, tagger) { check_api("tagger"); }
+Test(c_api, srnn_gap) { check_api("srnn_gap"); }
+Test(c_api, conv_pool) { check_api("conv_pool"); }
