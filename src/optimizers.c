@@ -5,6 +5,7 @@
 #include "optimizers.h"
 #include "util/threads.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -342,7 +343,23 @@ typedef struct {
     float adam_alpha;   /* Adam: lr sqrt(1 - b2^t) / (1 - b1^t) */
     float bias1, bias2; /* Adamax, Lamb: 1 - b1^t, 1 - b2^t */
     float nadam_m, nadam_g, nadam_v; /* Nadam: m_hat = nadam_m m + nadam_g g, v_hat = nadam_v v */
+    /* Adam, Adamax, Lamb: the moments' 1 - b1, 1 - b2 as Keras computes them, from the
+     * hyperparameters' decimals in double (0.001, where 1 - 0.999f is 0.000999987: the step
+     * 6e-6 too long) */
+    float one_b1, one_b2;
 } step_scalars;
+
+/* the shortest decimal that gives f (0.999f: 0.999), as the Python float behind a Keras
+ * hyperparameter */
+static double decimal_of(float f) {
+    char buf[32];
+    for (int p = 1; p < 10; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+        double d = strtod(buf, NULL);
+        if ((float)d == f) return d;
+    }
+    return f;
+}
 
 static void nadam_scalars(const kc_optimizer *o, double u_product, step_scalars *c) {
     double t = (double)(o->iterations + 1);
@@ -366,6 +383,8 @@ static step_scalars scalars_for_step(const kc_optimizer *o) {
     float tf = (float)t;
     c.bias1 = 1.0f - powf(o->beta_1, tf);
     c.bias2 = 1.0f - powf(o->beta_2, tf);
+    c.one_b1 = (float)(1.0 - decimal_of(o->beta_1));
+    c.one_b2 = (float)(1.0 - decimal_of(o->beta_2));
     if (o->kind == KC_OPT_ADAM)
         c.adam_alpha = c.lr * sqrtf(1.0f - powf(o->beta_2, tf)) / (1.0f - powf(o->beta_1, tf));
     else if (o->kind == KC_OPT_NADAM)
@@ -470,13 +489,14 @@ do {                                                                            
 static void adam_rule(const kc_optimizer *o, float *w, const float *g, float *const *s, int64_t n,
                       const step_scalars *c) {
     /* alpha = lr sqrt(1 - b2^t) / (1 - b1^t); m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
-     * w -= alpha m / (sqrt(v) + eps) (AdamW's decay: the common weight decay, before) */
-    float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon, alpha = c->adam_alpha;
+     * w -= alpha m / (sqrt(v) + eps) (AdamW's decay: the common weight decay, before); the
+     * moments' 1 - b: step_scalars' one_b1, one_b2 */
+    float b1 = c->one_b1, b2 = c->one_b2, eps = o->epsilon, alpha = c->adam_alpha;
     float *m = s[0], *v = s[1], *vhat = s[2];
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        m[i] += (g[i] - m[i]) * (1.0f - b1);
-        v[i] += (g[i] * g[i] - v[i]) * (1.0f - b2);
+        m[i] += (g[i] - m[i]) * b1;
+        v[i] += (g[i] * g[i] - v[i]) * b2;
     }
     if (vhat) {
         for (int64_t i = 0; i < n; i++) {
@@ -534,11 +554,11 @@ static void nadam_rule(const kc_optimizer *o, float *w, const float *g, float *c
 static void adamax_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
                         int64_t n, const step_scalars *c) {
     /* m += (g - m)(1 - b1); u = max(b2 u, |g|); w -= lr m / ((1 - b1^t)(u + eps)) */
-    float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon, lr = c->lr, bias1 = c->bias1;
+    float b1 = c->one_b1, b2 = o->beta_2, eps = o->epsilon, lr = c->lr, bias1 = c->bias1;
     float *m = s[0], *u = s[1];
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        m[i] += (g[i] - m[i]) * (1.0f - b1);
+        m[i] += (g[i] - m[i]) * b1;
         float a = fabsf(g[i]), bu = b2 * u[i];
         u[i] = bu > a ? bu : a;
         w[i] -= lr * m[i] / (bias1 * (u[i] + eps));
@@ -581,12 +601,12 @@ static void lamb_rule(const kc_optimizer *o, float *w, const float *g, float *co
                       int64_t n, const step_scalars *c) {
     /* m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); u = (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t))
      * + eps); r = |w| / |u| (1 when either is 0); w -= r lr u */
-    float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon;
+    float b1 = c->one_b1, b2 = c->one_b2, eps = o->epsilon;
     float *m = s[0], *v = s[1], *u = s[2];
     double wn = 0.0, un = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        m[i] += (g[i] - m[i]) * (1.0f - b1);
-        v[i] += (g[i] * g[i] - v[i]) * (1.0f - b2);
+        m[i] += (g[i] - m[i]) * b1;
+        v[i] += (g[i] * g[i] - v[i]) * b2;
         u[i] = (m[i] / c->bias1) / (sqrtf(v[i] / c->bias2) + eps);
         wn += (double)w[i] * w[i];
         un += (double)u[i] * u[i];

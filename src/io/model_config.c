@@ -506,6 +506,7 @@ typedef struct {
     const cJSON *item;
     kc_layer *layer;     /* NULL for an InputLayer */
     kc_tensor *input;    /* an InputLayer's tensor */
+    int mask_op;         /* Keras 3's NotEqual(ids, 0): an Embedding's mask, made explicit */
     int node_shift;      /* tf.keras 2 numbers a nested model's calls from 1 */
     int n_nodes, done;   /* inbound nodes, and how many are built (in order) */
     kc_tensor *outs[64][KC_MAX_IO]; /* each built node's outputs */
@@ -554,14 +555,52 @@ static int node_refs(const cJSON *node, const cJSON **refs, int cap, int *traini
     return n;
 }
 
-/* every key of a call's kwargs kerac honours: training (False), mask (null) */
-static kc_status check_kwargs(const cJSON *node, const char *where) {
+/* Keras 3 writes the mask of an Embedding(mask_zero=True) as an op of its own, NotEqual(ids,
+ * 0), where a layer whose call takes `mask` (the recurrent layers, their wrappers, the 1-D
+ * global pooling) is given it: {"args": [ids, 0]}. kerac reads the op as nothing but that
+ * mask when some Embedding(mask_zero=True) of the config reads the same ids; the layers then
+ * get it through the engine's masks, as Keras passes it on (1: such an op) */
+static int is_embedding_mask(const cJSON *layers, const cJSON *item) {
+    const cJSON *cls = get(item, "class_name");
+    if (!cJSON_IsString(cls) || strcmp(cls->valuestring, "NotEqual")) return 0;
+    const cJSON *nodes = get(item, "inbound_nodes"), *node = cJSON_GetArrayItem(nodes, 0);
+    const cJSON *args = get(node, "args"), *zero = cJSON_GetArrayItem(args, 1);
+    const char *name, *en;
+    int nd, ix, end, eix;
+    if (cJSON_GetArraySize(nodes) != 1 || cJSON_GetArraySize(args) != 2 || !cJSON_IsNumber(zero) ||
+        zero->valuedouble != 0 || !parse_ref(cJSON_GetArrayItem(args, 0), &name, &nd, &ix, NULL))
+        return 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, layers) {
+        const cJSON *ecls = get(e, "class_name"), *en_node;
+        if (!cJSON_IsString(ecls) || strcmp(ecls->valuestring, "Embedding") ||
+            !cJSON_IsTrue(get(get(e, "config"), "mask_zero")))
+            continue;
+        cJSON_ArrayForEach(en_node, get(e, "inbound_nodes")) {
+            const cJSON *ea = cJSON_GetArrayItem(get(en_node, "args"), 0);
+            if (parse_ref(ea, &en, &end, &eix, NULL) && !strcmp(en, name) && end == nd &&
+                eix == ix)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* every key of a call's kwargs kerac honours: training (False), mask (null, or an Embedding's
+ * mask: is_embedding_mask) */
+static kc_status check_kwargs(const cJSON *node, const char *where, fn_layer *ls, int n) {
     const cJSON *kw = cJSON_IsObject(node) ? get(node, "kwargs") : NULL, *k;
     cJSON_ArrayForEach(k, kw) {
         if (!strcmp(k->string, "training") && cJSON_IsFalse(k)) continue;
         if (!strcmp(k->string, "initial_state") && (cJSON_IsArray(k) || cJSON_IsObject(k)))
             continue; /* node_refs reads it */
         if (cJSON_IsNull(k)) continue;
+        const char *rn;
+        int rnode, rindex;
+        fn_layer *src;
+        if (!strcmp(k->string, "mask") && parse_ref(k, &rn, &rnode, &rindex, NULL) &&
+            (src = find_layer(ls, n, rn)) && src->mask_op)
+            continue;
         return kc_err(KC_EFORMAT, "%s: the call's argument '%s' is not supported by kerac", where,
                       k->string);
     }
@@ -591,6 +630,10 @@ static kc_status functional_from(const cJSON *cfg, const char *where, kc_model *
             break;
         }
         const cJSON *cls = get(item, "class_name");
+        if (is_embedding_mask(layers, item)) {
+            l->mask_op = 1;
+            continue;
+        }
         if (cJSON_IsString(cls) && !strcmp(cls->valuestring, "InputLayer")) {
             kc_shape shape;
             kc_dtype dtype;
@@ -641,6 +684,13 @@ static kc_status functional_from(const cJSON *cfg, const char *where, kc_model *
                         ready = 0;
                         break;
                     }
+                    if (find_layer(ls, n, rn)->mask_op) {
+                        st = kc_err(KC_EFORMAT, "%s: layer '%s' call %d takes the mask '%s' as "
+                                                "an input (kerac reads it only as a call's mask)",
+                                    where, l->name, l->done, rn);
+                        ready = 0;
+                        break;
+                    }
                     ins[r] = lookup(ls, n, rn, rnode, rindex);
                     ready = ins[r] != NULL;
                 }
@@ -653,7 +703,7 @@ static kc_status functional_from(const cJSON *cfg, const char *where, kc_model *
                 if (!ready) break;
                 char lw[600];
                 snprintf(lw, sizeof lw, "%s: layer '%s' call %d", where, l->name, l->done);
-                if ((st = check_kwargs(node, lw))) break;
+                if ((st = check_kwargs(node, lw, ls, n))) break;
                 int n_out = kc_layer_output_count(l->layer);
                 int held = l->layer->refs > 0;
                 st = kc_call_multi(l->layer, ins, nr, l->outs[l->done], n_out);

@@ -608,7 +608,7 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
     for (int gi = 0; gi < lay.n_groups; gi++) total += lay.group_size[gi] * ntv;
     char oname[64];
     kc_snake_case(io ? io->class_name : "optimizer", oname, sizeof oname);
-    char (*names)[160] = malloc(sizeof *names * (size_t)total);
+    char (*names)[192] = malloc(sizeof *names * (size_t)total);
     const char **ptrs = malloc(sizeof *ptrs * (size_t)total);
     hid_t g = kc_h5_group(file, "optimizer_weights");
     kc_status st = names && ptrs && g >= 0 ? KC_OK : kc_err(KC_EIO, "save: cannot write the optimizer");
@@ -625,9 +625,13 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
                         if (tv[t].offset >= v->layers[i]->param_offset &&
                             tv[t].offset < v->layers[i]->param_offset + v->layers[i]->param_count)
                             li = i;
-                    snprintf(names[k++], 160, "%.40s/%.40s_%.30s_%.20s_%.20s", oname,
+                    snprintf(names[k], 192, "%.40s/%.40s_%.30s_%.40s_%.20s", oname,
                              v->model ? v->model->name : "sequential", v->layers[li]->name,
                              tv[t].name, lay.name[gi][s]);
+                    /* a sub-layer's weight (lstm_cell/kernel): '_' for '/', as Keras 3 */
+                    for (char *c = strchr(names[k], '/') + 1; *c; c++)
+                        if (*c == '/') *c = '_';
+                    k++;
                 }
         if (lay.u_product) snprintf(names[k++], 160, "%s/u_product", oname);
         for (int i = 0; i < total; i++) ptrs[i] = names[i];

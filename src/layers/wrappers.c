@@ -49,10 +49,17 @@ static void wrap_init(kc_layer *l, kc_rng *rng) {
     for (int i = 0; i < l->wrap->n; i++) l->wrap->inner[i]->ops->init(l->wrap->inner[i], rng);
 }
 
-static kc_status build_inner(kc_layer *l, kc_layer *in, kc_shape shape) {
+/* builds inner layer `in` on shape; its declared shape (None lengths kept: what a saved
+ * build_config gives) is the wrapper's, the first axis dropped by TimeDistributed */
+static kc_status build_inner(kc_layer *l, kc_layer *in, kc_shape shape, int drop_axis) {
     in->in_shape = shape;
     in->in_shapes[0] = shape;
-    in->decl_in_shapes[0] = l->decl_in_shapes[0]; /* its build_config in Keras 3's files */
+    kc_shape decl = l->decl_in_shapes[0];
+    if (drop_axis && decl.rank > 0) {
+        for (int i = 1; i < decl.rank; i++) decl.dims[i - 1] = decl.dims[i];
+        decl.rank--;
+    }
+    in->decl_in_shapes[0] = decl.rank == shape.rank ? decl : shape;
     in->in_size = in->in_sizes[0] = kc_shape_size(shape);
     in->n_in = 1;
     if (in->trainable_count == 0 && in->ops->build) in->trainable_count = -1;
@@ -82,7 +89,7 @@ static kc_status td_build(kc_layer *l) {
                       in->ops->type_name);
     kc_shape s = {.rank = l->in_shape.rank - 1};
     for (int i = 1; i < l->in_shape.rank; i++) s.dims[i - 1] = l->in_shape.dims[i];
-    kc_status st = build_inner(l, in, s);
+    kc_status st = build_inner(l, in, s, 1);
     if (st) return st;
     if (in->out_shape.rank + 1 > KC_MAX_RANK)
         return kc_err(KC_EINVAL, "layer %s (TimeDistributed): output of rank %d is too high",
@@ -202,7 +209,7 @@ static int concat_like(const kc_wrap *w) {
 static kc_status bi_build(kc_layer *l) {
     kc_wrap *w = l->wrap;
     for (int i = 0; i < 2; i++) {
-        kc_status st = build_inner(l, w->inner[i], l->in_shape);
+        kc_status st = build_inner(l, w->inner[i], l->in_shape, 0);
         if (st) return st;
     }
     kc_layer *f = w->inner[0], *b = w->inner[1];
