@@ -964,13 +964,15 @@ void kc_model_free(kc_model *m) {
     if (owner)
         for (int i = 0; i < owner->n_borrowers; i++)
             if (owner->borrowers[i] == m) owner->borrowers[i] = owner->borrowers[--owner->n_borrowers];
+    /* the slice nodes' own layers first: the others' may be freed below, and a node's layer
+     * is only known to be a slice while it is alive */
+    for (int k = 0; k < m->n_nodes; k++)
+        if (kc_is_slice(m->nodes[k].layer)) kc_layer_release(m->nodes[k].layer);
     for (int i = 0; i < m->n_layers; i++) {
         if (m->layers[i]->home == m) m->layers[i]->home = NULL;
         kc_layer_release(m->layers[i]);
     }
     for (int i = 0; i < m->n_entries; i++) kc_layer_release(m->entries[i].layer);
-    for (int k = 0; k < m->n_nodes; k++)
-        if (kc_is_slice(m->nodes[k].layer)) kc_layer_release(m->nodes[k].layer);
     for (int i = 0; i < m->n_inputs; i++) tensor_release(m->sym_inputs[i]);
     for (int o = 0; o < m->n_outputs; o++) tensor_release(m->sym_outputs[o]);
     free(m->entries);
