@@ -532,6 +532,8 @@ kc_layer *kc_embedding(int input_dim, int output_dim, const kc_embedding_opts *o
 kc_layer *kc_text_vectorization_layer(kc_text_vectorization *tv);
 /* the vectorizer a TextVectorization layer holds (NULL for another layer) */
 kc_text_vectorization *kc_layer_text_vectorization(kc_layer *layer);
+/* the vectorizer of the TextVectorization layer reading model input i (NULL: none) */
+kc_text_vectorization *kc_model_text_vectorization(kc_model *m, int input);
 /* Masking(mask_value): a timestep (the last axis's values of one position) whose values all
  * equal mask_value is masked: its output is 0 and it carries mask 0. Masks, as Keras 3: a
  * tensor's mask has one byte per row (its shape without the last axis); layers that support

@@ -1,6 +1,7 @@
 /* text_vectorization.c: keras.layers.TextVectorization inside a model. The layer holds a
  * kc_text_vectorization (src/data/text.c) and stands between a string model input and the
- * rest of the graph. It is a preprocessing stage: train.c's load_batch runs the vectorizer on
+ * rest of the graph (a legacy .h5 keeps the vocabulary in the config instead). It is a
+ * preprocessing stage: train.c's load_batch runs the vectorizer on
  * the batch's texts and writes its output into this layer's output buffer, so forward does
  * nothing and no gradient flows through it. Its vocabulary and idf weights travel in the
  * .keras file's assets/ folder and variables (src/io/tv_assets.c). */
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "../data/text_internal.h"
+#include "../io/io.h"
 #include "layer.h"
 
 static int64_t tv_width(const kc_layer *l) {
@@ -161,8 +163,25 @@ static kc_status tv_to(const kc_layer *l, cJSON *cfg) {
     cJSON_AddBoolToObject(cfg, "pad_to_max_tokens", o.pad_to_max_tokens);
     cJSON_AddFalseToObject(cfg, "sparse");
     cJSON_AddFalseToObject(cfg, "ragged");
-    cJSON_AddNullToObject(cfg, "vocabulary"); /* in the assets, as Keras after adapt */
-    cJSON_AddNullToObject(cfg, "idf_weights");
+    if (kc_config_writing_legacy()) {
+        /* a legacy .h5 has no assets: the vocabulary (and idf weights) in the config, which
+         * Keras's from_config takes as set_vocabulary's arguments */
+        const char *const *toks;
+        int64_t nv = kc_text_vectorization_vocabulary(l->tv, &toks);
+        cJSON *voc = cJSON_AddArrayToObject(cfg, "vocabulary");
+        for (int64_t i = 0; i < nv; i++) cJSON_AddItemToArray(voc, cJSON_CreateString(toks[i]));
+        const float *idf = kc_text_vectorization_idf_weights(l->tv);
+        if (idf) {
+            cJSON *iw = cJSON_AddArrayToObject(cfg, "idf_weights");
+            for (int64_t i = 0; i < nv; i++)
+                cJSON_AddItemToArray(iw, cJSON_CreateNumber(kc_json_float(idf[i])));
+        } else {
+            cJSON_AddNullToObject(cfg, "idf_weights");
+        }
+    } else {
+        cJSON_AddNullToObject(cfg, "vocabulary"); /* in the assets, as Keras after adapt */
+        cJSON_AddNullToObject(cfg, "idf_weights");
+    }
     cJSON_AddStringToObject(cfg, "encoding", "utf-8");
     cJSON_AddNumberToObject(cfg, "vocabulary_size",
                             (double)kc_text_vectorization_vocabulary(l->tv, NULL));

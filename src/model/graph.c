@@ -992,6 +992,15 @@ void kc_model_free(kc_model *m) {
 
 /* ---- weights ---------------------------------------------------------------------------- */
 
+kc_text_vectorization *kc_model_text_vectorization(kc_model *m, int input) {
+    if (!m || input < 0 || input >= m->n_inputs) return NULL;
+    for (int k = 0; k < m->n_nodes; k++)
+        if (m->nodes[k].n_in == 1 && m->nodes[k].in[0] == m->inputs[input] &&
+            kc_layer_text_vectorization(m->nodes[k].layer))
+            return kc_layer_text_vectorization(m->nodes[k].layer);
+    return NULL;
+}
+
 kc_status kc_model_check_built(const kc_model *m, const char *what) {
     if (!m) return kc_err(KC_EINVAL, "%s: model is NULL", what);
     if (m->build_error) return kc_err(m->build_error, "%s: %s", what, m->build_error_msg);
