@@ -6,7 +6,8 @@
  * Dense; see text_pipeline.h). Two classes: a sigmoid output and binary crossentropy; more:
  * softmax and sparse categorical crossentropy. Adam.
  *     scripts/make_text_corpus.sh /tmp/man && build/text_classifier /tmp/man --epochs 10
- *     build/text_classifier /tmp/man --save /tmp/man.keras     (also /tmp/man.vocab.txt)
+ *     build/text_classifier /tmp/man --save /tmp/man.keras     (also /tmp/man.classes.txt;
+ *                                      the vocabulary is inside the .keras file)
  *     build/text_classifier --load /tmp/man.keras --predict a.txt b.txt
  * --dump-ids PREFIX writes the vectorized split (PREFIX.{train,val}_{x,y}.i32, raw int32, and
  * PREFIX.meta.txt) for bench/text_classifier_keras.py. */
@@ -58,12 +59,21 @@ static int write_i32(const char *prefix, const char *what, const int32_t *v, int
     return 0;
 }
 
+/* texts -> (n, output_sequence_length) int32 ids, malloc'd (for --dump-ids) */
+static kc_status vectorize(const kc_text_vectorization *tv, char *const *texts, int64_t n,
+                           int32_t **ids) {
+    int64_t cols = 0;
+    void *out = NULL;
+    kc_status st = kc_text_vectorization_call(tv, (const char *const *)texts, n, &out, &cols);
+    *ids = out;
+    return st;
+}
+
 static int predict_files(const char *model_path, char **files, int n) {
     kc_model *m;
-    kc_text_vectorization *tv;
     char **classes;
     int nc;
-    if (tp_load_model(model_path, &m, &tv, &classes, &nc)) return fail(NULL);
+    if (tp_load_model(model_path, &m, &classes, &nc)) return fail(NULL);
     char **texts = calloc((size_t)n, sizeof *texts);
     int status = texts ? 0 : 1;
     for (int i = 0; !status && i < n; i++) {
@@ -89,20 +99,18 @@ static int predict_files(const char *model_path, char **files, int n) {
         texts[i] = t ? t : strdup("");
         if (texts[i]) texts[i][len] = 0;
     }
-    int32_t *ids = NULL, *cls = malloc(sizeof(int32_t) * (size_t)n);
+    int32_t *cls = malloc(sizeof(int32_t) * (size_t)n);
     float *prob = malloc(sizeof(float) * (size_t)n);
     if (!status && (!cls || !prob)) status = 1;
-    if (!status && (tp_vectorize(tv, texts, n, &ids) || tp_predict(m, ids, n, nc, cls, prob)))
+    if (!status && tp_predict(m, texts, n, nc, cls, prob))
         status = fail(NULL);
     for (int i = 0; !status && i < n; i++)
         printf("%s: %s (%.3f)\n", files[i], classes[cls[i]], prob[i]);
     for (int i = 0; texts && i < n; i++) free(texts[i]);
     free(texts);
-    free(ids);
     free(cls);
     free(prob);
     tp_free_lines(classes, nc);
-    kc_text_vectorization_free(tv);
     kc_model_free(m);
     return status;
 }
@@ -195,12 +203,12 @@ int main(int argc, char **argv) {
                                           .output_sequence_length = c.output_sequence_length},
             &tv) ||
         kc_text_vectorization_adapt(tv, (const char *const *)train.texts, train.count) ||
-        tp_vectorize(tv, train.texts, train.count, &xtrain) ||
-        tp_vectorize(tv, val.texts, val.count, &xval)) {
+        (dump && (vectorize(tv, train.texts, train.count, &xtrain) ||
+                  vectorize(tv, val.texts, val.count, &xval)))) {
         fail("TextVectorization");
         goto done;
     }
-    printf("Vocabulary: %lld tokens (max_tokens %lld), sequences of %lld, vectorized in %.1f s\n",
+    printf("Vocabulary: %lld tokens (max_tokens %lld), sequences of %lld, adapted in %.1f s\n",
            (long long)kc_text_vectorization_vocabulary(tv, &(const char *const *){NULL}),
            (long long)c.max_tokens, (long long)c.output_sequence_length, now() - t0);
     if (dump) {
@@ -223,7 +231,8 @@ int main(int argc, char **argv) {
     }
 
     kc_status st;
-    kc_model *model = tp_build(&c, train.num_classes, &st);
+    kc_model *model = tp_build(&c, train.num_classes, tv, &st); /* the model owns tv now */
+    tv = NULL;
     if (!model) {
         fail("model");
         goto done;
@@ -233,10 +242,9 @@ int main(int argc, char **argv) {
           *yval = malloc(sizeof(float) * (size_t)(val.count + 1));
     int32_t *pred = malloc(sizeof(int32_t) * (size_t)(val.count + 1));
     float *prob = malloc(sizeof(float) * (size_t)(val.count + 1));
-    kc_dataset dtrain = tp_dataset(xtrain, train.count, c.output_sequence_length, train.labels,
-                                   train.num_classes, ytrain);
-    kc_dataset dval = tp_dataset(xval, val.count, c.output_sequence_length, val.labels,
-                                 val.num_classes, yval);
+    kc_dataset dtrain = tp_dataset(train.texts, train.count, train.labels, train.num_classes,
+                                   ytrain);
+    kc_dataset dval = tp_dataset(val.texts, val.count, val.labels, val.num_classes, yval);
     kc_metrics score;
     t0 = now();
     if (!ytrain || !yval || !pred || !prob) {
@@ -253,7 +261,7 @@ int main(int argc, char **argv) {
     } else {
         double train_s = now() - t0;
         if (kc_evaluate(model, &dval, &(kc_evaluate_opts){.batch_size = batch_size}, &score) ||
-            tp_predict(model, xval, val.count, val.num_classes, pred, prob)) {
+            tp_predict(model, val.texts, val.count, val.num_classes, pred, prob)) {
             fail("evaluate");
         } else {
             printf("Training: %d epochs in %.1f s (%s, batch %d)\n", epochs, train_s, c.model,
@@ -271,12 +279,13 @@ int main(int argc, char **argv) {
         }
     }
     if (!status && save) {
-        if (tp_save(model, tv, train.class_names, train.num_classes, save)) {
+        if (tp_save(model, train.class_names, train.num_classes, save)) {
             status = fail(save);
         } else {
-            char *vp = tp_beside(save, "vocab.txt");
-            printf("Saved %s and %s\n", save, vp ? vp : "the vocabulary");
-            free(vp);
+            char *cp = tp_beside(save, "classes.txt");
+            printf("Saved %s (the vocabulary inside it) and %s\n", save,
+                   cp ? cp : "the class names");
+            free(cp);
         }
     }
     free(ytrain);

@@ -10,8 +10,12 @@
  *              relu -> Dense(1, sigmoid)
  * Two classes: Dense(1, sigmoid) and binary crossentropy on float 0/1 targets; more: Dense(k,
  * softmax) and sparse categorical crossentropy on the class indices. Adam, accuracy.
- * The vocabulary is saved beside the model (F.keras -> F.vocab.txt, one token per line in
- * get_vocabulary() order, "" and "[UNK]" first) with the class names (F.classes.txt). */
+ * The model starts, as in Keras, with the TextVectorization layer on a string input
+ * (Input(shape=(1,), dtype="string") -> TextVectorization -> Embedding ...), so the vocabulary
+ * is saved inside the model (the .keras file's assets/, as Keras 3); the class names go beside
+ * it (F.keras -> F.classes.txt). A model saved by older versions of this example (taking
+ * int32 ids, its vocabulary beside it in F.vocab.txt) still loads: it is wrapped behind a
+ * TextVectorization made from F.vocab.txt. */
 #ifndef KERAC_EXAMPLE_TEXT_PIPELINE_H
 #define KERAC_EXAMPLE_TEXT_PIPELINE_H
 #include <stdarg.h>
@@ -78,20 +82,16 @@ static kc_status tp_load(const char *dir, const tp_config *c, kc_text_files *tra
     return KC_OK;
 }
 
-/* texts -> (n, output_sequence_length) int32 ids, malloc'd */
-static kc_status tp_vectorize(const kc_text_vectorization *tv, char *const *texts, int64_t n,
-                              int32_t **ids) {
-    int64_t cols = 0;
-    void *out = NULL;
-    kc_status st = kc_text_vectorization_call(tv, (const char *const *)texts, n, &out, &cols);
-    *ids = out;
-    return st;
-}
-
-static kc_model *tp_build(const tp_config *c, int num_classes, kc_status *status) {
+/* the model, string input first: tv (adapted, "int" mode with output_sequence_length) becomes
+ * its TextVectorization layer and belongs to the model from here on, even on failure */
+static kc_model *tp_build(const tp_config *c, int num_classes, kc_text_vectorization *tv,
+                          kc_status *status) {
     const int cnn = !strcmp(c->model, "cnn");
-    kc_model *m = kc_sequential_ex(kc_shape1((int)c->output_sequence_length), KC_INT32);
-    kc_status st = m ? KC_OK : KC_ENOMEM;
+    kc_model *m = kc_sequential_ex(kc_shape1(1), KC_STRING);
+    kc_layer *tvl = kc_text_vectorization_layer(tv);
+    kc_status st = m && tvl ? KC_OK : KC_ENOMEM;
+    if (!tvl) kc_text_vectorization_free(tv);
+    if (!st) st = kc_add(m, tvl);
     if (!st) st = kc_add(m, kc_embedding((int)c->max_tokens, c->embedding_dim, NULL));
     if (!st && cnn) {
         st = kc_add(m, kc_dropout(0.2f));
@@ -117,12 +117,13 @@ static kc_model *tp_build(const tp_config *c, int num_classes, kc_status *status
     return m;
 }
 
-/* a dataset borrowing ids (n rows of len) and the labels: float 0/1 targets in y01 (n floats,
- * the caller's) for two classes, the int32 class indices otherwise */
-static kc_dataset tp_dataset(int32_t *ids, int64_t n, int64_t len, int32_t *labels,
-                             int num_classes, float *y01) {
+/* a dataset borrowing the n texts (its x: KC_STRING, vectorized by the model's first layer as
+ * batches load) and the labels: float 0/1 targets in y01 (n floats, the caller's) for two
+ * classes, the int32 class indices otherwise */
+static kc_dataset tp_dataset(char *const *texts, int64_t n, int32_t *labels, int num_classes,
+                             float *y01) {
     kc_dataset d = {.count = n, .n_inputs = 1, .n_targets = 1};
-    d.inputs[0] = (kc_array){kc_shape1((int)len), KC_INT32, ids, 0, 0};
+    d.inputs[0] = (kc_array){kc_shape1(1), KC_STRING, (void *)texts, 0, 0};
     if (num_classes == 2) {
         for (int64_t i = 0; i < n; i++) y01[i] = (float)labels[i];
         d.targets[0] = (kc_array){kc_shape1(1), KC_FLOAT32, y01, 0, 0};
@@ -132,15 +133,13 @@ static kc_dataset tp_dataset(int32_t *ids, int64_t n, int64_t len, int32_t *labe
     return d;
 }
 
-/* the predicted classes (and the predicted class's probability, optional) of n rows of ids */
-static kc_status tp_predict(kc_model *m, int32_t *ids, int64_t n, int num_classes,
+/* the predicted classes (and the predicted class's probability, optional) of n texts */
+static kc_status tp_predict(kc_model *m, char *const *texts, int64_t n, int num_classes,
                             int32_t *classes, float *prob) {
     const int k = num_classes == 2 ? 1 : num_classes;
-    const int len = kc_model_input_shape_at(m, 0).dims[0];
     float *out = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1) * (size_t)k);
     if (!out) return KC_ENOMEM;
-    kc_array x = {kc_shape1(len), KC_INT32, ids, 0, 0};
-    kc_status st = n > 0 ? kc_predict_ex(m, &x, n, (float *[]){out}, NULL) : KC_OK;
+    kc_status st = n > 0 ? kc_predict_texts(m, (const char *const *)texts, n, out) : KC_OK;
     for (int64_t i = 0; !st && i < n; i++) {
         const float *r = out + i * k;
         int best = 0;
@@ -216,61 +215,79 @@ static void tp_free_lines(char **lines, int64_t n) {
     free(lines);
 }
 
-/* kc_save(model_path) and the vocabulary and class names beside it */
-static kc_status tp_save(kc_model *m, const kc_text_vectorization *tv, char *const *class_names,
-                         int num_classes, const char *model_path) {
+/* kc_save(model_path) (the vocabulary inside it) and the class names beside it */
+static kc_status tp_save(kc_model *m, char *const *class_names, int num_classes,
+                         const char *model_path) {
     tp_message[0] = 0;
     kc_status st = kc_save(m, model_path);
     if (st) return st;
-    const char *const *vocab;
-    int64_t nv = kc_text_vectorization_vocabulary(tv, &vocab);
-    char *vp = tp_beside(model_path, "vocab.txt"), *cp = tp_beside(model_path, "classes.txt");
-    st = vp && cp ? KC_OK : KC_ENOMEM;
-    if (!st) st = tp_write_lines(vp, vocab, nv);
-    if (!st) st = tp_write_lines(cp, (const char *const *)class_names, num_classes);
-    free(vp);
+    char *cp = tp_beside(model_path, "classes.txt");
+    st = cp ? tp_write_lines(cp, (const char *const *)class_names, num_classes) : KC_ENOMEM;
     free(cp);
     return st;
 }
 
-/* kc_load(model_path) and a TextVectorization with the saved vocabulary; the sequence length
- * is the model's input length. *class_names: tp_free_lines(*class_names, *num_classes). */
-static kc_status tp_load_model(const char *model_path, kc_model **m, kc_text_vectorization **tv,
-                               char ***class_names, int *num_classes) {
-    *m = NULL;
-    *tv = NULL;
-    *class_names = NULL;
-    *num_classes = 0;
-    char *vp = tp_beside(model_path, "vocab.txt"), *cp = tp_beside(model_path, "classes.txt");
+/* an older file: a model of int32 ids (input (length,)) and F.vocab.txt beside it -> a model of
+ * texts: string input -> TextVectorization(vocabulary) -> the old model */
+static kc_status tp_wrap_old(const char *model_path, kc_model **m) {
+    char *vp = tp_beside(model_path, "vocab.txt");
     char **vocab = NULL;
-    int64_t nv = 0, nc = 0;
-    tp_message[0] = 0;
-    kc_status st = vp && cp ? KC_OK : KC_ENOMEM;
-    if (!st) st = kc_load(model_path, m);
+    int64_t nv = 0;
+    kc_text_vectorization *tv = NULL;
+    kc_status st = vp ? KC_OK : KC_ENOMEM;
+    if (!st && (kc_model_input_shape_at(*m, 0).rank != 1 ||
+                kc_model_input_shape_at(*m, 0).dims[0] <= 0))
+        st = tp_fail(KC_EINVAL, "%s: the model's input is neither a string nor (length,)",
+                     model_path);
     if (!st) st = tp_read_lines(vp, &vocab, &nv);
-    if (!st) st = tp_read_lines(cp, class_names, &nc);
-    if (!st && (nc < 2 || kc_model_input_shape_at(*m, 0).rank != 1 ||
-                kc_model_input_shape_at(*m, 0).dims[0] <= 0)) {
-        st = nc < 2 ? tp_fail(KC_EINVAL, "%s: %lld class names; a classifier has at least 2",
-                              cp, (long long)nc)
-                    : tp_fail(KC_EINVAL, "%s: the model's input is not (length,)", model_path);
-    }
     if (!st)
         st = kc_text_vectorization_new(
             &(kc_text_vectorization_opts){
                 .output_sequence_length = kc_model_input_shape_at(*m, 0).dims[0]},
-            tv);
-    if (!st) st = kc_text_vectorization_set_vocabulary(*tv, (const char *const *)vocab, nv, NULL);
+            &tv);
+    if (!st) st = kc_text_vectorization_set_vocabulary(tv, (const char *const *)vocab, nv, NULL);
+    kc_model *w = st ? NULL : kc_sequential_ex(kc_shape1(1), KC_STRING);
+    if (!st && !w) st = KC_ENOMEM;
+    if (!st) {
+        st = kc_add(w, kc_text_vectorization_layer(tv));
+        tv = NULL;
+    }
+    if (!st) st = kc_add(w, kc_model_as_layer(*m)); /* the wrapper holds the old model */
+    if (!st) {
+        kc_model_free(*m);
+        *m = w;
+    } else {
+        kc_model_free(w);
+    }
+    kc_text_vectorization_free(tv);
     tp_free_lines(vocab, nv);
     free(vp);
+    return st;
+}
+
+/* kc_load(model_path) (its TextVectorization inside; an older file's beside it) and the class
+ * names. *class_names: tp_free_lines(*class_names, *num_classes). */
+static kc_status tp_load_model(const char *model_path, kc_model **m, char ***class_names,
+                               int *num_classes) {
+    *m = NULL;
+    *class_names = NULL;
+    *num_classes = 0;
+    char *cp = tp_beside(model_path, "classes.txt");
+    int64_t nc = 0;
+    tp_message[0] = 0;
+    kc_status st = cp ? KC_OK : KC_ENOMEM;
+    if (!st) st = kc_load(model_path, m);
+    if (!st && kc_model_input_dtype(*m, 0) != KC_STRING) st = tp_wrap_old(model_path, m);
+    if (!st) st = tp_read_lines(cp, class_names, &nc);
+    if (!st && nc < 2)
+        st = tp_fail(KC_EINVAL, "%s: %lld class names; a classifier has at least 2", cp,
+                     (long long)nc);
     free(cp);
     *num_classes = (int)nc;
     if (st) {
         kc_model_free(*m);
-        kc_text_vectorization_free(*tv);
         tp_free_lines(*class_names, nc);
         *m = NULL;
-        *tv = NULL;
         *class_names = NULL;
     }
     return st;

@@ -58,7 +58,9 @@ int64_t kc_shape_size(kc_shape shape); /* product of the dims; -1 when one is KC
 /* "(28, 28)" into buf; returns buf */
 char *kc_shape_str(kc_shape shape, char *buf, size_t size);
 
-typedef enum { KC_UINT8 = 0, KC_FLOAT32, KC_INT32 } kc_dtype;
+/* KC_STRING: an array of count NUL-terminated UTF-8 texts (const char *const *), one per
+ * sample: a string model input, read by its TextVectorization layer */
+typedef enum { KC_UINT8 = 0, KC_FLOAT32, KC_INT32, KC_STRING } kc_dtype;
 
 #define KC_MAX_IO 8 /* inputs, and outputs, of one model */
 /* One array of count samples, row after row: a model input or a target. Like kc_dataset's x
@@ -517,6 +519,21 @@ typedef struct {
     int input_length;                      /* 0: None */
 } kc_embedding_opts;
 kc_layer *kc_embedding(int input_dim, int output_dim, const kc_embedding_opts *opts);
+/* keras.layers.TextVectorization inside a model: the layer takes ownership of tv (freed with
+ * the layer; do not free it yourself). It must be the only reader of a string model input
+ * (kc_input_ex(kc_shape1(1), KC_STRING, name) or kc_sequential_ex(kc_shape1(1), KC_STRING)),
+ * and the vocabulary must be set before the model is built ("int" mode needs
+ * output_sequence_length). It is a preprocessing stage, not a graph op: when a batch of texts
+ * is loaded (kc_fit, kc_evaluate on a dataset whose x is KC_STRING, kc_predict_texts,
+ * kc_predict_ex on a KC_STRING kc_array) the vectorizer writes its output straight into the
+ * layer's output buffer; no gradient flows through it. kc_save (.keras) writes it as Keras 3
+ * does: its config, the vocabulary in assets/layers/<path>/vocabulary.txt (and
+ * .../_lookup_layer/vocabulary.txt), tf_idf's idf weights as layers/<path>/vars/idf_weights. */
+kc_layer *kc_text_vectorization_layer(kc_text_vectorization *tv);
+/* the vectorizer a TextVectorization layer holds (NULL for another layer) */
+kc_text_vectorization *kc_layer_text_vectorization(kc_layer *layer);
+/* the vectorizer of the TextVectorization layer reading model input i (NULL: none) */
+kc_text_vectorization *kc_model_text_vectorization(kc_model *m, int input);
 /* Masking(mask_value): a timestep (the last axis's values of one position) whose values all
  * equal mask_value is masked: its output is 0 and it carries mask 0. Masks, as Keras 3: a
  * tensor's mask has one byte per row (its shape without the last axis); layers that support
@@ -1330,6 +1347,8 @@ kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opt
 
 /* x: count samples of the input shape, out: count * output size floats. Inference mode. */
 kc_status kc_predict(kc_model *m, const float *x, int64_t count, float *out);
+/* predict on n texts: a model of one string input (a TextVectorization first) and one output */
+kc_status kc_predict_texts(kc_model *m, const char *const *texts, int64_t n, float *out);
 /* one array per input (x[i]: count samples of input i) and per output */
 kc_status kc_predict_multi(kc_model *m, const float *const *x, int64_t count, float *const *out);
 /* predict on typed arrays, one per input: x[i].shape is the per-sample shape of this call's

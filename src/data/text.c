@@ -183,6 +183,20 @@ kc_dtype kc_text_vectorization_output_dtype(const kc_text_vectorization *tv) {
     return tv && tv->mode == MODE_INT ? KC_INT32 : KC_FLOAT32;
 }
 
+void kc_text_vectorization_options(const kc_text_vectorization *tv, kc_text_vectorization_opts *o) {
+    static const char *const stds[] = {"none", "lower", "strip_punctuation",
+                                       "lower_and_strip_punctuation"};
+    static const char *const modes[] = {"int", "multi_hot", "count", "tf_idf"};
+    memset(o, 0, sizeof *o);
+    o->max_tokens = tv->max_tokens;
+    o->standardize = stds[tv->standardize];
+    o->split = tv->split_ws ? "whitespace" : "none";
+    o->ngrams = tv->ngrams;
+    o->output_mode = modes[tv->mode];
+    o->output_sequence_length = tv->output_sequence_length;
+    o->pad_to_max_tokens = tv->pad_to_max_tokens;
+}
+
 /* ---- tokens ---------------------------------------------------------------------------------- */
 
 /* Keras's r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']': every ASCII punctuation character */

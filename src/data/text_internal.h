@@ -43,4 +43,7 @@ kc_status kc_npz_member(const char *path, const uint8_t *zip, size_t zsize, cons
 /* The whole file, malloc'd (NUL-terminated beyond size), at most max_size bytes. */
 kc_status kc_read_whole_file(const char *path, size_t max_size, uint8_t **out, size_t *size);
 
+/* the options tv was made with (strings: static names) */
+void kc_text_vectorization_options(const kc_text_vectorization *tv, kc_text_vectorization_opts *o);
+
 #endif

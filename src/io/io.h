@@ -138,6 +138,11 @@ kc_status kc_cfg_parse_batch_shape(const cJSON *a, const char *where, kc_shape *
 /* ---- weights (weights.c) ---- */
 /* Keras 3 layout ("layers/<snake>/vars/<i>", "optimizer/vars/<i>", "vars") */
 kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f);
+/* TextVectorization layers' vocabularies (zip entries under assets/) and idf weights (weights.c) */
+kc_status kc_tv_assets_write(const kc_model_view *v, hid_t f, kc_zip_entry **entries, int *n);
+void kc_tv_assets_free(kc_zip_entry *entries, int n);
+kc_status kc_tv_assets_read(const kc_model_view *v, hid_t f, const char *path, const void *zip,
+                            size_t size);
 /* with_optimizer: read optimizer/vars when the model is compiled and the file has them */
 kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path, int with_optimizer);
 /* legacy: the group holding layer_names (the root of a weights file, or model_weights) */

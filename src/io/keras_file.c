@@ -43,17 +43,27 @@ static kc_status save_keras(const kc_model_view *v, const char *path) {
     kc_status st = config_text && meta_text ? KC_OK : kc_err(KC_ENOMEM, "%s: out of memory", path);
     hid_t f = st ? -1 : kc_h5_create_mem();
     if (!st && f < 0) st = KC_EIO;
+    kc_zip_entry *assets = NULL;
+    int n_assets = 0;
     if (!st) {
         st = kc_weights_write_k3(v, f);
+        if (!st) st = kc_tv_assets_write(v, f, &assets, &n_assets);
         if (st) H5Fclose(f);
         else st = kc_h5_close_image(f, &h5, &h5_size);
     }
     if (!st) {
-        kc_zip_entry e[3] = {{"metadata.json", meta_text, strlen(meta_text)},
-                             {"config.json", config_text, strlen(config_text)},
-                             {"model.weights.h5", h5, h5_size}};
-        st = kc_zip_build(e, 3, &zip, &zip_size);
+        kc_zip_entry *e = malloc(sizeof *e * (size_t)(3 + n_assets));
+        if (!e) st = kc_err(KC_ENOMEM, "%s: out of memory", path);
+        else {
+            e[0] = (kc_zip_entry){"metadata.json", meta_text, strlen(meta_text)};
+            e[1] = (kc_zip_entry){"config.json", config_text, strlen(config_text)};
+            e[2] = (kc_zip_entry){"model.weights.h5", h5, h5_size};
+            for (int i = 0; i < n_assets; i++) e[3 + i] = assets[i];
+            st = kc_zip_build(e, 3 + n_assets, &zip, &zip_size);
+            free(e);
+        }
     }
+    kc_tv_assets_free(assets, n_assets);
     if (!st) st = kc_io_write_atomic(path, zip, zip_size);
     else kc_err_prefix(st, "%s", path);
     cJSON_free(config_text);
@@ -170,6 +180,7 @@ static kc_status load_keras(const char *path, const void *data, size_t size, int
         f = kc_h5_open_image(inner, h5, n3);
         if (f < 0) st = KC_EFORMAT;
         else st = kc_weights_read_k3(&v, f, path, compile);
+        if (!st) st = kc_tv_assets_read(&v, f, path, data, size);
     }
     if (!st && meta) st = kc_state_apply(&v, cJSON_GetObjectItemCaseSensitive(meta, "kerac"), path);
     if (f >= 0) H5Fclose(f);

@@ -146,7 +146,9 @@ static cJSON *history_json(const kc_model *m, int t, kc_config_style style, int 
     cJSON_AddStringToObject(o, "class_name", "__keras_tensor__");
     cJSON *c = cJSON_AddObjectToObject(o, "config");
     cJSON_AddItemToObject(c, "shape", kc_cfg_batch_shape(m->tensors[t].shape));
-    cJSON_AddStringToObject(c, "dtype", m->tensors[t].dtype == KC_INT32 ? "int32" : "float32");
+    cJSON_AddStringToObject(c, "dtype", m->tensors[t].dtype == KC_INT32    ? "int32"
+                                        : m->tensors[t].dtype == KC_STRING ? "string"
+                                                                           : "float32");
     cJSON *h = cJSON_AddArrayToObject(c, "keras_history");
     cJSON_AddItemToArray(h, cJSON_CreateString(name));
     cJSON_AddItemToArray(h, cJSON_CreateNumber(node));
@@ -198,7 +200,9 @@ static cJSON *input_layer_item(kc_shape shape, kc_dtype dtype, const char *name,
     /* Keras 3 says batch_shape; tf.keras 2 knows only batch_input_shape (Keras 3 reads both) */
     cJSON_AddItemToObject(in, style == KC_CONFIG_LEGACY ? "batch_input_shape" : "batch_shape",
                           kc_cfg_batch_shape(shape));
-    cJSON_AddStringToObject(in, "dtype", dtype == KC_INT32 ? "int32" : "float32");
+    cJSON_AddStringToObject(in, "dtype", dtype == KC_INT32    ? "int32"
+                                         : dtype == KC_STRING ? "string"
+                                                              : "float32");
     cJSON_AddFalseToObject(in, "sparse");
     cJSON_AddFalseToObject(in, "ragged");
     cJSON_AddStringToObject(in, "name", name);
@@ -342,7 +346,7 @@ static kc_status layer_from(const cJSON *item, const char *where, kc_layer **out
                                   "layer types registered with kc_register_layer_type)",
                       where, cname, known);
     }
-    kc_status st = check_dtype(cfg, where);
+    kc_status st = strcmp(cname, "TextVectorization") ? check_dtype(cfg, where) : KC_OK;
     const kc_custom_entry *ce = kc_custom_of_io(io);
     if (!st) st = ce ? kc_custom_io_from_config(ce, cfg, where, out) : io->from_config(cfg, where, out);
     if (st) return st;
@@ -376,6 +380,10 @@ static kc_status input_dtype_of(const cJSON *cfg, const char *where, kc_dtype *o
                         : NULL;
     *out = KC_FLOAT32;
     if (!s || !strncmp(s, "float", 5) || !strcmp(s, "bfloat16")) return KC_OK;
+    if (!strcmp(s, "string")) {
+        *out = KC_STRING;
+        return KC_OK;
+    }
     if (!strncmp(s, "int", 3) || !strncmp(s, "uint", 4)) {
         *out = KC_INT32;
         return KC_OK;

@@ -865,3 +865,150 @@ kc_status kc_state_apply(const kc_model_view *v, const cJSON *s, const char *pat
     for (int i = 0; i < v->n_layers && i < 256; i++) v->layers[i]->seed = seed_values[i];
     return KC_OK;
 }
+
+/* ---- TextVectorization's state: Keras's assets and idf weights ---- */
+
+#include "../data/text_internal.h"
+
+/* Keras 3 (and tf.keras 2.15's .keras) keep a TextVectorization's vocabulary in
+ * assets/<layer path>/vocabulary.txt (get_vocabulary(), "\n"-joined) and its idf weights (tf_idf)
+ * as <layer path>/vars/idf_weights, each also under <layer path>/_lookup_layer/ (its StringLookup,
+ * which saving_lib visits too). Writes the idf weights into f and returns the asset entries
+ * (names and texts malloc'd: kc_tv_assets_free). */
+kc_status kc_tv_assets_write(const kc_model_view *v, hid_t f, kc_zip_entry **entries, int *n) {
+    *entries = NULL;
+    *n = 0;
+    kc_path *paths = NULL;
+    kc_status st = KC_OK;
+    for (int i = 0; i < v->n_layers && !st; i++) {
+        kc_text_vectorization *tv = kc_layer_text_vectorization(v->layers[i]);
+        if (!tv) continue;
+        if (!paths && !(paths = model_paths(v, NULL, NULL))) return kc_err(KC_ENOMEM, "out of memory");
+        const char *const *toks;
+        int64_t nv = kc_text_vectorization_vocabulary(tv, &toks);
+        size_t len = 0;
+        for (int64_t k = 0; k < nv; k++) len += strlen(toks[k]) + 1;
+        kc_zip_entry *e = realloc(*entries, sizeof *e * (size_t)(*n + 2));
+        if (!e) {
+            st = kc_err(KC_ENOMEM, "out of memory");
+            break;
+        }
+        *entries = e;
+        for (int sub = 0; sub < 2 && !st; sub++) {
+            char *text = malloc(len + 1), *name = malloc(PATH_MAX_LEN + 64);
+            if (!text || !name) {
+                free(text);
+                free(name);
+                st = kc_err(KC_ENOMEM, "out of memory");
+                break;
+            }
+            size_t at = 0;
+            for (int64_t k = 0; k < nv; k++) {
+                if (k) text[at++] = '\n';
+                size_t l = strlen(toks[k]);
+                memcpy(text + at, toks[k], l);
+                at += l;
+            }
+            snprintf(name, PATH_MAX_LEN + 64, "assets/%s%s/vocabulary.txt", paths[i],
+                     sub ? "/_lookup_layer" : "");
+            e[*n] = (kc_zip_entry){name, text, at};
+            (*n)++;
+            const float *idf = kc_text_vectorization_idf_weights(tv);
+            if (idf) {
+                char gp[PATH_MAX_LEN + 64];
+                snprintf(gp, sizeof gp, "%s%s/vars", paths[i], sub ? "/_lookup_layer" : "");
+                kc_text_vectorization_opts o;
+                kc_text_vectorization_options(tv, &o);
+                int64_t dims[1] = {o.pad_to_max_tokens ? o.max_tokens : nv};
+                hid_t g = kc_h5_group(f, gp);
+                st = g < 0 ? kc_err(KC_EIO, "HDF5: cannot create %s", gp)
+                           : kc_h5_write_f32(g, "idf_weights", idf, 1, dims);
+                if (g >= 0) H5Gclose(g);
+            }
+        }
+    }
+    free(paths);
+    return st;
+}
+
+void kc_tv_assets_free(kc_zip_entry *entries, int n) {
+    for (int i = 0; i < n; i++) {
+        free((void *)entries[i].name);
+        free((void *)entries[i].data);
+    }
+    free(entries);
+}
+
+/* the vocabulary (assets/<path>/vocabulary.txt, else .../_lookup_layer/vocabulary.txt; none
+ * needed when the config held it) and idf weights of each TextVectorization layer */
+kc_status kc_tv_assets_read(const kc_model_view *v, hid_t f, const char *path, const void *zip,
+                            size_t size) {
+    kc_path *paths = NULL;
+    kc_status st = KC_OK;
+    for (int i = 0; i < v->n_layers && !st; i++) {
+        kc_layer *l = v->layers[i];
+        kc_text_vectorization *tv = kc_layer_text_vectorization(l);
+        if (!tv || kc_text_vectorization_vocabulary(tv, NULL)) continue;
+        if (!paths && !(paths = model_paths(v, NULL, NULL))) return kc_err(KC_ENOMEM, "out of memory");
+        char name[PATH_MAX_LEN + 64];
+        void *text = NULL;
+        size_t n = 0;
+        snprintf(name, sizeof name, "assets/%s/vocabulary.txt", paths[i]);
+        if (kc_zip_read(path, zip, size, name, &text, &n)) {
+            snprintf(name, sizeof name, "assets/%s/_lookup_layer/vocabulary.txt", paths[i]);
+            if ((st = kc_zip_read(path, zip, size, name, &text, &n))) {
+                st = kc_err(KC_EFORMAT, "%s: layer '%s' (TextVectorization): no vocabulary "
+                                        "(assets/%s/vocabulary.txt)", path, l->name, paths[i]);
+                break;
+            }
+        }
+        /* splitlines(), trailing empty lines dropped, as Keras's load_assets */
+        char *s = text;
+        size_t cnt = 1;
+        for (size_t k = 0; k < n; k++) cnt += s[k] == '\n';
+        char **toks = malloc(sizeof(char *) * cnt);
+        int64_t nt = 0;
+        if (!toks) st = kc_err(KC_ENOMEM, "out of memory");
+        for (size_t k = 0, start = 0; !st && k <= n; k++)
+            if (k == n || s[k] == '\n') {
+                size_t e = k;
+                if (e > start && s[e - 1] == '\r') e--;
+                s[e] = 0;
+                if (k < n || start < n) toks[nt++] = s + start;
+                start = k + 1;
+            }
+        while (!st && nt > 0 && !toks[nt - 1][0]) nt--;
+        float *idf = NULL;
+        kc_text_vectorization_opts o;
+        kc_text_vectorization_options(tv, &o);
+        if (!st && !strcmp(o.output_mode, "tf_idf")) {
+            int64_t dims[1] = {o.pad_to_max_tokens ? o.max_tokens : nt};
+            char gp[PATH_MAX_LEN + 64], what[PATH_MAX_LEN + 160];
+            snprintf(gp, sizeof gp, "%s/vars", paths[i]);
+            if (!kc_h5_exists(f, gp) || !kc_h5_exists(f, strcat(strcpy(what, gp), "/idf_weights")))
+                snprintf(gp, sizeof gp, "%s/_lookup_layer/vars", paths[i]);
+            snprintf(what, sizeof what, "%s: layer '%s' (TextVectorization): %s/idf_weights",
+                     path, l->name, gp);
+            idf = malloc(sizeof(float) * (size_t)(dims[0] > 0 ? dims[0] : 1));
+            if (!idf) st = kc_err(KC_ENOMEM, "out of memory");
+            else if (!kc_h5_exists(f, gp)) st = kc_err(KC_EFORMAT, "%s is missing", what);
+            else {
+                hid_t g = H5Gopen2(f, gp, H5P_DEFAULT);
+                st = kc_h5_read_f32(g, "idf_weights", idf, 1, dims, what);
+                H5Gclose(g);
+            }
+        }
+        if (!st) st = kc_text_vectorization_set_vocabulary(tv, (const char *const *)toks, nt, idf);
+        if (st) kc_err_prefix(st, "%s: layer '%s'", path, l->name);
+        else if (l->out_size != (strcmp(o.output_mode, "int") ? (o.pad_to_max_tokens ? o.max_tokens : nt)
+                                                              : o.output_sequence_length))
+            st = kc_err(KC_EFORMAT, "%s: layer '%s' (TextVectorization): the vocabulary has %lld "
+                                    "entries, its config's vocabulary_size says otherwise",
+                        path, l->name, (long long)nt);
+        free(idf);
+        free(toks);
+        free(text);
+    }
+    free(paths);
+    return st;
+}

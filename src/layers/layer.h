@@ -223,6 +223,8 @@ struct kc_layer {
     struct kc_model *nested; /* the model this layer stands for (kc_model_as_layer) */
     struct kc_custom_layer *custom; /* a custom layer's own part (custom.c) */
     struct kc_rnn *rnn; /* the recurrent layers' options and state (rnn.c) */
+    struct kc_text_vectorization *tv; /* TextVectorization's vectorizer (owned) */
+    int64_t tv_depth; /* TextVectorization: its output's width (vocabulary_size from a file) */
     struct kc_wrap *wrap; /* TimeDistributed's and Bidirectional's inner layers (wrappers.c) */
     /* fusions the model plans (model.c, plan_fusion), which change no result: */
     struct kc_layer *fused_dropout; /* Dense(relu): the Dropout after it, whose mask this

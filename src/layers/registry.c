@@ -22,6 +22,7 @@
     X(kc_zero_padding2d_ops)                                                                     \
     X(kc_cropping2d_ops)                                                                         \
     X(kc_identity_ops)                                                                           \
+    X(kc_text_vectorization_ops)                                                                 \
     X(kc_reshape_ops)                                                                            \
     X(kc_batch_normalization_ops)                                                                \
     X(kc_add_ops)                                                                                \

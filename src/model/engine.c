@@ -237,7 +237,11 @@ kc_status kc_model_check_batch(kc_model *m, int batch, const int64_t *index, int
     for (int k = 0; k < m->n_nodes; k++) {
         const kc_node *n = &m->nodes[k];
         const kc_layer *l = n->layer;
-        if (!l->ops->check_input || m->tensors[n->in[0]].producer >= 0) continue;
+        int p = m->tensors[n->in[0]].producer; /* the data: a model input, or a
+                                                  TextVectorization's output (its texts' ids) */
+        if (!l->ops->check_input ||
+            (p >= 0 && !kc_layer_text_vectorization(m->nodes[p].layer)))
+            continue;
         kc_status st = l->ops->check_input(l, m->tensors[n->in[0]].act, batch, index, first, what);
         if (st) return st;
     }

@@ -123,8 +123,9 @@ kc_tensor *kc_input_ex(kc_shape shape, kc_dtype dtype, const char *name) {
                           "per call)", kc_shape_str(shape, buf, sizeof buf));
         return NULL;
     }
-    if (dtype != KC_FLOAT32 && dtype != KC_INT32 && dtype != KC_UINT8) {
-        kc_err(KC_EINVAL, "kc_input: unknown dtype %d (KC_FLOAT32 or KC_INT32)", (int)dtype);
+    if (dtype != KC_FLOAT32 && dtype != KC_INT32 && dtype != KC_UINT8 && dtype != KC_STRING) {
+        kc_err(KC_EINVAL, "kc_input: unknown dtype %d (KC_FLOAT32, KC_INT32 or KC_STRING)",
+               (int)dtype);
         return NULL;
     }
     kc_tensor *t = calloc(1, sizeof *t);
@@ -133,7 +134,7 @@ kc_tensor *kc_input_ex(kc_shape shape, kc_dtype dtype, const char *name) {
         return NULL;
     }
     t->shape = shape;
-    t->dtype = dtype == KC_INT32 ? KC_INT32 : KC_FLOAT32;
+    t->dtype = dtype == KC_INT32 || dtype == KC_STRING ? dtype : KC_FLOAT32;
     if (name && *name) snprintf(t->name, sizeof t->name, "%s", name);
     else session_name("input_layer", t->name, sizeof t->name);
     return t;
@@ -632,7 +633,7 @@ kc_model *kc_sequential_ex(kc_shape input_shape, kc_dtype dtype) {
     if (!m) return NULL;
     session_name("sequential", m->name, sizeof m->name);
     char buf[64];
-    if (dtype != KC_FLOAT32 && dtype != KC_INT32 && dtype != KC_UINT8) {
+    if (dtype != KC_FLOAT32 && dtype != KC_INT32 && dtype != KC_UINT8 && dtype != KC_STRING) {
         m->build_error = kc_err(KC_EINVAL, "kc_sequential: unknown input dtype %d", (int)dtype);
         snprintf(m->build_error_msg, sizeof m->build_error_msg, "%s", kc_last_error());
     }
@@ -649,7 +650,7 @@ kc_model *kc_sequential_ex(kc_shape input_shape, kc_dtype dtype) {
         kc_model_free(m);
         return NULL;
     }
-    m->tensors[m->inputs[0]].dtype = dtype == KC_INT32 ? KC_INT32 : KC_FLOAT32;
+    m->tensors[m->inputs[0]].dtype = dtype == KC_INT32 || dtype == KC_STRING ? dtype : KC_FLOAT32;
     return m;
 }
 
@@ -993,10 +994,39 @@ void kc_model_free(kc_model *m) {
 
 /* ---- weights ---------------------------------------------------------------------------- */
 
+kc_text_vectorization *kc_model_text_vectorization(kc_model *m, int input) {
+    if (!m || input < 0 || input >= m->n_inputs) return NULL;
+    for (int k = 0; k < m->n_nodes; k++)
+        if (m->nodes[k].n_in == 1 && m->nodes[k].in[0] == m->inputs[input] &&
+            kc_layer_text_vectorization(m->nodes[k].layer))
+            return kc_layer_text_vectorization(m->nodes[k].layer);
+    return NULL;
+}
+
 kc_status kc_model_check_built(const kc_model *m, const char *what) {
     if (!m) return kc_err(KC_EINVAL, "%s: model is NULL", what);
     if (m->build_error) return kc_err(m->build_error, "%s: %s", what, m->build_error_msg);
     if (m->n_nodes == 0) return kc_err(KC_ESTATE, "%s: the model has no layers", what);
+    /* a string input is read by exactly one TextVectorization layer, which reads nothing else */
+    for (int i = 0; i < m->n_nodes; i++) {
+        const kc_node *n = &m->nodes[i];
+        int is_tv = kc_layer_text_vectorization(n->layer) != NULL;
+        for (int k = 0; k < n->n_in; k++) {
+            const kc_tval *t = &m->tensors[n->in[k]];
+            int str = t->producer < 0 && t->dtype == KC_STRING;
+            if (str && (!is_tv || t->n_consumers != 1))
+                return kc_err(KC_EINVAL, "%s: layer %s (%s) reads a string input; a string input "
+                                         "must be read by one TextVectorization layer only", what,
+                              n->layer->name, n->layer->ops->type_name);
+            if (is_tv && !str)
+                return kc_err(KC_EINVAL, "%s: layer %s (TextVectorization) must come first, on a "
+                                         "string model input (KC_STRING)", what, n->layer->name);
+        }
+    }
+    for (int i = 0; i < m->n_inputs; i++)
+        if (m->tensors[m->inputs[i]].dtype == KC_STRING && m->tensors[m->inputs[i]].n_consumers != 1)
+            return kc_err(KC_EINVAL, "%s: the string input %s needs one TextVectorization layer "
+                                     "reading it", what, m->input_names[i]);
     return KC_OK;
 }
 

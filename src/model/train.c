@@ -471,6 +471,19 @@ static kc_status check_data(kc_model *m, const kc_dataset *ds, const char *what,
         kc_shape want = m->tensors[m->inputs[i]].shape;
         if (m->n_inputs > 1) snprintf(which, sizeof which, " of input %d ('%s')", i, m->input_names[i]);
         if (!x.data) return kc_err(KC_EINVAL, "%s: the dataset is empty (no x%s)", what, which);
+        int str_in = m->tensors[m->inputs[i]].dtype == KC_STRING;
+        if (str_in != (x.dtype == KC_STRING))
+            return kc_err(KC_EINVAL, str_in ? "%s: input%s takes texts: give x as KC_STRING (an "
+                                              "array of NUL-terminated strings)"
+                                            : "%s: x%s is KC_STRING, but the model's input is not "
+                                              "a string input", what, which);
+        if (str_in) {
+            const char *const *texts = x.data;
+            for (int64_t k = 0; k < ds->count; k++)
+                if (!texts[k])
+                    return kc_err(KC_EINVAL, "%s: text %lld%s is NULL", what, (long long)k, which);
+            continue;
+        }
         if (x.dtype != KC_UINT8 && x.dtype != KC_FLOAT32 && x.dtype != KC_INT32)
             return kc_err(KC_EINVAL, "%s: x%s must be uint8, int32 or float32", what, which);
         if (shape_has_none(x.shape))
@@ -549,6 +562,43 @@ static kc_status check_data(kc_model *m, const kc_dataset *ds, const char *what,
     return kc_model_check_sample_weights(m, ds, what);
 }
 
+/* The preprocessing stage of a string input: its TextVectorization layer's vectorizer on the
+ * batch's texts (samples index[0..count)), written as floats into that layer's output buffer
+ * (its forward does nothing). */
+static kc_status vectorize_batch(kc_model *m, int i, const void *data, const int64_t *index,
+                                 int count, const char *what) {
+    const kc_node *n = NULL;
+    for (int k = 0; k < m->n_nodes && !n; k++)
+        if (m->nodes[k].in[0] == m->inputs[i] && kc_layer_text_vectorization(m->nodes[k].layer))
+            n = &m->nodes[k];
+    if (!n) return kc_err(KC_EINVAL, "%s: the string input %s has no TextVectorization layer",
+                          what, m->input_names[i]);
+    const char *const *texts = data;
+    const char **batch = malloc(sizeof(char *) * (size_t)(count > 0 ? count : 1));
+    if (!batch) return kc_err(KC_ENOMEM, "%s: out of memory", what);
+    for (int k = 0; k < count; k++) batch[k] = texts[index[k]];
+    const kc_text_vectorization *tv = kc_layer_text_vectorization(n->layer);
+    void *out = NULL;
+    int64_t cols = 0;
+    kc_status st = kc_text_vectorization_call(tv, batch, count, &out, &cols);
+    free(batch);
+    if (st) return kc_err_prefix(st, "%s: layer %s", what, n->layer->name);
+    kc_tval *v = &m->tensors[n->write_to];
+    if (cols != v->size) {
+        free(out);
+        return kc_err(KC_ESTATE, "%s: layer %s (TextVectorization) now gives %lld values per "
+                                 "text, the model was built for %lld (its vocabulary changed "
+                                 "after the model was built?)", what, n->layer->name,
+                      (long long)cols, (long long)v->size);
+    }
+    size_t total = (size_t)count * (size_t)cols;
+    if (kc_text_vectorization_output_dtype(tv) == KC_INT32)
+        for (size_t k = 0; k < total; k++) v->act[k] = (float)((const int32_t *)out)[k];
+    else memcpy(v->act, out, sizeof(float) * total);
+    free(out);
+    return KC_OK;
+}
+
 /* Copies count samples (by index, or from start when index is NULL) into the inputs' buffers
  * and the targets', then checks them (an Embedding's ids in range). */
 static kc_status load_batch(kc_model *m, const kc_dataset *ds, const int64_t *index,
@@ -562,6 +612,11 @@ static kc_status load_batch(kc_model *m, const kc_dataset *ds, const int64_t *in
     for (int i = 0; i < m->n_inputs; i++) {
         kc_array x = ds_input(ds, i);
         kc_tval *v = &m->tensors[m->inputs[i]];
+        if (v->dtype == KC_STRING) {
+            kc_status st = vectorize_batch(m, i, x.data, index, count, what);
+            if (st) return st;
+            continue;
+        }
         float scale = x.scale != 0.0f ? x.scale : 1.0f;
         if (x.dtype == KC_UINT8) kc_gather_rows_u8(v->act, x.data, index, count, v->size, scale);
         else if (x.dtype == KC_INT32)
@@ -791,6 +846,10 @@ kc_status kc_predict_multi(kc_model *m, const float *const *x, int64_t count, fl
         if (!x[i]) return kc_err(KC_EINVAL, "kc_predict: input %d is NULL", i);
     for (int o = 0; o < m->n_outputs; o++)
         if (!out[o]) return kc_err(KC_EINVAL, "kc_predict: output %d is NULL", o);
+    for (int i = 0; i < m->n_inputs; i++)
+        if (m->tensors[m->inputs[i]].dtype == KC_STRING)
+            return kc_err(KC_EINVAL, "kc_predict: input %d takes texts: use kc_predict_texts or "
+                                     "kc_predict_ex with a KC_STRING array", i);
     kc_status st = kc_model_ensure_weights(m, "kc_predict");
     if (!st) st = kc_model_bind_shapes(m, NULL, "kc_predict");
     for (int i = 0; i < m->n_inputs && !st; i++) /* an int32 input: whole numbers */
@@ -883,6 +942,14 @@ kc_status kc_model_output_shapes_for(kc_model *m, const kc_shape *input_shapes,
     return KC_OK;
 }
 
+kc_status kc_predict_texts(kc_model *m, const char *const *texts, int64_t n, float *out) {
+    if (m && (m->n_inputs != 1 || m->n_outputs != 1 || m->tensors[m->inputs[0]].dtype != KC_STRING))
+        return kc_err(KC_EINVAL, "kc_predict_texts: model %s must have one string input (a "
+                                 "TextVectorization first) and one output", m->name);
+    kc_array x = {kc_shape1(1), KC_STRING, (void *)texts, 0, 0};
+    return kc_predict_ex(m, &x, n, &out, NULL);
+}
+
 kc_status kc_predict(kc_model *m, const float *x, int64_t count, float *out) {
     if (m && (m->n_inputs != 1 || m->n_outputs != 1))
         return kc_err(KC_EINVAL, "kc_predict: model %s has %d inputs and %d outputs; use "
@@ -900,6 +967,10 @@ static kc_status load_user_batch(kc_model *m, const float *const *x, const float
         if (!x[i]) return kc_err(KC_EINVAL, "%s: need x, y and batch > 0 (input %d is NULL)", what, i);
     for (int o = 0; o < m->n_outputs; o++)
         if (!y[o]) return kc_err(KC_EINVAL, "%s: need x, y and batch > 0 (target %d is NULL)", what, o);
+    for (int i = 0; i < m->n_inputs; i++)
+        if (m->tensors[m->inputs[i]].dtype == KC_STRING)
+            return kc_err(KC_EINVAL, "%s: input %d takes texts: use kc_train_on_batch_ex with a "
+                                     "KC_STRING dataset", what, i);
     kc_status st = kc_model_bind_shapes(m, NULL, what);
     for (int i = 0; i < m->n_inputs && !st; i++) /* an int32 input: whole numbers */
         st = check_values(m, i, x[i], KC_FLOAT32, 0, batch, m->tensors[m->inputs[i]].size, what);
