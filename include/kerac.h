@@ -624,7 +624,10 @@ typedef struct {
     kc_initializer bias_initializer;      /* zeros */
     int return_sequences, go_backwards;
     int stateful; /* the final state is the next batch's initial state (kc_rnn_reset_states) */
-    float dropout, recurrent_dropout; /* one mask per sequence, the same at every step */
+    /* masks drawn once per sequence (per call), the same at every step; with
+     * recurrent_dropout an LSTM or GRU draws one mask per gate for the state and, with dropout,
+     * one per gate for the inputs (Keras 3's implementation 1); otherwise one each */
+    float dropout, recurrent_dropout;
     int zero_output_for_mask; /* a masked step's output is 0 (default: the previous output) */
     /* return_state: the call has 2 outputs [output, h] (LSTM: 3, [output, h, c]), the last
      * state of each (units); call it with kc_call_multi(layer, &x, 1, outs, n) */

@@ -124,6 +124,8 @@ kc_rnn_args kc_rnn_layer_args(const kc_layer *l, int batch, const kc_forward_ctx
                          .b = l->no_bias ? NULL : l->bias, .mask = ctx ? ctx->mask : NULL,
                          .in_dropout = ctx && ctx->training && r->dropout > 0,
                          .rec_dropout = ctx && ctx->training && r->rec_dropout > 0,
+                         /* Keras 3: implementation 1 when recurrent_dropout is set */
+                         .per_gate = r->rec_dropout > 0,
                          .ws = l->scratch};
 }
 
@@ -165,6 +167,8 @@ static kc_shape rnn_output_part(const kc_layer *l, int o, int64_t *head, int64_t
     return kc_shape1(u);
 }
 
+kc_rnn_masks kc_rnn_test_masks;
+
 /* the factors of a dropout mask, one per (sample, feature), the same at every step */
 static void fill_keep(float *keep, int64_t n, float rate, uint64_t key) {
     uint32_t thr = kc_dropout_threshold(rate), k32 = kc_dropout_key32(key);
@@ -179,10 +183,19 @@ static void rnn_run(kc_layer *l, const float *in, const float *h_init, const flo
     struct kc_rnn *r = l->rnn;
     kc_rnn_args a = kc_rnn_layer_args(l, batch, ctx);
     uint64_t key = kc_dropout_key(l, ctx);
-    if (a.in_dropout) fill_keep(kc_rnn_in_keep(&a), (int64_t)batch * a.F, r->dropout, key);
-    if (a.rec_dropout)
-        fill_keep(kc_rnn_rec_keep(&a), (int64_t)batch * a.u, r->rec_dropout,
-                  key ^ 0x5bd1e995a5a5a5a5ull);
+    int64_t nm = kc_rnn_mask_count(&a); /* masks per sample: one per gate, or one */
+    if (a.in_dropout) {
+        float *k = kc_rnn_in_keep(&a);
+        int64_t n = (int64_t)batch * nm * a.F;
+        if (kc_rnn_test_masks.in) memcpy(k, kc_rnn_test_masks.in, sizeof(float) * (size_t)n);
+        else fill_keep(k, n, r->dropout, key);
+    }
+    if (a.rec_dropout) {
+        float *k = kc_rnn_rec_keep(&a);
+        int64_t n = (int64_t)batch * nm * a.u;
+        if (kc_rnn_test_masks.rec) memcpy(k, kc_rnn_test_masks.rec, sizeof(float) * (size_t)n);
+        else fill_keep(k, n, r->rec_dropout, key ^ 0x5bd1e995a5a5a5a5ull);
+    }
     float *h0 = NULL, *c0 = NULL;
     if (r->stateful) {
         size_t n = (size_t)batch * l->units * (r->cell == KC_CELL_LSTM ? 2 : 1);
