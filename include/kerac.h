@@ -793,6 +793,13 @@ kc_status kc_set_mixed_bfloat16(kc_model *m, int on);
 kc_status kc_summary(kc_model *m, FILE *out);
 const char *kc_model_name(const kc_model *m);
 kc_status kc_model_set_name(kc_model *m, const char *name);
+/* The model's fixed batch size: keras.Input(shape, batch_size=n), the first entry of the saved
+ * batch_shape / batch_input_shape (0, the default: None). Keras requires it of a model with a
+ * stateful recurrent layer; kerac writes it into the files it saves and reads it from Keras's.
+ * Without it, a model with a stateful layer that has run saves the batch size its state holds
+ * (the last batch size it ran with). Calls of another batch size are not refused. */
+kc_status kc_model_set_batch_size(kc_model *m, int batch_size);
+int kc_model_batch_size(const kc_model *m);
 /* model.get_layer(name): a top-level layer, or one inside a nested model ("inner/dense") */
 kc_layer *kc_get_layer(kc_model *m, const char *name);
 int kc_model_input_count(const kc_model *m);

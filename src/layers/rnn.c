@@ -305,6 +305,13 @@ static int rnn_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *
     return 1;
 }
 
+int kc_wrapper_state_batch(const kc_layer *l); /* wrappers.c */
+int kc_rnn_state_batch(const kc_layer *l) {
+    if (!l) return 0;
+    if (l->wrap) return kc_wrapper_state_batch(l);
+    return l->rnn && l->rnn->stateful && l->rnn->state ? l->rnn->state_batch : 0;
+}
+
 kc_status kc_wrapper_reset_states(kc_layer *l); /* wrappers.c */
 extern const kc_layer_ops kc_bidirectional_ops;
 kc_status kc_rnn_reset_states(kc_layer *l) {

@@ -559,6 +559,12 @@ kc_layer *kc_bidirectional(kc_layer *rnn, kc_merge_mode merge, kc_layer *backwar
     return l;
 }
 
+int kc_wrapper_state_batch(const kc_layer *l) {
+    int b = 0;
+    for (int i = 0; i < l->wrap->n && !b; i++) b = kc_rnn_state_batch(l->wrap->inner[i]);
+    return b;
+}
+
 kc_status kc_wrapper_reset_states(kc_layer *l) {
     kc_status st = KC_OK;
     for (int i = 0; i < l->wrap->n && !st; i++)

@@ -1141,6 +1141,15 @@ kc_status kc_model_set_name(kc_model *m, const char *name) {
     return KC_OK;
 }
 
+kc_status kc_model_set_batch_size(kc_model *m, int batch_size) {
+    if (!m || batch_size < 0)
+        return kc_err(KC_EINVAL, "kc_model_set_batch_size: NULL model or a negative size");
+    m->batch_size = batch_size;
+    return KC_OK;
+}
+
+int kc_model_batch_size(const kc_model *m) { return m ? m->batch_size : 0; }
+
 kc_layer *kc_get_layer(kc_model *m, const char *name) {
     if (!m || !name) return NULL;
     const char *slash = strchr(name, '/');
