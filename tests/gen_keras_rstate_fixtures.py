@@ -78,6 +78,17 @@ def bidi_mask():
                        name="bidi_mask"), [(5, 3)]
 
 
+def mask_state():
+    """the sequence output of a return_state LSTM carries Masking's mask (its states none): the
+    GRU after it skips the masked steps"""
+    x = keras.Input((5, 3), name="x")
+    m = L.Masking(name="masking")(x)
+    seq, h, c = L.LSTM(4, return_sequences=True, return_state=True, name="lstm")(m)
+    g = L.GRU(3, name="gru")(seq)
+    return keras.Model(x, L.Dense(2, name="head")(L.Concatenate(name="cat")([g, h, c])),
+                       name="mask_state"), [(5, 3)]
+
+
 def seq2seq():
     x = keras.Input((5, 3), name="enc_in")
     y = keras.Input((4, 2), name="dec_in")
@@ -89,12 +100,12 @@ def seq2seq():
 
 
 CASES = {"enc_lstm": enc_lstm, "gru_seq": gru_seq, "bidi_none": bidi_none, "seq2seq": seq2seq,
-         "bidi_mask": bidi_mask, "bidi_state": bidi_state}
+         "bidi_mask": bidi_mask, "bidi_state": bidi_state, "mask_state": mask_state}
 
 
 def masked(name, xs):
-    """bidi_mask: some steps all zeros (Masking's masked steps)"""
-    if name == "bidi_mask":
+    """bidi_mask, mask_state: some steps all zeros (Masking's masked steps)"""
+    if name in ("bidi_mask", "mask_state"):
         xs[0][1, 3:] = 0
         xs[0][2, 1] = 0
     return xs
@@ -169,7 +180,8 @@ def gen(name):
     loss, grads = jax.value_and_grad(loss_fn)(tv)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
     os.makedirs(OUT, exist_ok=True)
-    if name != "bidi_mask":  # its Keras 3 file records the mask as op layers (NotEqual, Any)
+    if name not in ("bidi_mask", "mask_state"):  # their Keras 3 files record the mask as op
+        # layers (NotEqual, Any); the C test builds them
         model.save(os.path.join(OUT, name + ".keras"))
         model.save(os.path.join(OUT, name + ".h5"))
     model.train_on_batch(xs_in, y)

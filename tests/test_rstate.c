@@ -244,3 +244,53 @@ Test(rstate_api, bidi_none_masked) {
     tu_fixture_free(&f);
 }
 Test(rstate_tf_keras2, bidi_mask) { check_tf2("bidi_mask"); }
+
+/* LSTM(return_sequences, return_state) after Masking, built here as bidi_mask: its sequence
+ * output carries the mask (the GRU after it skips the masked steps), its states none, as
+ * Keras 3's; predictions, loss, gradients and an SGD step against Keras 3, and a file of it
+ * loading back; tf.keras 2's file loads too */
+Test(rstate_api, state_seq_masked) {
+    fixture f;
+    tu_fixture_load(FIX "mask_state.txt", &f);
+    kc_tensor *x = kc_input(kc_shape2(5, 3));
+    kc_tensor *m0 = kc_call(kc_masking(0.0f), x), *shc[3];
+    KC_CHECK(kc_call_multi(kc_lstm(4, &(kc_rnn_opts){.return_sequences = 1, .return_state = 1}),
+                           &m0, 1, shc, 3));
+    kc_tensor *g = kc_call(kc_gru(3, NULL), shc[0]);
+    kc_tensor *cat = kc_call_n(kc_concatenate(-1), (kc_tensor *[]){g, shc[1], shc[2]}, 3);
+    kc_model *m = kc_functional(&x, 1, (kc_tensor *[]){kc_call(kc_dense(2, KC_LINEAR), cat)}, 1);
+    cr_assert_not_null(m, "%s", kc_last_error());
+    const tensor *tw = tu_fixture_get(&f, "weights");
+    int64_t n = kc_count_params(m);
+    cr_assert_eq(n, tw->count);
+    KC_CHECK(kc_set_weights(m, tw->data, n));
+    check_predict(m, &f, "mask_state: predict");
+    const char *keep = getenv("KERAC_RSTATE_SAVE_DIR"); /* Keras 3 loads them: check DIR */
+    const char *exts[] = {".keras", ".h5"};
+    for (int e = 0; e < 2; e++) {
+        char out[512];
+        snprintf(out, sizeof out, "%s/mask_state%s", keep ? keep : tu_tmpdir(), exts[e]);
+        KC_CHECK(kc_save(m, out));
+        kc_model *b;
+        KC_CHECK(kc_load(out, &b));
+        check_predict(b, &f, out);
+        kc_model_free(b);
+    }
+    KC_CHECK(kc_compile(m, KC_MEAN_SQUARED_ERROR, kc_sgd(&(kc_sgd_opts){.learning_rate = 0.1f}), 0));
+    const float *xs[1] = {tu_fixture_get(&f, "x0")->data}, *y[1] = {tu_fixture_get(&f, "y")->data};
+    float *w = malloc(sizeof(float) * (size_t)n), *gr = malloc(sizeof(float) * (size_t)n);
+    double loss;
+    KC_CHECK(kc_compute_gradients_multi(m, xs, y, B, 1, &loss, gr, n));
+    double want_loss = tu_fixture_get(&f, "loss")->data[0];
+    cr_expect(fabs(loss - want_loss) <= 1e-5 * fmax(1.0, fabs(want_loss)),
+              "mask_state: loss %.9g, Keras %.9g", loss, want_loss);
+    expect_close("mask_state: grads", gr, tu_fixture_get(&f, "grads")->data, n, 1e-5);
+    KC_CHECK(kc_train_on_batch_multi(m, xs, y, B, NULL));
+    KC_CHECK(kc_get_weights(m, w, n));
+    expect_close("mask_state: after_sgd", w, tu_fixture_get(&f, "after_sgd")->data, n, 1e-5);
+    free(w);
+    free(gr);
+    kc_model_free(m);
+    tu_fixture_free(&f);
+}
+Test(rstate_tf_keras2, mask_state) { check_tf2("mask_state"); }

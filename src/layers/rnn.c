@@ -169,6 +169,11 @@ static kc_shape rnn_output_part(const kc_layer *l, int o, int64_t *head, int64_t
 
 kc_rnn_masks kc_rnn_test_masks;
 
+/* return_state: the sequence output (return_sequences) carries the input's mask */
+static int64_t rnn_part_mask_rows(const kc_layer *l, int o) {
+    return o == 0 && l->rnn->return_sequences ? l->in_shape.dims[0] : 0;
+}
+
 /* the factors of a dropout mask, one per (sample, feature), the same at every step */
 static void fill_keep(float *keep, int64_t n, float rate, uint64_t key) {
     uint32_t thr = kc_dropout_threshold(rate), k32 = kc_dropout_key32(key);
@@ -299,8 +304,9 @@ static void rnn_destroy(kc_layer *l) {
 static int rnn_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *out_mask,
                             int batch) {
     /* Keras: the input's mask for return_sequences (go_backwards included: Keras does not
-     * flip it), else none */
-    if (!in_mask || !l->rnn->return_sequences || l->rnn->return_state) return 0;
+     * flip it), else none; return_state: the sequence output's, the states carry none
+     * (rnn_part_mask_rows) */
+    if (!in_mask || !l->rnn->return_sequences) return 0;
     if (out_mask) memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
     return 1;
 }
@@ -478,6 +484,7 @@ static const char *rnn_k3_group(const kc_layer *l, int i) { return "cell"; }
                               .destroy = rnn_destroy,                                          \
                               .n_outputs = rnn_n_outputs,                                      \
                               .output_part = rnn_output_part,                                  \
+                              .part_mask_rows = rnn_part_mask_rows,                            \
                               .io = {from, rnn_to, rnn_weights, NULL, rnn_k3_group}};
 RNN_OPS(kc_simple_rnn_ops, "SimpleRNN", "simple_rnn", simple_from, 2)
 RNN_OPS(kc_lstm_ops, "LSTM", "lstm", lstm_from, 3)
