@@ -641,7 +641,10 @@ typedef struct {
     kc_initializer bias_initializer;      /* zeros */
     int return_sequences, go_backwards;
     int stateful; /* the final state is the next batch's initial state (kc_rnn_reset_states) */
-    float dropout, recurrent_dropout; /* one mask per sequence, the same at every step */
+    /* masks drawn once per sequence (per call), the same at every step; with
+     * recurrent_dropout an LSTM or GRU draws one mask per gate for the state and, with dropout,
+     * one per gate for the inputs (Keras 3's implementation 1); otherwise one each */
+    float dropout, recurrent_dropout;
     int zero_output_for_mask; /* a masked step's output is 0 (default: the previous output) */
     /* return_state: the call has 2 outputs [output, h] (LSTM: 3, [output, h, c]), the last
      * state of each (units); call it with kc_call_multi(layer, &x, 1, outs, n) */
@@ -807,6 +810,13 @@ kc_status kc_set_mixed_bfloat16(kc_model *m, int on);
 kc_status kc_summary(kc_model *m, FILE *out);
 const char *kc_model_name(const kc_model *m);
 kc_status kc_model_set_name(kc_model *m, const char *name);
+/* The model's fixed batch size: keras.Input(shape, batch_size=n), the first entry of the saved
+ * batch_shape / batch_input_shape (0, the default: None). Keras requires it of a model with a
+ * stateful recurrent layer; kerac writes it into the files it saves and reads it from Keras's.
+ * Without it, a model with a stateful layer that has run saves the batch size its state holds
+ * (the last batch size it ran with). Calls of another batch size are not refused. */
+kc_status kc_model_set_batch_size(kc_model *m, int batch_size);
+int kc_model_batch_size(const kc_model *m);
 /* model.get_layer(name): a top-level layer, or one inside a nested model ("inner/dense") */
 kc_layer *kc_get_layer(kc_model *m, const char *name);
 int kc_model_input_count(const kc_model *m);

@@ -13,6 +13,10 @@ inputs and the predictions only). "check DIR" loads kerac's saves DIR/<case>.ker
 DIR/<case>.h5 (written by tests/test_rstate.c when KERAC_RSTATE_SAVE_DIR is set) in that Keras
 (tf.keras 2: the .h5 only) and compares their predictions with the fixtures'.
 
+bidi_mask, mask_state and bidi_mask_state (Masking before the recurrent layers) get no Keras 3
+files (Keras 3 records their mask as op layers, NotEqual and Any): test_rstate.c builds them
+and checks kerac's saves of them here.
+
 <case>.txt: lines "tensor NAME COUNT" and the values (8 a line, %.9g):
     x<i>       each input's batch
     y          the targets (the one output's shape)
@@ -78,6 +82,31 @@ def bidi_mask():
                        name="bidi_mask"), [(5, 3)]
 
 
+def mask_state():
+    """the sequence output of a return_state LSTM carries Masking's mask (its states none): the
+    GRU after it skips the masked steps"""
+    x = keras.Input((5, 3), name="x")
+    m = L.Masking(name="masking")(x)
+    seq, h, c = L.LSTM(4, return_sequences=True, return_state=True, name="lstm")(m)
+    g = L.GRU(3, name="gru")(seq)
+    return keras.Model(x, L.Dense(2, name="head")(L.Concatenate(name="cat")([g, h, c])),
+                       name="mask_state"), [(5, 3)]
+
+
+def bidi_mask_state():
+    """Bidirectional return_state after Masking: its outputs carry the mask, its states none"""
+    x = keras.Input((5, 3), name="x")
+    m = L.Masking(name="masking")(x)
+    f, b, fh, fc, bh, bc = L.Bidirectional(
+        L.LSTM(3, return_sequences=True, return_state=True, name="lstm"), merge_mode=None,
+        name="bi")(m)
+    o, gh, gb = L.Bidirectional(L.GRU(2, return_sequences=True, return_state=True, name="gru"),
+                                name="bi2")(f)
+    g = L.SimpleRNN(2, name="srnn")(L.Concatenate(name="ob")([o, b]))
+    cat = L.Concatenate(name="cat")([g, fh, fc, bh, bc, gh, gb])
+    return keras.Model(x, L.Dense(2, name="head")(cat), name="bidi_mask_state"), [(5, 3)]
+
+
 def seq2seq():
     x = keras.Input((5, 3), name="enc_in")
     y = keras.Input((4, 2), name="dec_in")
@@ -89,12 +118,13 @@ def seq2seq():
 
 
 CASES = {"enc_lstm": enc_lstm, "gru_seq": gru_seq, "bidi_none": bidi_none, "seq2seq": seq2seq,
-         "bidi_mask": bidi_mask, "bidi_state": bidi_state}
+         "bidi_mask": bidi_mask, "bidi_state": bidi_state, "mask_state": mask_state,
+         "bidi_mask_state": bidi_mask_state}
 
 
 def masked(name, xs):
-    """bidi_mask: some steps all zeros (Masking's masked steps)"""
-    if name == "bidi_mask":
+    """bidi_mask, mask_state: some steps all zeros (Masking's masked steps)"""
+    if name in ("bidi_mask", "mask_state", "bidi_mask_state"):
         xs[0][1, 3:] = 0
         xs[0][2, 1] = 0
     return xs
@@ -169,7 +199,8 @@ def gen(name):
     loss, grads = jax.value_and_grad(loss_fn)(tv)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
     os.makedirs(OUT, exist_ok=True)
-    if name != "bidi_mask":  # its Keras 3 file records the mask as op layers (NotEqual, Any)
+    if name not in ("bidi_mask", "mask_state", "bidi_mask_state"):  # their Keras 3 files record the mask as op
+        # layers (NotEqual, Any); the C test builds them
         model.save(os.path.join(OUT, name + ".keras"))
         model.save(os.path.join(OUT, name + ".h5"))
     model.train_on_batch(xs_in, y)

@@ -10,7 +10,9 @@ How to run (from the repository root):
     KERAS_BACKEND=jax /path/to/keras3/python tests/gen_keras_seq2_fixtures.py --check DIR
         loads every DIR/<name>.keras (what test_keras_seq2 saves from kerac when
         KERAC_SEQ2_SAVE_DIR=DIR is set) in Keras 3 and compares its predictions with the
-        fixture's (exit status 1 on a difference over 1e-5 relative)
+        fixture's (exit status 1 on a difference over 1e-5 relative); also the stateful LSTM
+        kerac resaves (stateful_lstm.keras, .h5: batch_shape (4, None)), the state carried
+        from call to call. With tf.keras 2's python: stateful_lstm.h5 only (predict).
 Files, in tests/fixtures/seq2/, for each model <name> (see MODELS):
     <name>.k3.txt                    the text fixture (format: tests/gen_keras_seq_fixtures.py's)
     <name>.keras   <name>.k3.h5      Keras 3 model.save (members deflated), its legacy HDF5 save
@@ -443,7 +445,7 @@ def read_tensors(path):
 def check(directory):
     """kerac's saved .keras files load in Keras 3 and predict the fixtures' outputs"""
     worst, bad = 0.0, 0
-    for name in MODELS:
+    for name in MODELS if VERSION == "k3" else ():  # tf.keras 2 reads no .keras
         path = os.path.join(directory, f"{name}.keras")
         if not os.path.exists(path):
             print(f"{name}: no {path}")
@@ -461,6 +463,31 @@ def check(directory):
             bad += not ok
             print(f"{name}: kerac's .keras in Keras {KERAS_VERSION}, {on}: max relative "
                   f"error {err:.3g} {'ok' if ok else 'DIFFERS'}")
+    # the stateful LSTM resaved by kerac (.keras and .h5): the batch size in its batch_shape,
+    # the state carried from call to call (Keras 3: model(x); tf.keras 2: predict)
+    t = read_tensors(os.path.join(OUT_DIR, "stateful_lstm.k3.txt"))
+    for ext in (".keras", ".h5"):
+        path = os.path.join(directory, "stateful_lstm" + ext)
+        if not os.path.exists(path) or (VERSION == "tf2" and ext == ".keras"):
+            continue
+        model = K.models.load_model(path)
+        run = (lambda a: np.asarray(model(a, training=False))) if VERSION == "k3" else \
+            (lambda a: model.predict(a, batch_size=BATCH, verbose=0))
+        got = []
+        for xn, on in (("x0", "output0"), ("xb0", "outputb0"), (None, None), ("x0", "outputc0")):
+            if xn is None:
+                reset(model)
+                continue
+            x = t[xn].astype(np.int32).reshape(BATCH, -1)
+            p = run(x).ravel()
+            want = t[on]
+            err = float(np.max(np.abs(p - want) / np.maximum(np.abs(want), 1e-2 * np.max(np.abs(want)))))
+            worst = max(worst, err)
+            got.append(err)
+            bad += err > 1e-5
+        print(f"stateful_lstm: kerac's {ext} in Keras {KERAS_VERSION} (batch_shape "
+              f"{model.inputs[0].shape}): output0, outputb0 (state carried), outputc0 (after "
+              f"reset_states): max relative errors {', '.join('%.3g' % e for e in got)}")
     print(f"worst {worst:.3g}, {bad} problem(s)")
     return 1 if bad else 0
 

@@ -407,14 +407,57 @@ static void check_stateful(const char *version, const char *file) {
     snprintf(path, sizeof path, FIX "stateful_lstm%s", file);
     kc_model *m;
     KC_CHECK(kc_load(path, &m));
+    cr_expect_eq(kc_model_batch_size(m), 4, "%s: the batch_shape's batch size", path);
     check_outputs_as(m, &f, "x", "output", path);
     check_outputs_as(m, &f, "xb", "outputb", path); /* from x's final state */
     KC_CHECK(kc_rnn_reset_states(kc_get_layer(m, "lstm")));
     check_outputs_as(m, &f, "x", "outputc", path);
     KC_CHECK(kc_rnn_reset_states(kc_get_layer(m, "lstm")));
     check_outputs_as(m, &f, "x", "output", path);
+    /* kerac's files keep the batch size, which Keras needs for stateful=True (with
+     * KERAC_SEQ2_SAVE_DIR, the Keras 3 file's resaves go there for --check) */
+    const char *keep = getenv("KERAC_SEQ2_SAVE_DIR");
+    const char *exts[] = {".keras", ".h5"};
+    for (int e = 0; e < 2; e++) {
+        char out[512];
+        snprintf(out, sizeof out, "%s/stateful_lstm%s",
+                 keep && !strcmp(file, ".keras") ? keep : tu_tmpdir(), exts[e]);
+        KC_CHECK(kc_save(m, out));
+        kc_model *b;
+        KC_CHECK(kc_load(out, &b));
+        cr_expect_eq(kc_model_batch_size(b), 4, "%s: the batch size", out);
+        check_outputs_as(b, &f, "x", "output", out);
+        check_outputs_as(b, &f, "xb", "outputb", out);
+        kc_model_free(b);
+    }
     kc_model_free(m);
     free_fixture(&f);
+}
+
+/* the batch size a model built in kerac saves: kc_model_set_batch_size's, else the one a
+ * stateful layer last ran with, else None */
+Test(stateful, saved_batch_size) {
+    for (int k = 0; k < 3; k++) {
+        kc_model *m = kc_sequential(kc_shape2(5, 3));
+        KC_CHECK(kc_add(m, kc_lstm(4, &(kc_rnn_opts){.stateful = k > 0})));
+        KC_CHECK(kc_add(m, kc_dense(2, KC_LINEAR)));
+        if (k == 2) KC_CHECK(kc_model_set_batch_size(m, 6));
+        float x[3 * 5 * 3] = {0}, y[3 * 2];
+        KC_CHECK(kc_predict(m, x, 3, y));
+        char out[512];
+        snprintf(out, sizeof out, "%s/batch%d.keras", tu_tmpdir(), k);
+        KC_CHECK(kc_save(m, out));
+        kc_model *b;
+        KC_CHECK(kc_load(out, &b));
+        cr_expect_eq(kc_model_batch_size(b), k == 0 ? 0 : k == 1 ? 3 : 6, "case %d", k);
+        snprintf(out, sizeof out, "%s/batch%d.h5", tu_tmpdir(), k);
+        KC_CHECK(kc_save(m, out));
+        kc_model_free(b);
+        KC_CHECK(kc_load(out, &b));
+        cr_expect_eq(kc_model_batch_size(b), k == 0 ? 0 : k == 1 ? 3 : 6, "case %d (.h5)", k);
+        kc_model_free(b);
+        kc_model_free(m);
+    }
 }
 
 Test(stateful, keras3) { check_stateful("k3", ".keras"); }

@@ -52,6 +52,10 @@ static void keras_case(const char *name) {
     load_fixture(name, &fx);
     const tensor *x = get(&fx, "x"), *y = get(&fx, "y"), *want = get(&fx, "output");
     const tensor *w = get(&fx, "weights"), *g = get(&fx, "grads"), *mk = find(&fx, "mask");
+    /* the dropout cases: training mode, Keras's fixed masks injected */
+    const tensor *im = find(&fx, "in_masks"), *rm = find(&fx, "rec_masks");
+    const int drop = im || rm;
+    kc_rnn_test_masks = (kc_rnn_masks){.in = im ? im->data : NULL, .rec = rm ? rm->data : NULL};
     char path[256];
     snprintf(path, sizeof path, FIXTURE_DIR "%s.json", name);
     char *js = read_text(path);
@@ -82,9 +86,19 @@ static void keras_case(const char *name) {
     for (long i = 0; i < n_out; i++)
         dout[i] = (float)(2.0 * ((double)want->data[i] - y->data[i]) / (double)n_out);
     if (kc_is_rnn(l)) { /* the kernels */
-        kc_forward_ctx c0 = {.mask = mk ? mask : NULL};
+        kc_forward_ctx c0 = {.mask = mk ? mask : NULL, .training = drop};
         kc_rnn_args a = kc_rnn_layer_args(l, B, &c0);
         a.ws = malloc(sizeof(float) * (size_t)kc_rnn_workspace(&a));
+        cr_assert_eq(a.in_dropout, im != NULL);
+        cr_assert_eq(a.rec_dropout, rm != NULL);
+        if (im) {
+            cr_assert_eq(im->count, (long)B * kc_rnn_mask_count(&a) * F);
+            memcpy(kc_rnn_in_keep(&a), im->data, sizeof(float) * (size_t)im->count);
+        }
+        if (rm) {
+            cr_assert_eq(rm->count, (long)B * kc_rnn_mask_count(&a) * l->units);
+            memcpy(kc_rnn_rec_keep(&a), rm->data, sizeof(float) * (size_t)rm->count);
+        }
         kc_rnn_forward(&a, x->data, NULL, NULL, out, NULL, NULL);
         expect_close("output (kernels)", out, want->data, n_out);
         double loss = 0;
@@ -105,7 +119,7 @@ static void keras_case(const char *name) {
     /* the layer itself, ctx.mask set as the engine sets it */
     l->scratch = malloc(sizeof(float) * (size_t)l->ops->scratch_size(l, B, 1));
     l->scratch_parts = 1;
-    kc_forward_ctx ctx = {.mask = mk ? mask : NULL};
+    kc_forward_ctx ctx = {.mask = mk ? mask : NULL, .training = drop};
     float *lout = malloc(sizeof(float) * (size_t)n_out);
     l->ops->forward(l, x->data, lout, B, &ctx);
     expect_close("output (layer)", lout, want->data, n_out);
@@ -117,7 +131,8 @@ static void keras_case(const char *name) {
     free(l->scratch);
     l->scratch = NULL;
 
-    if (!mk) { /* the model: predict, gradients, one SGD step */
+    kc_rnn_test_masks = (kc_rnn_masks){0};
+    if (!mk && !drop) { /* the model: predict, gradients, one SGD step */
         KC_CHECK(kc_predict(m, x->data, B, out));
         expect_close("output (model)", out, want->data, n_out);
         KC_CHECK(kc_compile(m, KC_MEAN_SQUARED_ERROR,
@@ -160,6 +175,14 @@ KERAS_CASE(bidi_simple_rnn_mul_seq)
 KERAS_CASE(bidi_lstm_ave_mask_seq)
 KERAS_CASE(bidi_gru_backward_layer)
 KERAS_CASE(td_dense)
+/* dropout + recurrent_dropout in training mode, Keras's masks fixed: LSTM and GRU a mask per
+ * gate (Keras 3's implementation 1), SimpleRNN one */
+KERAS_CASE(lstm_drop_seq)
+KERAS_CASE(lstm_drop_mask_back)
+KERAS_CASE(gru_drop_seq)
+KERAS_CASE(gru_v1_drop_mask)
+KERAS_CASE(gru_recdrop_only)
+KERAS_CASE(simple_rnn_drop_seq)
 
 /* ---- finite differences ---------------------------------------------------------------------- */
 
@@ -194,12 +217,13 @@ static void fd_kernels(kc_cell_kind cell, int reset_after, int back, int seq, in
                      .act = KC_TANH, .rec_act = KC_SIGMOID, .go_backwards = back,
                      .return_sequences = seq, .W = w, .U = w + F * G * u, .b = w + nw,
                      .mask = masked ? mask : NULL, .in_dropout = dropout,
-                     .rec_dropout = dropout};
+                     .rec_dropout = dropout, .per_gate = dropout == 2};
     a.ws = malloc(sizeof(float) * (size_t)kc_rnn_workspace(&a));
-    if (dropout) { /* fixed masks: some zeros, the rest 1 / (1 - 0.3) */
+    if (dropout) { /* fixed masks: some zeros, the rest 1 / (1 - 0.3); 2: one per gate */
         float *ik = kc_rnn_in_keep(&a), *rk = kc_rnn_rec_keep(&a);
-        for (int i = 0; i < B * F; i++) ik[i] = i % 3 == 1 ? 0.0f : 1.0f / 0.7f;
-        for (int i = 0; i < B * u; i++) rk[i] = i % 4 == 2 ? 0.0f : 1.0f / 0.7f;
+        int M = kc_rnn_mask_count(&a);
+        for (int i = 0; i < B * M * F; i++) ik[i] = i % 3 == 1 || i % 7 == 3 ? 0.0f : 1.0f / 0.7f;
+        for (int i = 0; i < B * M * u; i++) rk[i] = i % 4 == 2 || i % 5 == 1 ? 0.0f : 1.0f / 0.7f;
     }
     long n_out = (long)B * (seq ? T : 1) * u;
     float *out = malloc(sizeof(float) * (size_t)n_out), *r = malloc(sizeof(float) * (size_t)n_out);
@@ -246,16 +270,19 @@ Test(rnn_grad, lstm) {
     fd_kernels(KC_CELL_LSTM, 0, 0, 1, 0, 0);
     fd_kernels(KC_CELL_LSTM, 0, 1, 0, 1, 0);
     fd_kernels(KC_CELL_LSTM, 0, 1, 1, 1, 1);
+    fd_kernels(KC_CELL_LSTM, 0, 0, 1, 1, 2);
 }
 Test(rnn_grad, gru) {
     fd_kernels(KC_CELL_GRU, 1, 0, 1, 0, 0);
     fd_kernels(KC_CELL_GRU, 1, 1, 0, 1, 0);
     fd_kernels(KC_CELL_GRU, 1, 0, 1, 1, 1);
+    fd_kernels(KC_CELL_GRU, 1, 1, 0, 1, 2);
 }
 Test(rnn_grad, gru_reset_before) {
     fd_kernels(KC_CELL_GRU, 0, 0, 1, 0, 0);
     fd_kernels(KC_CELL_GRU, 0, 1, 0, 1, 0);
     fd_kernels(KC_CELL_GRU, 0, 1, 1, 1, 1);
+    fd_kernels(KC_CELL_GRU, 0, 0, 1, 1, 2);
 }
 
 /* stacks through the model: kc_compute_gradients against differences */

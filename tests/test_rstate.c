@@ -244,3 +244,114 @@ Test(rstate_api, bidi_none_masked) {
     tu_fixture_free(&f);
 }
 Test(rstate_tf_keras2, bidi_mask) { check_tf2("bidi_mask"); }
+
+/* a masked model built here (Keras 3's files of these record the mask as op layers, NotEqual
+ * and Any, which kerac does not read): predictions, loss, gradients and an SGD step against
+ * Keras 3's fixture, kerac's files of it loading back (and, with KERAC_RSTATE_SAVE_DIR, in
+ * Keras 3: the generator's check) */
+static void check_built(const char *name, kc_model *m) {
+    char path[256];
+    snprintf(path, sizeof path, FIX "%s.txt", name);
+    fixture f;
+    tu_fixture_load(path, &f);
+    cr_assert_not_null(m, "%s", kc_last_error());
+    const tensor *tw = tu_fixture_get(&f, "weights");
+    int64_t n = kc_count_params(m);
+    cr_assert_eq(n, tw->count);
+    KC_CHECK(kc_set_weights(m, tw->data, n));
+    check_predict(m, &f, name);
+    const char *keep = getenv("KERAC_RSTATE_SAVE_DIR");
+    const char *exts[] = {".keras", ".h5"};
+    for (int e = 0; e < 2; e++) {
+        char out[512];
+        snprintf(out, sizeof out, "%s/%s%s", keep ? keep : tu_tmpdir(), name, exts[e]);
+        KC_CHECK(kc_save(m, out));
+        kc_model *b;
+        KC_CHECK(kc_load(out, &b));
+        check_predict(b, &f, out);
+        kc_model_free(b);
+    }
+    KC_CHECK(kc_compile(m, KC_MEAN_SQUARED_ERROR, kc_sgd(&(kc_sgd_opts){.learning_rate = 0.1f}), 0));
+    const float *xs[1] = {tu_fixture_get(&f, "x0")->data}, *y[1] = {tu_fixture_get(&f, "y")->data};
+    float *w = malloc(sizeof(float) * (size_t)n), *gr = malloc(sizeof(float) * (size_t)n);
+    double loss;
+    KC_CHECK(kc_compute_gradients_multi(m, xs, y, B, 1, &loss, gr, n));
+    double want_loss = tu_fixture_get(&f, "loss")->data[0];
+    cr_expect(fabs(loss - want_loss) <= 1e-5 * fmax(1.0, fabs(want_loss)),
+              "%s: loss %.9g, Keras %.9g", name, loss, want_loss);
+    char what[300];
+    snprintf(what, sizeof what, "%s: grads", name);
+    expect_close(what, gr, tu_fixture_get(&f, "grads")->data, n, 1e-5);
+    KC_CHECK(kc_train_on_batch_multi(m, xs, y, B, NULL));
+    KC_CHECK(kc_get_weights(m, w, n));
+    snprintf(what, sizeof what, "%s: after_sgd", name);
+    expect_close(what, w, tu_fixture_get(&f, "after_sgd")->data, n, 1e-5);
+    free(w);
+    free(gr);
+    kc_model_free(m);
+    tu_fixture_free(&f);
+}
+
+/* LSTM(return_sequences, return_state) after Masking: its sequence output carries the mask
+ * (the GRU after it skips the masked steps), its states none, as Keras 3's */
+Test(rstate_api, state_seq_masked) {
+    kc_tensor *x = kc_input(kc_shape2(5, 3));
+    kc_tensor *m0 = kc_call(kc_masking(0.0f), x), *shc[3];
+    KC_CHECK(kc_call_multi(kc_lstm(4, &(kc_rnn_opts){.return_sequences = 1, .return_state = 1}),
+                           &m0, 1, shc, 3));
+    kc_tensor *g = kc_call(kc_gru(3, NULL), shc[0]);
+    kc_tensor *cat = kc_call_n(kc_concatenate(-1), (kc_tensor *[]){g, shc[1], shc[2]}, 3);
+    check_built("mask_state",
+                kc_functional(&x, 1, (kc_tensor *[]){kc_call(kc_dense(2, KC_LINEAR), cat)}, 1));
+}
+
+/* the same on a None length (the mask's rows bound per call): Keras's predictions at length 5 */
+Test(rstate_api, state_seq_masked_none) {
+    kc_tensor *x = kc_input(kc_shape2(KC_NONE, 3));
+    kc_tensor *m0 = kc_call(kc_masking(0.0f), x), *shc[3];
+    KC_CHECK(kc_call_multi(kc_lstm(4, &(kc_rnn_opts){.return_sequences = 1, .return_state = 1}),
+                           &m0, 1, shc, 3));
+    kc_tensor *g = kc_call(kc_gru(3, NULL), shc[0]);
+    kc_tensor *cat = kc_call_n(kc_concatenate(-1), (kc_tensor *[]){g, shc[1], shc[2]}, 3);
+    kc_model *m = kc_functional(&x, 1, (kc_tensor *[]){kc_call(kc_dense(2, KC_LINEAR), cat)}, 1);
+    cr_assert_not_null(m, "%s", kc_last_error());
+    fixture f;
+    tu_fixture_load(FIX "mask_state.txt", &f);
+    const tensor *tw = tu_fixture_get(&f, "weights"), *want = tu_fixture_get(&f, "output");
+    KC_CHECK(kc_set_weights(m, tw->data, tw->count));
+    float out[B * 2];
+    /* a longer call first: the buffers then hold more rows than length 5 needs */
+    float longer[B * 9 * 3] = {0};
+    kc_array al = {.shape = kc_shape2(9, 3), .dtype = KC_FLOAT32, .data = longer};
+    KC_CHECK(kc_predict_ex(m, &al, B, (float *const[]){out}, NULL));
+    kc_array arr = {.shape = kc_shape2(5, 3), .dtype = KC_FLOAT32,
+                    .data = tu_fixture_get(&f, "x0")->data};
+    KC_CHECK(kc_predict_ex(m, &arr, B, (float *const[]){out}, NULL));
+    expect_close("mask_state at a None length", out, want->data, want->count, 1e-5);
+    kc_model_free(m);
+    tu_fixture_free(&f);
+}
+
+/* Bidirectional with return_state after Masking: its outputs (merge_mode None and concat)
+ * carry the mask, its states none */
+Test(rstate_api, bidi_state_seq_masked) {
+    kc_rnn_opts so = {.return_sequences = 1, .return_state = 1};
+    kc_tensor *x = kc_input(kc_shape2(5, 3));
+    kc_tensor *m0 = kc_call(kc_masking(0.0f), x), *bi[6], *bi2[3];
+    KC_CHECK(kc_call_multi(kc_bidirectional(kc_lstm(3, &so), KC_MERGE_NONE, NULL), &m0, 1, bi, 6));
+    KC_CHECK(kc_call_multi(kc_bidirectional(kc_gru(2, &so), KC_MERGE_CONCAT, NULL), &bi[0], 1,
+                           bi2, 3));
+    /* named as Keras's fixture: Keras 3 loading a file of auto-named Concatenates
+     * (concatenate, concatenate_1) after Bidirectional(merge_mode concat) refuses it, its own
+     * symbolic concatenate op taking the name concatenate_1 too */
+    kc_layer *c1 = kc_concatenate(-1), *c2 = kc_concatenate(-1);
+    KC_CHECK(kc_layer_set_name(c1, "ob"));
+    KC_CHECK(kc_layer_set_name(c2, "cat"));
+    kc_tensor *ob = kc_call_n(c1, (kc_tensor *[]){bi2[0], bi[1]}, 2);
+    kc_tensor *g = kc_call(kc_simple_rnn(2, NULL), ob);
+    kc_tensor *cat = kc_call_n(c2, (kc_tensor *[]){g, bi[2], bi[3], bi[4], bi[5], bi2[1], bi2[2]}, 7);
+    check_built("bidi_mask_state",
+                kc_functional(&x, 1, (kc_tensor *[]){kc_call(kc_dense(2, KC_LINEAR), cat)}, 1));
+}
+Test(rstate_tf_keras2, bidi_mask_state) { check_tf2("bidi_mask_state"); }
+Test(rstate_tf_keras2, mask_state) { check_tf2("mask_state"); }

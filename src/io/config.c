@@ -52,9 +52,20 @@ cJSON *kc_cfg_dtype_policy(kc_config_style style) {
     return d;
 }
 
+static _Thread_local int cfg_batch;
+void kc_cfg_set_batch(int batch) { cfg_batch = batch; }
+
+int kc_cfg_batch_dim(const cJSON *a) {
+    const cJSON *d = cJSON_IsArray(a) ? cJSON_GetArrayItem(a, 0) : NULL;
+    return cJSON_IsNumber(d) && d->valuedouble >= 1 && d->valuedouble <= 1e9 &&
+                   d->valuedouble == floor(d->valuedouble)
+               ? (int)d->valuedouble
+               : 0;
+}
+
 cJSON *kc_cfg_batch_shape(kc_shape s) {
     cJSON *a = cJSON_CreateArray();
-    cJSON_AddItemToArray(a, cJSON_CreateNull());
+    cJSON_AddItemToArray(a, cfg_batch > 0 ? cJSON_CreateNumber(cfg_batch) : cJSON_CreateNull());
     for (int i = 0; i < s.rank; i++)
         cJSON_AddItemToArray(a, s.dims[i] == KC_NONE ? cJSON_CreateNull()
                                                      : cJSON_CreateNumber(s.dims[i]));

@@ -132,6 +132,11 @@ kc_status kc_config_compile(kc_model *m, const cJSON *compile, const char *where
 /* pieces model_config.c shares with config.c */
 cJSON *kc_cfg_dtype_policy(kc_config_style style);
 cJSON *kc_cfg_batch_shape(kc_shape s);
+/* the batch dimension kc_cfg_batch_shape writes (0: null), set while one model's config is
+ * written (kc_config_build) */
+void kc_cfg_set_batch(int batch);
+/* a batch shape's first entry: the fixed batch size, or 0 (null, or not a shape) */
+int kc_cfg_batch_dim(const cJSON *a);
 cJSON *kc_cfg_wrap(const char *module, const char *cls, cJSON *config, kc_config_style style);
 kc_status kc_cfg_parse_batch_shape(const cJSON *a, const char *where, kc_shape *out);
 

@@ -288,8 +288,18 @@ static cJSON *model_config(kc_model *m, kc_config_style style) {
     return root;
 }
 
+/* the batch size the files say: the model's (kc_model_set_batch_size), else the one a
+ * stateful layer's state holds (Keras refuses stateful=True without one) */
+static int save_batch(const kc_model *m) {
+    int b = m->batch_size;
+    for (int i = 0; i < m->n_layers && !b; i++) b = kc_rnn_state_batch(m->layers[i]);
+    return b;
+}
+
 cJSON *kc_config_build(const kc_model_view *v, int with_compile, kc_config_style style) {
+    kc_cfg_set_batch(save_batch(v->model));
     cJSON *root = model_config(v->model, style);
+    kc_cfg_set_batch(0);
     if (root && style == KC_CONFIG_KERAS3 && with_compile && v->opt) {
         cJSON *cc = kc_compile_config_build(v, style);
         if (cc) cJSON_AddItemToObject(root, "compile_config", cc);
@@ -411,16 +421,18 @@ static kc_status sequential_from(const cJSON *root, const cJSON *cfg, const char
     const cJSON *first = cJSON_GetArrayItem(layers, 0), *fc = get(first, "config");
     kc_shape in = {0};
     kc_status st = KC_OK;
-    int have = 0;
+    int have = 0, batch = 0; /* batch: the fixed batch size, 0 for None */
     const char *keys[] = {"batch_shape", "batch_input_shape"};
     for (int k = 0; k < 2 && !have; k++)
         if (cJSON_IsObject(fc) && get(fc, keys[k])) {
             st = kc_cfg_parse_batch_shape(get(fc, keys[k]), where, &in);
+            batch = kc_cfg_batch_dim(get(fc, keys[k]));
             have = 1;
         }
     if (!have && cJSON_IsObject(cfg) && get(cfg, "build_input_shape") &&
         !cJSON_IsNull(get(cfg, "build_input_shape"))) {
         st = kc_cfg_parse_batch_shape(get(cfg, "build_input_shape"), where, &in);
+        batch = kc_cfg_batch_dim(get(cfg, "build_input_shape"));
         have = 1;
     }
     if (!have && get(get(root, "build_config"), "input_shape") &&
@@ -453,6 +465,7 @@ static kc_status sequential_from(const cJSON *root, const cJSON *cfg, const char
         kc_layer_free(first_nested);
         return kc_err_prefix(KC_ENOMEM, "%s", where);
     }
+    m->batch_size = batch;
     const cJSON *name = cJSON_IsObject(cfg) ? get(cfg, "name") : NULL;
     if (cJSON_IsString(name)) kc_model_set_name(m, name->valuestring);
     int index = 0;
@@ -624,7 +637,7 @@ static kc_status functional_from(const cJSON *cfg, const char *where, kc_model *
     fn_layer *ls = calloc((size_t)n, sizeof *ls);
     if (!ls) return kc_err(KC_ENOMEM, "%s: out of memory", where);
     kc_status st = KC_OK;
-    int i = 0;
+    int i = 0, batch = 0; /* batch: an input's fixed batch size, 0 for None */
     const cJSON *item;
     cJSON_ArrayForEach(item, layers) {
         fn_layer *l = &ls[i];
@@ -646,6 +659,10 @@ static kc_status functional_from(const cJSON *cfg, const char *where, kc_model *
             kc_shape shape;
             kc_dtype dtype;
             if ((st = input_shape_of(get(item, "config"), lw, &shape))) break;
+            const cJSON *ic = get(item, "config");
+            int b = kc_cfg_batch_dim(get(ic, "batch_shape") ? get(ic, "batch_shape")
+                                                            : get(ic, "batch_input_shape"));
+            if (b) batch = b;
             if ((st = input_dtype_of(get(item, "config"), lw, &dtype))) break;
             if (!(l->input = kc_input_ex(shape, dtype, l->name))) {
                 st = kc_err_prefix(KC_EINVAL, "%s", lw);
@@ -764,6 +781,7 @@ static kc_status functional_from(const cJSON *cfg, const char *where, kc_model *
     const cJSON *name = get(cfg, "name");
     if (m && cJSON_IsString(name)) kc_model_set_name(m, name->valuestring);
     if (m && cJSON_IsFalse(get(cfg, "trainable"))) kc_model_set_trainable(m, 0);
+    if (m) m->batch_size = batch;
     /* what no model holds: tensors nothing consumed (all of them on an error), layers never
      * called */
     int n_made = 0;

@@ -135,6 +135,12 @@ typedef struct {
     int (*n_outputs)(const kc_layer *layer);
     kc_shape (*output_part)(const kc_layer *layer, int o, int64_t *head, int64_t *row,
                             int64_t *base);
+    /* optional, with output_part: which outputs carry the mask compute_mask writes (a
+     * recurrent layer's return_state: the sequence output, not the states). The rows of output
+     * o's mask per sample (the current call's; KC_NONE before a length is bound), or 0 when
+     * output o carries none; compute_mask writes batch times the largest. NULL: each output
+     * carries it, its rows those of the combined output (Bidirectional's merge_mode=None). */
+    int64_t (*part_mask_rows)(const kc_layer *layer, int o);
     /* its Keras config and variables; a class without to_config (a nested model's) is not
      * saved as a layer */
     kc_layer_io io;

@@ -124,6 +124,8 @@ kc_rnn_args kc_rnn_layer_args(const kc_layer *l, int batch, const kc_forward_ctx
                          .b = l->no_bias ? NULL : l->bias, .mask = ctx ? ctx->mask : NULL,
                          .in_dropout = ctx && ctx->training && r->dropout > 0,
                          .rec_dropout = ctx && ctx->training && r->rec_dropout > 0,
+                         /* Keras 3: implementation 1 when recurrent_dropout is set */
+                         .per_gate = r->rec_dropout > 0,
                          .ws = l->scratch};
 }
 
@@ -165,6 +167,13 @@ static kc_shape rnn_output_part(const kc_layer *l, int o, int64_t *head, int64_t
     return kc_shape1(u);
 }
 
+kc_rnn_masks kc_rnn_test_masks;
+
+/* return_state: the sequence output (return_sequences) carries the input's mask */
+static int64_t rnn_part_mask_rows(const kc_layer *l, int o) {
+    return o == 0 && l->rnn->return_sequences ? l->in_shape.dims[0] : 0;
+}
+
 /* the factors of a dropout mask, one per (sample, feature), the same at every step */
 static void fill_keep(float *keep, int64_t n, float rate, uint64_t key) {
     uint32_t thr = kc_dropout_threshold(rate), k32 = kc_dropout_key32(key);
@@ -179,10 +188,19 @@ static void rnn_run(kc_layer *l, const float *in, const float *h_init, const flo
     struct kc_rnn *r = l->rnn;
     kc_rnn_args a = kc_rnn_layer_args(l, batch, ctx);
     uint64_t key = kc_dropout_key(l, ctx);
-    if (a.in_dropout) fill_keep(kc_rnn_in_keep(&a), (int64_t)batch * a.F, r->dropout, key);
-    if (a.rec_dropout)
-        fill_keep(kc_rnn_rec_keep(&a), (int64_t)batch * a.u, r->rec_dropout,
-                  key ^ 0x5bd1e995a5a5a5a5ull);
+    int64_t nm = kc_rnn_mask_count(&a); /* masks per sample: one per gate, or one */
+    if (a.in_dropout) {
+        float *k = kc_rnn_in_keep(&a);
+        int64_t n = (int64_t)batch * nm * a.F;
+        if (kc_rnn_test_masks.in) memcpy(k, kc_rnn_test_masks.in, sizeof(float) * (size_t)n);
+        else fill_keep(k, n, r->dropout, key);
+    }
+    if (a.rec_dropout) {
+        float *k = kc_rnn_rec_keep(&a);
+        int64_t n = (int64_t)batch * nm * a.u;
+        if (kc_rnn_test_masks.rec) memcpy(k, kc_rnn_test_masks.rec, sizeof(float) * (size_t)n);
+        else fill_keep(k, n, r->rec_dropout, key ^ 0x5bd1e995a5a5a5a5ull);
+    }
     float *h0 = NULL, *c0 = NULL;
     if (r->stateful) {
         size_t n = (size_t)batch * l->units * (r->cell == KC_CELL_LSTM ? 2 : 1);
@@ -286,10 +304,18 @@ static void rnn_destroy(kc_layer *l) {
 static int rnn_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *out_mask,
                             int batch) {
     /* Keras: the input's mask for return_sequences (go_backwards included: Keras does not
-     * flip it), else none */
-    if (!in_mask || !l->rnn->return_sequences || l->rnn->return_state) return 0;
+     * flip it), else none; return_state: the sequence output's, the states carry none
+     * (rnn_part_mask_rows) */
+    if (!in_mask || !l->rnn->return_sequences) return 0;
     if (out_mask) memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
     return 1;
+}
+
+int kc_wrapper_state_batch(const kc_layer *l); /* wrappers.c */
+int kc_rnn_state_batch(const kc_layer *l) {
+    if (!l) return 0;
+    if (l->wrap) return kc_wrapper_state_batch(l);
+    return l->rnn && l->rnn->stateful && l->rnn->state ? l->rnn->state_batch : 0;
 }
 
 kc_status kc_wrapper_reset_states(kc_layer *l); /* wrappers.c */
@@ -458,6 +484,7 @@ static const char *rnn_k3_group(const kc_layer *l, int i) { return "cell"; }
                               .destroy = rnn_destroy,                                          \
                               .n_outputs = rnn_n_outputs,                                      \
                               .output_part = rnn_output_part,                                  \
+                              .part_mask_rows = rnn_part_mask_rows,                            \
                               .io = {from, rnn_to, rnn_weights, NULL, rnn_k3_group}};
 RNN_OPS(kc_simple_rnn_ops, "SimpleRNN", "simple_rnn", simple_from, 2)
 RNN_OPS(kc_lstm_ops, "LSTM", "lstm", lstm_from, 3)

@@ -18,4 +18,14 @@ kc_layer *kc_rnn_copy(const kc_layer *l, int flip);
 void kc_rnn_set_zero_output(kc_layer *l, int on);
 /* its legacy weight name prefix: "lstm_cell" */
 const char *kc_rnn_cell_name(const kc_layer *l);
+/* the batch size a stateful recurrent layer's state holds (a Bidirectional's or
+ * TimeDistributed's: its inner layers'), 0 when none has run or l is not stateful */
+int kc_rnn_state_batch(const kc_layer *l);
+/* a test hook: when set, a training call's dropout masks are copied from these (the
+ * kernels' layout, kc_rnn_in_keep / kc_rnn_rec_keep: batch x kc_rnn_mask_count x F or u)
+ * instead of drawn; NULL (the default): drawn */
+typedef struct {
+    const float *in, *rec;
+} kc_rnn_masks;
+extern kc_rnn_masks kc_rnn_test_masks;
 #endif

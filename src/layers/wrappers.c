@@ -411,12 +411,16 @@ static kc_shape bi_output_part(const kc_layer *l, int o, int64_t *head, int64_t 
 
 static int bi_compute_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *out_mask,
                            int batch) {
-    /* merge_mode=None: the two outputs' slices pass this mask on (rows of the same steps) */
-    if (!in_mask || !kc_rnn_return_sequences(l->wrap->inner[0]) ||
-        kc_rnn_state_count(l->wrap->inner[0]))
-        return 0; /* return_state: one flat row per sample, whose slices carry no mask */
+    /* merge_mode=None: the two outputs' slices pass this mask on (rows of the same steps);
+     * return_state: the output(s), not the states (bi_part_mask_rows), as Keras 3 */
+    if (!in_mask || !kc_rnn_return_sequences(l->wrap->inner[0])) return 0;
     if (out_mask) memcpy(out_mask, in_mask, (size_t)batch * (size_t)l->in_shape.dims[0]);
     return 1;
+}
+
+static int64_t bi_part_mask_rows(const kc_layer *l, int o) {
+    int n_main = l->wrap->merge == KC_MERGE_NONE ? 2 : 1;
+    return o < n_main && kc_rnn_return_sequences(l->wrap->inner[0]) ? l->in_shape.dims[0] : 0;
 }
 
 static kc_status bi_from(const cJSON *cfg, const char *where, kc_layer **out) {
@@ -502,6 +506,7 @@ const kc_layer_ops kc_bidirectional_ops = {
     .scratch_size = bi_scratch,
     .supports_masking = 1,
     .compute_mask = bi_compute_mask,
+    .part_mask_rows = bi_part_mask_rows,
     .allows_none = 1,
     .destroy = wrap_destroy,
     .n_outputs = bi_n_outputs,
@@ -557,6 +562,12 @@ kc_layer *kc_bidirectional(kc_layer *rnn, kc_merge_mode merge, kc_layer *backwar
     l->wrap->n = 2;
     l->wrap->merge = merge;
     return l;
+}
+
+int kc_wrapper_state_batch(const kc_layer *l) {
+    int b = 0;
+    for (int i = 0; i < l->wrap->n && !b; i++) b = kc_rnn_state_batch(l->wrap->inner[i]);
+    return b;
 }
 
 kc_status kc_wrapper_reset_states(kc_layer *l) {

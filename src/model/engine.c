@@ -53,6 +53,16 @@ void kc_model_free_workspace(kc_model *m) {
 
 int64_t kc_model_mask_rows(const kc_model *m, int t) {
     const kc_tval *v = &m->tensors[t];
+    /* a layer of several outputs: the mask of the outputs that carry one (part_mask_rows) */
+    const kc_layer *l = v->producer >= 0 ? m->nodes[v->producer].layer : NULL;
+    if (l && !l->nested && l->ops->part_mask_rows && kc_layer_output_count(l) > 1) {
+        int64_t rows = 1;
+        for (int o = 0; o < kc_layer_output_count(l); o++) {
+            int64_t r = l->ops->part_mask_rows(l, o);
+            if (r > rows) rows = r;
+        }
+        return rows;
+    }
     int last = v->run.rank ? v->run.dims[v->run.rank - 1] : 1;
     return last > 0 && v->size > 0 ? v->size / last : 1;
 }

@@ -240,6 +240,16 @@ static void slice_forward(kc_layer *l, const float *in, float *out, int batch,
                    sizeof(float) * (size_t)w);
 }
 
+/* the layer's output mask, for the outputs that carry it: one byte per row of the slice */
+static int slice_mask(const kc_layer *l, const uint8_t *in_mask, uint8_t *out_mask, int batch) {
+    if (!in_mask || !l->pad[3]) return 0;
+    if (out_mask) {
+        int64_t last = l->out_shape.rank ? l->out_shape.dims[l->out_shape.rank - 1] : 1;
+        memcpy(out_mask, in_mask, (size_t)batch * (size_t)(l->out_size / last));
+    }
+    return 1;
+}
+
 static void slice_backward(kc_layer *l, const float *in, const float *out, float *dout,
                            float *din, int batch, int pre, const kc_forward_ctx *ctx) {
     if (!din) return;
@@ -261,6 +271,7 @@ static const kc_layer_ops slice_ops = {.type_name = "Slice",
                                        /* a column slice's rows are its input's: the mask
                                         * passes on (a flat one's input carries none) */
                                        .supports_masking = 1,
+                                       .compute_mask = slice_mask,
                                        .allows_none = 1};
 
 int kc_is_slice(const kc_layer *l) { return l && l->ops == &slice_ops; }
@@ -468,6 +479,8 @@ static kc_status add_multi_node(kc_model *m, kc_layer *l, const int *in, int n_i
         s->pad[0] = (int)head;
         s->pad[1] = (int)row;
         s->pad[2] = row > 0 ? (int)base : 0;
+        /* pad[3]: the output carries the layer's mask (when it has one) */
+        s->pad[3] = !l->ops->part_mask_rows || l->ops->part_mask_rows(l, o) != 0;
         s->trainable_count = 0;
         s->n_in = 1;
         s->in_shape = s->in_shapes[0] = s->decl_in_shapes[0] = l->decl_out_shape;
@@ -1172,6 +1185,15 @@ kc_status kc_model_set_name(kc_model *m, const char *name) {
     snprintf(m->name, sizeof m->name, "%s", name);
     return KC_OK;
 }
+
+kc_status kc_model_set_batch_size(kc_model *m, int batch_size) {
+    if (!m || batch_size < 0)
+        return kc_err(KC_EINVAL, "kc_model_set_batch_size: NULL model or a negative size");
+    m->batch_size = batch_size;
+    return KC_OK;
+}
+
+int kc_model_batch_size(const kc_model *m) { return m ? m->batch_size : 0; }
 
 kc_layer *kc_get_layer(kc_model *m, const char *name) {
     if (!m || !name) return NULL;

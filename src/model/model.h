@@ -138,6 +138,7 @@ struct kc_model {
     /* a model input's shape has a None dimension: each call binds its lengths
      * (kc_model_bind_shapes), the layer shapes after it follow */
     int has_none;
+    int batch_size; /* kc_model_set_batch_size: Keras's fixed batch size (0: None) */
     /* the rows each output's last loss counted (masks and ignore_class leave some out): the
      * accuracy's denominator */
     double counted_rows[KC_MAX_IO];

@@ -109,9 +109,10 @@ typedef struct {
     float *cp, *cn; /* LSTM, B T u: c before and after the step at t */
     float *rh;    /* GRU, B T u: reset_after: h @ U_h + b_h; else r * h */
     float *dzr;   /* GRU reset_after, B T 3u: the recurrent side's gate gradients */
-    float *xd;    /* B T F: the input after dropout */
-    float *hd;    /* B T u: hprev after recurrent dropout (backward's dU) */
-    float *in_keep, *rec_keep; /* B F, B u */
+    float *xd;    /* B T M F: the input after dropout (M: the masks' count) */
+    float *hd;    /* B T M u: hprev after recurrent dropout (backward's dU) */
+    float *in_keep, *rec_keep; /* B M F, B M u */
+    float *dxg;   /* per_gate input dropout, B T F: one gate's part of dx */
     float *h, *c, *hdrop, *tmp, *tmp2, *rbuf, *dh, *dc; /* B G u each */
 } ws_parts;
 
@@ -135,13 +136,15 @@ static int64_t layout(const kc_rnn_args *a, ws_parts *p) {
         TAKE(rh, B * T * u);
         if (a->reset_after) TAKE(dzr, B * T * 3 * u);
     }
+    const int64_t M = kc_rnn_mask_count(a);
     if (a->in_dropout) {
-        TAKE(xd, B * T * F);
-        TAKE(in_keep, B * F);
+        TAKE(xd, B * T * M * F);
+        TAKE(in_keep, B * M * F);
+        if (M > 1) TAKE(dxg, B * T * F);
     }
     if (a->rec_dropout) {
-        TAKE(hd, B * T * u);
-        TAKE(rec_keep, B * u);
+        TAKE(hd, B * T * M * u);
+        TAKE(rec_keep, B * M * u);
     }
     TAKE(h, B * G * u);
     TAKE(c, B * G * u);
@@ -156,6 +159,9 @@ static int64_t layout(const kc_rnn_args *a, ws_parts *p) {
 }
 
 int64_t kc_rnn_workspace(const kc_rnn_args *a) { return layout(a, NULL); }
+int kc_rnn_mask_count(const kc_rnn_args *a) {
+    return a->per_gate && a->cell != KC_CELL_SIMPLE ? kc_rnn_gates(a->cell) : 1;
+}
 float *kc_rnn_in_keep(const kc_rnn_args *a) {
     ws_parts p;
     layout(a, &p);
@@ -180,7 +186,8 @@ typedef struct {
     const kc_rnn_args *a;
     ws_parts *p;
     float *z;        /* the step's gate rows (row b at z + b T G u) */
-    const float *hd; /* the recurrent products' input h (after recurrent dropout) */
+    const float *hd; /* GRU reset_after=False: the h gate's input h (after recurrent dropout) */
+    int64_t hd_rs;   /* its row stride */
     int t, phase;
 } step_ctx;
 
@@ -234,7 +241,7 @@ static void fwd_rows(void *arg, int64_t b0, int64_t b1) {
 #pragma omp simd
                 for (int j = 0; j < u; j++) h[j] = zr[j] * h[j] + (1.0f - zr[j]) * zr[2 * u + j];
         } else if (s->phase == 0) { /* GRU reset_after=False: z, r and r * h */
-            const float *restrict r = p->rbuf + b * Gu, *restrict hdr = s->hd + b * u;
+            const float *restrict r = p->rbuf + b * Gu, *restrict hdr = s->hd + b * s->hd_rs;
             float *restrict rh = p->rh + b * Tu + (int64_t)t * u;
 #pragma omp simd
             for (int j = 0; j < 2 * u; j++) zr[j] += r[j];
@@ -261,19 +268,25 @@ void kc_rnn_forward(const kc_rnn_args *a, const float *x, const float *h0, const
     layout(a, &p);
     const int B = a->B, T = a->T, F = a->F, u = a->u, G = kc_rnn_gates(a->cell), Gu = G * u;
     const int64_t TGu = (int64_t)T * Gu, Tu = (int64_t)T * u;
-    const float *xin = x;
-    if (a->in_dropout) { /* the same mask at every step */
+    const int M = kc_rnn_mask_count(a);
+    if (a->in_dropout) { /* the same masks at every step */
         for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++) {
-                const float *xr = x + ((int64_t)b * T + t) * F;
-                float *yr = p.xd + ((int64_t)b * T + t) * F;
-                const float *k = p.in_keep + (int64_t)b * F;
-                for (int f = 0; f < F; f++) yr[f] = xr[f] * k[f];
-            }
-        xin = p.xd;
+            for (int t = 0; t < T; t++)
+                for (int g = 0; g < M; g++) {
+                    const float *xr = x + ((int64_t)b * T + t) * F;
+                    float *yr = p.xd + (((int64_t)b * T + t) * M + g) * F;
+                    const float *k = p.in_keep + ((int64_t)b * M + g) * F;
+                    for (int f = 0; f < F; f++) yr[f] = xr[f] * k[f];
+                }
     }
-    /* every step's input projection in one product, with the input bias */
-    mm(B * T, Gu, F, xin, F, 1, a->W, Gu, 1, p.xp, Gu, 0, a->b);
+    /* every step's input projection in one product (one per gate with per-gate masks), with
+     * the input bias */
+    if (a->in_dropout && M > 1)
+        for (int g = 0; g < G; g++)
+            mm(B * T, u, F, p.xd + (int64_t)g * F, (int64_t)M * F, 1, a->W + (int64_t)g * u, Gu,
+               1, p.xp + (int64_t)g * u, Gu, 0, a->b ? a->b + (int64_t)g * u : NULL);
+    else
+        mm(B * T, Gu, F, a->in_dropout ? p.xd : x, F, 1, a->W, Gu, 1, p.xp, Gu, 0, a->b);
     if (h0) memcpy(p.h, h0, sizeof(float) * (size_t)B * u);
     else memset(p.h, 0, sizeof(float) * (size_t)B * u);
     if (a->cell == KC_CELL_LSTM) {
@@ -287,24 +300,49 @@ void kc_rnn_forward(const kc_rnn_args *a, const float *x, const float *h0, const
         float *z = p.xp + (int64_t)t * Gu; /* row b at z + b * TGu */
         for (int b = 0; b < B; b++)
             memcpy(p.hprev + b * Tu + (int64_t)t * u, p.h + (int64_t)b * u, sizeof(float) * u);
-        const float *hd = p.h;
+        const float *hd = p.h; /* the recurrent products' input, rows of hd_rs */
+        int64_t hd_rs = u;
         if (a->rec_dropout) {
-            for (int64_t i = 0; i < (int64_t)B * u; i++) p.hdrop[i] = p.h[i] * p.rec_keep[i];
             for (int b = 0; b < B; b++)
-                memcpy(p.hd + b * Tu + (int64_t)t * u, p.hdrop + (int64_t)b * u,
-                       sizeof(float) * u);
+                for (int g = 0; g < M; g++) {
+                    const float *hr = p.h + (int64_t)b * u;
+                    const float *k = p.rec_keep + ((int64_t)b * M + g) * u;
+                    float *d = p.hdrop + ((int64_t)b * M + g) * u;
+                    for (int j = 0; j < u; j++) d[j] = hr[j] * k[j];
+                }
+            for (int b = 0; b < B; b++)
+                memcpy(p.hd + ((int64_t)b * T + t) * M * u, p.hdrop + (int64_t)b * M * u,
+                       sizeof(float) * (size_t)M * u);
             hd = p.hdrop;
+            hd_rs = (int64_t)M * u;
         }
-        sc.z = z, sc.hd = hd, sc.t = t;
+        const int pg = a->rec_dropout && M > 1; /* a product per gate */
+        sc.z = z, sc.t = t;
+        sc.hd = pg ? hd + 2 * u : hd, sc.hd_rs = hd_rs;
         if (a->cell == KC_CELL_LSTM || a->cell == KC_CELL_SIMPLE) {
             /* z += h @ U straight into the step's projections */
-            mm(B, Gu, u, hd, u, 1, a->U, Gu, 1, z, TGu, 1, NULL);
+            if (pg)
+                for (int g = 0; g < G; g++)
+                    mm(B, u, u, hd + (int64_t)g * u, hd_rs, 1, a->U + (int64_t)g * u, Gu, 1,
+                       z + (int64_t)g * u, TGu, 1, NULL);
+            else
+                mm(B, Gu, u, hd, hd_rs, 1, a->U, Gu, 1, z, TGu, 1, NULL);
             run_rows(&sc, fwd_rows, 0);
         } else if (a->reset_after) {
-            mm(B, Gu, u, hd, u, 1, a->U, Gu, 1, p.rbuf, Gu, 0, rbias);
+            if (pg)
+                for (int g = 0; g < G; g++)
+                    mm(B, u, u, hd + (int64_t)g * u, hd_rs, 1, a->U + (int64_t)g * u, Gu, 1,
+                       p.rbuf + (int64_t)g * u, Gu, 0, rbias ? rbias + (int64_t)g * u : NULL);
+            else
+                mm(B, Gu, u, hd, hd_rs, 1, a->U, Gu, 1, p.rbuf, Gu, 0, rbias);
             run_rows(&sc, fwd_rows, 0);
         } else {
-            mm(B, 2 * u, u, hd, u, 1, a->U, Gu, 1, p.rbuf, Gu, 0, NULL);
+            if (pg)
+                for (int g = 0; g < 2; g++)
+                    mm(B, u, u, hd + (int64_t)g * u, hd_rs, 1, a->U + (int64_t)g * u, Gu, 1,
+                       p.rbuf + (int64_t)g * u, Gu, 0, NULL);
+            else
+                mm(B, 2 * u, u, hd, hd_rs, 1, a->U, Gu, 1, p.rbuf, Gu, 0, NULL);
             run_rows(&sc, fwd_rows, 0);
             /* (r * h) @ U_h, into the h gate's projection */
             mm(B, u, u, p.rh + (int64_t)t * u, Tu, 1, a->U + 2 * u, Gu, 1, z + 2 * u, TGu, 1,
@@ -345,7 +383,9 @@ static void bwd_rows(void *arg, int64_t b0, int64_t b1) {
         if (s->phase == 2) {
             if (!keep) continue; /* a masked step passes dh (and dc) on unchanged */
             const float *restrict tm = p->tmp + b * u;
-            const float *restrict rk = a->rec_dropout ? p->rec_keep + b * u : NULL;
+            /* per-gate masks were applied gate by gate (rec_back_gates) */
+            const float *restrict rk =
+                a->rec_dropout && kc_rnn_mask_count(a) == 1 ? p->rec_keep + b * u : NULL;
             const float *restrict carry = p->rbuf + b * u; /* GRU: dh * z */
             for (int j = 0; j < u; j++) {
                 float g = rk ? tm[j] * rk[j] : tm[j];
@@ -411,13 +451,31 @@ static void bwd_rows(void *arg, int64_t b0, int64_t b1) {
             }
         } else { /* phase 1 */
             float *restrict d2 = p->tmp2 + b * u;
-            const float *restrict hdr = (a->rec_dropout ? p->hd : p->hprev) + b * Tu + (int64_t)t * u;
+            const int M = a->rec_dropout ? kc_rnn_mask_count(a) : 1;
+            const float *restrict hdr = a->rec_dropout ? p->hd + ((b * a->T + t) * M + M - 1) * u
+                                                       : p->hprev + b * Tu + (int64_t)t * u;
 #pragma omp simd
             for (int j = 0; j < u; j++) {
                 float rg = zr[u + j];
                 zr[u + j] = d2[j] * hdr[j] * dactf(rg, ra);
                 d2[j] *= rg; /* the h part's gradient w.r.t. the dropped h */
             }
+        }
+    }
+}
+
+/* per-gate recurrent masks: tmp (+)= sum over gates g in [0, ng) of (D_g @ U_g^T) * m_g, D's
+ * rows ld apart (hdrop, unused in backward, holds each product) */
+static void rec_back_gates(const kc_rnn_args *a, const ws_parts *p, const float *D, int64_t ld,
+                           int ng, int acc) {
+    const int B = a->B, u = a->u, G = kc_rnn_gates(a->cell), Gu = G * u;
+    for (int g = 0; g < ng; g++) {
+        mm(B, u, u, D + (int64_t)g * u, ld, 1, a->U + (int64_t)g * u, 1, Gu, p->hdrop, u, 0,
+           NULL);
+        for (int b = 0; b < B; b++) {
+            const float *pr = p->hdrop + (int64_t)b * u, *k = p->rec_keep + ((int64_t)b * G + g) * u;
+            float *tm = p->tmp + (int64_t)b * u;
+            for (int j = 0; j < u; j++) tm[j] = (acc || g ? tm[j] : 0.0f) + pr[j] * k[j];
         }
     }
 }
@@ -441,6 +499,8 @@ void kc_rnn_backward_ex(const kc_rnn_args *a, const float *x, const float *dout,
     if (dc_last && a->cell == KC_CELL_LSTM) memcpy(p.dc, dc_last, sizeof(float) * (size_t)B * u);
     else memset(p.dc, 0, sizeof(float) * (size_t)B * u);
     const float *hds = a->rec_dropout ? p.hd : p.hprev; /* the recurrent products' inputs */
+    const int M = kc_rnn_mask_count(a), pg = a->rec_dropout && M > 1;
+    const int64_t hds_rs = a->rec_dropout ? (int64_t)M * u : u; /* gate g's at column g u */
     step_ctx sc = {.a = a, .p = &p};
     for (int s = T - 1; s >= 0; s--) {
         const int t = a->go_backwards ? T - 1 - s : s;
@@ -458,38 +518,82 @@ void kc_rnn_backward_ex(const kc_rnn_args *a, const float *x, const float *dout,
         sc.z = z, sc.t = t;
         run_rows(&sc, bwd_rows, 0);
         if (a->cell != KC_CELL_GRU) {
-            mm(B, u, Gu, z, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
+            if (pg) rec_back_gates(a, &p, z, TGu, G, 0);
+            else mm(B, u, Gu, z, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
         } else if (gru_ra) {
-            mm(B, u, Gu, p.dzr + (int64_t)t * Gu, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
+            if (pg) rec_back_gates(a, &p, p.dzr + (int64_t)t * Gu, TGu, G, 0);
+            else mm(B, u, Gu, p.dzr + (int64_t)t * Gu, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
         } else {
             /* d(r * h) = dhh @ U_h^T, then r's gradient; dh_{t-1} through z, r and r * h */
             mm(B, u, u, z + 2 * u, TGu, 1, a->U + 2 * u, 1, Gu, p.tmp2, u, 0, NULL);
             run_rows(&sc, bwd_rows, 1);
-            mm(B, u, 2 * u, z, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
-            for (int64_t i = 0; i < (int64_t)B * u; i++) p.tmp[i] += p.tmp2[i];
+            if (pg) {
+                rec_back_gates(a, &p, z, TGu, 2, 0);
+                for (int b = 0; b < B; b++) {
+                    const float *k = p.rec_keep + ((int64_t)b * G + 2) * u;
+                    for (int j = 0; j < u; j++) p.tmp[(int64_t)b * u + j] += p.tmp2[(int64_t)b * u + j] * k[j];
+                }
+            } else {
+                mm(B, u, 2 * u, z, TGu, 1, a->U, 1, Gu, p.tmp, u, 0, NULL);
+                for (int64_t i = 0; i < (int64_t)B * u; i++) p.tmp[i] += p.tmp2[i];
+            }
         }
         run_rows(&sc, bwd_rows, 2);
     }
     if (dh0) memcpy(dh0, p.dh, sizeof(float) * (size_t)B * u);
     if (dc0 && a->cell == KC_CELL_LSTM) memcpy(dc0, p.dc, sizeof(float) * (size_t)B * u);
     /* the weight gradients: one product each over all B T rows */
-    const float *xin = a->in_dropout ? p.xd : x;
-    mm(F, Gu, B * T, xin, 1, F, p.xp, Gu, 1, dW, Gu, 0, NULL);
+    /* the weight gradients: one product each over all B T rows (one per gate and weight with
+     * per-gate masks) */
+    const int mi = a->in_dropout ? M : 1;
+    if (a->in_dropout && M > 1)
+        for (int g = 0; g < G; g++)
+            mm(F, u, B * T, p.xd + (int64_t)g * F, 1, (int64_t)M * F, p.xp + (int64_t)g * u, Gu, 1,
+               dW + (int64_t)g * u, Gu, 0, NULL);
+    else
+        mm(F, Gu, B * T, a->in_dropout ? p.xd : x, 1, F, p.xp, Gu, 1, dW, Gu, 0, NULL);
+    /* dU over gates [0, ng) from the gate gradients D (rows of Gu) */
+#define DU(D, ng)                                                                              \
+    do {                                                                                       \
+        if (pg)                                                                                \
+            for (int g = 0; g < (ng); g++)                                                     \
+                mm(u, u, B * T, hds + (int64_t)g * u, 1, hds_rs, (D) + (int64_t)g * u, Gu, 1,   \
+                   dU + (int64_t)g * u, Gu, 0, NULL);                                          \
+        else                                                                                   \
+            mm(u, (ng) * u, B * T, hds, 1, hds_rs, (D), Gu, 1, dU, Gu, 0, NULL);               \
+    } while (0)
     if (gru_ra) {
-        mm(u, Gu, B * T, hds, 1, u, p.dzr, Gu, 1, dU, Gu, 0, NULL);
+        DU(p.dzr, G);
         if (db) {
             kc_colsum(p.xp, B * T, Gu, db);
             kc_colsum(p.dzr, B * T, Gu, db + Gu);
         }
     } else if (a->cell == KC_CELL_GRU) {
-        mm(u, 2 * u, B * T, hds, 1, u, p.xp, Gu, 1, dU, Gu, 0, NULL);
+        DU(p.xp, 2);
         mm(u, u, B * T, p.rh, 1, u, p.xp + 2 * u, Gu, 1, dU + 2 * u, Gu, 0, NULL);
         if (db) kc_colsum(p.xp, B * T, Gu, db);
     } else {
-        mm(u, Gu, B * T, hds, 1, u, p.xp, Gu, 1, dU, Gu, 0, NULL);
+        DU(p.xp, G);
         if (db) kc_colsum(p.xp, B * T, Gu, db);
     }
+#undef DU
     if (dx) {
+        if (a->in_dropout && mi > 1) { /* sum over gates of (dz_g @ W_g^T) * m_g */
+            memset(dx, 0, sizeof(float) * (size_t)B * T * F);
+            for (int g = 0; g < G; g++) {
+                mm(B * T, F, u, p.xp + (int64_t)g * u, Gu, 1, a->W + (int64_t)g * u, 1, Gu, p.dxg,
+                   F, 0, NULL);
+                for (int b = 0; b < B; b++) {
+                    const float *k = p.in_keep + ((int64_t)b * M + g) * F;
+                    for (int t = 0; t < T; t++) {
+                        float *r = dx + ((int64_t)b * T + t) * F;
+                        const float *q = p.dxg + ((int64_t)b * T + t) * F;
+                        for (int f = 0; f < F; f++) r[f] += q[f] * k[f];
+                    }
+                }
+            }
+            return;
+        }
         mm(B * T, F, Gu, p.xp, Gu, 1, a->W, 1, Gu, dx, F, 0, NULL);
         if (a->in_dropout)
             for (int b = 0; b < B; b++)

@@ -27,6 +27,11 @@ typedef struct {
      * for the inputs and B x u for the recurrent state; NULL: none. They live in the
      * workspace (kc_rnn_in_keep / kc_rnn_rec_keep): the caller fills them before forward. */
     int in_dropout, rec_dropout;
+    /* Keras 3's implementation 1 (an LSTM or GRU with recurrent_dropout): a mask of its own
+     * per gate, G of them for the inputs (B x G x F) and G for the state (B x G x u); gate g's
+     * input and recurrent products take mask g (GRU reset_after=False: r * (h m_h)). 0: one
+     * mask for all gates. */
+    int per_gate;
     float *ws;
 } kc_rnn_args;
 
@@ -34,8 +39,10 @@ typedef struct {
 int kc_rnn_gates(kc_cell_kind cell);
 /* floats of workspace for a's shapes and options */
 int64_t kc_rnn_workspace(const kc_rnn_args *a);
-float *kc_rnn_in_keep(const kc_rnn_args *a);  /* B x F, when in_dropout */
-float *kc_rnn_rec_keep(const kc_rnn_args *a); /* B x u, when rec_dropout */
+/* the masks' count: G with per_gate, else 1 */
+int kc_rnn_mask_count(const kc_rnn_args *a);
+float *kc_rnn_in_keep(const kc_rnn_args *a);  /* B x count x F, when in_dropout */
+float *kc_rnn_rec_keep(const kc_rnn_args *a); /* B x count x u, when rec_dropout */
 /* x (B, T, F) -> out (B, T, u) (return_sequences: by processing step) or (B, u); h0 (and c0,
  * LSTM) the initial state (B, u) or NULL for zeros; h_last, c_last (optional) the final
  * state. */
