@@ -23,7 +23,7 @@ static void expect_close(const char *what, const float *got, const float *want, 
 
 static void inputs_of(const fixture *f, const float **x, int *n) {
     *n = 0;
-    char nm[8];
+    char nm[16];
     for (int i = 0; i < 4; i++) {
         snprintf(nm, sizeof nm, "x%d", i);
         const tensor *t = tu_fixture_find(f, nm);
