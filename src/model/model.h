@@ -139,9 +139,6 @@ struct kc_model {
      * (kc_model_bind_shapes), the layer shapes after it follow */
     int has_none;
     int batch_size; /* kc_model_set_batch_size: Keras's fixed batch size (0: None) */
-    /* the rows each output's last loss counted (masks and ignore_class leave some out): the
-     * accuracy's denominator */
-    double counted_rows[KC_MAX_IO];
     /* workspace for batches of up to ws_batch samples */
     int ws_batch, ws_parts;
     int64_t grad_cap, ybuf_cap[KC_MAX_IO]; /* floats allocated per buffer */
