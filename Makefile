@@ -54,7 +54,7 @@ $(BUILD)/conv1d_steps: bench/conv1d_steps.c $(BUILD)/libkerac.a
 bench: $(BUILD)/bench $(BUILD)/conv1d_steps
 	BENCH_ARGS="$(BENCH_ARGS)" bash bench/run.sh
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h tests/fixture.h $(wildcard examples/*.h) $(BUILD)/libkerac.a
+$(BUILD)/tests/%: tests/%.c tests/testutil.h tests/fixture.h tests/seq_fixture.h $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
 
