@@ -1,22 +1,42 @@
 #!/usr/bin/env bash
 # Runs each Criterion test binary given twice: with kerac's own matrix-product kernels, then
-# with the OpenBLAS path that CPUs without AVX-512 take (KERAC_GEMM_BLAS=1). Ends with one
+# with the OpenBLAS path that CPUs without AVX-512 take (KERAC_GEMM_BLAS=1). Ends with the
+# failures (binary, pass, Criterion's lines about them; a CI log shows only its tail) and one
 # line counting every test of both passes: "tests: N passed, N failed". Exits non-zero if any
 # test failed or any binary crashed.
 set -u
 passed=0 failed=0 broken=0
+report=""
 for blas in "" 1; do
     for bin in "$@"; do
-        echo "== $bin${blas:+ (KERAC_GEMM_BLAS=1)}"
+        tag="$bin${blas:+ (KERAC_GEMM_BLAS=1)}"
+        echo "== $tag"
         out=$(KERAC_GEMM_BLAS=$blas "$bin" --jobs 1 2>&1); rc=$?
         printf '%s\n' "$out"
-        line=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g' | grep 'Synthesis: Tested:' | tail -n 1)
-        if [ -z "$line" ]; then broken=$((broken + 1)); echo "!! $bin ended without a synthesis (rc $rc)"; continue; fi
+        plain=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g')
+        line=$(grep 'Synthesis: Tested:' <<<"$plain" | tail -n 1)
+        if [ -z "$line" ]; then
+            broken=$((broken + 1))
+            echo "!! $bin ended without a synthesis (rc $rc)"
+            report+="!! $tag: ended without a synthesis (rc $rc)"$'\n'
+            continue
+        fi
         p=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$line")
         f=$(sed -E 's/.*Failing: ([0-9]+).*Crashing: ([0-9]+).*/\1 \2/' <<<"$line")
         passed=$((passed + p)); failed=$((failed + ${f% *} + ${f#* }))
-        [ "$rc" -eq 0 ] || [ "${f% *}${f#* }" != "00" ] || broken=$((broken + 1))
+        if [ "${f% *}${f#* }" != "00" ]; then
+            report+="!! $tag: ${f% *} failing, ${f#* } crashing"$'\n'
+            report+=$(grep -E '\[FAIL\]|Assertion Failed|CRASH|[Ss]ignal|[Tt]imed out' -A2 <<<"$plain" | head -n 40)$'\n'
+        elif [ "$rc" -ne 0 ]; then
+            broken=$((broken + 1))
+            report+="!! $tag: every test passed but the binary exited with rc $rc"$'\n'
+            report+=$(grep -E 'ERROR: |SUMMARY: ' <<<"$plain" | head -n 10)$'\n'
+        fi
     done
 done
+if [ -n "$report" ]; then
+    echo "==== failures"
+    printf '%s' "$report"
+fi
 echo "tests: $passed passed, $((failed + broken)) failed"
 [ "$failed" -eq 0 ] && [ "$broken" -eq 0 ]
