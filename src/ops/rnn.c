@@ -102,6 +102,41 @@ static inline float dactf(float y, kc_act act) {
     }
 }
 
+/* one LSTM row's gate gradients, in place of the gate values (i f g o), and dc; inlined with
+ * constant activations so that the loop has no switch and vectorises */
+static inline __attribute__((always_inline)) void lstm_back(
+    float *restrict zr, float *restrict dc, const float *restrict dh, const float *restrict cp,
+    const float *restrict ac, int u, kc_act act, kc_act ra) {
+#pragma omp simd
+    for (int j = 0; j < u; j++) {
+        float ig = zr[j], fg = zr[u + j], gg = zr[2 * u + j], og = zr[3 * u + j];
+        float d = dc[j] + dh[j] * og * dactf(ac[j], act);
+        zr[j] = d * gg * dactf(ig, ra);
+        zr[u + j] = d * cp[j] * dactf(fg, ra);
+        zr[2 * u + j] = d * ig * dactf(gg, act);
+        zr[3 * u + j] = dh[j] * ac[j] * dactf(og, ra);
+        dc[j] = d * fg;
+    }
+}
+
+/* one GRU (reset_after) row's gate gradients (z r h), the recurrent side's in dr, and dh z */
+static inline __attribute__((always_inline)) void gru_back(
+    float *restrict zr, float *restrict dr, float *restrict carry, const float *restrict dh,
+    const float *restrict hp, const float *restrict rh, int u, kc_act act, kc_act ra) {
+#pragma omp simd
+    for (int j = 0; j < u; j++) {
+        float zg = zr[j], rg = zr[u + j], hh = zr[2 * u + j];
+        float dhh = dh[j] * (1.0f - zg) * dactf(hh, act);
+        float dz = dh[j] * (hp[j] - hh) * dactf(zg, ra);
+        float drg = dhh * rh[j] * dactf(rg, ra);
+        carry[j] = dh[j] * zg;
+        zr[j] = dr[j] = dz;
+        zr[u + j] = dr[u + j] = drg;
+        zr[2 * u + j] = dhh;
+        dr[2 * u + j] = dhh * rg;
+    }
+}
+
 /* ---- the workspace ---- */
 typedef struct {
     float *xp;    /* B T G u: projections, then gate values, then gate gradients */
@@ -401,16 +436,10 @@ static void bwd_rows(void *arg, int64_t b0, int64_t b1) {
             float *restrict dc = p->dc + b * u;
             const float *restrict cp = p->cp + b * Tu + (int64_t)t * u;
             const float *restrict ac = p->cn + b * Tu + (int64_t)t * u; /* act(c) */
-#pragma omp simd
-            for (int j = 0; j < u; j++) {
-                float ig = zr[j], fg = zr[u + j], gg = zr[2 * u + j], og = zr[3 * u + j];
-                float d = dc[j] + dh[j] * og * dactf(ac[j], act);
-                zr[j] = d * gg * dactf(ig, ra);
-                zr[u + j] = d * cp[j] * dactf(fg, ra);
-                zr[2 * u + j] = d * ig * dactf(gg, act);
-                zr[3 * u + j] = dh[j] * ac[j] * dactf(og, ra);
-                dc[j] = d * fg;
-            }
+            if (act == KC_TANH && ra == KC_SIGMOID) /* Keras's defaults: a loop with no switch */
+                lstm_back(zr, dc, dh, cp, ac, u, KC_TANH, KC_SIGMOID);
+            else
+                lstm_back(zr, dc, dh, cp, ac, u, act, ra);
         } else if (a->cell == KC_CELL_SIMPLE) {
             if (!keep) {
                 memset(zr, 0, sizeof(float) * (size_t)u);
@@ -427,18 +456,10 @@ static void bwd_rows(void *arg, int64_t b0, int64_t b1) {
             const float *restrict hp = p->hprev + b * Tu + (int64_t)t * u;
             const float *restrict rh = p->rh + b * Tu + (int64_t)t * u;
             float *restrict carry = p->rbuf + b * u;
-#pragma omp simd
-            for (int j = 0; j < u; j++) {
-                float zg = zr[j], rg = zr[u + j], hh = zr[2 * u + j];
-                float dhh = dh[j] * (1.0f - zg) * dactf(hh, act);
-                float dz = dh[j] * (hp[j] - hh) * dactf(zg, ra);
-                float drg = dhh * rh[j] * dactf(rg, ra);
-                carry[j] = dh[j] * zg;
-                zr[j] = dr[j] = dz;
-                zr[u + j] = dr[u + j] = drg;
-                zr[2 * u + j] = dhh;
-                dr[2 * u + j] = dhh * rg;
-            }
+            if (act == KC_TANH && ra == KC_SIGMOID)
+                gru_back(zr, dr, carry, dh, hp, rh, u, KC_TANH, KC_SIGMOID);
+            else
+                gru_back(zr, dr, carry, dh, hp, rh, u, act, ra);
         } else if (s->phase == 0) { /* GRU reset_after=False */
             const float *restrict hp = p->hprev + b * Tu + (int64_t)t * u;
             float *restrict carry = p->rbuf + b * u;
