@@ -7,7 +7,10 @@ Both run on the same thread count (default 2). Rounds alternate (kerac, PyTorch,
 PyTorch, ...) in one invocation, so both see the same machine; each round's figure is the
 median step over --steps steps after 3 warm-up steps (kerac: build/bench_rnn, one process per
 round; PyTorch: in this process, its peak memory measured in a child). The summary line gives
-the medians over rounds, the ratio (PyTorch / kerac) and each side's peak resident memory.
+the medians over rounds, the ratio (PyTorch / kerac) and each side's peak resident memory;
+and the floor: the step's arithmetic (multiply-adds x 2) at the float32 product rate that
+kerac's kernels reach on 2048^3 products on the same threads, measured once per round; no
+float32 implementation of the step beats it, so PyTorch / floor bounds any ratio.
 
     make build/bench_rnn
     /work/venvs/torch/bin/python bench/compare_pytorch_rnn.py --threads 2 --rounds 3
@@ -78,7 +81,15 @@ def main():
     # torch is imported by the children only: a process's peak memory survives exec, so the
     # parent stays small for both sides' figures
     results = {}
+    peaks = []
     for r in range(args.rounds):
+        # the machine's float32 product rate on these threads, in the same alternation: the
+        # floor of a step is its arithmetic at that rate
+        pk = subprocess.run([args.kerac, "--cell", "none", "--peak", "--threads",
+                             str(args.threads)], check=True, capture_output=True, text=True).stdout
+        pj = json.loads(pk.strip().splitlines()[-1])
+        print(json.dumps({"round": r, **pj}))
+        peaks.append(pj["gemm_peak_gflops"])
         for cell in args.cells.split(","):
             k = subprocess.run([args.kerac, "--cell", cell, "--steps", str(args.steps),
                                 "--threads", str(args.threads)],
@@ -92,16 +103,22 @@ def main():
             print(json.dumps({"round": r, **tj}))
             sys.stdout.flush()
             results.setdefault(cell, {"kerac": [], "pytorch": [], "kmem": [], "tmem": [],
-                                      "torch": tj["torch"]})
+                                      "torch": tj["torch"], "gflop": kj["step_gflop"]})
             results[cell]["kerac"].append(kj["median_step_ms"])
             results[cell]["pytorch"].append(tj["median_step_ms"])
             results[cell]["kmem"].append(kj["peak_rss_mb"])
             results[cell]["tmem"].append(tj["peak_rss_mb"])
     for cell, v in results.items():
         k, t = statistics.median(v["kerac"]), statistics.median(v["pytorch"])
+        peak = statistics.median(peaks)
+        floor = 1e3 * v["gflop"] / peak
         print(json.dumps({"summary": cell, "threads": args.threads, "torch": v["torch"],
                           "kerac_median_step_ms": k, "pytorch_median_step_ms": t,
                           "ratio_pytorch_over_kerac": round(t / k, 2),
+                          "step_gflop": v["gflop"], "gemm_peak_gflops": peak,
+                          "floor_step_ms": round(floor, 3),
+                          "kerac_share_of_peak": round(floor / k, 2),
+                          "best_possible_ratio": round(t / floor, 2),
                           "kerac_peak_rss_mb": max(v["kmem"]),
                           "pytorch_peak_rss_mb": max(v["tmem"])}))
 
