@@ -59,7 +59,7 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h tests/fixture.h tests/seq_fixture.h
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
 
 # the kerac program's pictures (cli/plot.c) draw with cairo; libkerac itself does not link it
-PLOT_PKGS := cairo
+PLOT_PKGS := cairo fontconfig
 PLOT_CFLAGS = $(shell pkg-config --cflags $(PLOT_PKGS))
 PLOT_LIBS = $(shell pkg-config --libs $(PLOT_PKGS))
 $(BUILD)/obj/cli/plot.o: cli/plot.c cli/plot.h Makefile

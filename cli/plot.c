@@ -5,6 +5,7 @@
  * renamed over it; on any error nothing is left behind. */
 #include "plot.h"
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -49,6 +50,7 @@ static cairo_status_t mem_write(void *closure, const unsigned char *data, unsign
 }
 
 static int write_png_atomic(cairo_surface_t *s, const char *path, char *err, size_t errlen) {
+    if (!path) return fail(err, errlen, "plot: the PNG path is NULL");
     cairo_surface_flush(s);
     if (cairo_surface_status(s))
         return fail(err, errlen, "%s: drawing failed: %s", path,
@@ -834,4 +836,9 @@ int kp_plot_image_grid(const uint8_t *images, int count, int height, int width, 
     int rc = write_png_atomic(s, out_png, err, errlen);
     cairo_surface_destroy(s);
     return rc;
+}
+
+void kp_plot_cleanup(void) {
+    cairo_debug_reset_static_data();
+    FcFini();
 }

@@ -9,4 +9,7 @@ int kp_plot_history_csv(const char *csv_path, const char *out_png, const char *t
 int kp_plot_confusion(const int64_t *counts, int n, const char *const *class_names, const char *title, const char *out_png, char *err, size_t errlen);
 /* a grid of images (uint8, HWC, channels 1 or 3) with a caption under or above each (e.g. "5" or "true 4 / pred 9"), cols per row (0 = choose), images scaled up with nearest-neighbour to at least ~56 px; captions flagged in highlight[i] != 0 (may be NULL) drawn in red (mistakes); like the post's picture of MNIST digits */
 int kp_plot_image_grid(const uint8_t *images, int count, int height, int width, int channels, const char *const *captions, const int *highlight, int cols, const char *title, const char *out_png, char *err, size_t errlen);
+/* frees the font caches cairo and fontconfig keep between pictures (for leak checkers: call once,
+   after the last picture, e.g. at the program's exit; pictures can still be drawn afterwards) */
+void kp_plot_cleanup(void);
 #endif

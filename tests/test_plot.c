@@ -97,6 +97,14 @@ static void write_history(const char *path, int epochs) {
 
 static char err[1024];
 
+/* the font caches go at the end of each test (Criterion runs each in its own process), so
+ * LeakSanitizer under `make test-asan` sees no fontconfig pattern still held */
+static void cleanup(void) { kp_plot_cleanup(); }
+TestSuite(plot_history, .fini = cleanup);
+TestSuite(plot_write, .fini = cleanup);
+TestSuite(plot_confusion, .fini = cleanup);
+TestSuite(plot_grid, .fini = cleanup);
+
 /* ---- learning curves ------------------------------------------------------------------------ */
 
 Test(plot_history, two_panels_with_curves_legend_and_title) {
