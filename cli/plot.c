@@ -165,6 +165,14 @@ static void text(cairo_t *cr, double x, double y, const char *s, double ha, doub
     cairo_restore(cr);
 }
 
+/* text centred on x where it fits in a picture W wide, else moved in from the edge */
+static void centred(cairo_t *cr, double x, double y, const char *s, double W) {
+    double w = text_w(cr, s);
+    x = fmax(x, 10 + w / 2);
+    x = fmin(x, W - 10 - w / 2);
+    text(cr, x, y, s, 0.5, 0, 0);
+}
+
 static double font_h(cairo_t *cr) {
     cairo_font_extents_t fe;
     cairo_font_extents(cr, &fe);
@@ -173,7 +181,22 @@ static double font_h(cairo_t *cr) {
 
 /* s cut (at a UTF-8 boundary) with an ellipsis to at most maxw pixels; out holds outlen bytes */
 static const char *fit(cairo_t *cr, const char *s, double maxw, char *out, size_t outlen) {
-    snprintf(out, outlen, "%s", s);
+    /* copy valid UTF-8 only (cairo refuses anything else), '?' for each stray byte */
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && o + 1 < outlen;) {
+        int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        int ok = len > 0 && o + len < outlen;
+        for (int i = 1; ok && i < len; i++) ok = (p[i] & 0xC0) == 0x80;
+        if (ok && len == 2 && *p < 0xC2) ok = 0;
+        if (!ok) {
+            if (len > 0 && o + len >= outlen) break;
+            out[o++] = '?', p++;
+            continue;
+        }
+        memcpy(out + o, p, (size_t)len);
+        o += (size_t)len, p += len;
+    }
+    out[o] = 0;
     if (text_w(cr, out) <= maxw) return out;
     size_t n = strlen(out);
     while (n > 0) {
@@ -184,6 +207,16 @@ static const char *fit(cairo_t *cr, const char *s, double maxw, char *out, size_
     }
     snprintf(out, outlen, "\xe2\x80\xa6");
     return out;
+}
+
+/* checks the drawing, frees the context, writes the PNG, frees the surface */
+static int finish(cairo_t *cr, cairo_surface_t *s, const char *out_png, char *err, size_t errlen) {
+    cairo_status_t st = cairo_status(cr);
+    cairo_destroy(cr);
+    int rc = st ? fail(err, errlen, "%s: drawing failed: %s", out_png, cairo_status_to_string(st))
+                : write_png_atomic(s, out_png, err, errlen);
+    cairo_surface_destroy(s);
+    return rc;
 }
 
 /* ---- ticks ---------------------------------------------------------------------------------- */
@@ -437,6 +470,11 @@ static void draw_panel(cairo_t *cr, const csv_table *t, const double *x, const p
         if (nxt >= 2 && xt[1] - xt[0] <= step) break;
     }
 
+    int k = 0; /* no epoch 0: Keras's progress bar counts from 1 */
+    for (int i = 0; i < nxt; i++)
+        if (xt[i] >= 1 || xmin < 1) xt[k++] = xt[i];
+    nxt = k;
+
     cairo_save(cr);
     cairo_rectangle(cr, px, py, pw, ph);
     cairo_clip(cr);
@@ -558,6 +596,10 @@ int kp_plot_history_csv(const char *csv_path, const char *out_png, const char *t
     int cols = np <= 3 ? np : (np == 4 ? 2 : 3), rows = (np + cols - 1) / cols;
     const double PW = 520, PH = 380, TITLE = 44;
     int W = (int)(cols * PW), H = (int)(rows * PH + TITLE);
+    if (H > MAX_SIDE) {
+        free(p), free(x), csv_free(&t);
+        return fail(err, errlen, "%s: %d metrics, too many panels to draw in %s", csv_path, np, out_png);
+    }
     cairo_surface_t *s;
     cairo_t *cr = new_canvas(W, H, &s);
     const char *base = strrchr(csv_path, '/');
@@ -568,11 +610,19 @@ int kp_plot_history_csv(const char *csv_path, const char *out_png, const char *t
     text(cr, W / 2.0, 12, fit(cr, title ? title : base, W - 20, tb, sizeof tb), 0.5, 0, 0);
     for (int i = 0; i < np; i++)
         draw_panel(cr, &t, x, &p[i], (i % cols) * PW, TITLE + (i / cols) * PH, PW, PH);
-    cairo_destroy(cr);
-    int rc = write_png_atomic(s, out_png, err, errlen);
-    cairo_surface_destroy(s);
+    int rc = finish(cr, s, out_png, err, errlen);
     free(p), free(x), csv_free(&t);
     return rc;
+}
+
+/* the smallest of 1, 2, 5, 10, 20, 50, ... at least need */
+static int nice_step(double need) {
+    for (int m = 1;; m *= 10) {
+        if (m >= need) return m;
+        if (2 * m >= need) return 2 * m;
+        if (5 * m >= need) return 5 * m;
+        if (m > 100000) return m * 10;
+    }
 }
 
 /* ---- confusion matrix ----------------------------------------------------------------------- */
@@ -613,7 +663,7 @@ int kp_plot_confusion(const int64_t *counts, int n, const char *const *class_nam
     /* measure: cell size, labels (long names cut at 160 px), which labels fit */
     cairo_surface_t *s0 = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
     cairo_t *m = cairo_create(s0);
-    double cell = floor(fmin(64, fmax(4, 640.0 / n)));
+    double cell = floor(fmin(120, fmax(4, 640.0 / n))); /* 2 classes: 120 px, 10: 64, 100: 6 */
     font(m, 12, 0);
     double fh = font_h(m), namew = 0;
     char lb[256], nb[32];
@@ -621,9 +671,12 @@ int kp_plot_confusion(const int64_t *counts, int n, const char *const *class_nam
         const char *nm = class_names && class_names[i] ? class_names[i] : (snprintf(nb, sizeof nb, "%d", i), nb);
         namew = fmax(namew, text_w(m, fit(m, nm, 160, lb, sizeof lb)));
     }
-    int lstep = (int)ceil(fh * 1.15 / cell); /* label every lstep-th class */
-    if (lstep < 1) lstep = 1;
-    int rotate = namew > cell * lstep - 6;    /* x labels at 45 degrees, as plt.xticks(rotation=45) */
+    /* label every lstep-th class (1, 2, 5, 10, 20, ...), x labels level when short names fit,
+     * else at 45 degrees as plt.xticks(rotation=45) */
+    double need = fh * 1.15 / cell;
+    int rotate = namew > 48 || namew > cell * nice_step(need) - 6;
+    if (!rotate) need = fmax(need, (namew + 8) / cell);
+    int lstep = nice_step(need);
     cairo_destroy(m);
     cairo_surface_destroy(s0);
 
@@ -642,14 +695,14 @@ int kp_plot_confusion(const int64_t *counts, int n, const char *const *class_nam
     char tb[512], sub[160];
     font(cr, 16, 0);
     set_rgb(cr, TEXT);
-    text(cr, left + mat / 2, 12, fit(cr, title ? title : "Confusion matrix", W - 20, tb, sizeof tb), 0.5, 0, 0);
+    centred(cr, left + mat / 2, 12, fit(cr, title ? title : "Confusion matrix", W - 20, tb, sizeof tb), W);
     if (total > 0)
         snprintf(sub, sizeof sub, "accuracy %.4f (%" PRId64 " of %" PRId64 " correct)", (double)diag / total,
                  diag, total);
     else
         snprintf(sub, sizeof sub, "no samples");
     font(cr, 13, 0);
-    text(cr, left + mat / 2, 12 + 22 + 6, sub, 0.5, 0, 0);
+    centred(cr, left + mat / 2, 12 + 22 + 6, sub, W);
 
     /* cells */
     cairo_set_antialias(cr, CAIRO_ANTIALIAS_NONE);
@@ -730,9 +783,7 @@ int kp_plot_confusion(const int64_t *counts, int n, const char *const *class_nam
         snprintf(num, sizeof num, "%.0f", ct[i]);
         text(cr, cx + cbw + 7, Y, num, 0, 0.5, 0);
     }
-    cairo_destroy(cr);
-    int rc = write_png_atomic(s, out_png, err, errlen);
-    cairo_surface_destroy(s);
+    int rc = finish(cr, s, out_png, err, errlen);
     return rc;
 }
 
@@ -832,9 +883,7 @@ int kp_plot_image_grid(const uint8_t *images, int count, int height, int width, 
         }
     }
     cairo_surface_destroy(img);
-    cairo_destroy(cr);
-    int rc = write_png_atomic(s, out_png, err, errlen);
-    cairo_surface_destroy(s);
+    int rc = finish(cr, s, out_png, err, errlen);
     return rc;
 }
 

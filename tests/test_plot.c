@@ -293,6 +293,14 @@ Test(plot_confusion, long_names_and_100_classes) {
     free(p.px);
     free(big);
 
+    /* names that are not UTF-8 (Latin-1 bytes, a cut sequence) are drawn with '?', not dropped */
+    const char *bad[2] = {"caf\xe9", "\xe2\x82"};
+    int64_t two[4] = {5, 1, 2, 7};
+    cr_assert_eq(kp_plot_confusion(two, 2, bad, "\xff title", png, err, sizeof err), 0, "%s", err);
+    p = read_png(png);
+    cr_assert_gt(count_in(&p, 32, 0, 70, p.h, is_dark), 20, "the y labels are drawn");
+    free(p.px);
+
     int64_t zero[4] = {0};
     cr_assert_eq(kp_plot_confusion(zero, 2, NULL, NULL, png, err, sizeof err), 0, "no samples: %s", err);
     assert_dir_clean(dir, 2);
