@@ -510,7 +510,8 @@ static void draw_panel(cairo_t *cr, const csv_table *t, const double *x, const p
     char name[128];
     text(cr, ox + 12, py + ph / 2, fit(cr, p->name, ph, name, sizeof name), 0.5, 0, M_PI / 2);
 
-    /* legend, in the corner the curves cross least (matplotlib's loc="best") */
+    /* legend, when there are two curves, in the corner they cross least (loc="best") */
+    if (p->train < 0 || p->val < 0) return;
     font(cr, 12, 0);
     const char *lab[2] = {"training", "validation"};
     int cols[2] = {p->train, p->val}, nl = 0, idx[2];
