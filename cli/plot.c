@@ -271,11 +271,11 @@ static char *trim(char *s) {
     return s;
 }
 
-/* splits line (modified) at commas into at most max fields; returns the count */
-static int split(char *line, char **f, int max) {
+/* splits line (modified) at sep into at most max fields; returns the count */
+static int split(char *line, char sep, char **f, int max) {
     int n = 0;
     for (char *p = line;; ) {
-        char *c = strchr(p, ',');
+        char *c = strchr(p, sep);
         if (n < max) f[n] = trim(p);
         n++;
         if (!c) break;
@@ -295,11 +295,17 @@ static int csv_read(const char *path, csv_table *t, char *err, size_t errlen) {
     size_t cap = 0;
     ssize_t len;
     int lineno = 0, rc = 0, rowcap = 0;
+    char sep = ',';
     while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        char *l = trim(line);
+        char *l = line;
+        if (lineno == 1 && !strncmp(l, "\xef\xbb\xbf", 3)) l += 3; /* a UTF-8 byte-order mark */
+        l = trim(l);
         if (!*l) continue;
-        int nf = split(l, fields, MAX_COLS);
+        if (!t->names && !strchr(l, ','))  /* CSVLogger(separator=...): the header tells which */
+            for (const char *c = ";\t| "; *c; c++)
+                if (strchr(l, *c)) { sep = *c; break; }
+        int nf = split(l, sep, fields, MAX_COLS);
         if (!t->names) {
             if (nf > MAX_COLS) {
                 rc = fail(err, errlen, "%s: line 1: %d columns, at most %d", path, nf, MAX_COLS);
@@ -360,6 +366,15 @@ static int csv_read(const char *path, csv_table *t, char *err, size_t errlen) {
 static int col_of(const csv_table *t, const char *name) {
     for (int i = 0; i < t->ncols; i++)
         if (!strcmp(t->names[i], name)) return i;
+    return -1;
+}
+
+/* the column, if it has a value to draw: without validation data CSVLogger still writes the
+ * val_ columns, all NA */
+static int series_of(const csv_table *t, const char *name) {
+    int c = col_of(t, name);
+    for (int r = 0; c >= 0 && r < t->nrows; r++)
+        if (!isnan(t->v[(size_t)r * t->ncols + c])) return c;
     return -1;
 }
 
@@ -580,16 +595,17 @@ int kp_plot_history_csv(const char *csv_path, const char *out_png, const char *t
     /* loss first, then each metric in header order; a val_ column joins its metric's panel */
     int np = 0, epoch = col_of(&t, "epoch");
     char vname[300];
-    p[np++] = (panel){"loss", loss, col_of(&t, "val_loss")};
+    p[np++] = (panel){"loss", loss, series_of(&t, "val_loss")};
     for (int i = 0; i < t.ncols; i++) {
         const char *n = t.names[i];
         if (i == loss || i == epoch || !strcmp(n, "val_loss")) continue;
         if (!strncmp(n, "val_", 4)) {
-            if (col_of(&t, n + 4) < 0) p[np++] = (panel){n + 4, -1, i}; /* no training twin */
+            if (col_of(&t, n + 4) < 0 && series_of(&t, n) >= 0)
+                p[np++] = (panel){n + 4, -1, i}; /* no training twin */
             continue;
         }
         snprintf(vname, sizeof vname, "val_%s", n);
-        p[np++] = (panel){n, i, col_of(&t, vname)};
+        p[np++] = (panel){n, i, series_of(&t, vname)};
     }
     for (int r = 0; r < t.nrows; r++) /* CSVLogger counts epochs from 0, Keras's bar from 1 */
         x[r] = epoch >= 0 ? t.v[(size_t)r * t.ncols + epoch] + 1 : r + 1;

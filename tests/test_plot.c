@@ -153,6 +153,26 @@ Test(plot_history, one_epoch_and_non_finite_values) {
     assert_dir_clean(dir, 2);
 }
 
+Test(plot_history, kerac_csvlogger_without_validation) {
+    char *dir = tu_tmpdir();
+    char csv[512], png[512];
+    /* kerac's (and Keras's) CSVLogger without validation data: the val_ columns all NA */
+    write_text(path_in(csv, dir, "noval.csv"),
+               "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.8,0.6,NA,NA\n1,0.85,0.5,NA,NA\n2,0.9,0.4,NA,NA\n");
+    cr_assert_eq(kp_plot_history_csv(csv, path_in(png, dir, "noval.png"), NULL, err, sizeof err), 0, "%s", err);
+    picture p = read_png(png);
+    cr_assert_eq(p.w, 1040);
+    cr_assert_gt(count_in(&p, 0, 44, p.w, p.h, is_blue), 200);
+    cr_assert_eq(count_in(&p, 0, 0, p.w, p.h, is_orange), 0, "no validation curve, no legend");
+    free(p.px);
+    /* CSVLogger(separator=";") and a byte-order mark */
+    write_text(csv, "\xef\xbb\xbf" "epoch;loss\n0;0.6\n1;0.5\n");
+    cr_assert_eq(kp_plot_history_csv(csv, png, NULL, err, sizeof err), 0, "%s", err);
+    p = read_png(png);
+    cr_assert_eq(p.w, 520, "one panel: loss");
+    free(p.px);
+}
+
 Test(plot_history, many_metrics_and_epochs) {
     char *dir = tu_tmpdir();
     char csv[512], png[512];
