@@ -58,6 +58,20 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h tests/fixture.h tests/seq_fixture.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
 
+# the kerac program's pictures (cli/plot.c) draw with cairo; libkerac itself does not link it
+PLOT_PKGS := cairo fontconfig
+PLOT_CFLAGS = $(shell pkg-config --cflags $(PLOT_PKGS))
+PLOT_LIBS = $(shell pkg-config --libs $(PLOT_PKGS))
+$(BUILD)/obj/cli/plot.o: cli/plot.c cli/plot.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PLOT_CFLAGS) -c $< -o $@
+
+# test_plot reads the PNGs back with libpng
+$(BUILD)/tests/test_plot: tests/test_plot.c tests/testutil.h cli/plot.h $(BUILD)/obj/cli/plot.o $(BUILD)/libkerac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icli $< $(BUILD)/obj/cli/plot.o -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) \
+	  $(PLOT_LIBS) $(shell pkg-config --libs libpng) $(TEST_LIBS)
+
 # test_alloc counts every allocation kerac makes (it wraps the allocator's entry points; in
 # the rule itself, since test-asan sets LDFLAGS on the command line)
 WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign
