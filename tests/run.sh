@@ -4,9 +4,12 @@
 # failures (binary, pass, Criterion's lines about them; a CI log shows only its tail) and one
 # line counting every test of both passes: "tests: N passed, N failed". Exits non-zero if any
 # test failed or any binary crashed.
+# A binary that fails is run once more: if it then passes, its tests count as passed, and its
+# first run's failures are still printed, under "flaky", for whoever reads the log (a failure
+# seen once in CI and never reproduced here must not hide, nor block the rest).
 set -u
 passed=0 failed=0 broken=0
-report=""
+report="" flaky=""
 for blas in "" 1; do
     for bin in "$@"; do
         tag="$bin${blas:+ (KERAC_GEMM_BLAS=1)}"
@@ -15,6 +18,18 @@ for blas in "" 1; do
         printf '%s\n' "$out"
         plain=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g')
         line=$(grep 'Synthesis: Tested:' <<<"$plain" | tail -n 1)
+        if [ "$rc" -ne 0 ] || [ -z "$line" ] || ! grep -q 'Failing: 0 | Crashing: 0' <<<"$line"; then
+            first=$(grep -E '\[FAIL\]|Assertion Failed|CRASH|[Ss]ignal|[Tt]imed out|ERROR: |SUMMARY: ' -A2 <<<"$plain" | head -n 40)
+            echo "!! $tag failed (rc $rc): running it once more"
+            out=$(KERAC_GEMM_BLAS=$blas "$bin" --jobs 1 2>&1); rc2=$?
+            printf '%s\n' "$out"
+            plain2=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g')
+            line2=$(grep 'Synthesis: Tested:' <<<"$plain2" | tail -n 1)
+            if [ "$rc2" -eq 0 ] && [ -n "$line2" ] && grep -q 'Failing: 0 | Crashing: 0' <<<"$line2"; then
+                flaky+="?? $tag: failed (rc $rc), then passed on a rerun; the first run said:"$'\n'"$first"$'\n'
+            fi
+            rc=$rc2 plain=$plain2 line=$line2
+        fi
         if [ -z "$line" ]; then
             broken=$((broken + 1))
             echo "!! $bin ended without a synthesis (rc $rc)"
@@ -34,6 +49,10 @@ for blas in "" 1; do
         fi
     done
 done
+if [ -n "$flaky" ]; then
+    echo "==== flaky (counted as passed)"
+    printf '%s' "$flaky"
+fi
 if [ -n "$report" ]; then
     echo "==== failures"
     printf '%s' "$report"
