@@ -17,8 +17,11 @@ TESTS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TESTS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLES := $(sort $(wildcard examples/*.c))
 EXAMPLE_BINS := $(EXAMPLES:examples/%.c=$(BUILD)/%)
+# the kerac program (cli/): its subcommands share the examples' network builders
+CLI_SRC := $(sort $(wildcard cli/*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-all: $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(EXAMPLE_BINS) $(BUILD)/kerac.pc
+all: $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(EXAMPLE_BINS) $(BUILD)/kerac $(BUILD)/kerac.pc
 
 $(BUILD)/obj/%.o: %.c Makefile include/kerac.h src/internal.h $(wildcard src/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
@@ -33,6 +36,13 @@ $(BUILD)/libkerac.so: $(OBJ)
 
 $(BUILD)/%: examples/%.c $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/obj/cli/%.o: cli/%.c cli/common.h Makefile include/kerac.h $(wildcard examples/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iexamples -c $< -o $@
+
+$(BUILD)/kerac: $(CLI_OBJ) $(BUILD)/libkerac.a
+	$(CC) $(CFLAGS) $(CLI_OBJ) -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench: bench/bench.c $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
@@ -57,6 +67,12 @@ bench: $(BUILD)/bench $(BUILD)/conv1d_steps
 $(BUILD)/tests/%: tests/%.c tests/testutil.h tests/fixture.h tests/seq_fixture.h $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
+
+# test_cli runs the kerac program (and mnist_mlp, whose numbers kerac train mlp2 repeats)
+$(BUILD)/tests/test_cli: tests/test_cli.c tests/testutil.h $(BUILD)/kerac $(BUILD)/mnist_mlp $(BUILD)/libkerac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DKERAC_BIN='"$(BUILD)/kerac"' -DMNIST_MLP_BIN='"$(BUILD)/mnist_mlp"' $< -o $@ \
+	  $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
 
 # test_alloc counts every allocation kerac makes (it wraps the allocator's entry points; in
 # the rule itself, since test-asan sets LDFLAGS on the command line)
@@ -90,7 +106,7 @@ install: all
 	install -m 644 include/kerac.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(DESTDIR)$(PREFIX)/lib/
 	$(call write_pc,$(PREFIX),$(DESTDIR)$(PREFIX)/lib/pkgconfig/kerac.pc)
-	install -m 755 $(EXAMPLE_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/kerac $(EXAMPLE_BINS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	rm -rf build build-asan
