@@ -114,6 +114,9 @@ int cmd_train(int argc, char **argv) {
         kc_loss l;
         if (!cli_loss_by_name(loss, &l)) return cli_usage_error(cmd, "--loss: unknown loss '%s'", loss);
     }
+    if (optimizer && !cli_optimizer_known(optimizer))
+        return cli_usage_error(cmd, "--optimizer: unknown optimizer '%s' (%s)", optimizer,
+                               cli_optimizer_names);
 
     kc_set_random_seed((uint64_t)seed);
     kc_set_num_threads((int)threads);
@@ -204,12 +207,9 @@ int cmd_train(int argc, char **argv) {
     kc_history *history = NULL;
     kc_status st = epochs > 0 ? kc_fit(m, &train, &fit, &history) : KC_OK;
     sigaction(SIGINT, &old, NULL);
-    if (st != KC_OK) {
-        cli_kc_fail(cmd);
-        /* what was trained until the failure is still worth keeping */
-    }
+    if (st != KC_OK) cli_kc_fail(cmd); /* and nothing is saved */
     if (interrupted) fprintf(stderr, "kerac train: interrupted, training stopped\n");
-    if (save) {
+    if (save && st == KC_OK) {
         if (kc_save(m, save) != KC_OK) {
             cli_kc_fail(cmd);
             st = KC_EIO;
@@ -256,6 +256,9 @@ int cmd_evaluate(int argc, char **argv) {
     }
     if (!model_path) return cli_usage_error(cmd, "missing MODEL");
     if (!data) return cli_usage_error(cmd, "missing --data SPEC");
+    kc_loss l;
+    if (loss && !cli_loss_by_name(loss, &l))
+        return cli_usage_error(cmd, "--loss: unknown loss '%s'", loss);
     kc_set_num_threads((int)threads);
     kc_model *m;
     const cli_builtin *builtin;

@@ -179,6 +179,18 @@ int cli_loss_by_name(const char *name, kc_loss *out) {
     return 0;
 }
 
+const char cli_optimizer_names[] =
+    "sgd, rmsprop, adam, adadelta, adagrad, nadam, adamw, adamax, ftrl, lion, lamb";
+
+int cli_optimizer_known(const char *name) {
+    size_t n = strlen(name);
+    const char *p = cli_optimizer_names;
+    while ((p = strstr(p, name)))
+        if ((p == cli_optimizer_names || p[-1] == ' ') && (p[n] == ',' || !p[n])) return 1;
+        else p++;
+    return 0;
+}
+
 kc_optimizer *cli_optimizer_by_name(const char *name, float lr) {
     if (!strcmp(name, "sgd")) return kc_sgd(&(kc_sgd_opts){.learning_rate = lr});
     if (!strcmp(name, "rmsprop")) return kc_rmsprop(&(kc_rmsprop_opts){.learning_rate = lr});
@@ -213,15 +225,9 @@ int cli_compile(const char *cmd, kc_model *m, const cli_builtin *builtin, const 
                                      : KC_CATEGORICAL_CROSSENTROPY;
     }
     if (opt_name) {
-        static const char *known[] = {"sgd",   "rmsprop", "adam", "adadelta", "adagrad", "nadam",
-                                      "adamw", "adamax",  "ftrl", "lion",     "lamb"};
-        int found = 0;
-        for (size_t i = 0; i < sizeof known / sizeof *known; i++) found |= !strcmp(known[i], opt_name);
-        if (!found)
-            return cli_usage_error(cmd,
-                                   "--optimizer: unknown optimizer '%s' (sgd, rmsprop, adam, "
-                                   "adadelta, adagrad, nadam, adamw, adamax, ftrl, lion, lamb)",
-                                   opt_name);
+        if (!cli_optimizer_known(opt_name))
+            return cli_usage_error(cmd, "--optimizer: unknown optimizer '%s' (%s)", opt_name,
+                                   cli_optimizer_names);
         opt = cli_optimizer_by_name(opt_name, (float)learning_rate);
     } else if (builtin) {
         opt = !strncmp(builtin->name, "mlp", 3) ? mnist_mlp_optimizer()

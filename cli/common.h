@@ -52,6 +52,8 @@ int cli_compile(const char *cmd, kc_model *m, const cli_builtin *builtin, const 
                 const char *optimizer, double learning_rate, const kc_dataset *labels);
 int cli_loss_by_name(const char *name, kc_loss *out);
 kc_optimizer *cli_optimizer_by_name(const char *name, float learning_rate);
+int cli_optimizer_known(const char *name);
+extern const char cli_optimizer_names[];
 
 /* ---- data (cli/data.c) ---- */
 /* Loads data SPEC (mnist, mnist:train, mnist:test for now) into out; with model (compiled),

@@ -88,6 +88,9 @@ Test(cli, help_and_usage_errors) {
     cr_expect_eq(kerac("train mlp2 --data mnist --loss nonsense", NULL, &err), 2);
     cr_expect(strstr(err, "'nonsense'") != NULL, "%s", err);
     free(err);
+    cr_expect_eq(kerac("train " FIX "mlp.json --data mnist --optimizer adamm", NULL, &err), 2);
+    cr_expect(strstr(err, "--optimizer") && strstr(err, "'adamm'"), "%s", err);
+    free(err);
     cr_expect_eq(kerac("predict " FIX "digits.keras " FIX "test8.npy --top 0", NULL, &err), 2);
     cr_expect(strstr(err, "--top") != NULL, "%s", err);
     free(err);
