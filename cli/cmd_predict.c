@@ -251,7 +251,8 @@ int cmd_predict(int argc, char **argv) {
     const char **inputs = calloc((size_t)argc, sizeof *inputs);
     int n_inputs = 0, invert = 0;
     long top = 0;
-    double scale = -1;
+    double scale = 0;
+    int has_scale = 0;
     if (!inputs) return cli_fail(cmd, "out of memory");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -274,7 +275,7 @@ int cmd_predict(int argc, char **argv) {
                 return free(inputs),
                        cli_usage_error(cmd, "--output '%s': give a .npy or .csv file", v);
         } else if ((!strcmp(a, "--top") ? cli_long(cmd, a, v, 1, 1000000, &top)
-                                         : cli_float(cmd, a, v, -1e30, 1e30, &scale)))
+                                         : (has_scale = 1, cli_float(cmd, a, v, -1e30, 1e30, &scale))))
             return free(inputs), CLI_USAGE;
     }
     if (!model_path) return free(inputs), cli_usage_error(cmd, "missing MODEL");
@@ -301,7 +302,7 @@ int cmd_predict(int argc, char **argv) {
             free(s.x);
             goto done;
         }
-        float k = scale >= -1e30 && scale != -1 ? (float)scale : s.bytes ? 1.0f / 255 : 1.0f;
+        float k = has_scale ? (float)scale : s.bytes ? 1.0f / 255 : 1.0f;
         for (int64_t i = 0; i < s.n * s.size; i++) {
             s.x[i] *= k;
             if (invert) s.x[i] = 1.0f - s.x[i];
