@@ -30,9 +30,14 @@ static int read_spec(const char *spec, kc_dataset *out, char *err, size_t errlen
 int cli_data_fit_model(const kc_model *model, kc_dataset *ds, char *err, size_t errlen) {
     kc_shape in = kc_input_shape(model);
     /* x = x.reshape(n, *input_shape) (784, (28, 28) or (28, 28, 1) for MNIST) */
-    if (kc_shape_size(in) > 0 && kc_shape_size(ds->x_shape) == kc_shape_size(in) &&
-        kc_dataset_reshape(ds, in) != KC_OK)
-        goto fail;
+    if (kc_shape_size(in) > 0 && kc_shape_size(ds->x_shape) != kc_shape_size(in)) {
+        char a[64], b[64];
+        snprintf(err, errlen, "samples of shape %s (%lld values) do not fit the model's input %s",
+                 kc_shape_str(ds->x_shape, a, sizeof a), (long long)kc_shape_size(ds->x_shape),
+                 kc_shape_str(in, b, sizeof b));
+        return -1;
+    }
+    if (kc_shape_size(in) > 0 && kc_dataset_reshape(ds, in) != KC_OK) goto fail;
     /* x.astype("float32") / 255 for images of bytes */
     if (ds->x_dtype == KC_UINT8 && ds->x_scale == 0 && kc_dataset_scale(ds, 1.0f / 255) != KC_OK)
         goto fail;

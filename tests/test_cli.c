@@ -43,14 +43,14 @@ static int kerac(const char *args, char **out, char **err) {
     return WEXITSTATUS(st);
 }
 
-static int have_mnist(void) {
-    const char *d = getenv("KERAC_DATA");
-    return d && d[0];
-}
-
 static int exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+static int have_mnist(void) {
+    const char *d = getenv("KERAC_DATA");
+    return d && d[0];
 }
 
 Test(cli, help_and_usage_errors) {
@@ -113,6 +113,13 @@ Test(cli, failures_name_the_file) {
     free(err);
     cr_expect_eq(kerac("predict " FIX "digits.keras " FIX "mlp.json", NULL, &err), 1);
     free(err);
+    if (have_mnist()) {
+        cr_expect_eq(kerac("train tests/fixtures/functional/residual_cnn.tf2.json --data mnist "
+                           "--limit 10", NULL, &err), 1);
+        cr_expect(strstr(err, "(28, 28) (784 values) do not fit the model's input (8, 8, 1)"),
+                  "%s", err);
+        free(err);
+    }
 }
 
 /* kerac summary prints what tf.keras 2's model.summary() prints, from a .json and a .keras */
