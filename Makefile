@@ -17,8 +17,11 @@ TESTS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TESTS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLES := $(sort $(wildcard examples/*.c))
 EXAMPLE_BINS := $(EXAMPLES:examples/%.c=$(BUILD)/%)
+# the kerac program (cli/): its subcommands share the examples' network builders
+CLI_SRC := $(sort $(wildcard cli/*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-all: $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(EXAMPLE_BINS) $(BUILD)/kerac.pc
+all: $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(EXAMPLE_BINS) $(BUILD)/kerac $(BUILD)/kerac.pc
 
 $(BUILD)/obj/%.o: %.c Makefile include/kerac.h src/internal.h $(wildcard src/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
@@ -33,6 +36,13 @@ $(BUILD)/libkerac.so: $(OBJ)
 
 $(BUILD)/%: examples/%.c $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/obj/cli/%.o: cli/%.c cli/common.h Makefile include/kerac.h $(wildcard examples/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iexamples -c $< -o $@
+
+$(BUILD)/kerac: $(CLI_OBJ) $(BUILD)/libkerac.a
+	$(CC) $(CFLAGS) $(CLI_OBJ) -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(PLOT_LIBS)
 
 $(BUILD)/bench: bench/bench.c $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
@@ -72,6 +82,12 @@ $(BUILD)/tests/test_plot: tests/test_plot.c tests/testutil.h cli/plot.h $(BUILD)
 	$(CC) $(CFLAGS) -Icli $< $(BUILD)/obj/cli/plot.o -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) \
 	  $(PLOT_LIBS) $(shell pkg-config --libs libpng) $(TEST_LIBS)
 
+# test_cli runs the kerac program (and mnist_mlp, whose numbers kerac train mlp2 repeats)
+$(BUILD)/tests/test_cli: tests/test_cli.c tests/testutil.h $(BUILD)/kerac $(BUILD)/mnist_mlp $(BUILD)/libkerac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DKERAC_BIN='"$(BUILD)/kerac"' -DMNIST_MLP_BIN='"$(BUILD)/mnist_mlp"' $< -o $@ \
+	  $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
+
 # test_alloc counts every allocation kerac makes (it wraps the allocator's entry points; in
 # the rule itself, since test-asan sets LDFLAGS on the command line)
 WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign
@@ -104,7 +120,7 @@ install: all
 	install -m 644 include/kerac.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(DESTDIR)$(PREFIX)/lib/
 	$(call write_pc,$(PREFIX),$(DESTDIR)$(PREFIX)/lib/pkgconfig/kerac.pc)
-	install -m 755 $(EXAMPLE_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/kerac $(EXAMPLE_BINS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	rm -rf build build-asan

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kerac.h"
+#include "mnist_models.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -123,33 +124,11 @@ int main(int argc, char **argv) {
             return 1;
         }
         printf("loaded %s (epoch %d)\n", load_path, kc_model_epoch(model));
-    } else if (!(model = kc_sequential(kc_shape3(28, 28, 1)))) {
+    } else if (!(model = mnist_cnn_build(classic))) {
         fprintf(stderr, "mnist_cnn: %s\n", kc_last_error());
         return 1;
     }
-    kc_optimizer *opt;
-    if (load_path) {
-        opt = NULL; /* the loaded model's layers; its optimizer unless it was saved without */
-    } else if (classic) {
-        kc_add(model, kc_conv2d(32, 3, KC_RELU));
-        kc_add(model, kc_conv2d(64, 3, KC_RELU));
-        kc_add(model, kc_max_pooling2d(2));
-        kc_add(model, kc_dropout(0.25f));
-        kc_add(model, kc_flatten());
-        kc_add(model, kc_dense(128, KC_RELU));
-        kc_add(model, kc_dropout(0.5f));
-        kc_add(model, kc_dense(10, KC_SOFTMAX));
-        opt = kc_adadelta(&(kc_adadelta_opts){.learning_rate = 1.0f});
-    } else {
-        kc_add(model, kc_conv2d(32, 3, KC_RELU));
-        kc_add(model, kc_max_pooling2d(2));
-        kc_add(model, kc_conv2d(64, 3, KC_RELU));
-        kc_add(model, kc_max_pooling2d(2));
-        kc_add(model, kc_flatten());
-        kc_add(model, kc_dropout(0.5f));
-        kc_add(model, kc_dense(10, KC_SOFTMAX));
-        opt = kc_adam(&(kc_adam_opts){0});
-    }
+    kc_optimizer *opt = load_path ? NULL : mnist_cnn_optimizer(classic);
     kc_summary(model, stdout);
 
     int status = 1;
@@ -158,8 +137,7 @@ int main(int argc, char **argv) {
      * is compiled with --model's optimizer */
     int compiled = load_path && kc_get_learning_rate(model) > 0.0f;
     if (load_path && !compiled)
-        opt = classic ? kc_adadelta(&(kc_adadelta_opts){.learning_rate = 1.0f})
-                      : kc_adam(&(kc_adam_opts){0});
+        opt = mnist_cnn_optimizer(classic);
     int first = load_path ? kc_model_epoch(model) : 0;
     kc_fit_opts fit = {.batch_size = (int)batch_size, .initial_epoch = first,
                        .epochs = first + (int)epochs, .verbose = verbose ? (int)verbose : -1};

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kerac.h"
+#include "mnist_models.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -106,16 +107,11 @@ int main(int argc, char **argv) {
         }
         printf("loaded %s (epoch %d)\n", load_path, kc_model_epoch(model));
     } else {
-        model = kc_sequential(kc_shape1(784));
+        model = mnist_mlp_build((int)hidden);
         if (!model) {
             fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
             return 1;
         }
-        for (int h = 0; h < hidden; h++) {
-            kc_add(model, kc_dense(512, KC_RELU));
-            kc_add(model, kc_dropout(0.2f));
-        }
-        kc_add(model, kc_dense(10, KC_SOFTMAX));
     }
     kc_summary(model, stdout);
     if (bf16 && kc_set_mixed_bfloat16(model, 1) != KC_OK) {
@@ -131,7 +127,7 @@ int main(int argc, char **argv) {
     int compiled = load_path && kc_get_learning_rate(model) > 0.0f;
     int first = load_path ? kc_model_epoch(model) : 0;
     if (!compiled && kc_compile(model, KC_CATEGORICAL_CROSSENTROPY,
-                                kc_rmsprop(&(kc_rmsprop_opts){0}), KC_METRIC_ACCURACY) != KC_OK) {
+                                mnist_mlp_optimizer(), KC_METRIC_ACCURACY) != KC_OK) {
         fprintf(stderr, "mnist_mlp: %s\n", kc_last_error());
         kc_model_free(model);
         return 1;

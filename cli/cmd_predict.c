@@ -1,0 +1,350 @@
+/* cmd_predict.c: kerac predict MODEL INPUT... [--top K] [--output FILE] [--invert] */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static const char help[] =
+    "usage: kerac predict MODEL INPUT... [options]\n"
+    "Prints one line per input sample: its name, the predicted class and its probability.\n"
+    "INPUT: a .npy array (one sample per row: (N, 784), (N, 28, 28), ...; uint8 is scaled by\n"
+    "1/255) or a .csv file (one sample per line, numbers separated by commas; a first line\n"
+    "that is not numbers is a header). Samples are reshaped to the model's input shape.\n"
+    "  --top K          the K most probable classes, as class:probability pairs\n"
+    "  --output FILE    also write every probability: FILE.npy (float32, (N, classes)) or\n"
+    "                   FILE.csv (a row per sample)\n"
+    "  --invert         use 1 - x (after scaling): dark digits on light paper, as photos\n"
+    "                   have them, into MNIST's light on dark\n"
+    "  --scale F        multiply the inputs by F (default 1/255 for uint8, else 1)\n";
+
+/* The samples of one INPUT file: n rows of `size` floats (unscaled), named name[i]. */
+typedef struct {
+    int64_t n, size;
+    float *x;
+    int bytes; /* the file held uint8 */
+} samples;
+
+static int fail_input(const char *path, char *err, size_t errlen, const char *what) {
+    snprintf(err, errlen, "%s: %s", path, what);
+    return -1;
+}
+
+/* numpy .npy: version 1-3 header, little-endian f4, f8, u1, i1, i4, i8, C order */
+static int read_npy(const char *path, samples *s, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno)), -1;
+    unsigned char magic[10];
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "\x93NUMPY", 6)) {
+        fclose(f);
+        return fail_input(path, err, errlen, "not a .npy file");
+    }
+    size_t hlen;
+    if (magic[6] == 1) {
+        if (fread(magic, 1, 2, f) != 2) goto bad;
+        hlen = magic[0] | (size_t)magic[1] << 8;
+    } else {
+        if (fread(magic, 1, 4, f) != 4) goto bad;
+        hlen = magic[0] | (size_t)magic[1] << 8 | (size_t)magic[2] << 16 | (size_t)magic[3] << 24;
+    }
+    if (hlen > 1 << 20) goto bad;
+    char *h = malloc(hlen + 1);
+    if (!h || fread(h, 1, hlen, f) != hlen) {
+        free(h);
+        goto bad;
+    }
+    h[hlen] = 0;
+    char descr[8] = "";
+    const char *d = strstr(h, "'descr'"), *sh = strstr(h, "'shape'");
+    int fortran = strstr(h, "'fortran_order': True") != NULL;
+    if (d) sscanf(strchr(d + 7, '\'') ? strchr(d + 7, '\'') + 1 : "", "%7[^']", descr);
+    int64_t dims[8], rank = 0;
+    if (sh && (sh = strchr(sh, '('))) {
+        sh++;
+        while (rank < 8) {
+            while (*sh == ' ' || *sh == ',') sh++;
+            if (!isdigit((unsigned char)*sh)) break;
+            dims[rank++] = strtoll(sh, (char **)&sh, 10);
+        }
+    }
+    free(h);
+    int width = 0, kind = 0; /* kind: 'f', 'u', 'i' */
+    if (strlen(descr) == 3 && (descr[0] == '<' || descr[0] == '|') &&
+        strchr("fui", descr[1]))
+        kind = descr[1], width = descr[2] - '0';
+    if (!sh || fortran || !kind || !((kind == 'f' && (width == 4 || width == 8)) ||
+                                     (kind != 'f' && (width == 1 || width == 4 || width == 8)))) {
+        fclose(f);
+        return fail_input(path, err, errlen,
+                          "unsupported .npy (needs a C-order float32, float64, uint8, int8, "
+                          "int32 or int64 array)");
+    }
+    s->n = rank ? dims[0] : 1;
+    s->size = 1;
+    for (int i = 1; i < rank; i++) s->size *= dims[i];
+    s->bytes = kind == 'u' && width == 1;
+    int64_t total = s->n * s->size;
+    s->x = malloc((size_t)(total ? total : 1) * sizeof(float));
+    unsigned char *raw = malloc((size_t)(total ? total : 1) * width);
+    if (!s->x || !raw || fread(raw, (size_t)width, (size_t)total, f) != (size_t)total) {
+        free(raw);
+        free(s->x);
+        s->x = NULL;
+        fclose(f);
+        return fail_input(path, err, errlen, "truncated .npy data");
+    }
+    fclose(f);
+    for (int64_t i = 0; i < total; i++) {
+        const unsigned char *p = raw + i * width;
+        float v;
+        if (kind == 'f' && width == 4) memcpy(&v, p, 4);
+        else if (kind == 'f') {
+            double dv;
+            memcpy(&dv, p, 8);
+            v = (float)dv;
+        } else if (width == 1) v = kind == 'u' ? (float)p[0] : (float)(int8_t)p[0];
+        else if (width == 4) {
+            int32_t iv;
+            memcpy(&iv, p, 4);
+            v = kind == 'u' ? (float)(uint32_t)iv : (float)iv;
+        } else {
+            int64_t iv;
+            memcpy(&iv, p, 8);
+            v = kind == 'u' ? (float)(uint64_t)iv : (float)iv;
+        }
+        s->x[i] = v;
+    }
+    free(raw);
+    return 0;
+bad:
+    fclose(f);
+    return fail_input(path, err, errlen, "bad .npy header");
+}
+
+/* CSV: one sample a line, numbers separated by commas (or spaces, semicolons, tabs) */
+static int read_csv(const char *path, samples *s, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) return snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno)), -1;
+    char *line = NULL;
+    size_t cap = 0, xcap = 0, used = 0;
+    int64_t lineno = 0;
+    s->n = 0, s->size = -1, s->x = NULL, s->bytes = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        lineno++;
+        char *p = line, *end;
+        int64_t k = 0;
+        int numbers = 1;
+        for (;;) {
+            while (*p && strchr(" ,;\t\r\n", *p)) p++;
+            if (!*p) break;
+            double v = strtod(p, &end);
+            if (end == p) {
+                numbers = 0;
+                break;
+            }
+            if (used + 1 > xcap) {
+                size_t want = xcap ? xcap * 2 : 1024;
+                float *nx = realloc(s->x, want * sizeof(float));
+                if (!nx) {
+                    snprintf(err, errlen, "%s: out of memory", path);
+                    goto fail;
+                }
+                s->x = nx, xcap = want;
+            }
+            s->x[used++] = (float)v, k++;
+            p = end;
+        }
+        if (!numbers) {
+            if (lineno == 1) { /* a header */
+                used = 0;
+                continue;
+            }
+            snprintf(err, errlen, "%s:%lld: not a number: '%.20s'", path, (long long)lineno, p);
+            goto fail;
+        }
+        if (k == 0) continue;
+        if (s->size < 0) s->size = k;
+        else if (k != s->size) {
+            snprintf(err, errlen, "%s:%lld: %lld values, the lines before have %lld", path,
+                     (long long)lineno, (long long)k, (long long)s->size);
+            goto fail;
+        }
+        s->n++;
+    }
+    free(line);
+    fclose(f);
+    if (s->n == 0) {
+        free(s->x);
+        s->x = NULL;
+        return fail_input(path, err, errlen, "no samples");
+    }
+    return 0;
+fail:
+    free(line);
+    fclose(f);
+    free(s->x);
+    s->x = NULL;
+    return -1;
+}
+
+/* MERGE: images (PNG, JPEG, PGM) come from kc_image_load; fill in this one function */
+static int read_image(const char *path, samples *s, char *err, size_t errlen) {
+    (void)s;
+    snprintf(err, errlen, "%s: image inputs are not supported by this build (give a .npy or "
+                          ".csv file)", path);
+    return -1;
+}
+
+static int is_image(const char *path) {
+    const char *ext[] = {".png", ".PNG", ".jpg", ".JPG", ".jpeg", ".JPEG", ".pgm", ".PGM"};
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
+        if (cli_ends_with(path, ext[i])) return 1;
+    return 0;
+}
+
+static int read_input(const char *path, samples *s, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    if (cli_ends_with(path, ".npy")) return read_npy(path, s, err, errlen);
+    if (cli_ends_with(path, ".csv") || cli_ends_with(path, ".txt"))
+        return read_csv(path, s, err, errlen);
+    if (is_image(path)) return read_image(path, s, err, errlen);
+    if (access(path, R_OK) != 0)
+        return snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno)), -1;
+    return fail_input(path, err, errlen, "unknown input type (give a .npy or .csv file)");
+}
+
+static int write_output(const char *cmd, const char *path, const float *p, int64_t n, int64_t c) {
+    int npy = cli_ends_with(path, ".npy");
+    FILE *f = fopen(path, npy ? "wb" : "w");
+    if (!f) return cli_fail(cmd, "cannot write '%s': %s", path, strerror(errno));
+    if (npy) {
+        char h[128];
+        int len = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': "
+                                        "(%lld, %lld), }", (long long)n, (long long)c);
+        int total = 10 + len + 1, pad = (64 - total % 64) % 64;
+        memset(h + len, ' ', (size_t)pad);
+        h[len + pad] = '\n';
+        unsigned short hl = (unsigned short)(len + pad + 1);
+        fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+        fputc(hl & 0xff, f), fputc(hl >> 8, f);
+        fwrite(h, 1, (size_t)hl, f);
+        fwrite(p, sizeof(float), (size_t)(n * c), f);
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < c; j++)
+                fprintf(f, "%.9g%c", p[i * c + j], j + 1 < c ? ',' : '\n');
+    }
+    if (fclose(f) != 0) {
+        unlink(path);
+        return cli_fail(cmd, "cannot write '%s': %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+int cmd_predict(int argc, char **argv) {
+    const char *cmd = "predict", *model_path = NULL, *output = NULL;
+    const char **inputs = calloc((size_t)argc, sizeof *inputs);
+    int n_inputs = 0, invert = 0;
+    long top = 0;
+    double scale = 0;
+    int has_scale = 0;
+    if (!inputs) return cli_fail(cmd, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is_help(a)) return free(inputs), fputs(help, stdout), CLI_OK;
+        if (a[0] != '-' || !a[1]) {
+            if (!model_path) model_path = a;
+            else inputs[n_inputs++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--invert")) {
+            invert = 1;
+            continue;
+        }
+        if (strcmp(a, "--top") && strcmp(a, "--output") && strcmp(a, "--scale"))
+            return free(inputs), cli_usage_error(cmd, "unknown option '%s'", a);
+        if (!(v = cli_value(cmd, argc, argv, &i))) return free(inputs), CLI_USAGE;
+        if (!strcmp(a, "--output")) {
+            output = v;
+            if (!cli_ends_with(v, ".npy") && !cli_ends_with(v, ".csv"))
+                return free(inputs),
+                       cli_usage_error(cmd, "--output '%s': give a .npy or .csv file", v);
+        } else if ((!strcmp(a, "--top") ? cli_long(cmd, a, v, 1, 1000000, &top)
+                                         : (has_scale = 1, cli_float(cmd, a, v, -1e30, 1e30, &scale))))
+            return free(inputs), CLI_USAGE;
+    }
+    if (!model_path) return free(inputs), cli_usage_error(cmd, "missing MODEL");
+    if (!n_inputs) return free(inputs), cli_usage_error(cmd, "missing INPUT");
+    kc_model *m;
+    if (cli_load_model(cmd, model_path, &m, NULL)) return free(inputs), CLI_FAIL;
+    kc_shape in = kc_input_shape(m), out = kc_output_shape(m);
+    int64_t isize = kc_shape_size(in), c = kc_shape_size(out);
+    int rc = CLI_FAIL;
+    float *all = NULL;
+    int64_t n_all = 0;
+    char err[1024];
+    for (int f = 0; f < n_inputs; f++) {
+        samples s;
+        if (read_input(inputs[f], &s, err, sizeof err)) {
+            cli_fail(cmd, "%s", err);
+            goto done;
+        }
+        if (s.size != isize) {
+            char buf[64];
+            cli_fail(cmd, "%s: %lld values per sample, the model's input %s takes %lld",
+                     inputs[f], (long long)s.size, kc_shape_str(in, buf, sizeof buf),
+                     (long long)isize);
+            free(s.x);
+            goto done;
+        }
+        float k = has_scale ? (float)scale : s.bytes ? 1.0f / 255 : 1.0f;
+        for (int64_t i = 0; i < s.n * s.size; i++) {
+            s.x[i] *= k;
+            if (invert) s.x[i] = 1.0f - s.x[i];
+        }
+        float *p = realloc(all, (size_t)((n_all + s.n) * c) * sizeof(float));
+        if (!p || kc_predict(m, s.x, s.n, p + n_all * c) != KC_OK) {
+            if (p) all = p;
+            free(s.x);
+            if (!p) cli_fail(cmd, "out of memory");
+            else cli_kc_fail(cmd);
+            goto done;
+        }
+        all = p;
+        for (int64_t i = 0; i < s.n; i++) {
+            const float *row = all + (n_all + i) * c;
+            if (s.n == 1) printf("%s", inputs[f]);
+            else printf("%s[%lld]", inputs[f], (long long)i);
+            if (c == 1) { /* one sigmoid unit: class 1 when p > 0.5 */
+                int cls = row[0] > 0.5f;
+                printf(" %d %.6f\n", cls, cls ? row[0] : 1 - row[0]);
+                continue;
+            }
+            int k_best = top > 0 ? (int)(top < c ? top : c) : 1;
+            unsigned char *used = calloc((size_t)c, 1);
+            for (int t = 0; t < k_best && used; t++) {
+                int64_t best = -1;
+                for (int64_t j = 0; j < c; j++)
+                    if (!used[j] && (best < 0 || row[j] > row[best])) best = j;
+                used[best] = 1;
+                if (top > 0) printf(" %lld:%.6f", (long long)best, row[best]);
+                else printf(" %lld %.6f", (long long)best, row[best]);
+            }
+            free(used);
+            putchar('\n');
+        }
+        n_all += s.n;
+        free(s.x);
+    }
+    rc = output ? (write_output(cmd, output, all, n_all, c) ? CLI_FAIL : CLI_OK) : CLI_OK;
+done:
+    free(all);
+    free(inputs);
+    kc_model_free(m);
+    return rc;
+}
