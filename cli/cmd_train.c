@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "plot.h"
 
 static const char train_help[] =
     "usage: kerac train MODEL --data SPEC [options]\n"
@@ -217,9 +218,17 @@ int cmd_train(int argc, char **argv) {
             printf("saved %s (epoch %d)\n", save, kc_model_epoch(m));
         }
     }
-    if (plot && history) {
-        /* MERGE: the plot call site (cli/plot.c, another engineer's): plot history into plot */
-        fprintf(stderr, "kerac train: warning: --plot %s: plotting is not in this build\n", plot);
+    if (plot && history && history->epochs > 0) {
+        char perr[1024];
+        if (kp_plot_history((const char *const *)history->keys,
+                            (const double *const *)history->values, history->n_keys,
+                            history->epochs, kc_model_epoch(m) - history->epochs, NULL, plot,
+                            perr, sizeof perr)) {
+            fprintf(stderr, "kerac train: --plot: %s\n", perr);
+            if (st == KC_OK && !interrupted) st = KC_EIO;
+        } else {
+            printf("plotted %s\n", plot);
+        }
     }
     kc_history_free(history);
     rc = st != KC_OK ? CLI_FAIL : interrupted ? CLI_INTERRUPTED : CLI_OK;

@@ -72,4 +72,7 @@ int cmd_train(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_confusion(int argc, char **argv);
+int cmd_show(int argc, char **argv);
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "plot.h"
 
 static const struct {
     const char *name;
@@ -15,6 +16,9 @@ static const struct {
     {"evaluate", cmd_evaluate, "evaluate a model on data (as Keras's model.evaluate())"},
     {"predict", cmd_predict, "predict classes of inputs (.npy, .csv)"},
     {"convert", cmd_convert, "convert a model between .keras, .h5, .weights.h5 and .json"},
+    {"plot", cmd_plot, "draw learning curves from a CSVLogger file into a PNG"},
+    {"confusion", cmd_confusion, "draw a model's confusion matrix on data into a PNG"},
+    {"show", cmd_show, "draw a grid of samples (and a model's predictions) into a PNG"},
 };
 
 static void usage(FILE *out) {
@@ -40,7 +44,9 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name)) {
             cli_set_warnings(commands[i].name);
-            return commands[i].run(argc - 1, argv + 1);
+            int rc = commands[i].run(argc - 1, argv + 1);
+            kp_plot_cleanup(); /* the font caches: nothing left for a leak checker */
+            return rc;
         }
     fprintf(stderr, "kerac: unknown command '%s'\nTry 'kerac --help'.\n", argv[1]);
     return CLI_USAGE;

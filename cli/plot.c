@@ -574,11 +574,12 @@ static void draw_panel(cairo_t *cr, const csv_table *t, const double *x, const p
     }
 }
 
-int kp_plot_history_csv(const char *csv_path, const char *out_png, const char *title, char *err,
-                        size_t errlen) {
-    if (!csv_path || !out_png) return fail(err, errlen, "plot: the CSV path or the PNG path is NULL");
-    csv_table t;
-    if (csv_read(csv_path, &t, err, errlen)) return -1;
+/* the learning curves of table t (freed here); what names the data in messages and is the
+ * default title */
+static int plot_table(csv_table *t_in, const char *what, const char *out_png, const char *title,
+                      char *err, size_t errlen) {
+    csv_table t = *t_in;
+    const char *csv_path = what;
     int loss = col_of(&t, "loss");
     if (loss < 0) {
         int vl = col_of(&t, "val_loss");
@@ -630,6 +631,38 @@ int kp_plot_history_csv(const char *csv_path, const char *out_png, const char *t
     int rc = finish(cr, s, out_png, err, errlen);
     free(p), free(x), csv_free(&t);
     return rc;
+}
+
+int kp_plot_history_csv(const char *csv_path, const char *out_png, const char *title, char *err,
+                        size_t errlen) {
+    if (!csv_path || !out_png) return fail(err, errlen, "plot: the CSV path or the PNG path is NULL");
+    csv_table t;
+    if (csv_read(csv_path, &t, err, errlen)) return -1;
+    return plot_table(&t, csv_path, out_png, title, err, errlen);
+}
+
+int kp_plot_history(const char *const *keys, const double *const *values, int n_keys, int epochs,
+                    int first_epoch, const char *title, const char *out_png, char *err,
+                    size_t errlen) {
+    if (!keys || !values || !out_png || n_keys <= 0 || epochs <= 0)
+        return fail(err, errlen, "plot: no history to draw into %s", out_png ? out_png : "(NULL)");
+    if (n_keys + 1 > MAX_COLS)
+        return fail(err, errlen, "plot: %d metrics, more than %d", n_keys, MAX_COLS - 1);
+    csv_table t = {.ncols = n_keys + 1, .nrows = epochs};
+    t.names = calloc((size_t)t.ncols, sizeof *t.names);
+    t.v = malloc(sizeof(double) * (size_t)t.ncols * (size_t)epochs);
+    if (t.names && (t.names[0] = strdup("epoch")))
+        for (int k = 0; k < n_keys && t.names[k]; k++) t.names[k + 1] = strdup(keys[k]);
+    if (!t.v || !t.names || !t.names[t.ncols - 1]) {
+        csv_free(&t);
+        return fail(err, errlen, "plot: out of memory for %s", out_png);
+    }
+    for (int r = 0; r < epochs; r++) { /* as CSVLogger writes it: epochs from 0 */
+        t.v[(size_t)r * t.ncols] = first_epoch + r;
+        for (int k = 0; k < n_keys; k++)
+            t.v[(size_t)r * t.ncols + k + 1] = isfinite(values[k][r]) ? values[k][r] : NAN;
+    }
+    return plot_table(&t, "history", out_png, title ? title : "learning curves", err, errlen);
 }
 
 /* the smallest of 1, 2, 5, 10, 20, 50, ... at least need */
