@@ -548,7 +548,7 @@ typedef struct {
     float fill_value;          /* fill_mode "constant"'s value */
     float value_range[2];      /* RandomContrast's clip range; {0, 0}: (0, 255) */
     int has_seed;              /* seed given: the layer's draws depend on it alone */
-    int64_t seed;              /* (else on the model's seeded stream, kc_set_seed) */
+    int64_t seed;              /* (else on the model's seeded stream, kc_set_random_seed) */
 } kc_augment_opts;
 /* RandomFlip(mode): "horizontal", "vertical" or "horizontal_and_vertical" (NULL; both flips
  * together, with one draw, as Keras 3), each image flipped with probability 1/2 */

@@ -18,6 +18,7 @@ typedef struct kc_prep {
      * stats' shape; mean and variance given in the config (n_cfg values, 1 or n_stats) */
     int axes[KC_MAX_RANK], n_axes, axis_none, invert;
     float *mean_cfg, *var_cfg;
+    float *adapted; /* adapt's mean and variance before the model made the weights (init) */
     int64_t n_cfg, n_stats;
     int keep, stat_rank;
     int64_t stat_dims[KC_MAX_RANK];
@@ -40,6 +41,7 @@ static void prep_destroy(kc_layer *l) {
     if (!l->prep) return;
     free(l->prep->mean_cfg);
     free(l->prep->var_cfg);
+    free(l->prep->adapted);
     free(l->prep);
 }
 
@@ -175,6 +177,11 @@ static void norm_init(kc_layer *l, kc_rng *rng) {
     int64_t n = l->prep->n_stats;
     for (int64_t i = 0; i < n; i++) l->kernel[i] = 0.0f, l->kernel[n + i] = 1.0f;
     l->kernel[2 * n] = 0.0f;
+    if (l->prep->adapted) { /* adapted before the weights existed */
+        memcpy(l->kernel, l->prep->adapted, sizeof(float) * 2 * (size_t)n);
+        free(l->prep->adapted);
+        l->prep->adapted = NULL;
+    }
 }
 
 /* the stats' index of value e of a sample */
@@ -238,7 +245,7 @@ kc_status kc_normalization_adapt(kc_layer *l, const kc_dataset *data) {
     if (p->n_cfg)
         return kc_err(KC_EINVAL, "layer %s (Normalization): its mean and variance were given; "
                                  "it cannot be adapted", l->name);
-    if (!l->built || !l->kernel)
+    if (!l->built)
         return kc_err(KC_EINVAL, "layer %s (Normalization): adapt needs the layer in a built "
                                  "model (its input shape known)", l->name);
     int same = data->x_shape.rank == l->in_shape.rank;
@@ -278,13 +285,21 @@ kc_status kc_normalization_adapt(kc_layer *l, const kc_dataset *data) {
                     for (int64_t j = 0; j < ns; j++)
                         sum[j] /= (double)data->count * (double)(n / ns);
             }
-    for (int64_t j = 0; j < ns; j++) {
-        l->kernel[j] = (float)sum[j];
-        l->kernel[ns + j] = (float)(sq[j] / ((double)data->count * (double)(n / ns)));
+    /* into the weights, or kept for init when the model has not made them yet */
+    float *dst = l->kernel;
+    if (!dst) {
+        if (!p->adapted) p->adapted = malloc(sizeof(float) * 2 * (size_t)ns);
+        dst = p->adapted;
     }
+    if (dst)
+        for (int64_t j = 0; j < ns; j++) {
+            dst[j] = (float)sum[j];
+            dst[ns + j] = (float)(sq[j] / ((double)data->count * (double)(n / ns)));
+        }
     free(sum);
     free(where);
-    return KC_OK;
+    return dst ? KC_OK
+               : kc_err(KC_ENOMEM, "layer %s (Normalization): out of memory adapting", l->name);
 }
 
 /* a number or (nested) list of numbers, flattened into a malloc'd array */
