@@ -586,19 +586,24 @@ static kc_status resize_from(const cJSON *cfg, const char *where, kc_layer **out
     return kc_cfg_made(kc_resizing(hw[0], hw[1], &o), where, out);
 }
 
+/* the config forms: Keras 3's; in a legacy .h5 (kc_config_writing_legacy) tf.keras 2's, which
+ * has no data_format on these classes and fewer options */
 static kc_status resize_to(const kc_layer *l, cJSON *cfg) {
     const kc_prep *p = l->prep;
+    int legacy = kc_config_writing_legacy();
     cJSON_AddNumberToObject(cfg, "height", p->height);
     cJSON_AddNumberToObject(cfg, "width", p->width);
     if (l->ops == &kc_resizing_ops) {
         cJSON_AddStringToObject(cfg, "interpolation", p->nearest ? "nearest" : "bilinear");
         cJSON_AddBoolToObject(cfg, "crop_to_aspect_ratio", p->crop_aspect);
+        /* tf.keras 2's Resizing has none of these: a legacy .h5 names them only when set */
+        if (legacy && !p->pad_aspect && p->fill_value == 0) return KC_OK;
         cJSON_AddBoolToObject(cfg, "pad_to_aspect_ratio", p->pad_aspect);
         cJSON_AddStringToObject(cfg, "fill_mode", "constant");
         cJSON_AddNumberToObject(cfg, "fill_value", kc_json_float(p->fill_value));
         cJSON_AddBoolToObject(cfg, "antialias", 0);
     }
-    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    if (!legacy) cJSON_AddStringToObject(cfg, "data_format", "channels_last");
     return KC_OK;
 }
 
@@ -956,7 +961,10 @@ static kc_status augment_to(const kc_layer *l, cJSON *cfg) {
         if (ops == &kc_random_zoom_ops && p->width_none) cJSON_AddNullToObject(cfg, "width_factor");
         else cJSON_AddItemToObject(cfg, "width_factor", factor_json(p, 1));
     }
-    if (ops == &kc_random_contrast_ops)
+    int legacy = kc_config_writing_legacy();
+    /* tf.keras 2's RandomContrast has no value_range (a legacy file names one that is not
+     * Keras's default (0, 255)); both read a factor pair as (lower, upper) */
+    if (ops == &kc_random_contrast_ops && (!legacy || p->vrange[0] != 0 || p->vrange[1] != 255))
         cJSON_AddItemToObject(cfg, "value_range", pair(p->vrange[0], p->vrange[1]));
     if (ops != &kc_random_flip_ops && ops != &kc_random_contrast_ops) {
         cJSON_AddStringToObject(cfg, "fill_mode", fill_names[p->fill_mode]);
@@ -965,7 +973,7 @@ static kc_status augment_to(const kc_layer *l, cJSON *cfg) {
     }
     if (p->has_seed) cJSON_AddNumberToObject(cfg, "seed", (double)p->seed);
     else cJSON_AddNullToObject(cfg, "seed");
-    cJSON_AddStringToObject(cfg, "data_format", "channels_last");
+    if (!legacy) cJSON_AddStringToObject(cfg, "data_format", "channels_last");
     return KC_OK;
 }
 
