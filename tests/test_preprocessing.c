@@ -242,6 +242,33 @@ Test(prep_adapt, axis_none) {
     adapt_case("normalization_adapt_none", (kc_normalization_opts){.axis_none = 1});
 }
 
+/* uint8 data is scaled by x_scale before the moments, as the batches kc_fit makes */
+Test(prep_adapt, uint8_scaled) {
+    enum { N = 50 };
+    uint8_t d[N * 2];
+    double m[2] = {0, 0}, v[2] = {0, 0};
+    for (int i = 0; i < N * 2; i++) d[i] = (uint8_t)((i * 37) % 251);
+    for (int i = 0; i < N * 2; i++) m[i % 2] += d[i] * 0.5 / N;
+    for (int i = 0; i < N * 2; i++) v[i % 2] += pow(d[i] * 0.5 - m[i % 2], 2) / N;
+    kc_model *mod = kc_sequential(kc_shape1(2));
+    kc_layer *l = kc_normalization(NULL);
+    KC_CHECK(kc_add(mod, l));
+    kc_dataset ds = {.count = N, .x_shape = kc_shape1(2), .x_dtype = KC_UINT8, .x = d,
+                     .x_scale = 0.5f};
+    KC_CHECK(kc_normalization_adapt(l, &ds));
+    float w[5], x[2] = {10, 100}, y[2];
+    KC_CHECK(kc_get_weights(mod, w, 5));
+    for (int j = 0; j < 2; j++) {
+        cr_expect(fabs(w[j] - m[j]) < 1e-4 && fabs(w[2 + j] - v[j]) < 1e-2,
+                  "feature %d: mean %g variance %g, want %g %g", j, (double)w[j],
+                  (double)w[2 + j], m[j], v[j]);
+    }
+    KC_CHECK(kc_predict(mod, x, 1, y));
+    for (int j = 0; j < 2; j++)
+        cr_expect(fabs(y[j] - (x[j] - m[j]) / sqrt(v[j])) < 1e-4, "y[%d] = %g", j, (double)y[j]);
+    kc_model_free(mod);
+}
+
 Test(prep_adapt, refusals) {
     kc_layer *l = kc_normalization(NULL);
     kc_dataset ds = {.count = 1, .x_shape = kc_shape1(3), .x_dtype = KC_FLOAT32,
@@ -372,6 +399,46 @@ Test(prep_random, translation_range) {
               hi, bound);
     cr_expect(fabs(mean) < 0.6 && fabs(sd - 2 * bound / sqrt(12.0)) < 0.4,
               "shift mean %g sd %g, want 0 and %g (uniform)", mean, sd, 2 * bound / sqrt(12.0));
+    free(out);
+    free(x);
+}
+
+/* zoom of a width ramp about the centre column c: column c + 5 shows c + 5 zx */
+Test(prep_random, zoom_range) {
+    enum { B = 500, W = 21 };
+    float *x = malloc(sizeof(float) * B * W), *out;
+    for (int i = 0; i < B * W; i++) x[i] = (float)(i % W);
+    run_layer(kc_random_zoom(0, 0, (float[]){-0.3f, 0.3f}, NULL), kc_shape3(1, W, 1), x, B, 1,
+              &out);
+    double lo = 9, hi = 0, sum = 0;
+    for (int b = 0; b < B; b++) {
+        double z = (out[b * W + 15] - 10.0) / 5.0;
+        lo = fmin(lo, z), hi = fmax(hi, z), sum += z;
+    }
+    cr_expect(lo >= 0.7 - 1e-4 && hi <= 1.3 + 1e-4 && lo < 0.73 && hi > 1.27,
+              "zooms in [%g, %g], want to span [0.7, 1.3]", lo, hi);
+    cr_expect(fabs(sum / B - 1.0) < 0.03, "zoom mean %g, want 1", sum / B);
+    free(out);
+    free(x);
+}
+
+/* rotation of the ramp f(y, x) = x about the centre: (cy, cx + d) shows cx + d cos(angle) and
+ * (cy + d, cx) shows cx - d sin(angle); the angles span factor * 360 degrees */
+Test(prep_random, rotation_range) {
+    enum { B = 400, S = 21, N = S * S };
+    float *x = malloc(sizeof(float) * B * N), *out;
+    for (int i = 0; i < B * N; i++) x[i] = (float)(i % S);
+    run_layer(kc_random_rotation(-0.1f, 0.1f, NULL), kc_shape3(S, S, 1), x, B, 1, &out);
+    double lo = 1e9, hi = -1e9, sum = 0;
+    for (int b = 0; b < B; b++) {
+        const float *o = out + (int64_t)b * N;
+        double c = o[10 * S + 15] - 10.0, sn = -(o[15 * S + 10] - 10.0);
+        double deg = atan2(sn, c) * 180.0 / 3.14159265358979;
+        lo = fmin(lo, deg), hi = fmax(hi, deg), sum += deg;
+    }
+    cr_expect(lo >= -36.001 && hi <= 36.001 && lo < -34 && hi > 34,
+              "angles in [%g, %g] degrees, want to span [-36, 36]", lo, hi);
+    cr_expect(fabs(sum / B) < 2.5, "angle mean %g, want 0", sum / B);
     free(out);
     free(x);
 }
