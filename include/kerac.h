@@ -514,8 +514,9 @@ typedef struct {
     int axes[KC_MAX_RANK];
     int n_axes;
     int axis_none; /* axis=None: one mean and variance for every value */
-    /* mean and variance given (Keras's mean=, variance=): n_mean values each, 1 (a scalar) or
-     * one per kept position; n_mean 0: adapt them (kc_normalization_adapt) */
+    /* mean and variance given (Keras's mean=, variance=): n_mean values each, 1 (a scalar),
+     * one per kept position, or one per position of the last kept axes (broadcast from the
+     * right, as Keras); n_mean 0: adapt them (kc_normalization_adapt) */
     const float *mean, *variance;
     int64_t n_mean;
     int invert; /* y = mean + x * max(sqrt(variance), 1e-7) */

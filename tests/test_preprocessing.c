@@ -85,6 +85,12 @@ static kc_layer *case_layer(const char *name, kc_shape *in, int *training) {
         const float m[] = {1, 2, -1}, v[] = {4, 0.25f, 9};
         return kc_normalization(&(kc_normalization_opts){.mean = m, .variance = v, .n_mean = 3});
     }
+    if (!strcmp(name, "normalization_broadcast")) {
+        *in = kc_shape2(3, 4);
+        const float m[] = {1, 2, 3, 4}, v[] = {1, 4, 9, 16};
+        return kc_normalization(&(kc_normalization_opts){
+            .axes = {1, 2}, .n_axes = 2, .mean = m, .variance = v, .n_mean = 4});
+    }
     if (!strcmp(name, "normalization_invert")) {
         *in = kc_shape1(4);
         const float m = 2, v = 9;
@@ -174,6 +180,7 @@ static void keras_case(const char *name) {
 KERAS_CASE(rescaling)
 KERAS_CASE(normalization_given)
 KERAS_CASE(normalization_invert)
+KERAS_CASE(normalization_broadcast)
 KERAS_CASE(resizing_up)
 KERAS_CASE(resizing_down)
 KERAS_CASE(resizing_nearest)
@@ -585,6 +592,33 @@ Test(prep_files, json_fields_as_keras) {
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
         cr_expect(strstr(json, fields[i]), "config.json lacks %s", fields[i]);
     free(json);
+}
+
+/* Normalization with mean and variance in its config (no variables): Keras's nested lists
+ * round-trip through .keras and .h5 */
+Test(prep_files, normalization_given_round_trip) {
+    const float m[] = {1, 2, 3, 4}, v[] = {1, 4, 9, 16};
+    kc_model *mod = kc_sequential(kc_shape2(3, 4));
+    KC_CHECK(kc_add(mod, kc_normalization(&(kc_normalization_opts){
+                             .axes = {1, 2}, .n_axes = 2, .mean = m, .variance = v, .n_mean = 4})));
+    cr_expect_eq(kc_count_params(mod), 0);
+    float x[12], want[12], got[12];
+    for (int i = 0; i < 12; i++) x[i] = (float)i;
+    KC_CHECK(kc_predict(mod, x, 1, want));
+    const char *dir = tu_tmpdir(), *ext[] = {"keras", "h5"};
+    for (int k = 0; k < 2; k++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/n.%s", dir, ext[k]);
+        KC_CHECK(kc_save(mod, path));
+        kc_model *r = NULL;
+        KC_CHECK(kc_load(path, &r));
+        KC_CHECK(kc_predict(r, x, 1, got));
+        cr_expect(!memcmp(want, got, sizeof got), "%s: reloaded predicts otherwise", path);
+        kc_model_free(r);
+    }
+    for (int i = 0; i < 12; i++)
+        cr_expect(fabsf(want[i] - (x[i] - m[i % 4]) / sqrtf(v[i % 4])) < 1e-6f, "y[%d]", i);
+    kc_model_free(mod);
 }
 
 /* ---- a model with them trains ---- */

@@ -20,7 +20,7 @@ typedef struct kc_prep {
     float *mean_cfg, *var_cfg;
     float *adapted; /* adapt's mean and variance before the model made the weights (init) */
     int64_t n_cfg, n_stats;
-    int keep, stat_rank;
+    int keep, stat_rank, cfg_rank;
     int64_t stat_dims[KC_MAX_RANK];
     /* Resizing and CenterCrop: the target, the virtual source (crop / pad window) once built */
     int height, width, nearest, crop_aspect, pad_aspect, crops;
@@ -161,11 +161,20 @@ static kc_status norm_build(kc_layer *l) {
             p->stat_dims[p->stat_rank++] = l->in_shape.dims[d];
             p->n_stats *= l->in_shape.dims[d];
         }
-    if (p->n_cfg && p->n_cfg != 1 && p->n_cfg != p->n_stats)
-        return kc_err(KC_EINVAL,
-                      "layer %s (Normalization): mean and variance have %lld values; the kept "
-                      "axes need 1 or %lld",
-                      l->name, (long long)p->n_cfg, (long long)p->n_stats);
+    /* given values broadcast as Keras aligns them, from the right: 1 value, or one per
+     * position of the last k kept axes (p->cfg_rank = k) */
+    p->cfg_rank = 0;
+    if (p->n_cfg > 1) {
+        int64_t tail = 1;
+        int k = 0;
+        while (k < p->stat_rank && tail < p->n_cfg) tail *= p->stat_dims[p->stat_rank - ++k];
+        if (tail != p->n_cfg)
+            return kc_err(KC_EINVAL,
+                          "layer %s (Normalization): mean and variance have %lld values; the "
+                          "kept axes need 1 or %lld (or one per position of the last kept axes)",
+                          l->name, (long long)p->n_cfg, (long long)p->n_stats);
+        p->cfg_rank = k;
+    }
     l->out_shape = l->in_shape;
     l->param_count = p->n_cfg ? 0 : 2 * p->n_stats + 1; /* mean, variance, count */
     l->trainable_count = 0;
@@ -198,7 +207,7 @@ static int64_t stat_index(const kc_layer *l, int64_t e) {
 
 static void norm_stats(const kc_layer *l, int64_t e, float *mean, float *div) {
     const kc_prep *p = l->prep;
-    int64_t j = p->n_cfg == 1 ? 0 : stat_index(l, e);
+    int64_t j = p->n_cfg == 1 ? 0 : p->n_cfg ? stat_index(l, e) % p->n_cfg : stat_index(l, e);
     const float *m = p->n_cfg ? p->mean_cfg : l->kernel;
     const float *v = p->n_cfg ? p->var_cfg : l->kernel + p->n_stats;
     float sd = sqrtf(v[j]);
@@ -389,10 +398,9 @@ static kc_status norm_to(const kc_layer *l, cJSON *cfg) {
         cJSON_AddNullToObject(cfg, "mean");
         cJSON_AddNullToObject(cfg, "variance");
     } else {
-        int full = p->n_cfg > 1;
-        cJSON_AddItemToObject(cfg, "mean", nested(p->mean_cfg, p->stat_dims, full ? p->stat_rank : 0));
-        cJSON_AddItemToObject(cfg, "variance",
-                              nested(p->var_cfg, p->stat_dims, full ? p->stat_rank : 0));
+        const int64_t *dims = p->stat_dims + (p->stat_rank - p->cfg_rank);
+        cJSON_AddItemToObject(cfg, "mean", nested(p->mean_cfg, dims, p->cfg_rank));
+        cJSON_AddItemToObject(cfg, "variance", nested(p->var_cfg, dims, p->cfg_rank));
     }
     return KC_OK;
 }
