@@ -501,6 +501,75 @@ kc_layer *kc_cropping2d(int top, int bottom, int left, int right);
 /* Identity(): the output is the input */
 kc_layer *kc_identity(void);
 
+/* ---- Keras's preprocessing layers (src/layers/preprocessing.c), in the model ----
+ * Rescaling, Normalization, Resizing and CenterCrop apply in training and inference; the
+ * Random* augmentation layers transform each image with its own random parameters in training
+ * steps only (kc_fit) and are the identity in predict and evaluate. Gradients pass through
+ * each transform. Images are channels last (height, width, channels). */
+/* Rescaling(scale, offset): y = x * scale + offset */
+kc_layer *kc_rescaling(float scale, float offset);
+typedef struct {
+    /* the axes kept (one mean and variance per position along them): Keras's axis, negative
+     * counting from the end, 1 the first after the batch; n_axes 0: axis=-1 */
+    int axes[KC_MAX_RANK];
+    int n_axes;
+    int axis_none; /* axis=None: one mean and variance for every value */
+    /* mean and variance given (Keras's mean=, variance=): n_mean values each, 1 (a scalar),
+     * one per kept position, or one per position of the last kept axes (broadcast from the
+     * right, as Keras); n_mean 0: adapt them (kc_normalization_adapt) */
+    const float *mean, *variance;
+    int64_t n_mean;
+    int invert; /* y = mean + x * max(sqrt(variance), 1e-7) */
+} kc_normalization_opts;
+/* Normalization(axis=-1, mean=None, variance=None, invert=False): y = (x - mean) /
+ * max(sqrt(variance), 1e-7). Without mean given, the layer holds Keras's non-trainable
+ * variables mean, variance and count (mean 0, variance 1 until adapted). */
+kc_layer *kc_normalization(const kc_normalization_opts *opts);
+/* layer.adapt(x): the mean and (population) variance of data's x along the layer's kept axes.
+ * The layer must be in a built model (its input shape known); data's samples must have that
+ * shape (uint8 data is scaled by x_scale first). */
+kc_status kc_normalization_adapt(kc_layer *normalization, const kc_dataset *data);
+typedef struct {
+    const char *interpolation; /* "bilinear" (NULL) or "nearest" */
+    int crop_to_aspect_ratio;  /* crop the centre to the target's aspect ratio first */
+    int pad_to_aspect_ratio;   /* or pad it with fill_value to that ratio */
+    float fill_value;
+} kc_resizing_opts;
+/* Resizing(height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+ * pad_to_aspect_ratio=False, fill_value=0, antialias=False): jax.image.resize's numbers */
+kc_layer *kc_resizing(int height, int width, const kc_resizing_opts *opts);
+/* CenterCrop(height, width): the centre (height, width) of each image; an image smaller than
+ * that along an axis is resized instead (Keras's smart_resize: the centre cropped to the
+ * target's aspect ratio, then bilinear) */
+kc_layer *kc_center_crop(int height, int width);
+/* The augmentation layers' common options */
+typedef struct {
+    const char *fill_mode;     /* "reflect" (NULL), "wrap", "constant", "nearest" */
+    const char *interpolation; /* "bilinear" (NULL) or "nearest" */
+    float fill_value;          /* fill_mode "constant"'s value */
+    float value_range[2];      /* RandomContrast's clip range; {0, 0}: (0, 255) */
+    int has_seed;              /* seed given: the layer's draws depend on it alone */
+    int64_t seed;              /* (else on the model's seeded stream, kc_set_random_seed) */
+} kc_augment_opts;
+/* RandomFlip(mode): "horizontal", "vertical" or "horizontal_and_vertical" (NULL; both flips
+ * together, with one draw, as Keras 3), each image flipped with probability 1/2 */
+kc_layer *kc_random_flip(const char *mode, const kc_augment_opts *opts);
+/* RandomRotation(factor=(lower, upper)): angle uniform in [lower, upper] * 360 degrees about
+ * the centre (Keras's factor f is (-f, f)) */
+kc_layer *kc_random_rotation(float lower, float upper, const kc_augment_opts *opts);
+/* RandomTranslation(height_factor, width_factor): shifts uniform in [lower, upper] * the
+ * height and width (Keras's factor f is (-f, f)) */
+kc_layer *kc_random_translation(float height_lower, float height_upper, float width_lower,
+                                float width_upper, const kc_augment_opts *opts);
+/* RandomZoom(height_factor, width_factor): scales 1 + uniform in [lower, upper] (positive:
+ * zoomed out); width NULL (None): the width scale is the height's */
+kc_layer *kc_random_zoom(float height_lower, float height_upper, const float *width,
+                         const kc_augment_opts *opts);
+/* RandomContrast(factor=(lower, upper), value_range): (x - mean) * f + mean clipped to
+ * value_range, f uniform in [1 - lower, 1 + upper], mean per image and channel (Keras 3's
+ * factor f is (0, f): only more contrast) */
+kc_layer *kc_random_contrast(float lower, float upper, const kc_augment_opts *opts);
+
 /* Embedding(input_dim, output_dim, embeddings_initializer, embeddings_regularizer, mask_zero):
  * token ids (batch, ...) -> (batch, ..., output_dim), the rows of the (input_dim, output_dim)
  * variable "embeddings" (uniform(-0.05, 0.05) by default, Keras's "uniform"). Ids are whole

@@ -232,6 +232,7 @@ struct kc_layer {
     struct kc_text_vectorization *tv; /* TextVectorization's vectorizer (owned) */
     int64_t tv_depth; /* TextVectorization: its output's width (vocabulary_size from a file) */
     struct kc_wrap *wrap; /* TimeDistributed's and Bidirectional's inner layers (wrappers.c) */
+    struct kc_prep *prep; /* the preprocessing layers' options (preprocessing.c, owned) */
     /* fusions the model plans (model.c, plan_fusion), which change no result: */
     struct kc_layer *fused_dropout; /* Dense(relu): the Dropout after it, whose mask this
                                        layer's product applies; it writes the Dropout's output,

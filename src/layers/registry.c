@@ -53,7 +53,17 @@
     X(kc_time_distributed_ops)                                                                   \
     /* token ids and masks (embedding.c) */                                                      \
     X(kc_embedding_ops)                                                                          \
-    X(kc_masking_ops)
+    X(kc_masking_ops)                                                                            \
+    /* preprocessing (preprocessing.c) */                                                        \
+    X(kc_rescaling_ops)                                                                          \
+    X(kc_normalization_ops)                                                                      \
+    X(kc_resizing_ops)                                                                           \
+    X(kc_center_crop_ops)                                                                        \
+    X(kc_random_flip_ops)                                                                        \
+    X(kc_random_rotation_ops)                                                                    \
+    X(kc_random_translation_ops)                                                                 \
+    X(kc_random_zoom_ops)                                                                        \
+    X(kc_random_contrast_ops)
 
 #define DECLARE(cls) extern const kc_layer_ops cls;
 BUILTIN_CLASSES(DECLARE)

@@ -164,4 +164,30 @@ void kc_upsample2d(const float *in, int n, int h, int w, int c, int sh, int sw, 
 /* din (n, h, w, c) = the gradient of kc_upsample2d from dout (n, h * sh, w * sw, c) */
 void kc_upsample2d_backward(const float *dout, int n, int h, int w, int c, int sh, int sw,
                             int bilinear, float *din);
+/* ---- image.c: the image preprocessing layers' kernels, (h, w, c) images ---- */
+/* Resizing (jax.image.resize, antialias off): out (n, oh, ow, c) resizes a virtual image
+ * (vh, vw) whose pixel (vy, vx) is input (vy + y0, vx + x0), fill outside the input (a crop:
+ * y0, x0 >= 0; a pad: negative); bilinear 0 is jax's nearest (floor((o + 0.5) v / out)) */
+void kc_resize2d(const float *in, int n, int h, int w, int c, int y0, int x0, int vh, int vw,
+                 float fill, int oh, int ow, int bilinear, float *out);
+/* din (n, h, w, c) = the gradient of kc_resize2d from dout (n, oh, ow, c) */
+void kc_resize2d_backward(const float *dout, int n, int h, int w, int c, int y0, int x0, int vh,
+                          int vw, int oh, int ow, int bilinear, float *din);
+/* Keras's fill modes (jax.scipy.ndimage.map_coordinates' modes) */
+enum { KC_FILL_REFLECT = 0, KC_FILL_WRAP, KC_FILL_CONSTANT, KC_FILL_NEAREST };
+/* keras.ops.image.affine_transform of one image by t = [a0 a1 a2 b0 b1 b2 c0 c1] (c0 = c1 =
+ * 0): output (y, x) samples input (b0 x + b1 y + b2, a0 x + a1 y + a2), bilinear or nearest
+ * (round half away from zero), outside the image by mode (fill: constant's value) */
+void kc_affine2d(const float *in, int h, int w, int c, const float t[8], int mode, int bilinear,
+                 float fill, float *out);
+/* din (h, w, c) = the gradient of kc_affine2d from dout (the transform is not differentiated) */
+void kc_affine2d_backward(const float *dout, int h, int w, int c, const float t[8], int mode,
+                          int bilinear, float *din);
+/* out = the image flipped left-right (flip_h) and/or upside down (flip_v): its own gradient */
+void kc_flip2d(const float *in, int h, int w, int c, int flip_h, int flip_v, float *out);
+/* RandomContrast: clip((x - mean) * factor + mean, lo, hi), mean per channel over the image */
+void kc_adjust_contrast(const float *in, int h, int w, int c, float factor, float lo, float hi,
+                        float *out);
+void kc_adjust_contrast_backward(const float *in, const float *dout, int h, int w, int c,
+                                 float factor, float lo, float hi, float *din);
 #endif
