@@ -7,4 +7,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential pkg-config libopenblas-pthread-dev zlib1g-dev libcurl4-openssl-dev \
-    libssl-dev libcriterion-dev libhdf5-dev libzip-dev libcjson-dev >/dev/null
+    libssl-dev libcriterion-dev libhdf5-dev libzip-dev libcjson-dev libpng-dev \
+    libjpeg62-turbo-dev >/dev/null
