@@ -145,7 +145,9 @@ kc_status kc_csv_load(const char *path, const char *label_column, kc_dataset *ou
                 cell[len] = '\0';
                 v = strtod(cell, &stop);
             }
-            if (len == 0 || len >= sizeof cell || *stop != '\0' || stop == cell) {
+            /* strtod's hexadecimal forms are not CSV numbers */
+            if (len == 0 || len >= sizeof cell || *stop != '\0' || stop == cell || memchr(a, 'x', len) ||
+                memchr(a, 'X', len)) {
                 st = kc_err(KC_EFORMAT, "%s: line %" PRId64 ", column \"%s\": %s%.*s%s is not a "
                             "number", path, line_no, h.names[col], len ? "\"" : "",
                             (int)(len > 40 ? 40 : len), a, len ? "\"" : "an empty cell");

@@ -115,8 +115,8 @@ static void jpeg_on_error(j_common_ptr cinfo) {
 }
 static void jpeg_on_message(j_common_ptr cinfo, int level) { (void)cinfo, (void)level; }
 
-/* want 1: libjpeg's own grayscale output (TF's decode_jpeg(channels=1)); else RGB */
-static kc_status decode_jpeg(const char *path, FILE *f, int want, kc_image *out) {
+/* to RGB (or the file's gray), as PIL; grayscale comes after, from RGB, as PIL's "L" */
+static kc_status decode_jpeg(const char *path, FILE *f, kc_image *out) {
     struct jpeg_decompress_struct cinfo;
     jpeg_err_ctx err;
     cinfo.err = jpeg_std_error(&err.mgr);
@@ -136,10 +136,10 @@ static kc_status decode_jpeg(const char *path, FILE *f, int want, kc_image *out)
     /* as TF's decode_jpeg and PIL: accurate integer IDCT, fancy upsampling */
     cinfo.dct_method = JDCT_ISLOW;
     cinfo.do_fancy_upsampling = TRUE;
-    cinfo.out_color_space = want == 1 || cinfo.jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE : JCS_RGB;
-    if (want == 1 && cinfo.jpeg_color_space == JCS_CMYK) cinfo.out_color_space = JCS_CMYK;
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK)
         cinfo.out_color_space = JCS_CMYK;
+    else if (cinfo.jpeg_color_space != JCS_GRAYSCALE)
+        cinfo.out_color_space = JCS_RGB;
     jpeg_start_decompress(&cinfo);
     int c = cinfo.output_components;
     if (check_size(path, cinfo.output_height, cinfo.output_width) != KC_OK) {
@@ -315,7 +315,7 @@ kc_status kc_image_load(const char *path, int channels, int height, int width, k
     kc_status st;
     if (got >= 8 && !png_sig_cmp(magic, 0, 8)) st = decode_png(path, f, out);
     else if (got >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF)
-        st = decode_jpeg(path, f, channels, out);
+        st = decode_jpeg(path, f, out);
     else if (got >= 2 && magic[0] == 'P' && magic[1] >= '2' && magic[1] <= '6' && magic[1] != '4')
         st = decode_pnm(path, f, out);
     else if (got >= 2 && magic[0] == 'B' && magic[1] == 'M')
