@@ -598,6 +598,7 @@ static kc_status walk_dirs(const char *top, int follow, strlist *roots) {
         struct dirent *e;
         while ((e = readdir(d))) {
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            if (e->d_type == DT_REG) continue; /* a plain file: no stat needed to know */
             char *p = join(roots->items[r], e->d_name);
             if (!p) {
                 closedir(d);
@@ -638,11 +639,13 @@ static kc_status class_files(const char *dirpath, int follow, int (*allowed)(con
         struct dirent *e;
         while ((e = readdir(d)) && !st) {
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !allowed(e->d_name)) continue;
-            char *p = join(roots.items[r], e->d_name);
-            struct stat sb;
-            int is_dir = p && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-            free(p);
-            if (is_dir) continue;
+            if (e->d_type != DT_REG) { /* a link or an unknown type: stat says */
+                char *p = join(roots.items[r], e->d_name);
+                struct stat sb;
+                int is_dir = p && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+                free(p);
+                if (is_dir) continue;
+            }
             if (sl_add(&names, strdup(e->d_name))) st = kc_err(KC_ENOMEM, "out of memory");
         }
         closedir(d);
