@@ -159,7 +159,8 @@ typedef struct {
 
 /* Loads a SPEC into a kc_dataset: x as stored (uint8 images stay uint8, x_scale 0), y as class
  * indices (rank-0 y_shape, num_classes set) or float arrays. SPECs:
- *   mnist, mnist:train, mnist:test          (kc_mnist_load's search path)
+ *   mnist, mnist:train, mnist:test          (kc_mnist_load's search path; with cache_dir:
+ *                                            kc_mnist_load(cache_dir), the files there only)
  *   cifar10, cifar10:train, cifar10:test    (the CIFAR-10 binary version: x (32, 32, 3) uint8
  *                                            channels last, y uint8; downloaded, MD5-verified
  *                                            and cached as cifar10/cifar-10-binary.tar.gz)

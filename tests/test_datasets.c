@@ -300,6 +300,23 @@ Test(image, refusals_name_the_file) {
     KC_EXPECT_ERR(kc_image_load(p, 0, 0, 0, &img), KC_EFORMAT, "short.pgm: not a valid PGM/PPM: truncated");
 }
 
+Test(image, ascii_pnm_and_maxval) {
+    char *dir = tu_tmpdir(), p[PATH_MAX];
+    write_text(path_in(p, dir, "a.pgm"), "P2\n# a comment\n3 1\n255\n0 10 255\n");
+    kc_image img;
+    KC_CHECK(kc_image_load(p, 0, 0, 0, &img));
+    cr_assert(img.height == 1 && img.width == 3 && img.channels == 1 && img.data[1] == 10 && img.data[2] == 255);
+    kc_image_free(&img);
+    write_text(path_in(p, dir, "a.ppm"), "P3 1 1 15\n15 0 7\n"); /* scaled to 0..255 */
+    KC_CHECK(kc_image_load(p, 0, 0, 0, &img));
+    cr_assert(img.channels == 3 && img.data[0] == 255 && img.data[1] == 0 && img.data[2] == 119);
+    kc_image_free(&img);
+    write_text(p, "P3 1 1 15\n15 0 16\n");
+    KC_EXPECT_ERR(kc_image_load(p, 0, 0, 0, &img), KC_EFORMAT, "a.ppm: not a valid PGM/PPM: sample 2");
+    write_text(p, "P6 1 1 65535\n");
+    KC_EXPECT_ERR(kc_image_load(p, 0, 0, 0, &img), KC_EFORMAT, "only 8-bit");
+}
+
 Test(image, png_round_trip_atomic) {
     char *dir = tu_tmpdir(), p[PATH_MAX];
     for (int c = 1; c <= 4; c++) {
