@@ -171,9 +171,10 @@ typedef struct {
  *     class indices (int32, num_classes = max + 1), anything else float32 targets.
  *   FILE.csv: a header line, then numbers; the label column (opts) becomes class indices
  *     when every label is a whole number >= 0, else float targets; x float32 (columns)
- *   DIR with one folder per class of .png .jpg .jpeg .pgm .ppm images (Keras's
- *     image_dataset_from_directory: .bmp and .gif are listed as Keras does, and refused when
- *     read); x uint8 (height, width, channels) resized as Keras (rounded to uint8), y int32
+ *   DIR with one folder per class of .png .jpg .jpeg .bmp .pgm .ppm images (Keras's
+ *     image_dataset_from_directory; .gif is listed as Keras does, and refused naming the file
+ *     when read); x uint8 (height, width, channels) resized as Keras (rounded to uint8), y
+ *     int32
  * An unknown SPEC or a missing file is an error naming it. */
 kc_status kc_data_load(const char *spec, const kc_data_opts *opts, kc_dataset *out);
 
@@ -205,7 +206,8 @@ kc_status kc_npy_load(const char *path, kc_npy *out);
 kc_status kc_npz_load(const char *path, const char *name, kc_npy *out);
 void kc_npy_free(kc_npy *a);
 
-/* images (src/data/image.c): PNG (libpng), JPEG (libjpeg-turbo), binary/ascii PGM/PPM */
+/* images (src/data/image.c): PNG (libpng), JPEG (libjpeg-turbo), uncompressed 8/24/32-bit
+ * BMP, binary/ascii PGM/PPM (8-bit) */
 typedef struct {
     int height, width, channels;
     uint8_t *data; /* HWC, row-major */

@@ -46,6 +46,9 @@ imgs = {
     "photo.jpg": Image.fromarray(smooth(16, 16, 3), "RGB"),
     "gray.pgm": Image.fromarray(rng.randint(0, 256, (3, 5), dtype="uint8"), "L"),
     "rgb.ppm": Image.fromarray(rng.randint(0, 256, (3, 2, 3), dtype="uint8"), "RGB"),
+    "rgb.bmp": Image.fromarray(rng.randint(0, 256, (3, 5, 3), dtype="uint8"), "RGB"),
+    "gray.bmp": Image.fromarray(rng.randint(0, 256, (4, 3), dtype="uint8"), "L"),
+    "palette.bmp": Image.fromarray(rng.randint(0, 256, (2, 6, 3), dtype="uint8"), "RGB").quantize(5),
 }
 with open(f"{OUT}/images_expected.txt", "w") as f:
     f.write("# file mode height width channels values... (PIL load_img; resize: keras.ops.image.resize "

@@ -1,9 +1,10 @@
-/* image.c: decoding PNG (libpng), JPEG (libjpeg-turbo) and PGM/PPM into 8-bit HWC pixels, the
+/* image.c: decoding PNG (libpng), JPEG (libjpeg-turbo), uncompressed BMP and PGM/PPM into 8-bit HWC pixels, the
  * color conversions and the bilinear resize of Keras's image_dataset_from_directory, and an
  * atomic PNG writer. */
 #include "../internal.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jpeglib.h>
 #include <limits.h>
 #include <math.h>
@@ -231,6 +232,57 @@ static kc_status decode_pnm(const char *path, FILE *f, kc_image *img) {
     return KC_OK;
 }
 
+/* ---- BMP: uncompressed 24- and 32-bit, 8-bit with a palette ---------------------------------- */
+
+static uint32_t le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+static kc_status decode_bmp(const char *path, FILE *f, kc_image *img) {
+    uint8_t h[54], pal[1024];
+    if (fread(h, 1, 54, f) != 54) return kc_err(KC_EFORMAT, "%s: not a valid BMP: truncated header", path);
+    uint32_t offset = le32(h + 10), hsize = le32(h + 14), compression = le32(h + 30);
+    int32_t w = (int32_t)le32(h + 18), hh = (int32_t)le32(h + 22);
+    int bits = h[28] | h[29] << 8;
+    if (hsize < 40)
+        return kc_err(KC_EFORMAT, "%s: BMP with a %u-byte header (OS/2?) is not read by kerac", path, hsize);
+    if (compression != 0 || (bits != 8 && bits != 24 && bits != 32))
+        return kc_err(KC_EFORMAT, "%s: BMP of %d bits with compression %u: kerac reads uncompressed 8-, "
+                      "24- and 32-bit BMPs", path, bits, compression);
+    int top_down = hh < 0;
+    int64_t height = top_down ? -(int64_t)hh : hh;
+    kc_status st = check_size(path, height, w);
+    if (st) return st;
+    uint32_t colors = 0;
+    if (bits == 8) {
+        colors = le32(h + 46);
+        if (colors == 0 || colors > 256) colors = 256;
+        if (fseek(f, 14 + (long)hsize, SEEK_SET) != 0 || fread(pal, 4, colors, f) != colors)
+            return kc_err(KC_EFORMAT, "%s: not a valid BMP: truncated palette", path);
+    }
+    int gray = bits == 8;
+    for (uint32_t i = 0; i < colors && gray; i++) gray = pal[4 * i] == pal[4 * i + 1] && pal[4 * i + 1] == pal[4 * i + 2];
+    int c = gray ? 1 : 3;
+    size_t stride = ((size_t)w * (size_t)bits / 8 + 3) & ~(size_t)3;
+    uint8_t *row = malloc(stride);
+    if (!row) return kc_err(KC_ENOMEM, "%s: out of memory", path);
+    st = alloc_image(path, img, (int)height, w, c);
+    if (!st && fseek(f, (long)offset, SEEK_SET) != 0) st = kc_err(KC_EFORMAT, "%s: not a valid BMP: bad offset", path);
+    for (int64_t y = 0; y < height && !st; y++) {
+        if (fread(row, 1, stride, f) != stride) {
+            st = kc_err(KC_EFORMAT, "%s: not a valid BMP: truncated pixel data (row %" PRId64 ")", path, y);
+            break;
+        }
+        uint8_t *q = img->data + (size_t)(top_down ? y : height - 1 - y) * (size_t)w * (size_t)c;
+        for (int x = 0; x < w; x++) {
+            const uint8_t *p = bits == 8 ? pal + 4 * (row[x] < colors ? row[x] : 0) : row + (size_t)x * (size_t)(bits / 8);
+            if (c == 1) q[x] = p[0];
+            else q[3 * x] = p[2], q[3 * x + 1] = p[1], q[3 * x + 2] = p[0]; /* BGR(X) to RGB */
+        }
+    }
+    free(row);
+    if (st) kc_image_free(img);
+    return st;
+}
+
 /* ---- color and size --------------------------------------------------------------------------- */
 
 static kc_status convert_channels(const char *path, kc_image *img, int want) {
@@ -319,11 +371,11 @@ kc_status kc_image_load(const char *path, int channels, int height, int width, k
     else if (got >= 2 && magic[0] == 'P' && magic[1] >= '2' && magic[1] <= '6' && magic[1] != '4')
         st = decode_pnm(path, f, out);
     else if (got >= 2 && magic[0] == 'B' && magic[1] == 'M')
-        st = kc_err(KC_EFORMAT, "%s: BMP images are not decoded by kerac (PNG, JPEG, PGM/PPM are)", path);
+        st = decode_bmp(path, f, out);
     else if (got >= 3 && !memcmp(magic, "GIF", 3))
-        st = kc_err(KC_EFORMAT, "%s: GIF images are not decoded by kerac (PNG, JPEG, PGM/PPM are)", path);
+        st = kc_err(KC_EFORMAT, "%s: GIF images are not decoded by kerac (PNG, JPEG, BMP, PGM/PPM are)", path);
     else
-        st = kc_err(KC_EFORMAT, "%s: not an image kerac decodes (PNG, JPEG, PGM/PPM)", path);
+        st = kc_err(KC_EFORMAT, "%s: not an image kerac decodes (PNG, JPEG, BMP, PGM/PPM)", path);
     fclose(f);
     if (st == KC_OK) st = convert_channels(path, out, channels);
     if (st == KC_OK && height) st = resize_bilinear(path, out, height, width);
