@@ -420,6 +420,13 @@ Test(folder, broken_image_named) {
     kc_dataset d;
     KC_EXPECT_ERR(kc_data_load(dir, &o, &d), KC_EFORMAT, p);
     cr_assert(d.x == NULL);
+    /* two bad files, decoded in parallel: the first in the dataset's order is named */
+    char p2[PATH_MAX];
+    write_text(path_in(p2, dir, "b/bad2.png"), "not a png either");
+    kc_data_opts unshuffled = {.image_height = 2, .image_width = 2, .shuffle = KC_ZERO};
+    for (int rep = 0; rep < 5; rep++)
+        KC_EXPECT_ERR(kc_data_load(dir, &unshuffled, &d), KC_EFORMAT, "b/bad.jpg: not a valid JPEG");
+    unlink(p2);
     unlink(p);
     KC_CHECK(kc_data_load(dir, &o, &d)); /* same size: the pixels exactly */
     cr_assert(d.count == 2 && d.num_classes == 2 && !memcmp(d.x, px, 12));

@@ -301,7 +301,7 @@ kc_status kc_image_folder_load(const char *dir, const kc_data_opts *opts, kc_dat
     if (!job.x || !y) st = kc_err_prefix(KC_ENOMEM, "image_dataset_from_directory");
     if (!st) {
         pthread_mutex_init(&job.lock, NULL);
-        kc_parallel_range(ix.count, 1, 1 << 16, decode_range, &job);
+        kc_parallel_range(ix.count, 1, 1 << 17, decode_range, &job); /* two images are worth it */
         pthread_mutex_destroy(&job.lock);
         if (job.bad >= 0) st = kc_err(job.st, "%s", job.msg);
     }
