@@ -425,7 +425,7 @@ Test(folder, broken_image_named) {
     write_text(path_in(p2, dir, "b/bad2.png"), "not a png either");
     kc_data_opts unshuffled = {.image_height = 2, .image_width = 2, .shuffle = KC_ZERO};
     for (int rep = 0; rep < 5; rep++)
-        KC_EXPECT_ERR(kc_data_load(dir, &unshuffled, &d), KC_EFORMAT, "b/bad.jpg: not a valid JPEG");
+        KC_EXPECT_ERR(kc_data_load(dir, &unshuffled, &d), KC_EFORMAT, "b/bad.jpg: not an image kerac decodes");
     unlink(p2);
     unlink(p);
     KC_CHECK(kc_data_load(dir, &o, &d)); /* same size: the pixels exactly */
