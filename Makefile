@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 CC ?= cc
 BUILD ?= build
 OPT ?= -O3 -march=native
-PKGS := openblas zlib libcurl libcrypto hdf5 libzip libcjson
+PKGS := openblas zlib libcurl libcrypto hdf5 libzip libcjson libpng libjpeg
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp-simd -fno-math-errno \
           -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))

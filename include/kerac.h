@@ -134,6 +134,94 @@ void kc_idx_free(kc_idx *idx);
  * checks their SHA-256 and only then moves them into the cache. */
 kc_status kc_mnist_load(const char *dir, kc_dataset *train, kc_dataset *test);
 
+/* ---- datasets from a SPEC string (src/data/spec.c, npy.c, csv.c, image.c, cifar.c) --------- */
+
+typedef struct {
+    /* CSV: the label column, by header name or 0-based index ("3", "-1" = last); NULL: a
+     * column named "label" if the header has one, else the last column */
+    const char *label_column;
+    int image_height, image_width; /* image folders: image_size; 0 = Keras's default 256x256 */
+    int channels;               /* images: color_mode: 1 grayscale, 3 rgb, 4 rgba; 0 = rgb */
+    /* the fraction held out, 0 = none. Image folders split as Keras's
+     * image_dataset_from_directory (the last int(split * n) files of the shuffled list are
+     * the validation set); the other SPECs as fit's validation_split (the last
+     * n - floor(n * (1 - split)) samples, unshuffled) */
+    double validation_split;
+    const char *subset;         /* "training" | "validation"; required with validation_split */
+    /* image folders: Keras's seed (NumPy's RandomState(seed): below 2^32). 0 = None (a random
+     * one; refused with validation_split and shuffling, as Keras), unless has_seed is set */
+    uint64_t seed;
+    int shuffle;                /* image folders: 0 -> True (Keras's default); KC_ZERO for False */
+    const char *cache_dir;      /* where downloads are cached; NULL = $KERAC_DATA, then the user
+                                 * cache ($XDG_CACHE_HOME or ~/.cache)/kerac */
+    int has_seed;               /* set with seed 0 to mean the seed 0 itself */
+} kc_data_opts;
+
+/* Loads a SPEC into a kc_dataset: x as stored (uint8 images stay uint8, x_scale 0), y as class
+ * indices (rank-0 y_shape, num_classes set) or float arrays. SPECs:
+ *   mnist, mnist:train, mnist:test          (kc_mnist_load's search path; with cache_dir:
+ *                                            kc_mnist_load(cache_dir), the files there only)
+ *   cifar10, cifar10:train, cifar10:test    (the CIFAR-10 binary version: x (32, 32, 3) uint8
+ *                                            channels last, y uint8; downloaded, MD5-verified
+ *                                            and cached as cifar10/cifar-10-binary.tar.gz)
+ *   DIR of IDX files (train-images-idx3-ubyte[.gz] and train-labels-...; DIR:test: t10k-*)
+ *   FILE.npy (x only), X.npy,Y.npy (x and y), FILE.npz (x/y or x_train/y_train; FILE.npz:test
+ *     -> x_test/y_test). dtypes u1 i4 i8 f4 f8 (either byte order), C order. x: u1 stays
+ *     uint8, f4 and f8 become float32, integers int32 (range-checked). y: 1-d integers become
+ *     class indices (int32, num_classes = max + 1), anything else float32 targets.
+ *   FILE.csv: a header line, then numbers; the label column (opts) becomes class indices
+ *     when every label is a whole number >= 0, else float targets; x float32 (columns)
+ *   DIR with one folder per class of .png .jpg .jpeg .bmp .pgm .ppm images (Keras's
+ *     image_dataset_from_directory; .gif is listed as Keras does, and refused naming the file
+ *     when read); x uint8 (height, width, channels) resized as Keras (rounded to uint8), y
+ *     int32
+ * An unknown SPEC or a missing file is an error naming it. */
+kc_status kc_data_load(const char *spec, const kc_data_opts *opts, kc_dataset *out);
+
+/* What a load found besides the arrays: the class names (image folders: the folder names;
+ * cifar10: Keras's label names; mnist: "0".."9"; others: none) and, for image folders, the
+ * file each sample came from, in the dataset's order. */
+typedef struct {
+    int num_classes;
+    char **class_names; /* num_classes names, or NULL */
+    int64_t count;
+    char **paths;       /* count paths, or NULL */
+} kc_data_info;
+kc_status kc_data_load_ex(const char *spec, const kc_data_opts *opts, kc_dataset *out,
+                          kc_data_info *info);
+void kc_data_info_free(kc_data_info *info);
+
+/* One .npy array as it is stored: dtype 'u1' 'i4' 'i8' 'f4' 'f8' (in the host's byte order
+ * after loading), C order. A float32 or uint8 array is read with one read into its final
+ * buffer. data: kc_free it (kc_npy_free). */
+typedef struct {
+    char dtype[4];
+    int rank;
+    int64_t shape[8];
+    int64_t size; /* elements */
+    void *data;
+} kc_npy;
+kc_status kc_npy_load(const char *path, kc_npy *out);
+/* the member name (without ".npy") of an .npz, stored or deflated */
+kc_status kc_npz_load(const char *path, const char *name, kc_npy *out);
+void kc_npy_free(kc_npy *a);
+
+/* images (src/data/image.c): PNG (libpng), JPEG (libjpeg-turbo), uncompressed 8/24/32-bit
+ * BMP, binary/ascii PGM/PPM (8-bit) */
+typedef struct {
+    int height, width, channels;
+    uint8_t *data; /* HWC, row-major */
+} kc_image;
+/* channels 0 keeps the file's (1, 3 or 4; gray+alpha becomes 4), 1 converts to grayscale
+ * (ITU-R 601 luma as PIL's "L": (19595 R + 38470 G + 7471 B + 2^15) >> 16), 3 to RGB
+ * (alpha dropped), 4 to RGBA; height/width 0 keep the size, else bilinear resize as Keras's
+ * image_dataset_from_directory (tf.image.resize: half-pixel centers, no antialias), rounded
+ * to the nearest uint8. A file that does not decode is an error naming it. */
+kc_status kc_image_load(const char *path, int channels, int height, int width, kc_image *out);
+/* 8-bit PNG of 1, 2, 3 or 4 channels; atomic: a temp file beside it, then rename */
+kc_status kc_image_save_png(const char *path, const kc_image *img);
+void kc_image_free(kc_image *img);
+
 /* ---- text and sequence data (src/data/sequence.c, text.c, npy.c) --------------------------- */
 
 /* Sequences of int32 of varying lengths (a ragged array), with optional labels: sequence i is

@@ -697,3 +697,203 @@ kc_status kc_npz_read_ints(const char *path, const char *name, int32_t **out, in
     if (!path || !name || !out || !count) return kc_err(KC_EINVAL, "kc_npz_read_ints: NULL argument");
     return npz_member(path, name, out, NULL, count);
 }
+
+/* ---- .npy arrays of numbers: kc_npy_load, kc_npz_load ------------------------------------------ */
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <zip.h>
+
+typedef struct {
+    FILE *file;
+    zip_file_t *zf;
+} npy_src;
+
+static int src_read(npy_src *s, void *buf, size_t n) {
+    if (s->file) return fread(buf, 1, n, s->file) == n ? 0 : -1;
+    uint8_t *p = buf;
+    while (n > 0) { /* zip_fread may return less than asked */
+        zip_int64_t r = zip_fread(s->zf, p, n);
+        if (r <= 0) return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static void swap_bytes(uint8_t *p, int64_t n, int width) {
+    for (int64_t i = 0; i < n; i++, p += width)
+        for (int a = 0, b = width - 1; a < b; a++, b--) {
+            uint8_t t = p[a];
+            p[a] = p[b];
+            p[b] = t;
+        }
+}
+
+/* total: the stream's size in bytes */
+static kc_status npy_read(const char *what, npy_src *s, uint64_t total, kc_npy *out) {
+    memset(out, 0, sizeof *out);
+    uint8_t pre[12];
+    if (total < 10 || src_read(s, pre, 10) || memcmp(pre, "\x93NUMPY", 6) != 0)
+        return kc_err(KC_EFORMAT, "%s: not a .npy array (no \\x93NUMPY magic)", what);
+    size_t hl, hs;
+    if (pre[6] == 1) hl = (size_t)pre[8] | (size_t)pre[9] << 8, hs = 10;
+    else if (pre[6] == 2 || pre[6] == 3) {
+        if (total < 12 || src_read(s, pre + 10, 2))
+            return kc_err(KC_EFORMAT, "%s: truncated .npy header", what);
+        hl = (size_t)read_le(pre + 8, 4, 0, 0), hs = 12;
+    } else {
+        return kc_err(KC_EFORMAT, "%s: .npy format version %d.%d is not one kerac reads", what,
+                      pre[6], pre[7]);
+    }
+    if (hl > total - hs || hl > (1u << 20)) return kc_err(KC_EFORMAT, "%s: truncated .npy header", what);
+    char *hdr = malloc(hl + 1);
+    if (!hdr) return kc_err(KC_ENOMEM, "%s: out of memory", what);
+    npy_header h;
+    kc_status st = src_read(s, hdr, hl) ? kc_err(KC_EFORMAT, "%s: truncated .npy header", what)
+                                        : parse_header(what, hdr, hl, &h);
+    free(hdr);
+    if (st) return st;
+    if (h.fortran)
+        return kc_err(KC_EFORMAT, "%s: the array is stored in Fortran order (fortran_order: True); "
+                      "kerac reads C order only: save np.ascontiguousarray(a)", what);
+    const char *d = h.descr;
+    int big = d[0] == '>';
+    if (d[0] == '<' || d[0] == '>' || d[0] == '|' || d[0] == '=') d++;
+    static const char *const ok[] = {"u1", "i4", "i8", "f4", "f8"};
+    int known = -1;
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(d, ok[i])) known = i;
+    if (known < 0)
+        return kc_err(KC_EFORMAT, "%s: dtype '%s' is not supported (kerac reads u1, i4, i8, f4, f8)",
+                      what, h.descr);
+    int width = d[1] - '0';
+    int64_t n = 1;
+    for (int i = 0; i < h.rank; i++) {
+        if (h.shape[i] > 0 && n > INT64_MAX / 16 / h.shape[i])
+            return kc_err(KC_EFORMAT, "%s: shape too large", what);
+        n *= h.shape[i];
+    }
+    uint64_t bytes = (uint64_t)n * (uint64_t)width;
+    if (bytes > total - hs - hl)
+        return kc_err(KC_EFORMAT, "%s: %" PRId64 " elements of %d bytes need %" PRIu64 " bytes, "
+                      "the file holds %" PRIu64 " after the header (truncated?)", what, n, width,
+                      bytes, total - hs - hl);
+    out->data = kc_alloc((size_t)bytes);
+    if (!out->data) return kc_err_prefix(KC_ENOMEM, "%s", what);
+    if (bytes >= ((uint64_t)4 << 20)) { /* huge pages for a big array, as NumPy asks: fewer faults */
+        uintptr_t lo = ((uintptr_t)out->data + 4095) & ~(uintptr_t)4095;
+        uintptr_t hi = ((uintptr_t)out->data + (size_t)bytes) & ~(uintptr_t)4095;
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    }
+    if (bytes && src_read(s, out->data, (size_t)bytes)) {
+        kc_npy_free(out);
+        return kc_err(KC_EIO, "%s: read error in the array's data", what);
+    }
+    if (big && width > 1) swap_bytes(out->data, n, width);
+    memcpy(out->dtype, d, 3);
+    out->rank = h.rank;
+    memcpy(out->shape, h.shape, sizeof h.shape);
+    out->size = n;
+    return KC_OK;
+}
+
+void kc_npy_free(kc_npy *a) {
+    if (!a) return;
+    kc_free(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+kc_status kc_npy_load(const char *path, kc_npy *out) {
+    if (!path || !out) return kc_err(KC_EINVAL, "kc_npy_load: needs a path and an output");
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) return kc_err(KC_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    kc_status st;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = kc_err(KC_EIO, "%s: not a regular file", path);
+    } else {
+        setvbuf(f, NULL, _IONBF, 0); /* the body goes straight into its buffer */
+        npy_src s = {f, NULL};
+        st = npy_read(path, &s, (uint64_t)sb.st_size, out);
+    }
+    fclose(f);
+    return st;
+}
+
+static kc_status npz_open(const char *path, zip_t **za) {
+    int err = 0;
+    *za = zip_open(path, ZIP_RDONLY, &err);
+    if (*za) return KC_OK;
+    zip_error_t ze;
+    zip_error_init_with_code(&ze, err);
+    kc_status st;
+    if (err == ZIP_ER_NOENT || err == ZIP_ER_OPEN || err == ZIP_ER_READ)
+        st = kc_err(KC_EIO, "%s: cannot open: %s", path, zip_error_strerror(&ze));
+    else
+        st = kc_err(KC_EFORMAT, "%s: not a valid .npz (zip) archive: %s", path, zip_error_strerror(&ze));
+    zip_error_fini(&ze);
+    return st;
+}
+
+static kc_status npz_member_load(const char *path, zip_t *za, const char *name, kc_npy *out) {
+    char member[256], what[PATH_MAX + 300];
+    if (snprintf(member, sizeof member, "%s.npy", name) >= (int)sizeof member)
+        return kc_err(KC_EINVAL, "%s: member name too long: %s", path, name);
+    snprintf(what, sizeof what, "%s: %s", path, member);
+    zip_stat_t sb;
+    if (zip_stat(za, member, 0, &sb) < 0 || !(sb.valid & ZIP_STAT_SIZE))
+        return kc_err(KC_EFORMAT, "%s: the archive has no %s", path, member);
+    zip_file_t *zf = zip_fopen(za, member, 0);
+    if (!zf) return kc_err(KC_EFORMAT, "%s: cannot open %s in the archive: %s", path, member, zip_strerror(za));
+    npy_src s = {NULL, zf};
+    kc_status st = npy_read(what, &s, sb.size, out);
+    zip_fclose(zf);
+    return st;
+}
+
+kc_status kc_npz_load(const char *path, const char *name, kc_npy *out) {
+    if (!path || !name || !out) return kc_err(KC_EINVAL, "kc_npz_load: needs a path, a name and an output");
+    memset(out, 0, sizeof *out);
+    zip_t *za;
+    kc_status st = npz_open(path, &za);
+    if (st) return st;
+    st = npz_member_load(path, za, name, out);
+    zip_discard(za);
+    return st;
+}
+
+/* x and y of an .npz: the first of names[] (pairs) whose x member exists */
+kc_status kc_npz_load_pair(const char *path, const char *const *names, int n_pairs, kc_npy *x,
+                           kc_npy *y, int *has_y) {
+    memset(x, 0, sizeof *x);
+    memset(y, 0, sizeof *y);
+    *has_y = 0;
+    zip_t *za;
+    kc_status st = npz_open(path, &za);
+    if (st) return st;
+    int found = -1;
+    char member[256];
+    for (int i = 0; i < n_pairs && found < 0; i++) {
+        snprintf(member, sizeof member, "%s.npy", names[2 * i]);
+        if (zip_name_locate(za, member, 0) >= 0) found = i;
+    }
+    if (found < 0) {
+        st = kc_err(KC_EFORMAT, "%s: the archive has none of %s.npy%s%s%s", path, names[0],
+                    n_pairs > 1 ? ", " : "", n_pairs > 1 ? names[2] : "", n_pairs > 1 ? ".npy" : "");
+    } else {
+        st = npz_member_load(path, za, names[2 * found], x);
+        snprintf(member, sizeof member, "%s.npy", names[2 * found + 1]);
+        if (!st && zip_name_locate(za, member, 0) >= 0) {
+            st = npz_member_load(path, za, names[2 * found + 1], y);
+            *has_y = !st;
+        }
+        if (st) {
+            kc_npy_free(x);
+            kc_npy_free(y);
+        }
+    }
+    zip_discard(za);
+    return st;
+}

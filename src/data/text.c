@@ -598,6 +598,7 @@ static kc_status walk_dirs(const char *top, int follow, strlist *roots) {
         struct dirent *e;
         while ((e = readdir(d))) {
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            if (e->d_type == DT_REG) continue; /* a plain file: no stat needed to know */
             char *p = join(roots->items[r], e->d_name);
             if (!p) {
                 closedir(d);
@@ -626,7 +627,8 @@ static kc_status walk_dirs(const char *top, int follow, strlist *roots) {
 }
 
 /* the .txt files of one class folder, in Keras's order: folders sorted by path, files by name */
-static kc_status class_files(const char *dirpath, int follow, strlist *files) {
+static kc_status class_files(const char *dirpath, int follow, int (*allowed)(const char *name),
+                             strlist *files) {
     strlist roots = {0};
     kc_status st = walk_dirs(dirpath, follow, &roots);
     if (!st && roots.n > 2) qsort(roots.items + 1, (size_t)(roots.n - 1), sizeof(char *), cmp_str);
@@ -636,12 +638,14 @@ static kc_status class_files(const char *dirpath, int follow, strlist *files) {
         strlist names = {0};
         struct dirent *e;
         while ((e = readdir(d)) && !st) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !ends_txt(e->d_name)) continue;
-            char *p = join(roots.items[r], e->d_name);
-            struct stat sb;
-            int is_dir = p && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-            free(p);
-            if (is_dir) continue;
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !allowed(e->d_name)) continue;
+            if (e->d_type != DT_REG) { /* a link or an unknown type: stat says */
+                char *p = join(roots.items[r], e->d_name);
+                struct stat sb;
+                int is_dir = p && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+                free(p);
+                if (is_dir) continue;
+            }
             if (sl_add(&names, strdup(e->d_name))) st = kc_err(KC_ENOMEM, "out of memory");
         }
         closedir(d);
@@ -669,6 +673,124 @@ void kc_text_files_free(kc_text_files *tf) {
     free(tf->onehot);
     free(tf->class_names);
     memset(tf, 0, sizeof *tf);
+}
+
+kc_status kc_index_directory(const char *directory, const char *what,
+                             const char *const *class_names, int num_class_names,
+                             int (*allowed)(const char *name), int follow, int shuffle,
+                             uint32_t seed, double split, int subset, kc_dir_index *out) {
+    memset(out, 0, sizeof *out);
+    struct stat sb;
+    if (stat(directory, &sb) != 0)
+        return kc_err(KC_EIO, "%s: cannot use directory %s: %s", what, directory, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return kc_err(KC_EIO, "%s: %s is not a directory", what, directory);
+    strlist subdirs = {0}, files = {0};
+    int32_t *labels = NULL;
+    int64_t *perm = NULL;
+    kc_status st = KC_OK;
+    DIR *d = opendir(directory);
+    if (!d) return kc_err(KC_EIO, "%s: cannot list: %s", directory, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) && !st) {
+        if (e->d_name[0] == '.') continue; /* ., .. and hidden folders */
+        char *p = join(directory, e->d_name);
+        struct stat s2;
+        int is_dir = p && stat(p, &s2) == 0 && S_ISDIR(s2.st_mode);
+        free(p);
+        if (is_dir && sl_add(&subdirs, strdup(e->d_name))) st = kc_err(KC_ENOMEM, "out of memory");
+    }
+    closedir(d);
+    if (!st && subdirs.n > 1) qsort(subdirs.items, (size_t)subdirs.n, sizeof(char *), cmp_str);
+    if (!st && class_names) {
+        strlist given = {0};
+        for (int i = 0; i < num_class_names && !st; i++) {
+            const char *c = class_names[i];
+            int found = 0;
+            for (int64_t j = 0; c && j < subdirs.n && !found; j++) found = !strcmp(subdirs.items[j], c);
+            if (!found)
+                st = kc_err(KC_EINVAL, "%s: class_names[%d] \"%s\" is not a folder of %s", what, i,
+                            c ? c : "(null)", directory);
+            else if (sl_add(&given, strdup(c))) st = kc_err(KC_ENOMEM, "out of memory");
+        }
+        sl_free(&subdirs);
+        subdirs = given;
+    }
+    strlist lab = {0}; /* labels as they are collected */
+    for (int64_t c = 0; c < subdirs.n && !st; c++) {
+        char *dirpath = join(directory, subdirs.items[c]);
+        if (!dirpath) {
+            st = kc_err(KC_ENOMEM, "out of memory");
+            break;
+        }
+        int64_t before = files.n;
+        st = class_files(dirpath, follow, allowed, &files);
+        if (!st && files.n == before) kc_warn("%s: class folder %s holds no file of an allowed format", what, dirpath);
+        free(dirpath);
+        for (int64_t i = before; i < files.n && !st; i++) {
+            char *tag = malloc(sizeof(int64_t));
+            if (tag) memcpy(tag, &c, sizeof c);
+            if (sl_add(&lab, tag)) st = kc_err(KC_ENOMEM, "out of memory");
+        }
+    }
+    int64_t n = files.n;
+    if (!st) {
+        labels = malloc((size_t)(n ? n : 1) * sizeof *labels);
+        perm = malloc((size_t)(n ? n : 1) * sizeof *perm);
+        if (!labels || !perm) st = kc_err(KC_ENOMEM, "out of memory");
+    }
+    if (!st) {
+        for (int64_t i = 0; i < n; i++) {
+            int64_t c;
+            memcpy(&c, lab.items[i], sizeof c);
+            labels[i] = (int32_t)c;
+            perm[i] = i;
+        }
+        if (shuffle) kc_numpy_shuffled_range(seed, perm, n);
+    }
+    sl_free(&lab);
+    int64_t from = 0, to = n;
+    if (!st && split) { /* Keras: samples[:-k] and samples[-k:], with k = int(split * n) */
+        int64_t k = (int64_t)(split * (double)n);
+        if (subset == 0) to = k ? n - k : 0;
+        else from = k ? n - k : 0;
+    }
+    out->total = n;
+    int64_t m = to - from;
+    if (!st) {
+        out->paths = calloc((size_t)(m ? m : 1), sizeof(char *));
+        out->labels = malloc((size_t)(m ? m : 1) * sizeof(int32_t));
+        out->class_names = calloc((size_t)(subdirs.n ? subdirs.n : 1), sizeof(char *));
+        if (!out->paths || !out->labels || !out->class_names) st = kc_err(KC_ENOMEM, "out of memory");
+    }
+    if (!st) {
+        out->count = m;
+        out->num_classes = (int)subdirs.n;
+        for (int64_t c = 0; c < subdirs.n; c++) out->class_names[c] = subdirs.items[c];
+        free(subdirs.items);
+        subdirs = (strlist){0};
+        for (int64_t i = 0; i < m; i++) {
+            int64_t src = perm[from + i];
+            out->paths[i] = files.items[src];
+            files.items[src] = NULL;
+            out->labels[i] = labels[src];
+        }
+    }
+    if (st) kc_dir_index_free(out);
+    sl_free(&subdirs);
+    sl_free(&files);
+    free(labels);
+    free(perm);
+    return st;
+}
+
+void kc_dir_index_free(kc_dir_index *ix) {
+    if (!ix) return;
+    for (int64_t i = 0; ix->paths && i < ix->count; i++) free(ix->paths[i]);
+    for (int i = 0; ix->class_names && i < ix->num_classes; i++) free(ix->class_names[i]);
+    free(ix->paths);
+    free(ix->labels);
+    free(ix->class_names);
+    memset(ix, 0, sizeof *ix);
 }
 
 kc_status kc_text_dataset_from_directory(const char *directory, const kc_text_dir_opts *opts,
@@ -700,120 +822,44 @@ kc_status kc_text_dataset_from_directory(const char *directory, const kc_text_di
         return kc_err(KC_EINVAL, "text_dataset_from_directory: with validation_split and "
                       "shuffling, give a seed, so that the training and validation subsets do not "
                       "overlap");
-    struct stat sb;
-    if (stat(directory, &sb) != 0)
-        return kc_err(KC_EIO, "text_dataset_from_directory: cannot use directory %s: %s", directory,
-                      strerror(errno));
-    if (!S_ISDIR(sb.st_mode))
-        return kc_err(KC_EIO, "text_dataset_from_directory: %s is not a directory", directory);
-
-    strlist subdirs = {0}, files = {0};
-    int32_t *labels = NULL;
-    int64_t *perm = NULL;
-    kc_status st = KC_OK;
-    DIR *d = opendir(directory);
-    if (!d) return kc_err(KC_EIO, "%s: cannot list: %s", directory, strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d)) && !st) {
-        if (e->d_name[0] == '.') continue; /* ., .. and hidden folders */
-        char *p = join(directory, e->d_name);
-        struct stat s2;
-        int is_dir = p && stat(p, &s2) == 0 && S_ISDIR(s2.st_mode);
-        free(p);
-        if (is_dir && sl_add(&subdirs, strdup(e->d_name))) st = kc_err(KC_ENOMEM, "out of memory");
-    }
-    closedir(d);
-    if (!st && subdirs.n > 1) qsort(subdirs.items, (size_t)subdirs.n, sizeof(char *), cmp_str);
-    if (!st && opts->class_names) {
-        strlist given = {0};
-        for (int i = 0; i < opts->num_class_names && !st; i++) {
-            const char *c = opts->class_names[i];
-            int found = 0;
-            for (int64_t j = 0; c && j < subdirs.n && !found; j++) found = !strcmp(subdirs.items[j], c);
-            if (!found)
-                st = kc_err(KC_EINVAL, "text_dataset_from_directory: class_names[%d] \"%s\" is not "
-                            "a folder of %s", i, c ? c : "(null)", directory);
-            else if (sl_add(&given, strdup(c))) st = kc_err(KC_ENOMEM, "out of memory");
-        }
-        sl_free(&subdirs);
-        subdirs = given;
-    }
-    if (!st && lm == 2 && subdirs.n != 2)
+    kc_dir_index ix;
+    kc_status st = kc_index_directory(
+        directory, "text_dataset_from_directory", opts->class_names, opts->num_class_names,
+        ends_txt, opts->follow_links, shuffle,
+        opts->has_seed ? opts->seed : (uint32_t)(kc_default_seed() % 1000000), split, subset, &ix);
+    if (st) return st;
+    if (lm == 2 && ix.num_classes != 2)
         st = kc_err(KC_EINVAL, "text_dataset_from_directory: label_mode \"binary\" needs exactly 2 "
-                    "classes, found %" PRId64, subdirs.n);
-    strlist lab = {0}; /* labels as they are collected */
-    for (int64_t c = 0; c < subdirs.n && !st; c++) {
-        char *dirpath = join(directory, subdirs.items[c]);
-        if (!dirpath) {
-            st = kc_err(KC_ENOMEM, "out of memory");
-            break;
-        }
-        int64_t before = files.n;
-        st = class_files(dirpath, opts->follow_links, &files);
-        if (!st && files.n == before)
-            kc_warn("text_dataset_from_directory: class folder %s holds no .txt file", dirpath);
-        free(dirpath);
-        for (int64_t i = before; i < files.n && !st; i++) {
-            char *tag = malloc(sizeof(int64_t));
-            if (tag) memcpy(tag, &c, sizeof c);
-            if (sl_add(&lab, tag)) st = kc_err(KC_ENOMEM, "out of memory");
-        }
-    }
-    int64_t n = files.n;
-    if (!st) {
-        labels = malloc((size_t)(n ? n : 1) * sizeof *labels);
-        perm = malloc((size_t)(n ? n : 1) * sizeof *perm);
-        if (!labels || !perm) st = kc_err(KC_ENOMEM, "out of memory");
-    }
-    if (!st) {
-        for (int64_t i = 0; i < n; i++) {
-            int64_t c;
-            memcpy(&c, lab.items[i], sizeof c);
-            labels[i] = (int32_t)c;
-            perm[i] = i;
-        }
-        if (shuffle)
-            kc_numpy_shuffled_range(opts->has_seed ? opts->seed : (uint32_t)(kc_default_seed() % 1000000),
-                                    perm, n);
-    }
-    sl_free(&lab);
-    int64_t from = 0, to = n;
-    if (!st && split) { /* Keras: samples[:-k] and samples[-k:], with k = int(split * n) */
-        int64_t k = (int64_t)(split * (double)n);
-        if (subset == 0) to = k ? n - k : 0;
-        else from = k ? n - k : 0;
-    }
-    if (!st && to == from)
+                    "classes, found %d", ix.num_classes);
+    if (!st && ix.count == 0)
         st = kc_err(KC_EINVAL, "text_dataset_from_directory: no text files found in directory %s%s "
                     "(allowed format: .txt)", directory,
-                    n ? (subset == 0 ? " for training" : " for validation") : "");
-    int64_t m = to - from;
+                    ix.total ? (subset == 0 ? " for training" : " for validation") : "");
+    int64_t m = ix.count;
     if (!st) {
         out->texts = calloc((size_t)m, sizeof(char *));
-        out->paths = calloc((size_t)m, sizeof(char *));
         out->lengths = calloc((size_t)m, sizeof(int64_t));
-        out->labels = malloc((size_t)m * sizeof(int32_t));
-        out->class_names = calloc((size_t)(subdirs.n ? subdirs.n : 1), sizeof(char *));
-        if (lm == 1) out->onehot = calloc((size_t)(m * subdirs.n), sizeof(float));
-        if (!out->texts || !out->paths || !out->lengths || !out->labels || !out->class_names ||
-            (lm == 1 && !out->onehot))
+        if (lm == 1) out->onehot = calloc((size_t)(m * ix.num_classes), sizeof(float));
+        if (!out->texts || !out->lengths || (lm == 1 && !out->onehot))
             st = kc_err(KC_ENOMEM, "out of memory");
     }
-    if (!st) {
-        out->count = m;
-        out->num_classes = (int)subdirs.n;
-        for (int64_t c = 0; c < subdirs.n; c++) out->class_names[c] = subdirs.items[c];
-        free(subdirs.items);
-        subdirs = (strlist){0};
+    if (st) {
+        free(out->texts);
+        free(out->lengths);
+        free(out->onehot);
+        memset(out, 0, sizeof *out);
+        kc_dir_index_free(&ix);
+        return st;
     }
+    out->count = m;
+    out->num_classes = ix.num_classes;
+    out->paths = ix.paths;
+    out->labels = ix.labels;
+    out->class_names = ix.class_names;
     for (int64_t i = 0; i < m && !st; i++) {
-        int64_t src = perm[from + i];
         uint8_t *text;
         size_t size;
-        out->paths[i] = files.items[src];
-        files.items[src] = NULL;
-        out->labels[i] = labels[src];
-        if (out->onehot) out->onehot[i * out->num_classes + labels[src]] = 1.0f;
+        if (out->onehot) out->onehot[i * out->num_classes + out->labels[i]] = 1.0f;
         st = kc_read_whole_file(out->paths[i], (size_t)1 << 32, &text, &size);
         if (st) break;
         if (opts->max_length > 0 && size > (uint64_t)opts->max_length) {
@@ -824,9 +870,5 @@ kc_status kc_text_dataset_from_directory(const char *directory, const kc_text_di
         out->lengths[i] = (int64_t)size;
     }
     if (st) kc_text_files_free(out);
-    sl_free(&subdirs);
-    sl_free(&files);
-    free(labels);
-    free(perm);
     return st;
 }

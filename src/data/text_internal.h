@@ -46,4 +46,27 @@ kc_status kc_read_whole_file(const char *path, size_t max_size, uint8_t **out, s
 /* the options tv was made with (strings: static names) */
 void kc_text_vectorization_options(const kc_text_vectorization *tv, kc_text_vectorization_opts *o);
 
+/* keras's dataset_utils.index_directory + get_training_or_validation_split: the class folders
+ * of directory (sorted, hidden skipped, or class_names in that order), each one's files that
+ * allowed(name) accepts, folders walked recursively in Keras's order; shuffled as NumPy's
+ * RandomState(seed) when shuffle; split: the last int(split * n) files are the validation set
+ * (subset 1), the others training (subset 0). total: the files before the split. */
+typedef struct {
+    int64_t count, total;
+    char **paths;
+    int32_t *labels;
+    char **class_names;
+    int num_classes;
+} kc_dir_index;
+kc_status kc_index_directory(const char *directory, const char *what,
+                             const char *const *class_names, int num_class_names,
+                             int (*allowed)(const char *name), int follow, int shuffle,
+                             uint32_t seed, double split, int subset, kc_dir_index *out);
+void kc_dir_index_free(kc_dir_index *ix);
+
+/* x and y of an .npz: names[2i], names[2i+1] for the first i whose x member exists; y is
+ * left empty (*has_y 0) when its member is absent */
+kc_status kc_npz_load_pair(const char *path, const char *const *names, int n_pairs, kc_npy *x,
+                           kc_npy *y, int *has_y);
+
 #endif
