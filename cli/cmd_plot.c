@@ -131,7 +131,7 @@ static int model_and_data(const char *cmd, const plot_args *a, kc_model **m, kc_
     *m = NULL;
     memset(ds, 0, sizeof *ds);
     if (cli_load_model(cmd, a->model, m, &builtin)) return CLI_FAIL;
-    if (cli_load_data(a->data, NULL, ds, err, sizeof err)) {
+    if (cli_read_data(a->data, *m, ds, err, sizeof err)) {
         cli_fail(cmd, "--data: %s", err);
         goto fail;
     }
@@ -249,7 +249,7 @@ int cmd_show(int argc, char **argv) {
     if (a.model) {
         if (model_and_data(cmd, &a, &m, &ds)) return CLI_FAIL;
     } else {
-        if (cli_load_data(a.data, NULL, &ds, err, sizeof err)) return cli_fail(cmd, "%s", err);
+        if (cli_read_data(a.data, NULL, &ds, err, sizeof err)) return cli_fail(cmd, "%s", err);
         cli_data_limit(&ds, a.limit);
     }
     rc = CLI_FAIL;

@@ -14,8 +14,10 @@ static const char help[] =
     "usage: kerac predict MODEL INPUT... [options]\n"
     "Prints one line per input sample: its name, the predicted class and its probability.\n"
     "INPUT: a .npy array (one sample per row: (N, 784), (N, 28, 28), ...; uint8 is scaled by\n"
-    "1/255) or a .csv file (one sample per line, numbers separated by commas; a first line\n"
-    "that is not numbers is a header). Samples are reshaped to the model's input shape.\n"
+    "1/255), a .csv file (one sample per line, numbers separated by commas; a first line\n"
+    "that is not numbers is a header), or an image (.png, .jpg, .pgm, .ppm, .bmp: converted\n"
+    "to the model's input, grayscale or RGB, resized as Keras's image_dataset_from_directory,\n"
+    "scaled by 1/255). Samples are reshaped to the model's input shape.\n"
     "  --top K          the K most probable classes, as class:probability pairs\n"
     "  --output FILE    also write every probability: FILE.npy (float32, (N, classes)) or\n"
     "                   FILE.csv (a row per sample)\n"
@@ -35,95 +37,35 @@ static int fail_input(const char *path, char *err, size_t errlen, const char *wh
     return -1;
 }
 
-/* numpy .npy: version 1-3 header, little-endian f4, f8, u1, i1, i4, i8, C order */
+/* numpy .npy through the library's kc_npy_load (u1, i4, i8, f4, f8; C order): rank 1 is one
+ * sample, else shape[0] samples */
 static int read_npy(const char *path, samples *s, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno)), -1;
-    unsigned char magic[10];
-    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, "\x93NUMPY", 6)) {
-        fclose(f);
-        return fail_input(path, err, errlen, "not a .npy file");
+    kc_npy a;
+    if (kc_npy_load(path, &a) != KC_OK) {
+        snprintf(err, errlen, "%s", kc_last_error());
+        return -1;
     }
-    size_t hlen;
-    if (magic[6] == 1) {
-        if (fread(magic, 1, 2, f) != 2) goto bad;
-        hlen = magic[0] | (size_t)magic[1] << 8;
-    } else {
-        if (fread(magic, 1, 4, f) != 4) goto bad;
-        hlen = magic[0] | (size_t)magic[1] << 8 | (size_t)magic[2] << 16 | (size_t)magic[3] << 24;
+    s->n = a.rank > 1 ? a.shape[0] : 1;
+    s->size = s->n ? a.size / s->n : 0;
+    s->bytes = !strcmp(a.dtype, "u1");
+    s->x = malloc(sizeof(float) * (size_t)(a.size ? a.size : 1));
+    if (!s->x) {
+        kc_npy_free(&a);
+        return fail_input(path, err, errlen, "out of memory");
     }
-    if (hlen > 1 << 20) goto bad;
-    char *h = malloc(hlen + 1);
-    if (!h || fread(h, 1, hlen, f) != hlen) {
-        free(h);
-        goto bad;
-    }
-    h[hlen] = 0;
-    char descr[8] = "";
-    const char *d = strstr(h, "'descr'"), *sh = strstr(h, "'shape'");
-    int fortran = strstr(h, "'fortran_order': True") != NULL;
-    if (d) sscanf(strchr(d + 7, '\'') ? strchr(d + 7, '\'') + 1 : "", "%7[^']", descr);
-    int64_t dims[8], rank = 0;
-    if (sh && (sh = strchr(sh, '('))) {
-        sh++;
-        while (rank < 8) {
-            while (*sh == ' ' || *sh == ',') sh++;
-            if (!isdigit((unsigned char)*sh)) break;
-            dims[rank++] = strtoll(sh, (char **)&sh, 10);
-        }
-    }
-    free(h);
-    int width = 0, kind = 0; /* kind: 'f', 'u', 'i' */
-    if (strlen(descr) == 3 && (descr[0] == '<' || descr[0] == '|') &&
-        strchr("fui", descr[1]))
-        kind = descr[1], width = descr[2] - '0';
-    if (!sh || fortran || !kind || !((kind == 'f' && (width == 4 || width == 8)) ||
-                                     (kind != 'f' && (width == 1 || width == 4 || width == 8)))) {
-        fclose(f);
-        return fail_input(path, err, errlen,
-                          "unsupported .npy (needs a C-order float32, float64, uint8, int8, "
-                          "int32 or int64 array)");
-    }
-    s->n = rank ? dims[0] : 1;
-    s->size = 1;
-    for (int i = 1; i < rank; i++) s->size *= dims[i];
-    s->bytes = kind == 'u' && width == 1;
-    int64_t total = s->n * s->size;
-    s->x = malloc((size_t)(total ? total : 1) * sizeof(float));
-    unsigned char *raw = malloc((size_t)(total ? total : 1) * width);
-    if (!s->x || !raw || fread(raw, (size_t)width, (size_t)total, f) != (size_t)total) {
-        free(raw);
+    for (int64_t i = 0; i < a.size; i++)
+        s->x[i] = s->bytes                     ? (float)((const uint8_t *)a.data)[i]
+                  : !strcmp(a.dtype, "f4")     ? ((const float *)a.data)[i]
+                  : !strcmp(a.dtype, "f8")     ? (float)((const double *)a.data)[i]
+                  : !strcmp(a.dtype, "i4")     ? (float)((const int32_t *)a.data)[i]
+                                               : (float)((const int64_t *)a.data)[i];
+    kc_npy_free(&a);
+    if (s->n == 0) {
         free(s->x);
         s->x = NULL;
-        fclose(f);
-        return fail_input(path, err, errlen, "truncated .npy data");
+        return fail_input(path, err, errlen, "no samples");
     }
-    fclose(f);
-    for (int64_t i = 0; i < total; i++) {
-        const unsigned char *p = raw + i * width;
-        float v;
-        if (kind == 'f' && width == 4) memcpy(&v, p, 4);
-        else if (kind == 'f') {
-            double dv;
-            memcpy(&dv, p, 8);
-            v = (float)dv;
-        } else if (width == 1) v = kind == 'u' ? (float)p[0] : (float)(int8_t)p[0];
-        else if (width == 4) {
-            int32_t iv;
-            memcpy(&iv, p, 4);
-            v = kind == 'u' ? (float)(uint32_t)iv : (float)iv;
-        } else {
-            int64_t iv;
-            memcpy(&iv, p, 8);
-            v = kind == 'u' ? (float)(uint64_t)iv : (float)iv;
-        }
-        s->x[i] = v;
-    }
-    free(raw);
     return 0;
-bad:
-    fclose(f);
-    return fail_input(path, err, errlen, "bad .npy header");
 }
 
 /* CSV: one sample a line, numbers separated by commas (or spaces, semicolons, tabs) */
@@ -192,30 +134,61 @@ fail:
     return -1;
 }
 
-/* MERGE: images (PNG, JPEG, PGM) come from kc_image_load; fill in this one function */
-static int read_image(const char *path, samples *s, char *err, size_t errlen) {
-    (void)s;
-    snprintf(err, errlen, "%s: image inputs are not supported by this build (give a .npy or "
-                          ".csv file)", path);
-    return -1;
+/* an image file as one sample of the model's input: (h, w, 1) grayscale or (h, w, 3) RGB,
+ * (h, w) grayscale, or a flat square of gray pixels (784 = 28 x 28), resized as Keras's
+ * image_dataset_from_directory does (kc_image_load) */
+static int read_image(const char *path, kc_shape in, samples *s, char *err, size_t errlen) {
+    int h = 0, w = 0, c = 0;
+    if (in.rank == 3 && (in.dims[2] == 1 || in.dims[2] == 3 || in.dims[2] == 4))
+        h = (int)in.dims[0], w = (int)in.dims[1], c = (int)in.dims[2];
+    else if (in.rank == 2) h = (int)in.dims[0], w = (int)in.dims[1], c = 1;
+    else if (in.rank == 1) {
+        int side = 1;
+        while ((int64_t)(side + 1) * (side + 1) <= in.dims[0]) side++;
+        if ((int64_t)side * side == in.dims[0]) h = w = side, c = 1;
+    }
+    if (h <= 0 || w <= 0) {
+        char b[64];
+        snprintf(err, errlen, "%s: the model's input %s is not a picture (height, width[, "
+                              "channels]) to put an image into", path,
+                 kc_shape_str(in, b, sizeof b));
+        return -1;
+    }
+    kc_image img;
+    if (kc_image_load(path, c, h, w, &img) != KC_OK) {
+        snprintf(err, errlen, "%s", kc_last_error());
+        return -1;
+    }
+    s->n = 1;
+    s->size = (int64_t)h * w * c;
+    s->bytes = 1;
+    s->x = malloc(sizeof(float) * (size_t)s->size);
+    if (!s->x) {
+        kc_image_free(&img);
+        return fail_input(path, err, errlen, "out of memory");
+    }
+    for (int64_t i = 0; i < s->size; i++) s->x[i] = img.data[i];
+    kc_image_free(&img);
+    return 0;
 }
 
 static int is_image(const char *path) {
-    const char *ext[] = {".png", ".PNG", ".jpg", ".JPG", ".jpeg", ".JPEG", ".pgm", ".PGM"};
+    const char *ext[] = {".png", ".PNG", ".jpg", ".JPG", ".jpeg", ".JPEG", ".pgm", ".PGM",
+                         ".ppm", ".PPM", ".bmp", ".BMP"};
     for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
         if (cli_ends_with(path, ext[i])) return 1;
     return 0;
 }
 
-static int read_input(const char *path, samples *s, char *err, size_t errlen) {
+static int read_input(const char *path, kc_shape in, samples *s, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     if (cli_ends_with(path, ".npy")) return read_npy(path, s, err, errlen);
     if (cli_ends_with(path, ".csv") || cli_ends_with(path, ".txt"))
         return read_csv(path, s, err, errlen);
-    if (is_image(path)) return read_image(path, s, err, errlen);
+    if (is_image(path)) return read_image(path, in, s, err, errlen);
     if (access(path, R_OK) != 0)
         return snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno)), -1;
-    return fail_input(path, err, errlen, "unknown input type (give a .npy or .csv file)");
+    return fail_input(path, err, errlen, "unknown input type (give a .npy, .csv or image file)");
 }
 
 static int write_output(const char *cmd, const char *path, const float *p, int64_t n, int64_t c) {
@@ -290,7 +263,7 @@ int cmd_predict(int argc, char **argv) {
     char err[1024];
     for (int f = 0; f < n_inputs; f++) {
         samples s;
-        if (read_input(inputs[f], &s, err, sizeof err)) {
+        if (read_input(inputs[f], in, &s, err, sizeof err)) {
             cli_fail(cmd, "%s", err);
             goto done;
         }

@@ -131,7 +131,7 @@ int cmd_train(int argc, char **argv) {
     kc_callback *cbs[5];
     int ncb = 0;
 
-    if (cli_load_data(data, NULL, &train, err, sizeof err)) {
+    if (cli_read_data(data, m, &train, err, sizeof err)) {
         cli_fail(cmd, "--data: %s", err);
         goto done;
     }
@@ -275,7 +275,7 @@ int cmd_evaluate(int argc, char **argv) {
     int rc = CLI_FAIL;
     char err[1024];
     kc_dataset ds = {0};
-    if (cli_load_data(data, NULL, &ds, err, sizeof err)) {
+    if (cli_read_data(data, m, &ds, err, sizeof err)) {
         cli_fail(cmd, "--data: %s", err);
         goto done;
     }

@@ -56,8 +56,12 @@ int cli_optimizer_known(const char *name);
 extern const char cli_optimizer_names[];
 
 /* ---- data (cli/data.c) ---- */
-/* Loads data SPEC (mnist, mnist:train, mnist:test for now) into out; with model (compiled),
- * also makes it fit the model: cli_data_fit_model. 0, or -1 with a message in err. */
+/* Reads data SPEC (kc_data_load: mnist, mnist:test, cifar10, IDX folders, X.npy[,Y.npy],
+ * .npz[:test], .csv[:LABEL], image folders); model (optional) gives image folders their size and
+ * color mode. 0, or -1 with a message in err. */
+int cli_read_data(const char *spec, const kc_model *model, kc_dataset *out, char *err,
+                  size_t errlen);
+/* cli_read_data, then with model (compiled) makes it fit the model: cli_data_fit_model */
 int cli_load_data(const char *spec, const kc_model *model, kc_dataset *out, char *err,
                   size_t errlen);
 /* x reshaped to the model's input shape, uint8 scaled by 1/255, class-index labels one-hot

@@ -1,29 +1,34 @@
-/* data.c: data SPECs for the kerac program, and making a dataset fit a model.
- *
- * MERGE NOTE: read_spec is the one place that parses a SPEC; it will become a call of the
- * library's kc_data_load(spec, opts, out) (mnist, mnist:test, cifar10, IDX folders, .npy/.npz,
- * CSV, image folders). cli_data_fit_model (shape, scaling, labels) stays. */
+/* data.c: data SPECs for the kerac program (the library's kc_data_load: mnist, cifar10, IDX
+ * folders, .npy/.npz, CSV, image folders), and making a dataset fit a model. */
 #include <stdio.h>
 #include <string.h>
 
 #include "common.h"
 
-static int read_spec(const char *spec, kc_dataset *out, char *err, size_t errlen) {
-    int test = 0;
-    if (!strcmp(spec, "mnist") || !strcmp(spec, "mnist:train")) test = 0;
-    else if (!strcmp(spec, "mnist:test")) test = 1;
-    else {
-        snprintf(err, errlen, "unknown data SPEC '%s' (this build knows mnist, mnist:train, "
-                              "mnist:test)", spec);
+/* SPEC through kc_data_load; with a model, image folders are read at its input's size and
+ * color mode: (h, w, 1) grayscale, (h, w, 3) RGB, as a Keras user passes image_size and
+ * color_mode to image_dataset_from_directory for the model they train */
+int cli_read_data(const char *spec, const kc_model *model, kc_dataset *out, char *err,
+                  size_t errlen) {
+    kc_data_opts o = {0};
+    if (model) {
+        kc_shape in = kc_input_shape(model);
+        if (in.rank == 3 && in.dims[0] > 0 && in.dims[1] > 0 &&
+            (in.dims[2] == 1 || in.dims[2] == 3 || in.dims[2] == 4)) {
+            o.image_height = (int)in.dims[0], o.image_width = (int)in.dims[1];
+            o.channels = (int)in.dims[2];
+        } else if (in.rank == 2 && in.dims[0] > 0 && in.dims[1] > 0) { /* (28, 28) */
+            o.image_height = (int)in.dims[0], o.image_width = (int)in.dims[1], o.channels = 1;
+        } else if (in.rank == 1) { /* 784: a flattened square of gray pixels */
+            int side = 1;
+            while ((int64_t)(side + 1) * (side + 1) <= in.dims[0]) side++;
+            if ((int64_t)side * side == in.dims[0]) o.image_height = o.image_width = side, o.channels = 1;
+        }
+    }
+    if (kc_data_load(spec, &o, out) != KC_OK) {
+        snprintf(err, errlen, "%s", kc_last_error());
         return -1;
     }
-    kc_dataset train, testset;
-    if (kc_mnist_load(NULL, &train, &testset) != KC_OK) {
-        snprintf(err, errlen, "%s: %s", spec, kc_last_error());
-        return -1;
-    }
-    *out = test ? testset : train;
-    kc_dataset_free(test ? &train : &testset);
     return 0;
 }
 
@@ -57,7 +62,7 @@ fail:
 int cli_load_data(const char *spec, const kc_model *model, kc_dataset *out, char *err,
                   size_t errlen) {
     memset(out, 0, sizeof *out);
-    if (read_spec(spec, out, err, errlen)) return -1;
+    if (cli_read_data(spec, model, out, err, errlen)) return -1;
     if (model && cli_data_fit_model(model, out, err, errlen)) {
         kc_dataset_free(out);
         return -1;

@@ -169,7 +169,8 @@ typedef struct {
  *     -> x_test/y_test). dtypes u1 i4 i8 f4 f8 (either byte order), C order. x: u1 stays
  *     uint8, f4 and f8 become float32, integers int32 (range-checked). y: 1-d integers become
  *     class indices (int32, num_classes = max + 1), anything else float32 targets.
- *   FILE.csv: a header line, then numbers; the label column (opts) becomes class indices
+ *   FILE.csv (FILE.csv:COLUMN names the label column, by header name or index, as
+ *     opts->label_column does): a header line, then numbers; the label column becomes class indices
  *     when every label is a whole number >= 0, else float targets; x float32 (columns)
  *   DIR with one folder per class of .png .jpg .jpeg .bmp .pgm .ppm images (Keras's
  *     image_dataset_from_directory; .gif is listed as Keras does, and refused naming the file

@@ -106,10 +106,10 @@ Test(cli, failures_name_the_file) {
     cr_expect(strstr(err, "missing.npy") != NULL, "%s", err);
     free(err);
     cr_expect_eq(kerac("predict " FIX "digits.keras " FIX "photo.png", NULL, &err), 1);
-    cr_expect(strstr(err, "image inputs are not supported") != NULL, "%s", err);
+    cr_expect(strstr(err, "photo.png") != NULL, "%s", err);
     free(err);
     cr_expect_eq(kerac("train mlp2 --data nosuchspec", NULL, &err), 1);
-    cr_expect(strstr(err, "unknown data SPEC 'nosuchspec'") != NULL, "%s", err);
+    cr_expect(strstr(err, "unknown SPEC \"nosuchspec\"") != NULL, "%s", err);
     free(err);
     cr_expect_eq(kerac("predict " FIX "digits.keras " FIX "mlp.json", NULL, &err), 1);
     free(err);
@@ -373,4 +373,238 @@ Test(cli, sigint_saves_and_exits_130, .timeout = 300) {
     kc_model_free(m);
     unlink(save);
     rmdir(dir);
+}
+
+/* ---- pictures, images, image folders, bad data ---------------------------------------------- */
+
+/* a PNG that kerac wrote, read back: its size, and not blank (many distinct gray levels, dark
+ * text or lines on white) */
+static void expect_picture(const char *path, int min_w, int min_h) {
+    kc_image img;
+    KC_CHECK(kc_image_load(path, 1, 0, 0, &img));
+    cr_expect(img.width >= min_w && img.height >= min_h, "%s is %dx%d", path, img.width,
+              img.height);
+    int seen[256] = {0}, levels = 0;
+    int64_t dark = 0, n = (int64_t)img.width * img.height;
+    for (int64_t i = 0; i < n; i++) {
+        levels += !seen[img.data[i]]++;
+        dark += img.data[i] < 128;
+    }
+    cr_expect(levels >= 16, "%s: %d gray levels: blank?", path, levels);
+    cr_expect(dark > n / 200 && dark < n * 9 / 10, "%s: %lld of %lld pixels dark", path,
+              (long long)dark, (long long)n);
+    kc_image_free(&img);
+}
+
+/* train --plot and --csv-log, then plot, confusion and show: each picture read back */
+Test(cli, pictures, .timeout = 300) {
+    if (!have_mnist()) cr_skip_test("KERAC_DATA is not set");
+    char *dir = tu_tmpdir(), a[2048], p[256], *out, *err;
+    snprintf(a, sizeof a,
+             "train mlp0 --data mnist --limit 3000 --epochs 3 --verbose 0 --csv-log %s/h.csv "
+             "--plot %s/fit.png --save %s/m.keras", dir, dir, dir);
+    cr_assert_eq(kerac(a, &out, NULL), 0, "%s", a);
+    free(out);
+    snprintf(p, sizeof p, "%s/fit.png", dir);
+    expect_picture(p, 800, 300);
+    snprintf(a, sizeof a, "plot %s/h.csv -o %s/curves.png", dir, dir);
+    cr_assert_eq(kerac(a, NULL, NULL), 0, "%s", a);
+    snprintf(p, sizeof p, "%s/curves.png", dir);
+    expect_picture(p, 800, 300);
+    snprintf(a, sizeof a, "confusion %s/m.keras --data mnist:test --limit 2000 -o %s/cm.png",
+             dir, dir);
+    cr_assert_eq(kerac(a, &out, NULL), 0, "%s", a);
+    cr_expect(strstr(out, "2000 samples, 10 classes") != NULL, "%s", out);
+    free(out);
+    snprintf(p, sizeof p, "%s/cm.png", dir);
+    expect_picture(p, 400, 400);
+    snprintf(a, sizeof a, "show mnist:test -o %s/grid.png --count 20", dir);
+    cr_assert_eq(kerac(a, NULL, NULL), 0, "%s", a);
+    snprintf(p, sizeof p, "%s/grid.png", dir);
+    expect_picture(p, 250, 250);
+    snprintf(a, sizeof a, "show mnist:test --model %s/m.keras --misclassified -o %s/bad.png",
+             dir, dir);
+    cr_assert_eq(kerac(a, &out, NULL), 0, "%s", a);
+    cr_expect(strstr(out, "(25 samples)") != NULL, "%s", out);
+    free(out);
+    snprintf(p, sizeof p, "%s/bad.png", dir);
+    expect_picture(p, 250, 250);
+    /* failures: a usage error (2) or a clear error (1), and no picture */
+    snprintf(a, sizeof a, "plot %s/h.csv -o %s/curves.jpg", dir, dir);
+    cr_expect_eq(kerac(a, NULL, &err), 2, "%s", a);
+    cr_expect(strstr(err, "PNG") != NULL, "%s", err);
+    free(err);
+    snprintf(a, sizeof a, "plot %s/none.csv -o %s/none.png", dir, dir);
+    cr_expect_eq(kerac(a, NULL, &err), 1, "%s", a);
+    cr_expect(strstr(err, "none.csv") != NULL, "%s", err);
+    free(err);
+    snprintf(p, sizeof p, "%s/none.png", dir);
+    cr_expect(!exists(p), "%s written after a failure", p);
+    snprintf(a, sizeof a, "show mnist:test --misclassified -o %s/x.png", dir);
+    cr_expect_eq(kerac(a, NULL, NULL), 2, "%s", a);
+    snprintf(a, sizeof a, "rm -rf %s", dir);
+    cr_expect_eq(system(a), 0);
+}
+
+/* MNIST test images as PNG files, as a person would give them, predicted as their digits by
+ * Keras's model; an inverted one (dark on light) with --invert */
+Test(cli, predict_png) {
+    if (!have_mnist()) cr_skip_test("KERAC_DATA is not set");
+    kc_dataset train, test;
+    KC_CHECK(kc_mnist_load(NULL, &train, &test));
+    char *dir = tu_tmpdir(), a[4096], p[256];
+    int n = snprintf(a, sizeof a, "predict " FIX "digits.keras");
+    for (int i = 0; i < 4; i++) {
+        kc_image img = {28, 28, 1, (uint8_t *)test.x + i * 784};
+        snprintf(p, sizeof p, "%s/digit%d.png", dir, i);
+        KC_CHECK(kc_image_save_png(p, &img));
+        n += snprintf(a + n, sizeof a - n, " %s", p);
+    }
+    uint8_t inv[784];
+    for (int j = 0; j < 784; j++) inv[j] = (uint8_t)(255 - ((uint8_t *)test.x)[j]);
+    char *out;
+    cr_assert_eq(kerac(a, &out, NULL), 0, "%s", a);
+    /* Keras's own classes for the first four test images (tests/gen_cli_fixtures.py): 7 2 1 0 */
+    const int want[4] = {7, 2, 1, 0};
+    for (int i = 0; i < 4; i++) {
+        char line[300];
+        snprintf(line, sizeof line, "%s/digit%d.png %d ", dir, i, want[i]);
+        cr_expect(strstr(out, line) != NULL, "no '%s' in:\n%s", line, out);
+        cr_expect_eq(((uint8_t *)test.y)[i], want[i]);
+    }
+    free(out);
+    kc_image img = {28, 28, 1, inv};
+    snprintf(p, sizeof p, "%s/paper.png", dir);
+    KC_CHECK(kc_image_save_png(p, &img));
+    snprintf(a, sizeof a, "predict " FIX "digits.keras %s --invert --top 2", p);
+    cr_assert_eq(kerac(a, &out, NULL), 0, "%s", a);
+    snprintf(a, sizeof a, "%s 7:", p);
+    cr_expect(strstr(out, a) != NULL, "%s", out);
+    free(out);
+    kc_dataset_free(&train);
+    kc_dataset_free(&test);
+    snprintf(a, sizeof a, "rm -rf %s", dir);
+    cr_expect_eq(system(a), 0);
+}
+
+/* The convnet trained from a folder of PNG files, one subfolder per digit (as
+ * image_dataset_from_directory reads it), reaches what it reaches from the IDX files: the same
+ * 12000 training images, shuffled by the folder loader, evaluated on the same test images */
+Test(cli, convnet_from_image_folder, .timeout = 600) {
+    if (!have_mnist()) cr_skip_test("KERAC_DATA is not set");
+    kc_dataset train, test;
+    KC_CHECK(kc_mnist_load(NULL, &train, &test));
+    char *dir = tu_tmpdir(), p[512], a[2048];
+    for (int d = 0; d < 10; d++) {
+        snprintf(p, sizeof p, "%s/digits/%d", dir, d);
+        snprintf(a, sizeof a, "mkdir -p %s", p);
+        cr_assert_eq(system(a), 0);
+    }
+    const int N = 12000;
+    for (int i = 0; i < N; i++) {
+        kc_image img = {28, 28, 1, (uint8_t *)train.x + (int64_t)i * 784};
+        snprintf(p, sizeof p, "%s/digits/%d/%05d.png", dir, ((uint8_t *)train.y)[i], i);
+        KC_CHECK(kc_image_save_png(p, &img));
+    }
+    double acc[2];
+    for (int from_folder = 0; from_folder < 2; from_folder++) {
+        char *out;
+        snprintf(a, sizeof a,
+                 "train convnet --data %s%s --limit %d --no-validation --epochs 3 --verbose 0 "
+                 "--save %s/m%d.keras", from_folder ? dir : "mnist", from_folder ? "/digits" : "",
+                 N, dir, from_folder);
+        cr_assert_eq(kerac(a, &out, NULL), 0, "%s", a);
+        cr_expect(strstr(out, "12000 train samples") != NULL, "%s", out);
+        free(out);
+        snprintf(a, sizeof a, "evaluate %s/m%d.keras --data mnist:test", dir,
+                 from_folder);
+        cr_assert_eq(kerac(a, &out, NULL), 0, "%s", a);
+        const char *l = strstr(out, "\naccuracy: ");
+        cr_assert(l && sscanf(l, "\naccuracy: %lf", &acc[from_folder]) == 1, "%s", out);
+        free(out);
+    }
+    cr_log_info("convnet, 12000 images, 3 epochs: test accuracy %.4f from IDX, %.4f from PNGs",
+                acc[0], acc[1]);
+    cr_expect(acc[0] > 0.94 && acc[1] > 0.94, "IDX %.4f, folder %.4f", acc[0], acc[1]);
+    cr_expect(fabs(acc[0] - acc[1]) < 0.015, "IDX %.4f, folder %.4f", acc[0], acc[1]);
+    kc_dataset_free(&train);
+    kc_dataset_free(&test);
+    snprintf(a, sizeof a, "rm -rf %s", dir);
+    cr_expect_eq(system(a), 0);
+}
+
+/* an .npy file as np.save writes it (version 1.0, header padded to 64 bytes), of zeros */
+static void write_npy(const char *path, const char *descr, int fortran, const char *shape,
+                      size_t data_bytes) {
+    char h[256];
+    int n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }", descr,
+                     fortran ? "True" : "False", shape);
+    int total = (10 + n + 1 + 63) / 64 * 64;
+    uint8_t *buf = calloc(1, (size_t)total + data_bytes);
+    cr_assert_not_null(buf);
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (uint8_t)((total - 10) & 0xff), buf[9] = (uint8_t)((total - 10) >> 8);
+    memcpy(buf + 10, h, (size_t)n);
+    memset(buf + 10 + n, ' ', (size_t)(total - 10 - n - 1));
+    buf[total - 1] = '\n';
+    tu_write_file(path, buf, (size_t)total + data_bytes);
+    free(buf);
+}
+
+/* bad data through the program: exit 1, a message naming the file (and the row and column,
+ * the dtype, the counts), and no model saved */
+Test(cli, bad_data_is_refused) {
+    char *dir = tu_tmpdir(), path[256], a[1024], save[256], *err;
+    snprintf(save, sizeof save, "%s/never.keras", dir);
+    struct {
+        const char *name, *bytes;
+        int unused;
+        const char *says;
+    } cases[] = {
+        {"bad.csv", "a,b,label\n1,2,0\n3,x7,1\n", 0, "line 3, column \"b\""},
+        {"fortran.npy", NULL, 0, "Fortran"},
+        {"complex.npy", NULL, 0, "<c8"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, cases[i].name);
+        if (cases[i].bytes) tu_write_file(path, cases[i].bytes, strlen(cases[i].bytes));
+        else if (i == 1) write_npy(path, "<f4", 1, "(2, 2)", 16);
+        else write_npy(path, "<c8", 0, "(2,)", 16);
+        snprintf(a, sizeof a, "train mlp0 --data %s --epochs 1 --save %s", path, save);
+        cr_expect_eq(kerac(a, NULL, &err), 1, "%s", a);
+        cr_expect(strstr(err, cases[i].name) && strstr(err, cases[i].says), "%s: %s",
+                  cases[i].name, err);
+        free(err);
+        cr_expect(!exists(save), "a model was saved after bad data %s", cases[i].name);
+    }
+    /* x and y counts that differ */
+    char x[256], y[256];
+    snprintf(x, sizeof x, "%s/x.npy", dir);
+    snprintf(y, sizeof y, "%s/y.npy", dir);
+    write_npy(x, "|u1", 0, "(3, 784)", 3 * 784);
+    write_npy(y, "|u1", 0, "(2,)", 2);
+    snprintf(a, sizeof a, "train mlp0 --data %s,%s --epochs 1 --save %s", x, y, save);
+    cr_expect_eq(kerac(a, NULL, &err), 1, "%s", a);
+    cr_expect(strstr(err, "3") && strstr(err, "2") && strstr(err, "y.npy"), "%s", err);
+    free(err);
+    /* an image that does not decode, in a folder of classes */
+    snprintf(a, sizeof a, "mkdir -p %s/imgs/a %s/imgs/b", dir, dir);
+    cr_assert_eq(system(a), 0);
+    snprintf(path, sizeof path, "%s/imgs/a/broken.png", dir);
+    tu_write_file(path, "\x89PNG\r\n\x1a\nnot really", 18);
+    snprintf(a, sizeof a, "train mlp0 --data %s/imgs --epochs 1 --save %s", dir, save);
+    cr_expect_eq(kerac(a, NULL, &err), 1, "%s", a);
+    cr_expect(strstr(err, "broken.png") != NULL, "%s", err);
+    free(err);
+    /* a missing file, an unknown SPEC */
+    snprintf(a, sizeof a, "train mlp0 --data %s/missing.npz --epochs 1 --save %s", dir, save);
+    cr_expect_eq(kerac(a, NULL, &err), 1, "%s", a);
+    cr_expect(strstr(err, "missing.npz") != NULL, "%s", err);
+    free(err);
+    cr_expect_eq(kerac("evaluate mlp0 --data imagenet", NULL, &err), 1);
+    cr_expect(strstr(err, "imagenet") != NULL, "%s", err);
+    free(err);
+    cr_expect(!exists(save), "a model was saved after bad data");
+    snprintf(a, sizeof a, "rm -rf %s", dir);
+    cr_expect_eq(system(a), 0);
 }

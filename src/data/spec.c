@@ -375,9 +375,15 @@ static kc_status load_spec(const char *spec, const kc_data_opts *o, kc_dataset *
         return kc_err(KC_EINVAL, "SPEC too long: %.64s...", spec);
     struct stat sb;
     size_t len = strlen(path);
+    const char *label = o->label_column;
     if (stat(path, &sb) != 0) { /* a :train / :test part, unless the whole is a file's name */
+        char *csv = strstr(path, ".csv:");
         if (len > 6 && !strcmp(path + len - 6, ":train")) test = 0, path[len - 6] = '\0';
         else if (len > 5 && !strcmp(path + len - 5, ":test")) test = 1, path[len - 5] = '\0';
+        else if (csv && csv[5]) { /* FILE.csv:COLUMN: the label column, by name or index */
+            csv[4] = '\0';
+            label = spec + (csv + 5 - path);
+        }
     }
     if (!strcmp(path, "mnist")) {
         kc_dataset tr, te;
@@ -419,7 +425,7 @@ static kc_status load_spec(const char *spec, const kc_data_opts *o, kc_dataset *
         return kc_err(KC_EINVAL, "SPEC \"%s\": only mnist, cifar10, IDX folders and .npz files have a "
                       ":train or :test part", spec);
     if (has_suffix(path, ".npy")) return load_npy_pair(path, NULL, out);
-    if (has_suffix(path, ".csv")) return kc_csv_load(path, o->label_column, out);
+    if (has_suffix(path, ".csv")) return kc_csv_load(path, label, out);
     return kc_err(KC_EINVAL, "unknown SPEC \"%s\": %s is not a .npy, .npz or .csv file nor a folder",
                   spec, path);
 }
