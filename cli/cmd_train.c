@@ -16,7 +16,11 @@ static const char train_help[] =
     "  --optimizer or --learning-rate change them), or a built-in name (below).\n"
     "Data: x is reshaped to the model's input shape and scaled by 1/255 when it is bytes; y is\n"
     "  one-hot (to_categorical) unless the loss is sparse.\n"
-    "  --data SPEC            training data: mnist, mnist:train, mnist:test\n"
+    "  --data SPEC            training data: mnist, mnist:test, cifar10, cifar10:test, a\n"
+    "                         folder of IDX files (DIR, DIR:test), x.npy, x.npy,y.npy,\n"
+    "                         d.npz, d.npz:test, data.csv, data.csv:LABEL_COLUMN, or a\n"
+    "                         folder with a subfolder of images per class (read at the\n"
+    "                         model's input size, grayscale or RGB as it takes)\n"
     "  --validation-data SPEC validation data (built-ins mlp*, cnn default to mnist:test\n"
     "                         when --data is MNIST's training set, as the examples)\n"
     "  --validation-split F   the last fraction F of the training data, as Keras\n"
@@ -41,7 +45,8 @@ static const char train_help[] =
 
 static const char evaluate_help[] =
     "usage: kerac evaluate MODEL --data SPEC [--batch-size N] [--limit N] [--loss NAME]\n"
-    "Evaluates MODEL (as Keras's model.evaluate()) on SPEC (mnist, mnist:train, mnist:test) and\n"
+    "Evaluates MODEL (as Keras's model.evaluate()) on SPEC (as train's --data: mnist:test, a\n"
+    ".npz, a .csv, a folder of images per class, ...) and\n"
     "prints the loss and every metric. A model without compile settings (.json, a built-in) is\n"
     "compiled with --loss or the default train uses.\n";
 
