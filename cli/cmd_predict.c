@@ -21,9 +21,10 @@ static const char help[] =
     "  --top K          the K most probable classes, as class:probability pairs\n"
     "  --output FILE    also write every probability: FILE.npy (float32, (N, classes)) or\n"
     "                   FILE.csv (a row per sample)\n"
-    "  --invert         use 1 - x (after scaling): dark digits on light paper, as photos\n"
-    "                   have them, into MNIST's light on dark\n"
-    "  --scale F        multiply the inputs by F (default 1/255 for uint8, else 1)\n";
+    "  --invert         dark digits on light paper, as photos have them, into MNIST's light\n"
+    "                   on dark: bytes v become 255 - v, values in 0..1 become 1 - v\n"
+    "  --scale F        multiply the inputs by F (default 1/255 for uint8, else 1; 1 for a\n"
+    "                   model whose first layer is a Rescaling or a Normalization)\n";
 
 /* The samples of one INPUT file: n rows of `size` floats (unscaled), named name[i]. */
 typedef struct {
@@ -256,6 +257,7 @@ int cmd_predict(int argc, char **argv) {
     kc_model *m;
     if (cli_load_model(cmd, model_path, &m, NULL)) return free(inputs), CLI_FAIL;
     kc_shape in = kc_input_shape(m), out = kc_output_shape(m);
+    const int raw_pixels = cli_model_scales_inputs(m); /* a Rescaling first: 0..255 as they are */
     int64_t isize = kc_shape_size(in), c = kc_shape_size(out);
     int rc = CLI_FAIL;
     float *all = NULL;
@@ -275,10 +277,12 @@ int cmd_predict(int argc, char **argv) {
             free(s.x);
             goto done;
         }
-        float k = has_scale ? (float)scale : s.bytes ? 1.0f / 255 : 1.0f;
+        float k = has_scale ? (float)scale : s.bytes && !raw_pixels ? 1.0f / 255 : 1.0f;
+        /* --invert: bytes become 255 - v before scaling; floats (0..1) 1 - v after it */
         for (int64_t i = 0; i < s.n * s.size; i++) {
+            if (invert && s.bytes) s.x[i] = 255.0f - s.x[i];
             s.x[i] *= k;
-            if (invert) s.x[i] = 1.0f - s.x[i];
+            if (invert && !s.bytes) s.x[i] = 1.0f - s.x[i];
         }
         float *p = realloc(all, (size_t)((n_all + s.n) * c) * sizeof(float));
         if (!p || kc_predict(m, s.x, s.n, p + n_all * c) != KC_OK) {

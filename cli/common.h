@@ -67,6 +67,9 @@ int cli_load_data(const char *spec, const kc_model *model, kc_dataset *out, char
 /* x reshaped to the model's input shape, uint8 scaled by 1/255, class-index labels one-hot
  * (kc_to_categorical) unless the loss is sparse; 0, or -1 with a message in err */
 int cli_data_fit_model(const kc_model *model, kc_dataset *ds, char *err, size_t errlen);
+/* 1 when the model's first layer is a Rescaling or a Normalization: it takes pixels as they
+ * are (0..255), so bytes are not scaled by 1/255 for it */
+int cli_model_scales_inputs(const kc_model *model);
 /* keeps the first n samples (n <= 0: all) */
 void cli_data_limit(kc_dataset *ds, long n);
 

@@ -32,6 +32,11 @@ int cli_read_data(const char *spec, const kc_model *model, kc_dataset *out, char
     return 0;
 }
 
+int cli_model_scales_inputs(const kc_model *model) {
+    const char *first = kc_layer_count(model) > 0 ? kc_layer_class(model, 0) : NULL;
+    return first && (!strcmp(first, "Rescaling") || !strcmp(first, "Normalization"));
+}
+
 int cli_data_fit_model(const kc_model *model, kc_dataset *ds, char *err, size_t errlen) {
     kc_shape in = kc_input_shape(model);
     /* x = x.reshape(n, *input_shape) (784, (28, 28) or (28, 28, 1) for MNIST) */
@@ -43,8 +48,10 @@ int cli_data_fit_model(const kc_model *model, kc_dataset *ds, char *err, size_t 
         return -1;
     }
     if (kc_shape_size(in) > 0 && kc_dataset_reshape(ds, in) != KC_OK) goto fail;
-    /* x.astype("float32") / 255 for images of bytes */
-    if (ds->x_dtype == KC_UINT8 && ds->x_scale == 0 && kc_dataset_scale(ds, 1.0f / 255) != KC_OK)
+    /* x.astype("float32") / 255 for images of bytes, unless the model scales them itself: a
+     * Rescaling or Normalization first takes the raw 0..255 values, as in Keras */
+    if (ds->x_dtype == KC_UINT8 && ds->x_scale == 0 && !cli_model_scales_inputs(model) &&
+        kc_dataset_scale(ds, 1.0f / 255) != KC_OK)
         goto fail;
     /* y as the loss wants it: class indices for a sparse loss (and one unit), else one-hot */
     kc_loss loss = kc_model_loss_spec(model, 0).kind;

@@ -990,6 +990,8 @@ kc_status kc_set_fusion(kc_model *m, int on);
 int kc_layer_count(const kc_model *m);
 /* layer i's name ("dense_1"), and its output shape */
 const char *kc_layer_name(const kc_model *m, int i);
+/* layer i's Keras class name, as the summary shows it ("Dense", "Rescaling") */
+const char *kc_layer_class(const kc_model *m, int i);
 kc_shape kc_input_shape(const kc_model *m);
 kc_shape kc_output_shape(const kc_model *m);
 /* layer i's number of weights, and how many of them (the first ones) are trained */

@@ -608,3 +608,36 @@ Test(cli, bad_data_is_refused) {
     snprintf(a, sizeof a, "rm -rf %s", dir);
     cr_expect_eq(system(a), 0);
 }
+
+/* A model that starts with Rescaling(1/255) takes pixels as they are: predict gives it 0..255
+ * (no second 1/255), the same probabilities as kc_predict on the raw pixels */
+Test(cli, rescaling_model_takes_raw_pixels) {
+    char *dir = tu_tmpdir(), path[256], png[256], npy[256], a[1024];
+    kc_set_random_seed(3);
+    kc_model *m = kc_sequential(kc_shape3(28, 28, 1));
+    kc_add(m, kc_rescaling(1.0f / 255, 0));
+    kc_add(m, kc_flatten());
+    kc_add(m, kc_dense(10, KC_SOFTMAX));
+    KC_CHECK(kc_compile(m, KC_SPARSE_CATEGORICAL_CROSSENTROPY, kc_adam(NULL), KC_METRIC_ACCURACY));
+    snprintf(path, sizeof path, "%s/r.keras", dir);
+    KC_CHECK(kc_save(m, path));
+    uint8_t px[784];
+    float x[784], want[10];
+    for (int i = 0; i < 784; i++) px[i] = (uint8_t)((i * 37 + i / 28 * 11) % 256), x[i] = px[i];
+    KC_CHECK(kc_predict(m, x, 1, want));
+    snprintf(png, sizeof png, "%s/img.png", dir);
+    KC_CHECK(kc_image_save_png(png, &(kc_image){28, 28, 1, px}));
+    snprintf(npy, sizeof npy, "%s/p.npy", dir);
+    snprintf(a, sizeof a, "predict %s %s --output %s", path, png, npy);
+    cr_assert_eq(kerac(a, NULL, NULL), 0, "%s", a);
+    kc_npy got;
+    KC_CHECK(kc_npy_load(npy, &got));
+    cr_assert_eq(got.size, 10);
+    for (int j = 0; j < 10; j++)
+        cr_expect(tu_close(((float *)got.data)[j], want[j], 1e-6), "class %d: %g, want %g", j,
+                  ((float *)got.data)[j], want[j]);
+    kc_npy_free(&got);
+    kc_model_free(m);
+    snprintf(a, sizeof a, "rm -rf %s", dir);
+    cr_expect_eq(system(a), 0);
+}

@@ -1226,6 +1226,9 @@ int kc_layer_count(const kc_model *m) { return m ? m->n_layers : 0; }
 const char *kc_layer_name(const kc_model *m, int i) {
     return m && i >= 0 && i < m->n_layers ? m->layers[i]->name : NULL;
 }
+const char *kc_layer_class(const kc_model *m, int i) {
+    return m && i >= 0 && i < m->n_layers ? m->layers[i]->ops->type_name : NULL;
+}
 int64_t kc_layer_param_count(const kc_model *m, int i) {
     return m && i >= 0 && i < m->n_layers ? m->layers[i]->param_count : 0;
 }
