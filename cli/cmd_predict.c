@@ -192,32 +192,38 @@ static int read_input(const char *path, kc_shape in, samples *s, char *err, size
     return fail_input(path, err, errlen, "unknown input type (give a .npy, .csv or image file)");
 }
 
+/* every probability into FILE.npy (float32, (n, c)) or FILE.csv, written atomically: built in
+ * memory, then a temporary file renamed over path (nothing is left on a failure) */
 static int write_output(const char *cmd, const char *path, const float *p, int64_t n, int64_t c) {
     int npy = cli_ends_with(path, ".npy");
-    FILE *f = fopen(path, npy ? "wb" : "w");
-    if (!f) return cli_fail(cmd, "cannot write '%s': %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return cli_fail(cmd, "out of memory for '%s'", path);
     if (npy) {
         char h[128];
-        int len = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': "
-                                        "(%lld, %lld), }", (long long)n, (long long)c);
-        int total = 10 + len + 1, pad = (64 - total % 64) % 64;
-        memset(h + len, ' ', (size_t)pad);
-        h[len + pad] = '\n';
-        unsigned short hl = (unsigned short)(len + pad + 1);
+        int hl = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': "
+                                       "(%lld, %lld), }", (long long)n, (long long)c);
+        int total = 10 + hl + 1, pad = (64 - total % 64) % 64;
+        memset(h + hl, ' ', (size_t)pad);
+        h[hl + pad] = '\n';
+        unsigned short hlen = (unsigned short)(hl + pad + 1);
         fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-        fputc(hl & 0xff, f), fputc(hl >> 8, f);
-        fwrite(h, 1, (size_t)hl, f);
+        fputc(hlen & 0xff, f), fputc(hlen >> 8, f);
+        fwrite(h, 1, (size_t)hlen, f);
         fwrite(p, sizeof(float), (size_t)(n * c), f);
     } else {
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = 0; j < c; j++)
                 fprintf(f, "%.9g%c", p[i * c + j], j + 1 < c ? ',' : '\n');
     }
-    if (fclose(f) != 0) {
-        unlink(path);
-        return cli_fail(cmd, "cannot write '%s': %s", path, strerror(errno));
-    }
-    return 0;
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    int rc = 0;
+    if (bad) rc = cli_fail(cmd, "out of memory writing '%s'", path);
+    else if (kc_write_file_atomic(path, buf, len) != KC_OK) rc = cli_kc_fail(cmd);
+    free(buf);
+    return rc;
 }
 
 int cmd_predict(int argc, char **argv) {

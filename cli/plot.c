@@ -4,6 +4,7 @@
  * PNG is encoded in memory, then written to a temporary file beside the target, fsynced and
  * renamed over it; on any error nothing is left behind. */
 #include "plot.h"
+#include "kerac.h"
 #include <cairo.h>
 #include <fontconfig/fontconfig.h>
 #include <errno.h>
@@ -61,55 +62,11 @@ static int write_png_atomic(cairo_surface_t *s, const char *path, char *err, siz
         free(b.data);
         return fail(err, errlen, "%s: PNG encoding failed: %s", path, cairo_status_to_string(cs));
     }
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 32), *dir = malloc(n + 2);
-    int rc = -1;
-    if (!tmp || !dir) {
-        fail(err, errlen, "%s: out of memory", path);
-        goto out;
-    }
-    snprintf(tmp, n + 32, "%s.tmp-XXXXXX", path); /* same directory: the rename stays on one disk */
-    const char *slash = strrchr(path, '/');
-    if (slash) {
-        memcpy(dir, path, (size_t)(slash - path) + 1);
-        dir[slash - path + 1] = 0;
-    } else {
-        strcpy(dir, ".");
-    }
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        fail(err, errlen, "%s: cannot create a temporary file in %s: %s", path, dir, strerror(errno));
-        goto out;
-    }
-    fchmod(fd, 0644);
-    rc = 0;
-    for (size_t done = 0; done < b.len;) {
-        ssize_t w = write(fd, b.data + done, b.len - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            rc = fail(err, errlen, "%s: writing %s failed: %s", path, tmp,
-                      w < 0 ? strerror(errno) : "no space written");
-            break;
-        }
-        done += (size_t)w;
-    }
-    if (!rc && fsync(fd)) rc = fail(err, errlen, "%s: fsync of %s failed: %s", path, tmp, strerror(errno));
-    if (close(fd) && !rc) rc = fail(err, errlen, "%s: closing %s failed: %s", path, tmp, strerror(errno));
-    if (!rc && rename(tmp, path))
-        rc = fail(err, errlen, "%s: renaming %s over it failed: %s", path, tmp, strerror(errno));
-    if (rc) {
-        unlink(tmp);
-        goto out;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-out:
+    /* written as kc_save writes models: a temporary file beside it, renamed over it */
+    int rc = 0;
+    if (kc_write_file_atomic(path, b.data, b.len) != KC_OK)
+        rc = fail(err, errlen, "%s", kc_last_error());
     free(b.data);
-    free(tmp);
-    free(dir);
     return rc;
 }
 

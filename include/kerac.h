@@ -222,6 +222,10 @@ kc_status kc_image_load(const char *path, int channels, int height, int width, k
 /* 8-bit PNG of 1, 2, 3 or 4 channels; atomic: a temp file beside it, then rename */
 kc_status kc_image_save_png(const char *path, const kc_image *img);
 void kc_image_free(kc_image *img);
+/* size bytes into path, crash-safe as kc_save writes models: a temporary file in the same
+ * directory, fsync, rename over path, fsync of the directory; on any error path is untouched
+ * and no temporary file is left */
+kc_status kc_write_file_atomic(const char *path, const void *data, size_t size);
 
 /* ---- text and sequence data (src/data/sequence.c, text.c, npy.c) --------------------------- */
 

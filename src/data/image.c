@@ -2,6 +2,7 @@
  * color conversions and the bilinear resize of Keras's image_dataset_from_directory, and an
  * atomic PNG writer. */
 #include "../internal.h"
+#include "../io/io.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -385,36 +386,51 @@ kc_status kc_image_load(const char *path, int channels, int height, int width, k
 
 /* ---- writing PNG ------------------------------------------------------------------------------ */
 
+/* libpng's output into a growing buffer */
+typedef struct {
+    unsigned char *data;
+    size_t len, cap;
+    int failed;
+} png_mem;
+
+static void png_mem_write(png_structp png, png_bytep data, png_size_t n) {
+    png_mem *m = png_get_io_ptr(png);
+    if (m->failed) return;
+    if (m->len + n > m->cap) {
+        size_t cap = m->cap ? m->cap : 65536;
+        while (cap < m->len + n) cap *= 2;
+        unsigned char *p = realloc(m->data, cap);
+        if (!p) {
+            m->failed = 1;
+            return;
+        }
+        m->data = p, m->cap = cap;
+    }
+    memcpy(m->data + m->len, data, n);
+    m->len += n;
+}
+static void png_mem_flush(png_structp png) { (void)png; }
+
 kc_status kc_image_save_png(const char *path, const kc_image *img) {
     if (!path || !img || !img->data || img->channels < 1 || img->channels > 4)
         return kc_err(KC_EINVAL, "kc_image_save_png: needs a path and an image of 1 to 4 channels");
     kc_status st = check_size(path, img->height, img->width);
     if (st) return st;
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.part-XXXXXX", path) >= (int)sizeof tmp)
-        return kc_err(KC_EINVAL, "kc_image_save_png: path too long: %s", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) return kc_err(KC_EIO, "cannot create a temporary file beside %s: %s", path, strerror(errno));
-    fchmod(fd, 0644);
-    FILE *volatile f = fdopen(fd, "wb");
-    if (!f) {
-        st = kc_err(KC_EIO, "cannot open %s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        return st;
-    }
+    /* encoded in memory, then written atomically (a temporary file beside it, renamed) */
+    png_mem *volatile mem = calloc(1, sizeof *mem);
+    if (!mem) return kc_err(KC_ENOMEM, "%s: out of memory for the PNG", path);
     png_err_ctx ctx = {.msg = ""};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info || setjmp(ctx.jmp)) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        unlink(tmp);
+        free(mem->data);
+        free(mem);
         return kc_err(KC_EIO, "cannot write %s: %s", path, ctx.msg[0] ? ctx.msg : "cannot start libpng");
     }
     static const int types[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
                                  PNG_COLOR_TYPE_RGBA};
-    png_init_io(png, f);
+    png_set_write_fn(png, mem, png_mem_write, png_mem_flush);
     png_set_IHDR(png, info, (png_uint_32)img->width, (png_uint_32)img->height, 8, types[img->channels],
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
@@ -422,16 +438,9 @@ kc_status kc_image_save_png(const char *path, const kc_image *img) {
         png_write_row(png, img->data + (size_t)y * img->width * img->channels);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    int failed = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int saved = errno;
-    failed |= fclose(f) != 0;
-    if (failed) {
-        unlink(tmp);
-        return kc_err(KC_EIO, "cannot write %s: %s", tmp, strerror(saved ? saved : errno));
-    }
-    if (rename(tmp, path) != 0) {
-        st = kc_err(KC_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        unlink(tmp);
-    }
+    st = mem->failed ? kc_err(KC_ENOMEM, "%s: out of memory encoding the PNG", path)
+                     : kc_io_write_atomic(path, mem->data, mem->len);
+    free(mem->data);
+    free(mem);
     return st;
 }

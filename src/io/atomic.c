@@ -107,3 +107,7 @@ out:
     free(dir);
     return st;
 }
+
+kc_status kc_write_file_atomic(const char *path, const void *data, size_t size) {
+    return kc_io_write_atomic(path, data, size);
+}

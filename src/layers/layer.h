@@ -291,4 +291,8 @@ void kc_copy_forward(kc_layer *layer, const float *in, float *out, int batch,
                      const kc_forward_ctx *ctx);
 void kc_copy_backward(kc_layer *layer, const float *in, const float *out, float *dout,
                       float *din, int batch, int dout_is_preactivation, const kc_forward_ctx *ctx);
+/* KC_OK when the layer's input is an image, (height, width, channels); else an error naming the
+ * layer and the shape it got (src/layers/resize.c) */
+kc_status kc_layer_need_image(const kc_layer *l);
+
 #endif

@@ -167,11 +167,8 @@ kc_layer *kc_average_pooling2d(int pool_size) {
  * keepdims, the mean or the maximum over h and w ---- */
 
 static kc_status gap_build(kc_layer *l) {
-    char buf[64];
-    if (l->in_shape.rank != 3)
-        return kc_err(KC_EINVAL,
-                      "layer %s (%s) needs an input of shape (height, width, channels), got %s",
-                      l->name, l->ops->type_name, kc_shape_str(l->in_shape, buf, sizeof buf));
+    kc_status st = kc_layer_need_image(l);
+    if (st) return st;
     if ((unsigned)l->keepdims > 1)
         return kc_err(KC_EINVAL, "layer %s (%s): keepdims must be 0 or 1, got %d", l->name,
                       l->ops->type_name, l->keepdims);

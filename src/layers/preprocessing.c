@@ -57,15 +57,6 @@ static kc_layer *prep_new(const kc_layer_ops *ops) {
     return l;
 }
 
-static kc_status need_image(const kc_layer *l) {
-    char buf[64];
-    if (l->in_shape.rank != 3)
-        return kc_err(KC_EINVAL,
-                      "layer %s (%s) needs images of shape (height, width, channels), got %s",
-                      l->name, l->ops->type_name, kc_shape_str(l->in_shape, buf, sizeof buf));
-    return KC_OK;
-}
-
 typedef struct {
     kc_layer *l;
     const float *x, *x2; /* x2: the forward's input where a backward needs it */
@@ -479,7 +470,7 @@ static void aspect_window(kc_prep *p, int h, int w, int crop) {
 }
 
 static kc_status resize_build(kc_layer *l) {
-    kc_status st = need_image(l);
+    kc_status st = kc_layer_need_image(l);
     if (st) return st;
     kc_prep *p = l->prep;
     const int *d = l->in_shape.dims;
@@ -699,7 +690,7 @@ static void affine_of(const kc_layer *l, uint64_t key, int64_t b, float t[8]) {
 }
 
 static kc_status augment_build(kc_layer *l) {
-    kc_status st = need_image(l);
+    kc_status st = kc_layer_need_image(l);
     if (st) return st;
     const kc_prep *p = l->prep;
     if (p->fill_mode < 0)

@@ -8,7 +8,7 @@
 #include "../util/threads.h"
 #include <strings.h>
 
-static kc_status need_image(const kc_layer *l) {
+kc_status kc_layer_need_image(const kc_layer *l) {
     char buf[64];
     if (l->in_shape.rank != 3)
         return kc_err(KC_EINVAL,
@@ -33,7 +33,7 @@ static void run(const kc_layer *l, void (*fn)(void *, int64_t, int64_t), const f
 /* ---- UpSampling2D: size in kh, kw; interpolation 0 nearest, 1 bilinear ---- */
 
 static kc_status up_build(kc_layer *l) {
-    kc_status st = need_image(l);
+    kc_status st = kc_layer_need_image(l);
     if (st) return st;
     if (l->kh <= 0 || l->kw <= 0)
         return kc_err(KC_EINVAL, "layer %s (UpSampling2D): size must be positive, got (%d, %d)",
@@ -125,7 +125,7 @@ static int is_crop(const kc_layer *l);
 
 static kc_status pad_crop_build(kc_layer *l) {
     char buf[64];
-    kc_status st = need_image(l);
+    kc_status st = kc_layer_need_image(l);
     if (st) return st;
     const char *what = is_crop(l) ? "cropping" : "padding";
     const int *p = l->pad, *d = l->in_shape.dims;
