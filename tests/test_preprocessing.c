@@ -510,7 +510,7 @@ Test(prep_random, refused_options) {
             "interpolation");
     refused(img, kc_random_contrast(0, 0.2f, &(kc_augment_opts){.value_range = {1, -1}}),
             "value_range");
-    refused(kc_shape2(4, 4), kc_center_crop(2, 2), "needs images");
+    refused(kc_shape2(4, 4), kc_center_crop(2, 2), "needs an input of shape (height, width, channels)");
     refused(kc_shape2(4, 4), kc_normalization(&(kc_normalization_opts){.axes = {0}, .n_axes = 1}),
             "axis 0 is out of range");
 }
