@@ -51,6 +51,11 @@ $(BUILD)/bench: bench/bench.c $(BUILD)/libkerac.a
 $(BUILD)/bench_rnn: bench/rnn.c $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 
+# the loaders' benchmark: .npy, IDX and a PNG folder against plain read() (bench/run.sh,
+# bench/compare_numpy_load.py)
+$(BUILD)/bench_load: bench/load.c $(BUILD)/libkerac.a
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
+
 # the plain step timing that links against any kerac build (docs/PERFORMANCE.md)
 
 $(BUILD)/train_steps: bench/train_steps.c $(BUILD)/libkerac.a
@@ -61,7 +66,7 @@ $(BUILD)/conv1d_steps: bench/conv1d_steps.c $(BUILD)/libkerac.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 
 # the benchmark: one JSON line per case (see docs/PERFORMANCE.md); needs MNIST via $$KERAC_DATA
-bench: $(BUILD)/bench $(BUILD)/conv1d_steps
+bench: $(BUILD)/bench $(BUILD)/conv1d_steps $(BUILD)/bench_load
 	BENCH_ARGS="$(BENCH_ARGS)" bash bench/run.sh
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h tests/fixture.h tests/seq_fixture.h $(wildcard examples/*.h) $(BUILD)/libkerac.a

@@ -7,7 +7,11 @@
 #      pthread build and, when installed (libopenblas0-openmp), its OpenMP build, idle and
 #      loaded: the candidates the engine was chosen from. OPENBLAS_CORETYPE names the kernel,
 #      since OpenBLAS 0.3.21 does not recognise this CPU and would fall back to SSE3 kernels.
-# BENCH_ARGS (e.g. "--epochs 5") is passed to every run.
+#   3. build/bench_load: loading data (.npy, IDX, MNIST's .gz, a folder of 60,000 PNGs on 1
+#      thread and on all cores) beside plain read()s of the same files, then
+#      bench/compare_numpy_load.py: the same files through NumPy (and PIL), alternating, when a
+#      python with numpy is found ($PYTHON, /work/venvs/k3/bin/python, python3).
+# BENCH_ARGS (e.g. "--epochs 5") is passed to every run of build/bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=build/bench
@@ -55,3 +59,21 @@ for flavour in pthread openmp; do
         timeout 600 $bench $args --no-peak --loaded ||
         echo "{\"case\": \"train_mlp_784_512_512_10\", \"gemm\": \"openblas-$flavour\", \"threads\": 2, \"load\": \"busy_second_process\", \"gave_up_after_s\": 600}"
 done
+
+echo "# loading data: kerac's loaders beside a plain read() of the same file (page cache warm),"
+echo "# and a folder of MNIST's 60,000 training images as PNGs on 1 thread and on all cores"
+build/bench_load --rounds 5
+python=
+for candidate in "${PYTHON:-}" /work/venvs/k3/bin/python python3; do
+    if [ -n "$candidate" ] && "$candidate" -c 'import numpy' 2>/dev/null; then
+        python=$candidate
+        break
+    fi
+done
+if [ -n "$python" ]; then
+    echo "# the same files through NumPy (np.load, np.fromfile, gzip + np.frombuffer) and PIL,"
+    echo "# alternating with build/bench_load in one run ($python)"
+    "$python" bench/compare_numpy_load.py --rounds 5
+else
+    echo "# NumPy comparison skipped: no python with numpy (\$PYTHON, /work/venvs/k3/bin/python, python3)"
+fi

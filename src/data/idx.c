@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <zlib.h>
 
 #define IDX_TYPE_UBYTE 0x08
@@ -102,6 +103,11 @@ static kc_status read_idx(gzFile f, const char *path, kc_idx *idx) {
     idx->size = size;
     idx->data = kc_alloc((size_t)size);
     if (!idx->data) return kc_err_prefix(KC_ENOMEM, "%s", path);
+    if (size >= ((int64_t)4 << 20)) { /* huge pages for a big array, as npy.c and NumPy: fewer faults */
+        uintptr_t lo = ((uintptr_t)idx->data + 4095) & ~(uintptr_t)4095;
+        uintptr_t hi = ((uintptr_t)idx->data + (size_t)size) & ~(uintptr_t)4095;
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    }
 
     st = read_bytes(f, path, idx->data, size, header_size, &got);
     if (st != KC_OK) return st;
