@@ -5,6 +5,7 @@
 #include "testutil.h"
 #include "io/io.h"
 #include <ftw.h>
+#include <pthread.h>
 #include <hdf5.h>
 #include <time.h>
 
@@ -415,4 +416,50 @@ Test(h5lite, kc_load_refuses_crafted_files_in_process) {
     KC_EXPECT_ERR(kc_load(path, &m), KC_EFORMAT, "loop.h5: corrupt or crafted HDF5 file");
     cr_assert_null(m);
     free(data);
+}
+
+static int forks;
+static void count_fork(void) { forks++; }
+
+Test(h5lite, crafted_weights_inside_a_keras_file_and_no_fork) {
+    /* a .keras whose model.weights.h5 holds a group that contains itself: refused by
+     * kc_load, in this process (no fork: pthread_atfork would count one) */
+    pthread_atfork(count_fork, NULL, NULL);
+    void *zip, *parts[3];
+    size_t zsize, psize[3];
+    const char *names[3] = {"config.json", "metadata.json", "model.weights.h5"};
+    cr_assert_eq(kc_io_read_file(KERAS, &zip, &zsize), KC_OK);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(kc_zip_read(KERAS, zip, zsize, names[i], &parts[i], &psize[i]), KC_OK);
+    char *dir = tu_tmpdir(), good[256], bad[256];
+    snprintf(good, sizeof good, "%s/good.keras", dir);
+    snprintf(bad, sizeof bad, "%s/bad.keras", dir);
+    tu_write_file(good, zip, zsize);
+    kc_model *m = NULL;
+    KC_CHECK(kc_load(good, &m));
+    kc_model_free(m);
+    m = NULL;
+    unsigned char *w = parts[2];
+    unsigned char *snod = memmem(w, psize[2], "SNOD", 4);
+    cr_assert_not_null(snod);
+    put64(snod + 16, root_addr(w));
+    kc_zip_entry e[3];
+    for (int i = 0; i < 3; i++) e[i] = (kc_zip_entry){names[i], parts[i], psize[i]};
+    void *out;
+    size_t osize;
+    KC_CHECK(kc_zip_build(e, 3, &out, &osize));
+    tu_write_file(bad, out, osize);
+    KC_EXPECT_ERR(kc_load(bad, &m), KC_EFORMAT, "bad.keras (model.weights.h5): corrupt or crafted");
+    cr_assert_null(m);
+    /* the legacy .h5 and a weights file too */
+    KC_CHECK(kc_load(LEGACY, &m));
+    char wpath[256];
+    snprintf(wpath, sizeof wpath, "%s/bad.weights.h5", dir);
+    tu_write_file(wpath, w, psize[2]);
+    KC_EXPECT_ERR(kc_load_weights(m, wpath), KC_EFORMAT, "bad.weights.h5: corrupt or crafted");
+    kc_model_free(m);
+    cr_assert_eq(forks, 0, "a load forked the process");
+    free(out);
+    for (int i = 0; i < 3; i++) free(parts[i]);
+    free(zip);
 }
