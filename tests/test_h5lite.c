@@ -463,3 +463,48 @@ Test(h5lite, crafted_weights_inside_a_keras_file_and_no_fork) {
     for (int i = 0; i < 3; i++) free(parts[i]);
     free(zip);
 }
+
+/* a file libhdf5 writes with one feature outside the subset: refused, naming it */
+static void expect_feature_refused(int latest, int chunked, int compound, const char *needle) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_core(fapl, 1 << 16, 0);
+    if (latest) H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    hid_t f = H5Fcreate("feature.h5", H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    hsize_t dims[1] = {16};
+    hid_t sp = H5Screate_simple(1, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (chunked) {
+        hsize_t ch[1] = {4};
+        H5Pset_chunk(dcpl, 1, ch);
+    }
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    if (compound) {
+        H5Tclose(t);
+        t = H5Tcreate(H5T_COMPOUND, 8);
+        H5Tinsert(t, "a", 0, H5T_IEEE_F32LE);
+        H5Tinsert(t, "b", 4, H5T_IEEE_F32LE);
+    }
+    hid_t d = H5Dcreate2(f, "x", t, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    float zeros[32] = {0};
+    H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros);
+    H5Dclose(d);
+    H5Tclose(t);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    void *img;
+    size_t size;
+    KC_CHECK(kc_h5_close_image(f, &img, &size));
+    kc_h5l_file *lf = kc_h5l_open("feature.h5", img, size);
+    cr_assert_null(lf, "a file with %s was read", needle);
+    cr_assert(strstr(kc_last_error(), "feature.h5: HDF5 feature outside what kerac reads"),
+              "%s", kc_last_error());
+    cr_assert(strstr(kc_last_error(), needle), "\"%s\" lacks \"%s\"", kc_last_error(), needle);
+    free(img);
+}
+
+Test(h5lite, features_keras_does_not_write_are_refused_by_name) {
+    kc_h5_quiet();
+    expect_feature_refused(1, 0, 0, "superblock version");
+    expect_feature_refused(0, 1, 0, "chunked dataset layout");
+    expect_feature_refused(0, 0, 1, "compound datatype");
+}

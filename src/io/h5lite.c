@@ -382,6 +382,11 @@ static kc_status parse_attr(kc_h5l_file *f, kc_h5l_node *n, cur *c) {
     a->name = lalloc(f, name_size);
     if (!a->name) return KC_EFORMAT;
     memcpy(a->name, name, name_size);
+    if (!charge(f, (uint64_t)n->n_attrs)) { /* the name check below: quadratic in a header */
+        free(a->name);
+        a->name = NULL;
+        return KC_EFORMAT;
+    }
     for (int i = 0; i < n->n_attrs; i++)
         if (!strcmp(n->attrs[i].name, a->name)) {
             free(a->name);
