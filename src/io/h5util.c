@@ -1,6 +1,8 @@
 /* h5util.c: HDF5 files held in memory (the core driver with a file image), and the few reads
  * and writes the formats need: float32 datasets with their shapes checked, scalars, string
- * attributes as h5py writes them (variable-length UTF-8). */
+ * attributes as h5py writes them (variable-length UTF-8). Loading never runs libhdf5 on a
+ * file's bytes (h5lite.c reads them; README, "Trust model"): the reads here serve only
+ * tests/test_h5lite.c's cross-check of h5lite against libhdf5 on the repository's fixtures. */
 #include "io.h"
 #include <stdlib.h>
 #include <string.h>

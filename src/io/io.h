@@ -7,6 +7,11 @@
 #include "../model_view.h"
 #include <cjson/cJSON.h>
 #include <hdf5.h>
+#include "h5lite.h"
+
+/* what the load paths read: an object (group or dataset) of a file parsed by h5lite; libhdf5
+ * (hid_t) only writes */
+typedef const kc_h5l_node *kc_h5r;
 
 /* ---- files (atomic.c) ---- */
 kc_status kc_io_read_file(const char *path, void **data, size_t *size);
@@ -146,15 +151,15 @@ kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f);
 /* TextVectorization layers' vocabularies (zip entries under assets/) and idf weights (weights.c) */
 kc_status kc_tv_assets_write(const kc_model_view *v, hid_t f, kc_zip_entry **entries, int *n);
 void kc_tv_assets_free(kc_zip_entry *entries, int n);
-kc_status kc_tv_assets_read(const kc_model_view *v, hid_t f, const char *path, const void *zip,
+kc_status kc_tv_assets_read(const kc_model_view *v, kc_h5r f, const char *path, const void *zip,
                             size_t size);
 /* with_optimizer: read optimizer/vars when the model is compiled and the file has them */
-kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path, int with_optimizer);
+kc_status kc_weights_read_k3(const kc_model_view *v, kc_h5r f, const char *path, int with_optimizer);
 /* legacy: the group holding layer_names (the root of a weights file, or model_weights) */
 kc_status kc_weights_write_legacy(const kc_model_view *v, hid_t group);
-kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char *path);
+kc_status kc_weights_read_legacy(const kc_model_view *v, kc_h5r group, const char *path);
 kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file);
-kc_status kc_optimizer_read_legacy(const kc_model_view *v, hid_t file, const char *path);
+kc_status kc_optimizer_read_legacy(const kc_model_view *v, kc_h5r file, const char *path);
 
 /* kerac's own state (rng, step, epoch, layer seeds) as a JSON object, and back */
 cJSON *kc_state_build(const kc_model_view *v);

@@ -160,7 +160,7 @@ static kc_status load_keras(const char *path, const void *data, size_t size, int
     size_t n1, n2, n3;
     cJSON *config = NULL, *meta = NULL;
     kc_model *m = NULL;
-    hid_t f = -1;
+    kc_h5l_file *f = NULL;
     kc_status st = kc_zip_read(path, data, size, "config.json", &config_text, &n1);
     if (!st) st = kc_zip_read(path, data, size, "model.weights.h5", &h5, &n3);
     if (!st && kc_zip_read(path, data, size, "metadata.json", &meta_text, &n2)) {
@@ -177,13 +177,13 @@ static kc_status load_keras(const char *path, const void *data, size_t size, int
     if (!st) {
         char inner[600];
         snprintf(inner, sizeof inner, "%s (model.weights.h5)", path);
-        f = kc_h5_open_image(inner, h5, n3);
-        if (f < 0) st = KC_EFORMAT;
-        else st = kc_weights_read_k3(&v, f, path, compile);
-        if (!st) st = kc_tv_assets_read(&v, f, path, data, size);
+        f = kc_h5l_open(inner, h5, n3);
+        if (!f) st = KC_EFORMAT;
+        else st = kc_weights_read_k3(&v, kc_h5l_root(f), path, compile);
+        if (!st) st = kc_tv_assets_read(&v, kc_h5l_root(f), path, data, size);
     }
     if (!st && meta) st = kc_state_apply(&v, cJSON_GetObjectItemCaseSensitive(meta, "kerac"), path);
-    if (f >= 0) H5Fclose(f);
+    kc_h5l_close(f);
     cJSON_Delete(config);
     cJSON_Delete(meta);
     free(config_text);
@@ -194,10 +194,10 @@ static kc_status load_keras(const char *path, const void *data, size_t size, int
     return st;
 }
 
-static kc_status load_legacy(const char *path, hid_t f, int compile, kc_model **out) {
-    char *config_text = kc_h5_read_attr_str(f, "model_config");
-    char *training = kc_h5_read_attr_str(f, "training_config");
-    char *state = kc_h5_read_attr_str(f, "kerac_state");
+static kc_status load_legacy(const char *path, kc_h5r f, int compile, kc_model **out) {
+    char *config_text = kc_h5l_attr_str(f, "model_config");
+    char *training = kc_h5l_attr_str(f, "training_config");
+    char *state = kc_h5l_attr_str(f, "kerac_state");
     cJSON *config = NULL, *tc = NULL, *sj = NULL;
     kc_model *m = NULL;
     kc_status st = KC_OK;
@@ -212,14 +212,9 @@ static kc_status load_legacy(const char *path, hid_t f, int compile, kc_model **
     kc_model_view v;
     if (!st) st = kc_model_view_get(m, &v);
     if (!st) {
-        if (!kc_h5_exists(f, "model_weights"))
-            st = kc_err(KC_EFORMAT, "%s: no model_weights group", path);
-        else {
-            hid_t g = H5Gopen2(f, "model_weights", H5P_DEFAULT);
-            st = g < 0 ? kc_err(KC_EFORMAT, "%s: model_weights is unreadable", path)
-                       : kc_weights_read_legacy(&v, g, path);
-            if (g >= 0) H5Gclose(g);
-        }
+        kc_h5r g = kc_h5l_find(f, "model_weights");
+        if (!g) st = kc_err(KC_EFORMAT, "%s: no model_weights group", path);
+        else st = kc_weights_read_legacy(&v, g, path);
     }
     if (!st && compile) st = kc_optimizer_read_legacy(&v, f, path);
     if (!st && sj) st = kc_state_apply(&v, sj, path);
@@ -234,15 +229,15 @@ static kc_status load_legacy(const char *path, hid_t f, int compile, kc_model **
     return st;
 }
 
-/* HDF5 1.10 trusts a file's metadata: some damaged files (a string's length, a heap address)
- * make the library itself read out of bounds and crash, and an HDF5 file has no checksum over
- * its metadata (a .keras file's CRC catches accidents, not crafted files). So the load first
- * runs in a child process: if the child dies, the file is refused; if it lives, the real load
- * follows (and fails, when it does, with the child's clear message). */
+/* HDF5 files are read by h5lite (bounds-checked, in-process), never by libhdf5: libhdf5 1.10
+ * trusts a file's metadata, and crafted files make it loop forever, corrupt memory or allocate
+ * gigabytes. The old safeguard, a trial load in a forked child, is kept only behind
+ * KERAC_FORK_PROBE=1 (the caller's process is never forked by default). */
 static _Thread_local int in_probe;
 
 static kc_status probe(const char *path, kc_model *weights_target) {
-    if (in_probe) return KC_OK;
+    const char *env = getenv("KERAC_FORK_PROBE");
+    if (in_probe || !env || strcmp(env, "1")) return KC_OK;
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) return KC_OK; /* no child to spare: load directly */
@@ -258,7 +253,7 @@ static kc_status probe(const char *path, kc_model *weights_target) {
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) return KC_OK;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return KC_OK;
-    return kc_err(KC_EFORMAT, "%s: corrupt HDF5 data: the HDF5 library crashed reading it (%s %d)",
+    return kc_err(KC_EFORMAT, "%s: corrupt HDF5 data: the trial load crashed (%s %d)",
                   path, WIFSIGNALED(status) ? "signal" : "exit status",
                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 }
@@ -282,11 +277,11 @@ kc_status kc_load_ex(const char *path, const kc_load_opts *opts, kc_model **out)
     if (size >= 4 && !memcmp(data, "PK\x03\x04", 4)) {
         st = load_keras(path, data, size, compile, out);
     } else if (size >= 8 && !memcmp(data, "\x89HDF\r\n\x1a\n", 8)) {
-        hid_t f = kc_h5_open_image(path, data, size);
-        if (f < 0) st = KC_EFORMAT;
+        kc_h5l_file *f = kc_h5l_open(path, data, size);
+        if (!f) st = KC_EFORMAT;
         else {
-            st = load_legacy(path, f, compile, out);
-            H5Fclose(f);
+            st = load_legacy(path, kc_h5l_root(f), compile, out);
+            kc_h5l_close(f);
         }
     } else if (kc_io_ends_with(path, ".keras")) {
         st = kc_err(KC_EFORMAT, "%s: not a zip archive (a .keras file is one; truncated or "
@@ -312,21 +307,19 @@ kc_status kc_load_weights(kc_model *m, const char *path) {
         free(data);
         return st;
     }
-    hid_t f = kc_h5_open_image(path, data, size);
-    if (f < 0) st = KC_EFORMAT;
+    kc_h5l_file *file = kc_h5l_open(path, data, size);
+    if (!file) st = KC_EFORMAT;
     else {
-        if (H5Aexists(f, "layer_names") > 0) st = kc_weights_read_legacy(&v, f, path);
-        else if (kc_h5_exists(f, "model_weights")) {
-            hid_t g = H5Gopen2(f, "model_weights", H5P_DEFAULT);
-            st = g < 0 ? kc_err(KC_EFORMAT, "%s: model_weights is unreadable", path)
-                       : kc_weights_read_legacy(&v, g, path);
-            if (g >= 0) H5Gclose(g);
-        } else if (kc_h5_exists(f, "layers") || kc_h5_exists(f, "vars"))
+        kc_h5r f = kc_h5l_root(file), g;
+        if (kc_h5l_attr_index(f, "layer_names") >= 0) st = kc_weights_read_legacy(&v, f, path);
+        else if ((g = kc_h5l_find(f, "model_weights")))
+            st = kc_weights_read_legacy(&v, g, path);
+        else if (kc_h5l_find(f, "layers") || kc_h5l_find(f, "vars"))
             st = kc_weights_read_k3(&v, f, path, 1);
         else
             st = kc_err(KC_EFORMAT, "%s: not a Keras weights file (no layers group or "
                                     "layer_names attribute)", path);
-        H5Fclose(f);
+        kc_h5l_close(file);
     }
     free(data);
     return st;

@@ -148,23 +148,19 @@ static kc_status write_u_product(hid_t loc, const char *name, double u) {
 }
 
 /* the float32 variable, or kerac's double when it is there and rounds to the same float */
-static kc_status read_u_product(hid_t loc, const char *name, double *u, const char *what) {
+static kc_status read_u_product(kc_h5r loc, const char *name, double *u, const char *what) {
     float f;
-    kc_status st = kc_h5_read_f32_scalar(loc, name, &f, what);
+    kc_status st = kc_h5l_read_f32_scalar(loc, name, &f, what);
     if (st) return st;
     if (!(f > 0.0f && f <= 1.0f))
         return kc_err(KC_EFORMAT, "%s: u_product %g is not in (0, 1]", what, (double)f);
     *u = f;
-    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (d >= 0 && H5Aexists(d, U_PRODUCT_ATTR) > 0) {
-        hid_t a = H5Aopen(d, U_PRODUCT_ATTR, H5P_DEFAULT);
-        double x = 0;
-        if (a >= 0 && H5Aget_storage_size(a) == sizeof x &&
-            H5Aread(a, H5T_NATIVE_DOUBLE, &x) >= 0 && (float)x == f)
-            *u = x;
-        if (a >= 0) H5Aclose(a);
-    }
-    if (d >= 0) H5Dclose(d);
+    kc_h5r d = kc_h5l_find(loc, name);
+    double x = 0;
+    int64_t count = 0;
+    if (d && kc_h5l_attr_index(d, U_PRODUCT_ATTR) >= 0 &&
+        !kc_h5l_attr_f64(d, U_PRODUCT_ATTR, &x, 1, &count) && count == 1 && (float)x == f)
+        *u = x;
     return KC_OK;
 }
 
@@ -246,16 +242,11 @@ kc_status kc_weights_write_k3(const kc_model_view *v, hid_t f) {
     return st;
 }
 
-static int count_links(hid_t g) {
-    H5G_info_t info;
-    return H5Gget_info(g, &info) >= 0 ? (int)info.nlinks : -1;
-}
-
 /* optimizer state: iteration, learning_rate and the slots, read in Keras's variable order
  * from datasets named by name_of(index) in g */
 typedef const char *(*name_fn)(int index, void *ctx);
 
-static kc_status read_opt_state(const kc_model_view *v, hid_t g, int count, name_fn name_of,
+static kc_status read_opt_state(const kc_model_view *v, kc_h5r g, int count, name_fn name_of,
                                 void *ctx, const char *path, const char *where, int strict) {
     const kc_optimizer_io *io;
     kc_opt_layout lay = opt_layout(v->opt, &io);
@@ -281,10 +272,10 @@ static kc_status read_opt_state(const kc_model_view *v, hid_t g, int count, name
     int64_t it = 0;
     float lr = v->opt->learning_rate;
     snprintf(what, sizeof what, "%s: %s/%s (iteration)", path, where, name_of(0, ctx));
-    st = kc_h5_read_i64_scalar(g, name_of(0, ctx), &it, what);
+    st = kc_h5l_read_i64_scalar(g, name_of(0, ctx), &it, what);
     if (!st && first == 2) {
         snprintf(what, sizeof what, "%s: %s/%s (learning_rate)", path, where, name_of(1, ctx));
-        st = kc_h5_read_f32_scalar(g, name_of(1, ctx), &lr, what);
+        st = kc_h5l_read_f32_scalar(g, name_of(1, ctx), &lr, what);
     }
     if (!st && (it < 0 || !(lr >= 0.0f) || lr > 1e30f))
         st = kc_err(KC_EFORMAT, "%s: %s: iteration %lld or learning_rate %g is invalid", path,
@@ -303,7 +294,7 @@ static kc_status read_opt_state(const kc_model_view *v, hid_t g, int count, name
                 const char *name = name_of(index++, ctx);
                 snprintf(what, sizeof what, "%s: %s/%s (optimizer %s of %s)", path, where, name,
                          lay.name[gi][s], tv[t].name);
-                st = kc_h5_read_f32(g, name, scratch[lay.slot[gi][s]] + tv[t].offset, tv[t].rank,
+                st = kc_h5l_read_f32(g, name, scratch[lay.slot[gi][s]] + tv[t].offset, tv[t].rank,
                                     tv[t].dims, what);
             }
     double u_product = v->opt->u_product;
@@ -330,7 +321,7 @@ static const char *index_name(int index, void *ctx) {
     return buf;
 }
 
-kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path,
+kc_status kc_weights_read_k3(const kc_model_view *v, kc_h5r f, const char *path,
                              int with_optimizer) {
     float *params = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1));
     if (!params) return kc_err(KC_ENOMEM, "%s: out of memory", path);
@@ -345,13 +336,13 @@ kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path,
         int n = kc_layer_weights(l, w);
         snprintf(lpath, sizeof lpath, "%s/vars", paths[i]);
         if (!n) continue;
-        if (!kc_h5_exists(f, lpath)) {
+        if (!kc_h5l_find(f, lpath)) {
             st = kc_err(KC_EFORMAT, "%s: layer '%s' (%s): its weights (%s) are missing", path,
                         l->name, l->ops->type_name, lpath);
             break;
         }
-        hid_t g = H5Gopen2(f, lpath, H5P_DEFAULT);
-        int have = g >= 0 ? count_links(g) : -1, plain = 0;
+        kc_h5r g = kc_h5l_find(f, lpath);
+        int have = g ? kc_h5l_n_children(g) : -1, plain = 0;
         for (int j = 0; j < n; j++) plain += k3_group(l, j) == NULL;
         if (have != plain) {
             st = kc_err(KC_EFORMAT, "%s: layer '%s' (%s): %s holds %d variables, the layer has %d",
@@ -362,23 +353,21 @@ kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path,
             k3_var_path(paths[i], l, j, vp, sizeof vp);
             snprintf(what, sizeof what, "%s: layer '%s' (%s): variable '%s' (%s)", path,
                      l->name, l->ops->type_name, w[j].name, vp);
-            if (!kc_h5_exists(f, vp)) {
+            if (!kc_h5l_find(f, vp)) {
                 st = kc_err(KC_EFORMAT, "%s is missing", what);
                 break;
             }
             char *slash = strrchr(vp, '/');
             *slash = 0;
-            hid_t vg = H5Gopen2(f, vp, H5P_DEFAULT);
-            st = kc_h5_read_f32(vg, slash + 1, params + w[j].offset, w[j].rank, w[j].dims, what);
-            H5Gclose(vg);
+            kc_h5r vg = kc_h5l_find(f, vp);
+            st = kc_h5l_read_f32(vg, slash + 1, params + w[j].offset, w[j].rank, w[j].dims, what);
         }
         (void)idx;
-        if (g >= 0) H5Gclose(g);
     }
     free(paths);
-    if (!st && with_optimizer && v->opt && kc_h5_exists(f, "optimizer/vars")) {
-        hid_t g = H5Gopen2(f, "optimizer/vars", H5P_DEFAULT);
-        int count = g >= 0 ? count_links(g) : -1;
+    if (!st && with_optimizer && v->opt && kc_h5l_find(f, "optimizer/vars")) {
+        kc_h5r g = kc_h5l_find(f, "optimizer/vars");
+        int count = g ? kc_h5l_n_children(g) : -1;
         kc_status ost = count < 0 ? kc_err(KC_EFORMAT, "%s: optimizer/vars is unreadable", path)
                                   : read_opt_state(v, g, count, index_name, NULL, path,
                                                    "optimizer/vars", 1);
@@ -386,7 +375,6 @@ kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path,
         if (ost)
             kc_warn("%s: the optimizer state was skipped, training continues with a fresh "
                     "optimizer: %s", path, kc_last_error());
-        if (g >= 0) H5Gclose(g);
     }
     if (!st) memcpy(v->params, params, sizeof(float) * (size_t)v->n_params);
     free(params);
@@ -489,9 +477,9 @@ static int find_weight(char **wnames, int nw, const char *want) {
     return -1;
 }
 
-kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char *path) {
+kc_status kc_weights_read_legacy(const kc_model_view *v, kc_h5r group, const char *path) {
     int n_names = 0;
-    char **names = kc_h5_read_attr_str_list(group, "layer_names", &n_names);
+    char **names = kc_h5l_attr_strs(group, "layer_names", &n_names);
     if (!names) return kc_err(KC_EFORMAT, "%s: no layer_names attribute (not a Keras weights file)", path);
     float *params = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1));
     legacy_unit *units = malloc(sizeof *units * (size_t)(v->n_layers + KC_MAX_IO + 1));
@@ -519,20 +507,19 @@ kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char
         const char *utype = un->nested ? "nested model" : v->layers[un->first]->ops->type_name;
         char **wnames = NULL;
         int nw = 0;
-        hid_t g = -1;
+        kc_h5r g = NULL;
         for (; fi < n_names; fi++) {
-            if (!kc_h5_exists(group, names[fi])) {
+            if (!kc_h5l_find(group, names[fi])) {
                 st = kc_err(KC_EFORMAT, "%s: layer '%s' is listed in layer_names but missing",
                             path, names[fi]);
                 break;
             }
-            g = H5Gopen2(group, names[fi], H5P_DEFAULT);
-            wnames = g >= 0 ? kc_h5_read_attr_str_list(g, "weight_names", &nw) : NULL;
+            g = kc_h5l_find(group, names[fi]);
+            wnames = g ? kc_h5l_attr_strs(g, "weight_names", &nw) : NULL;
             if (wnames && nw > 0) break;
             kc_h5_free_list(wnames, nw);
             wnames = NULL;
-            if (g >= 0) H5Gclose(g);
-            g = -1;
+            g = NULL;
         }
         if (st) break;
         if (fi >= n_names) {
@@ -565,21 +552,19 @@ kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char
             snprintf(vname, sizeof vname, "%s", un->nested ? wn[j] : w[j].name);
             snprintf(what, sizeof what, "%s: layer '%s' (%s): variable '%s' (%s/%s)", path,
                      uname, utype, vname, names[fi], wnames[at]);
-            st = kc_h5_read_f32(g, wnames[at], params + w[j].offset, w[j].rank, w[j].dims, what);
+            st = kc_h5l_read_f32(g, wnames[at], params + w[j].offset, w[j].rank, w[j].dims, what);
         }
         kc_h5_free_list(wnames, nw);
-        H5Gclose(g);
         fi++;
     }
     for (; !st && fi < n_names; fi++) { /* any further layer with weights is one too many */
-        hid_t g = kc_h5_exists(group, names[fi]) ? H5Gopen2(group, names[fi], H5P_DEFAULT) : -1;
+        kc_h5r g = kc_h5l_find(group, names[fi]);
         int nw = 0;
-        char **wl = g >= 0 ? kc_h5_read_attr_str_list(g, "weight_names", &nw) : NULL;
+        char **wl = g ? kc_h5l_attr_strs(g, "weight_names", &nw) : NULL;
         if (wl && nw > 0)
             st = kc_err(KC_EFORMAT, "%s: the file's layer '%s' has weights but the model has no "
                                     "layer left to take them", path, names[fi]);
         kc_h5_free_list(wl, nw);
-        if (g >= 0) H5Gclose(g);
     }
     if (!st) memcpy(v->params, params, sizeof(float) * (size_t)v->n_params);
     free(params);
@@ -684,7 +669,7 @@ static int slot_synonym(const char *slot, const char *token) {
  * (Adam's m and v per variable, RMSprop's velocities then momentums, the legacy optimizers'
  * slots after each variable), so a name says which slot of which variable it is. Every slot
  * of every trained variable must be found; the iteration count is read when present. */
-static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names, int n,
+static kc_status read_opt_by_name(const kc_model_view *v, kc_h5r g, char **names, int n,
                                   const char *path) {
     kc_opt_layout lay = opt_layout(v->opt, NULL);
     kc_weight_desc *tv = malloc(sizeof *tv * MAX_VARS);
@@ -727,7 +712,7 @@ static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names,
             !strcmp(tok[nt - 1], "iterations")) {
             char what[400];
             snprintf(what, sizeof what, "%s: optimizer_weights/%s", path, names[k]);
-            st = kc_h5_read_i64_scalar(g, names[k], &iterations, what);
+            st = kc_h5l_read_i64_scalar(g, names[k], &iterations, what);
             continue;
         }
         /* the slot token, and the variable: the other tokens after the optimizer's name */
@@ -749,7 +734,7 @@ static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names,
                         char what[400];
                         snprintf(what, sizeof what, "%s: optimizer_weights/%s (%s of %s)", path,
                                  names[k], lay.name[gi][sl], full[t]);
-                        st = kc_h5_read_f32(g, names[k], scratch[lay.slot[gi][sl]] + tv[t].offset,
+                        st = kc_h5l_read_f32(g, names[k], scratch[lay.slot[gi][sl]] + tv[t].offset,
                                             tv[t].rank, tv[t].dims, what);
                         new_layout |= ti == 1; /* "Nadam/m/dense/kernel": tf.keras 2.11+ */
                         int index = 0;
@@ -782,15 +767,15 @@ static kc_status read_opt_by_name(const kc_model_view *v, hid_t g, char **names,
     return st;
 }
 
-kc_status kc_optimizer_read_legacy(const kc_model_view *v, hid_t file, const char *path) {
-    if (!v->opt || !kc_h5_exists(file, "optimizer_weights")) return KC_OK;
-    hid_t g = H5Gopen2(file, "optimizer_weights", H5P_DEFAULT);
-    if (g < 0) {
+kc_status kc_optimizer_read_legacy(const kc_model_view *v, kc_h5r file, const char *path) {
+    if (!v->opt || !kc_h5l_find(file, "optimizer_weights")) return KC_OK;
+    kc_h5r g = kc_h5l_find(file, "optimizer_weights");
+    if (!g) {
         kc_warn("%s: optimizer_weights is unreadable; the optimizer starts afresh", path);
         return KC_OK;
     }
     int n = 0;
-    char **names = kc_h5_read_attr_str_list(g, "weight_names", &n);
+    char **names = kc_h5l_attr_strs(g, "weight_names", &n);
     if (names && n > 0) {
         /* in Keras's order first (kerac's and Keras 3's files), else by the datasets' names
          * (tf.keras 2's); state that fits neither is skipped with a warning, as Keras skips it:
@@ -806,7 +791,6 @@ kc_status kc_optimizer_read_legacy(const kc_model_view *v, hid_t file, const cha
         }
     }
     kc_h5_free_list(names, n);
-    H5Gclose(g);
     return KC_OK;
 }
 
@@ -941,7 +925,7 @@ void kc_tv_assets_free(kc_zip_entry *entries, int n) {
 
 /* the vocabulary (assets/<path>/vocabulary.txt, else .../_lookup_layer/vocabulary.txt; none
  * needed when the config held it) and idf weights of each TextVectorization layer */
-kc_status kc_tv_assets_read(const kc_model_view *v, hid_t f, const char *path, const void *zip,
+kc_status kc_tv_assets_read(const kc_model_view *v, kc_h5r f, const char *path, const void *zip,
                             size_t size) {
     kc_path *paths = NULL;
     kc_status st = KC_OK;
@@ -985,17 +969,16 @@ kc_status kc_tv_assets_read(const kc_model_view *v, hid_t f, const char *path, c
             int64_t dims[1] = {o.pad_to_max_tokens ? o.max_tokens : nt};
             char gp[PATH_MAX_LEN + 64], what[PATH_MAX_LEN + 160];
             snprintf(gp, sizeof gp, "%s/vars", paths[i]);
-            if (!kc_h5_exists(f, gp) || !kc_h5_exists(f, strcat(strcpy(what, gp), "/idf_weights")))
+            if (!kc_h5l_find(f, gp) || !kc_h5l_find(f, strcat(strcpy(what, gp), "/idf_weights")))
                 snprintf(gp, sizeof gp, "%s/_lookup_layer/vars", paths[i]);
             snprintf(what, sizeof what, "%s: layer '%s' (TextVectorization): %s/idf_weights",
                      path, l->name, gp);
             idf = malloc(sizeof(float) * (size_t)(dims[0] > 0 ? dims[0] : 1));
             if (!idf) st = kc_err(KC_ENOMEM, "out of memory");
-            else if (!kc_h5_exists(f, gp)) st = kc_err(KC_EFORMAT, "%s is missing", what);
+            else if (!kc_h5l_find(f, gp)) st = kc_err(KC_EFORMAT, "%s is missing", what);
             else {
-                hid_t g = H5Gopen2(f, gp, H5P_DEFAULT);
-                st = kc_h5_read_f32(g, "idf_weights", idf, 1, dims, what);
-                H5Gclose(g);
+                kc_h5r g = kc_h5l_find(f, gp);
+                st = kc_h5l_read_f32(g, "idf_weights", idf, 1, dims, what);
             }
         }
         if (!st) st = kc_text_vectorization_set_vocabulary(tv, (const char *const *)toks, nt, idf);
