@@ -95,6 +95,11 @@ $(BUILD)/tests/test_alloc: tests/test_alloc.c tests/testutil.h $(BUILD)/libkerac
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(WRAP_ALLOC) $(LDLIBS) $(TEST_LIBS)
 
+# test_faults fails the Nth allocation (the same wraps)
+$(BUILD)/tests/test_faults: tests/test_faults.c tests/testutil.h $(BUILD)/libkerac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(WRAP_ALLOC) $(LDLIBS) $(TEST_LIBS)
+
 # helpers the fixture scripts run (tests/gen_keras_files.py), not part of the test run
 $(BUILD)/tools/%: tests/tools/%.c $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)

@@ -163,7 +163,9 @@ static kc_status load_keras(const char *path, const void *data, size_t size, int
     hid_t f = -1;
     kc_status st = kc_zip_read(path, data, size, "config.json", &config_text, &n1);
     if (!st) st = kc_zip_read(path, data, size, "model.weights.h5", &h5, &n3);
-    if (!st && kc_zip_read(path, data, size, "metadata.json", &meta_text, &n2)) {
+    kc_status meta_st = st ? st : kc_zip_read(path, data, size, "metadata.json", &meta_text, &n2);
+    if (meta_st == KC_ENOMEM) st = meta_st; /* out of memory is no missing file */
+    if (meta_st) {
         free(meta_text); /* optional: Keras only reads the version from it */
         meta_text = NULL;
     }
@@ -201,7 +203,9 @@ static kc_status load_legacy(const char *path, hid_t f, int compile, kc_model **
     cJSON *config = NULL, *tc = NULL, *sj = NULL;
     kc_model *m = NULL;
     kc_status st = KC_OK;
-    if (!config_text)
+    if (kc_h5_take_oom())
+        st = kc_err(KC_ENOMEM, "%s: out of memory reading the file's attributes", path);
+    else if (!config_text)
         st = kc_err(KC_EFORMAT, "%s: no model_config attribute: a weights-only file (build the "
                                 "model and use kc_load_weights)", path);
     if (!st) st = parse_json(path, "model_config", config_text, &config);

@@ -611,7 +611,9 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
     char (*names)[192] = malloc(sizeof *names * (size_t)total);
     const char **ptrs = malloc(sizeof *ptrs * (size_t)total);
     hid_t g = kc_h5_group(file, "optimizer_weights");
-    kc_status st = names && ptrs && g >= 0 ? KC_OK : kc_err(KC_EIO, "save: cannot write the optimizer");
+    kc_status st = !names || !ptrs ? kc_err(KC_ENOMEM, "save: out of memory for the optimizer's names")
+                   : g < 0         ? kc_err(KC_EIO, "save: cannot write the optimizer")
+                                   : KC_OK;
     if (!st) {
         snprintf(names[0], 160, "%s/iteration", oname);
         if (has_lr) snprintf(names[1], 160, "%s/learning_rate", oname);
