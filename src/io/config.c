@@ -493,7 +493,7 @@ static int metric_options(const cJSON *c, kc_metric_spec *s, char *name, size_t 
 /* One entry of a metrics list: a name (Keras 3's or tf.keras 2's), Keras 3's serialized class
  * or function, tf.keras 2's class config or MeanMetricWrapper. 1: out is set (its name in
  * name); 0: left out with a warning (unknown, an option kerac lacks, or it does not fit the
- * output: kc_metric_init's reason). */
+ * output: kc_metric_init's reason); -1: out of memory trying it. */
 static int parse_metric(const cJSON *j, const char *where, const kc_loss_spec *loss, kc_shape out,
                         kc_metric_spec *spec, char *name, size_t name_size) {
     kc_metric_spec s = {0};

@@ -382,8 +382,10 @@ kc_status kc_weights_read_k3(const kc_model_view *v, hid_t f, const char *path,
         kc_status ost = count < 0 ? kc_err(KC_EFORMAT, "%s: optimizer/vars is unreadable", path)
                                   : read_opt_state(v, g, count, index_name, NULL, path,
                                                    "optimizer/vars", 1);
-        /* state that does not fit never costs the model: the optimizer starts afresh */
-        if (ost)
+        /* state that does not fit never costs the model: the optimizer starts afresh (out of
+         * memory is no misfit: the load fails) */
+        if (ost == KC_ENOMEM) st = ost;
+        else if (ost)
             kc_warn("%s: the optimizer state was skipped, training continues with a fresh "
                     "optimizer: %s", path, kc_last_error());
         if (g >= 0) H5Gclose(g);
@@ -492,6 +494,7 @@ static int find_weight(char **wnames, int nw, const char *want) {
 kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char *path) {
     int n_names = 0;
     char **names = kc_h5_read_attr_str_list(group, "layer_names", &n_names);
+    if (!names && kc_h5_take_oom()) return kc_err(KC_ENOMEM, "%s: out of memory reading layer_names", path);
     if (!names) return kc_err(KC_EFORMAT, "%s: no layer_names attribute (not a Keras weights file)", path);
     float *params = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1));
     legacy_unit *units = malloc(sizeof *units * (size_t)(v->n_layers + KC_MAX_IO + 1));
@@ -529,6 +532,13 @@ kc_status kc_weights_read_legacy(const kc_model_view *v, hid_t group, const char
             g = H5Gopen2(group, names[fi], H5P_DEFAULT);
             wnames = g >= 0 ? kc_h5_read_attr_str_list(g, "weight_names", &nw) : NULL;
             if (wnames && nw > 0) break;
+            if (!wnames && kc_h5_take_oom()) { /* not a layer without weights: stop here */
+                st = kc_err(KC_ENOMEM, "%s: out of memory reading %s's weight_names", path,
+                            names[fi]);
+                if (g >= 0) H5Gclose(g);
+                g = -1;
+                break;
+            }
             kc_h5_free_list(wnames, nw);
             wnames = NULL;
             if (g >= 0) H5Gclose(g);
@@ -793,13 +803,17 @@ kc_status kc_optimizer_read_legacy(const kc_model_view *v, hid_t file, const cha
     }
     int n = 0;
     char **names = kc_h5_read_attr_str_list(g, "weight_names", &n);
+    kc_status result = KC_OK;
+    if (!names && kc_h5_take_oom())
+        result = kc_err(KC_ENOMEM, "%s: out of memory reading optimizer_weights", path);
     if (names && n > 0) {
         /* in Keras's order first (kerac's and Keras 3's files), else by the datasets' names
          * (tf.keras 2's); state that fits neither is skipped with a warning, as Keras skips it:
          * the model still loads */
         list_ctx ctx = {names};
         kc_status st = read_opt_state(v, g, n, list_name, &ctx, path, "optimizer_weights", 1);
-        if (st) {
+        if (st == KC_ENOMEM) result = st;
+        else if (st) {
             char first[1024];
             snprintf(first, sizeof first, "%s", kc_last_error());
             if (read_opt_by_name(v, g, names, n, path))
@@ -809,7 +823,7 @@ kc_status kc_optimizer_read_legacy(const kc_model_view *v, hid_t file, const cha
     }
     kc_h5_free_list(names, n);
     H5Gclose(g);
-    return KC_OK;
+    return result;
 }
 
 /* ---- kerac's own state ---- */
