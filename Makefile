@@ -100,6 +100,12 @@ $(BUILD)/tests/test_alloc: tests/test_alloc.c tests/testutil.h $(BUILD)/libkerac
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(WRAP_ALLOC) $(LDLIBS) $(TEST_LIBS)
 
+# test_faults fails the Nth allocation (the same wraps), and runs the examples under rlimits
+$(BUILD)/tests/test_faults: tests/test_faults.c tests/testutil.h $(BUILD)/libkerac.a $(BUILD)/kerac $(BUILD)/mnist_mlp
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DKERAC_BIN='"$(BUILD)/kerac"' -DMNIST_MLP_BIN='"$(BUILD)/mnist_mlp"' $< -o $@ \
+	  $(BUILD)/libkerac.a $(LDFLAGS) $(WRAP_ALLOC) $(LDLIBS) $(TEST_LIBS)
+
 # helpers the fixture scripts run (tests/gen_keras_files.py), not part of the test run
 $(BUILD)/tools/%: tests/tools/%.c $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)

@@ -13,6 +13,9 @@ kc_status kc_err(kc_status status, const char *fmt, ...) __attribute__((format(p
 /* A warning: kept for kc_last_warning and passed to the handler the program set, if any (the
  * library never prints). */
 void kc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The status of the last kc_err / kc_err_prefix on this thread (a NULL-returning constructor
+ * failed for want of memory: KC_ENOMEM). */
+kc_status kc_last_status(void);
 /* Prefixes the current message with "what: " (keeps the status). */
 kc_status kc_err_prefix(kc_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

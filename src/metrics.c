@@ -598,6 +598,15 @@ kc_status kc_metric_init(kc_metric_state *st, const kc_metric_spec *spec, const 
     return KC_OK;
 }
 
+kc_status kc_metric_reserve(kc_metric_state *st, int64_t rows) {
+    if (!st->info->values || rows <= st->cap_vals) return KC_OK;
+    double *v = realloc(st->vals, sizeof(double) * (size_t)rows);
+    if (!v) return kc_err(KC_ENOMEM, "out of memory for a metric's %lld row values", (long long)rows);
+    st->vals = v;
+    st->cap_vals = rows;
+    return KC_OK;
+}
+
 void kc_metric_update(kc_metric_state *st, const float *pred, const float *y, int batch,
                       const float *sample_weight, const uint8_t *mask) {
     const kc_metric_info *info = st->info;
@@ -609,7 +618,7 @@ void kc_metric_update(kc_metric_state *st, const float *pred, const float *y, in
         info->update(st, pred, y, (int)rows, sample_weight);
         return;
     }
-    if (rows > st->cap_vals) {
+    if (rows > st->cap_vals) { /* reserved by kc_model_ensure_workspace: not on the way of fit */
         double *v = realloc(st->vals, sizeof(double) * (size_t)rows);
         if (!v) {
             st->total = NAN;

@@ -83,6 +83,8 @@ void kc_metric_free(kc_metric_state *st);
 void kc_metric_reset(kc_metric_state *st);
 /* pred: batch * rows_per_sample rows of cols; y: as many rows of targets (or one class index
  * per sample); sample_weight: one per sample, or NULL. NaN when out of memory. */
+/* room for rows row values (kc_model_ensure_workspace: the training loop allocates nothing) */
+kc_status kc_metric_reserve(kc_metric_state *st, int64_t rows);
 void kc_metric_update(kc_metric_state *st, const float *pred, const float *y, int batch,
                       const float *sample_weight, const uint8_t *mask);
 double kc_metric_result(const kc_metric_state *st);

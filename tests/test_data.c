@@ -298,6 +298,56 @@ Test(idx, gzip_bad_crc) {
     rm_tree(dir);
 }
 
+/* The 8-byte trailer (CRC32, length) cut off: the deflate data is complete, so zlib's gzread
+ * used to report a clean end of file and the IDX was accepted; with a byte of the (stored,
+ * incompressible) data flipped as well, wrong pixels came back with KC_OK. */
+static void cut_trailer(uint8_t *gz, size_t *len) { *len -= 8; }
+static void cut_trailer_flip_data(uint8_t *gz, size_t *len) {
+    *len -= 8;
+    gz[*len / 2] ^= 0x20;
+}
+static void flip_data(uint8_t *gz, size_t *len) { gz[*len / 2] ^= 0x20; }
+
+static void check_damaged(void (*damage)(uint8_t *, size_t *), const char *why) {
+    char *dir = tu_tmpdir();
+    kc_idx idx;
+    KC_EXPECT_ERR(kc_idx_read(write_damaged_gz(dir, damage), &idx), KC_EFORMAT,
+                  "t.idx.gz: corrupt gzip stream, found reading uncompressed byte offset");
+    cr_assert(strstr(kc_last_error(), why), "%s lacks %s", kc_last_error(), why);
+    cr_assert_null(idx.data);
+    rm_tree(dir);
+}
+Test(idx, gzip_trailer_cut_off) { check_damaged(cut_trailer, "trailer is cut off"); }
+Test(idx, gzip_trailer_cut_off_and_data_flipped) {
+    check_damaged(cut_trailer_flip_data, "trailer is cut off");
+}
+Test(idx, gzip_data_flipped) { check_damaged(flip_data, "incorrect data check"); }
+
+/* gzip -c a b > c: two members are one stream of their data; bytes that are not a gzip member
+ * after the stream are refused */
+Test(idx, gzip_members_and_junk_after) {
+    char *dir = tu_tmpdir(), path[512];
+    size_t len, a_len, b_len;
+    uint8_t *buf = make_idx(0x08, 1, (uint32_t[]){30}, 30, &len);
+    path_in(path, dir, "a.gz");
+    write_gz(path, buf, 20);
+    uint8_t *a = read_whole(path, &a_len);
+    write_gz(path, buf + 20, len - 20);
+    uint8_t *b = read_whole(path, &b_len);
+    uint8_t *both = malloc(a_len + b_len + 4);
+    memcpy(both, a, a_len);
+    memcpy(both + a_len, b, b_len);
+    kc_idx idx;
+    KC_CHECK(kc_idx_read(write_bytes(dir, "ab.gz", both, a_len + b_len), &idx));
+    cr_assert(idx.size == 30 && idx.data[29] == (uint8_t)(29 * 7 + 3));
+    kc_idx_free(&idx);
+    memcpy(both + a_len + b_len, "junk", 4);
+    KC_EXPECT_ERR(kc_idx_read(write_bytes(dir, "abj.gz", both, a_len + b_len + 4), &idx),
+                  KC_EFORMAT, "abj.gz: bytes after the end of the gzip stream");
+    free(a), free(b), free(both), free(buf);
+    rm_tree(dir);
+}
+
 Test(idx, random_garbage) {
     char *dir = tu_tmpdir();
     uint8_t junk[1000];

@@ -1,50 +1,111 @@
-/* idx.c: the IDX file reader (raw or gzip, through zlib's transparent gzread). Every field is
- * checked, and each error names the file and the byte offset (uncompressed) where it went wrong. */
+/* idx.c: the IDX file reader (raw or gzip). A gzip file is inflated here, not through gzread:
+ * gzread returns end of file without complaint when the input ends exactly where the deflate
+ * data ends, so a file whose 8-byte trailer (CRC32, length) was cut off was accepted, and
+ * damaged data with it. Here a gzip stream must reach its end, trailer checked by inflate, and
+ * nothing may follow it. Every field is checked, and each error names the file and the byte
+ * offset (uncompressed) where it went wrong. */
 #include "../internal.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_TYPE_UBYTE 0x08
 #define IDX_MAX_BYTES ((int64_t)1 << 31)
-#define READ_CHUNK ((int64_t)1 << 30) /* gzread takes an int-sized length */
+#define IN_CHUNK ((size_t)1 << 17)
+#define READ_CHUNK ((int64_t)1 << 30) /* inflate's avail_out is an unsigned int */
 
-/* Explains why gzread fell short: KC_OK for a plain end of file, KC_EIO for a failed read,
- * KC_EFORMAT for a damaged or cut-off gzip stream. */
-static kc_status stream_status(gzFile f, const char *path, int64_t offset) {
-    int read_errno = errno, zerr;
-    const char *zmsg = gzerror(f, &zerr);
-    if (zerr == Z_OK) return KC_OK;
-    if (zerr == Z_ERRNO)
-        return kc_err(KC_EIO, "%s: read error at byte offset %" PRId64 ": %s", path, offset,
-                      strerror(read_errno));
-    size_t path_len = strlen(path); /* zlib's message repeats "path: " */
-    if (strncmp(zmsg, path, path_len) == 0 && strncmp(zmsg + path_len, ": ", 2) == 0)
-        zmsg += path_len + 2;
-    /* zlib inflates ahead, so the damage may lie after the offset being read */
-    return kc_err(KC_EFORMAT, "%s: corrupt gzip stream, found reading uncompressed byte offset %"
-                  PRId64 ": %s", path, offset, zmsg);
+typedef struct {
+    const char *path;
+    int fd;
+    bool gz, zinit, in_eof, ended; /* ended: a gzip member reached Z_STREAM_END */
+    z_stream zs;
+    uint8_t *in;  /* IN_CHUNK bytes of file input; zs.next_in / avail_in: what is left of it */
+    int64_t file_offset; /* compressed bytes read from the file so far */
+} idx_stream;
+
+/* Refills the input buffer when it is empty; sets in_eof at the file's end. */
+static kc_status refill(idx_stream *s, int64_t offset) {
+    if (s->zs.avail_in > 0 || s->in_eof) return KC_OK;
+    for (;;) {
+        ssize_t r = read(s->fd, s->in, IN_CHUNK);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0)
+            return kc_err(KC_EIO, "%s: read error at byte offset %" PRId64 ": %s", s->path,
+                          s->gz ? s->file_offset : offset, strerror(errno));
+        s->zs.next_in = s->in;
+        s->zs.avail_in = (uInt)r;
+        s->file_offset += r;
+        if (r == 0) s->in_eof = true;
+        return KC_OK;
+    }
 }
 
-/* Reads up to n bytes found at uncompressed offset `offset`; *got says how many came. */
-static kc_status read_bytes(gzFile f, const char *path, uint8_t *buf, int64_t n, int64_t offset,
-                            int64_t *got) {
+/* zlib's allocations go through the C library's malloc as kerac's own do (so a test that fails
+ * allocations reaches them too) */
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
+    return items && size > SIZE_MAX / items ? NULL : malloc((size_t)items * size);
+}
+static void z_free(voidpf opaque, voidpf p) { free(p); }
+
+static kc_status corrupt(idx_stream *s, int64_t offset, const char *why) {
+    /* inflate reads ahead, so the damage may lie after the offset being read */
+    return kc_err(KC_EFORMAT, "%s: corrupt gzip stream, found reading uncompressed byte offset %"
+                  PRId64 ": %s", s->path, offset, why);
+}
+
+/* Reads up to n bytes found at uncompressed offset `offset`; *got says how many came (fewer only
+ * at the end of the data: a complete gzip stream, or the raw file's end). */
+static kc_status read_bytes(idx_stream *s, uint8_t *buf, int64_t n, int64_t offset, int64_t *got) {
     *got = 0;
-    while (*got < n) {
-        int64_t want = n - *got < READ_CHUNK ? n - *got : READ_CHUNK;
-        errno = 0;
-        int r = gzread(f, buf + *got, (unsigned)want);
-        if (r < 0) {
-            kc_status st = stream_status(f, path, offset + *got);
-            return st != KC_OK ? st : kc_err(KC_EIO, "%s: read failed at byte offset %" PRId64,
-                                              path, offset + *got);
+    kc_status st;
+    if (!s->gz) {
+        while (*got < n) {
+            if ((st = refill(s, offset + *got)) != KC_OK) return st;
+            if (s->zs.avail_in == 0) break;
+            int64_t k = n - *got < (int64_t)s->zs.avail_in ? n - *got : (int64_t)s->zs.avail_in;
+            memcpy(buf + *got, s->zs.next_in, (size_t)k);
+            s->zs.next_in += k;
+            s->zs.avail_in -= (uInt)k;
+            *got += k;
         }
-        *got += r;
-        if (r < want) break;
+        return KC_OK;
     }
-    return stream_status(f, path, offset + *got); /* Z_BUF_ERROR here: gzip stream cut off */
+    while (*got < n) {
+        if ((st = refill(s, offset + *got)) != KC_OK) return st;
+        if (s->ended) {
+            if (s->zs.avail_in == 0) break; /* the end of the file, after a complete stream */
+            if (s->zs.avail_in >= 2 && (s->zs.next_in[0] != 0x1f || s->zs.next_in[1] != 0x8b))
+                return kc_err(KC_EFORMAT, "%s: bytes after the end of the gzip stream (compressed "
+                              "byte offset %" PRId64 ")", s->path,
+                              s->file_offset - (int64_t)s->zs.avail_in);
+            int zr = inflateReset(&s->zs); /* another gzip member follows (as gzip -c a b) */
+            if (zr != Z_OK) return corrupt(s, offset + *got, "cannot reset the inflater");
+            s->ended = false;
+        }
+        if (s->zs.avail_in == 0) /* in_eof: the file ends before the stream (its trailer) does */
+            return corrupt(s, offset + *got, "unexpected end of file (the gzip stream or its "
+                           "CRC32/length trailer is cut off)");
+        int64_t want = n - *got < READ_CHUNK ? n - *got : READ_CHUNK;
+        s->zs.next_out = buf + *got;
+        s->zs.avail_out = (uInt)want;
+        int zr = inflate(&s->zs, Z_NO_FLUSH);
+        *got += want - (int64_t)s->zs.avail_out;
+        if (zr == Z_STREAM_END) s->ended = true;
+        else if (zr == Z_MEM_ERROR)
+            return kc_err(KC_ENOMEM, "%s: out of memory inflating the gzip stream", s->path);
+        else if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT || zr == Z_STREAM_ERROR)
+            return corrupt(s, offset + *got, s->zs.msg ? s->zs.msg : "invalid deflate data");
+        /* Z_OK, Z_BUF_ERROR: more input or more output needed */
+    }
+    return KC_OK;
 }
 
 /* "(60000, 28, 28)" */
@@ -57,10 +118,10 @@ static const char *dims_str(const int64_t *dims, int rank, char *buf, size_t siz
 }
 
 /* Header: 0x00 0x00 type rank, then rank big-endian uint32 dims; then the data, then EOF. */
-static kc_status read_idx(gzFile f, const char *path, kc_idx *idx) {
+static kc_status read_idx(idx_stream *f, const char *path, kc_idx *idx) {
     uint8_t header[4 + 4 * KC_MAX_RANK];
     int64_t got;
-    kc_status st = read_bytes(f, path, header, 4, 0, &got);
+    kc_status st = read_bytes(f, header, 4, 0, &got);
     if (st != KC_OK) return st;
     if (got == 0) return kc_err(KC_EFORMAT, "%s: empty file, expected an IDX header", path);
     if (got < 4)
@@ -77,7 +138,7 @@ static kc_status read_idx(gzFile f, const char *path, kc_idx *idx) {
         return kc_err(KC_EFORMAT, "%s: IDX rank %d at byte offset 3 is outside 1..%d", path, rank,
                       KC_MAX_RANK);
     const int header_size = 4 + 4 * rank;
-    st = read_bytes(f, path, header + 4, 4 * rank, 4, &got);
+    st = read_bytes(f, header + 4, 4 * rank, 4, &got);
     if (st != KC_OK) return st;
     if (got < 4 * rank)
         return kc_err(KC_EFORMAT, "%s: truncated IDX header: the file ends at byte offset %" PRId64
@@ -109,14 +170,14 @@ static kc_status read_idx(gzFile f, const char *path, kc_idx *idx) {
         if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
     }
 
-    st = read_bytes(f, path, idx->data, size, header_size, &got);
+    st = read_bytes(f, idx->data, size, header_size, &got);
     if (st != KC_OK) return st;
     if (got < size)
         return kc_err(KC_EFORMAT, "%s: expected %" PRId64 " bytes of data after the %d-byte header, "
                       "found only %" PRId64, path, size, header_size, got);
     /* One more read: finds trailing bytes and, for gzip, checks the stream's CRC and length. */
     uint8_t extra[256];
-    st = read_bytes(f, path, extra, sizeof extra, header_size + size, &got);
+    st = read_bytes(f, extra, sizeof extra, header_size + size, &got);
     if (st != KC_OK) return st;
     if (got > 0)
         return kc_err(KC_EFORMAT, "%s: trailing bytes at byte offset %" PRId64 ", after the %d-byte "
@@ -129,14 +190,30 @@ kc_status kc_idx_read(const char *path, kc_idx *out) {
     if (!out) return kc_err(KC_EINVAL, "kc_idx_read: out is NULL");
     memset(out, 0, sizeof *out);
     if (!path) return kc_err(KC_EINVAL, "kc_idx_read: path is NULL");
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return kc_err(KC_EIO, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
-    gzbuffer(f, 1 << 17);
+    idx_stream s = {.path = path, .fd = open(path, O_RDONLY | O_CLOEXEC)};
+    if (s.fd < 0) return kc_err(KC_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    kc_status st = KC_OK;
+    if (fstat(s.fd, &sb) == 0 && S_ISDIR(sb.st_mode))
+        st = kc_err(KC_EIO, "%s: cannot read: it is a directory", path);
+    if (st == KC_OK && !(s.in = kc_alloc(IN_CHUNK))) st = kc_err_prefix(KC_ENOMEM, "%s", path);
+    if (st == KC_OK) st = refill(&s, 0);
+    /* gzip's magic 1f 8b; an IDX file starts 00 00 */
+    if (st == KC_OK && s.zs.avail_in >= 2 && s.in[0] == 0x1f && s.in[1] == 0x8b) {
+        s.gz = true;
+        s.zs.zalloc = z_alloc;
+        s.zs.zfree = z_free;
+        int zr = inflateInit2(&s.zs, 16 + MAX_WBITS);
+        if (zr == Z_OK) s.zinit = true;
+        else if (zr == Z_MEM_ERROR)
+            st = kc_err(KC_ENOMEM, "%s: out of memory starting the gzip inflater", path);
+        else st = kc_err(KC_EFORMAT, "%s: cannot start the gzip inflater (zlib error %d)", path, zr);
+    }
     kc_idx idx = {0};
-    kc_status st = read_idx(f, path, &idx);
-    gzclose(f);
+    if (st == KC_OK) st = read_idx(&s, path, &idx);
+    if (s.zinit) inflateEnd(&s.zs);
+    kc_free(s.in);
+    close(s.fd);
     if (st != KC_OK) {
         kc_idx_free(&idx);
         return st;

@@ -493,7 +493,7 @@ static int metric_options(const cJSON *c, kc_metric_spec *s, char *name, size_t 
 /* One entry of a metrics list: a name (Keras 3's or tf.keras 2's), Keras 3's serialized class
  * or function, tf.keras 2's class config or MeanMetricWrapper. 1: out is set (its name in
  * name); 0: left out with a warning (unknown, an option kerac lacks, or it does not fit the
- * output: kc_metric_init's reason). */
+ * output: kc_metric_init's reason); -1: out of memory trying it. */
 static int parse_metric(const cJSON *j, const char *where, const kc_loss_spec *loss, kc_shape out,
                         kc_metric_spec *spec, char *name, size_t name_size) {
     kc_metric_spec s = {0};
@@ -551,7 +551,9 @@ static int parse_metric(const cJSON *j, const char *where, const kc_loss_spec *l
     if (!why[0]) {
         s.name = name[0] ? name : NULL;
         kc_metric_state st;
-        if (kc_metric_init(&st, &s, loss, out, 0, 0, "")) snprintf(why, sizeof why, "%s", kc_last_error() + 2);
+        kc_status init = kc_metric_init(&st, &s, loss, out, 0, 0, "");
+        if (init == KC_ENOMEM) return -1; /* not the metric's fault: the load fails */
+        if (init) snprintf(why, sizeof why, "%s", kc_last_error() + 2);
         else kc_metric_free(&st);
     }
     if (why[0]) {
@@ -581,17 +583,20 @@ static const cJSON *metrics_for_output(const cJSON *mets, const kc_model *m, int
     return mets;
 }
 
-static void read_metrics(const cJSON *mets, const kc_model *m, int o, const char *where,
-                         const kc_loss_spec *loss, kc_metric_spec *specs,
-                         char (*names)[KC_METRIC_KEY_MAX]) {
+/* KC_ENOMEM when a metric could not be tried for want of memory (a metric kerac cannot run is
+ * left out with a warning) */
+static kc_status read_metrics(const cJSON *mets, const kc_model *m, int o, const char *where,
+                              const kc_loss_spec *loss, kc_metric_spec *specs,
+                              char (*names)[KC_METRIC_KEY_MAX]) {
     const cJSON *mo = metrics_for_output(mets, m, o);
-    if (!mo || cJSON_IsNull(mo)) return;
+    if (!mo || cJSON_IsNull(mo)) return KC_OK;
     kc_shape out = m->tensors[m->outputs[o]].shape;
     int n = 0;
     if (!cJSON_IsArray(mo)) {
-        if (parse_metric(mo, where, loss, out, &specs[0], names[0], KC_METRIC_KEY_MAX))
-            specs[0].name = names[0];
-        return;
+        int r = parse_metric(mo, where, loss, out, &specs[0], names[0], KC_METRIC_KEY_MAX);
+        if (r < 0) return kc_err_prefix(KC_ENOMEM, "%s", where);
+        if (r) specs[0].name = names[0];
+        return KC_OK;
     }
     const cJSON *it;
     cJSON_ArrayForEach(it, mo) {
@@ -599,11 +604,14 @@ static void read_metrics(const cJSON *mets, const kc_model *m, int o, const char
             kc_warn("%s: more than %d metrics; the rest are left out", where, KC_MAX_METRICS);
             break;
         }
-        if (parse_metric(it, where, loss, out, &specs[n], names[n], KC_METRIC_KEY_MAX)) {
+        int r = parse_metric(it, where, loss, out, &specs[n], names[n], KC_METRIC_KEY_MAX);
+        if (r < 0) return kc_err_prefix(KC_ENOMEM, "%s", where);
+        if (r) {
             specs[n].name = names[n][0] ? names[n] : NULL;
             n++;
         }
     }
+    return KC_OK;
 }
 
 kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
@@ -635,6 +643,7 @@ kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
         else
             o = io->from_config(cJSON_IsObject(ocfg) ? ocfg : NULL, w);
     }
+    if (!o && kc_last_status() == KC_ENOMEM) return KC_ENOMEM;
     if (!o) {
         /* an optimizer config kerac cannot represent: the model loads for prediction */
         kc_warn("%s: the compile settings were skipped (%s); the model loads uncompiled, for "
@@ -683,11 +692,12 @@ kc_status kc_config_compile(kc_model *m, const cJSON *cc, const char *where) {
         } else {
             co.loss_weights[out] = 1.0f;
         }
-        if (!st) {
-            read_metrics(mets, m, out, ow, &co.loss_specs[out], co.metric_specs[out], names[out][0]);
-            read_metrics(wmets, m, out, ow, &co.loss_specs[out], co.weighted_metric_specs[out],
-                         names[out][1]);
-        }
+        if (!st)
+            st = read_metrics(mets, m, out, ow, &co.loss_specs[out], co.metric_specs[out],
+                              names[out][0]);
+        if (!st)
+            st = read_metrics(wmets, m, out, ow, &co.loss_specs[out],
+                              co.weighted_metric_specs[out], names[out][1]);
     }
     co.has_loss_weights = 1;
     if (st) {

@@ -113,6 +113,13 @@ static int charge(kc_h5l_file *f, uint64_t units) {
     return 1;
 }
 
+/* the status of the error just set (by corrupt, refuse, or an allocation that failed):
+ * KC_ENOMEM stays KC_ENOMEM, so a load out of memory is not reported as a damaged file */
+static kc_status failure(void) {
+    kc_status s = kc_last_status();
+    return s ? s : KC_EFORMAT;
+}
+
 static void *lalloc(kc_h5l_file *f, size_t n) {
     if (n > f->alloc_limit - f->alloc) {
         if (!f->failed) corrupt(f, "its metadata would need more memory than its size allows");
@@ -335,11 +342,11 @@ static kc_status parse_object(kc_h5l_file *f, uint64_t addr, int depth, kc_h5l_n
 
 static kc_status add_link(kc_h5l_file *f, kc_h5l_node *n, const char *name, size_t len,
                           uint64_t addr) {
-    if (!charge(f, 1)) return KC_EFORMAT;
+    if (!charge(f, 1)) return failure();
     if (!grow(f, (void **)&n->link_names, &n->cap_links, n->n_links + 1, sizeof(char *)))
-        return KC_EFORMAT;
+        return failure();
     char *copy = lalloc(f, len + 1);
-    if (!copy) return KC_EFORMAT;
+    if (!copy) return failure();
     memcpy(copy, name, len);
     copy[len] = 0;
     if (!len || strlen(copy) != len || strchr(copy, '/'))
@@ -365,7 +372,7 @@ static kc_status parse_attr(kc_h5l_file *f, kc_h5l_node *n, cur *c) {
     if (!name || name_size == 0 || memchr(name, 0, name_size) != name + name_size - 1)
         return corrupt(f, "an attribute's name");
     if (!grow(f, (void **)&n->attrs, &n->cap_attrs, n->n_attrs + 1, sizeof(h5attr)))
-        return KC_EFORMAT;
+        return failure();
     h5attr *a = &n->attrs[n->n_attrs];
     const uint8_t *tp = cbytes(c, (type_size + pad) & ~pad);
     const uint8_t *sp = cbytes(c, (space_size + pad) & ~pad);
@@ -380,12 +387,12 @@ static kc_status parse_attr(kc_h5l_file *f, kc_h5l_node *n, cur *c) {
     if (!a->data) return corrupt(f, "an attribute declares %llu bytes of data, its message holds %zu",
                                  (unsigned long long)bytes, cleft(c));
     a->name = lalloc(f, name_size);
-    if (!a->name) return KC_EFORMAT;
+    if (!a->name) return failure();
     memcpy(a->name, name, name_size);
     if (!charge(f, (uint64_t)n->n_attrs)) { /* the name check below: quadratic in a header */
         free(a->name);
         a->name = NULL;
-        return KC_EFORMAT;
+        return failure();
     }
     for (int i = 0; i < n->n_attrs; i++)
         if (!strcmp(n->attrs[i].name, a->name)) {
@@ -448,7 +455,7 @@ static kc_status read_btree(kc_h5l_file *f, kc_h5l_node *n, uint64_t addr, int l
     for (uint64_t i = 0; i < entries; i++) {
         uint64_t child = cu(&c, f->so);
         cu(&c, f->sl);
-        if (!charge(f, 1)) return KC_EFORMAT;
+        if (!charge(f, 1)) return failure();
         kc_status st = lv == 0 ? read_snod(f, n, child, h) : read_btree(f, n, child, lv - 1, h);
         if (st) return st;
     }
@@ -538,15 +545,15 @@ static kc_status parse_object(kc_h5l_file *f, uint64_t addr, int depth, kc_h5l_n
     cu(&c, 4);
     uint64_t hsize = cu(&c, 4);
     if (c.bad || version != 1) return corrupt(f, "the object header at byte %llu", (unsigned long long)addr);
-    if (!grow(f, (void **)&f->nodes, &f->cap_nodes, f->n_nodes + 1, sizeof *f->nodes)) return KC_EFORMAT;
+    if (!grow(f, (void **)&f->nodes, &f->cap_nodes, f->n_nodes + 1, sizeof *f->nodes)) return failure();
     kc_h5l_node *n = lalloc(f, sizeof *n);
-    if (!n) return KC_EFORMAT;
+    if (!n) return failure();
     f->nodes[f->n_nodes++] = n;
     n->file = f;
     n->addr = addr;
     chunk *chunks = NULL;
     int n_chunks = 1, cap_chunks = 0;
-    if (!grow(f, (void **)&chunks, &cap_chunks, 1, sizeof *chunks)) return KC_EFORMAT;
+    if (!grow(f, (void **)&chunks, &cap_chunks, 1, sizeof *chunks)) return failure();
     chunks[0] = (chunk){addr + 16, hsize};
     int has_type = 0, has_space = 0, has_layout = 0, has_symtab = 0;
     uint64_t btree = 0, heap = 0;
@@ -560,7 +567,7 @@ static kc_status parse_object(kc_h5l_file *f, uint64_t addr, int depth, kc_h5l_n
         }
         while (!st && cleft(&m) >= 8) {
             if (!charge(f, 1)) {
-                st = KC_EFORMAT;
+                st = failure();
                 break;
             }
             int type = (int)cu(&m, 2);
@@ -644,7 +651,7 @@ static kc_status parse_object(kc_h5l_file *f, uint64_t addr, int depth, kc_h5l_n
                     break;
                 }
                 if (!grow(f, (void **)&chunks, &cap_chunks, n_chunks + 1, sizeof *chunks)) {
-                    st = KC_EFORMAT;
+                    st = failure();
                     break;
                 }
                 chunks[n_chunks++] = (chunk){ca, cl};
@@ -714,7 +721,7 @@ static kc_status parse_object(kc_h5l_file *f, uint64_t addr, int depth, kc_h5l_n
     if (st) return st;
     if (n->n_links) {
         n->links = lalloc(f, sizeof *n->links * (size_t)n->n_links);
-        if (!n->links) return KC_EFORMAT;
+        if (!n->links) return failure();
     }
     for (int i = 0; i < n->n_links; i++) {
         st = parse_object(f, n->link_addrs[i], depth + 1, &n->links[i]);
@@ -940,7 +947,7 @@ static const gcol *get_gcol(kc_h5l_file *f, uint64_t addr) {
     g->addr = addr;
     int cap = 0;
     while (cleft(&c) >= 8 + (size_t)f->sl) {
-        if (!charge(f, 1)) return NULL;
+        if (!charge(f, 1)) goto partial;
         uint64_t index = cu(&c, 2);
         cu(&c, 2);
         cu(&c, 4);
@@ -950,15 +957,20 @@ static const gcol *get_gcol(kc_h5l_file *f, uint64_t addr) {
         if (!d) {
             corrupt(f, "a global heap object of %llu bytes runs past its collection",
                     (unsigned long long)osize);
-            return NULL;
+            goto partial;
         }
         cbytes(&c, (8 - osize % 8) % 8);
         c.bad = 0; /* the padding may be cut by the collection's end */
-        if (!grow(f, (void **)&g->objs, &cap, g->n + 1, sizeof(gobj))) return NULL;
+        if (!grow(f, (void **)&g->objs, &cap, g->n + 1, sizeof(gobj))) goto partial;
         g->objs[g->n++] = (gobj){(uint16_t)index, d, osize};
     }
     if (g->n) qsort(g->objs, (size_t)g->n, sizeof(gobj), cmp_gobj);
     return g;
+partial: /* not kept half read: a later lookup would find objects missing */
+    free(g->objs);
+    memset(g, 0, sizeof *g);
+    f->n_gcols--;
+    return NULL;
 }
 
 /* element k of a string attribute, malloc'd; *budget: bytes the strings may still take */
@@ -1107,14 +1119,14 @@ static const kc_h5l_node *checked(const kc_h5l_node *loc, const char *name, int 
 kc_status kc_h5l_read_f32(const kc_h5l_node *loc, const char *name, float *out, int rank,
                           const int64_t *dims, const char *what) {
     const kc_h5l_node *n = checked(loc, name, rank, dims, what);
-    if (!n) return KC_EFORMAT;
+    if (!n) return failure();
     return kc_h5l_dset_f32(n, out, n->s.count);
 }
 
 kc_status kc_h5l_read_i64_scalar(const kc_h5l_node *loc, const char *name, int64_t *out,
                                  const char *what) {
     const kc_h5l_node *n = checked(loc, name, 0, NULL, what);
-    if (!n) return KC_EFORMAT;
+    if (!n) return failure();
     if (n->t.cls == KC_H5L_INT && n->t.elem == 8) {
         *out = (int64_t)raw(n->data, 8, n->t.be);
         return KC_OK;

@@ -50,6 +50,11 @@ void kc_h5l_attr_info(const kc_h5l_node *n, int i, kc_h5l_class *cls, size_t *el
  * Free with kc_h5_free_list. */
 char **kc_h5l_attr_strs(const kc_h5l_node *n, const char *name, int *count);
 char *kc_h5l_attr_str(const kc_h5l_node *n, const char *name); /* the first string */
+/* 1 when a read of attribute name gave nothing (got NULL) although it is there: the read
+ * failed (out of memory, damaged data) and the error is set; 0 when it is absent or was read */
+static inline int kc_h5l_attr_lost(const kc_h5l_node *n, const char *name, const void *got) {
+    return !got && n && kc_h5l_attr_index(n, name) >= 0;
+}
 /* a numeric attribute as doubles: up to cap values, *count the attribute's elements */
 kc_status kc_h5l_attr_f64(const kc_h5l_node *n, const char *name, double *out, int64_t cap,
                           int64_t *count);

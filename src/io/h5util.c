@@ -129,7 +129,16 @@ kc_status kc_h5_attr_str_list(hid_t obj, const char *name, const char *const *va
     return r < 0 ? kc_err(KC_EIO, "HDF5: cannot write attribute %s", name) : KC_OK;
 }
 
-/* Reads attribute name as strings: out[count] malloc'd. Fixed or variable length. */
+static _Thread_local int strings_oom; /* read_strings ran out of memory (kc_h5_take_oom) */
+
+int kc_h5_take_oom(void) {
+    int oom = strings_oom;
+    strings_oom = 0;
+    return oom;
+}
+
+/* Reads attribute name as strings: out[count] malloc'd. Fixed or variable length. NULL when
+ * absent, unreadable or out of memory (then strings_oom is set). */
 static char **read_strings(hid_t obj, const char *name, int *count) {
     *count = 0;
     if (H5Aexists(obj, name) <= 0) return NULL;
@@ -140,16 +149,21 @@ static char **read_strings(hid_t obj, const char *name, int *count) {
     hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
     if (t < 0 || n < 0 || n > 100000) goto done;
     if (H5Tget_class(t) != H5T_STRING) {
-        if (n == 0) out = calloc(1, sizeof *out); /* an empty list stored as float64 [] */
+        if (n == 0 && !(out = calloc(1, sizeof *out))) /* an empty list stored as float64 [] */
+            strings_oom = 1;
         goto done;
     }
     out = calloc((size_t)n + 1, sizeof *out);
-    if (!out) goto done;
+    if (!out) {
+        strings_oom = 1;
+        goto done;
+    }
     if (H5Tis_variable_str(t) > 0) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5Tget_cset(t));
         char **raw = calloc((size_t)n + 1, sizeof *raw);
+        if (!raw) strings_oom = 1;
         if (raw && H5Aread(a, mt, raw) >= 0) {
             for (hssize_t i = 0; i < n; i++) out[i] = strdup(raw[i] ? raw[i] : "");
             H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
@@ -162,6 +176,7 @@ static char **read_strings(hid_t obj, const char *name, int *count) {
     } else {
         size_t len = H5Tget_size(t);
         char *raw = len && len < (1u << 24) ? calloc((size_t)n + 1, len + 1) : NULL;
+        if (len && len < (1u << 24) && !raw) strings_oom = 1;
         hid_t mt = H5Tcopy(t);
         if (raw && H5Aread(a, mt, raw) >= 0) {
             for (hssize_t i = 0; i < n; i++) out[i] = strndup(raw + (size_t)i * len, len);
@@ -174,6 +189,7 @@ static char **read_strings(hid_t obj, const char *name, int *count) {
     }
     for (hssize_t i = 0; out && i < n; i++)
         if (!out[i]) {
+            strings_oom = 1;
             kc_h5_free_list(out, (int)n);
             out = NULL;
         }

@@ -45,6 +45,8 @@ kc_status kc_h5_attr_str(hid_t obj, const char *name, const char *value);
 kc_status kc_h5_attr_str_list(hid_t obj, const char *name, const char *const *values, int n);
 /* a string attribute (fixed or variable length, or a 1-element array of one) malloc'd */
 char *kc_h5_read_attr_str(hid_t obj, const char *name);
+/* 1 if a string attribute read since the last call came back NULL for want of memory */
+int kc_h5_take_oom(void);
 /* a list of strings (array of fixed or variable length strings); *n set; NULL on error
  * (including absent); free with kc_h5_free_list */
 char **kc_h5_read_attr_str_list(hid_t obj, const char *name, int *n);

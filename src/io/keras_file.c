@@ -163,7 +163,9 @@ static kc_status load_keras(const char *path, const void *data, size_t size, int
     kc_h5l_file *f = NULL;
     kc_status st = kc_zip_read(path, data, size, "config.json", &config_text, &n1);
     if (!st) st = kc_zip_read(path, data, size, "model.weights.h5", &h5, &n3);
-    if (!st && kc_zip_read(path, data, size, "metadata.json", &meta_text, &n2)) {
+    kc_status meta_st = st ? st : kc_zip_read(path, data, size, "metadata.json", &meta_text, &n2);
+    if (meta_st == KC_ENOMEM) st = meta_st; /* out of memory is no missing file */
+    if (meta_st) {
         free(meta_text); /* optional: Keras only reads the version from it */
         meta_text = NULL;
     }
@@ -178,7 +180,7 @@ static kc_status load_keras(const char *path, const void *data, size_t size, int
         char inner[600];
         snprintf(inner, sizeof inner, "%s (model.weights.h5)", path);
         f = kc_h5l_open(inner, h5, n3);
-        if (!f) st = KC_EFORMAT;
+        if (!f) st = kc_last_status() ? kc_last_status() : KC_EFORMAT;
         else st = kc_weights_read_k3(&v, kc_h5l_root(f), path, compile);
         if (!st) st = kc_tv_assets_read(&v, kc_h5l_root(f), path, data, size);
     }
@@ -201,7 +203,11 @@ static kc_status load_legacy(const char *path, kc_h5r f, int compile, kc_model *
     cJSON *config = NULL, *tc = NULL, *sj = NULL;
     kc_model *m = NULL;
     kc_status st = KC_OK;
-    if (!config_text)
+    if (kc_h5l_attr_lost(f, "model_config", config_text) ||
+        kc_h5l_attr_lost(f, "training_config", training) ||
+        kc_h5l_attr_lost(f, "kerac_state", state))
+        st = kc_last_status(); /* unreadable, not absent: h5lite's error names it */
+    else if (!config_text)
         st = kc_err(KC_EFORMAT, "%s: no model_config attribute: a weights-only file (build the "
                                 "model and use kc_load_weights)", path);
     if (!st) st = parse_json(path, "model_config", config_text, &config);
@@ -278,7 +284,7 @@ kc_status kc_load_ex(const char *path, const kc_load_opts *opts, kc_model **out)
         st = load_keras(path, data, size, compile, out);
     } else if (size >= 8 && !memcmp(data, "\x89HDF\r\n\x1a\n", 8)) {
         kc_h5l_file *f = kc_h5l_open(path, data, size);
-        if (!f) st = KC_EFORMAT;
+        if (!f) st = kc_last_status() ? kc_last_status() : KC_EFORMAT;
         else {
             st = load_legacy(path, kc_h5l_root(f), compile, out);
             kc_h5l_close(f);
@@ -308,7 +314,7 @@ kc_status kc_load_weights(kc_model *m, const char *path) {
         return st;
     }
     kc_h5l_file *file = kc_h5l_open(path, data, size);
-    if (!file) st = KC_EFORMAT;
+    if (!file) st = kc_last_status() ? kc_last_status() : KC_EFORMAT;
     else {
         kc_h5r f = kc_h5l_root(file), g;
         if (kc_h5l_attr_index(f, "layer_names") >= 0) st = kc_weights_read_legacy(&v, f, path);

@@ -100,7 +100,7 @@ static void common_to(const kc_optimizer *o, const char *name, cJSON *cfg) {
     } while (0)
 
 static kc_optimizer *prefix_null(const char *where) {
-    kc_err_prefix(KC_EFORMAT, "%s", where);
+    kc_err_prefix(kc_last_status(), "%s", where); /* KC_ENOMEM stays KC_ENOMEM */
     return NULL;
 }
 

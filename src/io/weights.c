@@ -371,8 +371,10 @@ kc_status kc_weights_read_k3(const kc_model_view *v, kc_h5r f, const char *path,
         kc_status ost = count < 0 ? kc_err(KC_EFORMAT, "%s: optimizer/vars is unreadable", path)
                                   : read_opt_state(v, g, count, index_name, NULL, path,
                                                    "optimizer/vars", 1);
-        /* state that does not fit never costs the model: the optimizer starts afresh */
-        if (ost)
+        /* state that does not fit never costs the model: the optimizer starts afresh (out of
+         * memory is no misfit: the load fails) */
+        if (ost == KC_ENOMEM) st = ost;
+        else if (ost)
             kc_warn("%s: the optimizer state was skipped, training continues with a fresh "
                     "optimizer: %s", path, kc_last_error());
     }
@@ -480,6 +482,7 @@ static int find_weight(char **wnames, int nw, const char *want) {
 kc_status kc_weights_read_legacy(const kc_model_view *v, kc_h5r group, const char *path) {
     int n_names = 0;
     char **names = kc_h5l_attr_strs(group, "layer_names", &n_names);
+    if (kc_h5l_attr_lost(group, "layer_names", names)) return kc_last_status();
     if (!names) return kc_err(KC_EFORMAT, "%s: no layer_names attribute (not a Keras weights file)", path);
     float *params = malloc(sizeof(float) * (size_t)(v->n_params ? v->n_params : 1));
     legacy_unit *units = malloc(sizeof *units * (size_t)(v->n_layers + KC_MAX_IO + 1));
@@ -517,6 +520,12 @@ kc_status kc_weights_read_legacy(const kc_model_view *v, kc_h5r group, const cha
             g = kc_h5l_find(group, names[fi]);
             wnames = g ? kc_h5l_attr_strs(g, "weight_names", &nw) : NULL;
             if (wnames && nw > 0) break;
+            if (kc_h5l_attr_lost(g, "weight_names", wnames)) { /* unreadable, not a layer
+                                                                   without weights: stop */
+                st = kc_last_status();
+                g = NULL;
+                break;
+            }
             kc_h5_free_list(wnames, nw);
             wnames = NULL;
             g = NULL;
@@ -596,7 +605,9 @@ kc_status kc_optimizer_write_legacy(const kc_model_view *v, hid_t file) {
     char (*names)[192] = malloc(sizeof *names * (size_t)total);
     const char **ptrs = malloc(sizeof *ptrs * (size_t)total);
     hid_t g = kc_h5_group(file, "optimizer_weights");
-    kc_status st = names && ptrs && g >= 0 ? KC_OK : kc_err(KC_EIO, "save: cannot write the optimizer");
+    kc_status st = !names || !ptrs ? kc_err(KC_ENOMEM, "save: out of memory for the optimizer's names")
+                   : g < 0         ? kc_err(KC_EIO, "save: cannot write the optimizer")
+                                   : KC_OK;
     if (!st) {
         snprintf(names[0], 160, "%s/iteration", oname);
         if (has_lr) snprintf(names[1], 160, "%s/learning_rate", oname);
@@ -776,13 +787,15 @@ kc_status kc_optimizer_read_legacy(const kc_model_view *v, kc_h5r file, const ch
     }
     int n = 0;
     char **names = kc_h5l_attr_strs(g, "weight_names", &n);
+    kc_status result = kc_h5l_attr_lost(g, "weight_names", names) ? kc_last_status() : KC_OK;
     if (names && n > 0) {
         /* in Keras's order first (kerac's and Keras 3's files), else by the datasets' names
          * (tf.keras 2's); state that fits neither is skipped with a warning, as Keras skips it:
          * the model still loads */
         list_ctx ctx = {names};
         kc_status st = read_opt_state(v, g, n, list_name, &ctx, path, "optimizer_weights", 1);
-        if (st) {
+        if (st == KC_ENOMEM) result = st;
+        else if (st) {
             char first[1024];
             snprintf(first, sizeof first, "%s", kc_last_error());
             if (read_opt_by_name(v, g, names, n, path))
@@ -791,7 +804,7 @@ kc_status kc_optimizer_read_legacy(const kc_model_view *v, kc_h5r file, const ch
         }
     }
     kc_h5_free_list(names, n);
-    return KC_OK;
+    return result;
 }
 
 /* ---- kerac's own state ---- */

@@ -81,7 +81,8 @@ static int fit_buffer(void *pp, int64_t *cap, int64_t need, size_t elem) {
  * grows when it is too small (a larger batch, a longer sequence), and is kept otherwise, so a
  * training loop at fixed shapes allocates nothing. */
 kc_status kc_model_ensure_workspace(kc_model *m, int batch) {
-    if (!m->planned) kc_model_plan(m);
+    kc_status planned = m->planned ? KC_OK : kc_model_plan(m);
+    if (planned) return planned;
     int parts = kc_pool_size();
     if (parts != m->ws_parts) kc_model_free_workspace(m); /* scratch is sized per part */
     if (batch < m->ws_batch) batch = m->ws_batch;
@@ -149,6 +150,11 @@ kc_status kc_model_ensure_workspace(kc_model *m, int batch) {
             kc_free(m->wbuf[o]);
             if (!(m->wbuf[o] = kc_alloc(sizeof(float) * (size_t)batch))) goto fail;
         }
+    for (int i = 0; i < m->n_mets; i++) {
+        kc_metric_state *ms = &m->mets[i];
+        int64_t size = m->tensors[m->outputs[ms->output]].size;
+        if (ms->cols > 0 && kc_metric_reserve(ms, (int64_t)batch * (size / ms->cols))) goto fail;
+    }
     m->ws_batch = batch;
     m->ws_parts = parts;
     return KC_OK;

@@ -164,7 +164,7 @@ int kc_model_layer_index(const kc_model *m, const kc_layer *l);
 /* leaf layer li trains: not frozen when the model was compiled (before compile: not frozen) */
 int kc_model_layer_trained(const kc_model *m, int li);
 /* plan.c */
-void kc_model_plan(kc_model *m);
+kc_status kc_model_plan(kc_model *m); /* KC_ENOMEM: planned stays 0 */
 /* sample_weights.c: sample_weight and class_weight into wbuf (fit, evaluate, train_on_batch) */
 kc_status kc_model_check_sample_weights(const kc_model *m, const kc_dataset *ds, const char *what);
 kc_status kc_model_check_class_weight(const kc_model *m, const kc_dataset *ds, const float *cw,

@@ -46,7 +46,8 @@ static int activity_regularized(const kc_layer *l) {
     return l->activity_reg.l1 != 0.0f || l->activity_reg.l2 != 0.0f;
 }
 
-void kc_model_plan(kc_model *m) {
+kc_status kc_model_plan(kc_model *m) {
+    m->planned = 0;
     for (int k = 0; k < m->n_nodes; k++) {
         kc_node *n = &m->nodes[k];
         n->skip = n->dout_pre = n->fused_step = 0;
@@ -126,13 +127,15 @@ void kc_model_plan(kc_model *m) {
      * reader, which backward visits first; the loss for an output) to its producer's
      * backward; slots are reused greedily (two, ping-pong, for a chain) */
     int *free_slots = malloc(sizeof(int) * (size_t)(m->n_tensors + 2));
+    if (!free_slots) return kc_err(KC_ENOMEM, "model %s: out of memory planning the gradient "
+                                   "buffers", m->name);
     int n_free = 0, n_slots = 0;
     for (int o = 0; o < m->n_outputs; o++)
         if (m->tensors[m->outputs[o]].needs_grad) m->tensors[m->outputs[o]].grad_slot = n_slots++;
     int n_tmp = 0;
     for (int t = 0; t < m->n_tensors; t++) m->tensors[t].grad_written = 0;
     for (int o = 0; o < m->n_outputs; o++) m->tensors[m->outputs[o]].grad_written = 1;
-    for (int k = m->n_nodes - 1; k >= 0 && free_slots; k--) {
+    for (int k = m->n_nodes - 1; k >= 0; k--) {
         kc_node *n = &m->nodes[k];
         if (n->skip) continue;
         int d = n->write_to;
@@ -155,4 +158,5 @@ void kc_model_plan(kc_model *m) {
     m->n_grad_pool = n_slots;
     m->n_grad_tmp = n_tmp;
     m->planned = 1;
+    return KC_OK;
 }

@@ -4,6 +4,9 @@
 #include <string.h>
 
 static _Thread_local char last_message[1024];
+static _Thread_local kc_status last_status;
+
+kc_status kc_last_status(void) { return last_status; }
 
 const char *kc_last_error(void) { return last_message[0] ? last_message : "no error"; }
 
@@ -12,6 +15,7 @@ kc_status kc_err(kc_status status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(last_message, sizeof last_message, fmt, ap);
     va_end(ap);
+    last_status = status;
     return status;
 }
 
@@ -26,6 +30,7 @@ kc_status kc_err_prefix(kc_status status, const char *fmt, ...) {
     if (used < sizeof last_message)
         memcpy(last_message + used, old, strnlen(old, sizeof last_message - 1 - used) + 1),
             last_message[sizeof last_message - 1] = 0;
+    last_status = status;
     return status;
 }
 
