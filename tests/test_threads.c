@@ -76,14 +76,14 @@ static void two_models_at_once(int threads) {
     float *alone[2];
     int64_t count[2];
     for (int t = 0; t < 2; t++) {
-        fit_job j = {small_model(10 + t, t)};
+        fit_job j = {small_model(10 + t, t), KC_OK};
         fit_thread(&j);
         KC_CHECK(j.st);
         alone[t] = weights_of(j.m, &count[t]);
         kc_model_free(j.m);
     }
     /* both at once, on two threads of their own */
-    fit_job jobs[2] = {{small_model(10, 0)}, {small_model(11, 1)}};
+    fit_job jobs[2] = {{small_model(10, 0), KC_OK}, {small_model(11, 1), KC_OK}};
     pthread_t ids[2];
     for (int t = 0; t < 2; t++) cr_assert_eq(pthread_create(&ids[t], NULL, fit_thread, &jobs[t]), 0);
     for (int t = 0; t < 2; t++) pthread_join(ids[t], NULL);
