@@ -2,7 +2,7 @@
 # valgrind.sh BUILD: the examples and the kerac program of a generic build (`make valgrind`:
 # no -march=native, as valgrind does not emulate AVX-512; kerac then finds no AVX-512 and its
 # products go to OpenBLAS) under memcheck. Any error, or a definite leak, fails its run.
-# mnist_mlp trains one epoch on the first 1000 training and 200 test images of
+# mnist_mlp trains one epoch on the first 256 training and 100 test images of
 # $KERAC_DATA/mnist (skipped without it). Ends with "tests: N passed, N failed", as
 # tests/run.sh does.
 set -u
@@ -45,8 +45,8 @@ if [ -n "${KERAC_DATA:-}" ] && [ -d "$src" ]; then
     small=$build/mnist-small
     mkdir -p "$small"
     for f in train t10k; do
-        n=1000
-        [ $f = t10k ] && n=200
+        n=256
+        [ $f = t10k ] && n=100
         idx_head "$(ls "$src"/$f-images-idx3-ubyte* | head -n 1)" "$small/$f-images-idx3-ubyte" $n 784 16
         idx_head "$(ls "$src"/$f-labels-idx1-ubyte* | head -n 1)" "$small/$f-labels-idx1-ubyte" $n 1 8
     done
