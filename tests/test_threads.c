@@ -127,7 +127,7 @@ Test(threads, predict_while_the_thread_count_changes) {
     changer_job c = {0};
     pthread_t id;
     cr_assert_eq(pthread_create(&id, NULL, change_threads, &c), 0);
-    for (int r = 0; r < 20; r++) {
+    for (int r = 0; r < 8; r++) {
         KC_CHECK(kc_predict(m, x, N, got));
         check_same(got, want, N * OUT, "prediction while the thread count changes");
         KC_CHECK(kc_predict(m, x + (r % N) * IN, 1, got)); /* one sample: the serial paths */
