@@ -1,5 +1,6 @@
 # kerac: Keras in C. `make` builds the libraries and the examples into build/;
-# `make test` runs the Criterion suite; `make test-asan` runs it under ASan+UBSan.
+# `make test` runs the Criterion suite; `make test-asan` runs it under ASan+UBSan;
+# `make test-tsan` the threaded tests under ThreadSanitizer; `make valgrind` the examples under memcheck.
 PREFIX ?= /usr/local
 CC ?= cc
 BUILD ?= build
@@ -69,7 +70,7 @@ $(BUILD)/conv1d_steps: bench/conv1d_steps.c $(BUILD)/libkerac.a
 bench: $(BUILD)/bench $(BUILD)/conv1d_steps $(BUILD)/bench_load
 	BENCH_ARGS="$(BENCH_ARGS)" bash bench/run.sh
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h tests/fixture.h tests/seq_fixture.h $(wildcard examples/*.h) $(BUILD)/libkerac.a
+$(BUILD)/tests/%: tests/%.c tests/testutil.h tests/tsan_shim.h tests/fixture.h tests/seq_fixture.h $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
 
@@ -119,6 +120,34 @@ test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 
+# The threaded tests under ThreadSanitizer. Criterion cannot run under TSan (its sandbox's
+# arena), so these sources compile against tests/tsan_shim.h (-DKERAC_TSAN_SHIM): each test in
+# a fresh process, Criterion's closing line. Every binary runs with 2 and 4 threads, each with
+# kerac's products and with OpenBLAS's; any TSan report fails its test. tests/tsan.supp lists
+# the third-party code TSan cannot see into.
+TSAN_TESTS := test_threads test_engine test_conv test_rnn test_conv1d
+# the tests that run threads, not the slow checks against plain loops (gemm/every_layout_* take
+# 45 s each under TSan, gemm/block_done_* 17 s; fused_step/* hands blocks over in training):
+# KERAC_TSAN_TESTS, read by tests/tsan_shim.h
+TSAN_SELECTED := threads/* pool/* determinism/* fused_step/* gemm/sparse_a_gives_the_dense_bits \
+  conv_engine/* conv_grad/conv_same_stride2_then_conv \
+  conv_grad/batchnorm_after_conv_training_and_inference rnn_grad/* rnn_state/* conv1d_grad/* \
+  conv1d_dropout/*
+TSAN_OPTIONS_RUN := suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0 exitcode=66 second_deadlock_stack=1
+test-tsan:
+	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread -fno-omit-frame-pointer -DKERAC_TSAN_SHIM" \
+	  LDFLAGS="-fsanitize=thread" TEST_LIBS= tsan-run
+
+tsan-run: $(TSAN_TESTS:%=$(BUILD)/tests/%)
+	@TSAN_OPTIONS="$(TSAN_OPTIONS_RUN)" KERAC_TSAN_TESTS="$(TSAN_SELECTED)" RUN_THREADS="2 4" \
+	  bash tests/run.sh $^
+
+# The examples and the kerac program under valgrind memcheck (scripts/valgrind.sh), from a
+# generic build: valgrind does not emulate AVX-512, so kerac takes OpenBLAS's products there.
+valgrind:
+	$(MAKE) BUILD=build-vg OPT="-O1" build-vg/mnist_mlp build-vg/kerac
+	bash scripts/valgrind.sh build-vg
+
 # the pkg-config file for a prefix: $(call write_pc,PREFIX,FILE)
 write_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kerac\nDescription: Keras in C\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lkerac\nLibs.private: -lm -lpthread\nCflags: -I$${includedir}\n' '$(1)' '$(PKGS)' > $(2)
 
@@ -134,7 +163,7 @@ install: all
 	install -m 755 $(BUILD)/kerac $(EXAMPLE_BINS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan build-vg
 
-.PHONY: all test test-asan bench install clean
+.PHONY: all test test-asan test-tsan tsan-run valgrind bench install clean
 .SECONDARY:

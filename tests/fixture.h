@@ -3,7 +3,7 @@
  * arrays. Included by the tests that compare layers with Keras (conv, layers2, conv1d, rnn). */
 #ifndef KERAC_TEST_FIXTURE_H
 #define KERAC_TEST_FIXTURE_H
-#include <criterion/criterion.h>
+#include "testutil.h" /* Criterion, or tsan_shim.h in the TSan build */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

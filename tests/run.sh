@@ -7,19 +7,23 @@
 # A binary that fails is run once more: if it then passes, its tests count as passed, and its
 # first run's failures are still printed, under "flaky", for whoever reads the log (a failure
 # seen once in CI and never reproduced here must not hide, nor block the rest).
+# RUN_THREADS="2 4" runs every pass once per KERAC_NUM_THREADS value listed (make test-tsan);
+# unset, the environment's own.
 set -u
 passed=0 failed=0 broken=0
 report="" flaky=""
+for threads in ${RUN_THREADS:-as-set}; do
+if [ "$threads" = as-set ]; then threads=""; else export KERAC_NUM_THREADS=$threads; fi
 for blas in "" 1; do
     for bin in "$@"; do
-        tag="$bin${blas:+ (KERAC_GEMM_BLAS=1)}"
+        tag="$bin${blas:+ (KERAC_GEMM_BLAS=1)}${threads:+ (KERAC_NUM_THREADS=$threads)}"
         echo "== $tag"
         out=$(KERAC_GEMM_BLAS=$blas "$bin" --jobs 1 2>&1); rc=$?
         printf '%s\n' "$out"
         plain=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g')
         line=$(grep 'Synthesis: Tested:' <<<"$plain" | tail -n 1)
         if [ "$rc" -ne 0 ] || [ -z "$line" ] || ! grep -q 'Failing: 0 | Crashing: 0' <<<"$line"; then
-            first=$(grep -E '\[FAIL\]|Assertion Failed|CRASH|[Ss]ignal|[Tt]imed out|ERROR: |SUMMARY: ' -A2 <<<"$plain" | head -n 40)
+            first=$(grep -E '\[FAIL\]|Assertion Failed|CRASH|[Ss]ignal|[Tt]imed out|ERROR: |SUMMARY: |ThreadSanitizer: ' -A2 <<<"$plain" | head -n 40)
             echo "!! $tag failed (rc $rc): running it once more"
             out=$(KERAC_GEMM_BLAS=$blas "$bin" --jobs 1 2>&1); rc2=$?
             printf '%s\n' "$out"
@@ -45,9 +49,10 @@ for blas in "" 1; do
         elif [ "$rc" -ne 0 ]; then
             broken=$((broken + 1))
             report+="!! $tag: every test passed but the binary exited with rc $rc"$'\n'
-            report+=$(grep -E 'ERROR: |SUMMARY: ' <<<"$plain" | head -n 10)$'\n'
+            report+=$(grep -E 'ERROR: |SUMMARY: |ThreadSanitizer: ' <<<"$plain" | head -n 10)$'\n'
         fi
     done
+done
 done
 if [ -n "$flaky" ]; then
     echo "==== flaky (counted as passed)"

@@ -1,7 +1,11 @@
 /* testutil.h: small helpers shared by the Criterion tests. */
 #ifndef KERAC_TESTUTIL_H
 #define KERAC_TESTUTIL_H
+#ifdef KERAC_TSAN_SHIM /* the ThreadSanitizer build: Criterion cannot run there (tsan_shim.h) */
+#include "tsan_shim.h"
+#else
 #include <criterion/criterion.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -180,8 +180,7 @@ static void convt_forward_task(void *arg, int part, int parts) {
 
 /* runs the task on the pool, or on the caller when the scratch was sized for fewer threads */
 static void run_task(const kc_layer *l, kc_task_fn fn, convt_job *job) {
-    if (kc_pool_size() <= l->scratch_parts) kc_parallel_parts(fn, job, PARTS_PER_THREAD);
-    else fn(job, 0, 1);
+    kc_parallel_parts_max(fn, job, PARTS_PER_THREAD, l->scratch_parts);
 }
 
 static void convt_forward(kc_layer *l, const float *in, float *out, int batch,

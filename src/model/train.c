@@ -664,7 +664,8 @@ const char *kc_model_output_name(const kc_model *m, int o) {
     return p >= 0 ? m->entries[m->nodes[p].nest].layer->name : m->input_names[0];
 }
 
-static const kc_model *sort_model;
+/* qsort's comparator finds the model here: one per thread, as two threads may fit at once */
+static _Thread_local const kc_model *sort_model;
 static int by_key(const void *a, const void *b) {
     return strcmp(sort_model->value_keys[*(const int *)a], sort_model->value_keys[*(const int *)b]);
 }

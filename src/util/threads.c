@@ -32,7 +32,9 @@
                               process on the cores) delays only the part it holds, the others
                               take the rest */
 
-static int num_threads = 0;
+/* read without the lock (kc_get_num_threads, kc_pool_size), so atomic */
+static _Atomic int num_threads = 0;
+static _Atomic int pool_size = 1; /* pool.workers + 1, for readers without the lock */
 /* one task at a time: two user threads training two models take turns on the pool */
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -142,6 +144,7 @@ static void pool_stop(void) {
     free(pool.ids);
     pool.ids = NULL;
     pool.workers = 0;
+    atomic_store(&pool_size, 1);
     atomic_store(&pool.quit, 0);
 }
 
@@ -152,6 +155,7 @@ static void pool_after_fork_in_child(void) {
     free(pool.ids);
     pool.ids = NULL;
     pool.workers = 0;
+    atomic_store(&pool_size, 1);
 }
 static void register_atfork(void) { pthread_atfork(NULL, NULL, pool_after_fork_in_child); }
 
@@ -167,6 +171,7 @@ static void pool_start(int threads) {
         if (pthread_create(&pool.ids[i], NULL, worker_main, (void *)(intptr_t)(i + 1)) != 0) break;
         pool.workers++;
     }
+    atomic_store(&pool_size, pool.workers + 1);
 }
 
 static int default_threads(void) {
@@ -178,24 +183,36 @@ static int default_threads(void) {
 
 void kc_set_num_threads(int threads) {
     pthread_mutex_lock(&pool_lock);
-    num_threads = threads > 0 ? threads : default_threads();
-    openblas_set_num_threads(num_threads);
+    int n = threads > 0 ? threads : default_threads();
+    atomic_store(&num_threads, n);
+    openblas_set_num_threads(n);
     /* with OpenBLAS doing the products its pool has the cores: ours would spin against it */
-    pool_start(strcmp(kc_gemm_backend(), "openblas") ? num_threads : 1);
+    pool_start(strcmp(kc_gemm_backend(), "openblas") ? n : 1);
     pthread_mutex_unlock(&pool_lock);
 }
 
 int kc_get_num_threads(void) {
-    if (num_threads == 0) kc_set_num_threads(0);
-    return num_threads;
+    if (atomic_load_explicit(&num_threads, memory_order_relaxed) == 0) {
+        pthread_mutex_lock(&pool_lock); /* the first call sets the default, once */
+        int unset = atomic_load(&num_threads) == 0;
+        pthread_mutex_unlock(&pool_lock);
+        if (unset) kc_set_num_threads(0);
+    }
+    return atomic_load_explicit(&num_threads, memory_order_relaxed);
 }
 
 void kc_parallel(kc_task_fn fn, void *arg) { kc_parallel_parts(fn, arg, PARTS_PER_THREAD); }
 
 void kc_parallel_parts(kc_task_fn fn, void *arg, int parts_per_thread) {
+    kc_parallel_parts_max(fn, arg, parts_per_thread, 1 << 30);
+}
+
+void kc_parallel_parts_max(kc_task_fn fn, void *arg, int parts_per_thread, int max_threads) {
     kc_get_num_threads();
     pthread_mutex_lock(&pool_lock);
-    if (pool.workers == 0 || pool.serial_tasks_left > 0) {
+    /* the pool's size is decided here, under the lock: another thread may have changed the
+     * thread count since the caller sized its per-thread buffers */
+    if (pool.workers == 0 || pool.serial_tasks_left > 0 || pool.workers + 1 > max_threads) {
         if (pool.serial_tasks_left > 0) pool.serial_tasks_left--;
         pthread_mutex_unlock(&pool_lock);
         fn(arg, 0, 1);
@@ -223,7 +240,7 @@ void kc_parallel_parts(kc_task_fn fn, void *arg, int parts_per_thread) {
 
 int kc_pool_size(void) {
     kc_get_num_threads();
-    return pool.workers + 1;
+    return atomic_load_explicit(&pool_size, memory_order_relaxed);
 }
 
 typedef struct {

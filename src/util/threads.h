@@ -12,6 +12,10 @@ void kc_parallel(kc_task_fn fn, void *arg);
 /* The same with parts_per_thread parts per thread: 1 for a task whose parts share set-up work
  * that each part would otherwise repeat. */
 void kc_parallel_parts(kc_task_fn fn, void *arg, int parts_per_thread);
+/* The same, on the caller alone when the pool has more than max_threads threads: a task whose
+ * parts index per-thread buffers (kc_thread_index) sized for max_threads. The size is checked
+ * under the pool's lock, as another user thread may change the thread count at any time. */
+void kc_parallel_parts_max(kc_task_fn fn, void *arg, int parts_per_thread, int max_threads);
 int kc_pool_size(void);
 /* Which of the pool's threads runs this: 0 for the caller, 1 .. kc_pool_size() - 1 for the
  * workers. A task's part can keep per-thread buffers warm in that thread's cache with it. */
