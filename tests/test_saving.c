@@ -604,3 +604,35 @@ Test(bad_files, corrupt_h5_never_crashes, .timeout = 240) {
     cr_expect(refused > 10, "only %d of 60 damaged files were refused", refused);
     free(buf);
 }
+
+/* A .keras whose zip directory claims a model.weights.h5 far larger than its stored bytes (a
+ * zip bomb's header): refused by name before anything is allocated for it */
+Test(bad_files, zip_entry_claiming_more_than_it_stores) {
+    char *dir = tu_tmpdir(), path[256];
+    snprintf(path, sizeof path, "%s/bomb.keras", dir);
+    kc_model *m = build(0, 1);
+    KC_CHECK(kc_save(m, path));
+    kc_model_free(m);
+    size_t size;
+    unsigned char *buf = read_all(path, &size);
+    const char *name = "model.weights.h5";
+    size_t nlen = strlen(name);
+    int patched = 0;
+    for (size_t i = 0; i + 46 + nlen <= size; i++) {
+        if (!memcmp(buf + i, "PK\x01\x02", 4) && !memcmp(buf + i + 46, name, nlen)) {
+            memcpy(buf + i + 24, "\xff\xff\xff\x7f", 4); /* uncompressed size: 2 GiB */
+            patched++;
+        }
+        if (!memcmp(buf + i, "PK\x03\x04", 4) && i + 30 + nlen <= size &&
+            !memcmp(buf + i + 30, name, nlen)) {
+            memcpy(buf + i + 22, "\xff\xff\xff\x7f", 4);
+            patched++;
+        }
+    }
+    cr_assert_eq(patched, 2, "the archive's entries for %s were not found", name);
+    tu_write_file(path, buf, size);
+    free(buf);
+    kc_model *out = NULL;
+    KC_EXPECT_ERR(kc_load(path, &out), KC_EFORMAT, "model.weights.h5 claims 2147483647 bytes");
+    cr_expect_null(out);
+}

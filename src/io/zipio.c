@@ -96,9 +96,15 @@ kc_status kc_zip_read(const char *path, const void *zip, size_t size, const char
         st = kc_err(KC_EFORMAT, "%s: the archive has no %s", path, name);
         goto done;
     }
-    if (sb.size > ((zip_uint64_t)1 << 34)) {
-        st = kc_err(KC_EFORMAT, "%s: %s claims %llu bytes", path, name,
-                    (unsigned long long)sb.size);
+    /* an entry's bytes are bounded by what its stored bytes can hold: the same for a stored
+     * entry (Keras 3 stores them), at most 1032 times for deflate (its largest ratio); a claim
+     * beyond is crafted, and is refused before anything is allocated for it */
+    zip_uint64_t stored = (sb.valid & ZIP_STAT_COMP_SIZE) ? sb.comp_size : (zip_uint64_t)size;
+    if (stored > (zip_uint64_t)size) stored = (zip_uint64_t)size;
+    if (sb.size > ((zip_uint64_t)1 << 34) || sb.size > stored * 1032 + 4096) {
+        st = kc_err(KC_EFORMAT, "%s: %s claims %llu bytes, more than its %llu stored bytes can "
+                                "hold", path, name, (unsigned long long)sb.size,
+                    (unsigned long long)stored);
         goto done;
     }
     buf = malloc(sb.size + 1);
