@@ -2,13 +2,19 @@
  * checked, and each error names the file and the byte offset (uncompressed) where it went wrong. */
 #include "../internal.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_TYPE_UBYTE 0x08
 #define IDX_MAX_BYTES ((int64_t)1 << 31)
 #define READ_CHUNK ((int64_t)1 << 30) /* gzread takes an int-sized length */
+/* deflate stores at most 258 bytes in 2 bits (ratio 1032:1): a gzip file of n bytes holds
+ * less than n * IDX_GZIP_RATIO bytes */
+#define IDX_GZIP_RATIO 1040
 
 /* Explains why gzread fell short: KC_OK for a plain end of file, KC_EIO for a failed read,
  * KC_EFORMAT for a damaged or cut-off gzip stream. */
@@ -56,7 +62,7 @@ static const char *dims_str(const int64_t *dims, int rank, char *buf, size_t siz
 }
 
 /* Header: 0x00 0x00 type rank, then rank big-endian uint32 dims; then the data, then EOF. */
-static kc_status read_idx(gzFile f, const char *path, kc_idx *idx) {
+static kc_status read_idx(gzFile f, const char *path, int64_t file_size, kc_idx *idx) {
     uint8_t header[4 + 4 * KC_MAX_RANK];
     int64_t got;
     kc_status st = read_bytes(f, path, header, 4, 0, &got);
@@ -100,6 +106,14 @@ static kc_status read_idx(gzFile f, const char *path, kc_idx *idx) {
     }
     idx->rank = rank;
     idx->size = size;
+    /* a file too small for its dimensions is refused before the data is allocated (a few
+     * bytes must not claim 2 GiB of memory) */
+    if (file_size >= 0 && gzdirect(f) && header_size + size > file_size)
+        return kc_err(KC_EFORMAT, "%s: expected %" PRId64 " bytes of data after the %d-byte header, "
+                      "found only %" PRId64, path, size, header_size, file_size - header_size);
+    if (file_size >= 0 && !gzdirect(f) && size / IDX_GZIP_RATIO >= file_size)
+        return kc_err(KC_EFORMAT, "%s: IDX dimensions of %" PRId64 " bytes, more than the %" PRId64
+                      "-byte gzip file can hold (truncated?)", path, size, file_size);
     idx->data = kc_alloc((size_t)size);
     if (!idx->data) return kc_err_prefix(KC_ENOMEM, "%s", path);
 
@@ -124,12 +138,18 @@ kc_status kc_idx_read(const char *path, kc_idx *out) {
     memset(out, 0, sizeof *out);
     if (!path) return kc_err(KC_EINVAL, "kc_idx_read: path is NULL");
     errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return kc_err(KC_EIO, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return kc_err(KC_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat info;
+    int64_t file_size = fstat(fd, &info) == 0 && S_ISREG(info.st_mode) ? (int64_t)info.st_size : -1;
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return kc_err(KC_EIO, "%s: cannot open: out of memory", path);
+    }
     gzbuffer(f, 1 << 17);
     kc_idx idx = {0};
-    kc_status st = read_idx(f, path, &idx);
+    kc_status st = read_idx(f, path, file_size, &idx);
     gzclose(f);
     if (st != KC_OK) {
         kc_idx_free(&idx);
