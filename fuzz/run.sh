@@ -16,6 +16,16 @@ max_len() {
         *) echo 8192 ;;
     esac
 }
+# libhdf5 (until kerac's own HDF5 reader replaces it for loading) hangs and leaks on some
+# damaged files (fuzz/findings/README.md): the two harnesses that reach it run in fork mode,
+# where a timeout or OOM is recorded in artifacts/ and fuzzing goes on, and without leak
+# checks. A crash (ASan, UBSan) still fails. FUZZ_HDF5_STRICT=1 runs them like the others.
+extra_flags() {
+    case $1 in
+        fuzz_h5|fuzz_keras_zip)
+            [ "${FUZZ_HDF5_STRICT:-0}" = 1 ] || echo "-fork=1 -ignore_timeouts=1 -ignore_ooms=1 -detect_leaks=0" ;;
+    esac
+}
 failed=""
 summary=""
 mkdir -p "$B/artifacts"
@@ -24,11 +34,13 @@ for h in "$@"; do
     log="$B/$h.log"
     echo "== $h: $S s"
     "$B/$h" -max_total_time="$S" -rss_limit_mb=2048 -timeout=10 -max_len="$(max_len "$h")" \
-        -print_final_stats=1 -artifact_prefix="$B/artifacts/$h-" \
+        -print_final_stats=1 -artifact_prefix="$B/artifacts/$h-" $(extra_flags "$h") \
         "$B/corpus/$h" "fuzz/corpus/$h" >"$log" 2>&1
     rc=$?
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
-    rate=$(grep -o 'exec/s: [0-9]*' "$log" | tail -n 1 | grep -o '[0-9]*$')
+    rate=$(grep -o 'exec/s:* [0-9]*' "$log" | tail -n 1 | grep -o '[0-9]*$')
+    # fork mode prints "#N: cov: ..." lines instead of the final stats
+    [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tail -n 1 | tr -d '#')
     line="$h: rc $rc, ${execs:-?} executions, ${rate:-?} exec/s"
     summary+="$line"$'\n'
     if [ "$rc" -ne 0 ]; then
