@@ -100,3 +100,18 @@ Test(fuzz_regressions, idx_small_file_big_dims) {
                   "more than the 29-byte gzip file can hold");
     cr_assert_null(idx.data);
 }
+
+/* fuzz_image found: 818 bytes of JPEG declaring 18249x17936 pixels, whose data stops at a marker:
+ * libjpeg made up the rest, half a minute of decoding under ASan. A segment or file that ends
+ * early is now an error. */
+Test(fuzz_regressions, jpeg_cut_short_is_refused) {
+    FILE *f = fopen("tests/fixtures/fuzz_regressions/fuzz_image/jpeg_huge_cut_short", "rb");
+    cr_assert(f);
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    kc_image img = {0};
+    KC_EXPECT_ERR(kc_image_load(fz_write("cut.jpg", buf + 1, n - 1), 0, 0, 0, &img), KC_EFORMAT,
+                  "not a valid JPEG");
+    cr_assert_null(img.data);
+}
