@@ -25,9 +25,11 @@ static kc_status stream_status(gzFile f, const char *path, int64_t offset) {
     if (zerr == Z_ERRNO)
         return kc_err(KC_EIO, "%s: read error at byte offset %" PRId64 ": %s", path, offset,
                       strerror(read_errno));
-    size_t path_len = strlen(path); /* zlib's message repeats "path: " */
+    size_t path_len = strlen(path); /* zlib's message repeats "path: " (gzdopen: "<fd:N>: ") */
     if (strncmp(zmsg, path, path_len) == 0 && strncmp(zmsg + path_len, ": ", 2) == 0)
         zmsg += path_len + 2;
+    else if (strncmp(zmsg, "<fd:", 4) == 0 && strstr(zmsg, ">: "))
+        zmsg = strstr(zmsg, ">: ") + 3;
     /* zlib inflates ahead, so the damage may lie after the offset being read */
     return kc_err(KC_EFORMAT, "%s: corrupt gzip stream, found reading uncompressed byte offset %"
                   PRId64 ": %s", path, offset, zmsg);
