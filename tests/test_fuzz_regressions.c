@@ -115,3 +115,13 @@ Test(fuzz_regressions, jpeg_cut_short_is_refused) {
                   "not a valid JPEG");
     cr_assert_null(img.data);
 }
+
+/* fuzz_text found (UBSan): a word index of 2.5e21 was converted to int32 before its range was
+ * checked, which is undefined */
+Test(fuzz_regressions, word_index_out_of_int32_range) {
+    const char json[] = "{\"the\": 1, \"and\": 2555555555555555555555}";
+    fz_write("imdb_word_index.json", json, sizeof json - 1);
+    kc_word_index wi;
+    KC_EXPECT_ERR(kc_imdb_word_index(fz_tmpdir(), &wi), KC_EFORMAT,
+                  "the index of \"and\" is not an int32");
+}
