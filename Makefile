@@ -88,6 +88,11 @@ $(BUILD)/tests/test_plot: tests/test_plot.c tests/testutil.h cli/plot.h $(BUILD)
 	$(CC) $(CFLAGS) -Icli $< $(BUILD)/obj/cli/plot.o -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) \
 	  $(PLOT_LIBS) $(shell pkg-config --libs libpng) $(TEST_LIBS)
 
+# the fuzzers' seeds and findings through the harnesses' own entry points (fuzz/)
+$(BUILD)/tests/test_fuzz_regressions: tests/test_fuzz_regressions.c $(wildcard fuzz/*.c fuzz/*.h) $(BUILD)/libkerac.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
+
 # test_cli runs the kerac program (and mnist_mlp, whose numbers kerac train mlp2 repeats)
 $(BUILD)/tests/test_cli: tests/test_cli.c tests/testutil.h $(BUILD)/kerac $(BUILD)/mnist_mlp $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
@@ -163,7 +168,59 @@ install: all
 	install -m 755 $(BUILD)/kerac $(EXAMPLE_BINS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan build-tsan build-vg
+	rm -rf build build-asan build-tsan build-vg build-fuzz
 
 .PHONY: all test test-asan test-tsan tsan-run valgrind bench install clean
 .SECONDARY:
+
+# ---- fuzzing (fuzz/README.md): libFuzzer harnesses built with clang into build-fuzz/ ----------
+# Every object is clang-built with ASan+UBSan and libFuzzer's coverage, except src/ops/gemm.c
+# (GCC-only CPU feature strings), which gcc builds plainly: the parsers are what is fuzzed.
+# FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION turns off kc_load's forked HDF5 probe, so that a
+# crash reaches the fuzzer instead of being turned into an error by the parent process.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=undefined -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -w -fPIC -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS)) \
+              $(FUZZ_FLAGS)
+FUZZERS := $(sort $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
+FUZZ_BINS := $(FUZZERS:%=$(FUZZ_BUILD)/%)
+FUZZ_OBJ := $(filter-out $(FUZZ_BUILD)/obj/src/ops/gemm.o,$(SRC:%.c=$(FUZZ_BUILD)/obj/%.o))
+
+$(FUZZ_BUILD)/obj/src/ops/gemm.o: src/ops/gemm.c Makefile include/kerac.h src/internal.h $(wildcard src/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/obj/%.o: %.c Makefile include/kerac.h src/internal.h $(wildcard src/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/libkerac.a: $(FUZZ_OBJ) $(FUZZ_BUILD)/obj/src/ops/gemm.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_BUILD)/libkerac.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_BUILD)/libkerac.a $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+# each harness for FUZZ_SECONDS on its committed corpus (new inputs go to build-fuzz/corpus)
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_BUILD) bash fuzz/run.sh $(FUZZERS)
+
+# CI: 10 seconds each, so that a regression shows
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=10
+
+.PHONY: fuzz fuzz-build fuzz-ci
+
+# the seed writer (fuzz/make_seeds.sh runs it; the corpora it writes are committed)
+$(FUZZ_BUILD)/make_seeds: fuzz/make_seeds.c fuzz/fuzz_common.h $(FUZZ_BUILD)/libkerac.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $< -o $@ $(FUZZ_BUILD)/libkerac.a $(LDLIBS)
+
+fuzz-seeds: $(FUZZ_BUILD)/make_seeds
+	FUZZ_BUILD=$(FUZZ_BUILD) bash fuzz/make_seeds.sh
+
+.PHONY: fuzz-seeds

@@ -21,6 +21,7 @@
 #define IDX_MAX_BYTES ((int64_t)1 << 31)
 #define IN_CHUNK ((size_t)1 << 17)
 #define READ_CHUNK ((int64_t)1 << 30) /* inflate's avail_out is an unsigned int */
+#define IDX_GZIP_RATIO 1040 /* a gzip file of n bytes inflates to less than 1040 n */
 
 typedef struct {
     const char *path;
@@ -29,6 +30,7 @@ typedef struct {
     z_stream zs;
     uint8_t *in;  /* IN_CHUNK bytes of file input; zs.next_in / avail_in: what is left of it */
     int64_t file_offset; /* compressed bytes read from the file so far */
+    int64_t file_size;   /* the file's size (-1: not a regular file) */
 } idx_stream;
 
 /* Refills the input buffer when it is empty; sets in_eof at the file's end. */
@@ -160,6 +162,18 @@ static kc_status read_idx(idx_stream *f, const char *path, kc_idx *idx) {
                           header_size - 1);
         }
     }
+    /* the data must fit in the file before anything is allocated for it: a raw file holds it
+     * after the header; deflate stores at most 258 bytes in 2 bits (1032:1), so a gzip file of
+     * n bytes holds less than 1040 n */
+    if (f->file_size >= 0 && !f->gz && size > f->file_size - header_size)
+        return kc_err(KC_EFORMAT, "%s: expected %" PRId64 " bytes of data after the %d-byte header, "
+                      "found only %" PRId64, path, size, header_size, f->file_size - header_size);
+    if (f->file_size >= 0 && f->gz && size > f->file_size * IDX_GZIP_RATIO) {
+        char dims[128];
+        return kc_err(KC_EFORMAT, "%s: IDX dimensions %s claim %" PRId64 " bytes of data, more than "
+                      "the %" PRId64 "-byte gzip file can hold", path,
+                      dims_str(idx->dims, rank, dims, sizeof dims), size, f->file_size);
+    }
     idx->rank = rank;
     idx->size = size;
     idx->data = kc_alloc((size_t)size);
@@ -194,6 +208,7 @@ kc_status kc_idx_read(const char *path, kc_idx *out) {
     if (s.fd < 0) return kc_err(KC_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     kc_status st = KC_OK;
+    s.file_size = fstat(s.fd, &sb) == 0 && S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : -1;
     if (fstat(s.fd, &sb) == 0 && S_ISDIR(sb.st_mode))
         st = kc_err(KC_EIO, "%s: cannot read: it is a directory", path);
     if (st == KC_OK && !(s.in = kc_alloc(IN_CHUNK))) st = kc_err_prefix(KC_ENOMEM, "%s", path);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jpeglib.h>
+#include <jerror.h>
 #include <limits.h>
 #include <math.h>
 #include <png.h>
@@ -115,7 +116,15 @@ static void jpeg_on_error(j_common_ptr cinfo) {
     jpeg_err_ctx *ctx = (jpeg_err_ctx *)cinfo->err;
     longjmp(ctx->jmp, 1);
 }
-static void jpeg_on_message(j_common_ptr cinfo, int level) { (void)cinfo, (void)level; }
+/* compressed data that ends early (the file, or the segment at a marker) is refused: libjpeg
+ * would otherwise make up the missing rest of the declared image, which from a few hundred
+ * bytes can be 2^30 pixels and minutes of decoding (found by fuzz_image). PIL refuses a cut
+ * file too (without LOAD_TRUNCATED_IMAGES), as TF's decode_jpeg does. */
+static void jpeg_on_message(j_common_ptr cinfo, int level) {
+    int code = cinfo->err->msg_code;
+    if (level < 0 && (code == JWRN_JPEG_EOF || code == JWRN_HIT_MARKER))
+        cinfo->err->error_exit(cinfo);
+}
 
 /* to RGB (or the file's gray), as PIL; grayscale comes after, from RGB, as PIL's "L" */
 static kc_status decode_jpeg(const char *path, FILE *f, kc_image *out) {

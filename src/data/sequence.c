@@ -478,7 +478,8 @@ static kc_status word_index(const char *dir, const char *sub, const char *fname,
     cJSON_ArrayForEach(e, root) {
         if (st) break;
         double v = cJSON_GetNumberValue(e);
-        if (!cJSON_IsNumber(e) || v != (double)(int32_t)v) {
+        /* the range first: converting a double outside int32's range is undefined */
+        if (!cJSON_IsNumber(e) || !(v >= INT32_MIN && v <= INT32_MAX) || v != (double)(int32_t)v) {
             st = kc_err(KC_EFORMAT, "%s: the index of \"%s\" is not an int32", path, e->string);
             break;
         }
