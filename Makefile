@@ -3,10 +3,16 @@
 PREFIX ?= /usr/local
 CC ?= cc
 BUILD ?= build
-OPT ?= -O3 -march=native
+# No -march: the kernels for AVX-512, AMX, AVX512-BF16 (and AVX2+FMA) are compiled with target
+# attributes and picked at run time (src/util/isa.h; KERAC_ISA=avx512|avx2|generic caps the
+# tier), so one build runs on every x86-64 at full speed. OPT="-O3 -march=native" still works
+# and computes the same numbers: -ffp-contract=off below keeps the compiler from fusing a*b+c
+# on its own (the kernels write their FMAs out), whatever the flags and compiler.
+OPT ?= -O3
 PKGS := openblas zlib libcurl libcrypto hdf5 libzip libcjson libpng libjpeg
 CFLAGS ?= $(OPT) -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp-simd -fno-math-errno \
+          -ffp-contract=off \
           -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
 LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 TEST_LIBS := $(shell pkg-config --libs criterion)

@@ -70,9 +70,9 @@ static double gemm_peak(void) {
 }
 
 /* The arithmetic limit: independent AVX-512 FMAs in registers, on every thread of the case. */
-#pragma GCC push_options
-#pragma GCC target("avx512f,fma")
+#include "util/isa.h"
 #include <immintrin.h>
+KC_TARGET_BEGIN("avx512f,fma")
 static void *fma_loop(void *out) {
     __m512 a0 = _mm512_set1_ps(0.1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
            a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
@@ -93,7 +93,7 @@ static void *fma_loop(void *out) {
     *(double *)out = iterations * 12.0 * 32.0 / t / 1e9 + 0.0 * _mm512_reduce_add_ps(s);
     return NULL;
 }
-#pragma GCC pop_options
+KC_TARGET_END
 
 static double fma_peak(int threads) {
     pthread_t ids[64];

@@ -7,7 +7,9 @@
 #include "ops.h"
 #include "../internal.h"
 #include "../util/threads.h"
+#include "../util/isa.h"
 #include <cblas.h>
+#include <immintrin.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -18,9 +20,9 @@
 #define MC 512   /* rows per chunk: the row tiles whose non-zero k lists are kept */
 #define KC 256   /* depth per block: a 32 x 256 panel of B is 32 KB, the size of L1 */
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma")
-#include <immintrin.h>
+/* ---- the AVX-512 kernels: compiled for AVX-512 whatever the build's flags, called only
+ * where kc_isa() is avx512 ---- */
+KC_TARGET_BEGIN(KC_TARGET_AVX512_FEATURES)
 
 /* Rows per register tile: 4 for sparse column-major A (the transposed images of a first
  * layer's weight gradient: a tile's rows are neighbouring pixels), where a k (image) is zero
@@ -596,12 +598,10 @@ static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
                               int64_t j1) {
     for (int64_t i = i0; i < i1; i += MC) gemm_chunk_avx512(g, i, i1 - i < MC ? i1 : i + MC, j0, j1);
 }
-#pragma GCC pop_options
+KC_TARGET_END
 
 /* ---- bfloat16 products (Keras's mixed_bfloat16): A and B rounded to bf16, sums in fp32 ---- */
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,amx-tile,amx-bf16,fma")
-#include <immintrin.h>
+KC_TARGET_BEGIN(KC_TARGET_BF16_FEATURES)
 
 /* 32 floats (a tail of n < 32 zero-filled) to 32 bf16, round to nearest even: 16 pairs */
 static inline __m512i bf16_pairs(const float *x, int n) {
@@ -775,7 +775,7 @@ typedef struct {
 static int amx_granted;
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static void amx_request(void) {
-    amx_granted = __builtin_cpu_supports("amx-bf16") &&
+    amx_granted = kc_isa_has_amx_bf16() &&
                   syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
 }
 
@@ -884,7 +884,7 @@ static int gemm_bf16_part(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t
     }
     return 1;
 }
-#pragma GCC pop_options
+KC_TARGET_END
 
 
 /* The epilogue's dropout and gate on C(i, j) = v: epilogue_extra one value at a time */
@@ -907,9 +907,7 @@ static int blas_requested(void) {
 static int have_avx512(void) {
     static int cached = -1;
     if (cached < 0)
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                 !blas_requested();
+        cached = kc_isa() == KC_ISA_AVX512 && !blas_requested();
     return cached;
 }
 
@@ -953,7 +951,7 @@ static void bf16_task(void *arg, int part, int parts) {
 
 static int have_avx512_bf16(void) {
     static int cached = -1;
-    if (cached < 0) cached = have_avx512() && __builtin_cpu_supports("avx512bf16");
+    if (cached < 0) cached = have_avx512() && kc_isa_has_avx512_bf16();
     return cached;
 }
 
