@@ -11,8 +11,10 @@ BUILD ?= build
 OPT ?= -O3
 PKGS := openblas zlib libcurl libcrypto hdf5 libzip libcjson libpng libjpeg
 CFLAGS ?= $(OPT) -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp-simd -fno-math-errno \
-          -ffp-contract=off \
+# (-Wno-missing-field-initializers: clang's -Wextra warns about designated initialisers that
+# leave fields to zero, which is how kerac's option structs are meant to be used)
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+          -fPIC -fopenmp-simd -fno-math-errno -ffp-contract=off \
           -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
 LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 TEST_LIBS := $(shell pkg-config --libs criterion)
@@ -129,7 +131,7 @@ install: all
 	install -m 755 $(BUILD)/kerac $(EXAMPLE_BINS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-clang
 
 .PHONY: all test test-asan bench install clean
 .SECONDARY:

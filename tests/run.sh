@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs each Criterion test binary given twice: with kerac's own matrix-product kernels, then
-# with the OpenBLAS path that CPUs without AVX-512 take (KERAC_GEMM_BLAS=1). Ends with the
+# with the OpenBLAS products (KERAC_GEMM_BLAS=1); the matrix-product tests (test_engine,
+# test_conv, test_layers2) a third time on the AVX2 kernels of CPUs without AVX-512
+# (KERAC_ISA=avx2; on such a CPU the first pass already is). Ends with the
 # failures (binary, pass, Criterion's lines about them; a CI log shows only its tail) and one
 # line counting every test of both passes: "tests: N passed, N failed". Exits non-zero if any
 # test failed or any binary crashed.
@@ -10,18 +12,21 @@
 set -u
 passed=0 failed=0 broken=0
 report="" flaky=""
-for blas in "" 1; do
+for mode in "" blas avx2; do
     for bin in "$@"; do
-        tag="$bin${blas:+ (KERAC_GEMM_BLAS=1)}"
+        case "$mode:$bin" in avx2:*test_engine | avx2:*test_conv | avx2:*test_layers2 | blas:* | :*) ;; *) continue ;; esac
+        blas=$([ "$mode" = blas ] && echo 1 || true)
+        isa=$([ "$mode" = avx2 ] && echo avx2 || true)
+        tag="$bin${blas:+ (KERAC_GEMM_BLAS=1)}${isa:+ (KERAC_ISA=avx2)}"
         echo "== $tag"
-        out=$(KERAC_GEMM_BLAS=$blas "$bin" --jobs 1 2>&1); rc=$?
+        out=$(KERAC_GEMM_BLAS=$blas KERAC_ISA=$isa "$bin" --jobs 1 2>&1); rc=$?
         printf '%s\n' "$out"
         plain=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g')
         line=$(grep 'Synthesis: Tested:' <<<"$plain" | tail -n 1)
         if [ "$rc" -ne 0 ] || [ -z "$line" ] || ! grep -q 'Failing: 0 | Crashing: 0' <<<"$line"; then
             first=$(grep -E '\[FAIL\]|Assertion Failed|CRASH|[Ss]ignal|[Tt]imed out|ERROR: |SUMMARY: ' -A2 <<<"$plain" | head -n 40)
             echo "!! $tag failed (rc $rc): running it once more"
-            out=$(KERAC_GEMM_BLAS=$blas "$bin" --jobs 1 2>&1); rc2=$?
+            out=$(KERAC_GEMM_BLAS=$blas KERAC_ISA=$isa "$bin" --jobs 1 2>&1); rc2=$?
             printf '%s\n' "$out"
             plain2=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g')
             line2=$(grep 'Synthesis: Tested:' <<<"$plain2" | tail -n 1)

@@ -8,7 +8,7 @@
 #define KC_X86 1
 #endif
 
-static kc_isa_tier tier = (kc_isa_tier)-1;
+static kc_isa_tier tier = (kc_isa_tier)-1, cpu_tier;
 static int bf16, amx;
 
 #ifdef KC_X86
@@ -44,6 +44,7 @@ static void detect(void) {
     kc_isa_tier cap = KC_ISA_AVX512;
     if (env && !strcmp(env, "generic")) cap = KC_ISA_GENERIC;
     else if (env && !strcmp(env, "avx2")) cap = KC_ISA_AVX2;
+    cpu_tier = cpu;
     if (cpu > cap) cpu = cap;
     bf16 = cpu == KC_ISA_AVX512 && has_bf16;
     amx = cpu == KC_ISA_AVX512 && has_amx;
@@ -57,6 +58,11 @@ kc_isa_tier kc_isa(void) {
         t = tier;
     }
     return t;
+}
+
+void kc_isa_override(kc_isa_tier t) {
+    kc_isa();
+    __atomic_store_n(&tier, t < cpu_tier ? t : cpu_tier, __ATOMIC_RELEASE);
 }
 
 int kc_isa_has_avx512_bf16(void) { return kc_isa() == KC_ISA_AVX512 && bf16; }

@@ -16,6 +16,8 @@ typedef enum {
 
 /* the tier in use: the CPU's, capped by KERAC_ISA (read once) */
 kc_isa_tier kc_isa(void);
+/* for tests, between products: the tier becomes min(t, the CPU's) */
+void kc_isa_override(kc_isa_tier t);
 /* the CPU has AVX512-BF16 (and the tier is avx512) */
 int kc_isa_has_avx512_bf16(void);
 /* the CPU has AMX-TILE and AMX-BF16 (and the tier is avx512); the OS's grant is gemm.c's */
