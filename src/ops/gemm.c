@@ -934,6 +934,24 @@ static inline __m256 epilogue_extra_avx2(const kc_gemm_args *g, int64_t i, int64
     return v;
 }
 
+/* The end of a tile narrower than 16 columns: C[0:mr, 0:nc] from the sums v, as tile_avx2 */
+static __attribute__((noinline)) void store_tail_avx2(int mr, float v[MR2][NR2], float *c,
+                                                      int64_t ldc, int nc, int load_c, int last,
+                                                      const float *bias, int relu,
+                                                      const kc_gemm_args *ex, int64_t ci,
+                                                      int64_t cj) {
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nc; j++) {
+            float *cr = c + r * ldc, x = load_c ? v[r][j] + cr[j] : v[r][j];
+            if (last) {
+                x = x + (bias ? bias[j] : 0.0f);
+                if (relu) x = 0.0f > x ? 0.0f : x;
+                if (ex) x = epilogue_extra_scalar(ex, ci + r, cj + j, x);
+            }
+            cr[j] = x;
+        }
+}
+
 /* C[0:mr, 0:nc] (+)= A[0:mr, k in kidx or 0:kc] P[0:kc, 0:16], P a packed panel (16 floats a
  * row, zero past nc); with last, + bias, relu and ex's epilogue (the tile is C(ci.., cj..)) */
 static inline __attribute__((always_inline)) void tile_avx2(
@@ -960,43 +978,38 @@ static inline __attribute__((always_inline)) void tile_avx2(
         bias0 = _mm256_loadu_ps(bias);
         bias1 = _mm256_loadu_ps(bias + 8);
     }
+    if (nc < NR2) { /* a partial panel: one shared, out-of-line tail (GCC spent minutes on
+                     * a scalar epilogue inlined into every specialisation) */
+        float v[MR2][NR2];
+        for (int r = 0; r < mr; r++) {
+            _mm256_storeu_ps(v[r], acc0[r]);
+            _mm256_storeu_ps(v[r] + 8, acc1[r]);
+        }
+        store_tail_avx2(mr, v, c, ldc, nc, load_c, last, bias, relu, ex, ci, cj);
+        return;
+    }
 #pragma GCC unroll 6
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
-        if (nc == NR2) {
-            __m256 v0 = acc0[r], v1 = acc1[r];
-            if (load_c) {
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
-            }
-            if (last) {
-                v0 = _mm256_add_ps(v0, bias0);
-                v1 = _mm256_add_ps(v1, bias1);
-                if (relu) { /* max returns its second operand on NaN: NaN stays NaN */
-                    v0 = _mm256_max_ps(zero, v0);
-                    v1 = _mm256_max_ps(zero, v1);
-                }
-                if (ex) {
-                    v0 = epilogue_extra_avx2(ex, ci + r, cj, v0);
-                    v1 = epilogue_extra_avx2(ex, ci + r, cj + 8, v1);
-                }
-            }
-            _mm256_storeu_ps(cr, v0);
-            _mm256_storeu_ps(cr + 8, v1);
-            continue;
+        __m256 v0 = acc0[r], v1 = acc1[r];
+        if (load_c) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
         }
-        float v[NR2];
-        _mm256_storeu_ps(v, acc0[r]);
-        _mm256_storeu_ps(v + 8, acc1[r]);
-        for (int j = 0; j < nc; j++) {
-            float x = load_c ? v[j] + cr[j] : v[j];
-            if (last) {
-                x = x + (bias ? bias[j] : 0.0f);
-                if (relu) x = 0.0f > x ? 0.0f : x;
-                if (ex) x = epilogue_extra_scalar(ex, ci + r, cj + j, x);
+        if (last) {
+            v0 = _mm256_add_ps(v0, bias0);
+            v1 = _mm256_add_ps(v1, bias1);
+            if (relu) { /* max returns its second operand on NaN: NaN stays NaN */
+                v0 = _mm256_max_ps(zero, v0);
+                v1 = _mm256_max_ps(zero, v1);
             }
-            cr[j] = x;
+            if (ex) {
+                v0 = epilogue_extra_avx2(ex, ci + r, cj, v0);
+                v1 = epilogue_extra_avx2(ex, ci + r, cj + 8, v1);
+            }
         }
+        _mm256_storeu_ps(cr, v0);
+        _mm256_storeu_ps(cr + 8, v1);
     }
 }
 
