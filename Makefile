@@ -4,10 +4,18 @@
 PREFIX ?= /usr/local
 CC ?= cc
 BUILD ?= build
-OPT ?= -O3 -march=native
+# No -march: the kernels for AVX-512, AMX, AVX512-BF16 (and AVX2+FMA) are compiled with target
+# attributes and picked at run time (src/util/isa.h; KERAC_ISA=avx512|avx2|generic caps the
+# tier), so one build runs on every x86-64 at full speed. OPT="-O3 -march=native" still works
+# and computes the same numbers: -ffp-contract=off below keeps the compiler from fusing a*b+c
+# on its own (the kernels write their FMAs out), whatever the flags and compiler.
+OPT ?= -O3
 PKGS := openblas zlib libcurl libcrypto hdf5 libzip libcjson libpng libjpeg
 CFLAGS ?= $(OPT) -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp-simd -fno-math-errno \
+# (-Wno-missing-field-initializers: clang's -Wextra warns about designated initialisers that
+# leave fields to zero, which is how kerac's option structs are meant to be used)
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+          -fPIC -fopenmp-simd -fno-math-errno -ffp-contract=off \
           -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
 LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 TEST_LIBS := $(shell pkg-config --libs criterion)
@@ -144,7 +152,7 @@ test-tsan:
 	  LDFLAGS="-fsanitize=thread" TEST_LIBS= tsan-run
 
 tsan-run: $(TSAN_TESTS:%=$(BUILD)/tests/%)
-	@TSAN_OPTIONS="$(TSAN_OPTIONS_RUN)" KERAC_TSAN_TESTS="$(TSAN_SELECTED)" RUN_THREADS="2 4" \
+	@TSAN_OPTIONS="$(TSAN_OPTIONS_RUN)" KERAC_TSAN_TESTS="$(TSAN_SELECTED)" RUN_THREADS="2 4" RUN_MODES="kerac blas" \
 	  bash tests/run.sh $^
 
 # The examples and the kerac program under valgrind memcheck (scripts/valgrind.sh), from a
@@ -168,7 +176,7 @@ install: all
 	install -m 755 $(BUILD)/kerac $(EXAMPLE_BINS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan build-tsan build-vg build-fuzz
+	rm -rf build build-asan build-tsan build-vg build-fuzz build-clang
 
 .PHONY: all test test-asan test-tsan tsan-run valgrind bench install clean
 .SECONDARY:

@@ -69,10 +69,11 @@ static double gemm_peak(void) {
     return best;
 }
 
-/* The arithmetic limit: independent AVX-512 FMAs in registers, on every thread of the case. */
-#pragma GCC push_options
-#pragma GCC target("avx512f,fma")
+/* The arithmetic limit: independent FMAs in registers, on every thread of the case: AVX-512,
+ * or AVX2 where the library's tier is avx2 (KERAC_ISA=avx2, or a CPU without AVX-512). */
+#include "util/isa.h"
 #include <immintrin.h>
+KC_TARGET_BEGIN("avx512f,fma")
 static void *fma_loop(void *out) {
     __m512 a0 = _mm512_set1_ps(0.1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
            a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
@@ -93,12 +94,38 @@ static void *fma_loop(void *out) {
     *(double *)out = iterations * 12.0 * 32.0 / t / 1e9 + 0.0 * _mm512_reduce_add_ps(s);
     return NULL;
 }
-#pragma GCC pop_options
+KC_TARGET_END
+
+KC_TARGET_BEGIN("avx2,fma")
+static void *fma_loop_avx2(void *out) {
+    __m256 a0 = _mm256_set1_ps(0.1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+    const __m256 m = _mm256_set1_ps(0.9999f), c = _mm256_set1_ps(1e-6f);
+    const long iterations = 50000000;
+    double t = now();
+    for (long i = 0; i < iterations; i++) {
+#define FMA12Y(x) x = _mm256_fmadd_ps(x, m, c)
+        FMA12Y(a0); FMA12Y(a1); FMA12Y(a2); FMA12Y(a3); FMA12Y(a4); FMA12Y(a5);
+        FMA12Y(a6); FMA12Y(a7); FMA12Y(a8); FMA12Y(a9); FMA12Y(a10); FMA12Y(a11);
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5));
+        __asm__ volatile("" : "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
+    }
+    t = now() - t;
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, s);
+    *(double *)out = iterations * 12.0 * 16.0 / t / 1e9 + 0.0 * lanes[0];
+    return NULL;
+}
+KC_TARGET_END
 
 static double fma_peak(int threads) {
     pthread_t ids[64];
     double rates[64], total = 0.0;
-    for (int t = 0; t < threads && t < 64; t++) pthread_create(&ids[t], NULL, fma_loop, &rates[t]);
+    void *(*loop)(void *) = kc_isa() == KC_ISA_AVX512 ? fma_loop : fma_loop_avx2;
+    for (int t = 0; t < threads && t < 64; t++) pthread_create(&ids[t], NULL, loop, &rates[t]);
     for (int t = 0; t < threads && t < 64; t++) {
         pthread_join(ids[t], NULL);
         total += rates[t];
@@ -215,7 +242,7 @@ static void run_case(int threads, int epochs, int loaded, const char *data_dir, 
         exit(1);
     }
     double peak = json_only ? NAN : gemm_peak();
-    double fma = json_only || !__builtin_cpu_supports("avx512f") ? NAN : fma_peak(threads);
+    double fma = json_only || kc_isa() < KC_ISA_AVX2 ? NAN : fma_peak(threads);
     kc_model *m = build_model();
     if (convnet) train.count = 54000; /* the part validation_split 0.1 trains on */
     pid_t load = loaded ? start_load() : 0;

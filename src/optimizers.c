@@ -7,9 +7,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#ifdef __AVX512F__
 #include <immintrin.h>
-#endif
+#include "util/isa.h"
 
 static kc_optimizer *opt_new(kc_opt_kind kind, float lr, float default_lr) {
     if (!(lr >= 0.0f) || !isfinite(lr)) {
@@ -422,24 +421,19 @@ static void sgd_rule(const kc_optimizer *o, float *w, const float *g, float *con
     }
 }
 
-static void rmsprop_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
-                         int64_t n, const step_scalars *c) {
-    const float lr = c->lr;
-    /* v = rho v + (1 - rho) g^2; step = lr g / sqrt(v (- avg^2 if centered) + eps) */
-    float *v = s[0], rho = o->rho, eps = o->epsilon;
-    float *avg = o->centered ? s[1] : NULL;
-    float *mom = o->momentum > 0.0f ? s[1 + o->centered] : NULL;
-    if (!avg && !mom) {
-        int64_t i = 0;
-#ifdef __AVX512F__
-        /* 1 / sqrt(v + eps) as rsqrt14 refined by one Newton step (within 2 ulp of the
-         * exact quotient): the exact sqrt and divide cost 20+ cycles per 16 weights and
-         * made this loop a tenth of a training step */
-        const __m512 rho_v = _mm512_set1_ps(rho), one_minus_rho = _mm512_set1_ps(1.0f - rho);
-        const __m512 eps_v = _mm512_set1_ps(eps), lr_v = _mm512_set1_ps(lr);
-        const __m512 half = _mm512_set1_ps(0.5f), three_halves = _mm512_set1_ps(1.5f);
-        /* the last, partial vector masked: every weight gets the same arithmetic wherever
-         * a range starts or ends (ranges follow threads and layers' blocks of rows) */
+/* RMSprop without centering or momentum on an AVX-512 CPU: all n weights */
+KC_TARGET_BEGIN(KC_TARGET_AVX512_FEATURES)
+static void rmsprop_plain_avx512(float *w, const float *g, float *v, int64_t n, float rho,
+                                 float eps, float lr) {
+    int64_t i = 0;
+    /* 1 / sqrt(v + eps) as rsqrt14 refined by one Newton step (within 2 ulp of the
+     * exact quotient): the exact sqrt and divide cost 20+ cycles per 16 weights and
+     * made this loop a tenth of a training step */
+    const __m512 rho_v = _mm512_set1_ps(rho), one_minus_rho = _mm512_set1_ps(1.0f - rho);
+    const __m512 eps_v = _mm512_set1_ps(eps), lr_v = _mm512_set1_ps(lr);
+    const __m512 half = _mm512_set1_ps(0.5f), three_halves = _mm512_set1_ps(1.5f);
+    /* the last, partial vector masked: every weight gets the same arithmetic wherever
+     * a range starts or ends (ranges follow threads and layers' blocks of rows) */
 #define RMSPROP_16(k, LOAD, STORE)                                                              \
 do {                                                                                        \
     __m512 gi = LOAD(k, g + i);                                                             \
@@ -454,17 +448,30 @@ do {                                                                            
 } while (0)
 #define FULL_LOAD(k, p) _mm512_loadu_ps(p)
 #define FULL_STORE(p, k, x) _mm512_storeu_ps(p, x)
-        for (; i + 16 <= n; i += 16) RMSPROP_16(0, FULL_LOAD, FULL_STORE);
-        if (i < n) {
-            __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
-            RMSPROP_16(tail, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps);
-            i = n;
-        }
+    for (; i + 16 <= n; i += 16) RMSPROP_16(0, FULL_LOAD, FULL_STORE);
+    if (i < n) {
+        __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+        RMSPROP_16(tail, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps);
+    }
 #undef RMSPROP_16
 #undef FULL_LOAD
 #undef FULL_STORE
-#endif
-        for (; i < n; i++) {
+}
+KC_TARGET_END
+
+static void rmsprop_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
+                         int64_t n, const step_scalars *c) {
+    const float lr = c->lr;
+    /* v = rho v + (1 - rho) g^2; step = lr g / sqrt(v (- avg^2 if centered) + eps) */
+    float *v = s[0], rho = o->rho, eps = o->epsilon;
+    float *avg = o->centered ? s[1] : NULL;
+    float *mom = o->momentum > 0.0f ? s[1 + o->centered] : NULL;
+    if (!avg && !mom) {
+        if (kc_isa() == KC_ISA_AVX512) {
+            rmsprop_plain_avx512(w, g, v, n, rho, eps, lr);
+            return;
+        }
+        for (int64_t i = 0; i < n; i++) {
             v[i] = rho * v[i] + (1.0f - rho) * g[i] * g[i];
             w[i] -= lr * g[i] / sqrtf(v[i] + eps);
         }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs each Criterion test binary given twice: with kerac's own matrix-product kernels, then
-# with the OpenBLAS path that CPUs without AVX-512 take (KERAC_GEMM_BLAS=1). Ends with the
+# with the OpenBLAS products (KERAC_GEMM_BLAS=1); the matrix-product tests (test_engine,
+# test_conv, test_layers2) a third time on the AVX2 kernels of CPUs without AVX-512
+# (KERAC_ISA=avx2; on such a CPU the first pass already is). Ends with the
 # failures (binary, pass, Criterion's lines about them; a CI log shows only its tail) and one
 # line counting every test of both passes: "tests: N passed, N failed". Exits non-zero if any
 # test failed or any binary crashed.
@@ -8,24 +10,27 @@
 # first run's failures are still printed, under "flaky", for whoever reads the log (a failure
 # seen once in CI and never reproduced here must not hide, nor block the rest).
 # RUN_THREADS="2 4" runs every pass once per KERAC_NUM_THREADS value listed (make test-tsan);
-# unset, the environment's own.
+# unset, the environment's own. RUN_MODES picks the passes (default "kerac blas avx2").
 set -u
 passed=0 failed=0 broken=0
 report="" flaky=""
 for threads in ${RUN_THREADS:-as-set}; do
 if [ "$threads" = as-set ]; then threads=""; else export KERAC_NUM_THREADS=$threads; fi
-for blas in "" 1; do
+for mode in ${RUN_MODES:-kerac blas avx2}; do
     for bin in "$@"; do
-        tag="$bin${blas:+ (KERAC_GEMM_BLAS=1)}${threads:+ (KERAC_NUM_THREADS=$threads)}"
+        case "$mode:$bin" in avx2:*test_engine | avx2:*test_conv | avx2:*test_layers2 | blas:* | kerac:*) ;; *) continue ;; esac
+        blas=$([ "$mode" = blas ] && echo 1 || true)
+        isa=$([ "$mode" = avx2 ] && echo avx2 || true)
+        tag="$bin${blas:+ (KERAC_GEMM_BLAS=1)}${isa:+ (KERAC_ISA=avx2)}${threads:+ (KERAC_NUM_THREADS=$threads)}"
         echo "== $tag"
-        out=$(KERAC_GEMM_BLAS=$blas "$bin" --jobs 1 2>&1); rc=$?
+        out=$(KERAC_GEMM_BLAS=$blas KERAC_ISA=$isa "$bin" --jobs 1 2>&1); rc=$?
         printf '%s\n' "$out"
         plain=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g')
         line=$(grep 'Synthesis: Tested:' <<<"$plain" | tail -n 1)
         if [ "$rc" -ne 0 ] || [ -z "$line" ] || ! grep -q 'Failing: 0 | Crashing: 0' <<<"$line"; then
             first=$(grep -E '\[FAIL\]|Assertion Failed|CRASH|[Ss]ignal|[Tt]imed out|ERROR: |SUMMARY: |ThreadSanitizer: ' -A2 <<<"$plain" | head -n 40)
             echo "!! $tag failed (rc $rc): running it once more"
-            out=$(KERAC_GEMM_BLAS=$blas "$bin" --jobs 1 2>&1); rc2=$?
+            out=$(KERAC_GEMM_BLAS=$blas KERAC_ISA=$isa "$bin" --jobs 1 2>&1); rc2=$?
             printf '%s\n' "$out"
             plain2=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g')
             line2=$(grep 'Synthesis: Tested:' <<<"$plain2" | tail -n 1)

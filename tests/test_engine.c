@@ -4,6 +4,7 @@
 #include "testutil.h"
 #include "ops/ops.h"
 #include "util/threads.h"
+#include "util/isa.h"
 #include "model_view.h"
 
 /* C = op(A) op(B) (+ C) (+ bias, relu) in double, the reference. */
@@ -126,6 +127,62 @@ Test(gemm, sparse_a_gives_the_dense_bits) {
         check_sparse_matches_dense(1100, 40, 300, 0); /* more rows than one chunk */
         check_sparse_matches_dense(1100, 40, 300, 1);
     }
+}
+
+/* ---- the AVX2 kernels (CPUs without AVX-512) against the AVX-512 ones ------------------- */
+
+/* the same product under the avx512 and the avx2 tier: the same bits, every epilogue */
+static void check_avx2_bits(int m, int n, int k, int trans_a, int trans_b, int variant) {
+    float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)k * n);
+    float *c[2], *gate = malloc(sizeof(float) * (size_t)m * n), *bias = malloc(sizeof(float) * n);
+    for (int64_t i = 0; i < (int64_t)m * k; i++)
+        a[i] = variant & 4 && (i / 3) % 4 ? 0.0f : (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+    for (int64_t i = 0; i < (int64_t)k * n; i++) b[i] = (float)((i * 104729) % 997) / 498.0f - 1.0f;
+    for (int64_t i = 0; i < (int64_t)m * n; i++) gate[i] = (float)((i * 31) % 7) - 3.0f;
+    for (int j = 0; j < n; j++) bias[j] = (float)(j % 13) / 7.0f - 0.9f;
+    for (int t = 0; t < 2; t++) {
+        c[t] = malloc(sizeof(float) * (size_t)m * n);
+        for (int64_t i = 0; i < (int64_t)m * n; i++) c[t][i] = (float)(i % 11) / 3.0f - 1.5f;
+        kc_gemm_args g = {.m = m, .n = n, .k = k, .a = a, .b = b, .c = c[t], .ldc = n,
+                          .accumulate = variant & 1, .a_sparse = (variant & 4) != 0};
+        g.a_rs = trans_a ? 1 : k;
+        g.a_cs = trans_a ? m : 1;
+        g.b_rs = trans_b ? 1 : n;
+        g.b_cs = trans_b ? k : 1;
+        if (variant & 2) {
+            g.bias = bias;
+            g.relu = 1;
+            g.dropout_rate = 0.3f;
+            g.dropout_key = 12345;
+        }
+        if (variant & 8) {
+            g.gate = gate;
+            g.gate_scale = 1.25f;
+        }
+        kc_isa_override(t ? KC_ISA_AVX2 : KC_ISA_AVX512);
+        kc_gemm_ex(&g);
+    }
+    kc_isa_override(KC_ISA_AVX512);
+    for (int64_t i = 0; i < (int64_t)m * n; i++)
+        cr_assert(memcmp(&c[0][i], &c[1][i], sizeof(float)) == 0,
+                  "%dx%dx%d ta%d tb%d variant %d: C[%lld] avx512 %.9g, avx2 %.9g", m, n, k,
+                  trans_a, trans_b, variant, (long long)i, c[0][i], c[1][i]);
+    free(a), free(b), free(c[0]), free(c[1]), free(gate), free(bias);
+}
+
+Test(gemm, avx2_kernels_give_the_avx512_bits) {
+    kc_isa_override(KC_ISA_AVX512);
+    if (kc_isa() != KC_ISA_AVX512 || strcmp(kc_gemm_backend(), "kerac-avx512"))
+        cr_skip_test("needs an AVX-512 CPU and kerac's own kernels");
+    for (int threads = 1; threads <= 2; threads++) {
+        kc_set_num_threads(threads);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int layout = 0; layout < 4; layout++)
+                for (int variant = 0; variant < 16; variant += 1 + (layout & 1))
+                    check_avx2_bits(shapes[s][0], shapes[s][1], shapes[s][2], layout & 1,
+                                    layout >> 1, variant);
+    }
+    check_avx2_bits(1100, 40, 300, 1, 0, 4); /* more rows than one chunk */
 }
 
 /* ---- C handed over block by block (the fused optimizer step) ---------------------------- */

@@ -6,9 +6,8 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
-#ifdef __AVX512F__
 #include <immintrin.h>
-#endif
+#include "../util/isa.h"
 
 void kc_window_axis(int in, int k, int s, int same, int *out, int *pad_before) {
     if (same) {
@@ -171,7 +170,7 @@ static inline void clip_window(const kc_window *g, int oy, int ox, int *y0, int 
 /* One output pixel's maxima for channels [ch, ch + 16): the maximum and its position stay in
  * registers over the window (in memory, each window pixel's compare waits for the last one's
  * stores) */
-#ifdef __AVX512F__
+KC_TARGET_BEGIN(KC_TARGET_AVX512_FEATURES)
 static inline void max_pool_16(const kc_window *g, const float *img, int y0, int y1, int x0,
                                int x1, int ch, float *out, int32_t *arg) {
     const int c = g->c;
@@ -193,26 +192,32 @@ static inline void max_pool_16(const kc_window *g, const float *img, int y0, int
     _mm512_storeu_ps(out + ch, m);
     _mm512_storeu_si512((void *)(arg + ch), a);
 }
-#endif
+
+/* kc_max_pool for channels a multiple of 16, on an AVX-512 CPU */
+static void max_pool_avx512(const kc_window *g, const float *in, int n, float *out,
+                            int32_t *arg) {
+    const int c = g->c;
+    const int64_t image = (int64_t)g->h * g->w * c;
+    for (int s = 0; s < n; s++) {
+        const float *img = in + s * image;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++, out += c, arg += c) {
+                int y0, y1, x0, x1;
+                clip_window(g, oy, ox, &y0, &y1, &x0, &x1);
+                for (int ch = 0; ch < c; ch += 16)
+                    max_pool_16(g, img, y0, y1, x0, x1, ch, out, arg);
+            }
+    }
+}
+KC_TARGET_END
 
 void kc_max_pool(const kc_window *g, const float *in, int n, float *out, int32_t *arg) {
     const int c = g->c;
     const int64_t image = (int64_t)g->h * g->w * c;
-#ifdef __AVX512F__
-    if (c % 16 == 0) {
-        for (int s = 0; s < n; s++) {
-            const float *img = in + s * image;
-            for (int oy = 0; oy < g->oh; oy++)
-                for (int ox = 0; ox < g->ow; ox++, out += c, arg += c) {
-                    int y0, y1, x0, x1;
-                    clip_window(g, oy, ox, &y0, &y1, &x0, &x1);
-                    for (int ch = 0; ch < c; ch += 16)
-                        max_pool_16(g, img, y0, y1, x0, x1, ch, out, arg);
-                }
-        }
+    if (c % 16 == 0 && kc_isa() == KC_ISA_AVX512) {
+        max_pool_avx512(g, in, n, out, arg);
         return;
     }
-#endif
     for (int s = 0; s < n; s++) {
         const float *img = in + s * image;
         for (int oy = 0; oy < g->oh; oy++)

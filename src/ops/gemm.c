@@ -7,7 +7,9 @@
 #include "ops.h"
 #include "../internal.h"
 #include "../util/threads.h"
+#include "../util/isa.h"
 #include <cblas.h>
+#include <immintrin.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -18,9 +20,17 @@
 #define MC 512   /* rows per chunk: the row tiles whose non-zero k lists are kept */
 #define KC 256   /* depth per block: a 32 x 256 panel of B is 32 KB, the size of L1 */
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma")
-#include <immintrin.h>
+/* The depth of the K blocks: equal blocks of at most KC (784 = 4 x 196). Every path sums each
+ * block from zero in k order and adds the blocks in order, so a sample's outputs are the same
+ * bits whichever kernel (AVX-512 or AVX2), batch or thread count computed them. */
+static int k_block_depth(int k) {
+    int blocks = (k + KC - 1) / KC;
+    return (k + blocks - 1) / blocks;
+}
+
+/* ---- the AVX-512 kernels: compiled for AVX-512 whatever the build's flags, called only
+ * where kc_isa() is avx512 ---- */
+KC_TARGET_BEGIN(KC_TARGET_AVX512_FEATURES)
 
 /* Rows per register tile: 4 for sparse column-major A (the transposed images of a first
  * layer's weight gradient: a tile's rows are neighbouring pixels), where a k (image) is zero
@@ -351,13 +361,6 @@ static void gemm_row_avx512(const kc_gemm_args *g) {
     }
 }
 
-/* The depth of the K blocks: equal blocks of at most KC (784 = 4 x 196). Every path sums each
- * block from zero in k order and adds the blocks in order, so a sample's outputs are the same
- * bits whichever kernel, batch or thread count computed them. */
-static int k_block_depth(int k) {
-    int blocks = (k + KC - 1) / KC;
-    return (k + blocks - 1) / blocks;
-}
 
 /* B[kb:kb+kc, j:j+nr] (nr <= 32) into rows of 32 floats, zero past nr. Where B lies, the rows
  * of a wide B are a power of two apart and thrash a few L1 sets while a panel is reused for
@@ -596,12 +599,10 @@ static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
                               int64_t j1) {
     for (int64_t i = i0; i < i1; i += MC) gemm_chunk_avx512(g, i, i1 - i < MC ? i1 : i + MC, j0, j1);
 }
-#pragma GCC pop_options
+KC_TARGET_END
 
 /* ---- bfloat16 products (Keras's mixed_bfloat16): A and B rounded to bf16, sums in fp32 ---- */
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,amx-tile,amx-bf16,fma")
-#include <immintrin.h>
+KC_TARGET_BEGIN(KC_TARGET_BF16_FEATURES)
 
 /* 32 floats (a tail of n < 32 zero-filled) to 32 bf16, round to nearest even: 16 pairs */
 static inline __m512i bf16_pairs(const float *x, int n) {
@@ -775,7 +776,7 @@ typedef struct {
 static int amx_granted;
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static void amx_request(void) {
-    amx_granted = __builtin_cpu_supports("amx-bf16") &&
+    amx_granted = kc_isa_has_amx_bf16() &&
                   syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
 }
 
@@ -884,7 +885,7 @@ static int gemm_bf16_part(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t
     }
     return 1;
 }
-#pragma GCC pop_options
+KC_TARGET_END
 
 
 /* The epilogue's dropout and gate on C(i, j) = v: epilogue_extra one value at a time */
@@ -898,19 +899,218 @@ static float epilogue_extra_scalar(const kc_gemm_args *g, int64_t i, int64_t j, 
     return v;
 }
 
+/* ---- the AVX2+FMA kernels, for x86-64 CPUs without AVX-512: 6x16 register tiles (12
+ * accumulators) over B panels of 16 columns packed to fit L1, zero k of sparse A skipped
+ * through per-tile lists. The same arithmetic as the AVX-512 kernels (each K block of
+ * k_block_depth summed from zero by FMAs in k order, then + C, + bias, relu, the epilogue),
+ * so the same bits. Compiled for AVX2 whatever the build's flags, called only where kc_isa()
+ * is avx2. ---- */
+KC_TARGET_BEGIN(KC_TARGET_AVX2_FEATURES)
+#define MR2 6   /* rows of C per register tile */
+#define NR2 16  /* columns: two 8-float vectors */
+#define MC2 384 /* rows per chunk: the row tiles whose non-zero k lists are kept */
+
+/* epilogue_extra on C(i, j .. j + 7): the same arithmetic (an unsigned >= as max == self) */
+static inline __m256 epilogue_extra_avx2(const kc_gemm_args *g, int64_t i, int64_t j, __m256 v) {
+    if (g->dropout_rate > 0.0f) {
+        __m256i h = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)(i * g->ldc + j)),
+                                     _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        h = _mm256_add_epi32(_mm256_mullo_epi32(h, _mm256_set1_epi32((int)0x9e3779b9u)),
+                             _mm256_set1_epi32((int)kc_dropout_key32(g->dropout_key)));
+        h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+        h = _mm256_mullo_epi32(h, _mm256_set1_epi32((int)0x7feb352du));
+        h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 15));
+        h = _mm256_mullo_epi32(h, _mm256_set1_epi32((int)0x846ca68bu));
+        h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+        __m256i thr = _mm256_set1_epi32((int)kc_dropout_threshold(g->dropout_rate));
+        __m256 keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(h, thr), h));
+        v = _mm256_and_ps(keep, _mm256_mul_ps(v, _mm256_set1_ps(1.0f / (1.0f - g->dropout_rate))));
+    }
+    if (g->gate) {
+        __m256 open = _mm256_cmp_ps(_mm256_loadu_ps(g->gate + i * g->ldc + j),
+                                    _mm256_setzero_ps(), _CMP_GT_OQ);
+        v = _mm256_and_ps(open, _mm256_mul_ps(v, _mm256_set1_ps(g->gate_scale)));
+    }
+    return v;
+}
+
+/* The end of a tile narrower than 16 columns: C[0:mr, 0:nc] from the sums v, as tile_avx2 */
+static __attribute__((noinline)) void store_tail_avx2(int mr, float v[MR2][NR2], float *c,
+                                                      int64_t ldc, int nc, int load_c, int last,
+                                                      const float *bias, int relu,
+                                                      const kc_gemm_args *ex, int64_t ci,
+                                                      int64_t cj) {
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nc; j++) {
+            float *cr = c + r * ldc, x = load_c ? v[r][j] + cr[j] : v[r][j];
+            if (last) {
+                x = x + (bias ? bias[j] : 0.0f);
+                if (relu) x = 0.0f > x ? 0.0f : x;
+                if (ex) x = epilogue_extra_scalar(ex, ci + r, cj + j, x);
+            }
+            cr[j] = x;
+        }
+}
+
+/* C[0:mr, 0:nc] (+)= A[0:mr, k in kidx or 0:kc] P[0:kc, 0:16], P a packed panel (16 floats a
+ * row, zero past nc); with last, + bias, relu and ex's epilogue (the tile is C(ci.., cj..)) */
+static inline __attribute__((always_inline)) void tile_avx2(
+    const int mr, int kc, const int *kidx, const float *a, const int64_t a_rs,
+    const int64_t a_cs, const float *p, float *c, int64_t ldc, int nc, int load_c, int last,
+    const float *bias, int relu, const kc_gemm_args *ex, int64_t ci, int64_t cj) {
+    __m256 acc0[MR2], acc1[MR2];
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+    for (int t = 0; t < kc; t++) {
+        const int k = kidx ? kidx[t] : t;
+        const __m256 b0 = _mm256_load_ps(p + k * NR2), b1 = _mm256_load_ps(p + k * NR2 + 8);
+        const float *ak = a + k * a_cs;
+#pragma GCC unroll 6
+        for (int r = 0; r < mr; r++) {
+            const __m256 ar = _mm256_broadcast_ss(ak + r * a_rs);
+            acc0[r] = _mm256_fmadd_ps(ar, b0, acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(ar, b1, acc1[r]);
+        }
+    }
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 bias0 = zero, bias1 = zero;
+    if (last && bias && nc == NR2) {
+        bias0 = _mm256_loadu_ps(bias);
+        bias1 = _mm256_loadu_ps(bias + 8);
+    }
+    if (nc < NR2) { /* a partial panel: one shared, out-of-line tail (GCC spent minutes on
+                     * a scalar epilogue inlined into every specialisation) */
+        float v[MR2][NR2];
+        for (int r = 0; r < mr; r++) {
+            _mm256_storeu_ps(v[r], acc0[r]);
+            _mm256_storeu_ps(v[r] + 8, acc1[r]);
+        }
+        store_tail_avx2(mr, v, c, ldc, nc, load_c, last, bias, relu, ex, ci, cj);
+        return;
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m256 v0 = acc0[r], v1 = acc1[r];
+        if (load_c) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
+        }
+        if (last) {
+            v0 = _mm256_add_ps(v0, bias0);
+            v1 = _mm256_add_ps(v1, bias1);
+            if (relu) { /* max returns its second operand on NaN: NaN stays NaN */
+                v0 = _mm256_max_ps(zero, v0);
+                v1 = _mm256_max_ps(zero, v1);
+            }
+            if (ex) {
+                v0 = epilogue_extra_avx2(ex, ci + r, cj, v0);
+                v1 = epilogue_extra_avx2(ex, ci + r, cj + 8, v1);
+            }
+        }
+        _mm256_storeu_ps(cr, v0);
+        _mm256_storeu_ps(cr + 8, v1);
+    }
+}
+
+#define TILE2(MR_, K, A_RS, A_CS)                                                            \
+    tile_avx2(MR_, kc, K, a, A_RS, A_CS, p, c, ldc, nc, load_c, last, bias, relu, ex, ci, cj)
+#define TILE2_CASES(K, A_RS, A_CS)                                                           \
+    switch (mr) {                                                                            \
+    case 6: TILE2(6, K, A_RS, A_CS); break;                                                  \
+    case 5: TILE2(5, K, A_RS, A_CS); break;                                                  \
+    case 4: TILE2(4, K, A_RS, A_CS); break;                                                  \
+    case 3: TILE2(3, K, A_RS, A_CS); break;                                                  \
+    case 2: TILE2(2, K, A_RS, A_CS); break;                                                  \
+    default: TILE2(1, K, A_RS, A_CS); break;                                                 \
+    }
+static void tile_avx2_dispatch(int mr, int kc, const int *kidx, const float *a, int64_t a_rs,
+                               int64_t a_cs, const float *p, float *c, int64_t ldc, int nc,
+                               int load_c, int last, const float *bias, int relu,
+                               const kc_gemm_args *ex, int64_t ci, int64_t cj) {
+    if (a_cs == 1) {
+        if (kidx) TILE2_CASES(kidx, a_rs, 1) else TILE2_CASES(NULL, a_rs, 1)
+    } else if (a_rs == 1) {
+        if (kidx) TILE2_CASES(kidx, 1, a_cs) else TILE2_CASES(NULL, 1, a_cs)
+    } else {
+        if (kidx) TILE2_CASES(kidx, a_rs, a_cs) else TILE2_CASES(NULL, a_rs, a_cs)
+    }
+}
+#undef TILE2_CASES
+#undef TILE2
+
+/* C[i0:i1, j0:j1] for rows i0.. of at most MC2 */
+static void gemm_chunk_avx2(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
+                            int64_t j1) {
+    static _Thread_local float panel[KC * NR2] __attribute__((aligned(32)));
+    static _Thread_local int lists[MC2 / MR2][KC], counts[MC2 / MR2];
+    const kc_gemm_args *ex = g->dropout_rate > 0.0f || g->gate ? g : NULL;
+    const int depth = k_block_depth(g->k);
+    for (int kb = 0; kb < g->k; kb += depth) {
+        const int kc = g->k - kb < depth ? g->k - kb : depth;
+        const int load_c = g->accumulate || kb > 0, last = kb + kc >= g->k;
+        if (g->a_sparse) /* the k where some row of the tile is non-zero, in order */
+            for (int64_t i = i0; i < i1; i += MR2) {
+                int mr = i1 - i < MR2 ? (int)(i1 - i) : MR2, n = 0, *list = lists[(i - i0) / MR2];
+                const float *a = g->a + i * g->a_rs + (int64_t)kb * g->a_cs;
+                for (int k = 0; k < kc; k++) {
+                    int any = 0;
+                    for (int r = 0; r < mr; r++) any |= a[r * g->a_rs + k * g->a_cs] != 0.0f;
+                    if (any) list[n++] = k;
+                }
+                counts[(i - i0) / MR2] = n;
+            }
+        for (int64_t j = j0; j < j1; j += NR2) {
+            const int nc = j1 - j < NR2 ? (int)(j1 - j) : NR2;
+            const float *src = g->b + (int64_t)kb * g->b_rs + j * g->b_cs;
+            for (int k = 0; k < kc; k++) {
+                float *row = panel + k * NR2;
+                if (g->b_cs == 1 && nc == NR2) {
+                    _mm256_store_ps(row, _mm256_loadu_ps(src + k * g->b_rs));
+                    _mm256_store_ps(row + 8, _mm256_loadu_ps(src + k * g->b_rs + 8));
+                    continue;
+                }
+                for (int x = 0; x < NR2; x++) row[x] = x < nc ? src[k * g->b_rs + x * g->b_cs] : 0.0f;
+            }
+            for (int64_t i = i0; i < i1; i += MR2) {
+                const int mr = i1 - i < MR2 ? (int)(i1 - i) : MR2, t = (int)((i - i0) / MR2);
+                tile_avx2_dispatch(mr, g->a_sparse ? counts[t] : kc,
+                                   g->a_sparse ? lists[t] : NULL,
+                                   g->a + i * g->a_rs + (int64_t)kb * g->a_cs, g->a_rs, g->a_cs,
+                                   panel, g->c + i * g->ldc + j, g->ldc, nc, load_c, last,
+                                   g->bias ? g->bias + j : NULL, g->relu, ex, i, j);
+            }
+        }
+    }
+}
+
+static void gemm_block_avx2(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
+                            int64_t j1) {
+    for (int64_t i = i0; i < i1; i += MC2) gemm_chunk_avx2(g, i, i1 - i < MC2 ? i1 : i + MC2, j0, j1);
+}
+KC_TARGET_END
+
 /* KERAC_GEMM_BLAS=1 (any value but empty or 0) sends the products to OpenBLAS */
 static int blas_requested(void) {
     const char *env = getenv("KERAC_GEMM_BLAS");
     return env && *env && strcmp(env, "0") != 0;
 }
 
-static int have_avx512(void) {
+static int blas_forced(void) {
     static int cached = -1;
-    if (cached < 0)
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                 !blas_requested();
+    if (cached < 0) cached = blas_requested();
     return cached;
+}
+
+static int have_avx512(void) { return kc_isa() == KC_ISA_AVX512 && !blas_forced(); }
+
+/* the AVX2 kernels: on an AVX2 CPU without AVX-512, or with KERAC_ISA=avx2 */
+static int have_avx2(void) { return kc_isa() == KC_ISA_AVX2 && !blas_forced(); }
+
+/* C[i0:i1, j0:j1] by the tier's own fp32 kernel */
+static void gemm_block(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    if (have_avx512()) gemm_block_avx512(g, i0, i1, j0, j1);
+    else gemm_block_avx2(g, i0, i1, j0, j1);
 }
 
 /* block_done over C[i0:i1, j0:j1] as it lies in C, ROW_BLOCK rows at a time */
@@ -934,8 +1134,8 @@ static void blocks_task(void *arg, int part, int parts) {
     const kc_gemm_args *g = job->g;
     int64_t i0, i1;
     kc_split(g->m, part, parts, MR, &i0, &i1);
-    if (i0 < i1 && !gemm_blocks_avx512(g, i0, i1, 0, g->n, job->product)) {
-        gemm_block_avx512(g, i0, i1, 0, g->n);
+    if (i0 < i1 && (!have_avx512() || !gemm_blocks_avx512(g, i0, i1, 0, g->n, job->product))) {
+        gemm_block(g, i0, i1, 0, g->n);
         blocks_done_from_c(g, i0, i1, 0, g->n);
     }
 }
@@ -951,11 +1151,7 @@ static void bf16_task(void *arg, int part, int parts) {
         gemm_block_avx512(g, i0, i1, j0, j1); /* no memory for the conversion: fp32 */
 }
 
-static int have_avx512_bf16(void) {
-    static int cached = -1;
-    if (cached < 0) cached = have_avx512() && __builtin_cpu_supports("avx512bf16");
-    return cached;
-}
+static int have_avx512_bf16(void) { return have_avx512() && kc_isa_has_avx512_bf16(); }
 
 int kc_gemm_bf16_supported(void) { return have_avx512_bf16(); }
 
@@ -971,7 +1167,7 @@ static void gemm_task(void *arg, int part, int parts) {
     else if (panels >= 2 && panels >= row_tiles) kc_split(g->n, part, parts, NR, &j0, &j1);
     else if (row_tiles >= 2) kc_split(g->m, part, parts, MR, &i0, &i1);
     else if (part) return;
-    if (i0 < i1 && j0 < j1) gemm_block_avx512(g, i0, i1, j0, j1);
+    if (i0 < i1 && j0 < j1) gemm_block(g, i0, i1, j0, j1);
 }
 
 /* One sample (m == 1): each K block's partial row by the streaming kernel, the blocks shared
@@ -1066,7 +1262,7 @@ void kc_gemm_ex(const kc_gemm_args *g) {
         if (g->block_done) blocks_done_from_c(g, 0, g->m, 0, g->n);
         return;
     }
-    if (have_avx512()) {
+    if (have_avx512() || have_avx2()) {
         int small = g->serial || (double)g->m * g->n * g->k < 1 << 17;
         if (g->bf16 && have_avx512_bf16() && (g->a_cs == 1 || g->a_rs == 1)) {
             if (small) bf16_task((void *)g, 0, 1);
@@ -1084,7 +1280,7 @@ void kc_gemm_ex(const kc_gemm_args *g) {
             else kc_parallel_parts(blocks_task, &job, 4);
             return;
         }
-        if (g->m == 1 && g->b_cs == 1 && !g->serial && gemm_one_row(g)) return;
+        if (have_avx512() && g->m == 1 && g->b_cs == 1 && !g->serial && gemm_one_row(g)) return;
         /* a product too small to be worth waking the pool runs on the caller */
         if (small) gemm_task((void *)g, 0, 1);
         /* sparse A: every part scans its tiles of A for zeros, so fewer, larger parts */
@@ -1114,4 +1310,6 @@ void kc_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, cons
     kc_gemm_ex(&g);
 }
 
-const char *kc_gemm_backend(void) { return have_avx512() ? "kerac-avx512" : "openblas"; }
+const char *kc_gemm_backend(void) {
+    return have_avx512() ? "kerac-avx512" : have_avx2() ? "kerac-avx2" : "openblas";
+}

@@ -47,7 +47,7 @@ void kc_gemm_ex(const kc_gemm_args *g);
 /* C (m, n) = op(A) op(B) for row-major A (m, k) or, transposed, (k, m); B likewise. */
 void kc_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, const float *b,
              float *c);
-const char *kc_gemm_backend(void); /* "kerac-avx512" or "openblas" */
+const char *kc_gemm_backend(void); /* "kerac-avx512", "kerac-avx2" or "openblas" */
 int kc_gemm_bf16_supported(void);
 
 /* The activations (kernels.c: a row of names per kc_act, the forward and derivative cases).

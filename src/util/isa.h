@@ -1,0 +1,43 @@
+/* isa.h: which instruction sets the library's kernels use, chosen once at run time (CPUID and
+ * the OS's saved register state), never by the build's -m flags: one build runs on every
+ * x86-64 and computes the same numbers whatever the compiler and flags. KERAC_ISA=avx512,
+ * avx2 or generic caps the tier (tests force the lower ones); it never goes above what the
+ * CPU has. Kernels for a tier are compiled with target attributes, between KC_TARGET_BEGIN_x
+ * and KC_TARGET_END (GCC's target pragma, clang's attribute pragma), and called only after
+ * kc_isa() says so. */
+#ifndef KERAC_ISA_H
+#define KERAC_ISA_H
+
+typedef enum {
+    KC_ISA_GENERIC = 0, /* x86-64 baseline (SSE2), or not x86 */
+    KC_ISA_AVX2 = 1,    /* AVX2 + FMA */
+    KC_ISA_AVX512 = 2   /* AVX-512 F, VL, BW, DQ (+ FMA) */
+} kc_isa_tier;
+
+/* the tier in use: the CPU's, capped by KERAC_ISA (read once) */
+kc_isa_tier kc_isa(void);
+/* for tests, between products: the tier becomes min(t, the CPU's) */
+void kc_isa_override(kc_isa_tier t);
+/* the CPU has AVX512-BF16 (and the tier is avx512) */
+int kc_isa_has_avx512_bf16(void);
+/* the CPU has AMX-TILE and AMX-BF16 (and the tier is avx512); the OS's grant is gemm.c's */
+int kc_isa_has_amx_bf16(void);
+const char *kc_isa_name(kc_isa_tier t);
+
+#define KC_TARGET_AVX512_FEATURES "avx512f,avx512vl,avx512bw,avx512dq,fma"
+#define KC_TARGET_BF16_FEATURES KC_TARGET_AVX512_FEATURES ",avx512bf16,amx-tile,amx-bf16"
+#define KC_TARGET_AVX2_FEATURES "avx2,fma"
+
+#define KC_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define KC_TARGET_BEGIN(features) \
+    KC_PRAGMA(clang attribute push(__attribute__((target(features))), apply_to = function))
+#define KC_TARGET_END KC_PRAGMA(clang attribute pop)
+#else
+#define KC_TARGET_BEGIN(features) KC_PRAGMA(GCC push_options) KC_PRAGMA(GCC target(features))
+#define KC_TARGET_END KC_PRAGMA(GCC pop_options)
+#endif
+/* one function (its definition) for a tier */
+#define KC_TARGET(features) __attribute__((target(features)))
+
+#endif
