@@ -396,7 +396,7 @@ static step_scalars scalars_for_step(const kc_optimizer *o) {
 typedef void (*rule_fn)(const kc_optimizer *o, float *w, const float *g, float *const *s,
                         int64_t n, const step_scalars *c);
 
-static void sgd_rule(const kc_optimizer *o, float *w, const float *g, float *const *s, int64_t n,
+KC_CLONES static void sgd_rule(const kc_optimizer *o, float *w, const float *g, float *const *s, int64_t n,
                      const step_scalars *c) {
     const float lr = c->lr;
     if (o->momentum > 0.0f) {
@@ -493,7 +493,7 @@ static void rmsprop_rule(const kc_optimizer *o, float *w, const float *g, float 
     }
 }
 
-static void adam_rule(const kc_optimizer *o, float *w, const float *g, float *const *s, int64_t n,
+KC_CLONES static void adam_rule(const kc_optimizer *o, float *w, const float *g, float *const *s, int64_t n,
                       const step_scalars *c) {
     /* alpha = lr sqrt(1 - b2^t) / (1 - b1^t); m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
      * w -= alpha m / (sqrt(v) + eps) (AdamW's decay: the common weight decay, before); the
@@ -516,7 +516,7 @@ static void adam_rule(const kc_optimizer *o, float *w, const float *g, float *co
     }
 }
 
-static void adadelta_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
+KC_CLONES static void adadelta_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
                           int64_t n, const step_scalars *c) {
     /* acc_g = rho acc_g + (1 - rho) g^2; delta = -g sqrt(acc_d + eps) / sqrt(acc_g + eps);
      * acc_d = rho acc_d + (1 - rho) delta^2; w += lr delta */
@@ -530,7 +530,7 @@ static void adadelta_rule(const kc_optimizer *o, float *w, const float *g, float
     }
 }
 
-static void adagrad_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
+KC_CLONES static void adagrad_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
                          int64_t n, const step_scalars *c) {
     /* acc += g^2 (acc starts at initial_accumulator_value); w -= lr g / sqrt(acc + eps) */
     float *acc = s[0], eps = o->epsilon, lr = c->lr;
@@ -541,7 +541,7 @@ static void adagrad_rule(const kc_optimizer *o, float *w, const float *g, float 
     }
 }
 
-static void nadam_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
+KC_CLONES static void nadam_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
                        int64_t n, const step_scalars *c) {
     /* m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
      * m_hat = u_{t+1} m / (1 - prod_{k<=t+1} u_k) + (1 - u_t) g / (1 - prod_{k<=t} u_k);
@@ -558,7 +558,7 @@ static void nadam_rule(const kc_optimizer *o, float *w, const float *g, float *c
     }
 }
 
-static void adamax_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
+KC_CLONES static void adamax_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
                         int64_t n, const step_scalars *c) {
     /* m += (g - m)(1 - b1); u = max(b2 u, |g|); w -= lr m / ((1 - b1^t)(u + eps)) */
     float b1 = c->one_b1, b2 = o->beta_2, eps = o->epsilon, lr = c->lr, bias1 = c->bias1;
@@ -572,7 +572,7 @@ static void adamax_rule(const kc_optimizer *o, float *w, const float *g, float *
     }
 }
 
-static void ftrl_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
+KC_CLONES static void ftrl_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
                       int64_t n, const step_scalars *c) {
     /* Keras 3's Ftrl: g' = g + 2 l2_shrinkage w; acc' = acc + g^2 (the plain gradient);
      * linear += g' - (acc'^-p - acc^-p) / lr * w; quadratic = acc'^-p / lr + 2 (l2 + beta / (2 lr));
@@ -591,7 +591,7 @@ static void ftrl_rule(const kc_optimizer *o, float *w, const float *g, float *co
     }
 }
 
-static void lion_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
+KC_CLONES static void lion_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
                       int64_t n, const step_scalars *c) {
     /* w -= lr sign(b1 m + (1 - b1) g); m = b2 m + (1 - b2) g */
     float b1 = o->beta_1, b2 = o->beta_2, lr = c->lr, *m = s[0];
@@ -767,13 +767,13 @@ void kc_optimizer_apply(kc_optimizer *o, float *w, const float *g, int64_t offse
     update_range(o, w, g, s, count, &scalars);
 }
 
-static double sum_squares(const float *g, int64_t n) {
+KC_CLONES static double sum_squares(const float *g, int64_t n) {
     double t = 0.0;
     for (int64_t i = 0; i < n; i++) t += (double)g[i] * g[i];
     return t;
 }
 
-static void scale(float *g, int64_t n, float f) {
+KC_CLONES static void scale(float *g, int64_t n, float f) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) g[i] *= f;
 }

@@ -1,6 +1,7 @@
 /* pool.c: MaxPooling2D, AveragePooling2D (pool_size, strides = pool_size, padding), and
  * GlobalAveragePooling2D, GlobalMaxPooling2D (keepdims), channels last; Reshape. Batches
  * split over the pool by images. */
+#include "../util/isa.h"
 #include "layer.h"
 #include "../io/config_fields.h"
 #include "../ops/ops.h"
@@ -177,7 +178,7 @@ static kc_status gap_build(kc_layer *l) {
     return KC_OK;
 }
 
-static void gap_range(void *arg, int64_t s0, int64_t s1) {
+KC_CLONES static void gap_range(void *arg, int64_t s0, int64_t s1) {
     const pool_job *j = arg;
     const kc_layer *l = j->l;
     if (is_global_max(l)) { /* scratch: c counts per sample */

@@ -1,6 +1,7 @@
 /* seq_simple.c: the weightless sequence layers: GlobalAveragePooling1D (mask-aware, as Keras
  * 3: the mean of the unmasked steps), GlobalMaxPooling1D, RepeatVector(n), Permute(dims).
  * Samples are (steps, features); batches split over the pool by samples. */
+#include "../util/isa.h"
 #include "layer.h"
 #include "../io/config_fields.h"
 #include "../ops/ops.h"
@@ -33,7 +34,7 @@ typedef struct {
     int backward;
 } global1d_job;
 
-static void global1d_range(void *arg, int64_t s0, int64_t s1) {
+KC_CLONES static void global1d_range(void *arg, int64_t s0, int64_t s1) {
     const global1d_job *j = arg;
     const kc_layer *l = j->l;
     int64_t c = l->out_size, steps = l->in_shape.dims[0];

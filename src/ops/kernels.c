@@ -1,5 +1,6 @@
 /* kernels.c: the memory-bound elementwise kernels around the matrix products:
  * bias + activation, activation derivatives, column sums, dropout, batch conversion. */
+#include "../util/isa.h"
 #include "ops.h"
 #include "../internal.h"
 #include "../util/threads.h"
@@ -187,7 +188,7 @@ static void log_softmax_row(float *y, int cols) {
     for (int j = 0; j < cols; j++) y[j] = (y[j] - max) - lse;
 }
 
-static void act_row(float *y, int cols, kc_act act) {
+KC_CLONES static void act_row(float *y, int cols, kc_act act) {
     switch (act) {
     case KC_LINEAR: break;
     case KC_RELU:
@@ -226,7 +227,7 @@ typedef struct {
     uint64_t key;
 } kernel_args;
 
-static void bias_act_rows(void *arg, int64_t begin, int64_t end) {
+KC_CLONES static void bias_act_rows(void *arg, int64_t begin, int64_t end) {
     const kernel_args *k = arg;
     int cols = (int)k->cols;
     for (int64_t i = begin; i < end; i++) {
@@ -248,7 +249,7 @@ void kc_act_forward(float *y, int rows, int cols, kc_act act) {
     kc_bias_act(y, NULL, rows, cols, act);
 }
 
-static void act_backward_range(void *arg, int64_t begin, int64_t end) {
+KC_CLONES static void act_backward_range(void *arg, int64_t begin, int64_t end) {
     const kernel_args *k = arg;
     const float *y = k->x, *x = k->pre;
     float *dy = k->y;
@@ -307,7 +308,7 @@ void kc_act_backward(const float *x, const float *y, float *dy, int rows, int co
 }
 
 /* columns [begin, end) summed over all rows, in row order: the same sums on any thread count */
-static void colsum_range(void *arg, int64_t begin, int64_t end) {
+KC_CLONES static void colsum_range(void *arg, int64_t begin, int64_t end) {
     const kernel_args *k = arg;
     float *out = k->y;
     for (int64_t j = begin; j < end; j++) out[j] = 0.0f;
@@ -323,7 +324,7 @@ void kc_colsum(const float *x, int rows, int cols, float *out) {
     kc_parallel_range(cols, 16, rows, colsum_range, &k);
 }
 
-static void relu_dropout_range(void *arg, int64_t begin, int64_t end) {
+KC_CLONES static void relu_dropout_range(void *arg, int64_t begin, int64_t end) {
     const kernel_args *k = arg;
     float *dy = k->y, scale = k->scale;
     const float *y = k->x;
@@ -336,7 +337,7 @@ void kc_relu_dropout_backward(const float *y, float *dy, int64_t n, float scale)
     kc_parallel_range(n, 16, 1, relu_dropout_range, &k);
 }
 
-static void dropout_range(void *arg, int64_t begin, int64_t end) {
+KC_CLONES static void dropout_range(void *arg, int64_t begin, int64_t end) {
     const kernel_args *k = arg;
     uint32_t threshold = kc_dropout_threshold(k->rate), key = kc_dropout_key32(k->key);
     float scale = 1.0f / (1.0f - k->rate);
@@ -352,7 +353,7 @@ void kc_dropout_apply(float *y, const float *x, int64_t n, float rate, uint64_t 
     kc_parallel_range(n, 16, 1, dropout_range, &k);
 }
 
-static void gather_u8_rows(void *arg, int64_t begin, int64_t end) {
+KC_CLONES static void gather_u8_rows(void *arg, int64_t begin, int64_t end) {
     const kernel_args *k = arg;
     for (int64_t i = begin; i < end; i++) {
         const uint8_t *row = (const uint8_t *)k->src + k->index[i] * k->cols;
@@ -362,7 +363,7 @@ static void gather_u8_rows(void *arg, int64_t begin, int64_t end) {
     }
 }
 
-static void gather_f32_rows(void *arg, int64_t begin, int64_t end) {
+KC_CLONES static void gather_f32_rows(void *arg, int64_t begin, int64_t end) {
     const kernel_args *k = arg;
     for (int64_t i = begin; i < end; i++) {
         const float *row = (const float *)k->src + k->index[i] * k->cols;
@@ -372,7 +373,7 @@ static void gather_f32_rows(void *arg, int64_t begin, int64_t end) {
     }
 }
 
-static void gather_i32_rows(void *arg, int64_t begin, int64_t end) {
+KC_CLONES static void gather_i32_rows(void *arg, int64_t begin, int64_t end) {
     const kernel_args *k = arg;
     for (int64_t i = begin; i < end; i++) {
         const int32_t *row = (const int32_t *)k->src + k->index[i] * k->cols;

@@ -1,6 +1,7 @@
 /* merge_ops.c: the merge layers' kernels: elementwise merges of several inputs (with
  * broadcasting), concatenation, the batch-wise dot product. Each is split over the pool by
  * elements or samples; every output value is computed within one part, in a fixed order. */
+#include "../util/isa.h"
 #include "merge_ops.h"
 #include "../util/threads.h"
 #include <math.h>
@@ -131,7 +132,7 @@ typedef struct {
 
 /* ---- inputs of the output's shape: plain elementwise loops over [lo, hi) ---- */
 
-static void same_forward(void *arg, int64_t lo, int64_t hi) {
+KC_CLONES static void same_forward(void *arg, int64_t lo, int64_t hi) {
     const merge_job *j = arg;
     int n = j->b->n;
     const float *const *in = j->in;
@@ -181,7 +182,7 @@ static void same_forward(void *arg, int64_t lo, int64_t hi) {
     }
 }
 
-static void same_backward(void *arg, int64_t lo, int64_t hi) {
+KC_CLONES static void same_backward(void *arg, int64_t lo, int64_t hi) {
     const merge_job *j = arg;
     int n = j->b->n;
     const float *dout = j->dout;
@@ -354,7 +355,7 @@ typedef struct {
     float *out, *dx, *dy;
 } dot_job;
 
-static void dot_forward_range(void *arg, int64_t lo, int64_t hi) {
+KC_CLONES static void dot_forward_range(void *arg, int64_t lo, int64_t hi) {
     const dot_job *j = arg;
     const kc_dot_geom *g = j->g;
     int64_t A = g->a, K = g->k, B = g->b, C = g->c, D = g->d;
@@ -421,7 +422,7 @@ static void normalize_backward(const float *v, float *dv, int64_t outer, int64_t
         }
 }
 
-static void dot_backward_range(void *arg, int64_t lo, int64_t hi) {
+KC_CLONES static void dot_backward_range(void *arg, int64_t lo, int64_t hi) {
     const dot_job *j = arg;
     const kc_dot_geom *g = j->g;
     int64_t A = g->a, K = g->k, B = g->b, C = g->c, D = g->d;

@@ -8,6 +8,7 @@
  *
  * Masks (Keras 3's backend.rnn without zero_output_for_mask): at a masked step the state (h
  * and c) is kept, and the step's output is the previous output, i.e. the kept h. */
+#include "../util/isa.h"
 #include "rnn.h"
 #include "ops.h"
 #include <math.h>
@@ -57,7 +58,7 @@ static inline float tanh_v(float x) {
 }
 
 /* y = act(x) over n values, in place */
-static void act_row(float *restrict x, int n, kc_act act) {
+KC_CLONES static void act_row(float *restrict x, int n, kc_act act) {
     switch (act) {
     case KC_TANH:
 #pragma omp simd
@@ -230,7 +231,7 @@ static inline int real_step(const kc_rnn_args *a, int64_t b, int t) {
     return !a->mask || a->mask[b * a->T + t];
 }
 
-static void fwd_rows(void *arg, int64_t b0, int64_t b1) {
+KC_CLONES static void fwd_rows(void *arg, int64_t b0, int64_t b1) {
     const step_ctx *s = arg;
     const kc_rnn_args *a = s->a;
     const ws_parts *p = s->p;
@@ -405,7 +406,7 @@ void kc_rnn_forward(const kc_rnn_args *a, const float *x, const float *h0, const
 /* backward's elementwise work of one step: the gate gradients (in place of the gate values)
  * from dh (and dc), phase 0; phase 1 (GRU reset_after=False): r's gradient from d(r h);
  * phase 2: dh_{t-1} from the recurrent product's result in tmp */
-static void bwd_rows(void *arg, int64_t b0, int64_t b1) {
+KC_CLONES static void bwd_rows(void *arg, int64_t b0, int64_t b1) {
     const step_ctx *s = arg;
     const kc_rnn_args *a = s->a;
     const ws_parts *p = s->p;

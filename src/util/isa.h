@@ -40,4 +40,15 @@ const char *kc_isa_name(kc_isa_tier t);
 /* one function (its definition) for a tier */
 #define KC_TARGET(features) __attribute__((target(features)))
 
+/* An elementwise loop compiled three times, for AVX-512, AVX2 and the x86-64 baseline, and
+ * picked by the loader from the CPU (GCC's and clang's target_clones): the default build's
+ * vectorised loops as wide as -march=native's. Per element the same operations in the same
+ * order (no FMA contraction: -ffp-contract=off), so the same bits at every width, except in
+ * loops that reduce over lanes (omp simd reduction), which stay as they were in each clone. */
+#if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 14 : __GNUC__ >= 6)
+#define KC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KC_CLONES
+#endif
+
 #endif
