@@ -290,9 +290,10 @@ int cmd_show(int argc, char **argv) {
         cli_fail(cmd, "%s: samples of integers are not pictures", a.data);
         goto done;
     }
-    pixels = malloc((size_t)(n * size));
-    captions = calloc((size_t)n, sizeof *captions);
-    flags = calloc((size_t)n, sizeof *flags);
+    const size_t shown = (size_t)(n > 0 ? n : 1); /* n >= 1 here */
+    pixels = malloc(shown * (size_t)size);
+    captions = calloc(shown, sizeof *captions);
+    flags = calloc(shown, sizeof *flags);
     if (!pixels || !captions || !flags) goto oom;
     for (int64_t k = 0; k < n; k++) {
         sample_bytes(&ds, pick[k], size, lo, hi, pixels + k * size);
