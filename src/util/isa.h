@@ -45,7 +45,18 @@ const char *kc_isa_name(kc_isa_tier t);
  * vectorised loops as wide as -march=native's. Per element the same operations in the same
  * order (no FMA contraction: -ffp-contract=off), so the same bits at every width, except in
  * loops that reduce over lanes (omp simd reduction), which stay as they were in each clone. */
-#if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 14 : __GNUC__ >= 6)
+/* not under ThreadSanitizer: the loader runs the clones' resolvers (ifuncs) before TSan's runtime
+ * is up, and the process dies at start (SIGSEGV) */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KC_NO_CLONES 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define KC_NO_CLONES 1
+#endif
+#if defined(__x86_64__) && !defined(KC_NO_CLONES) && \
+    (defined(__clang__) ? __clang_major__ >= 14 : __GNUC__ >= 6)
 #define KC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define KC_CLONES
