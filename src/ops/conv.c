@@ -20,7 +20,7 @@ void kc_window_axis(int in, int k, int s, int same, int *out, int *pad_before) {
     }
 }
 
-KC_CLONES void kc_im2col(const kc_window *g, const float *in, int n, float *col) {
+KC_CLONES_EXTERN void kc_im2col(const kc_window *g, const float *in, int n, float *col) {
     const int c = g->c, krow = g->kw * c; /* floats of one window row */
     const int64_t image = (int64_t)g->h * g->w * c, k = (int64_t)g->kh * krow;
     for (int s = 0; s < n; s++) {
@@ -50,7 +50,7 @@ KC_CLONES void kc_im2col(const kc_window *g, const float *in, int n, float *col)
     }
 }
 
-KC_CLONES void kc_im2col_t(const kc_window *g, const float *in, int n, float *col_t) {
+KC_CLONES_EXTERN void kc_im2col_t(const kc_window *g, const float *in, int n, float *col_t) {
     const int c = g->c;
     const int64_t image = (int64_t)g->h * g->w * c, rows = (int64_t)n * g->oh * g->ow;
     for (int ky = 0; ky < g->kh; ky++)
@@ -81,7 +81,7 @@ KC_CLONES void kc_im2col_t(const kc_window *g, const float *in, int n, float *co
             }
 }
 
-KC_CLONES void kc_col2im(const kc_window *g, const float *col, int n, float *din) {
+KC_CLONES_EXTERN void kc_col2im(const kc_window *g, const float *col, int n, float *din) {
     const int c = g->c, krow = g->kw * c;
     const int64_t image = (int64_t)g->h * g->w * c, k = (int64_t)g->kh * krow;
     memset(din, 0, sizeof(float) * (size_t)(n * image));
@@ -106,7 +106,7 @@ KC_CLONES void kc_col2im(const kc_window *g, const float *col, int n, float *din
 }
 
 /* Dilated windows: each tap is a run of c channels of its own, so the copies go tap by tap */
-KC_CLONES void kc_im2col_dilated(const kc_window *g, int dh, int dw, const float *in, int n, float *col) {
+KC_CLONES_EXTERN void kc_im2col_dilated(const kc_window *g, int dh, int dw, const float *in, int n, float *col) {
     const int c = g->c;
     const int64_t image = (int64_t)g->h * g->w * c, k = (int64_t)g->kh * g->kw * c;
     for (int s = 0; s < n; s++) {
@@ -132,7 +132,7 @@ KC_CLONES void kc_im2col_dilated(const kc_window *g, int dh, int dw, const float
     }
 }
 
-KC_CLONES void kc_col2im_dilated(const kc_window *g, int dh, int dw, const float *col, int n, float *din) {
+KC_CLONES_EXTERN void kc_col2im_dilated(const kc_window *g, int dh, int dw, const float *col, int n, float *din) {
     const int c = g->c;
     const int64_t image = (int64_t)g->h * g->w * c, k = (int64_t)g->kh * g->kw * c;
     memset(din, 0, sizeof(float) * (size_t)(n * image));
@@ -211,7 +211,7 @@ static void max_pool_avx512(const kc_window *g, const float *in, int n, float *o
 }
 KC_TARGET_END
 
-KC_CLONES void kc_max_pool(const kc_window *g, const float *in, int n, float *out, int32_t *arg) {
+KC_CLONES_EXTERN void kc_max_pool(const kc_window *g, const float *in, int n, float *out, int32_t *arg) {
     const int c = g->c;
     const int64_t image = (int64_t)g->h * g->w * c;
     if (c % 16 == 0 && kc_isa() == KC_ISA_AVX512) {
@@ -283,7 +283,7 @@ void kc_max_pool_backward(const kc_window *g, const float *dout, const int32_t *
         for (int64_t i = 0; i < outs; i++) din[arg[i]] += dout[i];
 }
 
-KC_CLONES void kc_avg_pool(const kc_window *g, const float *in, int n, float *out) {
+KC_CLONES_EXTERN void kc_avg_pool(const kc_window *g, const float *in, int n, float *out) {
     const int c = g->c;
     const int64_t image = (int64_t)g->h * g->w * c;
     for (int s = 0; s < n; s++) {
@@ -305,7 +305,7 @@ KC_CLONES void kc_avg_pool(const kc_window *g, const float *in, int n, float *ou
     }
 }
 
-KC_CLONES void kc_avg_pool_backward(const kc_window *g, const float *dout, int n, float *din) {
+KC_CLONES_EXTERN void kc_avg_pool_backward(const kc_window *g, const float *dout, int n, float *din) {
     const int c = g->c;
     const int64_t image = (int64_t)g->h * g->w * c;
     memset(din, 0, sizeof(float) * (size_t)(n * image));
@@ -326,7 +326,7 @@ KC_CLONES void kc_avg_pool_backward(const kc_window *g, const float *dout, int n
     }
 }
 
-KC_CLONES void kc_global_max_pool(const float *in, int n, int64_t cells, int c, float *out) {
+KC_CLONES_EXTERN void kc_global_max_pool(const float *in, int n, int64_t cells, int c, float *out) {
     for (int s = 0; s < n; s++, in += cells * c, out += c) {
         memcpy(out, in, sizeof(float) * (size_t)c);
         for (int64_t p = 1; p < cells; p++) {

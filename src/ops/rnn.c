@@ -58,7 +58,7 @@ static inline float tanh_v(float x) {
 }
 
 /* y = act(x) over n values, in place */
-KC_CLONES static void act_row(float *restrict x, int n, kc_act act) {
+KC_CLONES static void gate_act_row(float *restrict x, int n, kc_act act) {
     switch (act) {
     case KC_TANH:
 #pragma omp simd
@@ -245,34 +245,34 @@ KC_CLONES static void fwd_rows(void *arg, int64_t b0, int64_t b1) {
             float *restrict c = p->c + b * u;
             float *restrict cp = p->cp + b * Tu + (int64_t)t * u;
             float *restrict cn = p->cn + b * Tu + (int64_t)t * u;
-            act_row(zr, 2 * u, ra);
-            act_row(zr + 2 * u, u, act);
-            act_row(zr + 3 * u, u, ra);
+            gate_act_row(zr, 2 * u, ra);
+            gate_act_row(zr + 2 * u, u, act);
+            gate_act_row(zr + 3 * u, u, ra);
 #pragma omp simd
             for (int j = 0; j < u; j++) {
                 cp[j] = c[j];
                 cn[j] = zr[u + j] * c[j] + zr[j] * zr[2 * u + j];
             }
             if (keep) memcpy(c, cn, sizeof(float) * (size_t)u);
-            act_row(cn, u, act); /* cn keeps act(c) for backward */
+            gate_act_row(cn, u, act); /* cn keeps act(c) for backward */
             if (keep)
 #pragma omp simd
                 for (int j = 0; j < u; j++) h[j] = zr[3 * u + j] * cn[j];
         } else if (a->cell == KC_CELL_SIMPLE) {
-            act_row(zr, u, act);
+            gate_act_row(zr, u, act);
             if (keep) memcpy(h, zr, sizeof(float) * (size_t)u);
         } else if (a->reset_after) {
             const float *restrict r = p->rbuf + b * Gu;
             float *restrict rh = p->rh + b * Tu + (int64_t)t * u;
 #pragma omp simd
             for (int j = 0; j < 2 * u; j++) zr[j] += r[j];
-            act_row(zr, 2 * u, ra);
+            gate_act_row(zr, 2 * u, ra);
 #pragma omp simd
             for (int j = 0; j < u; j++) {
                 rh[j] = r[2 * u + j];
                 zr[2 * u + j] += zr[u + j] * r[2 * u + j];
             }
-            act_row(zr + 2 * u, u, act);
+            gate_act_row(zr + 2 * u, u, act);
             if (keep)
 #pragma omp simd
                 for (int j = 0; j < u; j++) h[j] = zr[j] * h[j] + (1.0f - zr[j]) * zr[2 * u + j];
@@ -281,11 +281,11 @@ KC_CLONES static void fwd_rows(void *arg, int64_t b0, int64_t b1) {
             float *restrict rh = p->rh + b * Tu + (int64_t)t * u;
 #pragma omp simd
             for (int j = 0; j < 2 * u; j++) zr[j] += r[j];
-            act_row(zr, 2 * u, ra);
+            gate_act_row(zr, 2 * u, ra);
 #pragma omp simd
             for (int j = 0; j < u; j++) rh[j] = zr[u + j] * hdr[j];
         } else { /* GRU reset_after=False: hh and h */
-            act_row(zr + 2 * u, u, act);
+            gate_act_row(zr + 2 * u, u, act);
             if (keep)
 #pragma omp simd
                 for (int j = 0; j < u; j++) h[j] = zr[j] * h[j] + (1.0f - zr[j]) * zr[2 * u + j];

@@ -61,5 +61,15 @@ const char *kc_isa_name(kc_isa_tier t);
 #else
 #define KC_CLONES
 #endif
+/* (clang 14 names a static function's resolver NAME.resolver in every file, so two cloned
+ * static functions of the same name in two files do not link: their names differ) */
+/* the same for a function other files call: clang 14 emits no resolver for an external
+ * target_clones function that its own file does not call (the link fails), so there it is
+ * compiled once, for the baseline */
+#if defined(__clang__)
+#define KC_CLONES_EXTERN
+#else
+#define KC_CLONES_EXTERN KC_CLONES
+#endif
 
 #endif
