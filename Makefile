@@ -10,14 +10,15 @@ BUILD ?= build
 # and computes the same numbers: -ffp-contract=off below keeps the compiler from fusing a*b+c
 # on its own (the kernels write their FMAs out), whatever the flags and compiler.
 OPT ?= -O3
-PKGS := openblas zlib libcurl libcrypto hdf5 libzip libcjson libpng libjpeg
+# OpenBLAS is not linked: src/ops/blas.c loads it on first use (libopenblas0 at run time)
+PKGS := zlib libcurl libcrypto hdf5 libzip libcjson libpng libjpeg
 CFLAGS ?= $(OPT) -g
 # (-Wno-missing-field-initializers: clang's -Wextra warns about designated initialisers that
 # leave fields to zero, which is how kerac's option structs are meant to be used)
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
           -fPIC -fopenmp-simd -fno-math-errno -ffp-contract=off \
           -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
-LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm -lpthread -ldl
 TEST_LIBS := $(shell pkg-config --libs criterion)
 
 SRC := $(sort $(wildcard src/*.c src/*/*.c))
@@ -162,7 +163,7 @@ valgrind:
 	bash scripts/valgrind.sh build-vg
 
 # the pkg-config file for a prefix: $(call write_pc,PREFIX,FILE)
-write_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kerac\nDescription: Keras in C\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lkerac\nLibs.private: -lm -lpthread\nCflags: -I$${includedir}\n' '$(1)' '$(PKGS)' > $(2)
+write_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kerac\nDescription: Keras in C\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lkerac\nLibs.private: -lm -lpthread -ldl\nCflags: -I$${includedir}\n' '$(1)' '$(PKGS)' > $(2)
 
 $(BUILD)/kerac.pc: Makefile
 	@mkdir -p $(BUILD)

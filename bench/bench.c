@@ -4,7 +4,6 @@
  * peak measured here, inference samples/s, single-sample predict latency, peak memory.
  * With --model convnet: keras.io's simple MNIST convnet (Adam, batch 128, trained on the first
  * 54,000 images as validation_split 0.1 leaves them). */
-#include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -153,7 +152,7 @@ static double train_flops_per_sample(void) {
 /* which matrix product ran: kerac's kernel, or OpenBLAS and its threading */
 static const char *gemm_name(void) {
     if (strcmp(kc_gemm_backend(), "openblas")) return kc_gemm_backend();
-    switch (openblas_get_parallel()) {
+    switch (kc_blas_parallel()) {
     case 1: return "openblas-pthread";
     case 2: return "openblas-openmp";
     default: return "openblas-serial";

@@ -14,6 +14,7 @@
  * The loss folds a softmax or sigmoid output into its gradient where that is exact (losses.c):
  * that is the loss's definition, planned here too but on both paths. */
 #include "model.h"
+#include "../ops/ops.h"
 #include "../optimizers.h"
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,12 @@ static int activity_regularized(const kc_layer *l) {
 
 kc_status kc_model_plan(kc_model *m) {
     m->planned = 0;
+    /* where OpenBLAS does the products, load it now: under an address-space limit too small
+     * for its buffers this is an error here, not a hang later (src/ops/blas.c) */
+    if (!strcmp(kc_gemm_backend(), "openblas")) {
+        char why[320];
+        if (kc_blas_load(why, sizeof why) == -1) return kc_err(KC_ENOMEM, "%s", why);
+    }
     for (int k = 0; k < m->n_nodes; k++) {
         kc_node *n = &m->nodes[k];
         n->skip = n->dout_pre = n->fused_step = 0;

@@ -8,7 +8,6 @@
 #include "../internal.h"
 #include "../util/threads.h"
 #include "../util/isa.h"
-#include <cblas.h>
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -1290,9 +1289,8 @@ void kc_gemm_ex(const kc_gemm_args *g) {
     int trans_a, trans_b, lda, ldb;
     blas_layout(g->a_rs, g->a_cs, g->m, g->k, &trans_a, &lda);
     blas_layout(g->b_rs, g->b_cs, g->k, g->n, &trans_b, &ldb);
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, 1.0f, g->a, lda, g->b,
-                ldb, g->accumulate ? 1.0f : 0.0f, g->c, (int)g->ldc);
+    kc_blas_sgemm(trans_a, trans_b, g->m, g->n, g->k, g->a, lda, g->b, ldb, g->accumulate, g->c,
+                  (int)g->ldc);
     epilogue_rows(g);
     if (g->block_done) {
         if (g->serial) blocks_done_from_c(g, 0, g->m, 0, g->n);

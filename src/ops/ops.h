@@ -48,6 +48,16 @@ void kc_gemm_ex(const kc_gemm_args *g);
 void kc_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, const float *b,
              float *c);
 const char *kc_gemm_backend(void); /* "kerac-avx512", "kerac-avx2" or "openblas" */
+
+/* OpenBLAS, loaded on first use (blas.c). kc_blas_load: 0; -1 and why when the address-space
+ * limit leaves too little room for its buffers; -2 and why when it is not installed. Products
+ * then run on a plain C loop. kc_blas_sgemm: C = A B (+ C), row-major, alpha 1. kc_blas_parallel: OpenBLAS's
+ * openblas_get_parallel(), -1 when not loaded. */
+int kc_blas_load(char *why, size_t size);
+void kc_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
+                   const float *b, int ldb, int accumulate, float *c, int ldc);
+void kc_blas_set_threads(int threads);
+int kc_blas_parallel(void);
 int kc_gemm_bf16_supported(void);
 
 /* The activations (kernels.c: a row of names per kc_act, the forward and derivative cases).

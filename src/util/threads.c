@@ -6,7 +6,6 @@
 #include "../internal.h"
 #include "threads.h"
 #include "../ops/ops.h"
-#include <cblas.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -185,7 +184,7 @@ void kc_set_num_threads(int threads) {
     pthread_mutex_lock(&pool_lock);
     int n = threads > 0 ? threads : default_threads();
     atomic_store(&num_threads, n);
-    openblas_set_num_threads(n);
+    kc_blas_set_threads(n);
     /* with OpenBLAS doing the products its pool has the cores: ours would spin against it */
     pool_start(strcmp(kc_gemm_backend(), "openblas") ? n : 1);
     pthread_mutex_unlock(&pool_lock);
