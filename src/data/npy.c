@@ -301,6 +301,9 @@ static kc_status pop_mark(unpickler *u, int64_t *first, int64_t *n) {
     return KC_OK;
 }
 
+/* the stack from entry i (NULL while nothing was ever pushed: no pointer arithmetic on NULL) */
+static const item *stack_from(const unpickler *u, int64_t i) { return u->stack ? u->stack + i : NULL; }
+
 static kc_status make_tuple(unpickler *u, const item *src, int64_t n) {
     int64_t idx;
     kc_status st = new_obj(u, O_TUPLE, &idx);
@@ -533,12 +536,12 @@ static kc_status step(unpickler *u, int *done, kc_sequences *out) {
     case ')': return make_tuple(u, NULL, 0);    /* EMPTY_TUPLE */
     case 'l': case 't': /* LIST, TUPLE: from the last mark */
         if ((st = pop_mark(u, &first, &n))) return st;
-        if (op == 't') return make_tuple(u, u->stack + first, n);
+        if (op == 't') return make_tuple(u, stack_from(u, first), n);
         {
             object *l;
             item *tmp = n ? malloc((size_t)n * sizeof(item)) : NULL;
             if (n && !tmp) return kc_err(KC_ENOMEM, "%s: out of memory reading the pickle", u->what);
-            if (n) memcpy(tmp, u->stack + first, (size_t)n * sizeof(item));
+            if (n) memcpy(tmp, stack_from(u, first), (size_t)n * sizeof(item));
             st = push_obj(u, O_LIST, &l);
             if (!st) st = list_append(u, l, tmp, n);
             free(tmp);
@@ -549,7 +552,7 @@ static kc_status step(unpickler *u, int *done, kc_sequences *out) {
         int64_t floor = u->nmarks ? u->marks[u->nmarks - 1] : 0;
         if (u->sp - floor < n) return PK_ERR(u, "TUPLE%" PRId64 " on a short stack", n);
         u->sp -= n;
-        return make_tuple(u, u->stack + u->sp, n);
+        return make_tuple(u, stack_from(u, u->sp), n);
     }
     case 'a': { /* APPEND */
         if ((st = pop(u, &it))) return st;
@@ -563,7 +566,7 @@ static kc_status step(unpickler *u, int *done, kc_sequences *out) {
         int64_t floor = u->nmarks ? u->marks[u->nmarks - 1] : 0;
         object *l = u->sp > floor ? as_obj(u, u->stack[u->sp - 1], O_LIST) : NULL;
         if (!l) return PK_ERR(u, "APPENDS to something that is not a list");
-        return list_append(u, l, u->stack + first, n);
+        return list_append(u, l, stack_from(u, first), n);
     }
     case 'J': case 'K': case 'M': { /* BININT, BININT1, BININT2 */
         int w = op == 'J' ? 4 : op == 'K' ? 1 : 2;
