@@ -13,7 +13,8 @@
  * counts it: "Synthesis: Tested: N | Passing: N | Failing: N | Crashing: N".
  * Options: --filter SUITE/NAME (fnmatch pattern), --list; --jobs N is accepted and ignored.
  * $KERAC_TSAN_TESTS, if set, lists the tests to run as patterns separated by spaces (one list
- * for every binary of `make test-tsan`: the slow ones stay out of its run).
+ * for every binary of `make test-tsan`: the slow ones stay out of its run);
+ * $KERAC_SHIM_EXCLUDE, the same way, tests not to run (`make test-arm64`'s slow ones).
  * The aarch64 tests under qemu-user (`make test-arm64`) use it too: Criterion's sandbox stops
  * and re-executes the binary, which qemu-user cannot do ("Could not spawn test instance"), a
  * plain fork can. For them it also takes the test options .init and .fini (others, such as
@@ -115,15 +116,22 @@ static inline void tsan_shim_msg(const char *file, int line, const char *kind, c
 
 static int tsan_shim_failed;
 
-static inline int tsan_shim_selected(const char *full, const char *filter) {
-    if (fnmatch(filter, full, 0)) return 0;
-    const char *list = getenv("KERAC_TSAN_TESTS");
-    if (!list || !*list) return 1;
+/* full matches one of the patterns of the environment variable name */
+static inline int tsan_shim_listed(const char *full, const char *name) {
+    const char *list = getenv(name);
+    if (!list) return 0;
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", list);
     for (char *save, *p = strtok_r(buf, " \t\n", &save); p; p = strtok_r(NULL, " \t\n", &save))
         if (!fnmatch(p, full, 0)) return 1;
     return 0;
+}
+
+static inline int tsan_shim_selected(const char *full, const char *filter) {
+    if (fnmatch(filter, full, 0)) return 0;
+    if (tsan_shim_listed(full, "KERAC_SHIM_EXCLUDE")) return 0;
+    const char *list = getenv("KERAC_TSAN_TESTS");
+    return !list || !*list || tsan_shim_listed(full, "KERAC_TSAN_TESTS");
 }
 
 static inline double tsan_shim_now(void) {
