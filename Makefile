@@ -198,10 +198,11 @@ ARM64_MAKE := $(ARM64_ENV) $(MAKE) BUILD=$(ARM64_BUILD) \
 ARM64_EMPTY :=
 ARM64_PATH := $(subst $(ARM64_EMPTY) $(ARM64_EMPTY),:,$(strip $(ARM64_LIBDIRS)))
 ARM64_RUN := timeout 900 env QEMU_LD_PREFIX=/usr/aarch64-linux-gnu QEMU_SET_ENV=LD_LIBRARY_PATH=$(ARM64_PATH) qemu-aarch64
-# The fast subset under qemu (about N minutes on 2 shared cores, docs/PERFORMANCE.md would be
-# meaningless: qemu): the engine, layers, gradients, optimizers, saving/loading Keras fixtures,
-# the data loaders, threads. Not test_cli/test_faults (they start other kerac programs, which
-# qemu-user without binfmt_misc cannot exec) nor test_plot (fonts).
+# The fast subset under qemu (README "ARM64" has its time): the engine, layers, gradients,
+# optimizers, saving/loading Keras fixtures, the data loaders, threads (with the default thread
+# count: qemu's threads run). Not test_cli/test_faults (they start other kerac programs, which
+# qemu-user without binfmt_misc cannot exec) nor test_plot (its suites' .fini, which the shim
+# does not run).
 ARM64_TESTS ?= test_threads test_engine test_layers2 test_conv test_rnn test_grad test_optimizers \
   test_losses test_metrics test_saving test_keras_ref test_keras_seq test_h5lite test_data \
   test_datasets test_preprocessing test_functional
