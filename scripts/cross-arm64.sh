@@ -57,6 +57,7 @@ pkgs=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts 
     grep -vE '^lib(python|perl|glib2.0-dev-bin)' |
     grep -vE '^libcurl(3-gnutls|3-nss|4-gnutls-dev|4-nss-dev):arm64$' |
     grep -vE -- '-bin(:arm64)?$' || true)
+rm -rf "$DEBS" # (no older versions beside the new ones)
 mkdir -p "$DEBS"
 (cd "$DEBS" && apt-get download -o APT::Sandbox::User=root $pkgs >/dev/null)
 rm -rf "$SYSROOT"
