@@ -71,6 +71,7 @@ static double gemm_peak(void) {
 /* The arithmetic limit: independent FMAs in registers, on every thread of the case: AVX-512,
  * or AVX2 where the library's tier is avx2 (KERAC_ISA=avx2, or a CPU without AVX-512). */
 #include "util/isa.h"
+#ifdef KC_X86
 #include <immintrin.h>
 KC_TARGET_BEGIN("avx512f,fma")
 static void *fma_loop(void *out) {
@@ -131,6 +132,9 @@ static double fma_peak(int threads) {
     }
     return total;
 }
+#else /* not x86: no peak measured (the tier is generic, so main never asks) */
+static double fma_peak(int threads) { return NAN; }
+#endif
 
 static int convnet; /* --model convnet */
 static int functional; /* --model mlp_functional: the same network through kc_functional */

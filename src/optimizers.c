@@ -7,8 +7,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <immintrin.h>
 #include "util/isa.h"
+#ifdef KC_X86
+#include <immintrin.h>
+#endif
 
 static kc_optimizer *opt_new(kc_opt_kind kind, float lr, float default_lr) {
     if (!(lr >= 0.0f) || !isfinite(lr)) {
@@ -422,6 +424,7 @@ KC_CLONES static void sgd_rule(const kc_optimizer *o, float *w, const float *g, 
 }
 
 /* RMSprop without centering or momentum on an AVX-512 CPU: all n weights */
+#ifdef KC_X86
 KC_TARGET_BEGIN(KC_TARGET_AVX512_FEATURES)
 static void rmsprop_plain_avx512(float *w, const float *g, float *v, int64_t n, float rho,
                                  float eps, float lr) {
@@ -458,6 +461,7 @@ do {                                                                            
 #undef FULL_STORE
 }
 KC_TARGET_END
+#endif
 
 static void rmsprop_rule(const kc_optimizer *o, float *w, const float *g, float *const *s,
                          int64_t n, const step_scalars *c) {
@@ -467,10 +471,12 @@ static void rmsprop_rule(const kc_optimizer *o, float *w, const float *g, float 
     float *avg = o->centered ? s[1] : NULL;
     float *mom = o->momentum > 0.0f ? s[1 + o->centered] : NULL;
     if (!avg && !mom) {
+#ifdef KC_X86
         if (kc_isa() == KC_ISA_AVX512) {
             rmsprop_plain_avx512(w, g, v, n, rho, eps, lr);
             return;
         }
+#endif
         for (int64_t i = 0; i < n; i++) {
             v[i] = rho * v[i] + (1.0f - rho) * g[i] * g[i];
             w[i] -= lr * g[i] / sqrtf(v[i] + eps);

@@ -11,6 +11,7 @@
 # seen once in CI and never reproduced here must not hide, nor block the rest).
 # RUN_THREADS="2 4" runs every pass once per KERAC_NUM_THREADS value listed (make test-tsan);
 # unset, the environment's own. RUN_MODES picks the passes (default "kerac blas avx2").
+# RUN_WRAP: a command that starts each binary (make test-arm64: qemu-aarch64 and its settings).
 set -u
 passed=0 failed=0 broken=0
 report="" flaky=""
@@ -23,14 +24,14 @@ for mode in ${RUN_MODES:-kerac blas avx2}; do
         isa=$([ "$mode" = avx2 ] && echo avx2 || true)
         tag="$bin${blas:+ (KERAC_GEMM_BLAS=1)}${isa:+ (KERAC_ISA=avx2)}${threads:+ (KERAC_NUM_THREADS=$threads)}"
         echo "== $tag"
-        out=$(KERAC_GEMM_BLAS=$blas KERAC_ISA=$isa "$bin" --jobs 1 2>&1); rc=$?
+        out=$(KERAC_GEMM_BLAS=$blas KERAC_ISA=$isa ${RUN_WRAP:-} "$bin" --jobs 1 2>&1); rc=$?
         printf '%s\n' "$out"
         plain=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g')
         line=$(grep 'Synthesis: Tested:' <<<"$plain" | tail -n 1)
         if [ "$rc" -ne 0 ] || [ -z "$line" ] || ! grep -q 'Failing: 0 | Crashing: 0' <<<"$line"; then
             first=$(grep -E '\[FAIL\]|Assertion Failed|CRASH|[Ss]ignal|[Tt]imed out|ERROR: |SUMMARY: |ThreadSanitizer: ' -A2 <<<"$plain" | head -n 40)
             echo "!! $tag failed (rc $rc): running it once more"
-            out=$(KERAC_GEMM_BLAS=$blas KERAC_ISA=$isa "$bin" --jobs 1 2>&1); rc2=$?
+            out=$(KERAC_GEMM_BLAS=$blas KERAC_ISA=$isa ${RUN_WRAP:-} "$bin" --jobs 1 2>&1); rc2=$?
             printf '%s\n' "$out"
             plain2=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g')
             line2=$(grep 'Synthesis: Tested:' <<<"$plain2" | tail -n 1)

@@ -5,6 +5,7 @@
  * nothing may follow it. Every field is checked, and each error names the file and the byte
  * offset (uncompressed) where it went wrong. */
 #include "../internal.h"
+#include "../util/platform.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -178,11 +179,8 @@ static kc_status read_idx(idx_stream *f, const char *path, kc_idx *idx) {
     idx->size = size;
     idx->data = kc_alloc((size_t)size);
     if (!idx->data) return kc_err_prefix(KC_ENOMEM, "%s", path);
-    if (size >= ((int64_t)4 << 20)) { /* huge pages for a big array, as npy.c and NumPy: fewer faults */
-        uintptr_t lo = ((uintptr_t)idx->data + 4095) & ~(uintptr_t)4095;
-        uintptr_t hi = ((uintptr_t)idx->data + (size_t)size) & ~(uintptr_t)4095;
-        if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-    }
+    if (size >= ((int64_t)4 << 20)) /* huge pages for a big array, as npy.c and NumPy: fewer faults */
+        kc_advise_huge_pages(idx->data, (size_t)size);
 
     st = read_bytes(f, idx->data, size, header_size, &got);
     if (st != KC_OK) return st;

@@ -704,6 +704,7 @@ kc_status kc_npz_read_ints(const char *path, const char *name, int32_t **out, in
 /* ---- .npy arrays of numbers: kc_npy_load, kc_npz_load ------------------------------------------ */
 
 #include <sys/mman.h>
+#include "../util/platform.h"
 #include <sys/stat.h>
 #include <zip.h>
 
@@ -784,11 +785,8 @@ static kc_status npy_read(const char *what, npy_src *s, uint64_t total, kc_npy *
                       bytes, total - hs - hl);
     out->data = kc_alloc((size_t)bytes);
     if (!out->data) return kc_err_prefix(KC_ENOMEM, "%s", what);
-    if (bytes >= ((uint64_t)4 << 20)) { /* huge pages for a big array, as NumPy asks: fewer faults */
-        uintptr_t lo = ((uintptr_t)out->data + 4095) & ~(uintptr_t)4095;
-        uintptr_t hi = ((uintptr_t)out->data + (size_t)bytes) & ~(uintptr_t)4095;
-        if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-    }
+    if (bytes >= ((uint64_t)4 << 20)) /* huge pages for a big array, as NumPy asks: fewer faults */
+        kc_advise_huge_pages(out->data, (size_t)bytes);
     if (bytes && src_read(s, out->data, (size_t)bytes)) {
         kc_npy_free(out);
         return kc_err(KC_EIO, "%s: read error in the array's data", what);

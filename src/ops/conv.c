@@ -6,8 +6,10 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
-#include <immintrin.h>
 #include "../util/isa.h"
+#ifdef KC_X86
+#include <immintrin.h>
+#endif
 
 void kc_window_axis(int in, int k, int s, int same, int *out, int *pad_before) {
     if (same) {
@@ -170,6 +172,7 @@ static inline void clip_window(const kc_window *g, int oy, int ox, int *y0, int 
 /* One output pixel's maxima for channels [ch, ch + 16): the maximum and its position stay in
  * registers over the window (in memory, each window pixel's compare waits for the last one's
  * stores) */
+#ifdef KC_X86
 KC_TARGET_BEGIN(KC_TARGET_AVX512_FEATURES)
 static inline void max_pool_16(const kc_window *g, const float *img, int y0, int y1, int x0,
                                int x1, int ch, float *out, int32_t *arg) {
@@ -210,14 +213,17 @@ static void max_pool_avx512(const kc_window *g, const float *in, int n, float *o
     }
 }
 KC_TARGET_END
+#endif
 
 KC_CLONES_EXTERN void kc_max_pool(const kc_window *g, const float *in, int n, float *out, int32_t *arg) {
     const int c = g->c;
     const int64_t image = (int64_t)g->h * g->w * c;
+#ifdef KC_X86
     if (c % 16 == 0 && kc_isa() == KC_ISA_AVX512) {
         max_pool_avx512(g, in, n, out, arg);
         return;
     }
+#endif
     for (int s = 0; s < n; s++) {
         const float *img = in + s * image;
         for (int oy = 0; oy < g->oh; oy++)

@@ -8,7 +8,9 @@
 #include "../internal.h"
 #include "../util/threads.h"
 #include "../util/isa.h"
+#ifdef KC_X86
 #include <immintrin.h>
+#endif
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -29,6 +31,7 @@ static int k_block_depth(int k) {
 
 /* ---- the AVX-512 kernels: compiled for AVX-512 whatever the build's flags, called only
  * where kc_isa() is avx512 ---- */
+#ifdef KC_X86
 KC_TARGET_BEGIN(KC_TARGET_AVX512_FEATURES)
 
 /* Rows per register tile: 4 for sparse column-major A (the transposed images of a first
@@ -885,6 +888,7 @@ static int gemm_bf16_part(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t
     return 1;
 }
 KC_TARGET_END
+#endif /* KC_X86 */
 
 
 /* The epilogue's dropout and gate on C(i, j) = v: epilogue_extra one value at a time */
@@ -904,6 +908,7 @@ static float epilogue_extra_scalar(const kc_gemm_args *g, int64_t i, int64_t j, 
  * k_block_depth summed from zero by FMAs in k order, then + C, + bias, relu, the epilogue),
  * so the same bits. Compiled for AVX2 whatever the build's flags, called only where kc_isa()
  * is avx2. ---- */
+#ifdef KC_X86
 KC_TARGET_BEGIN(KC_TARGET_AVX2_FEATURES)
 #define MR2 6   /* rows of C per register tile */
 #define NR2 16  /* columns: two 8-float vectors */
@@ -1088,6 +1093,21 @@ static void gemm_block_avx2(const kc_gemm_args *g, int64_t i0, int64_t i1, int64
     for (int64_t i = i0; i < i1; i += MC2) gemm_chunk_avx2(g, i, i1 - i < MC2 ? i1 : i + MC2, j0, j1);
 }
 KC_TARGET_END
+#else /* not x86 (aarch64): no kernels of kerac's own (kc_isa() is generic, so have_avx512()
+       * and have_avx2() below are 0) and OpenBLAS computes every product; these stand in for
+       * the x86 kernels the dispatch names, and are never called */
+#define ROW_BLOCK 32
+static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
+                              int64_t j1) {}
+static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
+                              int64_t j1, uint64_t product) { return 0; }
+static int gemm_bf16_part(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    return 0;
+}
+static void gemm_row_avx512(const kc_gemm_args *g) {}
+static void gemm_block_avx2(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
+                            int64_t j1) {}
+#endif /* KC_X86 */
 
 /* KERAC_GEMM_BLAS=1 (any value but empty or 0) sends the products to OpenBLAS */
 static int blas_requested(void) {

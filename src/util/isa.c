@@ -3,9 +3,8 @@
 #include "isa.h"
 #include <stdlib.h>
 #include <string.h>
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef KC_X86
 #include <cpuid.h>
-#define KC_X86 1
 #endif
 
 static kc_isa_tier tier = (kc_isa_tier)-1, cpu_tier;

@@ -4,9 +4,16 @@
  * avx2 or generic caps the tier (tests force the lower ones); it never goes above what the
  * CPU has. Kernels for a tier are compiled with target attributes, between KC_TARGET_BEGIN_x
  * and KC_TARGET_END (GCC's target pragma, clang's attribute pragma), and called only after
- * kc_isa() says so. */
+ * kc_isa() says so. Elsewhere (aarch64: make cross-arm64) KC_X86 is undefined, the x86 kernels
+ * and their intrinsics are left out (#ifdef KC_X86 around them), the target macros are empty,
+ * the tier is generic and the products go to OpenBLAS. */
 #ifndef KERAC_ISA_H
 #define KERAC_ISA_H
+
+/* the x86-only code (intrinsics, CPUID, AMX's permission): #ifdef KC_X86 */
+#if defined(__x86_64__) || defined(__i386__)
+#define KC_X86 1
+#endif
 
 typedef enum {
     KC_ISA_GENERIC = 0, /* x86-64 baseline (SSE2), or not x86 */
@@ -29,7 +36,10 @@ const char *kc_isa_name(kc_isa_tier t);
 #define KC_TARGET_AVX2_FEATURES "avx2,fma"
 
 #define KC_PRAGMA(x) _Pragma(#x)
-#if defined(__clang__)
+#if !defined(KC_X86) /* no x86 targets to switch to: the code between compiles for the build's */
+#define KC_TARGET_BEGIN(features)
+#define KC_TARGET_END
+#elif defined(__clang__)
 #define KC_TARGET_BEGIN(features) \
     KC_PRAGMA(clang attribute push(__attribute__((target(features))), apply_to = function))
 #define KC_TARGET_END KC_PRAGMA(clang attribute pop)
@@ -38,7 +48,11 @@ const char *kc_isa_name(kc_isa_tier t);
 #define KC_TARGET_END KC_PRAGMA(GCC pop_options)
 #endif
 /* one function (its definition) for a tier */
+#ifdef KC_X86
 #define KC_TARGET(features) __attribute__((target(features)))
+#else
+#define KC_TARGET(features)
+#endif
 
 /* An elementwise loop compiled three times, for AVX-512, AVX2 and the x86-64 baseline, and
  * picked by the loader from the CPU (GCC's and clang's target_clones): the default build's

@@ -6,13 +6,12 @@
 #include "../internal.h"
 #include "threads.h"
 #include "../ops/ops.h"
-#include <linux/futex.h>
+#include "platform.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define SPIN_ROUNDS 2000 /* tens of microseconds of pause instructions, */
@@ -88,33 +87,26 @@ static void run_parts(void) {
     }
 }
 
-static void futex_wait(_Atomic uint32_t *addr, uint32_t expected) {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
-}
-static void futex_wake_all(_Atomic uint32_t *addr) {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
-}
-
 /* Spins, then sleeps, until *addr differs from seen. The sleeper count is raised before the
  * last look at *addr (all seq_cst), so a waker that bumps *addr and then finds no sleeper
  * cannot miss one: that sleeper will see the new value and not sleep. */
 static void wait_change(_Atomic uint32_t *addr, uint32_t seen, _Atomic int *sleepers) {
     for (int i = 0; i < SPIN_ROUNDS; i++) {
         if (atomic_load_explicit(addr, memory_order_acquire) != seen) return;
-        __builtin_ia32_pause();
+        kc_cpu_relax();
     }
     for (int i = 0; i < YIELD_ROUNDS; i++) {
         if (atomic_load_explicit(addr, memory_order_acquire) != seen) return;
         sched_yield();
     }
     atomic_fetch_add(sleepers, 1);
-    while (atomic_load(addr) == seen) futex_wait(addr, seen);
+    while (atomic_load(addr) == seen) kc_futex_wait(addr, seen);
     atomic_fetch_sub(sleepers, 1);
 }
 
 static void bump_and_wake(_Atomic uint32_t *addr, _Atomic int *sleepers) {
     atomic_fetch_add(addr, 1);
-    if (atomic_load(sleepers)) futex_wake_all(addr);
+    if (atomic_load(sleepers)) kc_futex_wake_all(addr);
 }
 
 int kc_thread_index(void) { return thread_index; }
@@ -138,7 +130,7 @@ static void pool_stop(void) {
     if (!pool.ids) return;
     atomic_store(&pool.quit, 1);
     atomic_fetch_add(&pool.generation, 1);
-    futex_wake_all(&pool.generation); /* every worker, sleeping or about to */
+    kc_futex_wake_all(&pool.generation); /* every worker, sleeping or about to */
     for (int i = 0; i < pool.workers; i++) pthread_join(pool.ids[i], NULL);
     free(pool.ids);
     pool.ids = NULL;
