@@ -396,7 +396,8 @@ kc_status kc_custom_error(const kc_custom_layer *self, kc_status status, const c
     char msg[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt ? fmt : "", ap);
+    if (fmt) vsnprintf(msg, sizeof msg, fmt, ap);
+    else msg[0] = 0;
     va_end(ap);
     if (!self) return kc_err(status, "%s", msg);
     return kc_err(status, "layer %s (%s): %s", self->layer->name, self->entry->class_name, msg);
