@@ -18,6 +18,18 @@ CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missin
           -fPIC -fopenmp-simd -fno-math-errno -ffp-contract=off \
           -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
 LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+# MPI (optional: data-parallel kc_fit, src/dist/): found through mpicc's wrapper flags (Open MPI
+# from Debian: openmpi-bin, libopenmpi-dev). With it the library gets -DKERAC_MPI and links
+# MPI; without it everything builds and kc_distributed_init says how to get it. MPI=0 builds
+# without it even where it is installed.
+KERAC_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+CFLAGS += -DKERAC_MPI
+LDLIBS += $(MPI_LIBS)
+endif
 TEST_LIBS := $(shell pkg-config --libs criterion)
 
 SRC := $(sort $(wildcard src/*.c src/*/*.c))
@@ -35,6 +47,10 @@ all: $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(EXAMPLE_BINS) $(BUILD)/kerac $(B
 $(BUILD)/obj/%.o: %.c Makefile include/kerac.h src/internal.h $(wildcard src/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/dist/%.o: src/dist/%.c Makefile include/kerac.h src/internal.h $(wildcard src/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MPI_CFLAGS) -DKERAC_VERSION='"$(KERAC_VERSION)"' -c $< -o $@
 
 $(BUILD)/libkerac.a: $(OBJ)
 	@rm -f $@
