@@ -141,6 +141,11 @@ $(BUILD)/tools/%: tests/tools/%.c $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 
+# distributed training under mpirun (tests/test_mpi.sh; needs MPI in the build and MNIST)
+test-mpi: $(BUILD)/tools/dist_fit
+	@test "$(MPI)" = 1 || { echo "test-mpi: this build has no MPI (apt-get install openmpi-bin libopenmpi-dev)"; exit 1; }
+	bash tests/test_mpi.sh $(BUILD)
+
 # Each test binary runs on its own; tests/run.sh ends with one line counting every test.
 test: $(TEST_BINS)
 	@bash tests/run.sh $(TEST_BINS)
@@ -194,7 +199,7 @@ install: all
 clean:
 	rm -rf build build-asan build-tsan build-vg build-fuzz build-clang
 
-.PHONY: all test test-asan test-tsan tsan-run valgrind bench install clean
+.PHONY: all test test-mpi test-asan test-tsan tsan-run valgrind bench install clean
 .SECONDARY:
 
 # ---- fuzzing (fuzz/README.md): libFuzzer harnesses built with clang into build-fuzz/ ----------
