@@ -277,6 +277,17 @@ kc_status kc_dist_bcast_doubles(double *v, int n) {
 #endif
 }
 
+kc_status kc_dist_any(int *flag) {
+    if (kc_dist_size() <= 1) return KC_OK;
+#ifdef KERAC_MPI
+    int v = *flag != 0, any = 0;
+    int rc = MPI_Allreduce(&v, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "a stop flag's exchange");
+    *flag = any;
+#endif
+    return KC_OK;
+}
+
 kc_status kc_dist_agree(kc_status mine) {
     if (kc_dist_size() <= 1) return mine;
 #ifdef KERAC_MPI

@@ -31,6 +31,8 @@ kc_status kc_dist_allgather_doubles(const double *mine, const int *count_of, dou
 kc_status kc_dist_sum_doubles(double *v, int n);
 /* rank 0's v[0..n) on every rank */
 kc_status kc_dist_bcast_doubles(double *v, int n);
+/* *flag := 1 on every rank when it is nonzero on any */
+kc_status kc_dist_any(int *flag);
 /* every rank's status: the worst (nonzero) one, so that a rank's failure stops all */
 kc_status kc_dist_agree(kc_status mine);
 /* a hash of the build (KERAC_VERSION, from git, and the reduction format): ranks compare it */

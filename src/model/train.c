@@ -1704,6 +1704,8 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
                 logs.loss = kp->values[kp->loss_at];
                 logs.accuracy = single_accuracy(m);
                 if ((st = kc_callbacks_run(&o, KC_CB_BATCH_END, m, &logs))) break;
+                /* ranks stop together: any rank's callback stopping stops all */
+                if (gr.on && (st = kc_dist_any(&m->stop_training))) break;
                 if (m->stop_training) break;
             }
         }

@@ -98,6 +98,8 @@ int main(int argc, char **argv) {
         for (int e = 0; e < h->epochs; e++)
             printf("epoch %d loss %.17g accuracy %.17g val_loss %.17g val_accuracy %.17g\n", e + 1,
                    h->loss[e], h->accuracy[e], h->val_loss[e], h->val_accuracy[e]);
+    if (rank == 0 && h) /* the training part of each epoch (bench/dist.sh) */
+        for (int e = 0; e < h->epochs; e++) fprintf(stderr, "seconds %.4f\n", h->seconds[e]);
     kc_history_free(h);
     int64_t n = kc_count_params(m);
     float *w = malloc(sizeof(float) * (size_t)n);
