@@ -14,7 +14,9 @@
 
 static int group_rows;   /* 0: the plain order */
 static int dist_on;      /* kc_distributed_init succeeded */
+#ifdef KERAC_MPI
 static int started_mpi;  /* we called MPI_Init (and so MPI_Finalize) */
+#endif
 static int rank_, size_ = 1;
 
 int kc_dist_group_rows(void) { return group_rows; }
@@ -38,6 +40,7 @@ kc_status kc_distributed_set_group_rows(int rows) {
     return KC_OK;
 }
 
+#ifdef KERAC_MPI
 static int env_group_rows(void) {
     const char *e = getenv("KERAC_GROUP_ROWS");
     if (!e || !*e) return KC_DEFAULT_GROUP_ROWS;
@@ -45,6 +48,7 @@ static int env_group_rows(void) {
     long v = strtol(e, &end, 10);
     return *end || v <= 0 || v > 4096 ? -1 : (int)v;
 }
+#endif
 
 kc_status kc_distributed_init(int *argc, char ***argv) {
     if (dist_on) return KC_OK;
@@ -155,12 +159,12 @@ kc_status kc_dist_reserve(int max_mine, int max_groups, int64_t n) {
     return KC_OK;
 }
 
+#ifdef KERAC_MPI
 static void slice_of(int64_t n, int s, int size, int64_t *a, int64_t *b) {
     *a = n * s / size;
     *b = n * (s + 1) / size;
 }
 
-#ifdef KERAC_MPI
 static kc_status mpi_fail(int rc, const char *what) {
     char msg[MPI_MAX_ERROR_STRING];
     int len = 0;
