@@ -1396,6 +1396,10 @@ const double *kc_history_get(const kc_history *h, const char *key);
  * bits for any number of ranks, a batch the rank count does not divide included.
  * kc_distributed_init with one process (or no mpirun) trains in the same grouped order: the
  * reference the ranks match. Only rank 0 prints progress; the programs save on rank 0.
+ * kc_evaluate (and fit's validation) and kc_predict are sharded too: each rank computes a
+ * share of the samples and every rank gets all results (the one process's bits); so while
+ * distributed, every rank must call kc_fit, kc_evaluate and kc_predict with the same data, as
+ * every rank joins their exchanges (one rank alone would wait for the others).
  * Layers not yet handled (BatchNormalization, recurrent layers, noise_shape Dropout, weight
  * regularizers, sample weights, ...) are refused by name at kc_fit.
  * A program that never calls kc_distributed_init runs exactly as before (no MPI_Init, the

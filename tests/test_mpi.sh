@@ -5,6 +5,7 @@
 #     byte (cmp), for the MLP (1000 samples, batch 128: 4 groups of 32 that 3 ranks split
 #     unevenly, and a last batch of 104 rows) and the convnet (with sharded validation);
 #   - the History (loss, accuracy, val_*) printed to 17 digits is the same;
+#   - kc_predict, sharded across the ranks, gives one process's outputs byte for byte;
 #   - ranks that disagree (another seed on one rank) stop before training, naming the rank;
 #   - a rank killed mid-epoch ends the whole run with an error within the time bound.
 # Needs MPI in the build (the Makefile's MPI=1) and MNIST under $KERAC_DATA.
@@ -29,13 +30,13 @@ for model in mlp cnn; do
     if [ $model = mlp ]; then args=(--model mlp --samples 1000 --epochs 2 --batch 128)
     else args=(--model cnn --samples 300 --epochs 2 --batch 128 --validation); fi
     start=$(date +%s.%N)
-    "$T" "${args[@]}" --group-rows 32 --out "$TMP/$model-ref.raw" | grep '^epoch' > "$TMP/$model-ref.log" \
+    "$T" "${args[@]}" --group-rows 32 --out "$TMP/$model-ref.raw" --pred "$TMP/$model-ref.pred" | grep '^epoch' > "$TMP/$model-ref.log" \
         || { bad "$model: the one-process run failed"; continue; }
     echo "  $model one process: $(echo "$(date +%s.%N) - $start" | bc) s"
     nps="1 2 3 4"; [ $model = cnn ] && nps="2 3"
     for np in $nps; do
         start=$(date +%s.%N)
-        if ! mpi "$np" "${args[@]}" --out "$TMP/$model-$np.raw" > "$TMP/$model-$np.out" 2>&1; then
+        if ! mpi "$np" "${args[@]}" --out "$TMP/$model-$np.raw" --pred "$TMP/$model-$np.pred" > "$TMP/$model-$np.out" 2>&1; then
             bad "$model np $np: mpirun failed"; tail -5 "$TMP/$model-$np.out"; continue
         fi
         secs=$(echo "$(date +%s.%N) - $start" | bc)
@@ -43,6 +44,8 @@ for model in mlp cnn; do
         else bad "$model np $np: weights differ from one process's"; fi
         if grep '^epoch' "$TMP/$model-$np.out" | cmp -s - "$TMP/$model-ref.log"; then ok "$model np $np: History equal"
         else bad "$model np $np: History differs"; fi
+        if cmp -s "$TMP/$model-ref.pred" "$TMP/$model-$np.pred"; then ok "$model np $np: sharded kc_predict equal"
+        else bad "$model np $np: sharded kc_predict differs"; fi
     done
 done
 

@@ -281,6 +281,38 @@ kc_status kc_dist_bcast_doubles(double *v, int n) {
 #endif
 }
 
+void kc_dist_rows_of(int64_t count, int r, int64_t *first, int64_t *end) {
+    int size = kc_dist_size();
+    *first = count * r / size;
+    *end = count * (r + 1) / size;
+}
+
+kc_status kc_dist_allgather_rows(float *buf, int64_t count, int64_t row_floats) {
+    int size = kc_dist_size();
+    if (size <= 1) return KC_OK;
+#ifdef KERAC_MPI
+    if (count * row_floats > 0x7fffffff)
+        return kc_err(KC_EINVAL, "distributed predict: %lld outputs of %lld values exceed one "
+                                 "MPI message (2^31 values); predict fewer samples per call",
+                      (long long)count, (long long)row_floats);
+    int *c = malloc(sizeof(int) * 2 * (size_t)size);
+    if (!c) return kc_err(KC_ENOMEM, "distributed predict: out of memory");
+    for (int r = 0; r < size; r++) {
+        int64_t a, b;
+        kc_dist_rows_of(count, r, &a, &b);
+        c[r] = (int)((b - a) * row_floats);
+        c[size + r] = (int)(a * row_floats);
+    }
+    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, c, c + size, MPI_FLOAT,
+                            MPI_COMM_WORLD);
+    free(c);
+    return rc == MPI_SUCCESS ? KC_OK : mpi_fail(rc, "the predictions' allgather");
+#else
+    (void)buf, (void)count, (void)row_floats;
+    return KC_OK;
+#endif
+}
+
 kc_status kc_dist_any(int *flag) {
     if (kc_dist_size() <= 1) return KC_OK;
 #ifdef KERAC_MPI

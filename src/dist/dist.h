@@ -31,6 +31,10 @@ kc_status kc_dist_allgather_doubles(const double *mine, const int *count_of, dou
 kc_status kc_dist_sum_doubles(double *v, int n);
 /* rank 0's v[0..n) on every rank */
 kc_status kc_dist_bcast_doubles(double *v, int n);
+/* rank r's rows of a sharded predict: [count * r / size, count * (r + 1) / size) */
+void kc_dist_rows_of(int64_t count, int r, int64_t *first, int64_t *end);
+/* buf (count rows of row_floats): every rank's rows (kc_dist_rows_of) to every rank, in place */
+kc_status kc_dist_allgather_rows(float *buf, int64_t count, int64_t row_floats);
 /* *flag := 1 on every rank when it is nonzero on any */
 kc_status kc_dist_any(int *flag);
 /* every rank's status: the worst (nonzero) one, so that a rank's failure stops all */

@@ -924,20 +924,27 @@ kc_status kc_predict_multi(kc_model *m, const float *const *x, int64_t count, fl
     if (m->ws_batch > batch) batch = m->ws_batch < count ? m->ws_batch : (int)count;
     if ((st = kc_model_ensure_workspace(m, batch))) return st;
     kc_forward_ctx ctx = {.bf16 = m->bf16};
-    for (int64_t done = 0; done < count; done += batch) {
-        int b = (int)(count - done < batch ? count - done : batch);
+    int64_t lo, hi; /* distributed: this rank's rows, then every rank's gathered */
+    kc_dist_rows_of(count, kc_dist_rank(), &lo, &hi);
+    for (int64_t done = lo; done < hi && !st; done += batch) {
+        int b = (int)(hi - done < batch ? hi - done : batch);
         for (int i = 0; i < m->n_inputs; i++) {
             kc_tval *v = &m->tensors[m->inputs[i]];
             memcpy(v->act, x[i] + done * v->size, sizeof(float) * (size_t)(b * v->size));
         }
-        if ((st = kc_model_check_batch(m, b, NULL, done, "kc_predict"))) return st;
+        if ((st = kc_model_check_batch(m, b, NULL, done, "kc_predict"))) break;
         kc_model_forward(m, b, &ctx);
         for (int o = 0; o < m->n_outputs; o++) {
             kc_tval *v = &m->tensors[m->outputs[o]];
             memcpy(out[o] + done * v->size, v->act, sizeof(float) * (size_t)(b * v->size));
         }
     }
-    return KC_OK;
+    if (kc_dist_size() > 1) {
+        st = kc_dist_agree(st);
+        for (int o = 0; o < m->n_outputs && !st; o++)
+            st = kc_dist_allgather_rows(out[o], count, m->tensors[m->outputs[o]].size);
+    }
+    return st;
 }
 
 /* the typed arrays x[] (one per input) as a dataset of count samples */
@@ -969,8 +976,11 @@ kc_status kc_predict_ex(kc_model *m, const kc_array *x, int64_t count, float *co
     int64_t *index = malloc(sizeof(int64_t) * (size_t)batch);
     if (!index) return kc_err(KC_ENOMEM, "%s: out of memory", what);
     kc_forward_ctx ctx = {.bf16 = m->bf16};
-    for (int64_t done = 0; done < count && !st; done += batch) {
-        int b = (int)(count - done < batch ? count - done : batch);
+    int64_t lo, hi; /* distributed: this rank's rows (a sample's outputs do not depend on
+                       the batch it is in), then every rank's gathered */
+    kc_dist_rows_of(count, kc_dist_rank(), &lo, &hi);
+    for (int64_t done = lo; done < hi && !st; done += batch) {
+        int b = (int)(hi - done < batch ? hi - done : batch);
         if ((st = load_batch(m, &ds, NULL, done, b, index, 0, what))) break;
         kc_model_forward(m, b, &ctx);
         for (int o = 0; o < m->n_outputs; o++) {
@@ -979,6 +989,11 @@ kc_status kc_predict_ex(kc_model *m, const kc_array *x, int64_t count, float *co
         }
     }
     free(index);
+    if (kc_dist_size() > 1) {
+        st = kc_dist_agree(st);
+        for (int o = 0; o < m->n_outputs && !st; o++)
+            st = kc_dist_allgather_rows(out[o], count, m->tensors[m->outputs[o]].size);
+    }
     for (int o = 0; out_shapes && o < m->n_outputs; o++)
         out_shapes[o] = m->tensors[m->outputs[o]].run;
     return st;

@@ -8,7 +8,9 @@
  *   --group-rows G       without --distributed: one process in the grouped order (no MPI)
  *   --seed-rank R:S      rank R takes seed S instead (the mismatch test)
  *   --die R:K            rank R kills itself (SIGKILL) after step K (the fault test)
- *   --validation         validate on the next --samples images each epoch (sharded) */
+ *   --validation         validate on the next --samples images each epoch (sharded)
+ *   --pred PATH          after training, kc_predict on the next --samples images (sharded
+ *                        across ranks), the outputs written raw (rank 0) */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +31,7 @@ static kc_status maybe_die(kc_callback *cb, kc_model *m, const kc_logs *logs) {
 }
 
 int main(int argc, char **argv) {
-    const char *model_name = "mlp", *out = NULL;
+    const char *model_name = "mlp", *out = NULL, *pred = NULL;
     long samples = 1000, epochs = 2, batch = 128, seed = 1337, threads = 1, group_rows = 0;
     int distributed = 0, validation = 0, seed_rank = -1;
     long seed_other = 0;
@@ -43,6 +45,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) threads = atol(v), i++;
         else if (!strcmp(a, "--group-rows")) group_rows = atol(v), i++;
         else if (!strcmp(a, "--out")) out = v, i++;
+        else if (!strcmp(a, "--pred")) pred = v, i++;
         else if (!strcmp(a, "--distributed")) distributed = 1;
         else if (!strcmp(a, "--validation")) validation = 1;
         else if (!strcmp(a, "--seed-rank") && sscanf(v, "%d:%ld", &seed_rank, &seed_other) == 2) i++;
@@ -113,6 +116,21 @@ int main(int argc, char **argv) {
         }
     }
     free(w);
+    if (pred) {
+        float *xf = malloc(sizeof(float) * (size_t)samples * 784);
+        float *p = malloc(sizeof(float) * (size_t)samples * 10);
+        if (!xf || !p) goto done;
+        for (int64_t i = 0; i < samples * 784; i++) xf[i] = ((uint8_t *)val.x)[i] / 255.0f;
+        kc_status ps = kc_predict(m, xf, samples, p);
+        FILE *f = ps || rank ? NULL : fopen(pred, "wb");
+        if (f) {
+            fwrite(p, sizeof(float), (size_t)samples * 10, f);
+            fclose(f);
+        }
+        free(xf);
+        free(p);
+        if (ps) goto done;
+    }
     status = 0;
 done:
     if (status) fprintf(stderr, "dist_fit (rank %d): %s\n", rank, kc_last_error());
