@@ -30,7 +30,7 @@ for model in mlp cnn; do
     if [ $model = mlp ]; then args=(--model mlp --samples 1000 --epochs 2 --batch 128)
     else args=(--model cnn --samples 300 --epochs 2 --batch 128 --validation); fi
     start=$(date +%s.%N)
-    "$T" "${args[@]}" --group-rows 32 --out "$TMP/$model-ref.raw" --pred "$TMP/$model-ref.pred" | grep '^epoch' > "$TMP/$model-ref.log" \
+    "$T" "${args[@]}" --group-rows 32 --out "$TMP/$model-ref.raw" --pred "$TMP/$model-ref.pred" 2>"$TMP/$model-ref.err" | grep '^epoch' > "$TMP/$model-ref.log" \
         || { bad "$model: the one-process run failed"; continue; }
     echo "  $model one process: $(echo "$(date +%s.%N) - $start" | bc) s"
     nps="1 2 3 4"; [ $model = cnn ] && nps="2 3"
