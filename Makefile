@@ -183,7 +183,7 @@ valgrind:
 	bash scripts/valgrind.sh build-vg
 
 # the pkg-config file for a prefix: $(call write_pc,PREFIX,FILE)
-write_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kerac\nDescription: Keras in C\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lkerac\nLibs.private: -lm -lpthread\nCflags: -I$${includedir}\n' '$(1)' '$(PKGS)' > $(2)
+write_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kerac\nDescription: Keras in C\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lkerac\nLibs.private: -lm -lpthread %s\nCflags: -I$${includedir}\n' '$(1)' '$(PKGS)' '$(MPI_LIBS)' > $(2)
 
 $(BUILD)/kerac.pc: Makefile
 	@mkdir -p $(BUILD)
