@@ -19,6 +19,18 @@ CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missin
           -fPIC -fopenmp-simd -fno-math-errno -ffp-contract=off \
           -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
 LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm -lpthread -ldl
+# MPI (optional: data-parallel kc_fit, src/dist/): found through mpicc's wrapper flags (Open MPI
+# from Debian: openmpi-bin, libopenmpi-dev). With it the library gets -DKERAC_MPI and links
+# MPI; without it everything builds and kc_distributed_init says how to get it. MPI=0 builds
+# without it even where it is installed.
+KERAC_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+CFLAGS += -DKERAC_MPI
+LDLIBS += $(MPI_LIBS)
+endif
 TEST_LIBS := $(shell pkg-config --libs criterion)
 
 SRC := $(sort $(wildcard src/*.c src/*/*.c))
@@ -36,6 +48,10 @@ all: $(BUILD)/libkerac.a $(BUILD)/libkerac.so $(EXAMPLE_BINS) $(BUILD)/kerac $(B
 $(BUILD)/obj/%.o: %.c Makefile include/kerac.h src/internal.h $(wildcard src/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/src/dist/%.o: src/dist/%.c Makefile include/kerac.h src/internal.h $(wildcard src/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MPI_CFLAGS) -DKERAC_VERSION='"$(KERAC_VERSION)"' -c $< -o $@
 
 $(BUILD)/libkerac.a: $(OBJ)
 	@rm -f $@
@@ -126,6 +142,11 @@ $(BUILD)/tools/%: tests/tools/%.c $(wildcard examples/*.h) $(BUILD)/libkerac.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libkerac.a $(LDFLAGS) $(LDLIBS)
 
+# distributed training under mpirun (tests/test_mpi.sh; needs MPI in the build and MNIST)
+test-mpi: $(BUILD)/tools/dist_fit
+	@test "$(MPI)" = 1 || { echo "test-mpi: this build has no MPI (apt-get install openmpi-bin libopenmpi-dev)"; exit 1; }
+	bash tests/test_mpi.sh $(BUILD)
+
 # Each test binary runs on its own; tests/run.sh ends with one line counting every test.
 test: $(TEST_BINS)
 	@bash tests/run.sh $(TEST_BINS)
@@ -163,7 +184,7 @@ valgrind:
 	bash scripts/valgrind.sh build-vg
 
 # the pkg-config file for a prefix: $(call write_pc,PREFIX,FILE)
-write_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kerac\nDescription: Keras in C\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lkerac\nLibs.private: -lm -lpthread -ldl\nCflags: -I$${includedir}\n' '$(1)' '$(PKGS)' > $(2)
+write_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kerac\nDescription: Keras in C\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lkerac\nLibs.private: -lm -lpthread -ldl %s\nCflags: -I$${includedir}\n' '$(1)' '$(PKGS)' '$(MPI_LIBS)' > $(2)
 
 $(BUILD)/kerac.pc: Makefile
 	@mkdir -p $(BUILD)
@@ -192,7 +213,7 @@ ARM64_LIBDIRS := $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu $(ARM64_SYSROOT)/lib
 ARM64_ENV := PKG_CONFIG_SYSROOT_DIR=$(ARM64_SYSROOT) \
   PKG_CONFIG_LIBDIR=$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu/pkgconfig:$(ARM64_SYSROOT)/usr/share/pkgconfig
 # the sysroot's headers before /usr/include, which Debian's cross gcc searches last (the host's)
-ARM64_MAKE := $(ARM64_ENV) $(MAKE) BUILD=$(ARM64_BUILD) \
+ARM64_MAKE := $(ARM64_ENV) $(MAKE) BUILD=$(ARM64_BUILD) MPI=0 \
   CC="$(ARM64_CC) -I$(ARM64_SYSROOT)/usr/include/aarch64-linux-gnu -I$(ARM64_SYSROOT)/usr/include" \
   LDFLAGS="$(foreach d,$(ARM64_LIBDIRS),-L$(d) -Wl,-rpath-link,$(d))"
 # what runs the binaries: qemu, the cross C library's loader, the sysroot's libraries
@@ -248,7 +269,7 @@ test-arm64:
 
 .PHONY: cross-arm64 test-arm64
 
-.PHONY: all test test-asan test-tsan tsan-run valgrind bench install clean
+.PHONY: all test test-mpi test-asan test-tsan tsan-run valgrind bench install clean
 .SECONDARY:
 
 # ---- fuzzing (fuzz/README.md): libFuzzer harnesses built with clang into build-fuzz/ ----------

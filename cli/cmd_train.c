@@ -41,6 +41,9 @@ static const char train_help[] =
     "  --early-stopping P     EarlyStopping(patience=P) on val_loss (loss without validation)\n"
     "  --csv-log FILE         CSVLogger(FILE)\n"
     "  --plot FILE.png        plot the training history into FILE.png\n"
+    "  --distributed          data-parallel training under mpirun (mpirun -np 4 kerac train\n"
+    "                         ... --distributed): the same weights, bit for bit, for any\n"
+    "                         number of ranks; rank 0 prints, saves, checkpoints and plots\n"
     "Ctrl-C finishes the current step, stops, saves to --save and exits with status 130.\n";
 
 static const char evaluate_help[] =
@@ -69,7 +72,7 @@ int cmd_train(int argc, char **argv) {
     long epochs = -1, batch_size = -1, seed = 1337, threads = 0, verbose = 1, patience = -1,
          limit = 0;
     double lr = 0, split = -1;
-    int no_val = 0;
+    int no_val = 0, distributed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int bad = 0;
@@ -81,6 +84,10 @@ int cmd_train(int argc, char **argv) {
         }
         if (!strcmp(a, "--no-validation")) {
             no_val = 1;
+            continue;
+        }
+        if (!strcmp(a, "--distributed")) {
+            distributed = 1;
             continue;
         }
         static const char *known[] = {"--data", "--validation-data", "--validation-split",
@@ -124,11 +131,21 @@ int cmd_train(int argc, char **argv) {
         return cli_usage_error(cmd, "--optimizer: unknown optimizer '%s' (%s)", optimizer,
                                cli_optimizer_names);
 
+    if (distributed) {
+        if (kc_distributed_init(&argc, &argv) != KC_OK) {
+            cli_fail(cmd, "--distributed: %s", kc_last_error());
+            return CLI_FAIL;
+        }
+        if (kc_distributed_rank() > 0 && !freopen("/dev/null", "w", stdout)) return CLI_FAIL;
+    }
     kc_set_random_seed((uint64_t)seed);
     kc_set_num_threads((int)threads);
     kc_model *m;
     const cli_builtin *builtin;
-    if (cli_load_model(cmd, model_path, &m, &builtin)) return CLI_FAIL;
+    if (cli_load_model(cmd, model_path, &m, &builtin)) {
+        if (distributed) kc_distributed_finalize();
+        return CLI_FAIL;
+    }
     int rc = CLI_FAIL;
     char err[1024];
     kc_dataset train = {0}, val = {0};
@@ -215,7 +232,7 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &old, NULL);
     if (st != KC_OK) cli_kc_fail(cmd); /* and nothing is saved */
     if (interrupted) fprintf(stderr, "kerac train: interrupted, training stopped\n");
-    if (save && st == KC_OK) {
+    if (save && st == KC_OK && kc_distributed_rank() == 0) {
         if (kc_save(m, save) != KC_OK) {
             cli_kc_fail(cmd);
             st = KC_EIO;
@@ -223,7 +240,7 @@ int cmd_train(int argc, char **argv) {
             printf("saved %s (epoch %d)\n", save, kc_model_epoch(m));
         }
     }
-    if (plot && history && history->epochs > 0) {
+    if (plot && history && history->epochs > 0 && kc_distributed_rank() == 0) {
         char perr[1024];
         if (kp_plot_history((const char *const *)history->keys,
                             (const double *const *)history->values, history->n_keys,
@@ -242,6 +259,10 @@ done:
     kc_dataset_free(&train);
     kc_dataset_free(&val);
     kc_model_free(m);
+    if (distributed && kc_distributed_finalize() != KC_OK && rc == CLI_OK) {
+        cli_kc_fail(cmd);
+        rc = CLI_FAIL;
+    }
     return rc;
 }
 

@@ -33,6 +33,10 @@ static void usage(FILE *out) {
             "                     (with --epochs 0 it only evaluates)\n"
             "  --save PATH        save the trained model; the format follows the extension:\n"
             "                     .keras, .h5 (legacy full model) or .weights.h5\n"
+            "  --distributed      data-parallel training under mpirun (kc_distributed_init):\n"
+            "                     `mpirun -np 2 build/mnist_cnn --distributed`; the weights\n"
+            "                     are the same bits for any number of ranks; rank 0 prints\n"
+            "                     and saves\n"
             "  --help             this text\n");
 }
 
@@ -58,6 +62,7 @@ static void print_warning(const char *message, void *user) {
 int main(int argc, char **argv) {
     kc_set_warning_handler(print_warning, (void *)"mnist_cnn");
     long epochs = -1, batch_size = 128, seed = 1337, threads = 0, verbose = 1;
+    int distributed = 0;
     const char *data_dir = NULL, *model_name = "convnet", *save_path = NULL, *load_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -70,6 +75,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_int(a, v, 0, LONG_MAX, &seed), i++;
         else if (!strcmp(a, "--threads")) ok = parse_int(a, v, 1, 1024, &threads), i++;
         else if (!strcmp(a, "--verbose")) ok = parse_int(a, v, 0, 2, &verbose), i++;
+        else if (!strcmp(a, "--distributed")) distributed = 1;
         else if (!strcmp(a, "--save") || !strcmp(a, "--load")) {
             if (!v) {
                 fprintf(stderr, "mnist_cnn: %s needs a file path\n", a);
@@ -97,6 +103,13 @@ int main(int argc, char **argv) {
     }
     int classic = !strcmp(model_name, "classic");
     if (epochs < 0) epochs = classic ? 12 : 15;
+    if (distributed) {
+        if (kc_distributed_init(&argc, &argv) != KC_OK) {
+            fprintf(stderr, "mnist_cnn: --distributed: %s\n", kc_last_error());
+            return 1;
+        }
+        if (kc_distributed_rank() > 0 && !freopen("/dev/null", "w", stdout)) return 1;
+    }
     kc_set_random_seed((uint64_t)seed);
     kc_set_num_threads((int)threads);
 
@@ -146,7 +159,7 @@ int main(int argc, char **argv) {
     if ((!compiled &&
          kc_compile(model, KC_CATEGORICAL_CROSSENTROPY, opt, KC_METRIC_ACCURACY) != KC_OK) ||
         (epochs > 0 && kc_fit(model, &train, &fit, NULL) != KC_OK) ||
-        (save_path && kc_save(model, save_path) != KC_OK) ||
+        (save_path && kc_distributed_rank() == 0 && kc_save(model, save_path) != KC_OK) ||
         kc_evaluate(model, &test, &(kc_evaluate_opts){.batch_size = (int)batch_size}, &score) !=
             KC_OK) {
         fprintf(stderr, "mnist_cnn: %s\n", kc_last_error());
@@ -157,5 +170,9 @@ int main(int argc, char **argv) {
     kc_model_free(model);
     kc_dataset_free(&train);
     kc_dataset_free(&test);
+    if (distributed && kc_distributed_finalize() != KC_OK && !status) {
+        fprintf(stderr, "mnist_cnn: %s\n", kc_last_error());
+        status = 1;
+    }
     return status;
 }

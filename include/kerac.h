@@ -1385,6 +1385,38 @@ void kc_history_free(kc_history *h);
 /* history.history[key]: h->epochs values, or NULL when the key is absent */
 const double *kc_history_get(const kc_history *h, const char *key);
 
+/* ---- data-parallel training on MPI (src/dist/, issue 15) ------------------------------------
+ * Run the program under mpirun (`mpirun -np 4 build/mnist_mlp --distributed`) and call
+ * kc_distributed_init once before building models. Every rank builds the same model with the
+ * same seed and loads the same data; kc_fit then splits each global batch of batch_size rows
+ * (after the same seeded shuffle on every rank) into fixed row groups of
+ * kc_distributed_group_rows() rows, each rank computing the gradients of a contiguous range of
+ * groups; the groups' gradients are summed in group order, exactly as one process sums them
+ * (an ordered reduce-scatter, then an allgather), so the weights after training are the same
+ * bits for any number of ranks, a batch the rank count does not divide included.
+ * kc_distributed_init with one process (or no mpirun) trains in the same grouped order: the
+ * reference the ranks match. Only rank 0 prints progress; the programs save on rank 0.
+ * kc_evaluate (and fit's validation) and kc_predict are sharded too: each rank computes a
+ * share of the samples and every rank gets all results (the one process's bits); so while
+ * distributed, every rank must call kc_fit, kc_evaluate and kc_predict with the same data, as
+ * every rank joins their exchanges (one rank alone would wait for the others).
+ * Layers not yet handled (BatchNormalization, recurrent layers, noise_shape Dropout, weight
+ * regularizers, sample weights, ...) are refused by name at kc_fit.
+ * A program that never calls kc_distributed_init runs exactly as before (no MPI_Init, the
+ * usual reduction order). Without MPI in the build, kc_distributed_init returns KC_ESTATE
+ * with a message saying how to build with it (install libopenmpi-dev, rebuild). */
+kc_status kc_distributed_init(int *argc, char ***argv);
+/* MPI_Finalize (when kc_distributed_init started MPI); the grouped order ends. */
+kc_status kc_distributed_finalize(void);
+int kc_distributed_rank(void); /* 0 when not distributed */
+int kc_distributed_size(void); /* 1 when not distributed */
+int kc_distributed_active(void); /* kc_distributed_init succeeded and not finalized */
+/* The rows of a reduction group (default 32; $KERAC_GROUP_ROWS at init); every rank must use
+ * the same. Setting it (> 0) before kc_fit in a program without kc_distributed_init gives the
+ * grouped single-process order (0: the usual order). */
+kc_status kc_distributed_set_group_rows(int rows);
+int kc_distributed_group_rows(void);
+
 /* ---- callbacks ---------------------------------------------------------------------------- */
 
 /* What fit passes to callbacks, as Keras's logs dict. NaN means absent (no accuracy metric, no

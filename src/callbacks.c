@@ -4,6 +4,7 @@
  * state; kc_callback_free releases it. */
 #include "model_view.h"
 #include "metrics.h"
+#include "dist/dist.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -647,4 +648,9 @@ kc_callback *kc_terminate_on_nan(void) {
     kc_callback *cb = cb_new(0);
     if (cb) cb->on_batch_end = tn_batch_end;
     return cb;
+}
+
+/* distributed fit runs these on rank 0 only (src/dist/dist.h) */
+int kc_callback_writes_files(const kc_callback *cb) {
+    return cb->on_epoch_end == mc_epoch_end || cb->on_epoch_end == csv_epoch_end;
 }

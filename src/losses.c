@@ -204,10 +204,18 @@ static double crossentropy_row(const float *p, const float *target, int cls, int
 }
 
 /* the losses with every option at its default: the paths kerac always had (bit for bit) */
+static double plain_compute_den(kc_loss loss, const float *pred, const float *y, int batch,
+                                int cols, float *grad, int fused, int64_t den);
 static double plain_compute(kc_loss loss, const float *pred, const float *y, int batch, int cols,
                             float *grad, int fused) {
+    return plain_compute_den(loss, pred, y, batch, cols, grad, fused, batch);
+}
+
+/* den: the rows the mean divides by (a part of a batch divides by the whole batch's rows) */
+static double plain_compute_den(kc_loss loss, const float *pred, const float *y, int batch,
+                                int cols, float *grad, int fused, int64_t den) {
     double total = 0.0;
-    float inv_batch = 1.0f / (float)batch;
+    float inv_batch = 1.0f / (float)den;
     for (int i = 0; i < batch; i++) {
         const float *p = pred + (int64_t)i * cols;
         float *g = grad ? grad + (int64_t)i * cols : NULL;
@@ -250,7 +258,12 @@ static double plain_compute(kc_loss loss, const float *pred, const float *y, int
         default: break; /* the other losses take row_loss's path */
         }
     }
-    return total / batch;
+    return total / (double)den;
+}
+
+double kc_loss_compute_rows(const kc_loss_spec *s, const float *pred, const float *y, int batch,
+                            int cols, float *grad, int fused, int64_t den) {
+    return plain_compute_den(s->kind, pred, y, batch, cols, grad, fused, den);
 }
 
 /* ---- every option: a row's loss and its gradient w.r.t. the row of pred, unscaled ---- */

@@ -52,4 +52,9 @@ int kc_loss_hinge_binary(const float *y, int64_t n);
 double kc_loss_compute_masked(const kc_loss_spec *s, const float *pred, const float *y,
                               int batch, int cols, float *grad, int fused,
                               const float *weights, const uint8_t *mask, double *counted_rows);
+/* The plain losses (kc_loss_spec_plain: every option at its default, no weights or masks) over
+ * batch rows of a larger batch of den rows: value and gradient divided by den (kc_fit's row
+ * groups, src/dist/; the same bits as kc_loss_compute when den == batch) */
+double kc_loss_compute_rows(const kc_loss_spec *s, const float *pred, const float *y, int batch,
+                            int cols, float *grad, int fused, int64_t den);
 #endif

@@ -22,6 +22,10 @@ typedef struct {
      * real; NULL: no mask. The engine sets it for a layer whose ops set supports_masking, in
      * forward and in backward, from the mask its first input carries (src/model/engine.c). */
     const uint8_t *mask;
+    /* the global row of this call's first row (kc_fit's row groups, src/dist/): dropout masks
+     * are keyed by the row of the whole batch, so a group or rank of rows draws the mask the
+     * whole batch would (kc_dropout_key); 0 otherwise */
+    int64_t row0;
 } kc_forward_ctx;
 
 struct cJSON; /* cJSON's values (<cjson/cJSON.h>): the io functions' configs */

@@ -38,7 +38,13 @@ void kc_no_init(kc_layer *l, kc_rng *rng) {}
 /* ---- Dropout ---- */
 
 uint64_t kc_dropout_key(const kc_layer *l, const kc_forward_ctx *ctx) {
-    return kc_mix64(l->seed ^ kc_mix64(ctx->step_key));
+    uint64_t key = kc_mix64(l->seed ^ kc_mix64(ctx->step_key));
+    if (!ctx->row0) return key;
+    /* rows from global row row0 on: element i here is element row0 * out_size + i of the
+     * whole batch's mask. The hash takes i * C + key32 (kc_dropout_hash), so shifting key32 by
+     * off * C shifts the element by off; a key below 2^32 is its own key32. */
+    uint32_t off = (uint32_t)((uint64_t)ctx->row0 * (uint64_t)l->out_size);
+    return (uint64_t)(uint32_t)(kc_dropout_key32(key) + off * 0x9e3779b9u);
 }
 
 float kc_fused_dropout_scale(const kc_layer *l, const kc_forward_ctx *ctx) {

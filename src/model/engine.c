@@ -396,8 +396,11 @@ static double losses(kc_model *m, int batch, double *per_output, int metrics, in
         /* a masked output: masked rows weigh 0, the mean is over the rows left (Keras 3) */
         const uint8_t *mask = v->has_mask ? v->mask : NULL;
         masks[o] = mask;
-        double lo = kc_loss_compute_masked(&m->loss_specs[o], v->act, m->ybuf[o], rows, cols,
-                                           g, fused, sw, mask, NULL);
+        double lo = m->loss_rows > 0
+                        ? kc_loss_compute_rows(&m->loss_specs[o], v->act, m->ybuf[o], rows, cols,
+                                               g, fused, (int64_t)m->loss_rows * (rows / batch))
+                        : kc_loss_compute_masked(&m->loss_specs[o], v->act, m->ybuf[o], rows,
+                                                 cols, g, fused, sw, mask, NULL);
         float w = m->loss_weights[o];
         if (g && w != 1.0f)
             for (int64_t i = 0; i < (int64_t)rows * cols; i++) g[i] *= w;

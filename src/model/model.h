@@ -139,6 +139,9 @@ struct kc_model {
      * (kc_model_bind_shapes), the layer shapes after it follow */
     int has_none;
     int batch_size; /* kc_model_set_batch_size: Keras's fixed batch size (0: None) */
+    /* kc_fit's row groups (src/dist/): the losses divide by the global batch's rows instead of
+     * the call's (0: the call's) */
+    int loss_rows;
     /* workspace for batches of up to ws_batch samples */
     int ws_batch, ws_parts;
     int64_t grad_cap, ybuf_cap[KC_MAX_IO]; /* floats allocated per buffer */

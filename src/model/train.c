@@ -5,6 +5,8 @@
 #include "../model_view.h"
 #include "../ops/ops.h"
 #include "../util/progress.h"
+#include "../dist/dist.h"
+#include "../initializers.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -769,6 +771,64 @@ static void warn_ran_out(int *warned, const char *what, const char *which) {
 
 /* ---- evaluate ---------------------------------------------------------------------------- */
 
+static void sums_add(sums *s, double loss, const double *per_output, int b, int n_outputs);
+static kc_status combine_metrics(kc_model *m);
+
+/* evaluate_range on several ranks: batch j on rank j % size; each batch's loss is the one
+ * process's, and the sums run in batch order, so the loss is the one process's bits; the
+ * metrics' states are summed over the ranks (exact for counts such as accuracy) */
+static kc_status evaluate_sharded(kc_model *m, const kc_dataset *ds, int64_t start,
+                                  int64_t count, int batch_size, int64_t *scratch_index, sums *s,
+                                  kc_status st, const char *what) {
+    int size = kc_dist_size(), me = kc_dist_rank(), nv = 2 + m->n_outputs;
+    int64_t nb = (count + batch_size - 1) / batch_size, mine = (nb - me + size - 1) / size;
+    kc_forward_ctx ctx = {.bf16 = m->bf16};
+    int *of = malloc(sizeof(int) * (size_t)size);
+    double *v = malloc(sizeof(double) * (size_t)(1 + (mine > 0 ? mine : 0) * nv));
+    double *all = malloc(sizeof(double) * (size_t)(size + nb * nv));
+    if (!of || !v || !all) {
+        free(of), free(v), free(all);
+        return kc_err(KC_ENOMEM, "%s: out of memory", what);
+    }
+    double per_output[KC_MAX_IO];
+    for (int64_t j = me, k = 0; !st && j < nb; j += size, k++) {
+        int64_t done = j * batch_size;
+        int b = (int)(count - done < batch_size ? count - done : batch_size);
+        if ((st = load_batch(m, ds, NULL, start + done, b, scratch_index, 1, what))) break;
+        kc_model_forward(m, b, &ctx);
+        double *r = v + 1 + k * nv;
+        r[0] = kc_model_loss(m, b, per_output, 1);
+        r[1] = b;
+        for (int o = 0; o < m->n_outputs; o++) r[2 + o] = per_output[o];
+    }
+    v[0] = (double)st;
+    for (int r = 0; r < size; r++) of[r] = 1 + (int)((nb - r + size - 1) / size) * nv;
+    kc_status gs = kc_dist_allgather_doubles(v, of, all);
+    for (int r = 0; r < size && !gs && !st; r++) {
+        int64_t at = 0;
+        for (int q = 0; q < r; q++) at += of[q];
+        if (all[at] != 0.0)
+            st = kc_err((kc_status)all[at], "%s: rank %d failed; its own message says why",
+                        what, r);
+    }
+    if (!st) st = gs;
+    if (!st) {
+        for (int64_t j = 0; j < nb; j++) { /* in batch order */
+            int r = (int)(j % size);
+            int64_t at = 0;
+            for (int q = 0; q < r; q++) at += of[q];
+            const double *b = all + at + 1 + (j / size) * nv;
+            for (int o = 0; o < m->n_outputs; o++) per_output[o] = b[2 + o];
+            sums_add(s, b[0], per_output, (int)b[1], m->n_outputs);
+        }
+        st = combine_metrics(m);
+    }
+    free(of);
+    free(v);
+    free(all);
+    return st;
+}
+
 /* the losses over samples [start, start + count) of ds, in inference mode, and the metrics
  * (reset first, as Keras's evaluate resets them) */
 static kc_status evaluate_range(kc_model *m, const kc_dataset *ds, int64_t start,
@@ -780,6 +840,8 @@ static kc_status evaluate_range(kc_model *m, const kc_dataset *ds, int64_t start
     double per_output[KC_MAX_IO];
     kc_status st = bind_data(m, ds, what);
     if (!st) st = kc_model_ensure_workspace(m, batch_size);
+    if (kc_dist_size() > 1) /* sharded: whole batches by rank, summed in batch order */
+        return evaluate_sharded(m, ds, start, count, batch_size, scratch_index, s, st, what);
     for (int64_t done = 0; !st && done < count; done += batch_size) {
         int b = (int)(count - done < batch_size ? count - done : batch_size);
         if ((st = load_batch(m, ds, NULL, start + done, b, scratch_index, 1, what))) break;
@@ -793,6 +855,7 @@ static kc_status evaluate_range(kc_model *m, const kc_dataset *ds, int64_t start
 kc_status kc_evaluate(kc_model *m, const kc_dataset *data, const kc_evaluate_opts *opts,
                       kc_metrics *result) {
     kc_evaluate_opts o = opts ? *opts : (kc_evaluate_opts){0};
+    if (kc_dist_rank() > 0) o.verbose = 0; /* rank 0 prints */
     int batch_size = o.batch_size > 0 ? o.batch_size : 32;
     kc_status st = check_compiled(m, "kc_evaluate");
     if (!st) st = check_data(m, data, "kc_evaluate", 1);
@@ -861,20 +924,27 @@ kc_status kc_predict_multi(kc_model *m, const float *const *x, int64_t count, fl
     if (m->ws_batch > batch) batch = m->ws_batch < count ? m->ws_batch : (int)count;
     if ((st = kc_model_ensure_workspace(m, batch))) return st;
     kc_forward_ctx ctx = {.bf16 = m->bf16};
-    for (int64_t done = 0; done < count; done += batch) {
-        int b = (int)(count - done < batch ? count - done : batch);
+    int64_t lo, hi; /* distributed: this rank's rows, then every rank's gathered */
+    kc_dist_rows_of(count, kc_dist_rank(), &lo, &hi);
+    for (int64_t done = lo; done < hi && !st; done += batch) {
+        int b = (int)(hi - done < batch ? hi - done : batch);
         for (int i = 0; i < m->n_inputs; i++) {
             kc_tval *v = &m->tensors[m->inputs[i]];
             memcpy(v->act, x[i] + done * v->size, sizeof(float) * (size_t)(b * v->size));
         }
-        if ((st = kc_model_check_batch(m, b, NULL, done, "kc_predict"))) return st;
+        if ((st = kc_model_check_batch(m, b, NULL, done, "kc_predict"))) break;
         kc_model_forward(m, b, &ctx);
         for (int o = 0; o < m->n_outputs; o++) {
             kc_tval *v = &m->tensors[m->outputs[o]];
             memcpy(out[o] + done * v->size, v->act, sizeof(float) * (size_t)(b * v->size));
         }
     }
-    return KC_OK;
+    if (kc_dist_size() > 1) {
+        st = kc_dist_agree(st);
+        for (int o = 0; o < m->n_outputs && !st; o++)
+            st = kc_dist_allgather_rows(out[o], count, m->tensors[m->outputs[o]].size);
+    }
+    return st;
 }
 
 /* the typed arrays x[] (one per input) as a dataset of count samples */
@@ -906,8 +976,11 @@ kc_status kc_predict_ex(kc_model *m, const kc_array *x, int64_t count, float *co
     int64_t *index = malloc(sizeof(int64_t) * (size_t)batch);
     if (!index) return kc_err(KC_ENOMEM, "%s: out of memory", what);
     kc_forward_ctx ctx = {.bf16 = m->bf16};
-    for (int64_t done = 0; done < count && !st; done += batch) {
-        int b = (int)(count - done < batch ? count - done : batch);
+    int64_t lo, hi; /* distributed: this rank's rows (a sample's outputs do not depend on
+                       the batch it is in), then every rank's gathered */
+    kc_dist_rows_of(count, kc_dist_rank(), &lo, &hi);
+    for (int64_t done = lo; done < hi && !st; done += batch) {
+        int b = (int)(hi - done < batch ? hi - done : batch);
         if ((st = load_batch(m, &ds, NULL, done, b, index, 0, what))) break;
         kc_model_forward(m, b, &ctx);
         for (int o = 0; o < m->n_outputs; o++) {
@@ -916,6 +989,11 @@ kc_status kc_predict_ex(kc_model *m, const kc_array *x, int64_t count, float *co
         }
     }
     free(index);
+    if (kc_dist_size() > 1) {
+        st = kc_dist_agree(st);
+        for (int o = 0; o < m->n_outputs && !st; o++)
+            st = kc_dist_allgather_rows(out[o], count, m->tensors[m->outputs[o]].size);
+    }
     for (int o = 0; out_shapes && o < m->n_outputs; o++)
         out_shapes[o] = m->tensors[m->outputs[o]].run;
     return st;
@@ -1223,6 +1301,233 @@ static double decimal_of(float f) {
 }
 
 /* the options of fit beyond the basic ones: class_weight, steps and validation batches */
+/* ---- row groups: the grouped order, and data-parallel fit on MPI (src/dist/) -------------
+ * With kc_distributed_init (or kc_distributed_set_group_rows), each global batch is cut into
+ * groups of G rows (the last one shorter); each group runs forward and backward on its own
+ * (dropout keyed by the global row, the loss divided by the global batch), and the batch's
+ * gradient is the fold ((P_0 + P_1) + P_2) ... of the groups' gradients in group order. Ranks
+ * own contiguous ranges of groups: rank 0 folds its groups (the fold's prefix) as it goes, the
+ * others keep theirs apart, and kc_dist_fold completes the fold in group order; so the sum is
+ * the same bits for any number of ranks, one included. Then every rank steps the optimizer
+ * on the same gradients. */
+
+typedef struct {
+    int on, G, max_items;
+    float **items; /* this rank's group gradients (rank 0: one, its running fold) */
+    int *items_of, *vals_of;
+    double *vals, *all; /* per group: status, loss, the outputs' losses */
+} grouped;
+
+static const char *const dist_layers[] = {
+    "Dense", "Dropout", "Flatten", "Activation", "Reshape", "Conv2D", "MaxPooling2D",
+    "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ReLU", "Softmax",
+    "LeakyReLU", "ELU", "Rescaling", "Identity", NULL};
+
+static kc_status grouped_check(const kc_model *m, const kc_dataset *ds, const kc_fit_opts *o) {
+    const char *what = kc_dist_size() > 1 ? "kc_fit (distributed)" : "kc_fit (row groups)";
+    for (int i = 0; i < m->n_layers; i++) {
+        const kc_layer *l = m->layers[i];
+        int ok = 0;
+        for (int k = 0; dist_layers[k] && !ok; k++) ok = kc_model_is_type(l, dist_layers[k]);
+        if (!ok)
+            return kc_err(KC_EINVAL, "%s: layer %s (%s) is not handled in distributed training "
+                                     "yet (its results would depend on how the batch is split); "
+                                     "handled: Dense, Dropout, Flatten, Conv2D, pooling, "
+                                     "activations",
+                          what, l->name, l->ops->type_name);
+        if (kc_model_is_type(l, "Dropout") && l->n_noise)
+            return kc_err(KC_EINVAL, "%s: layer %s: Dropout with noise_shape is not handled in "
+                                     "distributed training yet", what, l->name);
+        if (kc_regularizer_active(&l->kernel_reg) || kc_regularizer_active(&l->bias_reg) ||
+            kc_regularizer_active(&l->activity_reg))
+            return kc_err(KC_EINVAL, "%s: layer %s has a regularizer; regularizers are not "
+                                     "handled in distributed training yet", what, l->name);
+    }
+    for (int o2 = 0; o2 < m->n_outputs; o2++) {
+        if (!kc_loss_spec_plain(&m->loss_specs[o2]))
+            return kc_err(KC_EINVAL, "%s: output %d's loss has options (from_logits, "
+                                     "label_smoothing, a reduction, ...) not handled in "
+                                     "distributed training yet", what, o2);
+        if (m->tensors[m->outputs[o2]].has_mask)
+            return kc_err(KC_EINVAL, "%s: output %d carries a mask; masks are not handled in "
+                                     "distributed training yet", what, o2);
+    }
+    if (ds->sample_weight || o->class_weight)
+        return kc_err(KC_EINVAL, "%s: sample_weight and class_weight are not handled in "
+                                 "distributed training yet", what);
+    for (int o2 = 0; o2 < KC_MAX_IO; o2++)
+        if (ds->output_sample_weight[o2])
+            return kc_err(KC_EINVAL, "%s: output_sample_weight is not handled in distributed "
+                                     "training yet", what);
+    return KC_OK;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* the same program, model, weights, data and settings on every rank (issue 15's faults):
+ * each value against rank 0's, naming the rank and the value that differ */
+static kc_status grouped_fingerprint(kc_model *m, const kc_dataset *ds, int64_t n_train,
+                                     int batch_size, const kc_fit_opts *o) {
+    uint64_t shapes = 0xcbf29ce484222325ull, data = 0xcbf29ce484222325ull;
+    for (int i = 0; i < m->n_layers; i++) {
+        const kc_layer *l = m->layers[i];
+        shapes = fnv(shapes, l->ops->type_name, strlen(l->ops->type_name));
+        shapes = fnv(shapes, &l->param_count, sizeof l->param_count);
+        shapes = fnv(shapes, &l->out_shape, sizeof l->out_shape);
+    }
+    for (int i = 0; i < m->n_inputs; i++) { /* the first and last samples' bytes */
+        kc_array x = ds_input(ds, i);
+        size_t es = x.dtype == KC_UINT8 ? 1 : 4, row = (size_t)kc_shape_size(x.shape) * es;
+        if (x.dtype == KC_STRING || !x.data || !ds->count) continue;
+        data = fnv(data, x.data, row);
+        data = fnv(data, (const char *)x.data + row * (size_t)(ds->count - 1), row);
+    }
+    const char *names[] = {"the kerac build (KERAC_VERSION)", "the parameter count",
+                           "the layers and shapes", "the training samples",
+                           "the batch size", "the epochs", "the initial weights",
+                           "the shuffle's random state (the seed)", "the data's first and last samples",
+                           "the row group size"};
+    uint64_t fp[] = {kc_dist_build_hash(), (uint64_t)m->n_params, shapes, (uint64_t)n_train,
+                     (uint64_t)batch_size, (uint64_t)(o->epochs - o->initial_epoch),
+                     fnv(0xcbf29ce484222325ull, m->params, sizeof(float) * (size_t)m->n_params),
+                     fnv(0xcbf29ce484222325ull, &m->rng, sizeof m->rng), data,
+                     (uint64_t)kc_dist_group_rows()};
+    return kc_dist_check_same(fp, names, (int)(sizeof fp / sizeof fp[0]), "kc_fit (distributed)");
+}
+
+static void grouped_free(grouped *g) {
+    for (int i = 0; g->items && i < g->max_items; i++) kc_free(g->items[i]);
+    free(g->items);
+    free(g->items_of);
+    free(g->vals_of);
+    free(g->vals);
+    free(g->all);
+    memset(g, 0, sizeof *g);
+}
+
+static kc_status grouped_init(grouped *g, kc_model *m, int batch_size) {
+    memset(g, 0, sizeof *g);
+    g->on = 1;
+    g->G = kc_dist_group_rows();
+    int size = kc_dist_size(), me = kc_dist_rank();
+    int max_groups = (batch_size + g->G - 1) / g->G, first, count, most = 0;
+    for (int r = 0; r < size; r++) {
+        kc_dist_groups_of(max_groups, r, &first, &count);
+        most = count > most ? count : most;
+    }
+    kc_dist_groups_of(max_groups, me, &first, &count);
+    g->max_items = me == 0 ? 1 : (count > 0 ? count : 1);
+    int nv = 2 + m->n_outputs;
+    g->items = calloc((size_t)g->max_items, sizeof *g->items);
+    g->items_of = calloc((size_t)size, sizeof(int));
+    g->vals_of = calloc((size_t)size, sizeof(int));
+    g->vals = malloc(sizeof(double) * (size_t)(most * nv + 1));
+    g->all = malloc(sizeof(double) * (size_t)(max_groups * nv + size));
+    kc_status st = g->items && g->items_of && g->vals_of && g->vals && g->all ? KC_OK : KC_ENOMEM;
+    for (int i = 0; !st && i < g->max_items; i++)
+        if (!(g->items[i] = kc_calloc(sizeof(float) * (size_t)(m->n_params ? m->n_params : 1))))
+            st = KC_ENOMEM;
+    if (st) {
+        grouped_free(g);
+        return kc_err(KC_ENOMEM, "kc_fit: out of memory for the row groups' gradients");
+    }
+    return kc_dist_reserve(most > 1 ? most : 1, max_groups, m->n_params);
+}
+
+/* one training step on the b rows order[0..b) in row groups; returns the batch's loss (NaN or
+ * inf: no step was taken) and sets *status on an error (the same on every rank) */
+static double grouped_step(kc_model *m, const kc_dataset *ds, const int64_t *order, int b,
+                           int64_t *scratch, grouped *g, double *per_output, kc_status *status) {
+    int size = kc_dist_size(), me = kc_dist_rank(), G = g->G, n_groups = (b + G - 1) / G;
+    int nv = 1 + m->n_outputs, first, count;
+    uint64_t step_key = m->step++;
+    kc_dist_groups_of(n_groups, me, &first, &count);
+    m->loss_rows = b;
+    kc_status st = KC_OK;
+    double *v = g->vals + 1;
+    for (int k = 0; k < count && !st; k++) {
+        int64_t r0 = (int64_t)(first + k) * G;
+        int rows = (int)(b - r0 < G ? b - r0 : G);
+        if ((st = load_batch(m, ds, order + r0, 0, rows, scratch, 1, "kc_fit"))) break;
+        kc_forward_ctx ctx = {.training = 1, .update_stats = 1, .step_key = step_key,
+                              .bf16 = m->bf16, .row0 = r0};
+        double po[KC_MAX_IO];
+        v[k * nv] = kc_model_forward_backward(m, rows, &ctx, po, 1, 0);
+        for (int o = 0; o < m->n_outputs; o++) v[k * nv + 1 + o] = po[o];
+        /* rank 0 holds the fold's prefix: it folds its groups as they come */
+        float *dst = me == 0 ? g->items[0] : g->items[k];
+        if (me == 0 && k > 0)
+            for (int64_t i = 0; i < m->n_params; i++) dst[i] += m->grads[i];
+        else memcpy(dst, m->grads, sizeof(float) * (size_t)m->n_params);
+    }
+    m->loss_rows = 0;
+    g->vals[0] = (double)st;
+    int at = 0;
+    for (int r = 0; r < size; r++) {
+        int f, c;
+        kc_dist_groups_of(n_groups, r, &f, &c);
+        g->vals_of[r] = 1 + c * nv;
+        g->items_of[r] = r == 0 ? (c > 0) : c;
+    }
+    kc_status gs = kc_dist_allgather_doubles(g->vals, g->vals_of, g->all);
+    double loss = 0.0;
+    for (int o = 0; o < m->n_outputs; o++) per_output[o] = 0.0;
+    for (int r = 0; r < size && !gs; r++) { /* values in rank order = group order */
+        const double *a = g->all + at;
+        if (a[0] != 0.0 && !st)
+            st = kc_err((kc_status)a[0], "kc_fit (distributed): rank %d failed in a training "
+                                         "step; its own message says why", r);
+        for (int k = 0; k < (g->vals_of[r] - 1) / nv; k++) {
+            loss += a[1 + k * nv];
+            for (int o = 0; o < m->n_outputs; o++) per_output[o] += a[2 + k * nv + o];
+        }
+        at += g->vals_of[r];
+    }
+    if (gs && !st) st = gs;
+    if (st) {
+        *status = st;
+        return NAN;
+    }
+    if (!isfinite(loss)) return loss; /* every rank: no step (fit reports it) */
+    if ((st = kc_dist_fold(g->items, g->items_of, m->n_params, m->grads))) {
+        *status = st;
+        return NAN;
+    }
+    if (kc_optimizer_needs_all_grads(m->opt)) {
+        if ((st = kc_model_optimizer_step_all(m))) *status = st;
+    } else {
+        for (int i = 0; i < m->n_layers; i++) {
+            kc_layer *l = m->layers[i];
+            if (l->param_count && l->trainable_count && kc_model_layer_trained(m, i))
+                kc_optimizer_update(m->opt, m->params, m->grads, l->param_offset,
+                                    l->trainable_count);
+        }
+        kc_optimizer_finish_step(m->opt);
+    }
+    return loss;
+}
+
+/* the epoch's metric states summed over the ranks (in rank order), so that every rank reports
+ * the whole data's metrics; counts (accuracy) are exact whatever the order */
+static kc_status combine_metrics(kc_model *m) {
+    if (kc_dist_size() <= 1) return KC_OK;
+    for (int i = 0; i < m->n_mets; i++) {
+        kc_metric_state *ms = &m->mets[i];
+        double tc[2] = {ms->total, ms->count};
+        kc_status st = kc_dist_sum_doubles(tc, 2);
+        if (!st && ms->acc && ms->info->state_size)
+            st = kc_dist_sum_doubles(ms->acc, (int)ms->info->state_size(ms));
+        if (st) return st;
+        ms->total = tc[0];
+        ms->count = tc[1];
+    }
+    return KC_OK;
+}
+
 static kc_status check_fit_extras(kc_model *m, const kc_dataset *train, const kc_fit_opts *o) {
     if (o->steps_per_epoch < 0 || o->validation_steps < 0 || o->validation_batch_size < 0 ||
         o->validation_freq < 0)
@@ -1309,6 +1614,37 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         return kc_err(KC_ENOMEM, "kc_fit: out of memory");
     }
 
+    /* the grouped order (kc_distributed_init, kc_distributed_set_group_rows): checked on
+     * every rank, then the ranks compared, before any step */
+    grouped gr = {0};
+    kc_callback **cbs0 = NULL; /* rank > 0: the callbacks without those writing files */
+    if (kc_dist_group_rows() > 0) {
+        st = grouped_check(m, train, &o);
+        st = kc_dist_agree(st);
+        if (!st) st = grouped_fingerprint(m, train, n_train, batch_size, &o);
+        if (!st) st = kc_dist_agree(grouped_init(&gr, m, batch_size));
+        if (!st && kc_dist_rank() > 0) {
+            o.verbose = -1; /* rank 0 prints */
+            if (o.n_callbacks > 0 && o.callbacks) {
+                if (!(cbs0 = malloc(sizeof *cbs0 * (size_t)o.n_callbacks))) st = KC_ENOMEM;
+                int n = 0;
+                for (int i = 0; cbs0 && i < o.n_callbacks; i++)
+                    if (o.callbacks[i] && !kc_callback_writes_files(o.callbacks[i]))
+                        cbs0[n++] = o.callbacks[i];
+                o.callbacks = cbs0;
+                o.n_callbacks = n;
+            }
+        }
+        if (st) {
+            grouped_free(&gr);
+            free(cbs0);
+            free(kp);
+            free(order);
+            free(scratch);
+            kc_history_free(h);
+            return st == KC_ENOMEM ? kc_err(st, "kc_fit: out of memory") : st;
+        }
+    }
     kc_progress progress;
     kc_progress_init(&progress, o.out, o.verbose);
     int steps = (int)((n_train + batch_size - 1) / batch_size);
@@ -1346,10 +1682,18 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
             }
             int b = (int)(n_train - pass_seen < batch_size ? n_train - pass_seen : batch_size);
             if (step == 0 && (st = bind_data(m, train, "kc_fit"))) break;
-            if ((st = load_batch(m, train, order + pass_seen, 0, b, scratch, 1, "kc_fit"))) break;
-            kc_model_apply_class_weight(m, b, o.class_weight, o.n_class_weight);
-            pass_seen += b;
-            double loss = train_step(m, b, per_output);
+            double loss;
+            if (gr.on) { /* row groups: each loads its own rows */
+                loss = grouped_step(m, train, order + pass_seen, b, scratch, &gr, per_output, &st);
+                if (st) break;
+                pass_seen += b;
+            } else {
+                if ((st = load_batch(m, train, order + pass_seen, 0, b, scratch, 1, "kc_fit")))
+                    break;
+                kc_model_apply_class_weight(m, b, o.class_weight, o.n_class_weight);
+                pass_seen += b;
+                loss = train_step(m, b, per_output);
+            }
             if (!isfinite(loss)) {
                 if (progress.mode == 1) fputc('\n', progress.out);
                 /* TerminateOnNaN (or a callback of one's own) may end training quietly */
@@ -1375,12 +1719,15 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
                 logs.loss = kp->values[kp->loss_at];
                 logs.accuracy = single_accuracy(m);
                 if ((st = kc_callbacks_run(&o, KC_CB_BATCH_END, m, &logs))) break;
+                /* ranks stop together: any rank's callback stopping stops all */
+                if (gr.on && (st = kc_dist_any(&m->stop_training))) break;
                 if (m->stop_training) break;
             }
         }
         if (st || nan_stop) break; /* an error, or TerminateOnNaN */
         if (pass_seen >= n_train) pass_seen = 0;
         double seconds = kc_now() - start;
+        if (gr.on && (st = combine_metrics(m))) break;
         keys_fill(m, kp, &s, 0);
         kc_metrics tm, vm = {.loss = NAN, .accuracy = NAN};
         fill_metrics(m, &s, &tm);
@@ -1413,6 +1760,16 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         logs.val_loss = vm.loss;
         logs.val_accuracy = vm.accuracy;
         st = kc_callbacks_run(&o, KC_CB_EPOCH_END, m, &logs);
+        if (gr.on && kc_dist_size() > 1) { /* rank 0's decisions (EarlyStopping, the rate) */
+            st = kc_dist_agree(st);
+            double d[2] = {m->stop_training, kc_get_learning_rate(m)};
+            if (!st) st = kc_dist_bcast_doubles(d, 2);
+            if (!st) {
+                m->stop_training = (int)d[0];
+                if (m->opt && (float)d[1] != kc_get_learning_rate(m))
+                    st = kc_set_learning_rate(m, (float)d[1]);
+            }
+        }
     }
     /* Keras's fit ends with optimizer.finalize_variable_values: EMA's averages in */
     if (h->epochs) kc_finalize_variable_values(m);
@@ -1436,6 +1793,8 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
     free(kp);
     free(order);
     free(scratch);
+    grouped_free(&gr);
+    free(cbs0);
     if (history) *history = h;
     else kc_history_free(h);
     return st;
