@@ -74,6 +74,23 @@ static inline __m512 epilogue_extra(const kc_gemm_args *g, int64_t i, int64_t j,
     return v;
 }
 
+/* x rounded to bfloat16 (to nearest even) and back to fp32, as VCVTNEPS2BF16 rounds: denormal
+ * inputs to signed zero, NaN to a quiet NaN with the payload's top bits; AVX-512F alone. For
+ * bf16 products on CPUs without AMX (gemm_bf16_as_fp32): B is rounded as it is packed. */
+static inline __m512 round_bf16_ps(__m512 x) {
+    const __m512i u = _mm512_castps_si512(x), hi = _mm512_set1_epi32((int)0xFFFF0000u);
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF),
+                                                     _mm512_and_si512(_mm512_srli_epi32(u, 16),
+                                                                      _mm512_set1_epi32(1))));
+    r = _mm512_and_si512(r, hi);
+    r = _mm512_mask_and_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q),
+                              _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)), hi);
+    r = _mm512_mask_and_epi32(r, _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7F800000)), u,
+                              _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_castsi512_ps(r);
+}
+static inline __m512 maybe_round_bf16(int round, __m512 x) { return round ? round_bf16_ps(x) : x; }
+
 /* C[0:mr, 0:16*nv masked] (+)= A[0:mr, 0:kc] B[0:kc, 0:16*nv], with A(r, k) = a[r*a_rs + k*a_cs]
  * and B(k, j) = b[k*b_rs + j]; nv = 1 for products at most 16 columns wide. With packed set, B
  * is a packed panel: rows of NR floats, zero past the last column, read without masks (a
@@ -280,7 +297,8 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
 
 /* A panel of transposed B (B(k, j) = src[k + j*b_cs], nr <= 32 columns, kc rows) into rows of
  * 32 floats, zero past nr: blocks of 16 x 16 read along k and transposed in registers. */
-static void pack_transposed(float *packed, const float *src, int64_t b_cs, int kc, int nr) {
+static void pack_transposed(float *packed, const float *src, int64_t b_cs, int kc, int nr,
+                            int round) {
     for (int k = 0; k < kc; k += 16) {
         __mmask16 km = (__mmask16)(kc - k >= 16 ? 0xFFFF : (1u << (kc - k)) - 1);
         int rows = kc - k < 16 ? kc - k : 16;
@@ -291,7 +309,8 @@ static void pack_transposed(float *packed, const float *src, int64_t b_cs, int k
                 r[jj] = h * 16 + jj < nr ? _mm512_maskz_loadu_ps(km, src + (h * 16 + jj) * b_cs + k)
                                          : _mm512_setzero_ps();
             transpose16(r);
-            for (int q = 0; q < rows; q++) _mm512_store_ps(packed + (k + q) * NR + h * 16, r[q]);
+            for (int q = 0; q < rows; q++)
+                _mm512_store_ps(packed + (k + q) * NR + h * 16, maybe_round_bf16(round, r[q]));
         }
     }
 }
@@ -364,28 +383,31 @@ static void gemm_row_avx512(const kc_gemm_args *g) {
 
 /* B[kb:kb+kc, j:j+nr] (nr <= 32) into rows of 32 floats, zero past nr. Where B lies, the rows
  * of a wide B are a power of two apart and thrash a few L1 sets while a panel is reused for
- * every row tile; packed, they are contiguous and need no masks. */
+ * every row tile; packed, they are contiguous and need no masks. With g->bf16 (set here only
+ * by gemm_bf16_as_fp32) each value is rounded to bf16 on the way. */
 static void pack_panel(const kc_gemm_args *g, float *packed, int kb, int kc, int64_t j, int nr) {
     const float *src = g->b + kb * g->b_rs + j * g->b_cs;
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
     __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    const int rb = g->bf16;
     if (g->b_cs == 1) {
         for (int k = 0; k < kc; k++) {
-            _mm512_store_ps(packed + k * NR, _mm512_maskz_loadu_ps(m0, src + k * g->b_rs));
-            _mm512_store_ps(packed + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + k * g->b_rs + 16));
+            _mm512_store_ps(packed + k * NR, maybe_round_bf16(rb, _mm512_maskz_loadu_ps(m0, src + k * g->b_rs)));
+            _mm512_store_ps(packed + k * NR + 16,
+                            maybe_round_bf16(rb, _mm512_maskz_loadu_ps(m1, src + k * g->b_rs + 16)));
         }
     } else if (g->b_rs == 1) { /* transposed B: 16 x 16 blocks transposed in registers */
-        pack_transposed(packed, src, g->b_cs, kc, nr);
+        pack_transposed(packed, src, g->b_cs, kc, nr, rb);
     } else { /* general strides: 32 columns gathered per k */
         const __m512i lanes = _mm512_mullo_epi32(
             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
             _mm512_set1_epi32((int)g->b_cs));
         const float *src_hi = src + 16 * g->b_cs;
         for (int k = 0; k < kc; k++) {
-            _mm512_store_ps(packed + k * NR, _mm512_mask_i32gather_ps(
-                _mm512_setzero_ps(), m0, lanes, src + k * g->b_rs, 4));
-            _mm512_store_ps(packed + k * NR + 16, m1 ? _mm512_mask_i32gather_ps(
-                _mm512_setzero_ps(), m1, lanes, src_hi + k * g->b_rs, 4) : _mm512_setzero_ps());
+            _mm512_store_ps(packed + k * NR, maybe_round_bf16(rb, _mm512_mask_i32gather_ps(
+                _mm512_setzero_ps(), m0, lanes, src + k * g->b_rs, 4)));
+            _mm512_store_ps(packed + k * NR + 16, m1 ? maybe_round_bf16(rb, _mm512_mask_i32gather_ps(
+                _mm512_setzero_ps(), m1, lanes, src_hi + k * g->b_rs, 4)) : _mm512_setzero_ps());
         }
     }
 }
@@ -409,6 +431,17 @@ static void pack_panels(const kc_gemm_args *g, float *dst, int64_t stride, int k
     for (int k = 0; k < kc; k++) {
         const float *src = g->b + (kb + k) * g->b_rs + j0;
         float *out = dst + k * NR;
+        if (g->bf16) { /* the same, each value rounded to bf16 */
+            for (int64_t p = 0; p + 1 < panels; p++) {
+                _mm512_store_ps(out + p * stride, round_bf16_ps(_mm512_loadu_ps(src + p * NR)));
+                _mm512_store_ps(out + p * stride + 16, round_bf16_ps(_mm512_loadu_ps(src + p * NR + 16)));
+            }
+            _mm512_store_ps(out + (panels - 1) * stride,
+                            round_bf16_ps(_mm512_maskz_loadu_ps(m0, src + (panels - 1) * NR)));
+            _mm512_store_ps(out + (panels - 1) * stride + 16,
+                            round_bf16_ps(_mm512_maskz_loadu_ps(m1, src + (panels - 1) * NR + 16)));
+            continue;
+        }
         for (int64_t p = 0; p + 1 < panels; p++) {
             _mm512_store_ps(out + p * stride, _mm512_loadu_ps(src + p * NR));
             _mm512_store_ps(out + p * stride + 16, _mm512_loadu_ps(src + p * NR + 16));
@@ -505,7 +538,7 @@ static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
             /* with a single row tile a panel is not reused: B is read where it lies */
             const float *b = packed;
             int64_t b_rs = NR;
-            if (g->b_cs == 1 && i1 - i0 <= MR) {
+            if (g->b_cs == 1 && i1 - i0 <= MR && !g->bf16) {
                 b = g->b + kb * g->b_rs + j;
                 b_rs = g->b_rs;
             } else {
@@ -598,6 +631,31 @@ static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
 static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
     for (int64_t i = i0; i < i1; i += MC) gemm_chunk_avx512(g, i, i1 - i < MC ? i1 : i + MC, j0, j1);
+}
+
+/* Rows [i0, i1) of A (all k) rounded to bf16 into out: row-major A (a_cs == 1) as
+ * out[i * k + kk], any other as columns, out[i + kk * m] (gemm_bf16_as_fp32) */
+static void round_a_bf16(const kc_gemm_args *g, float *out, int64_t i0, int64_t i1) {
+    const int64_t m = g->m, k = g->k;
+    if (g->a_cs == 1) {
+        for (int64_t i = i0; i < i1; i++)
+            for (int64_t kk = 0; kk < k; kk += 16) {
+                __mmask16 in = (__mmask16)(k - kk >= 16 ? 0xFFFF : (1u << (k - kk)) - 1);
+                _mm512_mask_storeu_ps(out + i * k + kk, in,
+                                      round_bf16_ps(_mm512_maskz_loadu_ps(in, g->a + i * g->a_rs + kk)));
+            }
+    } else if (g->a_rs == 1) {
+        for (int64_t kk = 0; kk < k; kk++)
+            for (int64_t i = i0; i < i1; i += 16) {
+                __mmask16 in = (__mmask16)(i1 - i >= 16 ? 0xFFFF : (1u << (i1 - i)) - 1);
+                _mm512_mask_storeu_ps(out + i + kk * m, in,
+                                      round_bf16_ps(_mm512_maskz_loadu_ps(in, g->a + i + kk * g->a_cs)));
+            }
+    } else {
+        for (int64_t kk = 0; kk < k; kk++)
+            for (int64_t i = i0; i < i1; i++)
+                out[i + kk * m] = _mm512_cvtss_f32(round_bf16_ps(_mm512_set1_ps(g->a[i * g->a_rs + kk * g->a_cs])));
+    }
 }
 KC_TARGET_END
 
@@ -887,6 +945,23 @@ static int gemm_bf16_part(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t
 }
 KC_TARGET_END
 
+/* Whether bf16 products run on bf16 units: AMX where the kernel grants it (and KERAC_NO_AMX is
+ * not set), or VDPBF16PS where KERAC_BF16_DPBF16 asks for it (to measure or test it: on Zen 4
+ * it was slower than fp32 FMAs). Elsewhere gemm_bf16_as_fp32. Decided once per process. */
+static int bf16_units;
+static pthread_once_t bf16_units_once = PTHREAD_ONCE_INIT;
+static void bf16_units_decide(void) {
+    pthread_once(&amx_once, amx_request);
+    const char *dp = getenv("KERAC_BF16_DPBF16");
+    bf16_units = (amx_granted && !getenv("KERAC_NO_AMX")) || (dp && *dp && strcmp(dp, "0") != 0);
+}
+
+int kc_gemm_bf16_native(void) {
+    if (!kc_isa_has_avx512_bf16()) return 0;
+    pthread_once(&bf16_units_once, bf16_units_decide);
+    return bf16_units;
+}
+
 
 /* The epilogue's dropout and gate on C(i, j) = v: epilogue_extra one value at a time */
 static float epilogue_extra_scalar(const kc_gemm_args *g, int64_t i, int64_t j, float v) {
@@ -1148,7 +1223,11 @@ static void bf16_task(void *arg, int part, int parts) {
     if (panels >= parts && panels >= row_tiles) kc_split(g->n, part, parts, NR, &j0, &j1);
     else kc_split(g->m, part, parts, MR, &i0, &i1);
     if (i0 < i1 && j0 < j1 && !gemm_bf16_part(g, i0, i1, j0, j1))
-        gemm_block_avx512(g, i0, i1, j0, j1); /* no memory for the conversion: fp32 */
+    { /* no memory for the conversion: the plain fp32 product */
+        kc_gemm_args plain = *g;
+        plain.bf16 = 0;
+        gemm_block_avx512(&plain, i0, i1, j0, j1);
+    }
 }
 
 static int have_avx512_bf16(void) { return have_avx512() && kc_isa_has_avx512_bf16(); }
@@ -1253,6 +1332,65 @@ static void epilogue_rows(const kc_gemm_args *g) {
                 g->c[i * g->ldc + j] = epilogue_extra_scalar(g, i, j, g->c[i * g->ldc + j]);
 }
 
+/* The tier's own fp32 kernels (B rounded to bf16 as it is packed where g->bf16 is set: only
+ * from gemm_bf16_as_fp32) */
+static void gemm_own_fp32(const kc_gemm_args *g, int small) {
+    if (g->block_done) {
+        static _Atomic uint64_t products;
+        blocks_job job = {g, atomic_fetch_add(&products, 1) + 1};
+        if (small) blocks_task(&job, 0, 1);
+        else kc_parallel_parts(blocks_task, &job, 4);
+        return;
+    }
+    if (have_avx512() && g->m == 1 && g->b_cs == 1 && !g->serial && !g->bf16 && gemm_one_row(g))
+        return;
+    /* a product too small to be worth waking the pool runs on the caller */
+    if (small) gemm_task((void *)g, 0, 1);
+    /* sparse A: every part scans its tiles of A for zeros, so fewer, larger parts */
+    else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse ? 1 : 4);
+}
+
+/* bf16 products where no bf16 unit is used (no AMX: VDPBF16PS was slower than fp32 FMAs on
+ * Zen 4): the fp32 kernels on the operands rounded to bf16, A into a per-caller copy (in its
+ * layout, or by columns), B as its panels are packed. A product of two bf16 values is exact in
+ * fp32, so each element is the fp32 sum (FMAs, k in order within each K block, blocks added
+ * in order) of the exact products of the rounded operands: the fp32 path's arithmetic and
+ * zero skipping, the fused optimizer step included. 0 when the copy cannot be had. */
+static _Thread_local struct {
+    float *p;
+    int64_t capacity;
+} bf16_a;
+
+typedef struct {
+    const kc_gemm_args *g;
+    float *out;
+} round_job;
+
+static void round_a_range(void *arg, int64_t begin, int64_t end) {
+    const round_job *job = arg;
+    round_a_bf16(job->g, job->out, begin, end);
+}
+
+static int gemm_bf16_as_fp32(const kc_gemm_args *g, int small) {
+    const int64_t need = (int64_t)g->m * g->k;
+    if (need > bf16_a.capacity) {
+        float *grown = kc_alloc(sizeof(float) * (size_t)need);
+        if (!grown) return 0;
+        kc_free(bf16_a.p);
+        bf16_a.p = grown;
+        bf16_a.capacity = need;
+    }
+    round_job job = {g, bf16_a.p};
+    if (small) round_a_range(&job, 0, g->m);
+    else kc_parallel_range(g->m, 16, g->k, round_a_range, &job);
+    kc_gemm_args r = *g;
+    r.a = bf16_a.p;
+    r.a_rs = g->a_cs == 1 ? g->k : 1;
+    r.a_cs = g->a_cs == 1 ? 1 : g->m;
+    gemm_own_fp32(&r, small);
+    return 1;
+}
+
 void kc_gemm_ex(const kc_gemm_args *g) {
     if (g->m <= 0 || g->n <= 0) return;
     if (g->k <= 0) { /* an empty sum: C keeps its value or becomes 0, then the epilogue */
@@ -1264,27 +1402,25 @@ void kc_gemm_ex(const kc_gemm_args *g) {
     }
     if (have_avx512() || have_avx2()) {
         int small = g->serial || (double)g->m * g->n * g->k < 1 << 17;
-        if (g->bf16 && have_avx512_bf16() && (g->a_cs == 1 || g->a_rs == 1)) {
-            if (small) bf16_task((void *)g, 0, 1);
-            else kc_parallel_parts(bf16_task, (void *)g, 1);
-            if (g->block_done) {
-                if (small) blocks_done_from_c(g, 0, g->m, 0, g->n);
-                else kc_parallel_range(g->m, 1, g->n, blocks_done_range, (void *)g);
+        if (g->bf16 && have_avx512_bf16()) {
+            if (kc_gemm_bf16_native() && (g->a_cs == 1 || g->a_rs == 1)) {
+                if (small) bf16_task((void *)g, 0, 1);
+                else kc_parallel_parts(bf16_task, (void *)g, 1);
+                if (g->block_done) {
+                    if (small) blocks_done_from_c(g, 0, g->m, 0, g->n);
+                    else kc_parallel_range(g->m, 1, g->n, blocks_done_range, (void *)g);
+                }
+                return;
             }
-            return;
+            if (!kc_gemm_bf16_native() && gemm_bf16_as_fp32(g, small)) return;
         }
-        if (g->block_done) {
-            static _Atomic uint64_t products;
-            blocks_job job = {g, atomic_fetch_add(&products, 1) + 1};
-            if (small) blocks_task(&job, 0, 1);
-            else kc_parallel_parts(blocks_task, &job, 4);
-            return;
+        kc_gemm_args plain; /* the fp32 kernels round B to bf16 where bf16 is set */
+        if (g->bf16) {
+            plain = *g;
+            plain.bf16 = 0;
+            g = &plain;
         }
-        if (have_avx512() && g->m == 1 && g->b_cs == 1 && !g->serial && gemm_one_row(g)) return;
-        /* a product too small to be worth waking the pool runs on the caller */
-        if (small) gemm_task((void *)g, 0, 1);
-        /* sparse A: every part scans its tiles of A for zeros, so fewer, larger parts */
-        else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse ? 1 : 4);
+        gemm_own_fp32(g, small);
         return;
     }
     int trans_a, trans_b, lda, ldb;
