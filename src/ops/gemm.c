@@ -74,20 +74,14 @@ static inline __m512 epilogue_extra(const kc_gemm_args *g, int64_t i, int64_t j,
     return v;
 }
 
-/* x rounded to bfloat16 (to nearest even) and back to fp32, as VCVTNEPS2BF16 rounds: denormal
- * inputs to signed zero, NaN to a quiet NaN with the payload's top bits; AVX-512F alone. For
- * bf16 products on CPUs without AMX (gemm_bf16_as_fp32): B is rounded as it is packed. */
+/* x rounded to bfloat16 (to nearest even) and back to fp32 by VCVTNEPS2BF16 itself (the
+ * rounding of the bf16 paths: denormal inputs to signed zero, NaN to a quiet NaN), written as
+ * assembly so that the AVX-512 kernels need no AVX512-BF16 target: called only where the CPU
+ * has it (bf16 products without AMX, gemm_bf16_as_fp32: B is rounded as it is packed). */
 static inline __m512 round_bf16_ps(__m512 x) {
-    const __m512i u = _mm512_castps_si512(x), hi = _mm512_set1_epi32((int)0xFFFF0000u);
-    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF),
-                                                     _mm512_and_si512(_mm512_srli_epi32(u, 16),
-                                                                      _mm512_set1_epi32(1))));
-    r = _mm512_and_si512(r, hi);
-    r = _mm512_mask_and_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q),
-                              _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)), hi);
-    r = _mm512_mask_and_epi32(r, _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7F800000)), u,
-                              _mm512_set1_epi32((int)0x80000000u));
-    return _mm512_castsi512_ps(r);
+    __m256i h;
+    __asm__("vcvtneps2bf16 %1, %0" : "=v"(h) : "v"(x));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 static inline __m512 maybe_round_bf16(int round, __m512 x) { return round ? round_bf16_ps(x) : x; }
 
@@ -352,7 +346,8 @@ static void nonzero_k_lists(const kc_gemm_args *g, int64_t i0, int64_t i1, int k
  * in order. nv vectors of 16 columns, the last one masked. No epilogue: gemm_one_row adds the
  * blocks, the bias and the activation. */
 static inline __attribute__((always_inline)) void row_chunk(const kc_gemm_args *g, int64_t j,
-                                                            const int nv, __mmask16 last_mask) {
+                                                            const int nv, __mmask16 last_mask,
+                                                            const int round) {
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int v = 0; v < nv; v++) acc[v] = _mm512_setzero_ps();
@@ -362,8 +357,9 @@ static inline __attribute__((always_inline)) void row_chunk(const kc_gemm_args *
         const float *brow = g->b + k * g->b_rs + j;
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++)
-            acc[v] = _mm512_fmadd_ps(a, v == nv - 1 ? _mm512_maskz_loadu_ps(last_mask, brow + 16 * v)
-                                                    : _mm512_loadu_ps(brow + 16 * v),
+            acc[v] = _mm512_fmadd_ps(a, maybe_round_bf16(round, v == nv - 1
+                                                    ? _mm512_maskz_loadu_ps(last_mask, brow + 16 * v)
+                                                    : _mm512_loadu_ps(brow + 16 * v)),
                                      acc[v]);
     }
 #pragma GCC unroll 16
@@ -371,12 +367,21 @@ static inline __attribute__((always_inline)) void row_chunk(const kc_gemm_args *
         _mm512_mask_storeu_ps(g->c + j + 16 * v, v == nv - 1 ? last_mask : 0xFFFF, acc[v]);
 }
 
+/* with g->bf16 (gemm_bf16_as_fp32: A already rounded), B rounded to bf16 as it is read */
 static void gemm_row_avx512(const kc_gemm_args *g) {
     int64_t j = 0;
-    for (; j + 256 <= g->n; j += 256) row_chunk(g, j, 16, 0xFFFF);
+    if (g->bf16) {
+        for (; j + 256 <= g->n; j += 256) row_chunk(g, j, 16, 0xFFFF, 1);
+        for (; j < g->n; j += 16) {
+            int64_t left = g->n - j;
+            row_chunk(g, j, 1, (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1), 1);
+        }
+        return;
+    }
+    for (; j + 256 <= g->n; j += 256) row_chunk(g, j, 16, 0xFFFF, 0);
     for (; j < g->n; j += 16) { /* the tail, 16 columns at a time */
         int64_t left = g->n - j;
-        row_chunk(g, j, 1, (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1));
+        row_chunk(g, j, 1, (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1), 0);
     }
 }
 
@@ -472,7 +477,7 @@ static float *grow(grow_buf *buf, int64_t floats) {
 /* gemm_blocks_avx512's buffers, per thread, freed when the thread ends (the pool's workers end
  * when the thread count changes) */
 typedef struct {
-    grow_buf packed_b, scratch;
+    grow_buf packed_b, scratch, a_bf16;
 } thread_bufs;
 
 static pthread_key_t bufs_key;
@@ -482,6 +487,7 @@ static void free_bufs(void *p) {
     thread_bufs *t = p;
     kc_free(t->packed_b.p);
     kc_free(t->scratch.p);
+    kc_free(t->a_bf16.p);
     free(t);
 }
 
@@ -1234,8 +1240,9 @@ static int have_avx512_bf16(void) { return have_avx512() && kc_isa_has_avx512_bf
 
 int kc_gemm_bf16_supported(void) { return have_avx512_bf16(); }
 
-static void gemm_task(void *arg, int part, int parts) {
-    const kc_gemm_args *g = arg;
+/* gemm_task's share of C for part of parts: 0 when it has none */
+static int gemm_part(const kc_gemm_args *g, int part, int parts, int64_t *pi0, int64_t *pi1,
+                     int64_t *pj0, int64_t *pj1) {
     int64_t i0 = 0, i1 = g->m, j0 = 0, j1 = g->n;
     int64_t row_tiles = (g->m + MR - 1) / MR, panels = (g->n + NR - 1) / NR;
     /* parts of whole column panels or whole row tiles, whichever there are more of (columns
@@ -1245,8 +1252,15 @@ static void gemm_task(void *arg, int part, int parts) {
     if (g->a_rs == 1 && !g->a_sparse && row_tiles >= parts) kc_split(g->m, part, parts, MR, &i0, &i1);
     else if (panels >= 2 && panels >= row_tiles) kc_split(g->n, part, parts, NR, &j0, &j1);
     else if (row_tiles >= 2) kc_split(g->m, part, parts, MR, &i0, &i1);
-    else if (part) return;
-    if (i0 < i1 && j0 < j1) gemm_block(g, i0, i1, j0, j1);
+    else if (part) return 0;
+    *pi0 = i0, *pi1 = i1, *pj0 = j0, *pj1 = j1;
+    return i0 < i1 && j0 < j1;
+}
+
+static void gemm_task(void *arg, int part, int parts) {
+    const kc_gemm_args *g = arg;
+    int64_t i0, i1, j0, j1;
+    if (gemm_part(g, part, parts, &i0, &i1, &j0, &j1)) gemm_block(g, i0, i1, j0, j1);
 }
 
 /* One sample (m == 1): each K block's partial row by the streaming kernel, the blocks shared
@@ -1274,7 +1288,7 @@ static void row_blocks_task(void *arg, int part, int parts) {
         kc_gemm_args part = {.m = 1, .n = g->n, .k = kc, .a = g->a + k0 * g->a_cs,
                              .a_cs = g->a_cs, .b = g->b + k0 * g->b_rs, .b_rs = g->b_rs,
                              .b_cs = 1, .c = partial + b * g->n, .ldc = g->n,
-                             .a_sparse = g->a_sparse};
+                             .a_sparse = g->a_sparse, .bf16 = g->bf16};
         gemm_row_avx512(&part);
     }
 }
@@ -1332,17 +1346,19 @@ static void epilogue_rows(const kc_gemm_args *g) {
                 g->c[i * g->ldc + j] = epilogue_extra_scalar(g, i, j, g->c[i * g->ldc + j]);
 }
 
+/* numbers the products that keep per-thread state between their parts (packed B, rounded A) */
+static _Atomic uint64_t gemm_products;
+
 /* The tier's own fp32 kernels (B rounded to bf16 as it is packed where g->bf16 is set: only
  * from gemm_bf16_as_fp32) */
 static void gemm_own_fp32(const kc_gemm_args *g, int small) {
     if (g->block_done) {
-        static _Atomic uint64_t products;
-        blocks_job job = {g, atomic_fetch_add(&products, 1) + 1};
+        blocks_job job = {g, atomic_fetch_add(&gemm_products, 1) + 1};
         if (small) blocks_task(&job, 0, 1);
         else kc_parallel_parts(blocks_task, &job, 4);
         return;
     }
-    if (have_avx512() && g->m == 1 && g->b_cs == 1 && !g->serial && !g->bf16 && gemm_one_row(g))
+    if (have_avx512() && g->m == 1 && g->b_cs == 1 && !g->serial && gemm_one_row(g))
         return;
     /* a product too small to be worth waking the pool runs on the caller */
     if (small) gemm_task((void *)g, 0, 1);
@@ -1351,43 +1367,70 @@ static void gemm_own_fp32(const kc_gemm_args *g, int small) {
 }
 
 /* bf16 products where no bf16 unit is used (no AMX: VDPBF16PS was slower than fp32 FMAs on
- * Zen 4): the fp32 kernels on the operands rounded to bf16, A into a per-caller copy (in its
- * layout, or by columns), B as its panels are packed. A product of two bf16 values is exact in
- * fp32, so each element is the fp32 sum (FMAs, k in order within each K block, blocks added
- * in order) of the exact products of the rounded operands: the fp32 path's arithmetic and
- * zero skipping, the fused optimizer step included. 0 when the copy cannot be had. */
-static _Thread_local struct {
-    float *p;
-    int64_t capacity;
-} bf16_a;
-
+ * Zen 4): the fp32 kernels on the operands rounded to bf16, A into a per-thread copy (in its
+ * layout, or by columns; each thread rounds the rows it multiplies, once per product), B as
+ * its panels are packed (or, one row of C, as the streaming kernel reads it). A product of
+ * two bf16 values is exact in fp32, so each element is the fp32 sum (FMAs, k in order within
+ * each K block, blocks added in order) of the exact products of the rounded operands: the
+ * fp32 path's arithmetic, zero skipping and fused optimizer step. */
 typedef struct {
     const kc_gemm_args *g;
-    float *out;
-} round_job;
+    uint64_t product; /* distinct per product */
+} bf16_job;
 
-static void round_a_range(void *arg, int64_t begin, int64_t end) {
-    const round_job *job = arg;
-    round_a_bf16(job->g, job->out, begin, end);
+/* *r = g with A's rows [i0, i1) rounded into this thread's buffer (all rows: once per product
+ * and thread); NULL when the buffer cannot be had */
+static const kc_gemm_args *bf16_rounded(const bf16_job *job, int64_t i0, int64_t i1, int all,
+                                        kc_gemm_args *r) {
+    static _Thread_local uint64_t all_for; /* the product whose A is all in a_bf16 */
+    const kc_gemm_args *g = job->g;
+    thread_bufs *bufs = my_bufs();
+    float *buf = bufs ? grow(&bufs->a_bf16, (int64_t)g->m * g->k) : NULL;
+    if (!buf) return NULL;
+    if (!all) {
+        round_a_bf16(g, buf, i0, i1);
+        if (all_for == job->product) all_for = 0;
+    } else if (all_for != job->product) {
+        round_a_bf16(g, buf, 0, g->m);
+        all_for = job->product;
+    }
+    *r = *g;
+    r->a = buf;
+    r->a_rs = g->a_cs == 1 ? g->k : 1;
+    r->a_cs = g->a_cs == 1 ? 1 : g->m;
+    return r;
+}
+
+static void bf16_fp32_task(void *arg, int part, int parts) {
+    const bf16_job *job = arg;
+    const kc_gemm_args *g = job->g, *gr;
+    kc_gemm_args r, plain;
+    int64_t i0, i1, j0 = 0, j1 = g->n;
+    if (g->block_done) kc_split(g->m, part, parts, MR, &i0, &i1); /* as blocks_task */
+    else if (!gemm_part(g, part, parts, &i0, &i1, &j0, &j1)) return;
+    if (i0 >= i1) return;
+    if (!(gr = bf16_rounded(job, i0, i1, i1 - i0 < g->m, &r))) { /* no memory: plain fp32 */
+        plain = *g;
+        plain.bf16 = 0;
+        gr = &plain;
+    }
+    if (!g->block_done) gemm_block(gr, i0, i1, j0, j1);
+    else if (!gemm_blocks_avx512(gr, i0, i1, 0, g->n, job->product)) {
+        gemm_block(gr, i0, i1, 0, g->n);
+        blocks_done_from_c(gr, i0, i1, 0, g->n);
+    }
 }
 
 static int gemm_bf16_as_fp32(const kc_gemm_args *g, int small) {
-    const int64_t need = (int64_t)g->m * g->k;
-    if (need > bf16_a.capacity) {
-        float *grown = kc_alloc(sizeof(float) * (size_t)need);
-        if (!grown) return 0;
-        kc_free(bf16_a.p);
-        bf16_a.p = grown;
-        bf16_a.capacity = need;
+    bf16_job job = {g, atomic_fetch_add(&gemm_products, 1) + 1};
+    if (small || g->m == 1) { /* on the caller: all of A rounded here */
+        kc_gemm_args r;
+        const kc_gemm_args *gr = bf16_rounded(&job, 0, g->m, 1, &r);
+        if (!gr) return 0;
+        gemm_own_fp32(gr, small);
+        return 1;
     }
-    round_job job = {g, bf16_a.p};
-    if (small) round_a_range(&job, 0, g->m);
-    else kc_parallel_range(g->m, 16, g->k, round_a_range, &job);
-    kc_gemm_args r = *g;
-    r.a = bf16_a.p;
-    r.a_rs = g->a_cs == 1 ? g->k : 1;
-    r.a_cs = g->a_cs == 1 ? 1 : g->m;
-    gemm_own_fp32(&r, small);
+    kc_parallel_parts(bf16_fp32_task, &job, g->a_sparse && !g->block_done ? 1 : 4);
     return 1;
 }
 
