@@ -20,6 +20,14 @@
 #define MC 512   /* rows per chunk: the row tiles whose non-zero k lists are kept */
 #define KC 256   /* depth per block: a 32 x 256 panel of B is 32 KB, the size of L1 */
 
+/* A thread-local buffer's address, made opaque to the optimiser: the tile functions receive
+ * it as a plain pointer. Else GCC specialises them for the buffer (constprop) and, with -fPIC,
+ * computes its address inside the k loop by a call to __tls_get_addr, which clobbers every
+ * vector register: the accumulators then went through the stack on every term. */
+#define KC_TLS_ADDR(type, name, tls) \
+    type *name = tls;                \
+    __asm__("" : "+r"(name))
+
 /* The depth of the K blocks: equal blocks of at most KC (784 = 4 x 196). Every path sums each
  * block from zero in k order and adds the blocks in order, so a sample's outputs are the same
  * bits whichever kernel (AVX-512 or AVX2), batch or thread count computed them. */
@@ -508,9 +516,13 @@ static thread_bufs *my_bufs(void) {
 /* One thread's block of C: rows [i0, i1), columns [j0, j1). */
 static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
-    static _Thread_local float packed[KC * NR] __attribute__((aligned(64)));
-    static _Thread_local float packed_hi[KC * NR] __attribute__((aligned(64)));
-    static _Thread_local int nz_list[MC / SPARSE_MR * KC], nz_count[MC / SPARSE_MR];
+    static _Thread_local float packed_tls[KC * NR] __attribute__((aligned(64)));
+    static _Thread_local float packed_hi_tls[KC * NR] __attribute__((aligned(64)));
+    static _Thread_local int nz_list_tls[MC / SPARSE_MR * KC], nz_count_tls[MC / SPARSE_MR];
+    KC_TLS_ADDR(float, packed, packed_tls);
+    KC_TLS_ADDR(float, packed_hi, packed_hi_tls);
+    KC_TLS_ADDR(int, nz_list, nz_list_tls);
+    KC_TLS_ADDR(int, nz_count, nz_count_tls);
     const int step = sparse_rows(g);
     const int sparse = g->a_sparse;
     const kc_gemm_args *ex = g->dropout_rate > 0.0f || g->gate ? g : NULL;
@@ -572,7 +584,9 @@ static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
     static _Thread_local uint64_t packed_for; /* the product whose B is in packed_b */
     thread_bufs *bufs = my_bufs();
     if (!bufs) return 0;
-    static _Thread_local int nz_list[ROW_BLOCK / SPARSE_MR * KC], nz_count[ROW_BLOCK / SPARSE_MR];
+    static _Thread_local int nz_list_tls[ROW_BLOCK / SPARSE_MR * KC], nz_count_tls[ROW_BLOCK / SPARSE_MR];
+    KC_TLS_ADDR(int, nz_list, nz_list_tls);
+    KC_TLS_ADDR(int, nz_count, nz_count_tls);
     const int step = sparse_rows(g), depth = k_block_depth(g->k);
     const int64_t panels = (j1 - j0 + NR - 1) / NR, panel_floats = (int64_t)depth * NR;
     const int blocks = (g->k + depth - 1) / depth, to_scratch = g->block_scratch && !g->accumulate;
@@ -900,8 +914,10 @@ static void amx_block(int mr, int kps, const uint32_t *a, int64_t lda, const uin
  * and converted once per K block; K blocks of k_block_depth, added in order. 0 when a buffer
  * cannot be had. */
 static int gemm_bf16_part(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-    static _Thread_local float packed[KC * NR] __attribute__((aligned(64)));
-    static _Thread_local uint32_t bpairs[(KC / 2 + 16) * NR] __attribute__((aligned(64)));
+    static _Thread_local float packed_tls[KC * NR] __attribute__((aligned(64)));
+    static _Thread_local uint32_t bpairs_tls[(KC / 2 + 16) * NR] __attribute__((aligned(64)));
+    KC_TLS_ADDR(float, packed, packed_tls);
+    KC_TLS_ADDR(uint32_t, bpairs, bpairs_tls);
     thread_bufs *bufs = my_bufs();
     if (!bufs) return 0;
     const int amx = amx_ready();
@@ -1033,6 +1049,43 @@ static __attribute__((noinline)) void store_tail_avx2(int mr, float v[MR2][NR2],
         }
 }
 
+/* The end of a whole tile with ex's epilogue (dropout, gate): C[0:mr, 0:16] from the sums v,
+ * as tile_avx2 stores them. Out of line, so that no call (epilogue_extra_avx2) follows the
+ * accumulators' last use in tile_avx2: with 16 vector registers GCC otherwise kept them on
+ * the stack through the whole k loop (an FMA with a memory operand and a store per term). */
+static __attribute__((noinline)) void store_ex_avx2(int mr, float v[MR2][NR2], float *c,
+                                                    int64_t ldc, int load_c, int last,
+                                                    const float *bias, int relu,
+                                                    const kc_gemm_args *ex, int64_t ci,
+                                                    int64_t cj) {
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 bias0 = zero, bias1 = zero;
+    if (last && bias) {
+        bias0 = _mm256_loadu_ps(bias);
+        bias1 = _mm256_loadu_ps(bias + 8);
+    }
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m256 v0 = _mm256_loadu_ps(v[r]), v1 = _mm256_loadu_ps(v[r] + 8);
+        if (load_c) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
+        }
+        if (last) {
+            v0 = _mm256_add_ps(v0, bias0);
+            v1 = _mm256_add_ps(v1, bias1);
+            if (relu) {
+                v0 = _mm256_max_ps(zero, v0);
+                v1 = _mm256_max_ps(zero, v1);
+            }
+            v0 = epilogue_extra_avx2(ex, ci + r, cj, v0);
+            v1 = epilogue_extra_avx2(ex, ci + r, cj + 8, v1);
+        }
+        _mm256_storeu_ps(cr, v0);
+        _mm256_storeu_ps(cr + 8, v1);
+    }
+}
+
 /* C[0:mr, 0:nc] (+)= A[0:mr, k in kidx or 0:kc] P[0:kc, 0:16], P a packed panel (16 floats a
  * row, zero past nc); with last, + bias, relu and ex's epilogue (the tile is C(ci.., cj..)) */
 static inline __attribute__((always_inline)) void tile_avx2(
@@ -1040,17 +1093,40 @@ static inline __attribute__((always_inline)) void tile_avx2(
     const int64_t a_cs, const float *p, float *c, int64_t ldc, int nc, int load_c, int last,
     const float *bias, int relu, const kc_gemm_args *ex, int64_t ci, int64_t cj) {
     __m256 acc0[MR2], acc1[MR2];
+    if (mr == MR2) {
+        /* the whole tile in 12 named accumulators: as arrays GCC kept some specialisations'
+         * accumulators on the stack (a load and a store per FMA); the same FMAs in the same
+         * order as the loop below */
+        __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+               c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        for (int t = 0; t < kc; t++) {
+            const int k = kidx ? kidx[t] : t;
+            const __m256 b0 = _mm256_load_ps(p + k * NR2), b1 = _mm256_load_ps(p + k * NR2 + 8);
+            const float *ak = a + k * a_cs;
+#define ROW2(R)                                                                            \
+    {                                                                                      \
+        const __m256 ar = _mm256_broadcast_ss(ak + R * a_rs);                              \
+        c##R##0 = _mm256_fmadd_ps(ar, b0, c##R##0);                                        \
+        c##R##1 = _mm256_fmadd_ps(ar, b1, c##R##1);                                        \
+    }
+            ROW2(0) ROW2(1) ROW2(2) ROW2(3) ROW2(4) ROW2(5)
+#undef ROW2
+        }
+        acc0[0] = c00, acc1[0] = c01, acc0[1] = c10, acc1[1] = c11, acc0[2] = c20, acc1[2] = c21;
+        acc0[3] = c30, acc1[3] = c31, acc0[4] = c40, acc1[4] = c41, acc0[5] = c50, acc1[5] = c51;
+    } else {
 #pragma GCC unroll 6
-    for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
-    for (int t = 0; t < kc; t++) {
-        const int k = kidx ? kidx[t] : t;
-        const __m256 b0 = _mm256_load_ps(p + k * NR2), b1 = _mm256_load_ps(p + k * NR2 + 8);
-        const float *ak = a + k * a_cs;
+        for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+        for (int t = 0; t < kc; t++) {
+            const int k = kidx ? kidx[t] : t;
+            const __m256 b0 = _mm256_load_ps(p + k * NR2), b1 = _mm256_load_ps(p + k * NR2 + 8);
+            const float *ak = a + k * a_cs;
 #pragma GCC unroll 6
-        for (int r = 0; r < mr; r++) {
-            const __m256 ar = _mm256_broadcast_ss(ak + r * a_rs);
-            acc0[r] = _mm256_fmadd_ps(ar, b0, acc0[r]);
-            acc1[r] = _mm256_fmadd_ps(ar, b1, acc1[r]);
+            for (int r = 0; r < mr; r++) {
+                const __m256 ar = _mm256_broadcast_ss(ak + r * a_rs);
+                acc0[r] = _mm256_fmadd_ps(ar, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(ar, b1, acc1[r]);
+            }
         }
     }
     const __m256 zero = _mm256_setzero_ps();
@@ -1059,14 +1135,17 @@ static inline __attribute__((always_inline)) void tile_avx2(
         bias0 = _mm256_loadu_ps(bias);
         bias1 = _mm256_loadu_ps(bias + 8);
     }
-    if (nc < NR2) { /* a partial panel: one shared, out-of-line tail (GCC spent minutes on
-                     * a scalar epilogue inlined into every specialisation) */
+    if (nc < NR2 || (last && ex)) { /* a partial panel: one shared, out-of-line tail (GCC
+                                     * spent minutes on a scalar epilogue inlined into every
+                                     * specialisation); ex's epilogue: store_ex_avx2 */
         float v[MR2][NR2];
+#pragma GCC unroll 6 /* constant indices: the accumulators stay registers, never memory */
         for (int r = 0; r < mr; r++) {
             _mm256_storeu_ps(v[r], acc0[r]);
             _mm256_storeu_ps(v[r] + 8, acc1[r]);
         }
-        store_tail_avx2(mr, v, c, ldc, nc, load_c, last, bias, relu, ex, ci, cj);
+        if (nc < NR2) store_tail_avx2(mr, v, c, ldc, nc, load_c, last, bias, relu, ex, ci, cj);
+        else store_ex_avx2(mr, v, c, ldc, load_c, last, bias, relu, ex, ci, cj);
         return;
     }
 #pragma GCC unroll 6
@@ -1083,10 +1162,6 @@ static inline __attribute__((always_inline)) void tile_avx2(
             if (relu) { /* max returns its second operand on NaN: NaN stays NaN */
                 v0 = _mm256_max_ps(zero, v0);
                 v1 = _mm256_max_ps(zero, v1);
-            }
-            if (ex) {
-                v0 = epilogue_extra_avx2(ex, ci + r, cj, v0);
-                v1 = epilogue_extra_avx2(ex, ci + r, cj + 8, v1);
             }
         }
         _mm256_storeu_ps(cr, v0);
@@ -1123,8 +1198,12 @@ static void tile_avx2_dispatch(int mr, int kc, const int *kidx, const float *a, 
 /* C[i0:i1, j0:j1] for rows i0.. of at most MC2 */
 static void gemm_chunk_avx2(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                             int64_t j1) {
-    static _Thread_local float panel[KC * NR2] __attribute__((aligned(32)));
-    static _Thread_local int lists[MC2 / MR2][KC], counts[MC2 / MR2];
+    static _Thread_local float panel_tls[KC * NR2] __attribute__((aligned(32)));
+    static _Thread_local int lists_tls[MC2 / MR2][KC], counts_tls[MC2 / MR2];
+    KC_TLS_ADDR(float, panel, panel_tls);
+    KC_TLS_ADDR(int, counts, counts_tls);
+    int(*lists)[KC] = lists_tls;
+    __asm__("" : "+r"(lists));
     const kc_gemm_args *ex = g->dropout_rate > 0.0f || g->gate ? g : NULL;
     const int depth = k_block_depth(g->k);
     for (int kb = 0; kb < g->k; kb += depth) {
