@@ -1195,6 +1195,45 @@ static void tile_avx2_dispatch(int mr, int kc, const int *kidx, const float *a, 
 #undef TILE2_CASES
 #undef TILE2
 
+/* r[i] = column i of the 8 x 8 block whose rows are r[0..7] */
+static inline __attribute__((always_inline)) void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* A whole panel (16 columns) of transposed B (B(k, j) = src[k + j*b_cs]) into rows of 16
+ * floats: 8 x 8 blocks read along k and transposed in registers, the k tail one by one */
+static void pack_transposed_avx2(float *panel, const float *src, int64_t b_cs, int kc) {
+    int k = 0;
+    for (; k + 8 <= kc; k += 8)
+        for (int h = 0; h < 2; h++) {
+            __m256 r[8];
+#pragma GCC unroll 8
+            for (int x = 0; x < 8; x++) r[x] = _mm256_loadu_ps(src + (h * 8 + x) * b_cs + k);
+            transpose8(r);
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) _mm256_store_ps(panel + (k + q) * NR2 + h * 8, r[q]);
+        }
+    for (; k < kc; k++)
+        for (int x = 0; x < NR2; x++) panel[k * NR2 + x] = src[k + x * b_cs];
+}
+
 /* C[i0:i1, j0:j1] for rows i0.. of at most MC2 */
 static void gemm_chunk_avx2(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                             int64_t j1) {
@@ -1213,7 +1252,26 @@ static void gemm_chunk_avx2(const kc_gemm_args *g, int64_t i0, int64_t i1, int64
             for (int64_t i = i0; i < i1; i += MR2) {
                 int mr = i1 - i < MR2 ? (int)(i1 - i) : MR2, n = 0, *list = lists[(i - i0) / MR2];
                 const float *a = g->a + i * g->a_rs + (int64_t)kb * g->a_cs;
-                for (int k = 0; k < kc; k++) {
+                int k = 0;
+                if (g->a_cs == 1) /* rows: 8 k at a time, or-ed over the tile's rows */
+                    for (; k + 8 <= kc; k += 8) {
+                        __m256 any = _mm256_setzero_ps();
+                        for (int r = 0; r < mr; r++)
+                            any = _mm256_or_ps(any, _mm256_cmp_ps(_mm256_loadu_ps(a + r * g->a_rs + k),
+                                                                  _mm256_setzero_ps(), _CMP_NEQ_UQ));
+                        for (unsigned bits = (unsigned)_mm256_movemask_ps(any); bits; bits &= bits - 1)
+                            list[n++] = k + __builtin_ctz(bits);
+                    }
+                else if (g->a_rs == 1) { /* columns: the tile's mr values at each k lie together */
+                    const __m256i rows = _mm256_cmpgt_epi32(_mm256_set1_epi32(mr),
+                                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                    for (; k < kc; k++) { /* without a branch: zeros follow no pattern */
+                        list[n] = k;
+                        n += _mm256_movemask_ps(_mm256_cmp_ps(_mm256_maskload_ps(a + k * g->a_cs, rows),
+                                                              _mm256_setzero_ps(), _CMP_NEQ_UQ)) != 0;
+                    }
+                }
+                for (; k < kc; k++) {
                     int any = 0;
                     for (int r = 0; r < mr; r++) any |= a[r * g->a_rs + k * g->a_cs] != 0.0f;
                     if (any) list[n++] = k;
@@ -1223,7 +1281,8 @@ static void gemm_chunk_avx2(const kc_gemm_args *g, int64_t i0, int64_t i1, int64
         for (int64_t j = j0; j < j1; j += NR2) {
             const int nc = j1 - j < NR2 ? (int)(j1 - j) : NR2;
             const float *src = g->b + (int64_t)kb * g->b_rs + j * g->b_cs;
-            for (int k = 0; k < kc; k++) {
+            if (g->b_rs == 1 && nc == NR2) pack_transposed_avx2(panel, src, g->b_cs, kc);
+            else for (int k = 0; k < kc; k++) {
                 float *row = panel + k * NR2;
                 if (g->b_cs == 1 && nc == NR2) {
                     _mm256_store_ps(row, _mm256_loadu_ps(src + k * g->b_rs));
