@@ -318,23 +318,22 @@ static void check_bf16_all(int epilogue_layout) {
 
 Test(gemm, bf16_products_round_the_operands_and_sum_in_fp32) { check_bf16_all(5); }
 
-/* the same without AMX (KERAC_NO_AMX, read when the process first multiplies in bf16: each
- * test runs in its own process): fp32 products of the rounded operands */
+/* the same with the AVX512-BF16 dot-product tiles instead of AMX (KERAC_NO_AMX, read when a
+ * thread first multiplies in bf16: each test runs in its own process) */
 Test(gemm, bf16_products_without_amx) {
     setenv("KERAC_NO_AMX", "1", 1);
+    cr_assert(!kc_gemm_bf16_supported() || kc_gemm_bf16_native());
     check_bf16_all(6);
 }
 
-/* the same on the AVX512-BF16 dot-product tiles (VDPBF16PS), which KERAC_BF16_DPBF16 asks for */
-Test(gemm, bf16_products_on_vdpbf16ps) {
-    setenv("KERAC_NO_AMX", "1", 1);
-    setenv("KERAC_BF16_DPBF16", "1", 1);
-    cr_assert(!kc_gemm_bf16_supported() || kc_gemm_bf16_native());
+/* the same as fp32 products of the rounded operands (KERAC_BF16_FP32, read once per process) */
+Test(gemm, bf16_products_as_fp32) {
+    setenv("KERAC_BF16_FP32", "1", 1);
     check_bf16_all(3);
 }
 
-/* Without AMX the bf16 products are the fp32 kernels' sums of the rounded operands' products
- * (exact in fp32): each K block of k_block_depth summed from zero by fmaf in k order, the
+/* With KERAC_BF16_FP32 the bf16 products are the fp32 kernels' sums of the rounded operands'
+ * products (exact in fp32): each K block of k_block_depth summed from zero by fmaf in k order, the
  * blocks added in order (onto C when accumulating), then bias and relu. The bits of that
  * scalar reference, every layout, sparse A, accumulate, the epilogue, block_done. */
 static int ref_block_depth(int k) {
@@ -420,8 +419,8 @@ static void check_bf16_bits(int m, int n, int k, int trans_a, int trans_b, int s
     free(seen);
 }
 
-Test(gemm, bf16_without_amx_gives_the_bits_of_fp32_sums_of_rounded_operands) {
-    setenv("KERAC_NO_AMX", "1", 1);
+Test(gemm, bf16_as_fp32_gives_the_bits_of_fp32_sums_of_rounded_operands) {
+    setenv("KERAC_BF16_FP32", "1", 1);
     if (!kc_gemm_bf16_supported()) cr_skip_test("no AVX512-BF16 on this CPU");
     cr_assert(!kc_gemm_bf16_native());
     for (int threads = 1; threads <= 2; threads++) {
@@ -442,8 +441,8 @@ static void count_notice(const char *message, void *user) {
 }
 
 /* kc_set_mixed_bfloat16 says once per process that the products run as fp32 */
-Test(gemm, bf16_without_amx_says_so_once) {
-    setenv("KERAC_NO_AMX", "1", 1);
+Test(gemm, bf16_as_fp32_says_so_once) {
+    setenv("KERAC_BF16_FP32", "1", 1);
     if (!kc_gemm_bf16_supported()) cr_skip_test("no AVX512-BF16 on this CPU");
     kc_set_warning_handler(count_notice, NULL);
     for (int r = 0; r < 3; r++) {

@@ -1255,8 +1255,8 @@ kc_status kc_set_mixed_bfloat16(kc_model *m, int on) {
     if (on && !kc_gemm_bf16_native()) { /* once per process */
         static atomic_flag told = ATOMIC_FLAG_INIT;
         if (!atomic_flag_test_and_set(&told))
-            kc_warn("mixed_bfloat16: this CPU has no AMX; bf16 products run as float32 products "
-                    "of the bf16-rounded operands (faster here than AVX512-BF16's VDPBF16PS)");
+            kc_warn("mixed_bfloat16: bf16 products run as float32 products of the bf16-rounded "
+                    "operands (KERAC_BF16_FP32), not on AMX or AVX512-BF16's VDPBF16PS");
     }
     m->bf16 = on != 0;
     return KC_OK;

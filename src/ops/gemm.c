@@ -968,14 +968,15 @@ static int gemm_bf16_part(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t
 KC_TARGET_END
 
 /* Whether bf16 products run on bf16 units: AMX where the kernel grants it (and KERAC_NO_AMX is
- * not set), or VDPBF16PS where KERAC_BF16_DPBF16 asks for it (to measure or test it: on Zen 4
- * it was slower than fp32 FMAs). Elsewhere gemm_bf16_as_fp32. Decided once per process. */
+ * not set), else AVX512-BF16's VDPBF16PS (measured on Zen 4: 25-30% faster per epoch than
+ * fp32, and than fp32 products of the rounded operands). KERAC_BF16_FP32=1 asks for
+ * gemm_bf16_as_fp32 instead (fp32 sums of exact products: a reference, and where VDPBF16PS
+ * would be slower). Decided once per process. */
 static int bf16_units;
 static pthread_once_t bf16_units_once = PTHREAD_ONCE_INIT;
 static void bf16_units_decide(void) {
-    pthread_once(&amx_once, amx_request);
-    const char *dp = getenv("KERAC_BF16_DPBF16");
-    bf16_units = (amx_granted && !getenv("KERAC_NO_AMX")) || (dp && *dp && strcmp(dp, "0") != 0);
+    const char *env = getenv("KERAC_BF16_FP32");
+    bf16_units = !(env && *env && strcmp(env, "0") != 0);
 }
 
 int kc_gemm_bf16_native(void) {
@@ -1504,13 +1505,13 @@ static void gemm_own_fp32(const kc_gemm_args *g, int small) {
     else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse ? 1 : 4);
 }
 
-/* bf16 products where no bf16 unit is used (no AMX: VDPBF16PS was slower than fp32 FMAs on
- * Zen 4): the fp32 kernels on the operands rounded to bf16, A into a per-thread copy (in its
- * layout, or by columns; each thread rounds the rows it multiplies, once per product), B as
- * its panels are packed (or, one row of C, as the streaming kernel reads it). A product of
- * two bf16 values is exact in fp32, so each element is the fp32 sum (FMAs, k in order within
- * each K block, blocks added in order) of the exact products of the rounded operands: the
- * fp32 path's arithmetic, zero skipping and fused optimizer step. */
+/* bf16 products where no bf16 unit is used (KERAC_BF16_FP32): the fp32 kernels on the
+ * operands rounded to bf16, A into a per-thread copy (in its layout, or by columns; each
+ * thread rounds the rows it multiplies, once per product), B as its panels are packed (or,
+ * one row of C, as the streaming kernel reads it). A product of two bf16 values is exact in
+ * fp32, so each element is the fp32 sum (FMAs, k in order within each K block, blocks added
+ * in order) of the exact products of the rounded operands: the fp32 path's arithmetic, zero
+ * skipping and fused optimizer step. */
 typedef struct {
     const kc_gemm_args *g;
     uint64_t product; /* distinct per product */

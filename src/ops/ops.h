@@ -40,8 +40,8 @@ typedef struct {
     void *block_arg;
     int block_scratch;
     /* A and B rounded to bfloat16, the sums in fp32 (Keras's mixed_bfloat16), where the CPU
-     * has AVX512-BF16 (kc_gemm_bf16_supported): on AMX, or as fp32 products of the rounded
-     * operands (kc_gemm_bf16_native); elsewhere the fp32 product */
+     * has AVX512-BF16 (kc_gemm_bf16_supported): on AMX or VDPBF16PS, or as fp32 products of
+     * the rounded operands (kc_gemm_bf16_native); elsewhere the fp32 product */
     int bf16;
 } kc_gemm_args;
 void kc_gemm_ex(const kc_gemm_args *g);
@@ -50,9 +50,9 @@ void kc_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, cons
              float *c);
 const char *kc_gemm_backend(void); /* "kerac-avx512", "kerac-avx2" or "openblas" */
 int kc_gemm_bf16_supported(void);
-/* 1 where bf16 products run on bf16 units (AMX; VDPBF16PS with KERAC_BF16_DPBF16), 0 where
- * they run as fp32 products of the bf16-rounded operands (the same rounding, exact products,
- * sums in fp32): on AVX512-BF16 CPUs without AMX, where that is faster */
+/* 1 where bf16 products run on bf16 units (AMX, else VDPBF16PS), 0 where they run as fp32
+ * products of the bf16-rounded operands (the same rounding, exact products, sums in fp32:
+ * KERAC_BF16_FP32=1) */
 int kc_gemm_bf16_native(void);
 
 /* The activations (kernels.c: a row of names per kc_act, the forward and derivative cases).
