@@ -376,7 +376,13 @@ static void compare_functional(int threads, int rounds, const char *data_dir) {
     kc_dataset_free(&test);
 }
 
+static void print_warning(const char *message, void *user) {
+    (void)user;
+    fprintf(stderr, "bench: %s\n", message);
+}
+
 int main(int argc, char **argv) {
+    kc_set_warning_handler(print_warning, NULL);
     int epochs = 3, only_threads = 0, loaded_only = 0, json_only = 0, compare_rounds = 0;
     const char *data_dir = NULL;
     for (int i = 1; i < argc; i++) {

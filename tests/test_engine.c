@@ -322,7 +322,138 @@ Test(gemm, bf16_products_round_the_operands_and_sum_in_fp32) { check_bf16_all(5)
  * thread first multiplies in bf16: each test runs in its own process) */
 Test(gemm, bf16_products_without_amx) {
     setenv("KERAC_NO_AMX", "1", 1);
+    cr_assert(!kc_gemm_bf16_supported() || kc_gemm_bf16_native());
     check_bf16_all(6);
+}
+
+/* the same as fp32 products of the rounded operands (KERAC_BF16_FP32, read once per process) */
+Test(gemm, bf16_products_as_fp32) {
+    setenv("KERAC_BF16_FP32", "1", 1);
+    check_bf16_all(3);
+}
+
+/* With KERAC_BF16_FP32 the bf16 products are the fp32 kernels' sums of the rounded operands'
+ * products (exact in fp32): each K block of k_block_depth summed from zero by fmaf in k order, the
+ * blocks added in order (onto C when accumulating), then bias and relu. The bits of that
+ * scalar reference, every layout, sparse A, accumulate, the epilogue, block_done. */
+static int ref_block_depth(int k) {
+    int blocks = (k + 255) / 256;
+    return (k + blocks - 1) / blocks;
+}
+
+static void reference_bf16_bits(const kc_gemm_args *g, const float *ar, const float *br,
+                                const float *c_in, float *out) {
+    int depth = ref_block_depth(g->k);
+    for (int i = 0; i < g->m; i++)
+        for (int j = 0; j < g->n; j++) {
+            float c = g->accumulate ? c_in[i * g->ldc + j] : 0.0f;
+            for (int kb = 0; kb < g->k; kb += depth) {
+                float s = 0.0f;
+                for (int p = kb; p < g->k && p < kb + depth; p++)
+                    s = fmaf(ar[i * g->a_rs + p * g->a_cs], br[p * g->b_rs + j * g->b_cs], s);
+                c = kb == 0 && !g->accumulate ? s : s + c;
+            }
+            if (g->bias) c += g->bias[j];
+            if (g->relu) c = c < 0.0f ? 0.0f : c;
+            out[i * g->n + j] = c;
+        }
+}
+
+typedef struct {
+    float *c; /* where the handed-over blocks are copied */
+    int64_t n;
+} block_copy;
+
+static void copy_block(void *arg, int64_t row0, int64_t row1, int64_t col0, int64_t col1,
+                       const float *block, int64_t ld) {
+    block_copy *bc = arg;
+    for (int64_t i = row0; i < row1; i++)
+        memcpy(bc->c + i * bc->n + col0, block + (i - row0) * ld, sizeof(float) * (size_t)(col1 - col0));
+}
+
+static void check_bf16_bits(int m, int n, int k, int trans_a, int trans_b, int sparse,
+                            int variant) {
+    int accumulate = variant & 1, epilogue = variant >> 1 & 1, blocks = variant >> 2 & 1;
+    float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)k * n);
+    float *ar = malloc(sizeof(float) * (size_t)m * k), *br = malloc(sizeof(float) * (size_t)k * n);
+    float *c = malloc(sizeof(float) * (size_t)m * n), *c0 = malloc(sizeof(float) * (size_t)m * n);
+    float *want = malloc(sizeof(float) * (size_t)m * n), *seen = malloc(sizeof(float) * (size_t)m * n);
+    float bias[1000];
+    fill(a, (int64_t)m * k, 71u + m);
+    fill(b, (int64_t)k * n, 72u + n);
+    fill(c0, (int64_t)m * n, 73u + k);
+    fill(bias, n, 74u);
+    if (sparse)
+        for (int64_t i = 0; i < (int64_t)m * k; i++)
+            if ((i / 3) % 4) a[i] = 0.0f;
+    for (int64_t i = 0; i < (int64_t)m * k; i++) ar[i] = round_bf16(a[i]);
+    for (int64_t i = 0; i < (int64_t)k * n; i++) br[i] = round_bf16(b[i]);
+    memcpy(c, c0, sizeof(float) * (size_t)m * n);
+    kc_gemm_args g = {.m = m, .n = n, .k = k, .a = a, .b = b, .c = c, .ldc = n, .bf16 = 1,
+                      .a_sparse = sparse, .accumulate = accumulate,
+                      .bias = epilogue && !blocks ? bias : NULL, .relu = epilogue && !blocks};
+    g.a_rs = trans_a ? 1 : k;
+    g.a_cs = trans_a ? m : 1;
+    g.b_rs = trans_b ? 1 : n;
+    g.b_cs = trans_b ? k : 1;
+    reference_bf16_bits(&g, ar, br, c0, want);
+    block_copy bc = {seen, n};
+    if (blocks) {
+        g.block_done = copy_block;
+        g.block_arg = &bc;
+        g.block_scratch = epilogue; /* blocks in a per-thread buffer */
+    }
+    kc_gemm_ex(&g);
+    const float *got = blocks ? seen : c;
+    for (int64_t i = 0; i < (int64_t)m * n; i++)
+        cr_assert(memcmp(&got[i], &want[i], 4) == 0,
+                  "bf16 as fp32 %dx%dx%d ta%d tb%d sparse%d variant%d: C[%lld] = %.9g, want %.9g",
+                  m, n, k, trans_a, trans_b, sparse, variant, (long long)i, got[i], want[i]);
+    free(a);
+    free(b);
+    free(ar);
+    free(br);
+    free(c);
+    free(c0);
+    free(want);
+    free(seen);
+}
+
+Test(gemm, bf16_as_fp32_gives_the_bits_of_fp32_sums_of_rounded_operands) {
+    setenv("KERAC_BF16_FP32", "1", 1);
+    if (!kc_gemm_bf16_supported()) cr_skip_test("no AVX512-BF16 on this CPU");
+    cr_assert(!kc_gemm_bf16_native());
+    for (int threads = 1; threads <= 2; threads++) {
+        kc_set_num_threads(threads);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int layout = 0; layout < 8; layout++)
+                for (int variant = 0; variant < 8; variant++)
+                    check_bf16_bits(shapes[s][0], shapes[s][1], shapes[s][2], layout & 1,
+                                    layout >> 1 & 1, layout >> 2, variant);
+    }
+    check_bf16_bits(1100, 40, 300, 1, 0, 1, 4); /* more rows than one chunk */
+}
+
+static int notices;
+static void count_notice(const char *message, void *user) {
+    (void)user;
+    if (strstr(message, "bf16 products run as float32")) notices++;
+}
+
+/* kc_set_mixed_bfloat16 says once per process that the products run as fp32 */
+Test(gemm, bf16_as_fp32_says_so_once) {
+    setenv("KERAC_BF16_FP32", "1", 1);
+    if (!kc_gemm_bf16_supported()) cr_skip_test("no AVX512-BF16 on this CPU");
+    kc_set_warning_handler(count_notice, NULL);
+    for (int r = 0; r < 3; r++) {
+        kc_model *m = kc_sequential(kc_shape1(4));
+        kc_add(m, kc_dense(3, KC_RELU));
+        KC_CHECK(kc_set_mixed_bfloat16(m, 1));
+        KC_CHECK(kc_set_mixed_bfloat16(m, 0));
+        kc_model_free(m);
+    }
+    kc_set_warning_handler(NULL, NULL);
+    cr_assert_eq(notices, 1, "the notice came %d times", notices);
 }
 
 /* kc_set_mixed_bfloat16: training in bf16 products follows the float32 run closely (a few

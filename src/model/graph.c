@@ -7,6 +7,7 @@
 #include "model.h"
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1251,6 +1252,12 @@ kc_status kc_set_mixed_bfloat16(kc_model *m, int on) {
     if (on && !kc_gemm_bf16_supported())
         return kc_err(KC_EINVAL, "kc_set_mixed_bfloat16: this CPU lacks AVX512-BF16 (or kerac's "
                                  "own kernels are off: KERAC_GEMM_BLAS)");
+    if (on && !kc_gemm_bf16_native()) { /* once per process */
+        static atomic_flag told = ATOMIC_FLAG_INIT;
+        if (!atomic_flag_test_and_set(&told))
+            kc_warn("mixed_bfloat16: bf16 products run as float32 products of the bf16-rounded "
+                    "operands (KERAC_BF16_FP32), not on AMX or AVX512-BF16's VDPBF16PS");
+    }
     m->bf16 = on != 0;
     return KC_OK;
 }

@@ -21,6 +21,14 @@
 #define MC 512   /* rows per chunk: the row tiles whose non-zero k lists are kept */
 #define KC 256   /* depth per block: a 32 x 256 panel of B is 32 KB, the size of L1 */
 
+/* A thread-local buffer's address, made opaque to the optimiser: the tile functions receive
+ * it as a plain pointer. Else GCC specialises them for the buffer (constprop) and, with -fPIC,
+ * computes its address inside the k loop by a call to __tls_get_addr, which clobbers every
+ * vector register: the accumulators then went through the stack on every term. */
+#define KC_TLS_ADDR(type, name, tls) \
+    type *name = tls;                \
+    __asm__("" : "+r"(name))
+
 /* The depth of the K blocks: equal blocks of at most KC (784 = 4 x 196). Every path sums each
  * block from zero in k order and adds the blocks in order, so a sample's outputs are the same
  * bits whichever kernel (AVX-512 or AVX2), batch or thread count computed them. */
@@ -75,6 +83,17 @@ static inline __m512 epilogue_extra(const kc_gemm_args *g, int64_t i, int64_t j,
     }
     return v;
 }
+
+/* x rounded to bfloat16 (to nearest even) and back to fp32 by VCVTNEPS2BF16 itself (the
+ * rounding of the bf16 paths: denormal inputs to signed zero, NaN to a quiet NaN), written as
+ * assembly so that the AVX-512 kernels need no AVX512-BF16 target: called only where the CPU
+ * has it (bf16 products without AMX, gemm_bf16_as_fp32: B is rounded as it is packed). */
+static inline __m512 round_bf16_ps(__m512 x) {
+    __m256i h;
+    __asm__("vcvtneps2bf16 %1, %0" : "=v"(h) : "v"(x));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+static inline __m512 maybe_round_bf16(int round, __m512 x) { return round ? round_bf16_ps(x) : x; }
 
 /* C[0:mr, 0:16*nv masked] (+)= A[0:mr, 0:kc] B[0:kc, 0:16*nv], with A(r, k) = a[r*a_rs + k*a_cs]
  * and B(k, j) = b[k*b_rs + j]; nv = 1 for products at most 16 columns wide. With packed set, B
@@ -282,7 +301,8 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
 
 /* A panel of transposed B (B(k, j) = src[k + j*b_cs], nr <= 32 columns, kc rows) into rows of
  * 32 floats, zero past nr: blocks of 16 x 16 read along k and transposed in registers. */
-static void pack_transposed(float *packed, const float *src, int64_t b_cs, int kc, int nr) {
+static void pack_transposed(float *packed, const float *src, int64_t b_cs, int kc, int nr,
+                            int round) {
     for (int k = 0; k < kc; k += 16) {
         __mmask16 km = (__mmask16)(kc - k >= 16 ? 0xFFFF : (1u << (kc - k)) - 1);
         int rows = kc - k < 16 ? kc - k : 16;
@@ -293,7 +313,8 @@ static void pack_transposed(float *packed, const float *src, int64_t b_cs, int k
                 r[jj] = h * 16 + jj < nr ? _mm512_maskz_loadu_ps(km, src + (h * 16 + jj) * b_cs + k)
                                          : _mm512_setzero_ps();
             transpose16(r);
-            for (int q = 0; q < rows; q++) _mm512_store_ps(packed + (k + q) * NR + h * 16, r[q]);
+            for (int q = 0; q < rows; q++)
+                _mm512_store_ps(packed + (k + q) * NR + h * 16, maybe_round_bf16(round, r[q]));
         }
     }
 }
@@ -335,7 +356,8 @@ static void nonzero_k_lists(const kc_gemm_args *g, int64_t i0, int64_t i1, int k
  * in order. nv vectors of 16 columns, the last one masked. No epilogue: gemm_one_row adds the
  * blocks, the bias and the activation. */
 static inline __attribute__((always_inline)) void row_chunk(const kc_gemm_args *g, int64_t j,
-                                                            const int nv, __mmask16 last_mask) {
+                                                            const int nv, __mmask16 last_mask,
+                                                            const int round) {
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int v = 0; v < nv; v++) acc[v] = _mm512_setzero_ps();
@@ -345,8 +367,9 @@ static inline __attribute__((always_inline)) void row_chunk(const kc_gemm_args *
         const float *brow = g->b + k * g->b_rs + j;
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++)
-            acc[v] = _mm512_fmadd_ps(a, v == nv - 1 ? _mm512_maskz_loadu_ps(last_mask, brow + 16 * v)
-                                                    : _mm512_loadu_ps(brow + 16 * v),
+            acc[v] = _mm512_fmadd_ps(a, maybe_round_bf16(round, v == nv - 1
+                                                    ? _mm512_maskz_loadu_ps(last_mask, brow + 16 * v)
+                                                    : _mm512_loadu_ps(brow + 16 * v)),
                                      acc[v]);
     }
 #pragma GCC unroll 16
@@ -354,40 +377,52 @@ static inline __attribute__((always_inline)) void row_chunk(const kc_gemm_args *
         _mm512_mask_storeu_ps(g->c + j + 16 * v, v == nv - 1 ? last_mask : 0xFFFF, acc[v]);
 }
 
+/* with g->bf16 (gemm_bf16_as_fp32: A already rounded), B rounded to bf16 as it is read */
 static void gemm_row_avx512(const kc_gemm_args *g) {
     int64_t j = 0;
-    for (; j + 256 <= g->n; j += 256) row_chunk(g, j, 16, 0xFFFF);
+    if (g->bf16) {
+        for (; j + 256 <= g->n; j += 256) row_chunk(g, j, 16, 0xFFFF, 1);
+        for (; j < g->n; j += 16) {
+            int64_t left = g->n - j;
+            row_chunk(g, j, 1, (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1), 1);
+        }
+        return;
+    }
+    for (; j + 256 <= g->n; j += 256) row_chunk(g, j, 16, 0xFFFF, 0);
     for (; j < g->n; j += 16) { /* the tail, 16 columns at a time */
         int64_t left = g->n - j;
-        row_chunk(g, j, 1, (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1));
+        row_chunk(g, j, 1, (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1), 0);
     }
 }
 
 
 /* B[kb:kb+kc, j:j+nr] (nr <= 32) into rows of 32 floats, zero past nr. Where B lies, the rows
  * of a wide B are a power of two apart and thrash a few L1 sets while a panel is reused for
- * every row tile; packed, they are contiguous and need no masks. */
+ * every row tile; packed, they are contiguous and need no masks. With g->bf16 (set here only
+ * by gemm_bf16_as_fp32) each value is rounded to bf16 on the way. */
 static void pack_panel(const kc_gemm_args *g, float *packed, int kb, int kc, int64_t j, int nr) {
     const float *src = g->b + kb * g->b_rs + j * g->b_cs;
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
     __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    const int rb = g->bf16;
     if (g->b_cs == 1) {
         for (int k = 0; k < kc; k++) {
-            _mm512_store_ps(packed + k * NR, _mm512_maskz_loadu_ps(m0, src + k * g->b_rs));
-            _mm512_store_ps(packed + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + k * g->b_rs + 16));
+            _mm512_store_ps(packed + k * NR, maybe_round_bf16(rb, _mm512_maskz_loadu_ps(m0, src + k * g->b_rs)));
+            _mm512_store_ps(packed + k * NR + 16,
+                            maybe_round_bf16(rb, _mm512_maskz_loadu_ps(m1, src + k * g->b_rs + 16)));
         }
     } else if (g->b_rs == 1) { /* transposed B: 16 x 16 blocks transposed in registers */
-        pack_transposed(packed, src, g->b_cs, kc, nr);
+        pack_transposed(packed, src, g->b_cs, kc, nr, rb);
     } else { /* general strides: 32 columns gathered per k */
         const __m512i lanes = _mm512_mullo_epi32(
             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
             _mm512_set1_epi32((int)g->b_cs));
         const float *src_hi = src + 16 * g->b_cs;
         for (int k = 0; k < kc; k++) {
-            _mm512_store_ps(packed + k * NR, _mm512_mask_i32gather_ps(
-                _mm512_setzero_ps(), m0, lanes, src + k * g->b_rs, 4));
-            _mm512_store_ps(packed + k * NR + 16, m1 ? _mm512_mask_i32gather_ps(
-                _mm512_setzero_ps(), m1, lanes, src_hi + k * g->b_rs, 4) : _mm512_setzero_ps());
+            _mm512_store_ps(packed + k * NR, maybe_round_bf16(rb, _mm512_mask_i32gather_ps(
+                _mm512_setzero_ps(), m0, lanes, src + k * g->b_rs, 4)));
+            _mm512_store_ps(packed + k * NR + 16, m1 ? maybe_round_bf16(rb, _mm512_mask_i32gather_ps(
+                _mm512_setzero_ps(), m1, lanes, src_hi + k * g->b_rs, 4)) : _mm512_setzero_ps());
         }
     }
 }
@@ -411,6 +446,17 @@ static void pack_panels(const kc_gemm_args *g, float *dst, int64_t stride, int k
     for (int k = 0; k < kc; k++) {
         const float *src = g->b + (kb + k) * g->b_rs + j0;
         float *out = dst + k * NR;
+        if (g->bf16) { /* the same, each value rounded to bf16 */
+            for (int64_t p = 0; p + 1 < panels; p++) {
+                _mm512_store_ps(out + p * stride, round_bf16_ps(_mm512_loadu_ps(src + p * NR)));
+                _mm512_store_ps(out + p * stride + 16, round_bf16_ps(_mm512_loadu_ps(src + p * NR + 16)));
+            }
+            _mm512_store_ps(out + (panels - 1) * stride,
+                            round_bf16_ps(_mm512_maskz_loadu_ps(m0, src + (panels - 1) * NR)));
+            _mm512_store_ps(out + (panels - 1) * stride + 16,
+                            round_bf16_ps(_mm512_maskz_loadu_ps(m1, src + (panels - 1) * NR + 16)));
+            continue;
+        }
         for (int64_t p = 0; p + 1 < panels; p++) {
             _mm512_store_ps(out + p * stride, _mm512_loadu_ps(src + p * NR));
             _mm512_store_ps(out + p * stride + 16, _mm512_loadu_ps(src + p * NR + 16));
@@ -441,7 +487,7 @@ static float *grow(grow_buf *buf, int64_t floats) {
 /* gemm_blocks_avx512's buffers, per thread, freed when the thread ends (the pool's workers end
  * when the thread count changes) */
 typedef struct {
-    grow_buf packed_b, scratch;
+    grow_buf packed_b, scratch, a_bf16;
 } thread_bufs;
 
 static pthread_key_t bufs_key;
@@ -451,6 +497,7 @@ static void free_bufs(void *p) {
     thread_bufs *t = p;
     kc_free(t->packed_b.p);
     kc_free(t->scratch.p);
+    kc_free(t->a_bf16.p);
     free(t);
 }
 
@@ -471,9 +518,13 @@ static thread_bufs *my_bufs(void) {
 /* One thread's block of C: rows [i0, i1), columns [j0, j1). */
 static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
-    static _Thread_local float packed[KC * NR] __attribute__((aligned(64)));
-    static _Thread_local float packed_hi[KC * NR] __attribute__((aligned(64)));
-    static _Thread_local int nz_list[MC / SPARSE_MR * KC], nz_count[MC / SPARSE_MR];
+    static _Thread_local float packed_tls[KC * NR] __attribute__((aligned(64)));
+    static _Thread_local float packed_hi_tls[KC * NR] __attribute__((aligned(64)));
+    static _Thread_local int nz_list_tls[MC / SPARSE_MR * KC], nz_count_tls[MC / SPARSE_MR];
+    KC_TLS_ADDR(float, packed, packed_tls);
+    KC_TLS_ADDR(float, packed_hi, packed_hi_tls);
+    KC_TLS_ADDR(int, nz_list, nz_list_tls);
+    KC_TLS_ADDR(int, nz_count, nz_count_tls);
     const int step = sparse_rows(g);
     const int sparse = g->a_sparse;
     const kc_gemm_args *ex = g->dropout_rate > 0.0f || g->gate ? g : NULL;
@@ -507,7 +558,7 @@ static void gemm_chunk_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
             /* with a single row tile a panel is not reused: B is read where it lies */
             const float *b = packed;
             int64_t b_rs = NR;
-            if (g->b_cs == 1 && i1 - i0 <= MR) {
+            if (g->b_cs == 1 && i1 - i0 <= MR && !g->bf16) {
                 b = g->b + kb * g->b_rs + j;
                 b_rs = g->b_rs;
             } else {
@@ -535,7 +586,9 @@ static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
     static _Thread_local uint64_t packed_for; /* the product whose B is in packed_b */
     thread_bufs *bufs = my_bufs();
     if (!bufs) return 0;
-    static _Thread_local int nz_list[ROW_BLOCK / SPARSE_MR * KC], nz_count[ROW_BLOCK / SPARSE_MR];
+    static _Thread_local int nz_list_tls[ROW_BLOCK / SPARSE_MR * KC], nz_count_tls[ROW_BLOCK / SPARSE_MR];
+    KC_TLS_ADDR(int, nz_list, nz_list_tls);
+    KC_TLS_ADDR(int, nz_count, nz_count_tls);
     const int step = sparse_rows(g), depth = k_block_depth(g->k);
     const int64_t panels = (j1 - j0 + NR - 1) / NR, panel_floats = (int64_t)depth * NR;
     const int blocks = (g->k + depth - 1) / depth, to_scratch = g->block_scratch && !g->accumulate;
@@ -600,6 +653,31 @@ static int gemm_blocks_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int
 static void gemm_block_avx512(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
     for (int64_t i = i0; i < i1; i += MC) gemm_chunk_avx512(g, i, i1 - i < MC ? i1 : i + MC, j0, j1);
+}
+
+/* Rows [i0, i1) of A (all k) rounded to bf16 into out: row-major A (a_cs == 1) as
+ * out[i * k + kk], any other as columns, out[i + kk * m] (gemm_bf16_as_fp32) */
+static void round_a_bf16(const kc_gemm_args *g, float *out, int64_t i0, int64_t i1) {
+    const int64_t m = g->m, k = g->k;
+    if (g->a_cs == 1) {
+        for (int64_t i = i0; i < i1; i++)
+            for (int64_t kk = 0; kk < k; kk += 16) {
+                __mmask16 in = (__mmask16)(k - kk >= 16 ? 0xFFFF : (1u << (k - kk)) - 1);
+                _mm512_mask_storeu_ps(out + i * k + kk, in,
+                                      round_bf16_ps(_mm512_maskz_loadu_ps(in, g->a + i * g->a_rs + kk)));
+            }
+    } else if (g->a_rs == 1) {
+        for (int64_t kk = 0; kk < k; kk++)
+            for (int64_t i = i0; i < i1; i += 16) {
+                __mmask16 in = (__mmask16)(i1 - i >= 16 ? 0xFFFF : (1u << (i1 - i)) - 1);
+                _mm512_mask_storeu_ps(out + i + kk * m, in,
+                                      round_bf16_ps(_mm512_maskz_loadu_ps(in, g->a + i + kk * g->a_cs)));
+            }
+    } else {
+        for (int64_t kk = 0; kk < k; kk++)
+            for (int64_t i = i0; i < i1; i++)
+                out[i + kk * m] = _mm512_cvtss_f32(round_bf16_ps(_mm512_set1_ps(g->a[i * g->a_rs + kk * g->a_cs])));
+    }
 }
 KC_TARGET_END
 
@@ -838,8 +916,10 @@ static void amx_block(int mr, int kps, const uint32_t *a, int64_t lda, const uin
  * and converted once per K block; K blocks of k_block_depth, added in order. 0 when a buffer
  * cannot be had. */
 static int gemm_bf16_part(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-    static _Thread_local float packed[KC * NR] __attribute__((aligned(64)));
-    static _Thread_local uint32_t bpairs[(KC / 2 + 16) * NR] __attribute__((aligned(64)));
+    static _Thread_local float packed_tls[KC * NR] __attribute__((aligned(64)));
+    static _Thread_local uint32_t bpairs_tls[(KC / 2 + 16) * NR] __attribute__((aligned(64)));
+    KC_TLS_ADDR(float, packed, packed_tls);
+    KC_TLS_ADDR(uint32_t, bpairs, bpairs_tls);
     thread_bufs *bufs = my_bufs();
     if (!bufs) return 0;
     const int amx = amx_ready();
@@ -889,6 +969,24 @@ static int gemm_bf16_part(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t
 }
 KC_TARGET_END
 #endif /* KC_X86 */
+
+/* Whether bf16 products run on bf16 units: AMX where the kernel grants it (and KERAC_NO_AMX is
+ * not set), else AVX512-BF16's VDPBF16PS (measured on Zen 4: 25-30% faster per epoch than
+ * fp32, and than fp32 products of the rounded operands). KERAC_BF16_FP32=1 asks for
+ * gemm_bf16_as_fp32 instead (fp32 sums of exact products: a reference, and where VDPBF16PS
+ * would be slower). Decided once per process. */
+static int bf16_units;
+static pthread_once_t bf16_units_once = PTHREAD_ONCE_INIT;
+static void bf16_units_decide(void) {
+    const char *env = getenv("KERAC_BF16_FP32");
+    bf16_units = !(env && *env && strcmp(env, "0") != 0);
+}
+
+int kc_gemm_bf16_native(void) {
+    if (!kc_isa_has_avx512_bf16()) return 0;
+    pthread_once(&bf16_units_once, bf16_units_decide);
+    return bf16_units;
+}
 
 
 /* The epilogue's dropout and gate on C(i, j) = v: epilogue_extra one value at a time */
@@ -956,6 +1054,43 @@ static __attribute__((noinline)) void store_tail_avx2(int mr, float v[MR2][NR2],
         }
 }
 
+/* The end of a whole tile with ex's epilogue (dropout, gate): C[0:mr, 0:16] from the sums v,
+ * as tile_avx2 stores them. Out of line, so that no call (epilogue_extra_avx2) follows the
+ * accumulators' last use in tile_avx2: with 16 vector registers GCC otherwise kept them on
+ * the stack through the whole k loop (an FMA with a memory operand and a store per term). */
+static __attribute__((noinline)) void store_ex_avx2(int mr, float v[MR2][NR2], float *c,
+                                                    int64_t ldc, int load_c, int last,
+                                                    const float *bias, int relu,
+                                                    const kc_gemm_args *ex, int64_t ci,
+                                                    int64_t cj) {
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 bias0 = zero, bias1 = zero;
+    if (last && bias) {
+        bias0 = _mm256_loadu_ps(bias);
+        bias1 = _mm256_loadu_ps(bias + 8);
+    }
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m256 v0 = _mm256_loadu_ps(v[r]), v1 = _mm256_loadu_ps(v[r] + 8);
+        if (load_c) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
+        }
+        if (last) {
+            v0 = _mm256_add_ps(v0, bias0);
+            v1 = _mm256_add_ps(v1, bias1);
+            if (relu) {
+                v0 = _mm256_max_ps(zero, v0);
+                v1 = _mm256_max_ps(zero, v1);
+            }
+            v0 = epilogue_extra_avx2(ex, ci + r, cj, v0);
+            v1 = epilogue_extra_avx2(ex, ci + r, cj + 8, v1);
+        }
+        _mm256_storeu_ps(cr, v0);
+        _mm256_storeu_ps(cr + 8, v1);
+    }
+}
+
 /* C[0:mr, 0:nc] (+)= A[0:mr, k in kidx or 0:kc] P[0:kc, 0:16], P a packed panel (16 floats a
  * row, zero past nc); with last, + bias, relu and ex's epilogue (the tile is C(ci.., cj..)) */
 static inline __attribute__((always_inline)) void tile_avx2(
@@ -963,17 +1098,40 @@ static inline __attribute__((always_inline)) void tile_avx2(
     const int64_t a_cs, const float *p, float *c, int64_t ldc, int nc, int load_c, int last,
     const float *bias, int relu, const kc_gemm_args *ex, int64_t ci, int64_t cj) {
     __m256 acc0[MR2], acc1[MR2];
+    if (mr == MR2) {
+        /* the whole tile in 12 named accumulators: as arrays GCC kept some specialisations'
+         * accumulators on the stack (a load and a store per FMA); the same FMAs in the same
+         * order as the loop below */
+        __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+               c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        for (int t = 0; t < kc; t++) {
+            const int k = kidx ? kidx[t] : t;
+            const __m256 b0 = _mm256_load_ps(p + k * NR2), b1 = _mm256_load_ps(p + k * NR2 + 8);
+            const float *ak = a + k * a_cs;
+#define ROW2(R)                                                                            \
+    {                                                                                      \
+        const __m256 ar = _mm256_broadcast_ss(ak + R * a_rs);                              \
+        c##R##0 = _mm256_fmadd_ps(ar, b0, c##R##0);                                        \
+        c##R##1 = _mm256_fmadd_ps(ar, b1, c##R##1);                                        \
+    }
+            ROW2(0) ROW2(1) ROW2(2) ROW2(3) ROW2(4) ROW2(5)
+#undef ROW2
+        }
+        acc0[0] = c00, acc1[0] = c01, acc0[1] = c10, acc1[1] = c11, acc0[2] = c20, acc1[2] = c21;
+        acc0[3] = c30, acc1[3] = c31, acc0[4] = c40, acc1[4] = c41, acc0[5] = c50, acc1[5] = c51;
+    } else {
 #pragma GCC unroll 6
-    for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
-    for (int t = 0; t < kc; t++) {
-        const int k = kidx ? kidx[t] : t;
-        const __m256 b0 = _mm256_load_ps(p + k * NR2), b1 = _mm256_load_ps(p + k * NR2 + 8);
-        const float *ak = a + k * a_cs;
+        for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+        for (int t = 0; t < kc; t++) {
+            const int k = kidx ? kidx[t] : t;
+            const __m256 b0 = _mm256_load_ps(p + k * NR2), b1 = _mm256_load_ps(p + k * NR2 + 8);
+            const float *ak = a + k * a_cs;
 #pragma GCC unroll 6
-        for (int r = 0; r < mr; r++) {
-            const __m256 ar = _mm256_broadcast_ss(ak + r * a_rs);
-            acc0[r] = _mm256_fmadd_ps(ar, b0, acc0[r]);
-            acc1[r] = _mm256_fmadd_ps(ar, b1, acc1[r]);
+            for (int r = 0; r < mr; r++) {
+                const __m256 ar = _mm256_broadcast_ss(ak + r * a_rs);
+                acc0[r] = _mm256_fmadd_ps(ar, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(ar, b1, acc1[r]);
+            }
         }
     }
     const __m256 zero = _mm256_setzero_ps();
@@ -982,14 +1140,17 @@ static inline __attribute__((always_inline)) void tile_avx2(
         bias0 = _mm256_loadu_ps(bias);
         bias1 = _mm256_loadu_ps(bias + 8);
     }
-    if (nc < NR2) { /* a partial panel: one shared, out-of-line tail (GCC spent minutes on
-                     * a scalar epilogue inlined into every specialisation) */
+    if (nc < NR2 || (last && ex)) { /* a partial panel: one shared, out-of-line tail (GCC
+                                     * spent minutes on a scalar epilogue inlined into every
+                                     * specialisation); ex's epilogue: store_ex_avx2 */
         float v[MR2][NR2];
+#pragma GCC unroll 6 /* constant indices: the accumulators stay registers, never memory */
         for (int r = 0; r < mr; r++) {
             _mm256_storeu_ps(v[r], acc0[r]);
             _mm256_storeu_ps(v[r] + 8, acc1[r]);
         }
-        store_tail_avx2(mr, v, c, ldc, nc, load_c, last, bias, relu, ex, ci, cj);
+        if (nc < NR2) store_tail_avx2(mr, v, c, ldc, nc, load_c, last, bias, relu, ex, ci, cj);
+        else store_ex_avx2(mr, v, c, ldc, load_c, last, bias, relu, ex, ci, cj);
         return;
     }
 #pragma GCC unroll 6
@@ -1006,10 +1167,6 @@ static inline __attribute__((always_inline)) void tile_avx2(
             if (relu) { /* max returns its second operand on NaN: NaN stays NaN */
                 v0 = _mm256_max_ps(zero, v0);
                 v1 = _mm256_max_ps(zero, v1);
-            }
-            if (ex) {
-                v0 = epilogue_extra_avx2(ex, ci + r, cj, v0);
-                v1 = epilogue_extra_avx2(ex, ci + r, cj + 8, v1);
             }
         }
         _mm256_storeu_ps(cr, v0);
@@ -1043,11 +1200,54 @@ static void tile_avx2_dispatch(int mr, int kc, const int *kidx, const float *a, 
 #undef TILE2_CASES
 #undef TILE2
 
+/* r[i] = column i of the 8 x 8 block whose rows are r[0..7] */
+static inline __attribute__((always_inline)) void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* A whole panel (16 columns) of transposed B (B(k, j) = src[k + j*b_cs]) into rows of 16
+ * floats: 8 x 8 blocks read along k and transposed in registers, the k tail one by one */
+static void pack_transposed_avx2(float *panel, const float *src, int64_t b_cs, int kc) {
+    int k = 0;
+    for (; k + 8 <= kc; k += 8)
+        for (int h = 0; h < 2; h++) {
+            __m256 r[8];
+#pragma GCC unroll 8
+            for (int x = 0; x < 8; x++) r[x] = _mm256_loadu_ps(src + (h * 8 + x) * b_cs + k);
+            transpose8(r);
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) _mm256_store_ps(panel + (k + q) * NR2 + h * 8, r[q]);
+        }
+    for (; k < kc; k++)
+        for (int x = 0; x < NR2; x++) panel[k * NR2 + x] = src[k + x * b_cs];
+}
+
 /* C[i0:i1, j0:j1] for rows i0.. of at most MC2 */
 static void gemm_chunk_avx2(const kc_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
                             int64_t j1) {
-    static _Thread_local float panel[KC * NR2] __attribute__((aligned(32)));
-    static _Thread_local int lists[MC2 / MR2][KC], counts[MC2 / MR2];
+    static _Thread_local float panel_tls[KC * NR2] __attribute__((aligned(32)));
+    static _Thread_local int lists_tls[MC2 / MR2][KC], counts_tls[MC2 / MR2];
+    KC_TLS_ADDR(float, panel, panel_tls);
+    KC_TLS_ADDR(int, counts, counts_tls);
+    int(*lists)[KC] = lists_tls;
+    __asm__("" : "+r"(lists));
     const kc_gemm_args *ex = g->dropout_rate > 0.0f || g->gate ? g : NULL;
     const int depth = k_block_depth(g->k);
     for (int kb = 0; kb < g->k; kb += depth) {
@@ -1057,7 +1257,26 @@ static void gemm_chunk_avx2(const kc_gemm_args *g, int64_t i0, int64_t i1, int64
             for (int64_t i = i0; i < i1; i += MR2) {
                 int mr = i1 - i < MR2 ? (int)(i1 - i) : MR2, n = 0, *list = lists[(i - i0) / MR2];
                 const float *a = g->a + i * g->a_rs + (int64_t)kb * g->a_cs;
-                for (int k = 0; k < kc; k++) {
+                int k = 0;
+                if (g->a_cs == 1) /* rows: 8 k at a time, or-ed over the tile's rows */
+                    for (; k + 8 <= kc; k += 8) {
+                        __m256 any = _mm256_setzero_ps();
+                        for (int r = 0; r < mr; r++)
+                            any = _mm256_or_ps(any, _mm256_cmp_ps(_mm256_loadu_ps(a + r * g->a_rs + k),
+                                                                  _mm256_setzero_ps(), _CMP_NEQ_UQ));
+                        for (unsigned bits = (unsigned)_mm256_movemask_ps(any); bits; bits &= bits - 1)
+                            list[n++] = k + __builtin_ctz(bits);
+                    }
+                else if (g->a_rs == 1) { /* columns: the tile's mr values at each k lie together */
+                    const __m256i rows = _mm256_cmpgt_epi32(_mm256_set1_epi32(mr),
+                                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                    for (; k < kc; k++) { /* without a branch: zeros follow no pattern */
+                        list[n] = k;
+                        n += _mm256_movemask_ps(_mm256_cmp_ps(_mm256_maskload_ps(a + k * g->a_cs, rows),
+                                                              _mm256_setzero_ps(), _CMP_NEQ_UQ)) != 0;
+                    }
+                }
+                for (; k < kc; k++) {
                     int any = 0;
                     for (int r = 0; r < mr; r++) any |= a[r * g->a_rs + k * g->a_cs] != 0.0f;
                     if (any) list[n++] = k;
@@ -1067,7 +1286,8 @@ static void gemm_chunk_avx2(const kc_gemm_args *g, int64_t i0, int64_t i1, int64
         for (int64_t j = j0; j < j1; j += NR2) {
             const int nc = j1 - j < NR2 ? (int)(j1 - j) : NR2;
             const float *src = g->b + (int64_t)kb * g->b_rs + j * g->b_cs;
-            for (int k = 0; k < kc; k++) {
+            if (g->b_rs == 1 && nc == NR2) pack_transposed_avx2(panel, src, g->b_cs, kc);
+            else for (int k = 0; k < kc; k++) {
                 float *row = panel + k * NR2;
                 if (g->b_cs == 1 && nc == NR2) {
                     _mm256_store_ps(row, _mm256_loadu_ps(src + k * g->b_rs));
@@ -1167,15 +1387,20 @@ static void bf16_task(void *arg, int part, int parts) {
     if (panels >= parts && panels >= row_tiles) kc_split(g->n, part, parts, NR, &j0, &j1);
     else kc_split(g->m, part, parts, MR, &i0, &i1);
     if (i0 < i1 && j0 < j1 && !gemm_bf16_part(g, i0, i1, j0, j1))
-        gemm_block_avx512(g, i0, i1, j0, j1); /* no memory for the conversion: fp32 */
+    { /* no memory for the conversion: the plain fp32 product */
+        kc_gemm_args plain = *g;
+        plain.bf16 = 0;
+        gemm_block_avx512(&plain, i0, i1, j0, j1);
+    }
 }
 
 static int have_avx512_bf16(void) { return have_avx512() && kc_isa_has_avx512_bf16(); }
 
 int kc_gemm_bf16_supported(void) { return have_avx512_bf16(); }
 
-static void gemm_task(void *arg, int part, int parts) {
-    const kc_gemm_args *g = arg;
+/* gemm_task's share of C for part of parts: 0 when it has none */
+static int gemm_part(const kc_gemm_args *g, int part, int parts, int64_t *pi0, int64_t *pi1,
+                     int64_t *pj0, int64_t *pj1) {
     int64_t i0 = 0, i1 = g->m, j0 = 0, j1 = g->n;
     int64_t row_tiles = (g->m + MR - 1) / MR, panels = (g->n + NR - 1) / NR;
     /* parts of whole column panels or whole row tiles, whichever there are more of (columns
@@ -1185,8 +1410,15 @@ static void gemm_task(void *arg, int part, int parts) {
     if (g->a_rs == 1 && !g->a_sparse && row_tiles >= parts) kc_split(g->m, part, parts, MR, &i0, &i1);
     else if (panels >= 2 && panels >= row_tiles) kc_split(g->n, part, parts, NR, &j0, &j1);
     else if (row_tiles >= 2) kc_split(g->m, part, parts, MR, &i0, &i1);
-    else if (part) return;
-    if (i0 < i1 && j0 < j1) gemm_block(g, i0, i1, j0, j1);
+    else if (part) return 0;
+    *pi0 = i0, *pi1 = i1, *pj0 = j0, *pj1 = j1;
+    return i0 < i1 && j0 < j1;
+}
+
+static void gemm_task(void *arg, int part, int parts) {
+    const kc_gemm_args *g = arg;
+    int64_t i0, i1, j0, j1;
+    if (gemm_part(g, part, parts, &i0, &i1, &j0, &j1)) gemm_block(g, i0, i1, j0, j1);
 }
 
 /* One sample (m == 1): each K block's partial row by the streaming kernel, the blocks shared
@@ -1214,7 +1446,7 @@ static void row_blocks_task(void *arg, int part, int parts) {
         kc_gemm_args part = {.m = 1, .n = g->n, .k = kc, .a = g->a + k0 * g->a_cs,
                              .a_cs = g->a_cs, .b = g->b + k0 * g->b_rs, .b_rs = g->b_rs,
                              .b_cs = 1, .c = partial + b * g->n, .ldc = g->n,
-                             .a_sparse = g->a_sparse};
+                             .a_sparse = g->a_sparse, .bf16 = g->bf16};
         gemm_row_avx512(&part);
     }
 }
@@ -1272,6 +1504,94 @@ static void epilogue_rows(const kc_gemm_args *g) {
                 g->c[i * g->ldc + j] = epilogue_extra_scalar(g, i, j, g->c[i * g->ldc + j]);
 }
 
+/* numbers the products that keep per-thread state between their parts (packed B, rounded A) */
+static _Atomic uint64_t gemm_products;
+
+/* The tier's own fp32 kernels (B rounded to bf16 as it is packed where g->bf16 is set: only
+ * from gemm_bf16_as_fp32) */
+static void gemm_own_fp32(const kc_gemm_args *g, int small) {
+    if (g->block_done) {
+        blocks_job job = {g, atomic_fetch_add(&gemm_products, 1) + 1};
+        if (small) blocks_task(&job, 0, 1);
+        else kc_parallel_parts(blocks_task, &job, 4);
+        return;
+    }
+    if (have_avx512() && g->m == 1 && g->b_cs == 1 && !g->serial && gemm_one_row(g))
+        return;
+    /* a product too small to be worth waking the pool runs on the caller */
+    if (small) gemm_task((void *)g, 0, 1);
+    /* sparse A: every part scans its tiles of A for zeros, so fewer, larger parts */
+    else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse ? 1 : 4);
+}
+
+/* bf16 products where no bf16 unit is used (KERAC_BF16_FP32): the fp32 kernels on the
+ * operands rounded to bf16, A into a per-thread copy (in its layout, or by columns; each
+ * thread rounds the rows it multiplies, once per product), B as its panels are packed (or,
+ * one row of C, as the streaming kernel reads it). A product of two bf16 values is exact in
+ * fp32, so each element is the fp32 sum (FMAs, k in order within each K block, blocks added
+ * in order) of the exact products of the rounded operands: the fp32 path's arithmetic, zero
+ * skipping and fused optimizer step. */
+typedef struct {
+    const kc_gemm_args *g;
+    uint64_t product; /* distinct per product */
+} bf16_job;
+
+/* *r = g with A's rows [i0, i1) rounded into this thread's buffer (all rows: once per product
+ * and thread); NULL when the buffer cannot be had */
+static const kc_gemm_args *bf16_rounded(const bf16_job *job, int64_t i0, int64_t i1, int all,
+                                        kc_gemm_args *r) {
+    static _Thread_local uint64_t all_for; /* the product whose A is all in a_bf16 */
+    const kc_gemm_args *g = job->g;
+    thread_bufs *bufs = my_bufs();
+    float *buf = bufs ? grow(&bufs->a_bf16, (int64_t)g->m * g->k) : NULL;
+    if (!buf) return NULL;
+    if (!all) {
+        round_a_bf16(g, buf, i0, i1);
+        if (all_for == job->product) all_for = 0;
+    } else if (all_for != job->product) {
+        round_a_bf16(g, buf, 0, g->m);
+        all_for = job->product;
+    }
+    *r = *g;
+    r->a = buf;
+    r->a_rs = g->a_cs == 1 ? g->k : 1;
+    r->a_cs = g->a_cs == 1 ? 1 : g->m;
+    return r;
+}
+
+static void bf16_fp32_task(void *arg, int part, int parts) {
+    const bf16_job *job = arg;
+    const kc_gemm_args *g = job->g, *gr;
+    kc_gemm_args r, plain;
+    int64_t i0, i1, j0 = 0, j1 = g->n;
+    if (g->block_done) kc_split(g->m, part, parts, MR, &i0, &i1); /* as blocks_task */
+    else if (!gemm_part(g, part, parts, &i0, &i1, &j0, &j1)) return;
+    if (i0 >= i1) return;
+    if (!(gr = bf16_rounded(job, i0, i1, i1 - i0 < g->m, &r))) { /* no memory: plain fp32 */
+        plain = *g;
+        plain.bf16 = 0;
+        gr = &plain;
+    }
+    if (!g->block_done) gemm_block(gr, i0, i1, j0, j1);
+    else if (!gemm_blocks_avx512(gr, i0, i1, 0, g->n, job->product)) {
+        gemm_block(gr, i0, i1, 0, g->n);
+        blocks_done_from_c(gr, i0, i1, 0, g->n);
+    }
+}
+
+static int gemm_bf16_as_fp32(const kc_gemm_args *g, int small) {
+    bf16_job job = {g, atomic_fetch_add(&gemm_products, 1) + 1};
+    if (small || g->m == 1) { /* on the caller: all of A rounded here */
+        kc_gemm_args r;
+        const kc_gemm_args *gr = bf16_rounded(&job, 0, g->m, 1, &r);
+        if (!gr) return 0;
+        gemm_own_fp32(gr, small);
+        return 1;
+    }
+    kc_parallel_parts(bf16_fp32_task, &job, g->a_sparse && !g->block_done ? 1 : 4);
+    return 1;
+}
+
 void kc_gemm_ex(const kc_gemm_args *g) {
     if (g->m <= 0 || g->n <= 0) return;
     if (g->k <= 0) { /* an empty sum: C keeps its value or becomes 0, then the epilogue */
@@ -1283,27 +1603,25 @@ void kc_gemm_ex(const kc_gemm_args *g) {
     }
     if (have_avx512() || have_avx2()) {
         int small = g->serial || (double)g->m * g->n * g->k < 1 << 17;
-        if (g->bf16 && have_avx512_bf16() && (g->a_cs == 1 || g->a_rs == 1)) {
-            if (small) bf16_task((void *)g, 0, 1);
-            else kc_parallel_parts(bf16_task, (void *)g, 1);
-            if (g->block_done) {
-                if (small) blocks_done_from_c(g, 0, g->m, 0, g->n);
-                else kc_parallel_range(g->m, 1, g->n, blocks_done_range, (void *)g);
+        if (g->bf16 && have_avx512_bf16()) {
+            if (kc_gemm_bf16_native() && (g->a_cs == 1 || g->a_rs == 1)) {
+                if (small) bf16_task((void *)g, 0, 1);
+                else kc_parallel_parts(bf16_task, (void *)g, 1);
+                if (g->block_done) {
+                    if (small) blocks_done_from_c(g, 0, g->m, 0, g->n);
+                    else kc_parallel_range(g->m, 1, g->n, blocks_done_range, (void *)g);
+                }
+                return;
             }
-            return;
+            if (!kc_gemm_bf16_native() && gemm_bf16_as_fp32(g, small)) return;
         }
-        if (g->block_done) {
-            static _Atomic uint64_t products;
-            blocks_job job = {g, atomic_fetch_add(&products, 1) + 1};
-            if (small) blocks_task(&job, 0, 1);
-            else kc_parallel_parts(blocks_task, &job, 4);
-            return;
+        kc_gemm_args plain; /* the fp32 kernels round B to bf16 where bf16 is set */
+        if (g->bf16) {
+            plain = *g;
+            plain.bf16 = 0;
+            g = &plain;
         }
-        if (have_avx512() && g->m == 1 && g->b_cs == 1 && !g->serial && gemm_one_row(g)) return;
-        /* a product too small to be worth waking the pool runs on the caller */
-        if (small) gemm_task((void *)g, 0, 1);
-        /* sparse A: every part scans its tiles of A for zeros, so fewer, larger parts */
-        else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse ? 1 : 4);
+        gemm_own_fp32(g, small);
         return;
     }
     int trans_a, trans_b, lda, ldb;

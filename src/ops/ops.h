@@ -40,7 +40,8 @@ typedef struct {
     void *block_arg;
     int block_scratch;
     /* A and B rounded to bfloat16, the sums in fp32 (Keras's mixed_bfloat16), where the CPU
-     * has AVX512-BF16 (kc_gemm_bf16_supported); elsewhere the fp32 product */
+     * has AVX512-BF16 (kc_gemm_bf16_supported): on AMX or VDPBF16PS, or as fp32 products of
+     * the rounded operands (kc_gemm_bf16_native); elsewhere the fp32 product */
     int bf16;
 } kc_gemm_args;
 void kc_gemm_ex(const kc_gemm_args *g);
@@ -59,6 +60,10 @@ void kc_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, const float *a
 void kc_blas_set_threads(int threads);
 int kc_blas_parallel(void);
 int kc_gemm_bf16_supported(void);
+/* 1 where bf16 products run on bf16 units (AMX, else VDPBF16PS), 0 where they run as fp32
+ * products of the bf16-rounded operands (the same rounding, exact products, sums in fp32:
+ * KERAC_BF16_FP32=1) */
+int kc_gemm_bf16_native(void);
 
 /* The activations (kernels.c: a row of names per kc_act, the forward and derivative cases).
  * The kc_act Keras calls name ("relu"), or whose Keras layer class is name ("ReLU");
