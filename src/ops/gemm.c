@@ -1524,6 +1524,7 @@ static void gemm_own_fp32(const kc_gemm_args *g, int small) {
     else kc_parallel_parts(gemm_task, (void *)g, g->a_sparse ? 1 : 4);
 }
 
+#ifdef KC_X86
 /* bf16 products where no bf16 unit is used (KERAC_BF16_FP32): the fp32 kernels on the
  * operands rounded to bf16, A into a per-thread copy (in its layout, or by columns; each
  * thread rounds the rows it multiplies, once per product), B as its panels are packed (or,
@@ -1591,6 +1592,10 @@ static int gemm_bf16_as_fp32(const kc_gemm_args *g, int small) {
     kc_parallel_parts(bf16_fp32_task, &job, g->a_sparse && !g->block_done ? 1 : 4);
     return 1;
 }
+
+#else /* no bf16 products off x86 (kc_set_mixed_bfloat16 refuses there) */
+static int gemm_bf16_as_fp32(const kc_gemm_args *g, int small) { return 0; }
+#endif
 
 void kc_gemm_ex(const kc_gemm_args *g) {
     if (g->m <= 0 || g->n <= 0) return;
