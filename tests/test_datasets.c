@@ -297,7 +297,15 @@ Test(image, refusals_name_the_file) {
     tu_write_file(path_in(p, dir, "cut.jpg"), jpeg_start, sizeof jpeg_start);
     KC_EXPECT_ERR(kc_image_load(p, 3, 0, 0, &img), KC_EFORMAT, "cut.jpg: not a valid JPEG");
     write_text(path_in(p, dir, "short.pgm"), "P5 4 4 255\nabc");
-    KC_EXPECT_ERR(kc_image_load(p, 0, 0, 0, &img), KC_EFORMAT, "short.pgm: not a valid PGM/PPM: truncated");
+    KC_EXPECT_ERR(kc_image_load(p, 0, 0, 0, &img), KC_EFORMAT,
+                  "short.pgm: not a valid PGM/PPM: 4x4 pixels do not fit in its 3 bytes");
+    /* a BMP whose rows are not in the file is refused before its pixels are allocated */
+    uint8_t bmp[54] = {'B', 'M'};
+    bmp[10] = 54, bmp[14] = 40, bmp[18] = 0x10, bmp[19] = 0x27; /* 10000 wide */
+    bmp[22] = 0x10, bmp[23] = 0x27, bmp[26] = 1, bmp[28] = 24;  /* 10000 high, 24 bits */
+    tu_write_file(path_in(p, dir, "huge.bmp"), bmp, sizeof bmp);
+    KC_EXPECT_ERR(kc_image_load(p, 0, 0, 0, &img), KC_EFORMAT,
+                  "huge.bmp: not a valid BMP: 10000 rows of 30000 bytes from byte 54 do not fit");
 }
 
 Test(image, ascii_pnm_and_maxval) {

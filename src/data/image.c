@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #define MAX_SIDE 65535
-#define MAX_PIXELS ((int64_t)1 << 30)
+/* PIL's decompression-bomb limit (2 x Image.MAX_IMAGE_PIXELS): Keras's loaders, through PIL,
+ * refuse larger images, and so does kerac (before allocating) */
+#define MAX_PIXELS ((int64_t)2 * 89478485)
 
 void kc_image_free(kc_image *img) {
     if (!img) return;
@@ -28,10 +30,22 @@ void kc_image_free(kc_image *img) {
 }
 
 static kc_status check_size(const char *path, int64_t h, int64_t w) {
-    if (h <= 0 || w <= 0 || h > MAX_SIDE || w > MAX_SIDE || h * w > MAX_PIXELS)
+    if (h <= 0 || w <= 0 || h > MAX_SIDE || w > MAX_SIDE)
         return kc_err(KC_EFORMAT, "%s: image size %lldx%lld is empty or too large", path,
                       (long long)h, (long long)w);
+    if (h * w > MAX_PIXELS)
+        return kc_err(KC_EFORMAT, "%s: image size %lldx%lld is over %lld pixels, the limit of PIL "
+                      "(and so of Keras's image loaders)", path, (long long)h, (long long)w,
+                      (long long)MAX_PIXELS);
     return KC_OK;
+}
+
+/* bytes of f from here to its end (-1 when unknown: not a regular file) */
+static int64_t bytes_left(FILE *f) {
+    struct stat sb;
+    long at = ftell(f);
+    if (at < 0 || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) return -1;
+    return (int64_t)sb.st_size > at ? (int64_t)sb.st_size - at : 0;
 }
 
 static kc_status alloc_image(const char *path, kc_image *img, int h, int w, int c) {
@@ -217,6 +231,13 @@ static kc_status decode_pnm(const char *path, FILE *f, kc_image *img) {
         return kc_err(KC_EFORMAT, "%s: PGM/PPM maxval %ld: only 8-bit images (1..255) are read", path,
                       maxval);
     kc_status st = check_size(path, h, w);
+    /* the samples must be in the file: a byte each after the header's last whitespace, or
+     * (ASCII) a digit and a separator each */
+    int64_t left = bytes_left(f);
+    if (left > 0 && !ascii) left--;
+    if (!st && left >= 0 && (int64_t)h * w * c > (ascii ? left / 2 + 1 : left))
+        st = kc_err(KC_EFORMAT, "%s: not a valid PGM/PPM: %ldx%ld pixels do not fit in its %lld "
+                    "bytes of data", path, h, w, (long long)left);
     if (st == KC_OK) st = alloc_image(path, img, (int)h, (int)w, c);
     if (st) return st;
     size_t n = (size_t)h * (size_t)w * (size_t)c;
@@ -272,6 +293,13 @@ static kc_status decode_bmp(const char *path, FILE *f, kc_image *img) {
     for (uint32_t i = 0; i < colors && gray; i++) gray = pal[4 * i] == pal[4 * i + 1] && pal[4 * i + 1] == pal[4 * i + 2];
     int c = gray ? 1 : 3;
     size_t stride = ((size_t)w * (size_t)bits / 8 + 3) & ~(size_t)3;
+    /* uncompressed: every row must be in the file before anything is allocated */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) &&
+        (int64_t)offset + (int64_t)stride * height > (int64_t)sb.st_size)
+        return kc_err(KC_EFORMAT, "%s: not a valid BMP: %" PRId64 " rows of %zu bytes from byte %u "
+                      "do not fit in its %lld bytes", path, height, stride, offset,
+                      (long long)sb.st_size);
     uint8_t *row = malloc(stride);
     if (!row) return kc_err(KC_ENOMEM, "%s: out of memory", path);
     st = alloc_image(path, img, (int)height, w, c);

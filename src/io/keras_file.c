@@ -154,6 +154,17 @@ static kc_status parse_json(const char *path, const char *what, const char *text
     return KC_OK;
 }
 
+/* Every weight of a Keras file is stored in it (float32, or 16-bit under a float16/bfloat16
+ * policy: at least 2 bytes each), so a config that declares more parameters than its weights'
+ * bytes can hold is refused before they are allocated (a crafted config.json asked for 10 GB). */
+static kc_status params_fit(kc_model *m, size_t weight_bytes, const char *path, const char *where) {
+    int64_t n = kc_count_params(m);
+    if (n > 0 && (uint64_t)n > weight_bytes / 2)
+        return kc_err(KC_EFORMAT, "%s: the model's config declares %lld parameters, more than its "
+                      "%s (%zu bytes) can hold", path, (long long)n, where, weight_bytes);
+    return KC_OK;
+}
+
 static kc_status load_keras(const char *path, const void *data, size_t size, int compile,
                             kc_model **out) {
     void *config_text = NULL, *meta_text = NULL, *h5 = NULL;
@@ -172,6 +183,7 @@ static kc_status load_keras(const char *path, const void *data, size_t size, int
     if (!st) st = parse_json(path, "config.json", config_text, &config);
     if (!st && meta_text) st = parse_json(path, "metadata.json", meta_text, &meta);
     if (!st) st = kc_config_model(config, path, &m);
+    if (!st) st = params_fit(m, n3, path, "model.weights.h5");
     if (!st && compile)
         st = kc_config_compile(m, cJSON_GetObjectItemCaseSensitive(config, "compile_config"), path);
     kc_model_view v;
@@ -196,7 +208,8 @@ static kc_status load_keras(const char *path, const void *data, size_t size, int
     return st;
 }
 
-static kc_status load_legacy(const char *path, kc_h5r f, int compile, kc_model **out) {
+static kc_status load_legacy(const char *path, kc_h5r f, size_t size, int compile,
+                            kc_model **out) {
     char *config_text = kc_h5l_attr_str(f, "model_config");
     char *training = kc_h5l_attr_str(f, "training_config");
     char *state = kc_h5l_attr_str(f, "kerac_state");
@@ -214,6 +227,7 @@ static kc_status load_legacy(const char *path, kc_h5r f, int compile, kc_model *
     if (!st && training) st = parse_json(path, "training_config", training, &tc);
     if (!st && state) st = parse_json(path, "kerac_state", state, &sj);
     if (!st) st = kc_config_model(config, path, &m);
+    if (!st) st = params_fit(m, size, path, "file");
     if (!st && tc && compile) st = kc_config_compile(m, tc, path);
     kc_model_view v;
     if (!st) st = kc_model_view_get(m, &v);
@@ -286,7 +300,7 @@ kc_status kc_load_ex(const char *path, const kc_load_opts *opts, kc_model **out)
         kc_h5l_file *f = kc_h5l_open(path, data, size);
         if (!f) st = kc_last_status() ? kc_last_status() : KC_EFORMAT;
         else {
-            st = load_legacy(path, kc_h5l_root(f), compile, out);
+            st = load_legacy(path, kc_h5l_root(f), size, compile, out);
             kc_h5l_close(f);
         }
     } else if (kc_io_ends_with(path, ".keras")) {
