@@ -6,6 +6,7 @@
 #     unevenly, and a last batch of 104 rows) and the convnet (with sharded validation);
 #   - the History (loss, accuracy, val_*) printed to 17 digits is the same;
 #   - kc_predict, sharded across the ranks, gives one process's outputs byte for byte;
+#   - so do the reduction's buckets of one layer each, and no overlap (KERAC_DIST_OVERLAP=0);
 #   - ranks that disagree (another seed on one rank) stop before training, naming the rank;
 #   - a rank killed mid-epoch ends the whole run with an error within the time bound.
 # Needs MPI in the build (the Makefile's MPI=1) and MNIST under $KERAC_DATA.
@@ -48,6 +49,21 @@ for model in mlp cnn; do
         else bad "$model np $np: sharded kc_predict differs"; fi
     done
 done
+
+# the reduction's buckets: one per layer (1 KB), and none (one blocking reduction after
+# backward, KERAC_DIST_OVERLAP=0): the same bits as one process
+args=(--model mlp --samples 1000 --epochs 2 --batch 128)
+for case in "3 KERAC_BUCKET_KB=1" "2 KERAC_DIST_OVERLAP=0" "4 KERAC_BUCKET_KB=1"; do
+    set -- $case
+    out=$(env "$2" KERAC_DIST_STATS=1 timeout 120 mpirun --oversubscribe -np "$1" "$T" --distributed "${args[@]}" --out "$TMP/b.raw" 2>&1)
+    nb=$(grep -m1 'rank 0:' <<<"$out" | sed -E 's/.* ([0-9]+) buckets/\1/')
+    if cmp -s "$TMP/mlp-ref.raw" "$TMP/b.raw"; then ok "mlp np $1 $2 ($nb buckets): weights equal one process's"
+    else bad "mlp np $1 $2: weights differ from one process's"; echo "$out" | tail -3; fi
+done
+[ "$(KERAC_DIST_STATS=1 timeout 120 mpirun --oversubscribe -np 2 "$T" --distributed "${args[@]}" --epochs 1 2>&1 |
+     grep -m1 'rank 0:' | sed -E 's/.* ([0-9]+) buckets/\1/')" = 2 ] &&
+    ok "mlp: the default buckets (1 MB) are 2: the last two layers, then the first" ||
+    bad "mlp: the default buckets are not 2"
 
 # ranks that disagree: rank 2 on another seed
 out=$(mpi 3 --samples 500 --seed-rank 2:99 2>&1); rc=$?

@@ -19,6 +19,37 @@ static int started_mpi;  /* we called MPI_Init (and so MPI_Finalize) */
 #endif
 static int rank_, size_ = 1;
 
+#ifdef KERAC_MPI
+static MPI_Comm comm_rs = MPI_COMM_NULL, comm_ag = MPI_COMM_NULL;
+#endif
+static struct {
+    int nb;
+    int64_t *lo, *hi, *rd_at, *sl_at; /* per bucket: range; its recv and folded-slice offsets */
+    int *state;                        /* 0 idle, 1 exchanging, 2 gathering, 3 done */
+    int *cnt;                          /* per bucket 8 * size ints */
+    int total, next_fold;              /* items over all ranks this step; bucket to fold next */
+#ifdef KERAC_MPI
+    MPI_Request *req;                  /* per bucket: the exchange's, the allgather's */
+#endif
+    float *out;
+    double wait_s; /* time blocked on the reduction since kc_dist_stats_reset */
+} bk;
+
+#ifdef KERAC_MPI
+static double now_s(void) { return MPI_Wtime(); }
+#endif
+
+static void buckets_free(void) {
+    free(bk.lo);
+    free(bk.state);
+    free(bk.cnt);
+#ifdef KERAC_MPI
+    free(bk.req);
+#endif
+    memset(&bk, 0, sizeof bk);
+}
+
+
 int kc_dist_group_rows(void) { return group_rows; }
 int kc_dist_rank(void) { return dist_on ? rank_ : 0; }
 int kc_dist_size(void) { return dist_on ? size_ : 1; }
@@ -77,6 +108,10 @@ kc_status kc_distributed_init(int *argc, char ***argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
     if (!group_rows) group_rows = g;
+    /* the buckets' two phases, each on its own communicator (kc_dist_bucket_start) */
+    if (comm_rs == MPI_COMM_NULL && (MPI_Comm_dup(MPI_COMM_WORLD, &comm_rs) != MPI_SUCCESS ||
+                                     MPI_Comm_dup(MPI_COMM_WORLD, &comm_ag) != MPI_SUCCESS))
+        return kc_err(KC_ESTATE, "kc_distributed_init: MPI_Comm_dup failed");
     dist_on = 1;
     /* every rank the same group size: it decides the bits */
     uint64_t fp = (uint64_t)group_rows;
@@ -102,6 +137,7 @@ kc_status kc_distributed_finalize(void) {
     free(xb.slice);
     free(xb.counts);
     memset(&xb, 0, sizeof xb);
+    buckets_free();
     if (!dist_on) {
         group_rows = 0;
         return KC_OK;
@@ -109,6 +145,8 @@ kc_status kc_distributed_finalize(void) {
     dist_on = 0;
     group_rows = 0;
 #ifdef KERAC_MPI
+    if (comm_rs != MPI_COMM_NULL) MPI_Comm_free(&comm_rs);
+    if (comm_ag != MPI_COMM_NULL) MPI_Comm_free(&comm_ag);
     if (started_mpi) {
         started_mpi = 0;
         int fin = 0;
@@ -204,6 +242,7 @@ kc_status kc_dist_fold(float *const *items, const int *items_of, int64_t n, floa
         rd[r] = (int)at;
         at += rc[r];
     }
+    double t0 = now_s();
     int rc_ = MPI_Alltoallv(xb.send, sc, sd, MPI_FLOAT, xb.recv, rc, rd, MPI_FLOAT,
                             MPI_COMM_WORLD);
     if (rc_ != MPI_SUCCESS) return mpi_fail(rc_, "the gradients' reduce-scatter");
@@ -222,10 +261,190 @@ kc_status kc_dist_fold(float *const *items, const int *items_of, int64_t n, floa
     }
     rc_ = MPI_Allgatherv(f, (int)w, MPI_FLOAT, out, rc, rd, MPI_FLOAT, MPI_COMM_WORLD);
     if (rc_ != MPI_SUCCESS) return mpi_fail(rc_, "the gradients' allgather");
+    bk.wait_s += now_s() - t0;
     return KC_OK;
 #else
     return kc_err(KC_ESTATE, "distributed training without MPI");
 #endif
+}
+
+/* ---- the fold in buckets, overlapped with backward ----------------------------------------
+ * The same ordered fold as kc_dist_fold, cut into buckets of whole layers: bucket k covers
+ * [lo[k], hi[k]) of the flat gradients. Its reduce-scatter (MPI_Ialltoallv, on comm_rs) starts
+ * as soon as backward has produced the bucket's gradients; kc_dist_progress, called between
+ * layers, folds the slices of the buckets whose exchange has arrived and starts their allgather
+ * (MPI_Iallgatherv, on comm_ag). Each phase runs on its own communicator in bucket order, so
+ * every rank issues its collectives in the same order whatever the timing. The fold is the
+ * same per element, so the bits are kc_dist_fold's. */
+kc_status kc_dist_buckets_plan(const int64_t *lo, const int64_t *hi, int nb, int max_mine,
+                               int max_groups, int64_t n) {
+    buckets_free();
+    int size = kc_dist_size();
+    if (size <= 1 || nb <= 0) return KC_OK;
+    kc_status st = kc_dist_reserve(max_mine, max_groups, n);
+    if (st) return st;
+    bk.lo = malloc(sizeof(int64_t) * 4 * (size_t)nb);
+    bk.state = calloc((size_t)nb, sizeof(int));
+    bk.cnt = malloc(sizeof(int) * 8 * (size_t)size * (size_t)nb);
+#ifdef KERAC_MPI
+    bk.req = malloc(sizeof(MPI_Request) * 2 * (size_t)nb);
+    if (!bk.req) st = KC_ENOMEM;
+#endif
+    if (st || !bk.lo || !bk.state || !bk.cnt) {
+        buckets_free();
+        return kc_err(KC_ENOMEM, "distributed training: out of memory for the buckets");
+    }
+    bk.hi = bk.lo + nb;
+    bk.rd_at = bk.hi + nb;
+    bk.sl_at = bk.rd_at + nb;
+    bk.nb = nb;
+    int64_t sl = 0, me = kc_dist_rank();
+    for (int k = 0; k < nb; k++) {
+        bk.lo[k] = lo[k];
+        bk.hi[k] = hi[k];
+        int64_t w = hi[k] - lo[k];
+        bk.sl_at[k] = sl;
+        bk.rd_at[k] = sl * max_groups;
+        sl += w * (me + 1) / size - w * me / size;
+    }
+    /* this rank's slices of every bucket side by side: at most n / size + nb floats */
+    if (!grow(&xb.recv, &xb.recv_cap, (int64_t)max_groups * sl) ||
+        !grow(&xb.slice, &xb.slice_cap, sl)) {
+        buckets_free();
+        return kc_err(KC_ENOMEM, "distributed training: out of memory for the exchange buffers");
+    }
+    return KC_OK;
+}
+
+int kc_dist_buckets(void) { return bk.nb; }
+
+#ifdef KERAC_MPI
+/* bucket k's exchange has arrived: fold this rank's slice in group order, start the allgather */
+static kc_status bucket_fold(int k) {
+    int size = size_, me = rank_;
+    int *gc = bk.cnt + (size_t)8 * size * k + 4 * size, *gd = gc + size;
+    int64_t lo = bk.lo[k], span = bk.hi[k] - lo, w = span * (me + 1) / size - span * me / size;
+    float *f = xb.slice + bk.sl_at[k];
+    const float *recv = xb.recv + bk.rd_at[k];
+    if (bk.total == 0) memset(f, 0, sizeof(float) * (size_t)w);
+    else memcpy(f, recv, sizeof(float) * (size_t)w);
+    for (int g = 1; g < bk.total; g++) {
+        const float *p = recv + (int64_t)g * w;
+        for (int64_t i = 0; i < w; i++) f[i] += p[i];
+    }
+    for (int r = 0; r < size; r++) {
+        gc[r] = (int)(span * (r + 1) / size - span * r / size);
+        gd[r] = (int)(span * r / size);
+    }
+    int rc_ = MPI_Iallgatherv(f, (int)w, MPI_FLOAT, bk.out + lo, gc, gd, MPI_FLOAT, comm_ag,
+                              &bk.req[2 * k + 1]);
+    if (rc_ != MPI_SUCCESS) return mpi_fail(rc_, "the gradients' allgather");
+    bk.state[k] = 2;
+    return KC_OK;
+}
+#endif
+
+kc_status kc_dist_bucket_start(int k, float *const *items, const int *items_of, float *out) {
+#ifdef KERAC_MPI
+    int size = size_, me = rank_, mine = items_of[me];
+    if (k == 0) {
+        bk.total = 0;
+        for (int r = 0; r < size; r++) bk.total += items_of[r];
+        bk.next_fold = 0;
+        bk.out = out;
+    }
+    int *sc = bk.cnt + (size_t)8 * size * k, *sd = sc + size, *rc = sd + size, *rd = rc + size;
+    int64_t lo = bk.lo[k], span = bk.hi[k] - lo, at = 0;
+    float *send = xb.send + (int64_t)mine * lo;
+    for (int s = 0; s < size; s++) { /* to rank s: slice s of the bucket, of each partial */
+        int64_t a = lo + span * s / size, b = lo + span * (s + 1) / size;
+        sc[s] = (int)((b - a) * mine);
+        sd[s] = (int)at;
+        for (int g = 0; g < mine; g++, at += b - a)
+            memcpy(send + at, items[g] + a, sizeof(float) * (size_t)(b - a));
+    }
+    int64_t w = span * (me + 1) / size - span * me / size;
+    at = 0;
+    for (int r = 0; r < size; r++) { /* from rank r: its partials' slice `me`, in group order */
+        rc[r] = (int)(w * items_of[r]);
+        rd[r] = (int)at;
+        at += rc[r];
+    }
+    int rc_ = MPI_Ialltoallv(send, sc, sd, MPI_FLOAT, xb.recv + bk.rd_at[k], rc, rd, MPI_FLOAT,
+                             comm_rs, &bk.req[2 * k]);
+    if (rc_ != MPI_SUCCESS) return mpi_fail(rc_, "the gradients' reduce-scatter");
+    bk.state[k] = 1;
+    return KC_OK;
+#else
+    (void)k, (void)items, (void)items_of, (void)out;
+    return kc_err(KC_ESTATE, "distributed training without MPI");
+#endif
+}
+
+kc_status kc_dist_progress(void) {
+#ifdef KERAC_MPI
+    while (bk.next_fold < bk.nb && bk.state[bk.next_fold] == 1) {
+        int done = 0, k = bk.next_fold;
+        int rc = MPI_Test(&bk.req[2 * k], &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) return mpi_fail(rc, "the gradients' reduce-scatter");
+        if (!done) break;
+        kc_status st = bucket_fold(k);
+        if (st) return st;
+        bk.next_fold++;
+    }
+#endif
+    return KC_OK;
+}
+
+kc_status kc_dist_bucket_wait(int k) {
+#ifdef KERAC_MPI
+    double t0 = now_s();
+    kc_status st = KC_OK;
+    while (!st && bk.next_fold <= k) {
+        int j = bk.next_fold;
+        if (bk.state[j] != 1) {
+            st = kc_err(KC_ESTATE, "distributed training: bucket %d waited on before it started",
+                        j);
+            break;
+        }
+        int rc = MPI_Wait(&bk.req[2 * j], MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) st = mpi_fail(rc, "the gradients' reduce-scatter");
+        else if (!(st = bucket_fold(j))) bk.next_fold++;
+    }
+    if (!st && bk.state[k] == 2) {
+        int rc = MPI_Wait(&bk.req[2 * k + 1], MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) st = mpi_fail(rc, "the gradients' allgather");
+        else bk.state[k] = 3;
+    }
+    bk.wait_s += now_s() - t0;
+    return st;
+#else
+    (void)k;
+    return KC_OK;
+#endif
+}
+
+kc_status kc_dist_buckets_finish(void) {
+    kc_status st = KC_OK;
+    for (int k = 0; k < bk.nb; k++) {
+        if (bk.state[k] == 0) continue;
+        if (bk.state[k] != 3) {
+            kc_status s = kc_dist_bucket_wait(k);
+            if (!st) st = s;
+        }
+        bk.state[k] = 0;
+    }
+    return st;
+}
+
+/* time blocked on the gradients' reduction (kc_dist_fold or the buckets), since the last reset */
+double kc_dist_wait_seconds(void) { return bk.wait_s; }
+void kc_dist_stats_reset(void) { bk.wait_s = 0.0; }
+double kc_dist_now(void) {
+#ifdef KERAC_MPI
+    if (dist_on) return now_s();
+#endif
+    return 0.0;
 }
 
 kc_status kc_dist_allgather_doubles(const double *mine, const int *count_of, double *all) {

@@ -25,6 +25,24 @@ kc_status kc_dist_reserve(int max_mine, int max_groups, int64_t n);
  * the prefix: rank 0); n_items per rank given by items_of[r]. An ordered reduce-scatter (rank
  * s folds slice s of every partial) then an allgather of the folded slices. */
 kc_status kc_dist_fold(float *const *items, const int *items_of, int64_t n, float *out);
+/* The fold in buckets, overlapped with backward (kc_fit's row groups on MPI). Bucket k covers
+ * [lo[k], hi[k]) of the n gradients; buckets are started and waited on in order k = 0, 1, ...
+ * kc_dist_buckets_plan: at fit's start (allocates; nothing in the steps). Per step:
+ * kc_dist_bucket_start(k, ...) once bucket k's gradients are final in items (as kc_dist_fold's;
+ * read only during the call) -- k == 0 begins the step, out is where the folded gradients go;
+ * kc_dist_progress between layers; kc_dist_bucket_wait(k): out[lo[k], hi[k]) is folded;
+ * kc_dist_buckets_finish: waits for every started bucket (also on an error path). */
+kc_status kc_dist_buckets_plan(const int64_t *lo, const int64_t *hi, int nb, int max_mine,
+                               int max_groups, int64_t n);
+int kc_dist_buckets(void);
+kc_status kc_dist_bucket_start(int k, float *const *items, const int *items_of, float *out);
+kc_status kc_dist_progress(void);
+kc_status kc_dist_bucket_wait(int k);
+kc_status kc_dist_buckets_finish(void);
+/* seconds blocked on the gradients' reduction since kc_dist_stats_reset; MPI's clock */
+double kc_dist_wait_seconds(void);
+void kc_dist_stats_reset(void);
+double kc_dist_now(void);
 /* all ranks' values of count_of[r] doubles each, concatenated in rank order into all */
 kc_status kc_dist_allgather_doubles(const double *mine, const int *count_of, double *all);
 /* v[0..n) := the sum over ranks in rank order (v0 + v1) + v2 ..., on every rank */

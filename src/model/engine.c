@@ -481,6 +481,8 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
             if (via_tmp[i])
                 add_into(m->grad_pool[m->tensors[n->in[i]].grad_slot], din[i],
                          (int64_t)batch * m->tensors[n->in[i]].size);
+        if (m->grads_ready) m->grads_ready(m->grads_ready_arg,
+                                           n->last_backward && l->param_count ? n->li : -1);
         if (!n->last_backward || !l->param_count) continue;
         int on = kc_model_layer_trained(m, n->li);
         if (!on || n->fused_step) continue;

@@ -142,6 +142,11 @@ struct kc_model {
     /* kc_fit's row groups (src/dist/): the losses divide by the global batch's rows instead of
      * the call's (0: the call's) */
     int loss_rows;
+    /* kc_fit's row groups on MPI: called in backward after each node, with the leaf layer's
+     * index once its weight gradients are final (its last call), -1 otherwise; the reduction
+     * of a bucket of layers starts there (train.c, src/dist/) */
+    void (*grads_ready)(void *arg, int li);
+    void *grads_ready_arg;
     /* workspace for batches of up to ws_batch samples */
     int ws_batch, ws_parts;
     int64_t grad_cap, ybuf_cap[KC_MAX_IO]; /* floats allocated per buffer */

@@ -1316,6 +1316,16 @@ typedef struct {
     float **items; /* this rank's group gradients (rank 0: one, its running fold) */
     int *items_of, *vals_of;
     double *vals, *all; /* per group: status, loss, the outputs' losses */
+    /* the overlapped reduction (MPI, KERAC_DIST_OVERLAP not 0): buckets of whole layers from
+     * the top of the flat gradients down, each at least KERAC_BUCKET_KB (default 1024) */
+    int nb, next_start, me, count;
+    int64_t *blo, *bhi;
+    int *bucket_of, *left0, *left; /* per layer: its bucket; per bucket: layers to wait for */
+    float **its;                   /* the step's partials: the last group's is m->grads */
+    kc_model *m;
+    kc_status st;
+    double step_s, sync_s; /* time in grouped_step; in its exchange of the losses */
+    int64_t steps;
 } grouped;
 
 static const char *const dist_layers[] = {
@@ -1406,7 +1416,69 @@ static void grouped_free(grouped *g) {
     free(g->vals_of);
     free(g->vals);
     free(g->all);
+    free(g->blo);
+    free(g->bucket_of);
+    free(g->its);
     memset(g, 0, sizeof *g);
+}
+
+static int env_int(const char *name, int dflt, int lo, int hi) {
+    const char *e = getenv(name);
+    if (!e || !*e) return dflt;
+    char *end;
+    long v = strtol(e, &end, 10);
+    return *end || v < lo || v > hi ? dflt : (int)v;
+}
+
+/* the buckets: leaf layers with weights from the highest offset down (backward's order in a
+ * Sequential model), closed once they hold KERAC_BUCKET_KB; bucket 0 reaches n_params and the
+ * last one 0, so that the buckets cover every gradient */
+static kc_status grouped_buckets(grouped *g, kc_model *m, int max_mine, int max_groups) {
+    int nl = m->n_layers, np = 0;
+    if (kc_dist_size() <= 1 || !env_int("KERAC_DIST_OVERLAP", 1, 0, 1) || !m->n_params)
+        return KC_OK;
+    int64_t cap = (int64_t)env_int("KERAC_BUCKET_KB", 1024, 1, 1 << 20) * 1024 / 4;
+    g->blo = malloc(sizeof(int64_t) * 2 * (size_t)(nl + 1));
+    g->bucket_of = malloc(sizeof(int) * (size_t)(4 * nl + 2));
+    g->its = calloc((size_t)g->max_items, sizeof *g->its);
+    if (!g->blo || !g->bucket_of || !g->its)
+        return kc_err(KC_ENOMEM, "kc_fit: out of memory for the reduction's buckets");
+    g->bhi = g->blo + nl + 1;
+    int *order = g->bucket_of + nl;
+    g->left0 = order + nl;
+    g->left = g->left0 + nl + 1;
+    for (int i = 0; i < nl; i++) {
+        g->bucket_of[i] = -1;
+        if (m->layers[i]->param_count) order[np++] = i;
+    }
+    for (int a = 1; a < np; a++) /* by offset, highest first (insertion sort: few layers) */
+        for (int b = a; b > 0 && m->layers[order[b]]->param_offset >
+                                     m->layers[order[b - 1]]->param_offset; b--) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    int nb = 0;
+    int64_t hi = m->n_params;
+    for (int k = 0; k < np; k++) {
+        const kc_layer *l = m->layers[order[k]];
+        if (k > 0 && g->bucket_of[order[k - 1]] == nb - 1 && hi - g->blo[nb - 1] < cap) {
+            g->blo[nb - 1] = l->param_offset; /* joins the open bucket */
+        } else {
+            if (nb) hi = g->blo[nb - 1];
+            g->bhi[nb] = hi;
+            g->blo[nb] = l->param_offset;
+            g->left0[nb] = 0;
+            nb++;
+        }
+        g->bucket_of[order[k]] = nb - 1;
+        g->left0[nb - 1]++;
+        hi = g->bhi[nb - 1];
+    }
+    if (!nb) return KC_OK;
+    g->blo[nb - 1] = 0;
+    g->nb = nb;
+    return kc_dist_buckets_plan(g->blo, g->bhi, nb, max_mine, max_groups, m->n_params);
 }
 
 static kc_status grouped_init(grouped *g, kc_model *m, int batch_size) {
@@ -1435,7 +1507,51 @@ static kc_status grouped_init(grouped *g, kc_model *m, int batch_size) {
         grouped_free(g);
         return kc_err(KC_ENOMEM, "kc_fit: out of memory for the row groups' gradients");
     }
+    kc_dist_stats_reset();
+    if ((st = grouped_buckets(g, m, most > 1 ? most : 1, max_groups))) {
+        grouped_free(g);
+        return st;
+    }
     return kc_dist_reserve(most > 1 ? most : 1, max_groups, m->n_params);
+}
+
+/* bucket k's gradients are final: rank 0 adds its last group's into its running fold */
+static void grouped_start(grouped *g, int k) {
+    kc_model *m = g->m;
+    if (g->me == 0 && g->count > 1) {
+        float *f = g->items[0];
+        for (int64_t i = g->blo[k]; i < g->bhi[k]; i++) f[i] += m->grads[i];
+    }
+    if (!g->st) g->st = kc_dist_bucket_start(k, g->its, g->items_of, m->grads);
+}
+
+/* backward's hook (m->grads_ready) on a rank's last group: start the buckets that are ready */
+static void grouped_ready(void *arg, int li) {
+    grouped *g = arg;
+    if (li >= 0 && g->bucket_of[li] >= 0) g->left[g->bucket_of[li]]--;
+    while (g->next_start < g->nb && g->left[g->next_start] == 0) grouped_start(g, g->next_start++);
+    if (!g->st) g->st = kc_dist_progress();
+}
+
+/* the step's optimizer update, bucket by bucket as each one's reduction arrives */
+static kc_status grouped_update(kc_model *m, grouped *g) {
+    kc_status st = KC_OK;
+    if (kc_optimizer_needs_all_grads(m->opt)) {
+        for (int k = 0; k < g->nb && !st; k++) st = kc_dist_bucket_wait(k);
+        if (!st) st = kc_model_optimizer_step_all(m);
+        return st;
+    }
+    for (int k = 0; k < g->nb && !st; k++) {
+        if ((st = kc_dist_bucket_wait(k))) break;
+        for (int i = 0; i < m->n_layers; i++) {
+            kc_layer *l = m->layers[i];
+            if (g->bucket_of[i] == k && l->trainable_count && kc_model_layer_trained(m, i))
+                kc_optimizer_update(m->opt, m->params, m->grads, l->param_offset,
+                                    l->trainable_count);
+        }
+    }
+    if (!st) kc_optimizer_finish_step(m->opt);
+    return st;
 }
 
 /* one training step on the b rows order[0..b) in row groups; returns the batch's loss (NaN or
@@ -1444,8 +1560,27 @@ static double grouped_step(kc_model *m, const kc_dataset *ds, const int64_t *ord
                            int64_t *scratch, grouped *g, double *per_output, kc_status *status) {
     int size = kc_dist_size(), me = kc_dist_rank(), G = g->G, n_groups = (b + G - 1) / G;
     int nv = 1 + m->n_outputs, first, count;
+    double t0 = kc_dist_now();
     uint64_t step_key = m->step++;
     kc_dist_groups_of(n_groups, me, &first, &count);
+    for (int r = 0; r < size; r++) {
+        int f, c;
+        kc_dist_groups_of(n_groups, r, &f, &c);
+        g->vals_of[r] = 1 + c * nv;
+        g->items_of[r] = r == 0 ? (c > 0) : c;
+    }
+    int overlap = g->nb > 0;
+    if (overlap) { /* the last group's partial is m->grads itself, read as its buckets start */
+        g->m = m;
+        g->me = me;
+        g->count = count;
+        g->st = KC_OK;
+        g->next_start = 0;
+        memcpy(g->left, g->left0, sizeof(int) * (size_t)g->nb);
+        for (int k = 0; k < count; k++)
+            g->its[me == 0 ? 0 : k] = k == count - 1 && (me != 0 || count == 1) ? m->grads
+                                                                               : g->items[me ? k : 0];
+    }
     m->loss_rows = b;
     kc_status st = KC_OK;
     double *v = g->vals + 1;
@@ -1456,8 +1591,15 @@ static double grouped_step(kc_model *m, const kc_dataset *ds, const int64_t *ord
         kc_forward_ctx ctx = {.training = 1, .update_stats = 1, .step_key = step_key,
                               .bf16 = m->bf16, .row0 = r0};
         double po[KC_MAX_IO];
+        int last = overlap && k == count - 1;
+        if (last) {
+            m->grads_ready = grouped_ready;
+            m->grads_ready_arg = g;
+        }
         v[k * nv] = kc_model_forward_backward(m, rows, &ctx, po, 1, 0);
+        m->grads_ready = NULL;
         for (int o = 0; o < m->n_outputs; o++) v[k * nv + 1 + o] = po[o];
+        if (last) break; /* its buckets hold it (grouped_start) */
         /* rank 0 holds the fold's prefix: it folds its groups as they come */
         float *dst = me == 0 ? g->items[0] : g->items[k];
         if (me == 0 && k > 0)
@@ -1465,15 +1607,16 @@ static double grouped_step(kc_model *m, const kc_dataset *ds, const int64_t *ord
         else memcpy(dst, m->grads, sizeof(float) * (size_t)m->n_params);
     }
     m->loss_rows = 0;
+    if (overlap) { /* every bucket starts on every rank, whatever happened above */
+        /* (after an error too: the counts are agreed; the step is then dropped) */
+        while (g->next_start < g->nb) grouped_start(g, g->next_start++);
+        if (!st) st = g->st;
+    }
     g->vals[0] = (double)st;
     int at = 0;
-    for (int r = 0; r < size; r++) {
-        int f, c;
-        kc_dist_groups_of(n_groups, r, &f, &c);
-        g->vals_of[r] = 1 + c * nv;
-        g->items_of[r] = r == 0 ? (c > 0) : c;
-    }
+    double t1 = kc_dist_now();
     kc_status gs = kc_dist_allgather_doubles(g->vals, g->vals_of, g->all);
+    g->sync_s += kc_dist_now() - t1;
     double loss = 0.0;
     for (int o = 0; o < m->n_outputs; o++) per_output[o] = 0.0;
     for (int r = 0; r < size && !gs; r++) { /* values in rank order = group order */
@@ -1488,27 +1631,33 @@ static double grouped_step(kc_model *m, const kc_dataset *ds, const int64_t *ord
         at += g->vals_of[r];
     }
     if (gs && !st) st = gs;
+    if (!st && isfinite(loss)) {
+        if (overlap) st = grouped_update(m, g);
+        else if (!(st = kc_dist_fold(g->items, g->items_of, m->n_params, m->grads))) {
+            if (kc_optimizer_needs_all_grads(m->opt)) {
+                st = kc_model_optimizer_step_all(m);
+            } else {
+                for (int i = 0; i < m->n_layers; i++) {
+                    kc_layer *l = m->layers[i];
+                    if (l->param_count && l->trainable_count && kc_model_layer_trained(m, i))
+                        kc_optimizer_update(m->opt, m->params, m->grads, l->param_offset,
+                                            l->trainable_count);
+                }
+                kc_optimizer_finish_step(m->opt);
+            }
+        }
+    }
+    if (overlap) { /* no request outlives the step, on the error paths too */
+        kc_status fs = kc_dist_buckets_finish();
+        if (!st) st = fs;
+    }
+    g->step_s += kc_dist_now() - t0;
+    g->steps++;
     if (st) {
         *status = st;
         return NAN;
     }
-    if (!isfinite(loss)) return loss; /* every rank: no step (fit reports it) */
-    if ((st = kc_dist_fold(g->items, g->items_of, m->n_params, m->grads))) {
-        *status = st;
-        return NAN;
-    }
-    if (kc_optimizer_needs_all_grads(m->opt)) {
-        if ((st = kc_model_optimizer_step_all(m))) *status = st;
-    } else {
-        for (int i = 0; i < m->n_layers; i++) {
-            kc_layer *l = m->layers[i];
-            if (l->param_count && l->trainable_count && kc_model_layer_trained(m, i))
-                kc_optimizer_update(m->opt, m->params, m->grads, l->param_offset,
-                                    l->trainable_count);
-        }
-        kc_optimizer_finish_step(m->opt);
-    }
-    return loss;
+    return loss; /* NaN or inf: every rank took no step (fit reports it) */
 }
 
 /* the epoch's metric states summed over the ranks (in rank order), so that every rank reports
@@ -1790,6 +1939,15 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         if (!st) st = end_st;
         else kc_err(st, "%s", saved);
     }
+    if (gr.on && kc_dist_size() > 1 && gr.steps && getenv("KERAC_DIST_STATS"))
+        fprintf(stderr, /* bench/dist.sh reads these lines */
+                "kerac distributed: rank %d: %lld steps, %.3f ms/step, waiting for the losses' "
+                "exchange %.3f ms/step, for the gradients' reduction %.3f ms/step (%.1f%%), "
+                "%d buckets\n",
+                kc_dist_rank(), (long long)gr.steps, 1e3 * gr.step_s / (double)gr.steps,
+                1e3 * gr.sync_s / (double)gr.steps,
+                1e3 * kc_dist_wait_seconds() / (double)gr.steps,
+                100.0 * kc_dist_wait_seconds() / gr.step_s, gr.nb);
     free(kp);
     free(order);
     free(scratch);
