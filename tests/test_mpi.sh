@@ -6,7 +6,8 @@
 #     unevenly, and a last batch of 104 rows) and the convnet (with sharded validation);
 #   - the History (loss, accuracy, val_*) printed to 17 digits is the same;
 #   - kc_predict, sharded across the ranks, gives one process's outputs byte for byte;
-#   - so do the reduction's buckets of one layer each, and no overlap (KERAC_DIST_OVERLAP=0);
+#   - so do the reduction's buckets of one layer each, no progress thread (the buckets moved
+#     only between layers) and no overlap (KERAC_DIST_OVERLAP=0);
 #   - ranks that disagree (another seed on one rank) stop before training, naming the rank;
 #   - a rank killed mid-epoch ends the whole run with an error within the time bound.
 # Needs MPI in the build (the Makefile's MPI=1) and MNIST under $KERAC_DATA.
@@ -53,7 +54,7 @@ done
 # the reduction's buckets: one per layer (1 KB), and none (one blocking reduction after
 # backward, KERAC_DIST_OVERLAP=0): the same bits as one process
 args=(--model mlp --samples 1000 --epochs 2 --batch 128)
-for case in "3 KERAC_BUCKET_KB=1" "2 KERAC_DIST_OVERLAP=0" "4 KERAC_BUCKET_KB=1"; do
+for case in "3 KERAC_BUCKET_KB=1" "2 KERAC_DIST_OVERLAP=0" "4 KERAC_BUCKET_KB=1" "3 KERAC_DIST_PROGRESS_THREAD=0"; do
     set -- $case
     out=$(env "$2" KERAC_DIST_STATS=1 timeout 120 mpirun --oversubscribe -np "$1" "$T" --distributed "${args[@]}" --out "$TMP/b.raw" 2>&1)
     nb=$(grep -m1 'rank 0:' <<<"$out" | sed -E 's/.* ([0-9]+) buckets/\1/')

@@ -8,6 +8,9 @@
 #include <string.h>
 #ifdef KERAC_MPI
 #include <mpi.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
 #endif
 
 #define KC_DEFAULT_GROUP_ROWS 32
@@ -16,6 +19,7 @@ static int group_rows;   /* 0: the plain order */
 static int dist_on;      /* kc_distributed_init succeeded */
 #ifdef KERAC_MPI
 static int started_mpi;  /* we called MPI_Init (and so MPI_Finalize) */
+static int thread_level; /* MPI's thread support: MPI_THREAD_MULTIPLE allows the progress thread */
 #endif
 static int rank_, size_ = 1;
 
@@ -30,6 +34,14 @@ static struct {
     int total, next_fold;              /* items over all ranks this step; bucket to fold next */
 #ifdef KERAC_MPI
     MPI_Request *req;                  /* per bucket: the exchange's, the allgather's */
+    /* the progress thread (MPI_THREAD_MULTIPLE; KERAC_DIST_PROGRESS_THREAD=0: none): it alone
+     * tests the buckets' requests, folds and starts the allgathers, so that both phases move
+     * while backward computes; state, next_fold and err under mu, changes signalled on cv */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int threaded, quit, err;
+    char err_msg[256];
 #endif
     float *out;
     double wait_s; /* time blocked on the reduction since kc_dist_stats_reset */
@@ -39,7 +51,13 @@ static struct {
 static double now_s(void) { return MPI_Wtime(); }
 #endif
 
+static void progress_stop(void);
+#ifdef KERAC_MPI
+static kc_status progress_start(void);
+#endif
+
 static void buckets_free(void) {
+    progress_stop();
     free(bk.lo);
     free(bk.state);
     free(bk.cnt);
@@ -99,10 +117,11 @@ kc_status kc_distributed_init(int *argc, char ***argv) {
     MPI_Initialized(&inited);
     if (!inited) {
         int provided;
-        if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
             return kc_err(KC_ESTATE, "kc_distributed_init: MPI_Init failed");
         started_mpi = 1;
     }
+    MPI_Query_thread(&thread_level);
     /* errors come back as codes: kc_fit turns them into a status, never an abort here */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
@@ -313,7 +332,10 @@ kc_status kc_dist_buckets_plan(const int64_t *lo, const int64_t *hi, int nb, int
         buckets_free();
         return kc_err(KC_ENOMEM, "distributed training: out of memory for the exchange buffers");
     }
-    return KC_OK;
+#ifdef KERAC_MPI
+    if ((st = progress_start())) buckets_free();
+#endif
+    return st;
 }
 
 int kc_dist_buckets(void) { return bk.nb; }
@@ -338,21 +360,95 @@ static kc_status bucket_fold(int k) {
     }
     int rc_ = MPI_Iallgatherv(f, (int)w, MPI_FLOAT, bk.out + lo, gc, gd, MPI_FLOAT, comm_ag,
                               &bk.req[2 * k + 1]);
-    if (rc_ != MPI_SUCCESS) return mpi_fail(rc_, "the gradients' allgather");
-    bk.state[k] = 2;
+    return rc_ == MPI_SUCCESS ? KC_OK : mpi_fail(rc_, "the gradients' allgather");
+}
+
+static int bucket_pending(void) {
+    for (int k = 0; k < bk.nb; k++)
+        if (bk.state[k] == 1 || bk.state[k] == 2) return 1;
+    return 0;
+}
+
+/* the progress thread: tests, folds and starts allgathers while the caller computes */
+static void *progress_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&bk.mu);
+    for (;;) {
+        while (!bk.quit && (bk.err || !bucket_pending())) pthread_cond_wait(&bk.cv, &bk.mu);
+        if (bk.quit) break;
+        int moved = 0, rc = MPI_SUCCESS;
+        kc_status st = KC_OK;
+        int k = bk.next_fold;
+        if (k < bk.nb && bk.state[k] == 1) {
+            int done = 0;
+            rc = MPI_Test(&bk.req[2 * k], &done, MPI_STATUS_IGNORE);
+            if (rc != MPI_SUCCESS) st = mpi_fail(rc, "the gradients' reduce-scatter");
+            else if (done) {
+                pthread_mutex_unlock(&bk.mu); /* the fold without the lock */
+                st = bucket_fold(k);
+                pthread_mutex_lock(&bk.mu);
+                if (!st) bk.state[k] = 2, bk.next_fold++, moved = 1;
+            }
+        }
+        for (int j = 0; !st && j < bk.nb; j++) {
+            if (bk.state[j] != 2) continue;
+            int done = 0;
+            rc = MPI_Test(&bk.req[2 * j + 1], &done, MPI_STATUS_IGNORE);
+            if (rc != MPI_SUCCESS) st = mpi_fail(rc, "the gradients' allgather");
+            else if (done) bk.state[j] = 3, moved = 1;
+        }
+        if (st) {
+            bk.err = (int)st;
+            snprintf(bk.err_msg, sizeof bk.err_msg, "%s", kc_last_error());
+            moved = 1;
+        }
+        if (moved) {
+            pthread_cond_broadcast(&bk.cv);
+            continue;
+        }
+        pthread_mutex_unlock(&bk.mu);
+        struct timespec ts = {0, 20000}; /* 20 us between polls: the other core computes */
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&bk.mu);
+    }
+    pthread_mutex_unlock(&bk.mu);
+    return NULL;
+}
+
+static kc_status progress_start(void) {
+    const char *e = getenv("KERAC_DIST_PROGRESS_THREAD");
+    if (thread_level < MPI_THREAD_MULTIPLE || (e && !strcmp(e, "0"))) return KC_OK;
+    pthread_mutex_init(&bk.mu, NULL);
+    pthread_cond_init(&bk.cv, NULL);
+    bk.quit = bk.err = 0;
+    if (pthread_create(&bk.thread, NULL, progress_main, NULL)) {
+        pthread_mutex_destroy(&bk.mu);
+        pthread_cond_destroy(&bk.cv);
+        return kc_err(KC_ESTATE, "distributed training: cannot start the progress thread");
+    }
+    bk.threaded = 1;
     return KC_OK;
 }
+
+static void progress_stop(void) {
+    if (!bk.threaded) return;
+    pthread_mutex_lock(&bk.mu);
+    bk.quit = 1;
+    pthread_cond_broadcast(&bk.cv);
+    pthread_mutex_unlock(&bk.mu);
+    pthread_join(bk.thread, NULL);
+    pthread_mutex_destroy(&bk.mu);
+    pthread_cond_destroy(&bk.cv);
+    bk.threaded = 0;
+}
+#else
+static void progress_stop(void) {}
 #endif
 
 kc_status kc_dist_bucket_start(int k, float *const *items, const int *items_of, float *out) {
 #ifdef KERAC_MPI
-    int size = size_, me = rank_, mine = items_of[me];
-    if (k == 0) {
-        bk.total = 0;
-        for (int r = 0; r < size; r++) bk.total += items_of[r];
-        bk.next_fold = 0;
-        bk.out = out;
-    }
+    int size = size_, me = rank_, mine = items_of[me], total = 0;
+    for (int r = 0; r < size; r++) total += items_of[r];
     int *sc = bk.cnt + (size_t)8 * size * k, *sd = sc + size, *rc = sd + size, *rd = rc + size;
     int64_t lo = bk.lo[k], span = bk.hi[k] - lo, at = 0;
     float *send = xb.send + (int64_t)mine * lo;
@@ -373,7 +469,17 @@ kc_status kc_dist_bucket_start(int k, float *const *items, const int *items_of, 
     int rc_ = MPI_Ialltoallv(send, sc, sd, MPI_FLOAT, xb.recv + bk.rd_at[k], rc, rd, MPI_FLOAT,
                              comm_rs, &bk.req[2 * k]);
     if (rc_ != MPI_SUCCESS) return mpi_fail(rc_, "the gradients' reduce-scatter");
+    if (bk.threaded) pthread_mutex_lock(&bk.mu);
+    if (k == 0) {
+        bk.total = total;
+        bk.next_fold = 0;
+        bk.out = out;
+    }
     bk.state[k] = 1;
+    if (bk.threaded) {
+        pthread_cond_broadcast(&bk.cv);
+        pthread_mutex_unlock(&bk.mu);
+    }
     return KC_OK;
 #else
     (void)k, (void)items, (void)items_of, (void)out;
@@ -383,6 +489,7 @@ kc_status kc_dist_bucket_start(int k, float *const *items, const int *items_of, 
 
 kc_status kc_dist_progress(void) {
 #ifdef KERAC_MPI
+    if (bk.threaded) return KC_OK; /* the thread's work */
     while (bk.next_fold < bk.nb && bk.state[bk.next_fold] == 1) {
         int done = 0, k = bk.next_fold;
         int rc = MPI_Test(&bk.req[2 * k], &done, MPI_STATUS_IGNORE);
@@ -390,6 +497,7 @@ kc_status kc_dist_progress(void) {
         if (!done) break;
         kc_status st = bucket_fold(k);
         if (st) return st;
+        bk.state[k] = 2;
         bk.next_fold++;
     }
 #endif
@@ -400,6 +508,17 @@ kc_status kc_dist_bucket_wait(int k) {
 #ifdef KERAC_MPI
     double t0 = now_s();
     kc_status st = KC_OK;
+    if (bk.threaded) {
+        pthread_mutex_lock(&bk.mu);
+        while (bk.state[k] != 3 && bk.state[k] != 0 && !bk.err) pthread_cond_wait(&bk.cv, &bk.mu);
+        if (bk.err) st = kc_err((kc_status)bk.err, "%s", bk.err_msg);
+        else if (bk.state[k] == 0)
+            st = kc_err(KC_ESTATE, "distributed training: bucket %d waited on before it started",
+                        k);
+        pthread_mutex_unlock(&bk.mu);
+        bk.wait_s += now_s() - t0;
+        return st;
+    }
     while (!st && bk.next_fold <= k) {
         int j = bk.next_fold;
         if (bk.state[j] != 1) {
@@ -409,7 +528,7 @@ kc_status kc_dist_bucket_wait(int k) {
         }
         int rc = MPI_Wait(&bk.req[2 * j], MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) st = mpi_fail(rc, "the gradients' reduce-scatter");
-        else if (!(st = bucket_fold(j))) bk.next_fold++;
+        else if (!(st = bucket_fold(j))) bk.state[j] = 2, bk.next_fold++;
     }
     if (!st && bk.state[k] == 2) {
         int rc = MPI_Wait(&bk.req[2 * k + 1], MPI_STATUS_IGNORE);
@@ -431,8 +550,15 @@ kc_status kc_dist_buckets_finish(void) {
         if (bk.state[k] != 3) {
             kc_status s = kc_dist_bucket_wait(k);
             if (!st) st = s;
+            if (s) return st; /* the requests are broken: MPI's error ends the run */
         }
+#ifdef KERAC_MPI
+        if (bk.threaded) pthread_mutex_lock(&bk.mu);
+#endif
         bk.state[k] = 0;
+#ifdef KERAC_MPI
+        if (bk.threaded) pthread_mutex_unlock(&bk.mu);
+#endif
     }
     return st;
 }
