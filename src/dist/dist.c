@@ -546,12 +546,16 @@ kc_status kc_dist_bucket_wait(int k) {
 kc_status kc_dist_buckets_finish(void) {
     kc_status st = KC_OK;
     for (int k = 0; k < bk.nb; k++) {
-        if (bk.state[k] == 0) continue;
-        if (bk.state[k] != 3) {
-            kc_status s = kc_dist_bucket_wait(k);
-            if (!st) st = s;
-            if (s) return st; /* the requests are broken: MPI's error ends the run */
-        }
+#ifdef KERAC_MPI
+        if (bk.threaded) pthread_mutex_lock(&bk.mu);
+        int state = bk.state[k]; /* the progress thread moves it from 1 to 3 */
+        if (bk.threaded) pthread_mutex_unlock(&bk.mu);
+#else
+        int state = bk.state[k];
+#endif
+        if (state == 0) continue;
+        if (state != 3 && (st = kc_dist_bucket_wait(k)))
+            return st; /* the requests are broken: MPI's error ends the run */
 #ifdef KERAC_MPI
         if (bk.threaded) pthread_mutex_lock(&bk.mu);
 #endif
