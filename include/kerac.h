@@ -1606,7 +1606,9 @@ kc_status kc_compute_gradients_multi(kc_model *m, const float *const *x,
  *   .h5, .hdf5   the legacy full-model HDF5 file (model_config, training_config, model_weights)
  * Full-model files also hold kerac's own state (rng, dropout step, epoch) so that training
  * resumes bit for bit. Saving writes a temporary file in the same directory, syncs it and
- * renames it over path: path always holds the old or the new model, never half of one. */
+ * renames it over path: path always holds the old or the new model, never half of one.
+ * In distributed training (after kc_distributed_init) every rank holds the same weights: rank 0
+ * writes and the other ranks return KC_OK without writing (kc_save_weights too). */
 kc_status kc_save(kc_model *m, const char *path);
 /* Loads a .keras or legacy .h5 full model, written by kerac or by Keras (3, or tf.keras 2);
  * compiled when the file holds compile settings. Errors name the file, layer and variable. */

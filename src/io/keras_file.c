@@ -2,6 +2,7 @@
  * (metadata.json, config.json, model.weights.h5, as keras/src/saving/saving_lib.py writes
  * it), the legacy full-model .h5 (keras/src/legacy/saving/legacy_h5_format.py) and
  * .weights.h5. Everything is built in memory and written with kc_io_write_atomic. */
+#include "../dist/dist.h"
 #include "io.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -114,6 +115,7 @@ kc_status kc_save_weights(kc_model *m, const char *path) {
     if (!is_h5_name(path))
         return kc_err(KC_EINVAL, "kc_save_weights: %s: the file name must end in .weights.h5 "
                                  "(or .h5 for the legacy layout)", path);
+    if (kc_dist_rank() > 0) return KC_OK; /* distributed: rank 0 writes, as in kc_save */
     kc_model_view v;
     kc_status st = kc_model_view_get(m, &v);
     if (st) return st;
@@ -133,6 +135,12 @@ kc_status kc_save_weights(kc_model *m, const char *path) {
 
 kc_status kc_save(kc_model *m, const char *path) {
     if (!m || !path) return kc_err(KC_EINVAL, "kc_save: model and path are required");
+    if (!kc_io_ends_with(path, ".keras") && !is_h5_name(path))
+        return kc_err(KC_EINVAL, "kc_save: %s: unknown format; the name must end in .keras, "
+                                 ".h5 or .weights.h5", path);
+    /* distributed (kc_distributed_init): every rank holds the same weights and runs the same
+     * program; rank 0 alone writes, so that ranks sharing a file system never race on a file */
+    if (kc_dist_rank() > 0) return KC_OK;
     kc_model_view v;
     kc_status st = kc_model_view_get(m, &v);
     if (st) return st;
