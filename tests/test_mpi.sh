@@ -6,6 +6,13 @@
 #     unevenly, and a last batch of 104 rows) and the convnet (with sharded validation);
 #   - the History (loss, accuracy, val_*) printed to 17 digits is the same;
 #   - kc_predict, sharded across the ranks, gives one process's outputs byte for byte;
+#   - resuming with another number of ranks: 1 epoch on 2 ranks saved (kc_save, rank 0), then
+#     epoch 2 from that file on 3 ranks, 1 rank, and one process: the weights of one process
+#     that trained the 2 epochs straight (the file keeps the optimizer state, the shuffle's
+#     random state, the dropout step and the epoch);
+#   - BatchNormalization (statistics per row group, the moving averages moved once per step by
+#     the groups' mean): N = 1, 2, 3 ranks give one process's weights, moving statistics,
+#     History and evaluate byte for byte; the moving statistics moved, and evaluate uses them;
 #   - ranks that disagree (another seed on one rank) stop before training, naming the rank;
 #   - a rank killed mid-epoch ends the whole run with an error within the time bound.
 # Needs MPI in the build (the Makefile's MPI=1) and MNIST under $KERAC_DATA.
@@ -48,6 +55,24 @@ for model in mlp cnn; do
         else bad "$model np $np: sharded kc_predict differs"; fi
     done
 done
+
+# resuming with another number of ranks (issue 15 item 4): 2 ranks for epoch 1, saved; then
+# epoch 2 on 3 ranks, on 1, and in one process (no MPI), against 2 epochs straight
+args=(--model mlp --samples 1000 --batch 128)
+if "$T" "${args[@]}" --group-rows 32 --epochs 2 --out "$TMP/straight.raw" >/dev/null 2>"$TMP/straight.err" &&
+   mpi 2 "${args[@]}" --epochs 1 --save "$TMP/e1.keras" >"$TMP/e1.out" 2>&1 && [ -s "$TMP/e1.keras" ]; then
+    for np in 3 1 0; do
+        if [ $np = 0 ]; then what="one process"
+            "$T" "${args[@]}" --group-rows 32 --load "$TMP/e1.keras" --initial-epoch 1 --epochs 2 --out "$TMP/resumed-$np.raw" >"$TMP/resumed-$np.out" 2>&1
+        else what="np $np"
+            mpi $np "${args[@]}" --load "$TMP/e1.keras" --initial-epoch 1 --epochs 2 --out "$TMP/resumed-$np.raw" >"$TMP/resumed-$np.out" 2>&1
+        fi || { bad "resume on $what failed"; tail -5 "$TMP/resumed-$np.out"; continue; }
+        if cmp -s "$TMP/straight.raw" "$TMP/resumed-$np.raw"; then ok "epoch 1 on np 2, saved, epoch 2 on $what: weights equal 2 epochs straight in one process"
+        else bad "epoch 1 on np 2, saved, epoch 2 on $what: weights differ from 2 epochs straight"; fi
+    done
+else
+    bad "resume: the straight run or the np 2 run with --save failed"; tail -5 "$TMP/e1.out" "$TMP/straight.err"
+fi
 
 # ranks that disagree: rank 2 on another seed
 out=$(mpi 3 --samples 500 --seed-rank 2:99 2>&1); rc=$?
