@@ -2,7 +2,9 @@
  * process, without mpirun: the grouped fit with one group per batch is the plain fit bit for
  * bit (the step after the fold is the fused step's arithmetic, dropout keyed by global rows,
  * the loss divided by the whole batch); smaller groups train (other bits, same numbers to a
- * tolerance); layers not handled are refused by name; without MPI in the build,
+ * tolerance); BatchNormalization keeps its statistics per group and moves its averages once
+ * per step by the groups' mean, and inference uses them; synchronized=True and layers not
+ * handled are refused by name; without MPI in the build,
  * kc_distributed_init says how to get it. Several ranks: tests/test_mpi.sh (make test-mpi). */
 #include "testutil.h"
 
@@ -103,16 +105,143 @@ Test(dist, small_groups_train_and_do_not_depend_on_threads) {
 
 Test(dist, layers_not_handled_are_refused_by_name) {
     KC_CHECK(kc_distributed_set_group_rows(16));
-    kc_model *m = kc_sequential(kc_shape1(F));
-    kc_add(m, kc_dense(8, KC_RELU));
-    kc_add(m, kc_batch_normalization(NULL));
+    kc_model *m = kc_sequential(kc_shape2(4, 5));
+    kc_add(m, kc_conv1d(8, 3, KC_RELU));
+    kc_add(m, kc_flatten());
     kc_add(m, kc_dense(C, KC_SOFTMAX));
     KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_sgd(&(kc_sgd_opts){0}), 0));
     kc_dataset ds = data();
+    ds.x_shape = kc_shape2(4, 5);
     KC_EXPECT_ERR(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 32, .verbose = -1}, NULL), KC_EINVAL,
-                  "(BatchNormalization) is not handled in distributed training");
+                  "(Conv1D) is not handled in distributed training");
     KC_CHECK(kc_distributed_set_group_rows(0));
     kc_model_free(m);
+}
+
+/* BatchNormalization between a Dense and its activation */
+static kc_model *bn_mlp(const kc_batchnorm_opts *o) {
+    kc_set_random_seed(11);
+    kc_model *m = kc_sequential(kc_shape1(F));
+    kc_add(m, kc_dense(16, KC_LINEAR));
+    kc_add(m, kc_batch_normalization(o));
+    kc_add(m, kc_activation(KC_RELU));
+    kc_add(m, kc_dense(C, KC_SOFTMAX));
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_adam(&(kc_adam_opts){0}),
+                        KC_METRIC_ACCURACY));
+    return m;
+}
+
+static float *bn_train(int g, int64_t *n) {
+    KC_CHECK(kc_distributed_set_group_rows(g));
+    kc_model *m = bn_mlp(NULL);
+    kc_dataset ds = data();
+    KC_CHECK(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 64, .epochs = 2, .verbose = -1}, NULL));
+    KC_CHECK(kc_distributed_set_group_rows(0));
+    *n = kc_count_params(m);
+    float *w = malloc(sizeof(float) * (size_t)*n);
+    KC_CHECK(kc_get_weights(m, w, *n));
+    kc_model_free(m);
+    return w;
+}
+
+Test(dist, batchnorm_one_group_per_batch_is_the_plain_fit_bit_for_bit) {
+    kc_set_num_threads(1);
+    int64_t n;
+    float *plain = bn_train(0, &n), *grouped = bn_train(64, &n), *small = bn_train(16, &n);
+    /* the moving statistics included (the Dense's 20 x 16 + 16 weights, then gamma, beta,
+     * moving_mean, moving_variance of 16) */
+    cr_assert(memcmp(plain, grouped, sizeof(float) * (size_t)n) == 0,
+              "BatchNormalization: the grouped fit with one group per batch differs");
+    int at = F * 16 + 16, moved = 0;
+    for (int i = 0; i < 16; i++) moved += small[at + 32 + i] != 0.0f && small[at + 48 + i] != 1.0f;
+    cr_assert_eq(moved, 16, "groups of 16 rows: the moving statistics did not move");
+    cr_assert(memcmp(plain + at + 32, small + at + 32, sizeof(float) * 32) != 0,
+              "groups of 16 rows: per-group statistics should differ from the whole batch's");
+    free(plain);
+    free(grouped);
+    free(small);
+}
+
+/* one step of 64 rows in groups of 32 on a model that is only a BatchNormalization(momentum
+ * 0.5): the moving averages are 0.5 * old + 0.5 * (the two groups' mean of their batch mean
+ * and biased variance), computed here as the layer does; then predict and evaluate normalise
+ * with them */
+Test(dist, batchnorm_moves_by_the_groups_mean_and_inference_uses_it) {
+    kc_set_num_threads(1);
+    static float zeros[N * F];
+    kc_dataset ds = data();
+    ds.y = zeros;
+    ds.y_shape = kc_shape1(F);
+    KC_CHECK(kc_distributed_set_group_rows(32));
+    kc_model *m = kc_sequential(kc_shape1(F));
+    kc_add(m, kc_batch_normalization(&(kc_batchnorm_opts){.momentum = 0.5f}));
+    KC_CHECK(kc_compile(m, KC_MEAN_SQUARED_ERROR, kc_sgd(&(kc_sgd_opts){0}), 0));
+    KC_CHECK(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 64, .epochs = 1, .steps_per_epoch = 1,
+                                           .no_shuffle = 1, .verbose = -1}, NULL));
+    KC_CHECK(kc_distributed_set_group_rows(0));
+    float w[4 * F];
+    KC_CHECK(kc_get_weights(m, w, 4 * F));
+    for (int i = 0; i < F; i++) {
+        float mean[2], var[2];
+        for (int g = 0; g < 2; g++) {
+            double sum = 0, sq = 0;
+            for (int r = 32 * g; r < 32 * g + 32; r++) sum += xs[r * F + i];
+            mean[g] = (float)(sum / 32);
+            for (int r = 32 * g; r < 32 * g + 32; r++) {
+                double d = (double)xs[r * F + i] - mean[g];
+                sq += d * d;
+            }
+            var[g] = (float)(sq / 32);
+        }
+        float em = 0.0f * 0.5f + (mean[0] + mean[1]) / 2.0f * 0.5f;
+        float ev = 1.0f * 0.5f + (var[0] + var[1]) / 2.0f * 0.5f;
+        cr_assert_eq(w[2 * F + i], em, "moving_mean[%d] %.9g, expected %.9g", i, w[2 * F + i], em);
+        cr_assert_eq(w[3 * F + i], ev, "moving_variance[%d] %.9g, expected %.9g", i,
+                     w[3 * F + i], ev);
+    }
+    /* inference: (x - moving_mean) / sqrt(moving_variance + eps) * gamma + beta */
+    float *p = malloc(sizeof(float) * N * F);
+    KC_CHECK(kc_predict(m, xs, N, p));
+    double se = 0;
+    for (int r = 0; r < N; r++)
+        for (int i = 0; i < F; i++) {
+            float inv = 1.0f / sqrtf(w[3 * F + i] + 1e-3f);
+            float e = (xs[r * F + i] - w[2 * F + i]) * inv * w[i] + w[F + i];
+            cr_assert_eq(p[r * F + i], e, "predict row %d feature %d: %.9g, expected %.9g", r, i,
+                         p[r * F + i], e);
+            se += (double)e * e;
+        }
+    kc_metrics res;
+    KC_CHECK(kc_evaluate(m, &ds, &(kc_evaluate_opts){.batch_size = 50}, &res));
+    cr_assert_float_eq(res.loss, se / (N * F), 1e-6 * se / (N * F), "evaluate's loss %.9g, expected %.9g",
+                       res.loss, se / (N * F));
+    free(p);
+    kc_model_free(m);
+}
+
+Test(dist, batchnorm_synchronized_is_parsed_and_refused_by_grouped_fit) {
+    kc_model *m = bn_mlp(&(kc_batchnorm_opts){.synchronized = 1});
+    kc_dataset ds = data();
+    /* one process, plain order: no effect, as Keras without a distribution strategy */
+    KC_CHECK(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 64, .verbose = -1}, NULL));
+    char *json = NULL;
+    KC_CHECK(kc_model_to_json(m, &json));
+    cr_assert(strstr(json, "\"synchronized\":true") || strstr(json, "\"synchronized\": true"),
+              "synchronized=True is not written: %s", json);
+    kc_model_free(m);
+    KC_CHECK(kc_model_from_json(json, &m)); /* read back: refused by name in row groups */
+    free(json);
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_sgd(&(kc_sgd_opts){0}), 0));
+    KC_CHECK(kc_distributed_set_group_rows(32));
+    KC_EXPECT_ERR(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 64, .verbose = -1}, NULL),
+                  KC_EINVAL, "synchronized=True) is not handled in distributed training yet");
+    KC_CHECK(kc_distributed_set_group_rows(0));
+    kc_model_free(m);
+    const char *bad = "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\", \"layers\": "
+                      "[{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 3]}}, "
+                      "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\", "
+                      "\"synchronized\": 3}}]}}";
+    KC_EXPECT_ERR(kc_model_from_json(bad, &m), KC_EFORMAT, "synchronized is not true or false");
 }
 
 #ifndef KERAC_MPI

@@ -2,7 +2,11 @@
  * weights gamma, beta (trained), moving_mean, moving_variance (not trained, in that order in
  * the flat buffer). Training: normalise with the batch's mean and biased variance over every
  * axis but the last, and move the averages: moving = moving * momentum + batch * (1 -
- * momentum). Inference: normalise with the moving averages. */
+ * momentum). Inference: normalise with the moving averages. In kc_fit's row groups
+ * (ctx->grouped) each group normalises with its own rows' statistics, as a replica of Keras's
+ * MirroredStrategy does, and hands its mean and variance to the fold through the moving
+ * statistics' gradient slots; kc_fit moves the averages by their mean over the step's groups
+ * (train.c, grouped_move_stats). */
 #include "layer.h"
 #include "../io/config_fields.h"
 #include <math.h>
@@ -61,7 +65,10 @@ static void bn_forward(kc_layer *l, const float *in, float *out, int batch,
         for (int i = 0; i < c; i++) {
             float var = (float)(sq[i] / (double)rows);
             inv[i] = 1.0f / sqrtf(var + l->epsilon);
-            if (ctx->update_stats) {
+            if (ctx->update_stats && ctx->grouped) { /* kc_fit moves them after the fold */
+                l->dkernel[2 * c + i] = mean[i];
+                l->dkernel[3 * c + i] = var;
+            } else if (ctx->update_stats) {
                 moving_mean[i] = moving_mean[i] * l->momentum + mean[i] * (1.0f - l->momentum);
                 moving_var[i] = moving_var[i] * l->momentum + var * (1.0f - l->momentum);
             }
@@ -137,6 +144,12 @@ static kc_status bn_from(const cJSON *cfg, const char *where, kc_layer **out) {
         if (v && !cJSON_IsTrue(v))
             return kc_err(KC_EFORMAT, "%s: %s=False is not supported by kerac", where, flags[i]);
     }
+    /* Keras 3's synchronized: the statistics over the global batch across replicas; no effect
+     * in one process, refused by distributed fit (train.c, grouped_check_bn) */
+    const cJSON *sync = kc_cfg_field(cfg, "synchronized");
+    if (sync && !cJSON_IsBool(sync) && !cJSON_IsNull(sync))
+        return kc_err(KC_EFORMAT, "%s: synchronized is not true or false", where);
+    o.synchronized = cJSON_IsTrue(sync);
     if (cJSON_IsTrue(kc_cfg_field(cfg, "renorm")))
         return kc_err(KC_EFORMAT, "%s: renorm=True is not supported by kerac", where);
     static const char *const nulls[] = {"beta_regularizer", "gamma_regularizer",
@@ -180,7 +193,7 @@ static kc_status bn_to(const kc_layer *l, cJSON *cfg) {
     const char *nulls[] = {"beta_regularizer", "gamma_regularizer", "beta_constraint",
                            "gamma_constraint"};
     for (int i = 0; i < 4; i++) cJSON_AddNullToObject(cfg, nulls[i]);
-    cJSON_AddFalseToObject(cfg, "synchronized");
+    cJSON_AddBoolToObject(cfg, "synchronized", l->synchronized);
     cJSON_AddFalseToObject(cfg, "renorm");
     cJSON_AddNullToObject(cfg, "renorm_clipping");
     cJSON_AddNumberToObject(cfg, "renorm_momentum", 0.99);
@@ -216,5 +229,6 @@ kc_layer *kc_batch_normalization(const kc_batchnorm_opts *opts) {
     if (!l) return NULL;
     l->momentum = o.momentum != 0.0f ? o.momentum : 0.99f;
     l->epsilon = o.epsilon != 0.0f ? o.epsilon : 1e-3f;
+    l->synchronized = o.synchronized != 0;
     return l;
 }

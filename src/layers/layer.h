@@ -26,6 +26,11 @@ typedef struct {
      * are keyed by the row of the whole batch, so a group or rank of rows draws the mask the
      * whole batch would (kc_dropout_key); 0 otherwise */
     int64_t row0;
+    /* kc_fit's row groups (src/dist/): a training step's forward runs per group of rows, and
+     * BatchNormalization, with update_stats, writes its group's batch mean and variance into
+     * the gradient slots of moving_mean and moving_variance (the ordered fold sums them over
+     * the step's groups) instead of moving the averages: kc_fit moves them once per step */
+    int grouped;
 } kc_forward_ctx;
 
 struct cJSON; /* cJSON's values (<cjson/cJSON.h>): the io functions' configs */
@@ -188,6 +193,7 @@ struct kc_layer {
     int pad_same;        /* padding "same" (else "valid") */
     int pad_top, pad_left; /* "same": rows and columns of zeros before the input */
     float momentum, epsilon; /* BatchNormalization */
+    int synchronized;        /* BatchNormalization(synchronized=True): refused by grouped fit */
     float *scratch;      /* the layer's workspace (scratch_size floats), owned by the model */
     int scratch_parts;   /* parts it was sized for */
     float rate; /* Dropout */

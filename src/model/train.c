@@ -1321,10 +1321,55 @@ typedef struct {
 static const char *const dist_layers[] = {
     "Dense", "Dropout", "Flatten", "Activation", "Reshape", "Conv2D", "MaxPooling2D",
     "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ReLU", "Softmax",
-    "LeakyReLU", "ELU", "Rescaling", "Identity", NULL};
+    "LeakyReLU", "ELU", "Rescaling", "Identity", "BatchNormalization", NULL};
+
+/* BatchNormalization in the row groups: statistics per group (grouped_move_stats); refused
+ * when they cannot be: synchronized=True (statistics over the whole batch), or one layer called
+ * twice (its moving averages would move once per call) */
+static kc_status grouped_check_bn(const kc_model *m, int li, const char *what) {
+    const kc_layer *l = m->layers[li];
+    if (!kc_model_is_type(l, "BatchNormalization")) return KC_OK;
+    if (l->synchronized)
+        return kc_err(KC_EINVAL, "%s: layer %s (BatchNormalization with synchronized=True) is "
+                                 "not handled in distributed training yet: its statistics would "
+                                 "be per group of %d rows, not over the whole batch; use "
+                                 "synchronized=False (statistics per group, as Keras's "
+                                 "MirroredStrategy keeps them per replica)",
+                      what, l->name, kc_dist_group_rows());
+    for (int k = 0; k < m->n_nodes; k++)
+        if (m->nodes[k].li == li && m->nodes[k].call > 0)
+            return kc_err(KC_EINVAL, "%s: layer %s (BatchNormalization) is called more than "
+                                     "once; a shared BatchNormalization is not handled in "
+                                     "distributed training yet", what, l->name);
+    return KC_OK;
+}
+
+/* after the step's fold: each BatchNormalization that ran in training mode (as node_ctx in
+ * engine.c decides: not frozen, not called with training=False) moves its averages once by the
+ * mean over the step's groups of the groups' batch mean and variance, which the groups' forward
+ * passes wrote into the moving statistics' gradient slots (kc_forward_ctx.grouped) and the
+ * ordered fold summed in group order: moving = moving * momentum + (sum / n_groups) * (1 -
+ * momentum). With the replicas' moving variables equal before the step this is Keras's
+ * MirroredStrategy (ON_READ, MEAN): mean_r(m * mom + (1 - mom) x_r) = m * mom + (1 - mom)
+ * mean_r(x_r); and with one group per step, the plain fit's bits. */
+static void grouped_move_stats(kc_model *m, int n_groups) {
+    for (int k = 0; k < m->n_nodes; k++) {
+        const kc_node *n = &m->nodes[k];
+        const kc_layer *l = n->layer;
+        if (n->skip || n->inference || !kc_model_is_type(l, "BatchNormalization") ||
+            !kc_model_layer_trained(m, n->li))
+            continue;
+        int64_t at = l->param_offset + 2 * (int64_t)l->units, count = 2 * (int64_t)l->units;
+        float *moving = m->params + at;
+        const float *sum = m->grads + at;
+        for (int64_t i = 0; i < count; i++)
+            moving[i] = moving[i] * l->momentum + sum[i] / (float)n_groups * (1.0f - l->momentum);
+    }
+}
 
 static kc_status grouped_check(const kc_model *m, const kc_dataset *ds, const kc_fit_opts *o) {
     const char *what = kc_dist_size() > 1 ? "kc_fit (distributed)" : "kc_fit (row groups)";
+    kc_status st;
     for (int i = 0; i < m->n_layers; i++) {
         const kc_layer *l = m->layers[i];
         int ok = 0;
@@ -1333,11 +1378,12 @@ static kc_status grouped_check(const kc_model *m, const kc_dataset *ds, const kc
             return kc_err(KC_EINVAL, "%s: layer %s (%s) is not handled in distributed training "
                                      "yet (its results would depend on how the batch is split); "
                                      "handled: Dense, Dropout, Flatten, Conv2D, pooling, "
-                                     "activations",
+                                     "activations, BatchNormalization",
                           what, l->name, l->ops->type_name);
         if (kc_model_is_type(l, "Dropout") && l->n_noise)
             return kc_err(KC_EINVAL, "%s: layer %s: Dropout with noise_shape is not handled in "
                                      "distributed training yet", what, l->name);
+        if ((st = grouped_check_bn(m, i, what))) return st;
         if (kc_regularizer_active(&l->kernel_reg) || kc_regularizer_active(&l->bias_reg) ||
             kc_regularizer_active(&l->activity_reg))
             return kc_err(KC_EINVAL, "%s: layer %s has a regularizer; regularizers are not "
@@ -1454,7 +1500,7 @@ static double grouped_step(kc_model *m, const kc_dataset *ds, const int64_t *ord
         int rows = (int)(b - r0 < G ? b - r0 : G);
         if ((st = load_batch(m, ds, order + r0, 0, rows, scratch, 1, "kc_fit"))) break;
         kc_forward_ctx ctx = {.training = 1, .update_stats = 1, .step_key = step_key,
-                              .bf16 = m->bf16, .row0 = r0};
+                              .bf16 = m->bf16, .row0 = r0, .grouped = 1};
         double po[KC_MAX_IO];
         v[k * nv] = kc_model_forward_backward(m, rows, &ctx, po, 1, 0);
         for (int o = 0; o < m->n_outputs; o++) v[k * nv + 1 + o] = po[o];
@@ -1497,6 +1543,7 @@ static double grouped_step(kc_model *m, const kc_dataset *ds, const int64_t *ord
         *status = st;
         return NAN;
     }
+    grouped_move_stats(m, n_groups);
     if (kc_optimizer_needs_all_grads(m->opt)) {
         if ((st = kc_model_optimizer_step_all(m))) *status = st;
     } else {
