@@ -213,6 +213,7 @@ done:
     if (status) fprintf(stderr, "dist_fit (rank %d): %s\n", rank, kc_last_error());
     kc_model_free(m);
     kc_dataset_free(&train);
+    kc_dataset_free(&test);
     if (distributed) kc_distributed_finalize();
     return status;
 }
