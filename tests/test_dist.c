@@ -244,6 +244,53 @@ Test(dist, batchnorm_synchronized_is_parsed_and_refused_by_grouped_fit) {
     KC_EXPECT_ERR(kc_model_from_json(bad, &m), KC_EFORMAT, "synchronized is not true or false");
 }
 
+/* a BatchNormalization called with training=False and a frozen one run in inference mode in
+ * the row groups too (their averages stay), the trained one's move; one called twice is
+ * refused by name */
+Test(dist, batchnorm_inference_calls_and_frozen_layers_keep_their_averages) {
+    kc_set_num_threads(1);
+    kc_set_random_seed(5);
+    kc_layer *off = kc_batch_normalization(NULL), *frozen = kc_batch_normalization(NULL),
+             *on = kc_batch_normalization(NULL);
+    KC_CHECK(kc_set_trainable(frozen, 0));
+    kc_tensor *in = kc_input(kc_shape1(F));
+    kc_tensor *h = kc_call_training(off, kc_call(kc_dense(8, KC_LINEAR), in), 0);
+    h = kc_call(on, kc_call(frozen, h));
+    kc_tensor *out = kc_call(kc_dense(C, KC_SOFTMAX), h);
+    kc_model *m = kc_functional(&in, 1, &out, 1);
+    cr_assert_not_null(m, "%s", kc_last_error());
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_adam(&(kc_adam_opts){0}), 0));
+    kc_dataset ds = data();
+    KC_CHECK(kc_distributed_set_group_rows(16));
+    KC_CHECK(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 64, .verbose = -1}, NULL));
+    KC_CHECK(kc_distributed_set_group_rows(0));
+    int64_t n = kc_count_params(m);
+    float *w = malloc(sizeof(float) * (size_t)n);
+    KC_CHECK(kc_get_weights(m, w, n));
+    /* weights in layer order: Dense (F x 8 + 8), then the three BatchNormalizations (4 x 8) */
+    for (int b = 0; b < 3; b++) {
+        const float *bn = w + F * 8 + 8 + b * 32;
+        int moved = 0;
+        for (int i = 0; i < 8; i++) moved += bn[16 + i] != 0.0f || bn[24 + i] != 1.0f;
+        cr_assert_eq(moved, b == 2 ? 8 : 0, "BatchNormalization %d: %d channels moved", b, moved);
+    }
+    free(w);
+    kc_model_free(m);
+
+    kc_layer *shared = kc_batch_normalization(NULL);
+    in = kc_input(kc_shape1(F));
+    h = kc_call(shared, kc_call(shared, in));
+    out = kc_call(kc_dense(C, KC_SOFTMAX), h);
+    m = kc_functional(&in, 1, &out, 1);
+    cr_assert_not_null(m, "%s", kc_last_error());
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_sgd(&(kc_sgd_opts){0}), 0));
+    KC_CHECK(kc_distributed_set_group_rows(16));
+    KC_EXPECT_ERR(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 64, .verbose = -1}, NULL), KC_EINVAL,
+                  "(BatchNormalization) is called more than once");
+    KC_CHECK(kc_distributed_set_group_rows(0));
+    kc_model_free(m);
+}
+
 #ifndef KERAC_MPI
 Test(dist, init_without_mpi_says_how_to_build_it) {
     int argc = 1;
