@@ -3,8 +3,8 @@
  * bit (the step after the fold is the fused step's arithmetic, dropout keyed by global rows,
  * the loss divided by the whole batch); smaller groups train (other bits, same numbers to a
  * tolerance); BatchNormalization keeps its statistics per group and moves its averages once
- * per step by the groups' mean, and inference uses them; synchronized=True and layers not
- * handled are refused by name; without MPI in the build,
+ * per step by the groups' mean, and inference uses them; synchronized=True takes the whole
+ * batch's statistics; layers not handled are refused by name; without MPI in the build,
  * kc_distributed_init says how to get it. Several ranks: tests/test_mpi.sh (make test-mpi). */
 #include "testutil.h"
 
@@ -219,23 +219,104 @@ Test(dist, batchnorm_moves_by_the_groups_mean_and_inference_uses_it) {
     kc_model_free(m);
 }
 
-Test(dist, batchnorm_synchronized_is_parsed_and_refused_by_grouped_fit) {
-    kc_model *m = bn_mlp(&(kc_batchnorm_opts){.synchronized = 1});
+static float *sync_train(int sync, int g, int epochs, int64_t *n) {
+    KC_CHECK(kc_distributed_set_group_rows(g));
+    kc_model *m = bn_mlp(&(kc_batchnorm_opts){.synchronized = sync});
     kc_dataset ds = data();
-    /* one process, plain order: no effect, as Keras without a distribution strategy */
-    KC_CHECK(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 64, .verbose = -1}, NULL));
+    KC_CHECK(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 64, .epochs = epochs, .verbose = -1},
+                    NULL));
+    KC_CHECK(kc_distributed_set_group_rows(0));
+    *n = kc_count_params(m);
+    float *w = malloc(sizeof(float) * (size_t)*n);
+    KC_CHECK(kc_get_weights(m, w, *n));
+    kc_model_free(m);
+    return w;
+}
+
+/* synchronized=True: the statistics over the whole batch across the groups. One group per
+ * batch: the plain fit's bits; groups of 16: the plain fit's numbers up to the order of the
+ * sums (the per-group statistics of synchronized=False are further off) */
+Test(dist, batchnorm_synchronized_takes_the_whole_batch_statistics) {
+    kc_set_num_threads(1);
+    int64_t n;
+    float *plain = sync_train(1, 0, 2, &n), *one = sync_train(1, 64, 2, &n);
+    cr_assert(memcmp(plain, one, sizeof(float) * (size_t)n) == 0,
+              "synchronized, one group per batch: differs from the plain fit");
+    float *synced = sync_train(1, 16, 1, &n), *plain1 = sync_train(0, 0, 1, &n),
+          *local = sync_train(0, 16, 1, &n);
+    double worst_sync = 0, worst_local = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double ds = fabs((double)synced[i] - plain1[i]), dl = fabs((double)local[i] - plain1[i]);
+        worst_sync = ds > worst_sync ? ds : worst_sync;
+        worst_local = dl > worst_local ? dl : worst_local;
+    }
+    cr_log_info("synchronized %g, per group %g", worst_sync, worst_local);
+    cr_assert(worst_sync < 1e-4, "synchronized in groups of 16: %g from the plain fit", worst_sync);
+    cr_assert(worst_local > 20 * worst_sync, "per-group statistics should be further off (%g, "
+              "synchronized %g)", worst_local, worst_sync);
+    free(plain);
+    free(one);
+    free(synced);
+    free(plain1);
+    free(local);
+}
+
+/* two synchronized layers and dropout between them: the passes in node order (forward) and
+ * back (backward), the dropout masks the same in every pass */
+static float *sync2_train(int g, int64_t *n) {
+    KC_CHECK(kc_distributed_set_group_rows(g));
+    kc_set_random_seed(3);
+    kc_batchnorm_opts o = {.momentum = 0.8f, .synchronized = 1};
+    kc_model *m = kc_sequential(kc_shape1(F));
+    kc_add(m, kc_dense(16, KC_LINEAR));
+    kc_add(m, kc_batch_normalization(&o));
+    kc_add(m, kc_activation(KC_RELU));
+    kc_add(m, kc_dropout(0.25f));
+    kc_add(m, kc_dense(12, KC_LINEAR));
+    kc_add(m, kc_batch_normalization(&o));
+    kc_add(m, kc_activation(KC_TANH));
+    kc_add(m, kc_dense(C, KC_SOFTMAX));
+    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_adam(&(kc_adam_opts){0}), 0));
+    kc_dataset ds = data();
+    KC_CHECK(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 64, .epochs = 1, .verbose = -1}, NULL));
+    KC_CHECK(kc_distributed_set_group_rows(0));
+    *n = kc_count_params(m);
+    float *w = malloc(sizeof(float) * (size_t)*n);
+    KC_CHECK(kc_get_weights(m, w, *n));
+    kc_model_free(m);
+    return w;
+}
+
+Test(dist, batchnorm_two_synchronized_layers) {
+    kc_set_num_threads(1);
+    int64_t n;
+    float *plain = sync2_train(0, &n), *one = sync2_train(64, &n), *groups = sync2_train(16, &n);
+    cr_assert(memcmp(plain, one, sizeof(float) * (size_t)n) == 0,
+              "two synchronized layers, one group per batch: differs from the plain fit");
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)groups[i] - plain[i]);
+        worst = d > worst ? d : worst;
+    }
+    cr_assert(worst < 1e-4, "two synchronized layers in groups of 16: %g from the plain fit", worst);
+    free(plain);
+    free(one);
+    free(groups);
+}
+
+Test(dist, batchnorm_synchronized_is_read_and_written) {
+    kc_model *m = bn_mlp(&(kc_batchnorm_opts){.synchronized = 1});
     char *json = NULL;
     KC_CHECK(kc_model_to_json(m, &json));
     cr_assert(strstr(json, "\"synchronized\":true") || strstr(json, "\"synchronized\": true"),
               "synchronized=True is not written: %s", json);
     kc_model_free(m);
-    KC_CHECK(kc_model_from_json(json, &m)); /* read back: refused by name in row groups */
+    KC_CHECK(kc_model_from_json(json, &m));
     free(json);
-    KC_CHECK(kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, kc_sgd(&(kc_sgd_opts){0}), 0));
-    KC_CHECK(kc_distributed_set_group_rows(32));
-    KC_EXPECT_ERR(kc_fit(m, &ds, &(kc_fit_opts){.batch_size = 64, .verbose = -1}, NULL),
-                  KC_EINVAL, "synchronized=True) is not handled in distributed training yet");
-    KC_CHECK(kc_distributed_set_group_rows(0));
+    KC_CHECK(kc_model_to_json(m, &json));
+    cr_assert(strstr(json, "\"synchronized\":true") || strstr(json, "\"synchronized\": true"),
+              "synchronized=True is not read back: %s", json);
+    free(json);
     kc_model_free(m);
     const char *bad = "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\", \"layers\": "
                       "[{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 3]}}, "

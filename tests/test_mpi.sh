@@ -11,8 +11,9 @@
 #     that trained the 2 epochs straight (the file keeps the optimizer state, the shuffle's
 #     random state, the dropout step and the epoch);
 #   - BatchNormalization (statistics per row group, the moving averages moved once per step by
-#     the groups' mean): N = 1, 2, 3 ranks give one process's weights, moving statistics,
-#     History and evaluate byte for byte; the moving statistics moved, and evaluate uses them;
+#     the groups' mean; and synchronized=True, statistics over the whole batch): N = 1, 2, 3
+#     ranks give one process's weights, moving statistics, History and evaluate byte for byte;
+#     the moving statistics moved;
 #   - ranks that disagree (another seed on one rank) stop before training, naming the rank;
 #   - a rank killed mid-epoch ends the whole run with an error within the time bound.
 # Needs MPI in the build (the Makefile's MPI=1) and MNIST under $KERAC_DATA.
@@ -59,9 +60,9 @@ done
 # BatchNormalization: statistics per row group, the moving averages moved once per step by the
 # groups' mean; N ranks against one process: weights (moving statistics included), the moving
 # statistics as text, History, kc_evaluate after fit and sharded kc_predict, byte for byte
-for model in mlp-bn cnn-bn; do
+for model in mlp-bn cnn-bn mlp-syncbn cnn-syncbn; do
     args=(--model $model --samples 1000 --epochs 2 --batch 128)
-    [ $model = cnn-bn ] && args=(--model $model --samples 300 --epochs 2 --batch 100 --validation)
+    [ ${model#cnn} != $model ] && args=(--model $model --samples 300 --epochs 2 --batch 100 --validation)
     "$T" "${args[@]}" --group-rows 32 --out "$TMP/$model-ref.raw" --stats "$TMP/$model-ref.stats" --pred "$TMP/$model-ref.pred" 2>"$TMP/$model-ref.err" | grep '^e' > "$TMP/$model-ref.log" \
         || { bad "$model: the one-process run failed"; tail -3 "$TMP/$model-ref.err"; continue; }
     # the averages moved from their initial 0 and 1 (that inference normalises with them:

@@ -2,8 +2,9 @@
  * MLP or convnet (examples/mnist_models.h) on the first --samples images and writes the final
  * weights as raw float32 (rank 0), so that runs under `mpirun -np N` can be compared with one
  * process byte for byte (cmp). Options:
- *   --model mlp|cnn|cnn-classic|mlp-bn|cnn-bn  --samples N  --epochs N  --batch N  --seed N
- *   --threads N          (mlp-bn, cnn-bn: small networks with BatchNormalization, below)
+ *   --model mlp|cnn|cnn-classic|mlp-bn|cnn-bn|mlp-syncbn|cnn-syncbn  --samples N  --epochs N
+ *   --batch N  --seed N  --threads N  (*-bn: small networks with BatchNormalization, below;
+ *                        *-syncbn: the same with synchronized=True)
  *   --out PATH           the weights, raw (rank 0)
  *   --distributed        kc_distributed_init (else one process in the plain order)
  *   --group-rows G       without --distributed: one process in the grouped order (no MPI)
@@ -29,18 +30,19 @@
 #include "../../examples/mnist_models.h"
 
 /* an MLP and a small convnet with BatchNormalization (between the layer and its activation) */
-static kc_model *bn_build(int cnn) {
+static kc_model *bn_build(int cnn, int sync) {
     kc_model *m = kc_sequential(cnn ? kc_shape3(28, 28, 1) : kc_shape1(784));
     if (!m) return NULL;
     if (cnn) {
         kc_add(m, kc_conv2d(8, 3, KC_LINEAR));
-        kc_add(m, kc_batch_normalization(NULL));
+        kc_add(m, kc_batch_normalization(&(kc_batchnorm_opts){.synchronized = sync}));
         kc_add(m, kc_activation(KC_RELU));
         kc_add(m, kc_max_pooling2d(2));
         kc_add(m, kc_flatten());
     } else {
         kc_add(m, kc_dense(64, KC_LINEAR));
-        kc_add(m, kc_batch_normalization(&(kc_batchnorm_opts){.momentum = 0.9f}));
+        kc_add(m, kc_batch_normalization(
+                      &(kc_batchnorm_opts){.momentum = 0.9f, .synchronized = sync}));
         kc_add(m, kc_activation(KC_RELU));
         kc_add(m, kc_dropout(0.2f));
     }
@@ -138,14 +140,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     int cnn = strncmp(model_name, "cnn", 3) == 0, classic = !strcmp(model_name, "cnn-classic");
-    int bn = strstr(model_name, "-bn") != NULL;
+    int sync = strstr(model_name, "-syncbn") != NULL, bn = sync || strstr(model_name, "-bn");
     kc_model *m = NULL;
     kc_dataset val = train; /* the next samples, a view */
     int status = 1;
     if (load) { /* the saved model, compiled, with its optimizer and resume state */
         if (kc_load(load, &m) != KC_OK) goto done;
     } else {
-        m = bn ? bn_build(cnn) : cnn ? mnist_cnn_build(classic) : mnist_mlp_build(2);
+        m = bn ? bn_build(cnn, sync) : cnn ? mnist_cnn_build(classic) : mnist_mlp_build(2);
         kc_optimizer *opt = bn ? kc_adam(&(kc_adam_opts){0})
                                : cnn ? mnist_cnn_optimizer(classic) : mnist_mlp_optimizer();
         if (!m || kc_compile(m, KC_CATEGORICAL_CROSSENTROPY, opt, KC_METRIC_ACCURACY) != KC_OK)
