@@ -110,6 +110,11 @@ out=$(mpi 3 --samples 500 --seed-rank 2:99 2>&1); rc=$?
 if [ $rc -ne 0 ] && grep -q "rank 2 differs from rank 0" <<<"$out"; then ok "mismatched ranks refused: $(grep -m1 'differs' <<<"$out" | cut -c1-150)"
 else bad "mismatched ranks were not refused (rc $rc)"; echo "$out" | tail -5; fi
 
+# ranks that disagree on BatchNormalization's synchronized (it adds collectives): refused
+out=$(mpi 2 --model mlp-bn --samples 500 --model-rank 1:mlp-syncbn 2>&1); rc=$?
+if [ $rc -ne 0 ] && grep -q "rank 1 differs from rank 0 in the layers and shapes" <<<"$out"; then ok "ranks disagreeing on synchronized refused"
+else bad "ranks disagreeing on synchronized were not refused (rc $rc)"; echo "$out" | tail -5; fi
+
 # a rank dying mid-epoch: the run ends with an error, within the bound
 start=$(date +%s)
 out=$(timeout 60 mpirun --oversubscribe -np 3 "$T" --distributed --samples 4000 --epochs 3 --die 1:5 2>&1); rc=$?

@@ -1589,6 +1589,7 @@ static kc_status grouped_fingerprint(kc_model *m, const kc_dataset *ds, int64_t 
         shapes = fnv(shapes, l->ops->type_name, strlen(l->ops->type_name));
         shapes = fnv(shapes, &l->param_count, sizeof l->param_count);
         shapes = fnv(shapes, &l->out_shape, sizeof l->out_shape);
+        shapes = fnv(shapes, &l->synchronized, sizeof l->synchronized); /* its passes */
     }
     for (int i = 0; i < m->n_inputs; i++) { /* the first and last samples' bytes */
         kc_array x = ds_input(ds, i);

@@ -9,6 +9,7 @@
  *   --distributed        kc_distributed_init (else one process in the plain order)
  *   --group-rows G       without --distributed: one process in the grouped order (no MPI)
  *   --seed-rank R:S      rank R takes seed S instead (the mismatch test)
+ *   --model-rank R:NAME  rank R builds model NAME instead (the mismatch test)
  *   --die R:K            rank R kills itself (SIGKILL) after step K (the fault test)
  *   --validation         validate on the next --samples images each epoch (sharded)
  *   --pred PATH          after training, kc_predict on the next --samples images (sharded
@@ -97,7 +98,8 @@ int main(int argc, char **argv) {
                *stats = NULL;
     long samples = 1000, epochs = 2, batch = 128, seed = 1337, threads = 1, group_rows = 0,
          initial_epoch = 0;
-    int distributed = 0, validation = 0, seed_rank = -1;
+    int distributed = 0, validation = 0, seed_rank = -1, model_rank = -1;
+    static char other_model[32];
     long seed_other = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -117,6 +119,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--distributed")) distributed = 1;
         else if (!strcmp(a, "--validation")) validation = 1;
         else if (!strcmp(a, "--seed-rank") && sscanf(v, "%d:%ld", &seed_rank, &seed_other) == 2) i++;
+        else if (!strcmp(a, "--model-rank") && sscanf(v, "%d:%31s", &model_rank, other_model) == 2) i++;
         else if (!strcmp(a, "--die") && sscanf(v, "%d:%d", &die_rank, &die_step) == 2) i++;
         else {
             fprintf(stderr, "dist_fit: bad option '%s'\n", a);
@@ -132,6 +135,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int rank = kc_distributed_rank();
+    if (rank == model_rank) model_name = other_model;
     kc_set_random_seed((uint64_t)(rank == seed_rank ? seed_other : seed));
     kc_set_num_threads((int)threads);
     kc_dataset train, test;
