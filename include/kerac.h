@@ -707,10 +707,17 @@ kc_layer *kc_masking(float mask_value);
 typedef struct {
     float momentum; /* 0 -> 0.99 */
     float epsilon;  /* 0 -> 1e-3 */
+    /* Keras 3's synchronized=True: statistics over the whole global batch across replicas.
+     * No effect in the plain fit (as in Keras without a distribution strategy); in distributed
+     * fit, the whole batch across the row groups and ranks (extra passes per step). */
+    int synchronized;
 } kc_batchnorm_opts;
 /* BatchNormalization over the last axis: batch statistics while training (and the moving
  * averages updated), the moving mean and variance at inference. Weights in Keras's order:
- * gamma, beta (trained), moving_mean, moving_variance (not trained). */
+ * gamma, beta (trained), moving_mean, moving_variance (not trained). In distributed fit (row
+ * groups) the batch statistics are each group's and the averages move once per step by the
+ * groups' mean, as Keras's MirroredStrategy with a replica per group; synchronized: the whole
+ * batch's (docs/SCALING.md). */
 kc_layer *kc_batch_normalization(const kc_batchnorm_opts *opts);
 
 void kc_layer_free(kc_layer *layer); /* a layer that no model or tensor holds */

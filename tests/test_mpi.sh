@@ -8,6 +8,14 @@
 #   - kc_predict, sharded across the ranks, gives one process's outputs byte for byte;
 #   - so do the reduction's buckets of one layer each, no progress thread (the buckets moved
 #     only between layers) and no overlap (KERAC_DIST_OVERLAP=0);
+#   - resuming with another number of ranks: 1 epoch on 2 ranks saved (kc_save, rank 0), then
+#     epoch 2 from that file on 3 ranks, 1 rank, and one process: the weights of one process
+#     that trained the 2 epochs straight (the file keeps the optimizer state, the shuffle's
+#     random state, the dropout step and the epoch);
+#   - BatchNormalization (statistics per row group, the moving averages moved once per step by
+#     the groups' mean; and synchronized=True, statistics over the whole batch): N = 1, 2, 3
+#     ranks give one process's weights, moving statistics, History and evaluate byte for byte;
+#     the moving statistics moved;
 #   - ranks that disagree (another seed on one rank) stop before training, naming the rank;
 #   - a rank killed mid-epoch ends the whole run with an error within the time bound.
 # Needs MPI in the build (the Makefile's MPI=1) and MNIST under $KERAC_DATA.
@@ -65,11 +73,63 @@ done
      grep -m1 'rank 0:' | sed -E 's/.* ([0-9]+) buckets/\1/')" = 2 ] &&
     ok "mlp: the default buckets (1 MB) are 2: the last two layers, then the first" ||
     bad "mlp: the default buckets are not 2"
+# BatchNormalization: statistics per row group, the moving averages moved once per step by the
+# groups' mean; N ranks against one process: weights (moving statistics included), the moving
+# statistics as text, History, kc_evaluate after fit and sharded kc_predict, byte for byte
+for model in mlp-bn cnn-bn mlp-syncbn cnn-syncbn; do
+    args=(--model $model --samples 1000 --epochs 2 --batch 128)
+    [ ${model#cnn} != $model ] && args=(--model $model --samples 300 --epochs 2 --batch 100 --validation)
+    "$T" "${args[@]}" --group-rows 32 --out "$TMP/$model-ref.raw" --stats "$TMP/$model-ref.stats" --pred "$TMP/$model-ref.pred" 2>"$TMP/$model-ref.err" | grep '^e' > "$TMP/$model-ref.log" \
+        || { bad "$model: the one-process run failed"; tail -3 "$TMP/$model-ref.err"; continue; }
+    # the averages moved from their initial 0 and 1 (that inference normalises with them:
+    # test_dist.c, exactly; here evaluate after fit is compared across rank counts below)
+    if awk '$4 == 0 || $6 == 1 { bad = 1 } END { exit bad || NR == 0 }' "$TMP/$model-ref.stats"; then
+        ok "$model: the moving statistics moved ($(wc -l < "$TMP/$model-ref.stats") channels, none left at 0/1)"
+    else bad "$model: some moving statistics were left at 0/1"; fi
+    grep -q '^eval loss' "$TMP/$model-ref.log" || bad "$model: no evaluate after fit"
+    for np in 1 2 3; do
+        if ! mpi "$np" "${args[@]}" --out "$TMP/$model-$np.raw" --stats "$TMP/$model-$np.stats" --pred "$TMP/$model-$np.pred" > "$TMP/$model-$np.out" 2>&1; then
+            bad "$model np $np: mpirun failed"; tail -5 "$TMP/$model-$np.out"; continue
+        fi
+        if cmp -s "$TMP/$model-ref.raw" "$TMP/$model-$np.raw" && cmp -s "$TMP/$model-ref.stats" "$TMP/$model-$np.stats"; then
+            ok "$model np $np: weights and moving statistics equal one process's byte for byte"
+        else bad "$model np $np: weights or moving statistics differ from one process's"; fi
+        if grep '^e' "$TMP/$model-$np.out" | cmp -s - "$TMP/$model-ref.log"; then ok "$model np $np: History and evaluate equal"
+        else bad "$model np $np: History or evaluate differs"; fi
+        if cmp -s "$TMP/$model-ref.pred" "$TMP/$model-$np.pred"; then ok "$model np $np: sharded kc_predict equal"
+        else bad "$model np $np: sharded kc_predict differs"; fi
+    done
+done
+
+# resuming with another number of ranks (issue 15 item 4): 2 ranks for epoch 1, saved; then
+# epoch 2 on 3 ranks, on 1, and in one process (no MPI), against 2 epochs straight
+for model in mlp mlp-bn; do
+args=(--model $model --samples 1000 --batch 128)
+if "$T" "${args[@]}" --group-rows 32 --epochs 2 --out "$TMP/straight.raw" >/dev/null 2>"$TMP/straight.err" &&
+   mpi 2 "${args[@]}" --epochs 1 --save "$TMP/e1.keras" >"$TMP/e1.out" 2>&1 && [ -s "$TMP/e1.keras" ]; then
+    for np in 3 1 0; do
+        if [ $np = 0 ]; then what="one process"
+            "$T" "${args[@]}" --group-rows 32 --load "$TMP/e1.keras" --initial-epoch 1 --epochs 2 --out "$TMP/resumed-$np.raw" >"$TMP/resumed-$np.out" 2>&1
+        else what="np $np"
+            mpi $np "${args[@]}" --load "$TMP/e1.keras" --initial-epoch 1 --epochs 2 --out "$TMP/resumed-$np.raw" >"$TMP/resumed-$np.out" 2>&1
+        fi || { bad "$model: resume on $what failed"; tail -5 "$TMP/resumed-$np.out"; continue; }
+        if cmp -s "$TMP/straight.raw" "$TMP/resumed-$np.raw"; then ok "$model: epoch 1 on np 2, saved, epoch 2 on $what: weights equal 2 epochs straight in one process"
+        else bad "$model: epoch 1 on np 2, saved, epoch 2 on $what: weights differ from 2 epochs straight"; fi
+    done
+else
+    bad "$model resume: the straight run or the np 2 run with --save failed"; tail -n 5 "$TMP/e1.out" "$TMP/straight.err"
+fi
+done
 
 # ranks that disagree: rank 2 on another seed
 out=$(mpi 3 --samples 500 --seed-rank 2:99 2>&1); rc=$?
 if [ $rc -ne 0 ] && grep -q "rank 2 differs from rank 0" <<<"$out"; then ok "mismatched ranks refused: $(grep -m1 'differs' <<<"$out" | cut -c1-150)"
 else bad "mismatched ranks were not refused (rc $rc)"; echo "$out" | tail -5; fi
+
+# ranks that disagree on BatchNormalization's synchronized (it adds collectives): refused
+out=$(mpi 2 --model mlp-bn --samples 500 --model-rank 1:mlp-syncbn 2>&1); rc=$?
+if [ $rc -ne 0 ] && grep -q "rank 1 differs from rank 0 in the layers and shapes" <<<"$out"; then ok "ranks disagreeing on synchronized refused"
+else bad "ranks disagreeing on synchronized were not refused (rc $rc)"; echo "$out" | tail -5; fi
 
 # a rank dying mid-epoch: the run ends with an error, within the bound
 start=$(date +%s)

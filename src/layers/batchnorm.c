@@ -2,7 +2,12 @@
  * weights gamma, beta (trained), moving_mean, moving_variance (not trained, in that order in
  * the flat buffer). Training: normalise with the batch's mean and biased variance over every
  * axis but the last, and move the averages: moving = moving * momentum + batch * (1 -
- * momentum). Inference: normalise with the moving averages. */
+ * momentum). Inference: normalise with the moving averages. In kc_fit's row groups
+ * (ctx->grouped) each group normalises with its own rows' statistics, as a replica of Keras's
+ * MirroredStrategy does, and hands its mean and variance to the fold through the moving
+ * statistics' gradient slots; kc_fit moves the averages by their mean over the step's groups
+ * (train.c, grouped_move_stats). synchronized=True in the row groups: the whole batch's
+ * statistics and backward sums, which kc_fit gathers before the step (sync_state). */
 #include "layer.h"
 #include "../io/config_fields.h"
 #include <math.h>
@@ -38,7 +43,15 @@ static void bn_init(kc_layer *l, kc_rng *rng) {
 }
 
 /* scratch: the mean and 1/sqrt(var + eps) used by the last forward pass, then 2c doubles */
-static int64_t bn_scratch(const kc_layer *l, int batch, int parts) { return 6 * (int64_t)l->units; }
+static int64_t bn_scratch(const kc_layer *l, int batch, int parts) {
+    /* synchronized: then the global sums of backward (2c doubles), mean and variance (2c) */
+    return (l->synchronized ? 12 : 6) * (int64_t)l->units;
+}
+
+/* a synchronized layer in kc_fit's row groups, once the step's global statistics are set */
+static int bn_synced(const kc_layer *l, const kc_forward_ctx *ctx, int state) {
+    return l->synchronized && ctx->grouped && ctx->training && l->sync_state >= state;
+}
 
 static void bn_forward(kc_layer *l, const float *in, float *out, int batch,
                        const kc_forward_ctx *ctx) {
@@ -47,7 +60,17 @@ static void bn_forward(kc_layer *l, const float *in, float *out, int batch,
     float *mean = l->scratch, *inv = mean + c;
     double *sum = (double *)(inv + c), *sq = sum + c;
     float *moving_mean = l->kernel + 2 * c, *moving_var = l->kernel + 3 * c;
-    if (ctx->training) {
+    if (bn_synced(l, ctx, 1)) { /* the whole batch's statistics (train.c, grouped_sync_*) */
+        const float *gmean = l->scratch + 10 * c, *gvar = gmean + c;
+        for (int i = 0; i < c; i++) {
+            mean[i] = gmean[i];
+            inv[i] = 1.0f / sqrtf(gvar[i] + l->epsilon);
+            if (ctx->update_stats) { /* deterministic slots; kc_fit moves the averages */
+                l->dkernel[2 * c + i] = gmean[i];
+                l->dkernel[3 * c + i] = gvar[i];
+            }
+        }
+    } else if (ctx->training) {
         memset(sum, 0, sizeof(double) * (size_t)c);
         memset(sq, 0, sizeof(double) * (size_t)c);
         for (int64_t r = 0; r < rows; r++)
@@ -61,7 +84,10 @@ static void bn_forward(kc_layer *l, const float *in, float *out, int batch,
         for (int i = 0; i < c; i++) {
             float var = (float)(sq[i] / (double)rows);
             inv[i] = 1.0f / sqrtf(var + l->epsilon);
-            if (ctx->update_stats) {
+            if (ctx->update_stats && ctx->grouped) { /* kc_fit moves them after the fold */
+                l->dkernel[2 * c + i] = mean[i];
+                l->dkernel[3 * c + i] = var;
+            } else if (ctx->update_stats) {
                 moving_mean[i] = moving_mean[i] * l->momentum + mean[i] * (1.0f - l->momentum);
                 moving_var[i] = moving_var[i] * l->momentum + var * (1.0f - l->momentum);
             }
@@ -103,8 +129,14 @@ static void bn_backward(kc_layer *l, const float *in, const float *out, float *d
             for (int i = 0; i < c; i++) din[r * c + i] = dout[r * c + i] * gamma[i] * inv[i];
         return;
     }
-    /* dx = gamma * inv / N * (N dy - sum(dy) - xhat * sum(dy xhat)) */
+    /* dx = gamma * inv / N * (N dy - sum(dy) - xhat * sum(dy xhat)); synchronized in the row
+     * groups: the sums and N over the whole batch (the weight gradients stay the group's) */
     float n = (float)rows;
+    if (bn_synced(l, ctx, 2)) {
+        dbeta = (double *)(l->scratch + 6 * c);
+        dgamma = dbeta + c;
+        n = (float)l->sync_rows;
+    }
     for (int64_t r = 0; r < rows; r++)
 #pragma omp simd
         for (int i = 0; i < c; i++) {
@@ -137,6 +169,12 @@ static kc_status bn_from(const cJSON *cfg, const char *where, kc_layer **out) {
         if (v && !cJSON_IsTrue(v))
             return kc_err(KC_EFORMAT, "%s: %s=False is not supported by kerac", where, flags[i]);
     }
+    /* Keras 3's synchronized: the statistics over the global batch across replicas; no effect
+     * in the plain fit; the row groups' fit gathers them (train.c, grouped_sync_*) */
+    const cJSON *sync = kc_cfg_field(cfg, "synchronized");
+    if (sync && !cJSON_IsBool(sync) && !cJSON_IsNull(sync))
+        return kc_err(KC_EFORMAT, "%s: synchronized is not true or false", where);
+    o.synchronized = cJSON_IsTrue(sync);
     if (cJSON_IsTrue(kc_cfg_field(cfg, "renorm")))
         return kc_err(KC_EFORMAT, "%s: renorm=True is not supported by kerac", where);
     static const char *const nulls[] = {"beta_regularizer", "gamma_regularizer",
@@ -180,7 +218,7 @@ static kc_status bn_to(const kc_layer *l, cJSON *cfg) {
     const char *nulls[] = {"beta_regularizer", "gamma_regularizer", "beta_constraint",
                            "gamma_constraint"};
     for (int i = 0; i < 4; i++) cJSON_AddNullToObject(cfg, nulls[i]);
-    cJSON_AddFalseToObject(cfg, "synchronized");
+    cJSON_AddBoolToObject(cfg, "synchronized", l->synchronized);
     cJSON_AddFalseToObject(cfg, "renorm");
     cJSON_AddNullToObject(cfg, "renorm_clipping");
     cJSON_AddNumberToObject(cfg, "renorm_momentum", 0.99);
@@ -216,5 +254,6 @@ kc_layer *kc_batch_normalization(const kc_batchnorm_opts *opts) {
     if (!l) return NULL;
     l->momentum = o.momentum != 0.0f ? o.momentum : 0.99f;
     l->epsilon = o.epsilon != 0.0f ? o.epsilon : 1e-3f;
+    l->synchronized = o.synchronized != 0;
     return l;
 }

@@ -26,6 +26,15 @@ typedef struct {
      * are keyed by the row of the whole batch, so a group or rank of rows draws the mask the
      * whole batch would (kc_dropout_key); 0 otherwise */
     int64_t row0;
+    /* kc_fit's row groups (src/dist/): a training step's forward runs per group of rows, and
+     * BatchNormalization, with update_stats, writes its group's batch mean and variance into
+     * the gradient slots of moving_mean and moving_variance (the ordered fold sums them over
+     * the step's groups) instead of moving the averages: kc_fit moves them once per step */
+    int grouped;
+    /* > 0: kc_model_forward stops before node stop_forward - 1, kc_model_forward_backward's
+     * backward before node stop_backward - 1 (the passes of a synchronized
+     * BatchNormalization's statistics in the row groups, train.c); 0: all nodes */
+    int stop_forward, stop_backward;
 } kc_forward_ctx;
 
 struct cJSON; /* cJSON's values (<cjson/cJSON.h>): the io functions' configs */
@@ -188,6 +197,12 @@ struct kc_layer {
     int pad_same;        /* padding "same" (else "valid") */
     int pad_top, pad_left; /* "same": rows and columns of zeros before the input */
     float momentum, epsilon; /* BatchNormalization */
+    int synchronized;        /* BatchNormalization(synchronized=True) */
+    /* a synchronized BatchNormalization in kc_fit's row groups (train.c, grouped_sync_*): 0
+     * its own rows' statistics; 1 the step's global mean and variance are set (scratch + 10c);
+     * 2 and the global sums of backward (scratch + 6c, doubles) over sync_rows rows */
+    int sync_state;
+    int64_t sync_rows;
     float *scratch;      /* the layer's workspace (scratch_size floats), owned by the model */
     int scratch_parts;   /* parts it was sized for */
     float rate; /* Dropout */

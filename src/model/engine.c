@@ -313,6 +313,7 @@ static void compute_out_mask(kc_model *m, const kc_node *n, int batch) {
 
 void kc_model_forward(kc_model *m, int batch, const kc_forward_ctx *ctx) {
     for (int k = 0; k < m->n_nodes; k++) {
+        if (ctx->stop_forward && k == ctx->stop_forward - 1) break;
         const kc_node *n = &m->nodes[k];
         if (n->skip) continue;
         kc_layer *l = enter(m, n);
@@ -430,6 +431,7 @@ double kc_model_forward_backward(kc_model *m, int batch, const kc_forward_ctx *c
     update = update && isfinite(loss);
     int all_grads = update && kc_optimizer_needs_all_grads(m->opt);
     for (int k = m->n_nodes - 1; k >= 0; k--) {
+        if (ctx->stop_backward && k == ctx->stop_backward - 1) break;
         const kc_node *n = &m->nodes[k];
         if (n->skip) continue;
         kc_tval *dv = &m->tensors[n->write_to];

@@ -1326,15 +1326,225 @@ typedef struct {
     kc_status st;
     double step_s, sync_s; /* time in grouped_step; in its exchange of the losses */
     int64_t steps;
+    struct grouped_sync *sync; /* synchronized BatchNormalization (grouped_sync_*), or NULL */
 } grouped;
 
 static const char *const dist_layers[] = {
     "Dense", "Dropout", "Flatten", "Activation", "Reshape", "Conv2D", "MaxPooling2D",
     "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ReLU", "Softmax",
-    "LeakyReLU", "ELU", "Rescaling", "Identity", NULL};
+    "LeakyReLU", "ELU", "Rescaling", "Identity", "BatchNormalization", NULL};
+
+/* BatchNormalization in the row groups: statistics per group (grouped_move_stats), or over
+ * the whole batch with synchronized=True (grouped_sync_*); refused when one layer is called
+ * twice (its moving averages would move once per call) */
+static kc_status grouped_check_bn(const kc_model *m, int li, const char *what) {
+    const kc_layer *l = m->layers[li];
+    if (!kc_model_is_type(l, "BatchNormalization")) return KC_OK;
+    for (int k = 0; k < m->n_nodes; k++)
+        if (m->nodes[k].li == li && m->nodes[k].call > 0)
+            return kc_err(KC_EINVAL, "%s: layer %s (BatchNormalization) is called more than "
+                                     "once; a shared BatchNormalization is not handled in "
+                                     "distributed training yet", what, l->name);
+    return KC_OK;
+}
+
+/* after the step's fold: each BatchNormalization that ran in training mode (as node_ctx in
+ * engine.c decides: not frozen, not called with training=False) moves its averages once by the
+ * mean over the step's groups of the groups' batch mean and variance, which the groups' forward
+ * passes wrote into the moving statistics' gradient slots (kc_forward_ctx.grouped) and the
+ * ordered fold summed in group order: moving = moving * momentum + (sum / n_groups) * (1 -
+ * momentum). With the replicas' moving variables equal before the step this is Keras's
+ * MirroredStrategy (ON_READ, MEAN): mean_r(m * mom + (1 - mom) x_r) = m * mom + (1 - mom)
+ * mean_r(x_r); and with one group per step, the plain fit's bits. */
+static void grouped_move_stats(kc_model *m, int n_groups) {
+    for (int k = 0; k < m->n_nodes; k++) {
+        const kc_node *n = &m->nodes[k];
+        const kc_layer *l = n->layer;
+        if (n->skip || n->inference || !kc_model_is_type(l, "BatchNormalization") ||
+            !kc_model_layer_trained(m, n->li))
+            continue;
+        int64_t at = l->param_offset + 2 * (int64_t)l->units, count = 2 * (int64_t)l->units;
+        float *moving = m->params + at;
+        const float *sum = m->grads + at;
+        if (l->synchronized) { /* the whole batch's mean and variance (grouped_sync_prepare) */
+            const float *global = n->scratch + 10 * (int64_t)l->units;
+            for (int64_t i = 0; i < count; i++)
+                moving[i] = moving[i] * l->momentum + global[i] * (1.0f - l->momentum);
+            continue;
+        }
+        for (int64_t i = 0; i < count; i++)
+            moving[i] = moving[i] * l->momentum + sum[i] / (float)n_groups * (1.0f - l->momentum);
+    }
+}
+
+/* ---- synchronized BatchNormalization in the row groups (Keras 3's synchronized=True,
+ * tf.keras 2's SyncBatchNormalization): statistics over the whole global batch, across groups
+ * and ranks, in the grouped order's bits for any rank count. A group's forward cannot finish
+ * before every group's statistics are known, nor its backward before every group's sums, so
+ * each step first runs passes that gather them (grouped_sync_prepare), then grouped_step runs
+ * as usual with the layers reading the gathered values (batchnorm.c, sync_state). For the
+ * synchronized layers s = 1..S in node order:
+ *   forward, s = 1..S: each group runs forward up to layer s (the layers before it already
+ *     global) and sums its input per channel (doubles, row order); the sums are gathered and
+ *     folded in group order: mean = sum / N; a second pass sums (x - mean)^2: the biased
+ *     variance, the arithmetic of batchnorm.c's forward over one group;
+ *   backward, s = S..1: each group runs forward and backward down to layer s (the layers
+ *     above it with their global sums) and sums dy and dy * xhat per channel; folded in group
+ *     order, they are layer s's sums of backward.
+ * Each pass gathers every group's partials on every rank (MPI_Allgatherv of doubles, a status
+ * word first so that a rank's error stops all). Cost: 3S + 1 forward passes and S + 1 backward
+ * passes per group instead of one each. With one group per batch, the bits of the plain fit. */
+typedef struct grouped_sync {
+    int n;          /* the synchronized nodes */
+    int *node;      /* their node indices, in node order */
+    int c_max;      /* the most channels of one */
+    double *mine, *all;
+    int *count_of;
+} grouped_sync;
+
+static void grouped_sync_free(grouped_sync *s) {
+    if (!s) return;
+    free(s->node);
+    free(s->mine);
+    free(s->all);
+    free(s->count_of);
+    free(s);
+}
+
+static int bn_sync_node(const kc_model *m, const kc_node *n) {
+    return !n->skip && !n->inference && kc_model_is_type(n->layer, "BatchNormalization") &&
+           n->layer->synchronized && kc_model_layer_trained(m, n->li);
+}
+
+static kc_status grouped_sync_init(grouped *g, kc_model *m, int batch_size) {
+    int n = 0, c_max = 1;
+    for (int k = 0; k < m->n_nodes; k++)
+        if (bn_sync_node(m, &m->nodes[k])) {
+            n++;
+            if (m->nodes[k].layer->units > c_max) c_max = m->nodes[k].layer->units;
+        }
+    if (!n) return KC_OK;
+    int size = kc_dist_size(), max_groups = (batch_size + g->G - 1) / g->G;
+    grouped_sync *s = calloc(1, sizeof *s);
+    if (s) {
+        s->node = malloc(sizeof(int) * (size_t)n);
+        s->mine = malloc(sizeof(double) * (size_t)(1 + (int64_t)max_groups * 2 * c_max));
+        s->all = malloc(sizeof(double) * (size_t)(size + (int64_t)max_groups * 2 * c_max));
+        s->count_of = malloc(sizeof(int) * (size_t)size);
+    }
+    if (!s || !s->node || !s->mine || !s->all || !s->count_of) {
+        grouped_sync_free(s);
+        return kc_err(KC_ENOMEM, "kc_fit: out of memory for synchronized BatchNormalization");
+    }
+    s->c_max = c_max;
+    for (int k = 0; k < m->n_nodes; k++)
+        if (bn_sync_node(m, &m->nodes[k])) s->node[s->n++] = k;
+    g->sync = s;
+    return KC_OK;
+}
+
+/* this rank's partials (width doubles per group, after a status word) to every rank; out
+ * (width) := their fold in group order. Every rank calls it, with or without groups. */
+static kc_status sync_gather(grouped_sync *s, int n_groups, int width, kc_status mine_st,
+                             double *out) {
+    int size = kc_dist_size();
+    s->mine[0] = (double)mine_st;
+    for (int r = 0; r < size; r++) {
+        int f, c;
+        kc_dist_groups_of(n_groups, r, &f, &c);
+        s->count_of[r] = 1 + c * width;
+    }
+    kc_status st = kc_dist_allgather_doubles(s->mine, s->count_of, s->all);
+    if (st) return st;
+    int at = 0, first = 1;
+    for (int r = 0; r < size; r++) { /* rank order = group order */
+        const double *a = s->all + at;
+        if (a[0] != 0.0)
+            return mine_st ? mine_st
+                           : kc_err((kc_status)a[0], "kc_fit (distributed): rank %d failed in "
+                                                     "a synchronized BatchNormalization's pass; "
+                                                     "its own message says why", r);
+        for (int k = 0; k < (s->count_of[r] - 1) / width; k++, first = 0)
+            for (int i = 0; i < width; i++)
+                out[i] = first ? a[1 + k * width + i] : out[i] + a[1 + k * width + i];
+        at += s->count_of[r];
+    }
+    if (first) memset(out, 0, sizeof(double) * (size_t)width);
+    return KC_OK;
+}
+
+/* the passes before a step on the b rows order[0..b) (see above); the step's dropout key is
+ * the one grouped_step takes next (m->step) */
+static kc_status grouped_sync_prepare(kc_model *m, const kc_dataset *ds, const int64_t *order,
+                                      int b, int64_t *scratch, grouped *g) {
+    grouped_sync *s = g->sync;
+    int G = g->G, n_groups = (b + G - 1) / G, first, count;
+    kc_dist_groups_of(n_groups, kc_dist_rank(), &first, &count);
+    for (int j = 0; j < s->n; j++) m->nodes[s->node[j]].layer->sync_state = 0;
+    m->loss_rows = b;
+    kc_status st = KC_OK;
+    /* pass kind 0: sum x; 1: sum (x - mean)^2; 2: sum dy, sum dy xhat */
+    for (int phase = 0; phase < 3 * s->n && !st; phase++) {
+        int kind = phase < 2 * s->n ? phase % 2 : 2;
+        int j = phase < 2 * s->n ? phase / 2 : 3 * s->n - 1 - phase;
+        const kc_node *n = &m->nodes[s->node[j]];
+        kc_layer *l = n->layer;
+        int c = l->units, width = kind == 2 ? 2 * c : c;
+        float *gmean = n->scratch + 10 * c, *gvar = gmean + c;
+        kc_status mine = KC_OK;
+        for (int k = 0; k < count && !mine; k++) {
+            int64_t r0 = (int64_t)(first + k) * G;
+            int rows = (int)(b - r0 < G ? b - r0 : G);
+            if ((mine = load_batch(m, ds, order + r0, 0, rows, scratch, 1, "kc_fit"))) break;
+            kc_forward_ctx ctx = {.training = 1, .step_key = m->step, .bf16 = m->bf16,
+                                  .row0 = r0, .grouped = 1};
+            double *p = s->mine + 1 + (int64_t)k * width;
+            memset(p, 0, sizeof(double) * (size_t)width);
+            const float *x = m->tensors[n->in[0]].act;
+            int64_t xr = (int64_t)rows * (l->out_size / c);
+            if (kind < 2) {
+                ctx.stop_forward = s->node[j] + 1;
+                kc_model_forward(m, rows, &ctx);
+                for (int64_t r = 0; r < xr; r++)
+                    for (int i = 0; i < c; i++) {
+                        double d = kind == 0 ? (double)x[r * c + i]
+                                             : (double)x[r * c + i] - gmean[i];
+                        p[i] += kind == 0 ? d : d * d;
+                    }
+                continue;
+            }
+            ctx.stop_backward = s->node[j] + 1;
+            double po[KC_MAX_IO];
+            kc_model_forward_backward(m, rows, &ctx, po, 0, 0);
+            const kc_tval *dv = &m->tensors[n->write_to];
+            if (dv->grad_slot < 0 || !dv->grad_written) continue; /* no gradient: zeros */
+            const float *dy = m->grad_pool[dv->grad_slot];
+            for (int i = 0; i < c; i++) {
+                float inv = 1.0f / sqrtf(gvar[i] + l->epsilon);
+                for (int64_t r = 0; r < xr; r++) {
+                    double d = dy[r * c + i];
+                    p[i] += d;
+                    p[c + i] += d * (double)((x[r * c + i] - gmean[i]) * inv);
+                }
+            }
+        }
+        double *out = (double *)(n->scratch + 6 * c); /* kind 2: the sums of backward */
+        double *tmp = s->mine; /* kinds 0, 1: the fold (mine is free once gathered) */
+        if ((st = sync_gather(s, n_groups, width, mine, kind == 2 ? out : tmp))) break;
+        for (int i = 0; kind < 2 && i < c; i++) {
+            if (kind == 0) gmean[i] = (float)(tmp[i] / (double)((int64_t)b * (l->out_size / c)));
+            else gvar[i] = (float)(tmp[i] / (double)((int64_t)b * (l->out_size / c)));
+        }
+        if (kind == 1) l->sync_state = 1, l->sync_rows = (int64_t)b * (l->out_size / c);
+        if (kind == 2) l->sync_state = 2;
+    }
+    m->loss_rows = 0;
+    return st;
+}
 
 static kc_status grouped_check(const kc_model *m, const kc_dataset *ds, const kc_fit_opts *o) {
     const char *what = kc_dist_size() > 1 ? "kc_fit (distributed)" : "kc_fit (row groups)";
+    kc_status st;
     for (int i = 0; i < m->n_layers; i++) {
         const kc_layer *l = m->layers[i];
         int ok = 0;
@@ -1343,11 +1553,12 @@ static kc_status grouped_check(const kc_model *m, const kc_dataset *ds, const kc
             return kc_err(KC_EINVAL, "%s: layer %s (%s) is not handled in distributed training "
                                      "yet (its results would depend on how the batch is split); "
                                      "handled: Dense, Dropout, Flatten, Conv2D, pooling, "
-                                     "activations",
+                                     "activations, BatchNormalization",
                           what, l->name, l->ops->type_name);
         if (kc_model_is_type(l, "Dropout") && l->n_noise)
             return kc_err(KC_EINVAL, "%s: layer %s: Dropout with noise_shape is not handled in "
                                      "distributed training yet", what, l->name);
+        if ((st = grouped_check_bn(m, i, what))) return st;
         if (kc_regularizer_active(&l->kernel_reg) || kc_regularizer_active(&l->bias_reg) ||
             kc_regularizer_active(&l->activity_reg))
             return kc_err(KC_EINVAL, "%s: layer %s has a regularizer; regularizers are not "
@@ -1388,6 +1599,7 @@ static kc_status grouped_fingerprint(kc_model *m, const kc_dataset *ds, int64_t 
         shapes = fnv(shapes, l->ops->type_name, strlen(l->ops->type_name));
         shapes = fnv(shapes, &l->param_count, sizeof l->param_count);
         shapes = fnv(shapes, &l->out_shape, sizeof l->out_shape);
+        shapes = fnv(shapes, &l->synchronized, sizeof l->synchronized); /* its passes */
     }
     for (int i = 0; i < m->n_inputs; i++) { /* the first and last samples' bytes */
         kc_array x = ds_input(ds, i);
@@ -1410,6 +1622,7 @@ static kc_status grouped_fingerprint(kc_model *m, const kc_dataset *ds, int64_t 
 }
 
 static void grouped_free(grouped *g) {
+    grouped_sync_free(g->sync);
     for (int i = 0; g->items && i < g->max_items; i++) kc_free(g->items[i]);
     free(g->items);
     free(g->items_of);
@@ -1589,7 +1802,7 @@ static double grouped_step(kc_model *m, const kc_dataset *ds, const int64_t *ord
         int rows = (int)(b - r0 < G ? b - r0 : G);
         if ((st = load_batch(m, ds, order + r0, 0, rows, scratch, 1, "kc_fit"))) break;
         kc_forward_ctx ctx = {.training = 1, .update_stats = 1, .step_key = step_key,
-                              .bf16 = m->bf16, .row0 = r0};
+                              .bf16 = m->bf16, .row0 = r0, .grouped = 1};
         double po[KC_MAX_IO];
         int last = overlap && k == count - 1;
         if (last) {
@@ -1632,8 +1845,11 @@ static double grouped_step(kc_model *m, const kc_dataset *ds, const int64_t *ord
     }
     if (gs && !st) st = gs;
     if (!st && isfinite(loss)) {
-        if (overlap) st = grouped_update(m, g);
-        else if (!(st = kc_dist_fold(g->items, g->items_of, m->n_params, m->grads))) {
+        if (overlap) {
+            if (!(st = grouped_update(m, g))) /* every bucket is back */
+                grouped_move_stats(m, n_groups);
+        } else if (!(st = kc_dist_fold(g->items, g->items_of, m->n_params, m->grads))) {
+            grouped_move_stats(m, n_groups);
             if (kc_optimizer_needs_all_grads(m->opt)) {
                 st = kc_model_optimizer_step_all(m);
             } else {
@@ -1772,6 +1988,7 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
         st = kc_dist_agree(st);
         if (!st) st = grouped_fingerprint(m, train, n_train, batch_size, &o);
         if (!st) st = kc_dist_agree(grouped_init(&gr, m, batch_size));
+        if (!st) st = kc_dist_agree(grouped_sync_init(&gr, m, batch_size));
         if (!st && kc_dist_rank() > 0) {
             o.verbose = -1; /* rank 0 prints */
             if (o.n_callbacks > 0 && o.callbacks) {
@@ -1833,6 +2050,9 @@ kc_status kc_fit(kc_model *m, const kc_dataset *train, const kc_fit_opts *opts,
             if (step == 0 && (st = bind_data(m, train, "kc_fit"))) break;
             double loss;
             if (gr.on) { /* row groups: each loads its own rows */
+                if (gr.sync &&
+                    (st = grouped_sync_prepare(m, train, order + pass_seen, b, scratch, &gr)))
+                    break;
                 loss = grouped_step(m, train, order + pass_seen, b, scratch, &gr, per_output, &st);
                 if (st) break;
                 pass_seen += b;
