@@ -60,7 +60,15 @@ static void check_model(kc_model *m, const kc_dataset *ds) {
 
 static void check_fit(kc_model *m, const kc_dataset *ds, const char *what) {
     fit_allocations(m, ds, 1); /* the workspace, the threads' buffers: once */
-    long one = fit_allocations(m, ds, 1), three = fit_allocations(m, ds, 3);
+    /* A thread's product buffers grow once, the first time it takes a larger block; which
+     * thread takes which block depends on timing, so on a loaded machine that first time can
+     * fall in a later fit. A loop that allocates does so in every try: up to 3 tries. */
+    long one = 0, three = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        one = fit_allocations(m, ds, 1);
+        three = fit_allocations(m, ds, 3);
+        if (one == three) break;
+    }
     cr_assert_eq(one, three,
                  "kc_fit allocated %ld times for 1 epoch (16 steps), %ld for 3 (48 steps): the "
                  "training loop allocates (metrics: %s)", one, three, what);
