@@ -16,6 +16,7 @@
 #     the groups' mean; and synchronized=True, statistics over the whole batch): N = 1, 2, 3
 #     ranks give one process's weights, moving statistics, History and evaluate byte for byte;
 #     the moving statistics moved;
+#   - kc_save and kc_save_weights called on every rank write on rank 0 only;
 #   - ranks that disagree (another seed on one rank) stop before training, naming the rank;
 #   - a rank killed mid-epoch ends the whole run with an error within the time bound.
 # Needs MPI in the build (the Makefile's MPI=1) and MNIST under $KERAC_DATA.
@@ -120,6 +121,13 @@ else
     bad "$model resume: the straight run or the np 2 run with --save failed"; tail -n 5 "$TMP/e1.out" "$TMP/straight.err"
 fi
 done
+
+# kc_save and kc_save_weights called on every rank: rank 0 writes, the others return KC_OK
+if mpi 3 --samples 300 --epochs 1 --save-each-rank "$TMP/each" > "$TMP/each.out" 2>&1 &&
+   [ -s "$TMP/each-rank0.keras" ] && [ -s "$TMP/each-rank0.weights.h5" ] &&
+   ! ls "$TMP"/each-rank[12]* >/dev/null 2>&1; then
+    ok "kc_save and kc_save_weights on every rank: rank 0 wrote, ranks 1 and 2 wrote nothing"
+else bad "kc_save on every rank: $(ls "$TMP" | grep each | tr '\n' ' ')"; tail -3 "$TMP/each.out"; fi
 
 # ranks that disagree: rank 2 on another seed
 out=$(mpi 3 --samples 500 --seed-rank 2:99 2>&1); rc=$?

@@ -16,6 +16,8 @@
  *                        across ranks), the outputs written raw (rank 0)
  *   --save PATH          after training, kc_save (a .keras: weights, optimizer state and
  *                        kerac's resume state) on rank 0 only
+ *   --save-each-rank P   after training every rank calls kc_save(P-rank<r>.keras) and
+ *                        kc_save_weights(P-rank<r>.weights.h5): rank 0 alone writes
  *   --load PATH          start from a saved model (kc_load, compiled with its optimizer
  *                        state) instead of building one; --model still names the data's shape
  *   --initial-epoch N    kc_fit's initial_epoch (resuming: --epochs is the last epoch's index)
@@ -94,7 +96,7 @@ static kc_status write_stats(kc_model *m, const char *path, const kc_dataset *va
 }
 
 int main(int argc, char **argv) {
-    const char *model_name = "mlp", *out = NULL, *pred = NULL, *save = NULL, *load = NULL,
+    const char *model_name = "mlp", *out = NULL, *pred = NULL, *save = NULL, *load = NULL, *save_each = NULL,
                *stats = NULL;
     long samples = 1000, epochs = 2, batch = 128, seed = 1337, threads = 1, group_rows = 0,
          initial_epoch = 0;
@@ -113,6 +115,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--out")) out = v, i++;
         else if (!strcmp(a, "--pred")) pred = v, i++;
         else if (!strcmp(a, "--save")) save = v, i++;
+        else if (!strcmp(a, "--save-each-rank")) save_each = v, i++;
         else if (!strcmp(a, "--load")) load = v, i++;
         else if (!strcmp(a, "--stats")) stats = v, i++;
         else if (!strcmp(a, "--initial-epoch")) initial_epoch = atol(v), i++;
@@ -198,6 +201,13 @@ int main(int argc, char **argv) {
     }
     free(w);
     if (save && rank == 0 && kc_save(m, save) != KC_OK) goto done;
+    if (save_each) { /* every rank saves to its own name: kc_save writes on rank 0 only */
+        char path[1024];
+        snprintf(path, sizeof path, "%s-rank%d.keras", save_each, rank);
+        if (kc_save(m, path) != KC_OK) goto done;
+        snprintf(path, sizeof path, "%s-rank%d.weights.h5", save_each, rank);
+        if (kc_save_weights(m, path) != KC_OK) goto done;
+    }
     if (stats && write_stats(m, stats, &val, rank) != KC_OK) goto done;
     if (pred) {
         float *xf = malloc(sizeof(float) * (size_t)samples * 784);
