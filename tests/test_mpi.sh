@@ -37,6 +37,28 @@ mpi() { # np, then dist_fit's arguments; every run bounded
     timeout 120 mpirun --oversubscribe -np "$np" "$T" --distributed "$@"
 }
 
+# MODEL on NP ranks against the one-process run $TMP/MODEL-ref.*: the weights (and the moving
+# statistics where the reference wrote them), the lines matching PATTERN (History, evaluate)
+# and the sharded predictions, byte for byte; then dist_fit's arguments
+against_one() {
+    local model=$1 np=$2 pattern=$3 start secs; shift 3
+    start=$(date +%s.%N)
+    if ! mpi "$np" "$@" --out "$TMP/$model-$np.raw" --pred "$TMP/$model-$np.pred" > "$TMP/$model-$np.out" 2>&1; then
+        bad "$model np $np: mpirun failed"; tail -5 "$TMP/$model-$np.out"; return
+    fi
+    secs=$(echo "$(date +%s.%N) - $start" | bc)
+    if cmp -s "$TMP/$model-ref.raw" "$TMP/$model-$np.raw"; then ok "$model np $np: weights equal one process's byte for byte ($secs s)"
+    else bad "$model np $np: weights differ from one process's"; fi
+    if [ -e "$TMP/$model-ref.stats" ]; then
+        if cmp -s "$TMP/$model-ref.stats" "$TMP/$model-$np.stats"; then ok "$model np $np: moving statistics equal"
+        else bad "$model np $np: moving statistics differ from one process's"; fi
+    fi
+    if grep "$pattern" "$TMP/$model-$np.out" | cmp -s - "$TMP/$model-ref.log"; then ok "$model np $np: History (and evaluate) equal"
+    else bad "$model np $np: History or evaluate differs"; fi
+    if cmp -s "$TMP/$model-ref.pred" "$TMP/$model-$np.pred"; then ok "$model np $np: sharded kc_predict equal"
+    else bad "$model np $np: sharded kc_predict differs"; fi
+}
+
 for model in mlp cnn; do
     if [ $model = mlp ]; then args=(--model mlp --samples 1000 --epochs 2 --batch 128)
     else args=(--model cnn --samples 300 --epochs 2 --batch 128 --validation); fi
@@ -45,19 +67,7 @@ for model in mlp cnn; do
         || { bad "$model: the one-process run failed"; continue; }
     echo "  $model one process: $(echo "$(date +%s.%N) - $start" | bc) s"
     nps="1 2 3 4"; [ $model = cnn ] && nps="2 3"
-    for np in $nps; do
-        start=$(date +%s.%N)
-        if ! mpi "$np" "${args[@]}" --out "$TMP/$model-$np.raw" --pred "$TMP/$model-$np.pred" > "$TMP/$model-$np.out" 2>&1; then
-            bad "$model np $np: mpirun failed"; tail -5 "$TMP/$model-$np.out"; continue
-        fi
-        secs=$(echo "$(date +%s.%N) - $start" | bc)
-        if cmp -s "$TMP/$model-ref.raw" "$TMP/$model-$np.raw"; then ok "$model np $np: weights equal one process's byte for byte ($secs s)"
-        else bad "$model np $np: weights differ from one process's"; fi
-        if grep '^epoch' "$TMP/$model-$np.out" | cmp -s - "$TMP/$model-ref.log"; then ok "$model np $np: History equal"
-        else bad "$model np $np: History differs"; fi
-        if cmp -s "$TMP/$model-ref.pred" "$TMP/$model-$np.pred"; then ok "$model np $np: sharded kc_predict equal"
-        else bad "$model np $np: sharded kc_predict differs"; fi
-    done
+    for np in $nps; do against_one "$model" "$np" '^epoch' "${args[@]}"; done
 done
 
 # the reduction's buckets: one per layer (1 KB), and none (one blocking reduction after
@@ -88,18 +98,7 @@ for model in mlp-bn cnn-bn mlp-syncbn cnn-syncbn; do
         ok "$model: the moving statistics moved ($(wc -l < "$TMP/$model-ref.stats") channels, none left at 0/1)"
     else bad "$model: some moving statistics were left at 0/1"; fi
     grep -q '^eval loss' "$TMP/$model-ref.log" || bad "$model: no evaluate after fit"
-    for np in 1 2 3; do
-        if ! mpi "$np" "${args[@]}" --out "$TMP/$model-$np.raw" --stats "$TMP/$model-$np.stats" --pred "$TMP/$model-$np.pred" > "$TMP/$model-$np.out" 2>&1; then
-            bad "$model np $np: mpirun failed"; tail -5 "$TMP/$model-$np.out"; continue
-        fi
-        if cmp -s "$TMP/$model-ref.raw" "$TMP/$model-$np.raw" && cmp -s "$TMP/$model-ref.stats" "$TMP/$model-$np.stats"; then
-            ok "$model np $np: weights and moving statistics equal one process's byte for byte"
-        else bad "$model np $np: weights or moving statistics differ from one process's"; fi
-        if grep '^e' "$TMP/$model-$np.out" | cmp -s - "$TMP/$model-ref.log"; then ok "$model np $np: History and evaluate equal"
-        else bad "$model np $np: History or evaluate differs"; fi
-        if cmp -s "$TMP/$model-ref.pred" "$TMP/$model-$np.pred"; then ok "$model np $np: sharded kc_predict equal"
-        else bad "$model np $np: sharded kc_predict differs"; fi
-    done
+    for np in 1 2 3; do against_one "$model" "$np" '^e' "${args[@]}" --stats "$TMP/$model-$np.stats"; done
 done
 
 # resuming with another number of ranks (issue 15 item 4): 2 ranks for epoch 1, saved; then

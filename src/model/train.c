@@ -1746,25 +1746,25 @@ static void grouped_ready(void *arg, int li) {
     if (!g->st) g->st = kc_dist_progress();
 }
 
-/* the step's optimizer update, bucket by bucket as each one's reduction arrives */
+/* the step's optimizer update, bucket by bucket as each one's reduction arrives (no buckets:
+ * the blocking fold has run, every layer at once) */
 static kc_status grouped_update(kc_model *m, grouped *g) {
+    int all = kc_optimizer_needs_all_grads(m->opt), nb = g->nb ? g->nb : 1;
     kc_status st = KC_OK;
-    if (kc_optimizer_needs_all_grads(m->opt)) {
-        for (int k = 0; k < g->nb && !st; k++) st = kc_dist_bucket_wait(k);
-        if (!st) st = kc_model_optimizer_step_all(m);
-        return st;
-    }
-    for (int k = 0; k < g->nb && !st; k++) {
-        if ((st = kc_dist_bucket_wait(k))) break;
+    for (int k = 0; k < nb && !st; k++) {
+        if ((g->nb && (st = kc_dist_bucket_wait(k))) || all) continue;
         for (int i = 0; i < m->n_layers; i++) {
             kc_layer *l = m->layers[i];
-            if (g->bucket_of[i] == k && l->trainable_count && kc_model_layer_trained(m, i))
+            if ((!g->nb || g->bucket_of[i] == k) && l->trainable_count &&
+                kc_model_layer_trained(m, i))
                 kc_optimizer_update(m->opt, m->params, m->grads, l->param_offset,
                                     l->trainable_count);
         }
     }
-    if (!st) kc_optimizer_finish_step(m->opt);
-    return st;
+    if (st) return st;
+    if (all) return kc_model_optimizer_step_all(m); /* clipping by a norm, Lamb */
+    kc_optimizer_finish_step(m->opt);
+    return KC_OK;
 }
 
 /* one training step on the b rows order[0..b) in row groups; returns the batch's loss (NaN or
@@ -1844,24 +1844,9 @@ static double grouped_step(kc_model *m, const kc_dataset *ds, const int64_t *ord
         at += g->vals_of[r];
     }
     if (gs && !st) st = gs;
-    if (!st && isfinite(loss)) {
-        if (overlap) {
-            if (!(st = grouped_update(m, g))) /* every bucket is back */
-                grouped_move_stats(m, n_groups);
-        } else if (!(st = kc_dist_fold(g->items, g->items_of, m->n_params, m->grads))) {
-            grouped_move_stats(m, n_groups);
-            if (kc_optimizer_needs_all_grads(m->opt)) {
-                st = kc_model_optimizer_step_all(m);
-            } else {
-                for (int i = 0; i < m->n_layers; i++) {
-                    kc_layer *l = m->layers[i];
-                    if (l->param_count && l->trainable_count && kc_model_layer_trained(m, i))
-                        kc_optimizer_update(m->opt, m->params, m->grads, l->param_offset,
-                                            l->trainable_count);
-                }
-                kc_optimizer_finish_step(m->opt);
-            }
-        }
+    if (!st && isfinite(loss)) { /* the moving statistics once every bucket is back */
+        if (!overlap) st = kc_dist_fold(g->items, g->items_of, m->n_params, m->grads);
+        if (!st && !(st = grouped_update(m, g))) grouped_move_stats(m, n_groups);
     }
     if (overlap) { /* no request outlives the step, on the error paths too */
         kc_status fs = kc_dist_buckets_finish();
